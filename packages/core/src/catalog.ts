@@ -1,0 +1,234 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
+import { describeAjvErrors } from './config.js';
+import { CatalogError } from './errors.js';
+import type { Resources } from './types.js';
+
+/** The OSB plan object, as served by `GET /v2/catalog`. */
+export interface OsbPlan {
+  id: string;
+  name: string;
+  description: string;
+  free?: boolean;
+  bindable?: boolean;
+  metadata?: Record<string, unknown>;
+  schemas?: {
+    service_instance?: {
+      create?: { parameters?: Record<string, unknown> };
+      update?: { parameters?: Record<string, unknown> };
+    };
+    service_binding?: { create?: { parameters?: Record<string, unknown> } };
+  };
+}
+
+/** The OSB service offering object, as served by `GET /v2/catalog`. */
+export interface OsbService {
+  id: string;
+  name: string;
+  description: string;
+  bindable: boolean;
+  plan_updateable?: boolean;
+  instances_retrievable?: boolean;
+  bindings_retrievable?: boolean;
+  tags?: string[];
+  metadata?: Record<string, unknown>;
+  plans: OsbPlan[];
+}
+
+/** What the platform needs to know about a plan beyond OSB: its size and shape. */
+export interface PlanSizing {
+  resources: Resources;
+  /** Replicas when the user does not ask for a number. */
+  replicas: number;
+}
+
+export interface ServiceRuntime {
+  /** Image built offline by `sf images build`. */
+  image: string;
+  /** The same service from an upstream registry, for sites that have one. */
+  upstreamImage?: string;
+  port: number;
+  protocol: 'tcp' | 'http';
+  volumePath: string;
+  env: Record<string, string>;
+  adminUser: string;
+  /** Environment variable through which the container receives the admin password. */
+  adminPasswordEnv: string;
+  /** A command run inside the container; exit 0 means ready. */
+  readiness: { exec: string[]; timeoutSeconds: number };
+  stopSignal?: string;
+}
+
+export interface ServiceBindingRecipe {
+  /** Which broker driver talks to the service: it runs `create`/`drop` as the admin. */
+  driver: 'postgres';
+  /** Database binding users get rights on and connect to. */
+  database: string;
+  /** Statements with `{{username}}`, `{{password}}`, `{{database}}` placeholders. */
+  create: string[];
+  drop: string[];
+  /** URI scheme of the returned `uri` credential. */
+  uriScheme: string;
+}
+
+export interface ServiceImageRecipe {
+  /** Docker build context, relative to the entry's folder. */
+  context: string;
+  /** Tag the build produces; equals `runtime.image`. */
+  tag: string;
+}
+
+export interface CatalogEntry {
+  osb: OsbService;
+  plans: Record<string, PlanSizing>;
+  runtime: ServiceRuntime;
+  binding: ServiceBindingRecipe;
+  image: ServiceImageRecipe;
+  /** Folder the entry was loaded from. */
+  dir: string;
+}
+
+const resources = {
+  type: 'object',
+  required: ['cpuMillis', 'memoryMb', 'diskMb'],
+  additionalProperties: false,
+  properties: {
+    cpuMillis: { type: 'integer', minimum: 1 },
+    memoryMb: { type: 'integer', minimum: 1 },
+    diskMb: { type: 'integer', minimum: 1 },
+  },
+};
+
+const entrySchema = {
+  type: 'object',
+  required: ['osb', 'plans', 'runtime', 'binding', 'image'],
+  additionalProperties: false,
+  properties: {
+    $comment: { type: 'string' },
+    osb: {
+      type: 'object',
+      required: ['id', 'name', 'description', 'bindable', 'plans'],
+      properties: {
+        id: { type: 'string', minLength: 1 },
+        name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]*$' },
+        description: { type: 'string' },
+        bindable: { type: 'boolean' },
+        plans: {
+          type: 'array',
+          minItems: 1,
+          items: {
+            type: 'object',
+            required: ['id', 'name', 'description'],
+            properties: { id: { type: 'string' }, name: { type: 'string' }, description: { type: 'string' } },
+          },
+        },
+      },
+    },
+    plans: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        required: ['resources', 'replicas'],
+        additionalProperties: false,
+        properties: { resources, replicas: { type: 'integer', minimum: 1, maximum: 9 } },
+      },
+    },
+    runtime: {
+      type: 'object',
+      required: ['image', 'port', 'protocol', 'volumePath', 'env', 'adminUser', 'adminPasswordEnv', 'readiness'],
+      additionalProperties: false,
+      properties: {
+        image: { type: 'string', minLength: 1 },
+        upstreamImage: { type: 'string' },
+        port: { type: 'integer', minimum: 1, maximum: 65535 },
+        protocol: { enum: ['tcp', 'http'] },
+        volumePath: { type: 'string', pattern: '^/' },
+        env: { type: 'object', additionalProperties: { type: 'string' } },
+        adminUser: { type: 'string', minLength: 1 },
+        adminPasswordEnv: { type: 'string', minLength: 1 },
+        readiness: {
+          type: 'object',
+          required: ['exec', 'timeoutSeconds'],
+          additionalProperties: false,
+          properties: {
+            exec: { type: 'array', minItems: 1, items: { type: 'string' } },
+            timeoutSeconds: { type: 'integer', minimum: 1 },
+          },
+        },
+        stopSignal: { type: 'string' },
+      },
+    },
+    binding: {
+      type: 'object',
+      required: ['driver', 'database', 'create', 'drop', 'uriScheme'],
+      additionalProperties: false,
+      properties: {
+        driver: { enum: ['postgres'] },
+        database: { type: 'string', pattern: '^[a-z_][a-z0-9_]*$' },
+        create: { type: 'array', items: { type: 'string' } },
+        drop: { type: 'array', items: { type: 'string' } },
+        uriScheme: { type: 'string' },
+      },
+    },
+    image: {
+      type: 'object',
+      required: ['context', 'tag'],
+      additionalProperties: false,
+      properties: { context: { type: 'string' }, tag: { type: 'string' } },
+    },
+  },
+};
+
+const validateEntry = new Ajv({ allErrors: true, strict: false }).compile(entrySchema);
+
+/** `services-catalog/` of this checkout, unless `SF_CATALOG_DIR` names another. */
+export function defaultCatalogDir(): string {
+  return process.env.SF_CATALOG_DIR ?? resolve(fileURLToPath(import.meta.url), '../../../../services-catalog');
+}
+
+export class Catalog {
+  readonly entries: readonly CatalogEntry[];
+
+  constructor(entries: readonly CatalogEntry[]) {
+    this.entries = Object.freeze([...entries]);
+  }
+
+  /** Loads and validates every `<dir>/<service>/service.json`. */
+  static async load(dir: string = defaultCatalogDir()): Promise<Catalog> {
+    const entries: CatalogEntry[] = [];
+    const names = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
+    for (const name of names.sort()) {
+      const file = join(dir, name, 'service.json');
+      let raw: unknown;
+      try {
+        raw = JSON.parse(await readFile(file, 'utf8'));
+      } catch (error) {
+        throw new CatalogError(`cannot read ${file}: ${(error as Error).message}`);
+      }
+      if (!validateEntry(raw)) {
+        throw new CatalogError(`${file}: ${describeAjvErrors(validateEntry.errors).join('; ')}`);
+      }
+      const entry = { ...(raw as Omit<CatalogEntry, 'dir'>), dir: join(dir, name) };
+      for (const plan of entry.osb.plans) {
+        if (!entry.plans[plan.name]) throw new CatalogError(`${file}: plan ${plan.name} has no sizing under "plans"`);
+      }
+      entries.push(entry);
+    }
+    return new Catalog(entries);
+  }
+
+  byServiceId(serviceId: string): CatalogEntry | undefined {
+    return this.entries.find((e) => e.osb.id === serviceId);
+  }
+
+  byServiceName(name: string): CatalogEntry | undefined {
+    return this.entries.find((e) => e.osb.name === name);
+  }
+
+  /** The OSB catalog document. */
+  osbCatalog(): { services: OsbService[] } {
+    return { services: this.entries.map((e) => e.osb) };
+  }
+}

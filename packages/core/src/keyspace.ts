@@ -1,0 +1,123 @@
+/**
+ * The only place that knows etcd key names. Every key lives under one root so that one
+ * etcd can serve several clusters (and tests can run side by side).
+ *
+ * docs/keyspace.md lists every key with its writer, readers and lifetime.
+ */
+
+const segment = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Ids and names used inside keys: no slashes, nothing that could escape a prefix. */
+export function isKeySegment(value: string): boolean {
+  return segment.test(value);
+}
+
+function check(value: string, what: string): string {
+  if (!isKeySegment(value)) throw new TypeError(`${what} ${JSON.stringify(value)} is not a valid key segment`);
+  return value;
+}
+
+export function replicaId(instanceId: string, ordinal: number): string {
+  return `${instanceId}/${ordinal}`;
+}
+
+export class Keyspace {
+  readonly root: string;
+
+  /** @param root key prefix without trailing slash, e.g. `/sf` */
+  constructor(root = '/sf') {
+    if (!/^\/[A-Za-z0-9/_.-]*[A-Za-z0-9_.-]$/.test(root)) throw new TypeError(`bad keyspace root ${root}`);
+    this.root = root;
+  }
+
+  nodes(): string {
+    return `${this.root}/nodes/`;
+  }
+  node(name: string): string {
+    return `${this.nodes()}${check(name, 'node')}`;
+  }
+  allocations(): string {
+    return `${this.root}/allocations/`;
+  }
+  allocation(node: string): string {
+    return `${this.allocations()}${check(node, 'node')}`;
+  }
+  nodeLock(node: string): string {
+    return `${this.root}/locks/nodes/${check(node, 'node')}`;
+  }
+
+  instances(): string {
+    return `${this.root}/instances/`;
+  }
+  instance(id: string): string {
+    return `${this.instances()}${check(id, 'instance id')}`;
+  }
+  secret(instanceId: string): string {
+    return `${this.root}/secrets/${check(instanceId, 'instance id')}`;
+  }
+  routerPort(port: number): string {
+    return `${this.root}/router-ports/${port}`;
+  }
+
+  placements(): string {
+    return `${this.root}/placements/`;
+  }
+  instancePlacements(instanceId: string): string {
+    return `${this.placements()}${check(instanceId, 'instance id')}/`;
+  }
+  placement(instanceId: string, ordinal: number): string {
+    return `${this.instancePlacements(instanceId)}${ordinal}`;
+  }
+
+  nodeAssignments(node: string): string {
+    return `${this.root}/assignments/${check(node, 'node')}/`;
+  }
+  assignment(node: string, instanceId: string, ordinal: number): string {
+    return `${this.nodeAssignments(node)}${check(instanceId, 'instance id')}/${ordinal}`;
+  }
+
+  statuses(): string {
+    return `${this.root}/status/`;
+  }
+  instanceStatuses(instanceId: string): string {
+    return `${this.statuses()}${check(instanceId, 'instance id')}/`;
+  }
+  status(instanceId: string, ordinal: number): string {
+    return `${this.instanceStatuses(instanceId)}${ordinal}`;
+  }
+
+  primaries(): string {
+    return `${this.root}/primary/`;
+  }
+  primary(instanceId: string): string {
+    return `${this.primaries()}${check(instanceId, 'instance id')}`;
+  }
+
+  routes(): string {
+    return `${this.root}/routes/`;
+  }
+  route(instanceId: string): string {
+    return `${this.routes()}${check(instanceId, 'instance id')}`;
+  }
+
+  instanceBindings(instanceId: string): string {
+    return `${this.root}/bindings/${check(instanceId, 'instance id')}/`;
+  }
+  binding(instanceId: string, bindingId: string): string {
+    return `${this.instanceBindings(instanceId)}${check(bindingId, 'binding id')}`;
+  }
+
+  events(): string {
+    return `${this.root}/events/`;
+  }
+  /** Event keys sort by time: a zero-padded millisecond timestamp plus a tie-breaker. */
+  event(atMs: number, tieBreaker: string): string {
+    return `${this.events()}${String(atMs).padStart(15, '0')}-${check(tieBreaker, 'event id')}`;
+  }
+
+  /** The last path segment(s) of `key` below `prefix`, split on `/`. */
+  static tail(prefix: string, key: string): string[] {
+    if (!key.startsWith(prefix)) throw new TypeError(`${key} is not under ${prefix}`);
+    return key.slice(prefix.length).split('/');
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The records stored in etcd. Every value is JSON; the key layout lives in keyspace.ts.
+ * docs/keyspace.md describes who writes and who reads each record.
+ */
+
+/** Resources a replica asks for and a node offers. cpu in millicores. */
+export interface Resources {
+  cpuMillis: number;
+  memoryMb: number;
+  diskMb: number;
+}
+
+/** Written by an agent under its lease: the node is alive while this key exists. */
+export interface NodeRecord {
+  name: string;
+  /** Address containers publish their ports on; the router connects here. */
+  address: string;
+  capacity: Resources;
+  labels: Record<string, string>;
+  startedAt: string;
+}
+
+/** One reserved replica on a node, as recorded in the node's allocation. */
+export interface AllocatedReplica {
+  instanceId: string;
+  ordinal: number;
+  resources: Resources;
+}
+
+/**
+ * The node's allocation ledger: which replicas hold how much of its capacity. Written only
+ * by transactions that compare its mod revision, so concurrent schedulers cannot
+ * over-commit a node (I5).
+ */
+export interface NodeAllocation {
+  node: string;
+  /** Keyed by `<instanceId>/<ordinal>`. */
+  replicas: Record<string, AllocatedReplica>;
+}
+
+export type InstancePhase = 'provisioning' | 'ready' | 'deprovisioning' | 'failed';
+export type OperationType = 'provision' | 'deprovision' | 'update';
+export type OperationState = 'in progress' | 'succeeded' | 'failed';
+
+export interface OperationRecord {
+  id: string;
+  type: OperationType;
+  state: OperationState;
+  description: string;
+  startedAt: string;
+}
+
+/** Desired state of a service instance, written by the broker. */
+export interface InstanceRecord {
+  id: string;
+  /** Human name from the platform context (CF `instance_name`), unique among live instances. */
+  name: string;
+  serviceId: string;
+  planId: string;
+  serviceName: string;
+  planName: string;
+  parameters: Record<string, unknown>;
+  replicas: number;
+  resources: Resources;
+  /** Port the router listens on for this instance. */
+  routerPort: number;
+  context: Record<string, unknown>;
+  createdAt: string;
+  phase: InstancePhase;
+  message: string;
+  operation: OperationRecord;
+}
+
+/** The instance's admin credentials, read by agents (container env) and the broker (bindings). */
+export interface InstanceSecret {
+  adminUser: string;
+  adminPassword: string;
+}
+
+/** Which node holds a replica; written in the same transaction as the assignment. */
+export interface PlacementRecord {
+  instanceId: string;
+  ordinal: number;
+  node: string;
+  placedAt: string;
+  scheduler: string;
+}
+
+export type DesiredReplicaState = 'running' | 'removed';
+
+/** What a node's agent must run; the agent watches its own prefix. */
+export interface AssignmentRecord {
+  instanceId: string;
+  ordinal: number;
+  serviceName: string;
+  planName: string;
+  resources: Resources;
+  desired: DesiredReplicaState;
+}
+
+export type ReplicaState = 'creating' | 'starting' | 'running' | 'failed' | 'removing';
+
+/** Actual state of a replica, written by its agent under the node lease. */
+export interface ReplicaStatus {
+  instanceId: string;
+  ordinal: number;
+  node: string;
+  state: ReplicaState;
+  /** Where the service answers (node address and published port), once running. */
+  host?: string;
+  port?: number;
+  containerId?: string;
+  message: string;
+  updatedAt: string;
+}
+
+/** The current primary of an instance. The key's mod revision is the epoch (fencing token). */
+export interface PrimaryRecord {
+  instanceId: string;
+  ordinal: number;
+  node: string;
+  host: string;
+  port: number;
+  electedAt: string;
+}
+
+export type RouteProtocol = 'tcp' | 'http';
+
+/** What the router serves for an instance. */
+export interface RouteRecord {
+  instanceId: string;
+  protocol: RouteProtocol;
+  /** TCP: the router's listen port. */
+  port: number;
+  /** HTTP: the Host header routed to this instance. */
+  hostname?: string;
+  target: { host: string; port: number };
+  /** Mod revision of the primary key when this route was written. */
+  epoch: number;
+}
+
+export interface BindingRecord {
+  id: string;
+  instanceId: string;
+  name: string;
+  username: string;
+  password: string;
+  createdAt: string;
+  context: Record<string, unknown>;
+  parameters: Record<string, unknown>;
+}
+
+export interface EventRecord {
+  at: string;
+  kind: string;
+  message: string;
+  instanceId?: string;
+  node?: string;
+  source: string;
+}
