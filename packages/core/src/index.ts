@@ -8,6 +8,7 @@ export * from './events.js';
 export * from './keyspace.js';
 export * from './logger.js';
 export * from './net.js';
+export * from './process-main.js';
 export * from './resources.js';
 export * from './types.js';
 export * from './wait.js';

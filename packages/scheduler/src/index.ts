@@ -1,0 +1,11 @@
+export { checkPlacements, type PlacementViolation } from './checker.js';
+export { ClusterState } from './cluster-state.js';
+export { compileSchedulerConfig, type SchedulerConfig } from './config.js';
+export { Controller } from './controller.js';
+export { fitsCapacity, spreadsReplicas } from './placement/filters.js';
+export { describeRejections, rankNodes } from './placement/rank.js';
+export { leastAllocated } from './placement/scores.js';
+export type { NodeCandidate, PendingReplica } from './placement/types.js';
+export { release, reserve } from './reserve.js';
+export { Scheduler } from './scheduler.js';
+export { type RunningScheduler, startScheduler } from './service.js';

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  type AssignmentRecord,
+  type InstanceRecord,
+  json,
+  type NodeAllocation,
+  type PlacementRecord,
+  type PrimaryRecord,
+  type ReplicaStatus,
+  type RouteRecord,
+  readJson,
+  readPrefix,
+  waitFor,
+} from '@service-foundry/core';
+import { type RunningScheduler, startScheduler } from '../src/index.js';
+import { type EtcdFixture, etcdFixture, instanceRecord, registerNode } from './helpers.js';
+
+describe('controller: provision to a routed primary, then teardown', () => {
+  let f: EtcdFixture;
+  let scheduler: RunningScheduler;
+  before(async () => {
+    f = await etcdFixture();
+    scheduler = await startScheduler({
+      etcdEndpoints: [f.etcd.endpoint],
+      keyspaceRoot: f.keys.root,
+      intervalMs: 100,
+      name: 'ctl',
+    });
+  });
+  after(async () => {
+    await scheduler.stop();
+    await f.close();
+  });
+
+  it('elects the running replica, publishes its route at the primary epoch, and marks the instance ready', async () => {
+    const leaseId = await registerNode(f, 'node-a', { cpuMillis: 1000, memoryMb: 1000, diskMb: 1000 });
+    await f.client
+      .put(f.keys.instance('pg1'))
+      .value(json(instanceRecord('pg1', 1, { cpuMillis: 100, memoryMb: 100, diskMb: 100 }, 40123)))
+      .exec();
+    const assignment = await waitFor(
+      () => readJson<AssignmentRecord>(f.client, f.keys.assignment('node-a', 'pg1', 0)),
+      {
+        description: 'assignment on node-a',
+      },
+    );
+    assert.equal(assignment.value.desired, 'running');
+    // What the agent does once the container answers:
+    const status: ReplicaStatus = {
+      instanceId: 'pg1',
+      ordinal: 0,
+      node: 'node-a',
+      state: 'running',
+      host: '127.0.0.9',
+      port: 5555,
+      message: 'ready',
+      updatedAt: new Date().toISOString(),
+    };
+    await f.client.put(f.keys.status('pg1', 0)).value(json(status)).lease(leaseId).exec();
+    const ready = await waitFor(
+      async () => {
+        const instance = await readJson<InstanceRecord>(f.client, f.keys.instance('pg1'));
+        return instance?.value.phase === 'ready' ? instance.value : undefined;
+      },
+      { description: 'pg1 ready' },
+    );
+    assert.equal(ready.operation.state, 'succeeded');
+    const primary = await readJson<PrimaryRecord>(f.client, f.keys.primary('pg1'));
+    const route = await readJson<RouteRecord>(f.client, f.keys.route('pg1'));
+    assert.ok(primary && route);
+    assert.deepEqual(route.value.target, { host: '127.0.0.9', port: 5555 });
+    assert.equal(route.value.port, 40123);
+    assert.equal(route.value.epoch, Number(primary.modRevision), 'the route carries the primary key revision as epoch');
+  });
+
+  it('on deprovision, asks the agent to remove the replica, then frees capacity and deletes every record', async () => {
+    const instance = await readJson<InstanceRecord>(f.client, f.keys.instance('pg1'));
+    assert.ok(instance);
+    await f.client
+      .put(f.keys.instance('pg1'))
+      .value(
+        json({
+          ...instance.value,
+          phase: 'deprovisioning',
+          operation: { ...instance.value.operation, type: 'deprovision', state: 'in progress' },
+        }),
+      )
+      .exec();
+    const key = f.keys.assignment('node-a', 'pg1', 0);
+    await waitFor(async () => (await readJson<AssignmentRecord>(f.client, key))?.value.desired === 'removed', {
+      description: 'assignment marked removed',
+    });
+    assert.equal(await readJson(f.client, f.keys.route('pg1')), undefined, 'route withdrawn before removal');
+    assert.equal(
+      await readJson(f.client, f.keys.instance('pg1')).then((i) => i !== undefined),
+      true,
+      'instance kept until the agent confirms',
+    );
+    // The agent confirms removal by deleting its status and the assignment.
+    await f.client.delete().key(f.keys.status('pg1', 0)).exec();
+    await f.client.delete().key(key).exec();
+    await waitFor(async () => (await readJson(f.client, f.keys.instance('pg1'))) === undefined, {
+      description: 'pg1 deleted',
+    });
+    const allocation = await readJson<NodeAllocation>(f.client, f.keys.allocation('node-a'));
+    assert.deepEqual(allocation?.value.replicas, {});
+    assert.equal((await readPrefix<PlacementRecord>(f.client, f.keys.placements())).items.size, 0);
+    assert.equal(await readJson(f.client, f.keys.secret('pg1')), undefined);
+    assert.equal(await readJson(f.client, f.keys.primary('pg1')), undefined);
+  });
+
+  it('marks a provision failed when its replica fails, with the reason', async () => {
+    const leaseId = await registerNode(f, 'node-b', { cpuMillis: 1000, memoryMb: 1000, diskMb: 1000 });
+    await f.client
+      .put(f.keys.instance('bad1'))
+      .value(json({ ...instanceRecord('bad1', 1, { cpuMillis: 1, memoryMb: 1, diskMb: 1 }, 40124) }))
+      .exec();
+    const placement = await waitFor(() => readJson<PlacementRecord>(f.client, f.keys.placement('bad1', 0)), {
+      description: 'bad1 placed',
+    });
+    const status: ReplicaStatus = {
+      instanceId: 'bad1',
+      ordinal: 0,
+      node: placement.value.node,
+      state: 'failed',
+      message: 'image X not found',
+      updatedAt: new Date().toISOString(),
+    };
+    await f.client.put(f.keys.status('bad1', 0)).value(json(status)).lease(leaseId).exec();
+    const failed = await waitFor(
+      async () => {
+        const instance = await readJson<InstanceRecord>(f.client, f.keys.instance('bad1'));
+        return instance?.value.phase === 'failed' ? instance.value : undefined;
+      },
+      { description: 'bad1 failed' },
+    );
+    assert.equal(failed.operation.state, 'failed');
+    assert.match(failed.operation.description, /image X not found/);
+  });
+});
