@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ProcessError } from './errors.js';
 import { freePort } from './net.js';
 import { waitFor } from './wait.js';
@@ -35,7 +35,9 @@ export async function startEtcd(options: EtcdProcessOptions): Promise<EtcdProces
   const clientPort = options.clientPort ?? (await freePort());
   const peerPort = options.peerPort ?? (await freePort());
   const endpoint = `http://127.0.0.1:${clientPort}`;
-  const log = await open(options.logFile ?? join(options.dataDir, 'etcd.log'), 'a');
+  const logFile = options.logFile ?? join(options.dataDir, 'etcd.log');
+  await mkdir(dirname(logFile), { recursive: true, mode: 0o700 });
+  const log = await open(logFile, 'a');
   const child = spawn(
     options.binary ?? 'etcd',
     [

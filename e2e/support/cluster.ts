@@ -1,0 +1,137 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+
+const run = promisify(execFile);
+const cliMain = resolve(import.meta.dirname, '../../packages/cli/dist/main.js');
+
+export interface SfResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface TestCluster {
+  home: string;
+  clusterId: string;
+  broker: { url: string; username: string; password: string };
+  routerPorts: { min: number; max: number };
+  sf(...args: string[]): Promise<SfResult>;
+  /** `sf down --purge`, then checks nothing labelled with this cluster is left. */
+  destroy(): Promise<void>;
+}
+
+export const docker = new Docker();
+
+/**
+ * A whole platform from the CLI, as a user starts it: `sf up` in a fresh state folder with
+ * its own router port range, so test files can run side by side.
+ */
+export async function startCluster(nodes = 3): Promise<TestCluster> {
+  const home = await mkdtemp(join(tmpdir(), 'sf-e2e-'));
+  const base = 41000 + Math.floor(Math.random() * 200) * 100;
+  const routerPorts = { min: base, max: base + 99 };
+  const sf = async (...args: string[]): Promise<SfResult> => {
+    try {
+      const { stdout, stderr } = await run(process.execPath, [cliMain, ...args], {
+        env: { ...process.env, SF_HOME: home },
+        maxBuffer: 16 * 1024 * 1024,
+        timeout: 600_000,
+      });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const e = error as { code?: number; stdout?: string; stderr?: string };
+      return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    }
+  };
+  const upResult = await sf(
+    'up',
+    '--random-ports',
+    '--nodes',
+    String(nodes),
+    '--router-ports',
+    `${routerPorts.min}-${routerPorts.max}`,
+  );
+  const cluster = JSON.parse(await readFile(join(home, 'cluster.json'), 'utf8').catch(() => '{}')) as {
+    clusterId?: string;
+  };
+  const destroy = async () => {
+    const down = await sf('down', '--purge');
+    await rm(home, { recursive: true, force: true });
+    if (down.code !== 0) throw new Error(`sf down --purge failed: ${down.stderr}`);
+    if (cluster.clusterId) {
+      const left = await docker.listContainers({
+        all: true,
+        filters: JSON.stringify({ label: [`sf.cluster=${cluster.clusterId}`] }),
+      });
+      if (left.length) throw new Error(`containers left behind: ${left.map((c) => c.Id).join(', ')}`);
+    }
+  };
+  if (upResult.code !== 0) {
+    const logs = await readFile(join(home, 'logs', 'broker.log'), 'utf8').catch(() => '');
+    await destroy().catch(() => undefined);
+    throw new Error(`sf up failed (${upResult.code}): ${upResult.stderr}\n${logs.slice(-2000)}`);
+  }
+  const target = JSON.parse(await readFile(join(home, 'cli.json'), 'utf8')) as TestCluster['broker'];
+  return { home, clusterId: cluster.clusterId ?? '', broker: target, routerPorts, sf, destroy };
+}
+
+/** Runs SQL with the real psql client; returns rows as tab-separated lines. */
+export async function psql(uri: string, sql: string): Promise<{ ok: boolean; out: string; err: string }> {
+  try {
+    const { stdout, stderr } = await run(
+      'psql',
+      [uri, '-X', '-q', '-A', '-t', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', sql],
+      {
+        timeout: 30_000,
+        env: { ...process.env, PGCONNECT_TIMEOUT: '10' },
+      },
+    );
+    return { ok: true, out: stdout.trim(), err: stderr };
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string };
+    return { ok: false, out: e.stdout ?? '', err: e.stderr ?? '' };
+  }
+}
+
+/** An OSB request as another platform would send it. */
+export async function osb(
+  cluster: TestCluster,
+  method: string,
+  path: string,
+  options: {
+    body?: unknown;
+    rawBody?: string;
+    headers?: Record<string, string>;
+    auth?: string | null;
+    version?: string | null;
+  } = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const auth = options.auth === undefined ? `${cluster.broker.username}:${cluster.broker.password}` : options.auth;
+  const headers: Record<string, string> = { ...options.headers };
+  if (auth !== null) headers.authorization = `Basic ${Buffer.from(auth).toString('base64')}`;
+  if (options.version !== null) headers['x-broker-api-version'] = options.version ?? '2.17';
+  let body: string | undefined;
+  if (options.rawBody !== undefined) body = options.rawBody;
+  else if (options.body !== undefined) body = JSON.stringify(options.body);
+  if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json';
+  const res = await fetch(new URL(path, cluster.broker.url), {
+    method,
+    headers,
+    ...(body === undefined ? {} : { body }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+export async function containersOf(instanceId: string): Promise<Docker.ContainerInfo[]> {
+  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`sf.instance=${instanceId}`] }) });
+}
+
+export async function volumesOf(instanceId: string): Promise<string[]> {
+  const { Volumes } = await docker.listVolumes({ filters: JSON.stringify({ label: [`sf.instance=${instanceId}`] }) });
+  return (Volumes ?? []).map((v) => v.Name);
+}

@@ -1,0 +1,119 @@
+import {
+  type Etcd3,
+  Keyspace,
+  type Logger,
+  type MirrorChange,
+  PrefixMirror,
+  replicaId,
+  type Versioned,
+} from '@service-foundry/core';
+import { type NodeIdentity, nodeLabels, type ReplicaRef, replicaFromLabels } from './container-spec.js';
+import type { DockerRuntime } from './docker-runtime.js';
+import { replicaFromKeyTail } from './records.js';
+import { ReplicaQueue } from './replica-queue.js';
+import type { StatusWriter } from './status-writer.js';
+
+export interface AssignmentWatcherDeps {
+  client: Etcd3;
+  keys: Keyspace;
+  docker: DockerRuntime;
+  statuses: StatusWriter;
+  identity: NodeIdentity;
+  log: Logger;
+  reconcileIntervalMs: number;
+  /** Reconciles one replica; never called twice at once for the same replica. */
+  reconcile: (ref: ReplicaRef, signal: AbortSignal) => Promise<void>;
+}
+
+function parseReplicaKey(key: string): ReplicaRef | undefined {
+  const [instanceId, ordinal] = key.split('/');
+  return instanceId && ordinal ? { instanceId, ordinal: Number(ordinal) } : undefined;
+}
+
+/**
+ * Watches this node's assignments and decides *when* replicas are reconciled: on every
+ * change of an assignment, and in a periodic full pass that also covers replicas known only
+ * from Docker (containers that lost their assignment) or from our own statuses.
+ */
+export class AssignmentWatcher {
+  readonly #deps: AssignmentWatcherDeps;
+  readonly #mirror: PrefixMirror<unknown>;
+  readonly #queue: ReplicaQueue;
+  #timer: NodeJS.Timeout | undefined;
+  #pass: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(deps: AssignmentWatcherDeps) {
+    this.#deps = deps;
+    this.#mirror = new PrefixMirror<unknown>(deps.client, deps.keys.nodeAssignments(deps.identity.node), deps.log);
+    this.#queue = new ReplicaQueue(async (key, signal) => {
+      const ref = parseReplicaKey(key);
+      if (ref) await deps.reconcile(ref, signal);
+    }, deps.log);
+  }
+
+  /** The assignment at the replica's key as last seen, undecoded values included. */
+  assignmentOf(ref: ReplicaRef): Versioned<unknown> | undefined {
+    return this.#mirror.items.get(this.#deps.keys.assignment(this.#deps.identity.node, ref.instanceId, ref.ordinal));
+  }
+
+  retryLater(ref: ReplicaRef, ms: number): void {
+    this.#queue.scheduleAfter(replicaId(ref.instanceId, ref.ordinal), ms);
+  }
+
+  /** Lists the assignments (first sync), then runs the first full pass and keeps watching. */
+  async start(): Promise<void> {
+    this.#mirror.on('change', (changes) => this.#onChanges(changes));
+    await this.#mirror.start();
+    this.#runPass();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#mirror.close();
+    await this.#pass;
+    await this.#queue.close();
+  }
+
+  #onChanges(changes: MirrorChange<unknown>[]): void {
+    for (const change of changes) {
+      const ref = replicaFromKeyTail(Keyspace.tail(this.#mirror.prefix, change.key));
+      if (!ref) {
+        this.#deps.log.warn({ key: change.key }, 'ignoring an assignment key that names no replica');
+        continue;
+      }
+      const desired = (change.current?.value as { desired?: unknown } | undefined)?.desired;
+      // Anything but "keep running" may cut short a readiness wait in progress.
+      this.#queue.schedule(replicaId(ref.instanceId, ref.ordinal), { interrupt: desired !== 'running' });
+    }
+  }
+
+  #runPass(): void {
+    if (this.#stopped) return;
+    this.#pass = this.#fullPass()
+      .catch((error: unknown) => this.#deps.log.warn({ err: error }, 'reconcile pass failed'))
+      .finally(() => {
+        if (this.#stopped) return;
+        this.#timer = setTimeout(() => this.#runPass(), this.#deps.reconcileIntervalMs);
+      });
+  }
+
+  async #fullPass(): Promise<void> {
+    const { docker, statuses, identity } = this.#deps;
+    await statuses.flushDirty();
+    const replicas = new Map<string, ReplicaRef>();
+    const add = (ref: ReplicaRef | undefined) => {
+      if (ref) replicas.set(replicaId(ref.instanceId, ref.ordinal), ref);
+    };
+    for (const key of this.#mirror.items.keys()) add(replicaFromKeyTail(Keyspace.tail(this.#mirror.prefix, key)));
+    for (const ref of statuses.known()) add(ref);
+    try {
+      for (const container of await docker.listContainers(nodeLabels(identity)))
+        add(replicaFromLabels(container.labels));
+    } catch (error) {
+      this.#deps.log.warn({ err: error }, 'cannot list containers; checking assigned replicas only');
+    }
+    for (const key of replicas.keys()) this.#queue.schedule(key);
+  }
+}

@@ -1,0 +1,226 @@
+import { DockerError } from '@service-foundry/core';
+import Docker from 'dockerode';
+import { demultiplex } from './docker-streams.js';
+
+/** What the agent needs to know about one container. */
+export interface ContainerState {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  running: boolean;
+  /** Docker's state word: created, running, exited, … */
+  status: string;
+  exitCode: number;
+  oomKilled: boolean;
+  /** Host ports by container port spec (`5432/tcp`). */
+  publishedPorts: Record<string, number>;
+}
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  running: boolean;
+}
+
+export interface ExecResult {
+  /** Null when the command did not finish before its deadline. */
+  exitCode: number | null;
+  output: string;
+}
+
+interface DockerodeError {
+  statusCode?: number;
+  json?: { message?: string } | null;
+  reason?: string;
+  message?: string;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as DockerodeError | undefined)?.statusCode;
+}
+
+function detailOf(error: unknown): string {
+  const e = error as DockerodeError | undefined;
+  return e?.json?.message ?? e?.reason ?? e?.message ?? String(error);
+}
+
+/**
+ * The agent's only door to the Docker Engine. Every failure becomes a DockerError naming
+ * the operation and the object, so a status message or log line says what went wrong where.
+ * "Already done" answers (404 on delete, 304 on start/stop) count as success: every
+ * operation here is safe to repeat.
+ */
+export class DockerRuntime {
+  readonly #docker: Docker;
+
+  constructor(readonly socketPath: string) {
+    this.#docker = new Docker({ socketPath });
+  }
+
+  async #call<T>(
+    operation: string,
+    target: string,
+    run: () => Promise<T>,
+    accept: number[] = [],
+  ): Promise<T | undefined> {
+    try {
+      return await run();
+    } catch (error) {
+      const status = statusOf(error);
+      if (status !== undefined && accept.includes(status)) return undefined;
+      const where = status === undefined ? ` (socket ${this.socketPath})` : ` (HTTP ${status})`;
+      throw new DockerError(`docker ${operation} ${target} failed${where}: ${detailOf(error)}`, { cause: error });
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.#call('ping', 'engine', () => this.#docker.ping());
+  }
+
+  async hasImage(reference: string): Promise<boolean> {
+    const info = await this.#call('inspect image', reference, () => this.#docker.getImage(reference).inspect(), [404]);
+    return info !== undefined;
+  }
+
+  /** The container with this name or id, or undefined when there is none. */
+  async inspectContainer(nameOrId: string): Promise<ContainerState | undefined> {
+    const info = await this.#call(
+      'inspect container',
+      nameOrId,
+      () => this.#docker.getContainer(nameOrId).inspect(),
+      [404],
+    );
+    if (!info) return undefined;
+    const publishedPorts: Record<string, number> = {};
+    for (const [spec, bindings] of Object.entries(info.NetworkSettings?.Ports ?? {})) {
+      const hostPort = Number(bindings?.[0]?.HostPort);
+      if (Number.isInteger(hostPort) && hostPort > 0) publishedPorts[spec] = hostPort;
+    }
+    return {
+      id: info.Id,
+      name: info.Name.replace(/^\//, ''),
+      labels: info.Config?.Labels ?? {},
+      running: info.State.Running,
+      status: info.State.Status,
+      exitCode: info.State.ExitCode,
+      oomKilled: info.State.OOMKilled,
+      publishedPorts,
+    };
+  }
+
+  /** Containers (running or not) carrying every one of `labels`. */
+  async listContainers(labels: Record<string, string>): Promise<ContainerSummary[]> {
+    const filters = { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
+    const list = await this.#call('list containers', JSON.stringify(labels), () =>
+      this.#docker.listContainers({ all: true, filters: JSON.stringify(filters) }),
+    );
+    return (list ?? []).map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+      labels: c.Labels ?? {},
+      running: c.State === 'running',
+    }));
+  }
+
+  /** Names of volumes carrying every one of `labels`. */
+  async listVolumes(labels: Record<string, string>): Promise<string[]> {
+    const filters = { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
+    const res = await this.#call('list volumes', JSON.stringify(labels), () =>
+      this.#docker.listVolumes({ filters: JSON.stringify(filters) }),
+    );
+    return (res?.Volumes ?? []).map((v) => v.Name);
+  }
+
+  async volumeExists(name: string): Promise<boolean> {
+    return (
+      (await this.#call('inspect volume', name, () => this.#docker.getVolume(name).inspect(), [404])) !== undefined
+    );
+  }
+
+  /** Creates the named volume unless it exists; an existing volume (and its data) is kept as is. */
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
+    if (await this.volumeExists(name)) return;
+    await this.#call('create volume', name, () => this.#docker.createVolume({ Name: name, Labels: labels }));
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await this.#call('remove volume', name, () => this.#docker.getVolume(name).remove(), [404]);
+  }
+
+  /** Creates a container; when one with the same name already exists, returns its id instead. */
+  async createContainer(options: Docker.ContainerCreateOptions): Promise<string> {
+    const name = options.name ?? '(unnamed)';
+    try {
+      const container = await this.#docker.createContainer(options);
+      return container.id;
+    } catch (error) {
+      if (statusOf(error) === 409 && options.name) {
+        const existing = await this.inspectContainer(options.name);
+        if (existing) return existing.id;
+      }
+      throw new DockerError(`docker create container ${name} failed: ${detailOf(error)}`, { cause: error });
+    }
+  }
+
+  async startContainer(id: string): Promise<void> {
+    await this.#call('start container', id, () => this.#docker.getContainer(id).start(), [304]);
+  }
+
+  /** Stops gracefully (the container's stop signal), killing after `timeoutSeconds`. */
+  async stopContainer(id: string, timeoutSeconds: number): Promise<void> {
+    await this.#call('stop container', id, () => this.#docker.getContainer(id).stop({ t: timeoutSeconds }), [304, 404]);
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    await this.#call('remove container', id, () => this.#docker.getContainer(id).remove({ force: true }), [404]);
+  }
+
+  /** The last `lines` lines of the container's stdout and stderr. */
+  async logsTail(id: string, lines: number): Promise<string> {
+    const raw = await this.#call('read logs of', id, () =>
+      this.#docker.getContainer(id).logs({ stdout: true, stderr: true, tail: lines, follow: false }),
+    );
+    return raw ? demultiplex(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw))) : '';
+  }
+
+  /**
+   * Runs `cmd` inside a running container and waits for it, at most `timeoutMs`.
+   * A command still running at the deadline is abandoned (exitCode null); Docker offers no
+   * way to kill an exec, and readiness probes are short anyway.
+   */
+  async exec(id: string, cmd: string[], timeoutMs: number): Promise<ExecResult> {
+    const target = `${cmd[0] ?? ''} in ${id}`;
+    const exec = await this.#call('create exec', target, () =>
+      this.#docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true }),
+    );
+    if (!exec) throw new DockerError(`docker create exec ${target} returned nothing`);
+    const stream = await this.#call('start exec', target, () => exec.start({ hijack: true, stdin: false }));
+    if (!stream) throw new DockerError(`docker start exec ${target} returned nothing`);
+    const chunks: Buffer[] = [];
+    const finished = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.once('end', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      stream.once('error', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    const output = demultiplex(Buffer.concat(chunks));
+    if (!finished) {
+      (stream as unknown as { destroy?: () => void }).destroy?.();
+      return { exitCode: null, output };
+    }
+    // The stream ends when the process closes its output; its exit code follows shortly.
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const info = await this.#call('inspect exec', target, () => exec.inspect());
+      if (info && !info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode, output };
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return { exitCode: null, output };
+  }
+}

@@ -1,0 +1,43 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { ServiceRuntime } from '@service-foundry/core';
+import type { DockerRuntime, ExecResult } from './docker-runtime.js';
+
+export type ReadinessOutcome =
+  | { kind: 'ready' }
+  | { kind: 'exited'; exitCode: number; oomKilled: boolean }
+  | { kind: 'timeout'; lastExitCode: number | null; lastOutput: string };
+
+/** Pause between readiness attempts: short, since services start in about a second. */
+const attemptIntervalMs = 250;
+/** One attempt may not take longer than this, whatever the overall deadline. */
+const attemptTimeoutMs = 10_000;
+
+/**
+ * Runs the service's readiness command inside the container until it exits 0, the
+ * container stops, or `timeoutSeconds` pass. Throws when `signal` aborts.
+ */
+export async function awaitReadiness(
+  docker: DockerRuntime,
+  containerId: string,
+  readiness: ServiceRuntime['readiness'],
+  signal: AbortSignal,
+): Promise<ReadinessOutcome> {
+  const deadline = Date.now() + readiness.timeoutSeconds * 1000;
+  let last: ExecResult = { exitCode: null, output: '' };
+  for (;;) {
+    signal.throwIfAborted();
+    const remaining = Math.max(1000, Math.min(attemptTimeoutMs, deadline - Date.now()));
+    try {
+      last = await docker.exec(containerId, readiness.exec, remaining);
+    } catch (error) {
+      // Exec fails while the container is stopping or gone; the state check below says which.
+      last = { exitCode: null, output: (error as Error).message };
+    }
+    if (last.exitCode === 0) return { kind: 'ready' };
+    const state = await docker.inspectContainer(containerId);
+    if (!state?.running)
+      return { kind: 'exited', exitCode: state?.exitCode ?? -1, oomKilled: state?.oomKilled ?? false };
+    if (Date.now() >= deadline) return { kind: 'timeout', lastExitCode: last.exitCode, lastOutput: last.output };
+    await delay(attemptIntervalMs, undefined, { signal });
+  }
+}

@@ -1,0 +1,131 @@
+import {
+  type Etcd3,
+  json,
+  type Keyspace,
+  type Logger,
+  type ReplicaState,
+  type ReplicaStatus,
+  replicaId,
+} from '@service-foundry/core';
+import type { ReplicaRef } from './container-spec.js';
+
+/** The parts of a status the reconciler decides; the writer adds identity and time. */
+export interface StatusUpdate {
+  state: ReplicaState;
+  message: string;
+  host?: string;
+  port?: number;
+  containerId?: string;
+}
+
+function sameStatus(a: ReplicaStatus, b: StatusUpdate): boolean {
+  return (
+    a.state === b.state &&
+    a.message === b.message &&
+    a.host === b.host &&
+    a.port === b.port &&
+    a.containerId === b.containerId
+  );
+}
+
+/**
+ * Keeps the latest status of every replica of this node and mirrors it to etcd under the
+ * node lease. Writes per replica are serialised and always send the latest value, so a
+ * slow write can never overwrite a newer one. A failed write is remembered and retried by
+ * {@link flushDirty} (periodic pass) or {@link rewriteAll} (after a new lease).
+ */
+export class StatusWriter {
+  /** `null` marks a status whose key is being deleted. */
+  readonly #latest = new Map<string, { ref: ReplicaRef; status: ReplicaStatus | null }>();
+  readonly #chains = new Map<string, Promise<boolean>>();
+  readonly #dirty = new Set<string>();
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keys: Keyspace,
+    private readonly node: string,
+    private readonly leaseId: () => Promise<string>,
+    private readonly log: Logger,
+  ) {}
+
+  current(ref: ReplicaRef): ReplicaStatus | undefined {
+    return this.#latest.get(replicaId(ref.instanceId, ref.ordinal))?.status ?? undefined;
+  }
+
+  /** Replicas that have (or are losing) a status written by this agent. */
+  known(): ReplicaRef[] {
+    return [...this.#latest.values()].map((entry) => entry.ref);
+  }
+
+  /** Records and writes a status; unchanged statuses are not rewritten. Never throws. */
+  async set(ref: ReplicaRef, update: StatusUpdate): Promise<void> {
+    const id = replicaId(ref.instanceId, ref.ordinal);
+    const previous = this.#latest.get(id)?.status;
+    if (previous && sameStatus(previous, update) && !this.#dirty.has(id)) return;
+    const status: ReplicaStatus = {
+      instanceId: ref.instanceId,
+      ordinal: ref.ordinal,
+      node: this.node,
+      ...update,
+      updatedAt: new Date().toISOString(),
+    };
+    this.#latest.set(id, { ref: { instanceId: ref.instanceId, ordinal: ref.ordinal }, status });
+    this.log.info(
+      { instanceId: ref.instanceId, ordinal: ref.ordinal, state: update.state, statusMessage: update.message },
+      'replica status',
+    );
+    await this.#flush(id);
+  }
+
+  /** Deletes the replica's status key; throws when etcd did not confirm the delete. */
+  async remove(ref: ReplicaRef): Promise<void> {
+    const id = replicaId(ref.instanceId, ref.ordinal);
+    this.#latest.set(id, { ref, status: null });
+    if (!(await this.#flush(id))) throw new Error(`could not delete the status of ${id}`);
+  }
+
+  /** Writes every known status again, e.g. under a new lease. */
+  async rewriteAll(): Promise<void> {
+    await Promise.all([...this.#latest.keys()].map((id) => this.#flush(id)));
+  }
+
+  /** Retries writes that failed earlier. */
+  async flushDirty(): Promise<void> {
+    await Promise.all([...this.#dirty].map((id) => this.#flush(id)));
+  }
+
+  #flush(id: string): Promise<boolean> {
+    const previous = this.#chains.get(id) ?? Promise.resolve(true);
+    const next = previous.then(() => this.#write(id));
+    this.#chains.set(id, next);
+    void next.finally(() => {
+      if (this.#chains.get(id) === next) this.#chains.delete(id);
+    });
+    return next;
+  }
+
+  /** Sends whatever is latest at the moment the write runs. */
+  async #write(id: string): Promise<boolean> {
+    const entry = this.#latest.get(id);
+    if (!entry) return true;
+    const key = this.keys.status(entry.ref.instanceId, entry.ref.ordinal);
+    try {
+      if (entry.status === null) {
+        await this.client.delete().key(key).exec();
+        if (this.#latest.get(id) === entry) this.#latest.delete(id);
+      } else {
+        await this.client
+          .put(key)
+          .value(json(entry.status))
+          .lease(await this.leaseId())
+          .exec();
+      }
+      this.#dirty.delete(id);
+      return true;
+    } catch (error) {
+      this.#dirty.add(id);
+      this.log.warn({ err: error, key }, 'status write failed; will retry');
+      return false;
+    }
+  }
+}

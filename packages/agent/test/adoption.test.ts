@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import {
+  type AssignmentRecord,
+  connectEtcd,
+  type Etcd3,
+  type EventRecord,
+  Keyspace,
+  type ReplicaStatus,
+  readJson,
+  readPrefix,
+  waitFor,
+} from '@service-foundry/core';
+import { type AgentOptions, replicaResourceName, startAgent } from '../src/index.js';
+import {
+  containerState,
+  docker,
+  ensureTestImage,
+  removeClusterResources,
+  startTestEtcd,
+  type TestEtcd,
+  type TestService,
+  testLogger,
+  uniqueId,
+  volumeExists,
+  writeTestCatalog,
+} from './helpers.js';
+
+describe('containers the agent finds on its node', () => {
+  let etcd: TestEtcd;
+  let client: Etcd3;
+  let image: string;
+  let service: TestService;
+
+  before(async () => {
+    etcd = await startTestEtcd();
+    client = connectEtcd({ endpoints: [etcd.endpoint] });
+    image = await ensureTestImage();
+    service = await writeTestCatalog(image);
+  });
+  after(async () => {
+    client.close();
+    await etcd.stop();
+    await rm(service.catalogDir, { recursive: true, force: true });
+  });
+
+  function options(root: string, node: string, clusterId: string): AgentOptions {
+    return {
+      etcdEndpoints: [etcd.endpoint],
+      keyspaceRoot: root,
+      node,
+      reconcileIntervalMs: 300,
+      catalogDir: service.catalogDir,
+      clusterId,
+    };
+  }
+
+  test('a container labelled for this node without an assignment is stopped, its volume kept', async (t) => {
+    const root = `/${uniqueId('test')}`;
+    const keys = new Keyspace(root);
+    const node = uniqueId('orph');
+    const clusterId = uniqueId('cl');
+    t.after(() => removeClusterResources(clusterId));
+    const replica = { instanceId: uniqueId('lost'), ordinal: 1 };
+    const name = replicaResourceName(node, replica);
+    const labels = {
+      'sf.cluster': clusterId,
+      'sf.node': node,
+      'sf.instance': replica.instanceId,
+      'sf.ordinal': '1',
+      'sf.service': service.name,
+    };
+    await docker.createVolume({ Name: name, Labels: labels });
+    const orphan = await docker.createContainer({
+      name,
+      Image: image,
+      Labels: labels,
+      HostConfig: { Mounts: [{ Type: 'volume', Source: name, Target: service.volumePath }] },
+    });
+    await orphan.start();
+    // A container of another node on the same Docker Engine must be left alone.
+    const neighbour = await docker.createContainer({
+      name: replicaResourceName(`${node}-other`, replica),
+      Image: image,
+      Labels: { ...labels, 'sf.node': `${node}-other` },
+    });
+    await neighbour.start();
+
+    const agent = await startAgent(options(root, node, clusterId), { log: testLogger() });
+    t.after(() => agent.stop());
+
+    await waitFor(async () => (await orphan.inspect()).State.Running === false, {
+      description: 'orphan container stopped',
+      timeoutMs: 20_000,
+    });
+    assert.equal(await volumeExists(name), true, 'the orphan keeps its volume');
+    assert.ok(await containerState(name), 'the orphan container is stopped, not removed');
+    assert.equal((await neighbour.inspect()).State.Running, true, "another node's container keeps running");
+    const events = await waitFor(
+      async () => {
+        const all = await readPrefix<EventRecord>(client, keys.events());
+        const found = [...all.items.values()].filter((e) => e.value.kind === 'orphan-container-stopped');
+        return found.length > 0 ? found : undefined;
+      },
+      { description: 'an orphan-container-stopped event' },
+    );
+    assert.equal(events[0]?.value.instanceId, replica.instanceId);
+    assert.match(events[0]?.value.message ?? '', /kept its volume/);
+  });
+
+  test('a restarted agent adopts the running container instead of replacing it', async (t) => {
+    const root = `/${uniqueId('test')}`;
+    const keys = new Keyspace(root);
+    const node = uniqueId('adopt');
+    const clusterId = uniqueId('cl');
+    t.after(() => removeClusterResources(clusterId));
+    const instanceId = uniqueId('inst');
+    const assignment: AssignmentRecord = {
+      instanceId,
+      ordinal: 0,
+      serviceName: service.name,
+      planName: 'tiny',
+      resources: { cpuMillis: 100, memoryMb: 32, diskMb: 8 },
+      desired: 'running',
+    };
+    await client
+      .put(keys.secret(instanceId))
+      .value(JSON.stringify({ adminUser: 'a', adminPassword: 'pw' }))
+      .exec();
+    await client
+      .put(keys.assignment(node, instanceId, 0))
+      .value(JSON.stringify(assignment))
+      .exec();
+    const runningStatus = async () => {
+      const status = await readJson<ReplicaStatus>(client, keys.status(instanceId, 0));
+      return status?.value.state === 'running' ? status : undefined;
+    };
+
+    const first = await startAgent(options(root, node, clusterId), { log: testLogger() });
+    const before = await waitFor(runningStatus, { description: 'running under the first agent', timeoutMs: 30_000 });
+    await first.stop();
+    assert.equal(await readJson(client, keys.status(instanceId, 0)), undefined, 'status went with the lease');
+    const name = replicaResourceName(node, { instanceId, ordinal: 0 });
+    const untouched = await containerState(name);
+    assert.equal(untouched?.State.Running, true, 'stop() leaves containers running');
+
+    const second = await startAgent(options(root, node, clusterId), { log: testLogger() });
+    t.after(() => second.stop());
+    const after = await waitFor(runningStatus, { description: 'running under the second agent', timeoutMs: 30_000 });
+    assert.equal(after.value.containerId, before.value.containerId, 'same container');
+    assert.equal(after.value.port, before.value.port, 'same published port');
+    const adopted = await containerState(name);
+    assert.equal(adopted?.State.StartedAt, untouched?.State.StartedAt, 'not restarted');
+  });
+});

@@ -1,0 +1,175 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { createLogger, type EtcdProcess, type Logger, startEtcd } from '@service-foundry/core';
+import Docker from 'dockerode';
+import { pack } from 'tar-stream';
+
+export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Quiet unless SF_LOG_LEVEL asks otherwise; the agent's own behaviour is what tests check. */
+export function testLogger(): Logger {
+  return createLogger({ name: 'agent-test', level: process.env.SF_LOG_LEVEL ?? 'silent' });
+}
+
+export interface TestEtcd {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestEtcd(): Promise<TestEtcd> {
+  const dir = await mkdtemp(join(tmpdir(), 'sf-agent-etcd-'));
+  const etcd: EtcdProcess = await startEtcd({ dataDir: join(dir, 'data') });
+  return {
+    endpoint: etcd.endpoint,
+    stop: async () => {
+      await etcd.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The port the test image's web server listens on inside the container. */
+export const testServicePort = 8080;
+export const testPage = 'hello from the service-foundry agent test\n';
+
+async function tarOfTestImage(): Promise<Buffer> {
+  const busybox = await readFile('/bin/busybox');
+  const archive = pack();
+  const mtime = new Date(0);
+  const chunks: Buffer[] = [];
+  archive.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
+  const done = new Promise<void>((resolve, reject) => {
+    archive.on('end', resolve);
+    archive.on('error', reject);
+  });
+  for (const dir of ['bin', 'etc', 'www', 'tmp', 'data']) {
+    archive.entry({ name: `${dir}/`, type: 'directory', mode: dir === 'tmp' ? 0o1777 : 0o755, mtime });
+  }
+  archive.entry({ name: 'bin/busybox', mode: 0o755, mtime }, busybox);
+  archive.entry({ name: 'etc/passwd', mode: 0o644, mtime }, 'root:x:0:0:root:/root:/bin/sh\n');
+  archive.entry({ name: 'www/index.html', mode: 0o644, mtime }, testPage);
+  archive.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+/**
+ * A tiny image (busybox-static serving one page over HTTP) made with `docker import`, so
+ * tests need no registry and no service image. Tagged by content hash and reused.
+ */
+export async function ensureTestImage(): Promise<string> {
+  const tar = await tarOfTestImage();
+  // A shell as PID 1 that exits on SIGTERM: a plain httpd as PID 1 would ignore it, and
+  // every graceful stop would wait for Docker's kill timeout.
+  const cmd = [
+    '/bin/busybox',
+    'sh',
+    '-c',
+    `trap 'exit 0' TERM; /bin/busybox httpd -f -p ${testServicePort} -h /www & wait`,
+  ];
+  const hash = createHash('sha256').update(tar).update(JSON.stringify(cmd)).digest('hex').slice(0, 16);
+  const repo = 'service-foundry-test/busybox';
+  const image = `${repo}:${hash}`;
+  try {
+    await docker.getImage(image).inspect();
+    return image;
+  } catch {
+    // Not built yet.
+  }
+  const progress = await docker.importImage(Readable.from([tar]), {
+    repo,
+    tag: hash,
+    changes: [`CMD ${JSON.stringify(cmd)}`],
+  } as object);
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(progress, (error) => (error ? reject(error) : resolve()));
+  });
+  await docker.getImage(image).inspect();
+  return image;
+}
+
+export interface TestService {
+  name: string;
+  catalogDir: string;
+  adminPasswordEnv: string;
+  volumePath: string;
+}
+
+/** A catalog with one service that runs the test image. */
+export async function writeTestCatalog(image: string): Promise<TestService> {
+  const catalogDir = await mkdtemp(join(tmpdir(), 'sf-agent-catalog-'));
+  const name = 'busybox-web';
+  const adminPasswordEnv = 'TEST_ADMIN_PASSWORD';
+  const volumePath = '/data';
+  const entry = {
+    osb: {
+      id: 'c1f1c0de-0000-4000-8000-000000000001',
+      name,
+      description: 'busybox httpd, for agent tests',
+      bindable: false,
+      plans: [{ id: 'c1f1c0de-0000-4000-8000-000000000002', name: 'tiny', description: 'tiny' }],
+    },
+    plans: { tiny: { resources: { cpuMillis: 250, memoryMb: 64, diskMb: 16 }, replicas: 1 } },
+    runtime: {
+      image: image,
+      port: testServicePort,
+      protocol: 'http',
+      volumePath,
+      env: { GREETING: 'hi' },
+      adminUser: 'admin',
+      adminPasswordEnv,
+      readiness: {
+        exec: ['/bin/busybox', 'wget', '-q', '-O', '/dev/null', `http://127.0.0.1:${testServicePort}/`],
+        timeoutSeconds: 20,
+      },
+      stopSignal: 'SIGTERM',
+    },
+    binding: { driver: 'postgres', database: 'none', create: [], drop: [], uriScheme: 'http' },
+    image: { context: 'image', tag: image },
+  };
+  await mkdir(join(catalogDir, name));
+  await writeFile(join(catalogDir, name, 'service.json'), JSON.stringify(entry, null, 2));
+  return { name, catalogDir, adminPasswordEnv, volumePath };
+}
+
+/** Removes every container and volume labelled with the test's cluster id. */
+export async function removeClusterResources(clusterId: string): Promise<void> {
+  const filters = JSON.stringify({ label: [`sf.cluster=${clusterId}`] });
+  for (const c of await docker.listContainers({ all: true, filters })) {
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
+  }
+  const { Volumes } = await docker.listVolumes({ filters });
+  for (const v of Volumes ?? []) {
+    await docker
+      .getVolume(v.Name)
+      .remove()
+      .catch(() => undefined);
+  }
+}
+
+export async function volumeExists(name: string): Promise<boolean> {
+  try {
+    await docker.getVolume(name).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function containerState(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
+  try {
+    return await docker.getContainer(name).inspect();
+  } catch {
+    return undefined;
+  }
+}

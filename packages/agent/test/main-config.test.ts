@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { compileAgentConfig } from '../src/index.js';
+
+const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+function runMain(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [mainJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('agent main with a bad invocation', () => {
+  let dir: string;
+  before(async () => {
+    assert.ok(existsSync(mainJs), `${mainJs} is missing: run \`npx tsc -b\` first`);
+    dir = await mkdtemp(join(tmpdir(), 'sf-agent-config-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  async function configFile(name: string, content: string): Promise<string> {
+    const file = join(dir, name);
+    await writeFile(file, content);
+    return file;
+  }
+
+  function assertOneLineError(result: { code: number | null; stdout: string; stderr: string }, pattern: RegExp) {
+    assert.equal(result.code, 2, `exit code 2; stderr: ${result.stderr}`);
+    assert.equal(result.stdout, '', 'nothing started, nothing logged');
+    const lines = result.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, `one line: ${result.stderr}`);
+    assert.match(lines[0] ?? '', pattern);
+  }
+
+  test('invalid values name every offending field', async () => {
+    const file = await configFile(
+      'bad.json',
+      JSON.stringify({ etcdEndpoints: [], node: 'no/slashes', leaseTtlSeconds: 0, nodeName: 'typo' }),
+    );
+    const result = await runMain(['--config', file]);
+    assertOneLineError(result, /invalid agent config/);
+    assert.match(result.stderr, /\/etcdEndpoints/);
+    assert.match(result.stderr, /\/node /);
+    assert.match(result.stderr, /\/leaseTtlSeconds/);
+    assert.match(result.stderr, /unknown field "nodeName"/);
+  });
+
+  test('a missing required field', async () => {
+    const file = await configFile('no-node.json', JSON.stringify({ etcdEndpoints: ['http://127.0.0.1:2379'] }));
+    assertOneLineError(await runMain(['--config', file]), /must have required property 'node'/);
+  });
+
+  test('a file that is not JSON', async () => {
+    const file = await configFile('broken.json', '{ "node": ');
+    assertOneLineError(await runMain(['--config', file]), /cannot read config file .*broken\.json/);
+  });
+
+  test('a file that does not exist', async () => {
+    assertOneLineError(await runMain(['--config', join(dir, 'absent.json')]), /cannot read config file .*ENOENT/);
+  });
+
+  test('no --config at all, or an unknown flag', async () => {
+    assertOneLineError(await runMain([]), /missing --config; usage:/);
+    assertOneLineError(await runMain(['--confg', 'x.json']), /Unknown option '--confg'/);
+  });
+
+  test('defaults fill every optional field', () => {
+    const config = compileAgentConfig({ etcdEndpoints: ['http://127.0.0.1:2379'], node: 'n1' });
+    assert.equal(config.keyspaceRoot, '/sf');
+    assert.equal(config.address, '127.0.0.1');
+    assert.deepEqual(config.capacity, { cpuMillis: 4000, memoryMb: 8192, diskMb: 51200 });
+    assert.deepEqual(config.labels, {});
+    assert.equal(config.leaseTtlSeconds, 10);
+    assert.equal(config.reconcileIntervalMs, 5000);
+    assert.equal(config.dockerSocket, '/var/run/docker.sock');
+    assert.equal(config.clusterId, 'sf');
+    assert.ok(config.catalogDir.endsWith('services-catalog'));
+    assert.ok(Object.isFrozen(config));
+  });
+});

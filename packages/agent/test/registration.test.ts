@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  type AssignmentRecord,
+  connectEtcd,
+  type Etcd3,
+  type EventRecord,
+  Keyspace,
+  type NodeRecord,
+  type ReplicaStatus,
+  readJson,
+  readPrefix,
+  waitFor,
+} from '@service-foundry/core';
+import { startAgent } from '../src/index.js';
+import { removeClusterResources, startTestEtcd, type TestEtcd, testLogger, uniqueId } from './helpers.js';
+
+const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+describe('node registration', () => {
+  let etcd: TestEtcd;
+  let client: Etcd3;
+
+  before(async () => {
+    etcd = await startTestEtcd();
+    client = connectEtcd({ endpoints: [etcd.endpoint] });
+  });
+  after(async () => {
+    client.close();
+    await etcd.stop();
+  });
+
+  test('the node key lives under a lease with the configured TTL and vanishes on stop()', async () => {
+    const root = `/${uniqueId('test')}`;
+    const keys = new Keyspace(root);
+    const node = uniqueId('reg');
+    const agent = await startAgent(
+      {
+        etcdEndpoints: [etcd.endpoint],
+        keyspaceRoot: root,
+        node,
+        address: '127.0.0.7',
+        capacity: { cpuMillis: 2000 },
+        labels: { zone: 'a' },
+        leaseTtlSeconds: 5,
+        clusterId: uniqueId('cl'),
+      },
+      { log: testLogger() },
+    );
+    try {
+      assert.equal(agent.node, node);
+      const record = await readJson<NodeRecord>(client, keys.node(node));
+      assert.ok(record, 'node key exists after start');
+      assert.equal(record.value.name, node);
+      assert.equal(record.value.address, '127.0.0.7');
+      assert.deepEqual(record.value.capacity, { cpuMillis: 2000, memoryMb: 8192, diskMb: 51200 });
+      assert.deepEqual(record.value.labels, { zone: 'a' });
+      assert.ok(!Number.isNaN(Date.parse(record.value.startedAt)));
+      assert.notEqual(record.lease, '0', 'node key is attached to a lease');
+      const ttl = await client.leaseClient.leaseTimeToLive({ ID: record.lease });
+      assert.equal(Number(ttl.grantedTTL), 5);
+      assert.ok(Date.now() - agent.lastRenewedAt() < 5000, 'lease renewed recently');
+    } finally {
+      await agent.stop();
+    }
+    assert.equal(await readJson(client, keys.node(node)), undefined, 'node key gone right after stop()');
+  });
+
+  test('a revoked lease is replaced: node and replica statuses come back under the new lease', async (t) => {
+    const root = `/${uniqueId('test')}`;
+    const keys = new Keyspace(root);
+    const node = uniqueId('reg');
+    const clusterId = uniqueId('cl');
+    const agent = await startAgent(
+      {
+        etcdEndpoints: [etcd.endpoint],
+        keyspaceRoot: root,
+        node,
+        leaseTtlSeconds: 2,
+        reconcileIntervalMs: 500,
+        clusterId,
+      },
+      { log: testLogger() },
+    );
+    t.after(async () => {
+      await agent.stop();
+      await removeClusterResources(clusterId);
+    });
+    // An assignment for a service the catalog lacks: the agent reports it without Docker work.
+    const assignment: AssignmentRecord = {
+      instanceId: 'inst-1',
+      ordinal: 0,
+      serviceName: 'no-such-service',
+      planName: 'x',
+      resources: { cpuMillis: 100, memoryMb: 64, diskMb: 10 },
+      desired: 'running',
+    };
+    await client
+      .put(keys.assignment(node, 'inst-1', 0))
+      .value(JSON.stringify(assignment))
+      .exec();
+    const firstStatus = await waitFor(() => readJson<ReplicaStatus>(client, keys.status('inst-1', 0)), {
+      description: 'failed status for an unknown service',
+    });
+    assert.equal(firstStatus.value.state, 'failed');
+    assert.match(firstStatus.value.message, /no-such-service is not in the catalog/);
+
+    const before = await readJson<NodeRecord>(client, keys.node(node));
+    assert.ok(before);
+    assert.equal(firstStatus.lease, before.lease, 'statuses are written under the node lease');
+    await client.leaseClient.leaseRevoke({ ID: before.lease });
+
+    const again = await waitFor(
+      async () => {
+        const current = await readJson<NodeRecord>(client, keys.node(node));
+        return current && current.lease !== before.lease ? current : undefined;
+      },
+      { description: 'node registered again under a new lease', timeoutMs: 10_000 },
+    );
+    const status = await waitFor(
+      async () => {
+        const current = await readJson<ReplicaStatus>(client, keys.status('inst-1', 0));
+        return current?.lease === again.lease ? current : undefined;
+      },
+      { description: 'status rewritten under the new lease', timeoutMs: 10_000 },
+    );
+    assert.equal(status.value.state, 'failed');
+    const events = await waitFor(
+      async () => {
+        const all = await readPrefix<EventRecord>(client, keys.events());
+        const found = [...all.items.values()].filter((e) => e.value.kind === 'node-lease-lost');
+        return found.length > 0 ? found : undefined;
+      },
+      { description: 'a node-lease-lost event' },
+    );
+    assert.equal(events[0]?.value.node, node);
+  });
+
+  test('a paused agent process loses its node key within the TTL, and registers again when resumed', async (t) => {
+    assert.ok(existsSync(mainJs), `${mainJs} is missing: run \`npx tsc -b\` first`);
+    const root = `/${uniqueId('test')}`;
+    const keys = new Keyspace(root);
+    const node = uniqueId('paused');
+    const dir = await mkdtemp(join(tmpdir(), 'sf-agent-main-'));
+    const configFile = join(dir, 'agent.json');
+    const ttlSeconds = 2;
+    await writeFile(
+      configFile,
+      JSON.stringify({ etcdEndpoints: [etcd.endpoint], keyspaceRoot: root, node, leaseTtlSeconds: ttlSeconds }),
+    );
+    const child: ChildProcess = spawn(process.execPath, [mainJs, '--config', configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SF_LOG_LEVEL: 'info' },
+    });
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    t.after(async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGCONT');
+        child.kill('SIGKILL');
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    await waitFor(() => /"msg":"ready"/.test(output), { description: `"ready" from the agent; output: ${output}` });
+    const registered = await readJson<NodeRecord>(client, keys.node(node));
+    assert.ok(registered, 'node key exists once the agent is ready');
+
+    child.kill('SIGSTOP');
+    const pausedAt = Date.now();
+    await waitFor(async () => (await readJson(client, keys.node(node))) === undefined, {
+      description: 'node key to expire while the agent is paused',
+      timeoutMs: ttlSeconds * 1000 + 3000,
+    });
+    const vanishedAfterMs = Date.now() - pausedAt;
+    assert.ok(vanishedAfterMs <= ttlSeconds * 1000 + 3000, `vanished after ${vanishedAfterMs} ms`);
+
+    child.kill('SIGCONT');
+    const back = await waitFor(() => readJson<NodeRecord>(client, keys.node(node)), {
+      description: 'node registered again after the pause',
+      timeoutMs: 10_000,
+    });
+    assert.notEqual(back.lease, registered.lease);
+
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, `agent exits 0 on SIGTERM; output: ${output}`);
+    assert.equal(await readJson(client, keys.node(node)), undefined, 'lease revoked on a clean stop');
+  });
+});

@@ -1,0 +1,50 @@
+import {
+  type BindingRecord,
+  type Etcd3,
+  json,
+  type Keyspace,
+  readJson,
+  readPrefix,
+  type Versioned,
+} from '@service-foundry/core';
+
+/** Binding records in etcd. The user inside the service is the driver's business. */
+export class BindingStore {
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keys: Keyspace,
+  ) {}
+
+  get(instanceId: string, bindingId: string): Promise<Versioned<BindingRecord> | undefined> {
+    return readJson<BindingRecord>(this.client, this.keys.binding(instanceId, bindingId));
+  }
+
+  async list(instanceId: string): Promise<BindingRecord[]> {
+    const snapshot = await readPrefix<BindingRecord>(this.client, this.keys.instanceBindings(instanceId));
+    return [...snapshot.items.values()].map((item) => item.value);
+  }
+
+  /**
+   * Stores a new binding unless one with its id exists or the instance is gone. The instance
+   * check matters: the controller deletes an instance's bindings in the same transaction as
+   * the instance, and a binding written after that would never be cleaned up.
+   */
+  async create(record: BindingRecord): Promise<boolean> {
+    const key = this.keys.binding(record.instanceId, record.id);
+    const res = await this.client
+      .if(key, 'Create', '==', 0)
+      .and(this.keys.instance(record.instanceId), 'Version', '>', 0)
+      .then(this.client.put(key).value(json(record)))
+      .commit();
+    return res.succeeded;
+  }
+
+  /** Deletes the binding if it is still the version the caller acted on. */
+  async delete(binding: Versioned<BindingRecord>): Promise<boolean> {
+    const res = await this.client
+      .if(binding.key, 'Mod', '==', binding.modRevision)
+      .then(this.client.delete().key(binding.key))
+      .commit();
+    return res.succeeded;
+  }
+}

@@ -1,0 +1,13 @@
+export { basicAuthHook } from './auth.js';
+export {
+  type BindingDriver,
+  type BindingTarget,
+  PostgresBindingDriver,
+  renderStatement,
+} from './binding-driver-postgres.js';
+export type { BrokerContext } from './broker-context.js';
+export { type BrokerConfig, compileBrokerConfig, loadBrokerConfig, type RouterPortRange } from './config.js';
+export type { InstanceDetail, InstanceSummary, NodeView, ReplicaView } from './operator-views.js';
+export { BrokerErrorCodes, OsbError, type OsbErrorBody, toOsbError } from './osb-errors.js';
+export { supportedApiVersion } from './osb-headers.js';
+export { buildServer, type RunningBroker, startBroker } from './server.js';

@@ -1,0 +1,147 @@
+import {
+  type Etcd3,
+  type InstanceRecord,
+  type InstanceSecret,
+  json,
+  type Keyspace,
+  type OperationRecord,
+  readJson,
+  readPrefix,
+  type Versioned,
+} from '@service-foundry/core';
+import type { RouterPortRange } from './config.js';
+import { concurrencyError, conflict, OsbError } from './osb-errors.js';
+
+/** Transactions lost to concurrent writers before we give up and let the platform retry. */
+const maxAttempts = 10;
+
+/** The end of the key range holding every key that starts with `prefix`. */
+function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  end[end.length - 1] = (end[end.length - 1] ?? 0) + 1;
+  return end;
+}
+
+export type CreateOutcome =
+  | { created: true; record: InstanceRecord }
+  | { created: false; existing: Versioned<InstanceRecord> };
+
+export type DeprovisionOutcome =
+  | { state: 'absent' }
+  | { state: 'started'; record: InstanceRecord }
+  | { state: 'already'; record: InstanceRecord };
+
+/**
+ * The broker's writes to instance state. Each is one etcd transaction comparing what its
+ * decision was based on, retried from a fresh read when another writer got there first.
+ */
+export class InstanceStore {
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keys: Keyspace,
+    private readonly portRange: RouterPortRange,
+  ) {}
+
+  get(id: string): Promise<Versioned<InstanceRecord> | undefined> {
+    return readJson<InstanceRecord>(this.client, this.keys.instance(id));
+  }
+
+  async secret(id: string): Promise<InstanceSecret | undefined> {
+    return (await readJson<InstanceSecret>(this.client, this.keys.secret(id)))?.value;
+  }
+
+  async list(): Promise<Versioned<InstanceRecord>[]> {
+    return [...(await readPrefix<InstanceRecord>(this.client, this.keys.instances())).items.values()];
+  }
+
+  /**
+   * Creates the instance, its secret and its router port together, or reports the instance
+   * that already has this id. The transaction fails (and is retried) if any instance was
+   * written after the names were checked, so two concurrent requests cannot both take one
+   * name, and if the chosen port was taken meanwhile.
+   */
+  async create(draft: Omit<InstanceRecord, 'routerPort'>, secret: InstanceSecret): Promise<CreateOutcome> {
+    const instanceKey = this.keys.instance(draft.id);
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const instances = await readPrefix<InstanceRecord>(this.client, this.keys.instances());
+      const existing = instances.items.get(instanceKey);
+      if (existing) return { created: false, existing };
+      const sameName = [...instances.items.values()].find((i) => i.value.name === draft.name);
+      if (sameName) {
+        throw conflict(`an instance named ${JSON.stringify(draft.name)} already exists (id ${sameName.value.id})`);
+      }
+      const port = await this.#freeRouterPort();
+      const record: InstanceRecord = { ...draft, routerPort: port };
+      const res = await this.client.kv.txn({
+        compare: [
+          { key: Buffer.from(instanceKey), target: 'Create', result: 'Equal', create_revision: 0 },
+          {
+            key: Buffer.from(this.keys.instances()),
+            range_end: prefixEnd(this.keys.instances()),
+            target: 'Mod',
+            result: 'Less',
+            mod_revision: String(BigInt(instances.revision) + 1n),
+          },
+          { key: Buffer.from(this.keys.routerPort(port)), target: 'Create', result: 'Equal', create_revision: 0 },
+        ],
+        success: [
+          { request_put: { key: Buffer.from(instanceKey), value: Buffer.from(json(record)) } },
+          { request_put: { key: Buffer.from(this.keys.secret(draft.id)), value: Buffer.from(json(secret)) } },
+          { request_put: { key: Buffer.from(this.keys.routerPort(port)), value: Buffer.from(json(draft.id)) } },
+        ],
+        failure: [],
+      });
+      if (res.succeeded) return { created: true, record };
+    }
+    throw concurrencyError('too many concurrent changes to instances; retry the request');
+  }
+
+  /** The lowest router port in the configured range that no instance holds. */
+  async #freeRouterPort(): Promise<number> {
+    const taken = new Set<number>();
+    // Keyspace has no method for the router-ports prefix; derive it from a port key so the
+    // key layout still lives in one place (core could grow `routerPorts()`).
+    const prefix = this.keys.routerPort(0).slice(0, -1);
+    const res = await this.client.getAll().prefix(prefix).keys();
+    for (const key of res) taken.add(Number(key.slice(prefix.length)));
+    for (let port = this.portRange.min; port <= this.portRange.max; port++) {
+      if (!taken.has(port)) return port;
+    }
+    throw new OsbError(
+      503,
+      'RouterPortsExhausted',
+      `every router port from ${this.portRange.min} to ${this.portRange.max} is in use; an operator must widen routerPortRange`,
+      'SF_ERR_UNAVAILABLE',
+    );
+  }
+
+  /**
+   * Marks the instance for teardown (the controller does the rest). `check` sees the current
+   * record first and may throw to reject the request without changing anything.
+   */
+  async deprovision(
+    id: string,
+    operation: OperationRecord,
+    check: (current: InstanceRecord) => void,
+  ): Promise<DeprovisionOutcome> {
+    const key = this.keys.instance(id);
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const current = await this.get(id);
+      if (!current) return { state: 'absent' };
+      check(current.value);
+      if (current.value.phase === 'deprovisioning') return { state: 'already', record: current.value };
+      const record: InstanceRecord = {
+        ...current.value,
+        phase: 'deprovisioning',
+        message: 'deprovisioning',
+        operation,
+      };
+      const res = await this.client
+        .if(key, 'Mod', '==', current.modRevision)
+        .then(this.client.put(key).value(json(record)))
+        .commit();
+      if (res.succeeded) return { state: 'started', record };
+    }
+    throw concurrencyError(`instance ${id} is changing too often to deprovision; retry the request`);
+  }
+}

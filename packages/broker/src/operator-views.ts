@@ -1,0 +1,225 @@
+import {
+  type EventRecord,
+  type InstanceRecord,
+  Keyspace,
+  type NodeAllocation,
+  type NodeRecord,
+  type OperationRecord,
+  type PlacementRecord,
+  type PrimaryRecord,
+  type ReplicaStatus,
+  type Resources,
+  type RouteRecord,
+  readJson,
+  readPrefix,
+  sumAllocated,
+  type Versioned,
+} from '@service-foundry/core';
+import type { BrokerContext } from './broker-context.js';
+
+/** One instance in `GET /sf/v1/instances`. */
+export interface InstanceSummary {
+  id: string;
+  name: string;
+  service: string;
+  plan: string;
+  phase: InstanceRecord['phase'];
+  message: string;
+  operation: OperationRecord;
+  replicas: { desired: number; placed: number; running: number };
+  /** Where clients connect (the router), once the controller published a route. */
+  route: { host: string; port: number } | null;
+  createdAt: string;
+}
+
+export interface ReplicaView {
+  ordinal: number;
+  node: string | null;
+  /** The agent's state, or `placed`/`pending` before an agent reported. */
+  state: string;
+  host: string | null;
+  port: number | null;
+  message: string;
+}
+
+/** `GET /sf/v1/instances/:id`: the summary plus replicas, primary and bindings (never passwords). */
+export interface InstanceDetail extends InstanceSummary {
+  replicaDetails: ReplicaView[];
+  /** epoch = mod revision of the primary key, the instance's fencing token. */
+  primary: { node: string; ordinal: number; epoch: number } | null;
+  bindings: { id: string; name: string; username: string; createdAt: string }[];
+}
+
+export interface NodeView {
+  name: string;
+  /** False when only an allocation is left: the agent's lease expired. */
+  alive: boolean;
+  address: string | null;
+  labels: Record<string, string>;
+  capacity: Resources | null;
+  allocated: Resources;
+  replicas: { instanceId: string; ordinal: number; resources: Resources; state: string | null }[];
+}
+
+/** Values under `prefix/<instanceId>/...`, grouped by instance id. */
+function byInstance<T>(prefix: string, items: Map<string, Versioned<T>>): Map<string, Versioned<T>[]> {
+  const grouped = new Map<string, Versioned<T>[]>();
+  for (const [key, item] of items) {
+    const [instanceId] = Keyspace.tail(prefix, key);
+    if (!instanceId) continue;
+    const list = grouped.get(instanceId) ?? [];
+    list.push(item);
+    grouped.set(instanceId, list);
+  }
+  return grouped;
+}
+
+/** What the instance views are built from, read in one go. */
+interface ClusterView {
+  instances: InstanceRecord[];
+  placements: Map<string, Versioned<PlacementRecord>[]>;
+  statuses: Map<string, Versioned<ReplicaStatus>[]>;
+  routes: Map<string, RouteRecord>;
+}
+
+export class OperatorViews {
+  constructor(private readonly ctx: BrokerContext) {}
+
+  async #state(): Promise<ClusterView> {
+    const { client, keys } = this.ctx;
+    const [instances, placements, statuses, routes] = await Promise.all([
+      readPrefix<InstanceRecord>(client, keys.instances()),
+      readPrefix<PlacementRecord>(client, keys.placements()),
+      readPrefix<ReplicaStatus>(client, keys.statuses()),
+      readPrefix<RouteRecord>(client, keys.routes()),
+    ]);
+    return {
+      instances: [...instances.items.values()].map((i) => i.value),
+      placements: byInstance(keys.placements(), placements.items),
+      statuses: byInstance(keys.statuses(), statuses.items),
+      routes: new Map([...routes.items.values()].map((r) => [r.value.instanceId, r.value])),
+    };
+  }
+
+  #summary(instance: InstanceRecord, state: ClusterView): InstanceSummary {
+    const statuses = state.statuses.get(instance.id) ?? [];
+    const route = state.routes.get(instance.id);
+    return {
+      id: instance.id,
+      name: instance.name,
+      service: instance.serviceName,
+      plan: instance.planName,
+      phase: instance.phase,
+      message: instance.message,
+      operation: instance.operation,
+      replicas: {
+        desired: instance.replicas,
+        placed: state.placements.get(instance.id)?.length ?? 0,
+        running: statuses.filter((s) => s.value.state === 'running').length,
+      },
+      route: route ? { host: this.ctx.config.routerHost, port: route.port } : null,
+      createdAt: instance.createdAt,
+    };
+  }
+
+  async instances(): Promise<InstanceSummary[]> {
+    const state = await this.#state();
+    return state.instances
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+      .map((instance) => this.#summary(instance, state));
+  }
+
+  /** By id, or by name (names are unique), so operators can use either. */
+  async instance(idOrName: string): Promise<InstanceDetail | undefined> {
+    const state = await this.#state();
+    const instance = state.instances.find((i) => i.id === idOrName) ?? state.instances.find((i) => i.name === idOrName);
+    if (!instance) return undefined;
+    const { client, keys } = this.ctx;
+    const [primary, bindings] = await Promise.all([
+      readJson<PrimaryRecord>(client, keys.primary(instance.id)),
+      this.ctx.bindings.list(instance.id),
+    ]);
+    const placements = new Map((state.placements.get(instance.id) ?? []).map((p) => [p.value.ordinal, p.value]));
+    const statuses = new Map((state.statuses.get(instance.id) ?? []).map((s) => [s.value.ordinal, s.value]));
+    const ordinals = new Set([...Array(instance.replicas).keys(), ...placements.keys(), ...statuses.keys()]);
+    const replicaDetails = [...ordinals]
+      .sort((a, b) => a - b)
+      .map((ordinal): ReplicaView => {
+        const placement = placements.get(ordinal);
+        const status = statuses.get(ordinal);
+        return {
+          ordinal,
+          node: status?.node ?? placement?.node ?? null,
+          state: status?.state ?? (placement ? 'placed' : 'pending'),
+          host: status?.host ?? null,
+          port: status?.port ?? null,
+          message: status?.message ?? (placement ? 'waiting for the agent' : 'waiting for a node'),
+        };
+      });
+    return {
+      ...this.#summary(instance, state),
+      replicaDetails,
+      primary: primary
+        ? { node: primary.value.node, ordinal: primary.value.ordinal, epoch: Number(primary.modRevision) }
+        : null,
+      bindings: bindings
+        .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+        .map(({ id, name, username, createdAt }) => ({ id, name, username, createdAt })),
+    };
+  }
+
+  async nodes(): Promise<NodeView[]> {
+    const { client, keys } = this.ctx;
+    const [nodes, allocations, statuses] = await Promise.all([
+      readPrefix<NodeRecord>(client, keys.nodes()),
+      readPrefix<NodeAllocation>(client, keys.allocations()),
+      readPrefix<ReplicaStatus>(client, keys.statuses()),
+    ]);
+    const records = new Map([...nodes.items.values()].map((n) => [n.value.name, n.value]));
+    const ledgers = new Map([...allocations.items.values()].map((a) => [a.value.node, a.value]));
+    const stateOf = new Map(
+      [...statuses.items.values()].map((s) => [`${s.value.instanceId}/${s.value.ordinal}`, s.value]),
+    );
+    const names = [...new Set([...records.keys(), ...ledgers.keys()])].sort();
+    return names.map((name): NodeView => {
+      const record = records.get(name);
+      const replicas = Object.values(ledgers.get(name)?.replicas ?? {});
+      return {
+        name,
+        alive: record !== undefined,
+        address: record?.address ?? null,
+        labels: record?.labels ?? {},
+        capacity: record?.capacity ?? null,
+        allocated: sumAllocated(ledgers.get(name)?.replicas ?? {}),
+        replicas: replicas.map((r) => {
+          const status = stateOf.get(`${r.instanceId}/${r.ordinal}`);
+          return {
+            instanceId: r.instanceId,
+            ordinal: r.ordinal,
+            resources: r.resources,
+            state: status && status.node === name ? status.state : null,
+          };
+        }),
+      };
+    });
+  }
+
+  /** The newest `limit` events, oldest first (as a terminal reads them). */
+  async events(limit: number): Promise<EventRecord[]> {
+    const res = await this.ctx.client
+      .getAll()
+      .prefix(this.ctx.keys.events())
+      .sort('Key', 'Descend')
+      .limit(limit)
+      .exec();
+    const events: EventRecord[] = [];
+    for (const kv of res.kvs) {
+      try {
+        events.push(JSON.parse(kv.value.toString()) as EventRecord);
+      } catch {
+        // An undecodable event is skipped rather than failing the whole listing.
+      }
+    }
+    return events.reverse();
+  }
+}

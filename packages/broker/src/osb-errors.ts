@@ -1,0 +1,158 @@
+import { ErrorCodes, isSfError } from '@service-foundry/core';
+
+/**
+ * Codes the broker reports that core has no class for. They follow core's SF_ERR_* naming
+ * and, like core's, never change meaning once released.
+ */
+export const BrokerErrorCodes = {
+  unauthorized: 'SF_ERR_UNAUTHORIZED',
+  unavailable: 'SF_ERR_UNAVAILABLE',
+  internal: 'SF_ERR_INTERNAL',
+  binding: 'SF_ERR_BINDING',
+} as const;
+
+/** Every error response: OSB's `error` + `description`, plus our stable code. */
+export interface OsbErrorBody {
+  error: string;
+  description: string;
+  sf_code: string;
+}
+
+/** An error that already knows its HTTP status and OSB body. */
+export class OsbError extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: string,
+    description: string,
+    readonly sfCode: string,
+    options?: ErrorOptions,
+  ) {
+    super(description, options);
+    this.name = 'OsbError';
+  }
+
+  body(): OsbErrorBody {
+    return { error: this.error, description: this.message, sf_code: this.sfCode };
+  }
+}
+
+export const badRequest = (description: string) =>
+  new OsbError(400, 'BadRequest', description, ErrorCodes.invalidInput);
+
+export const notFound = (description: string) => new OsbError(404, 'NotFound', description, ErrorCodes.notFound);
+
+export const conflict = (description: string) => new OsbError(409, 'Conflict', description, ErrorCodes.conflict);
+
+/** OSB: the operation can only run asynchronously and the platform did not say it accepts that. */
+export const asyncRequired = (what: string) =>
+  new OsbError(
+    422,
+    'AsyncRequired',
+    `${what} is asynchronous: repeat the request with the query parameter accepts_incomplete=true`,
+    ErrorCodes.invalidInput,
+  );
+
+/** OSB: another operation on the same resource is in progress; the platform must wait. */
+export const concurrencyError = (description: string) =>
+  new OsbError(422, 'ConcurrencyError', description, ErrorCodes.conflict);
+
+export const unauthorized = () =>
+  new OsbError(401, 'Unauthorized', 'missing or wrong HTTP basic-auth credentials', BrokerErrorCodes.unauthorized);
+
+/** Status and OSB error name for each core error code, for errors that escape a route. */
+const sfCodeStatus: Record<string, { status: number; error: string }> = {
+  [ErrorCodes.invalidInput]: { status: 400, error: 'BadRequest' },
+  [ErrorCodes.notFound]: { status: 404, error: 'NotFound' },
+  [ErrorCodes.conflict]: { status: 409, error: 'Conflict' },
+  [ErrorCodes.gone]: { status: 410, error: 'Gone' },
+  [ErrorCodes.staleEpoch]: { status: 422, error: 'ConcurrencyError' },
+  [ErrorCodes.timeout]: { status: 504, error: 'Timeout' },
+  [ErrorCodes.etcd]: { status: 503, error: 'EtcdUnavailable' },
+  [ErrorCodes.catalog]: { status: 500, error: 'CatalogError' },
+};
+
+/**
+ * Fastify's own errors (body parsing) that reach the error handler, by code. OSB asks for
+ * 400 when a body is rejected for its content type, so that is not a 415 here.
+ */
+const fastifyCodes: Record<string, { status: number; error: string; description: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: {
+    status: 400,
+    error: 'MalformedJson',
+    description: 'the request body is not valid JSON',
+  },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, error: 'BadRequest', description: 'the request body is empty' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, error: 'PayloadTooLarge', description: 'the request body is too large' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    status: 400,
+    error: 'UnsupportedMediaType',
+    description: 'the request body must be JSON (Content-Type: application/json)',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    status: 400,
+    error: 'BadRequest',
+    description: 'the Content-Length header does not match the body',
+  },
+};
+
+/**
+ * The etcd3 client's errors carry no code; their class names say where they come from. The
+ * circuit-breaker errors come from the client's connection pool after repeated failures.
+ */
+function isEtcdClientError(error: Error): boolean {
+  return /^(GRPC|Etcd|ClientClosed|ClientRuntime|BrokenCircuit|IsolatedCircuit)/.test(error.constructor.name);
+}
+
+interface FastifyLikeError extends Error {
+  code?: string;
+  statusCode?: number;
+  validation?: unknown[];
+  validationContext?: string;
+}
+
+/**
+ * Turns anything thrown while serving a request into a status and an OSB error body. Only
+ * failures of the broker or its dependencies become 5xx; input problems are always 4xx.
+ */
+export function toOsbError(thrown: unknown): OsbError {
+  if (thrown instanceof OsbError) return thrown;
+  if (isSfError(thrown)) {
+    const mapped = sfCodeStatus[thrown.code] ?? { status: 500, error: 'InternalError' };
+    return new OsbError(mapped.status, mapped.error, thrown.message, thrown.code, { cause: thrown });
+  }
+  if (!(thrown instanceof Error)) {
+    return new OsbError(500, 'InternalError', 'internal error', BrokerErrorCodes.internal);
+  }
+  const error = thrown as FastifyLikeError;
+  if (error.validation) {
+    // Fastify's schema validation of body, query or params: the message lists ajv's findings.
+    return new OsbError(400, 'BadRequest', error.message, ErrorCodes.invalidInput, { cause: error });
+  }
+  const known = error.code ? fastifyCodes[error.code] : undefined;
+  if (known) {
+    return new OsbError(known.status, known.error, known.description, ErrorCodes.invalidInput, { cause: error });
+  }
+  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+    return new OsbError(error.statusCode, 'BadRequest', error.message, ErrorCodes.invalidInput, { cause: error });
+  }
+  if (isEtcdClientError(error)) {
+    return new OsbError(
+      503,
+      'EtcdUnavailable',
+      'the cluster state store (etcd) is not reachable; retry later',
+      ErrorCodes.etcd,
+      {
+        cause: error,
+      },
+    );
+  }
+  return new OsbError(
+    500,
+    'InternalError',
+    'internal error; the broker log has the details',
+    BrokerErrorCodes.internal,
+    {
+      cause: error,
+    },
+  );
+}

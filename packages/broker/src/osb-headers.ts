@@ -1,0 +1,45 @@
+import { ErrorCodes } from '@service-foundry/core';
+import type { FastifyRequest } from 'fastify';
+import { OsbError } from './osb-errors.js';
+
+/** The OSB version this broker implements; any 2.x platform is served. */
+export const supportedApiVersion = '2.17';
+
+function preconditionFailed(description: string): OsbError {
+  return new OsbError(412, 'PreconditionFailed', description, ErrorCodes.invalidInput);
+}
+
+/**
+ * onRequest hook for /v2 routes: the platform must declare the OSB version it speaks.
+ * OSB lets a broker answer a missing header with 400 or 412; we use 412 for both cases so
+ * platforms see one consistent "precondition" answer.
+ */
+export async function requireApiVersion(request: FastifyRequest): Promise<void> {
+  const header = request.headers['x-broker-api-version'];
+  if (typeof header !== 'string' || header.trim() === '') {
+    throw preconditionFailed(`the X-Broker-API-Version header is required (this broker speaks ${supportedApiVersion})`);
+  }
+  const match = /^(\d+)\.(\d+)$/.exec(header.trim());
+  if (match?.[1] !== '2') {
+    throw preconditionFailed(
+      `X-Broker-API-Version ${JSON.stringify(header.slice(0, 20))} is not supported; use 2.x (this broker speaks ${supportedApiVersion})`,
+    );
+  }
+}
+
+/**
+ * The platform named in `X-Broker-API-Originating-Identity: <platform> <base64 JSON>`. Only
+ * the platform is ever logged: the encoded value identifies a person.
+ */
+export function originatingPlatform(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-broker-api-originating-identity'];
+  if (typeof header !== 'string') return undefined;
+  const match = /^([A-Za-z0-9._-]{1,64})[ \t]+\S/.exec(header);
+  return match?.[1];
+}
+
+/** `X-Broker-API-Request-Identity`, when it is a sane token; OSB says to echo it back. */
+export function requestIdentity(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-broker-api-request-identity'];
+  return typeof header === 'string' && /^[\x21-\x7e]{1,200}$/.test(header) ? header : undefined;
+}

@@ -1,0 +1,239 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { BindingRecord, InstanceRecord, ServiceBindingRecipe } from '@service-foundry/core';
+import type { FastifyInstance } from 'fastify';
+import { type BindingTarget, bindingDrivers } from '../binding-driver-postgres.js';
+import type { BrokerContext } from '../broker-context.js';
+import { BrokerErrorCodes, badRequest, concurrencyError, conflict, notFound, OsbError } from '../osb-errors.js';
+import { validateParameters } from '../params-validation.js';
+import { randomPassword, randomUsername } from '../random.js';
+import { contextName, idParams, keySegmentParam, stringField } from '../request-checks.js';
+
+interface BindBody {
+  service_id: string;
+  plan_id: string;
+  context?: Record<string, unknown>;
+  parameters?: Record<string, unknown>;
+}
+
+const bindBody = {
+  type: 'object',
+  required: ['service_id', 'plan_id'],
+  properties: {
+    service_id: stringField,
+    plan_id: stringField,
+    context: { type: 'object' },
+    parameters: { type: 'object' },
+    bind_resource: { type: 'object' },
+    app_guid: stringField,
+  },
+};
+
+const bindingParams = idParams('instance_id', 'binding_id');
+
+/** JDBC sub-protocol per driver, for Java clients. */
+const jdbcNames: Record<ServiceBindingRecipe['driver'], string> = { postgres: 'postgresql' };
+
+function credentialsOf(
+  ctx: BrokerContext,
+  instance: InstanceRecord,
+  recipe: ServiceBindingRecipe,
+  binding: BindingRecord,
+) {
+  const host = ctx.config.routerHost;
+  const port = instance.routerPort;
+  const hostInUrl = host.includes(':') ? `[${host}]` : host;
+  const { username, password } = binding;
+  const database = recipe.database;
+  return {
+    credentials: {
+      host,
+      port,
+      database,
+      username,
+      password,
+      uri: `${recipe.uriScheme}://${username}:${password}@${hostInUrl}:${port}/${database}`,
+      jdbcUrl: `jdbc:${jdbcNames[recipe.driver]}://${hostInUrl}:${port}/${database}?user=${username}&password=${password}`,
+    },
+    endpoints: [{ host, ports: [String(port)], protocol: 'tcp' }],
+  };
+}
+
+function bindingFailed(action: string, instanceId: string, error: unknown): OsbError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new OsbError(
+    500,
+    'BindingFailed',
+    `could not ${action} in instance ${instanceId} (through the router): ${reason}`,
+    BrokerErrorCodes.binding,
+    { cause: error },
+  );
+}
+
+export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
+  const recipeOf = (instance: InstanceRecord) => ctx.plans.resolve(instance.serviceId, instance.planId).entry.binding;
+
+  async function adminTarget(instance: InstanceRecord, recipe: ServiceBindingRecipe): Promise<BindingTarget> {
+    const secret = await ctx.instances.secret(instance.id);
+    if (!secret)
+      throw new OsbError(
+        500,
+        'InternalError',
+        `instance ${instance.id} has no admin secret`,
+        BrokerErrorCodes.internal,
+      );
+    return {
+      host: ctx.config.routerHost,
+      port: instance.routerPort,
+      database: recipe.database,
+      adminUser: secret.adminUser,
+      adminPassword: secret.adminPassword,
+      timeoutMs: ctx.config.bindTimeoutMs,
+    };
+  }
+
+  /** An existing binding answers a repeated PUT: the same request gets the same credentials. */
+  function repeatAnswer(
+    existing: BindingRecord,
+    parameters: Record<string, unknown>,
+    context: Record<string, unknown>,
+  ) {
+    if (!isDeepStrictEqual(existing.parameters, parameters) || !isDeepStrictEqual(existing.context, context)) {
+      throw conflict(`binding ${existing.id} already exists with different parameters or context`);
+    }
+  }
+
+  app.put<{ Params: { instance_id: string; binding_id: string }; Body: BindBody }>(
+    '/v2/service_instances/:instance_id/service_bindings/:binding_id',
+    { schema: { params: bindingParams, body: bindBody } },
+    async (request, reply) => {
+      const instanceId = keySegmentParam(request.params.instance_id, 'instance id');
+      const bindingId = keySegmentParam(request.params.binding_id, 'binding id');
+      const body = request.body;
+      const instance = (await ctx.instances.get(instanceId))?.value;
+      if (!instance) throw notFound(`instance ${instanceId} does not exist`);
+      if (body.service_id !== instance.serviceId || body.plan_id !== instance.planId) {
+        throw badRequest(`service_id and plan_id must be those of instance ${instanceId}`);
+      }
+      const plan = ctx.plans.resolve(instance.serviceId, instance.planId);
+      if (!(plan.plan.bindable ?? plan.entry.osb.bindable)) {
+        throw badRequest(`plan ${plan.entry.osb.name}/${plan.plan.name} is not bindable`);
+      }
+      const parameters = body.parameters ?? {};
+      validateParameters(plan, 'binding create', parameters);
+      const context = body.context ?? {};
+      const name = contextName(context, 'binding_name', bindingId);
+      const recipe = plan.entry.binding;
+
+      const existing = await ctx.bindings.get(instanceId, bindingId);
+      if (existing) {
+        repeatAnswer(existing.value, parameters, context);
+        return reply.code(200).send(credentialsOf(ctx, instance, recipe, existing.value));
+      }
+      if (instance.phase !== 'ready') {
+        throw concurrencyError(
+          `instance ${instanceId} is ${instance.phase}, not ready; bind once provisioning succeeded`,
+        );
+      }
+
+      const record: BindingRecord = {
+        id: bindingId,
+        instanceId,
+        name,
+        username: randomUsername(),
+        password: randomPassword(),
+        createdAt: new Date().toISOString(),
+        context,
+        parameters,
+      };
+      const driver = bindingDrivers[recipe.driver];
+      const target = await adminTarget(instance, recipe);
+      try {
+        await driver.createUser(target, recipe, record.username, record.password);
+      } catch (error) {
+        request.log.error(
+          { instanceId, bindingId, reason: (error as Error).message },
+          'creating the binding user failed',
+        );
+        throw bindingFailed('create the database user', instanceId, error);
+      }
+      if (!(await ctx.bindings.create(record))) {
+        // Lost to a concurrent bind of the same id, or the instance went away: undo our user.
+        await driver.dropUser(target, recipe, record.username).catch((error: unknown) => {
+          request.log.warn(
+            { instanceId, username: record.username, reason: (error as Error).message },
+            'dropping an unused binding user failed',
+          );
+        });
+        const winner = await ctx.bindings.get(instanceId, bindingId);
+        if (!winner) throw concurrencyError(`instance ${instanceId} changed while binding; retry`);
+        repeatAnswer(winner.value, parameters, context);
+        return reply.code(200).send(credentialsOf(ctx, instance, recipe, winner.value));
+      }
+      request.log.info({ instanceId, bindingId, username: record.username }, 'binding created');
+      await ctx.events.record('binding-created', `binding "${name}" (user ${record.username}) created`, { instanceId });
+      return reply.code(201).send(credentialsOf(ctx, instance, recipe, record));
+    },
+  );
+
+  app.get<{ Params: { instance_id: string; binding_id: string } }>(
+    '/v2/service_instances/:instance_id/service_bindings/:binding_id',
+    { schema: { params: bindingParams } },
+    async (request) => {
+      const instanceId = keySegmentParam(request.params.instance_id, 'instance id');
+      const bindingId = keySegmentParam(request.params.binding_id, 'binding id');
+      const instance = (await ctx.instances.get(instanceId))?.value;
+      const binding = instance ? (await ctx.bindings.get(instanceId, bindingId))?.value : undefined;
+      if (!instance || !binding) throw notFound(`binding ${bindingId} of instance ${instanceId} does not exist`);
+      return { ...credentialsOf(ctx, instance, recipeOf(instance), binding), parameters: binding.parameters };
+    },
+  );
+
+  app.delete<{
+    Params: { instance_id: string; binding_id: string };
+    Querystring: { service_id: string; plan_id: string };
+  }>(
+    '/v2/service_instances/:instance_id/service_bindings/:binding_id',
+    {
+      schema: {
+        params: bindingParams,
+        querystring: {
+          type: 'object',
+          required: ['service_id', 'plan_id'],
+          properties: { service_id: stringField, plan_id: stringField, accepts_incomplete: stringField },
+        },
+      },
+    },
+    async (request, reply) => {
+      const instanceId = keySegmentParam(request.params.instance_id, 'instance id');
+      const bindingId = keySegmentParam(request.params.binding_id, 'binding id');
+      const instance = (await ctx.instances.get(instanceId))?.value;
+      if (!instance) return reply.code(410).send({});
+      if (request.query.service_id !== instance.serviceId || request.query.plan_id !== instance.planId) {
+        throw badRequest(`service_id and plan_id must be those of instance ${instanceId}`);
+      }
+      const binding = await ctx.bindings.get(instanceId, bindingId);
+      if (!binding) return reply.code(410).send({});
+      // Only a ready instance has a reachable database; otherwise the user dies with it.
+      if (instance.phase === 'ready') {
+        const recipe = recipeOf(instance);
+        try {
+          await bindingDrivers[recipe.driver].dropUser(
+            await adminTarget(instance, recipe),
+            recipe,
+            binding.value.username,
+          );
+        } catch (error) {
+          request.log.error(
+            { instanceId, bindingId, reason: (error as Error).message },
+            'dropping the binding user failed',
+          );
+          throw bindingFailed('drop the database user', instanceId, error);
+        }
+      }
+      await ctx.bindings.delete(binding);
+      request.log.info({ instanceId, bindingId, username: binding.value.username }, 'binding deleted');
+      await ctx.events.record('binding-deleted', `binding "${binding.value.name}" deleted`, { instanceId });
+      return reply.code(200).send({});
+    },
+  );
+}

@@ -1,0 +1,161 @@
+import type { AddressInfo } from 'node:net';
+import {
+  Catalog,
+  connectEtcd,
+  createLogger,
+  defaultCatalogDir,
+  ErrorCodes,
+  EventLog,
+  Keyspace,
+  type Logger,
+} from '@service-foundry/core';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
+import { authenticateChallenge, basicAuthHook } from './auth.js';
+import { BindingStore } from './binding-store.js';
+import type { BrokerContext } from './broker-context.js';
+import { loadBrokerConfig } from './config.js';
+import { InstanceStore } from './instance-store.js';
+import { notFound, OsbError, toOsbError } from './osb-errors.js';
+import { originatingPlatform, requestIdentity, requireApiVersion } from './osb-headers.js';
+import { PlanRegistry } from './params-validation.js';
+import { bindingRoutes } from './routes/bindings.js';
+import { catalogRoutes } from './routes/catalog.js';
+import { instanceRoutes } from './routes/instances.js';
+import { operatorRoutes } from './routes/operator.js';
+
+const unsupportedMediaType = () =>
+  new OsbError(
+    400,
+    'UnsupportedMediaType',
+    'the request body must be JSON (Content-Type: application/json)',
+    ErrorCodes.invalidInput,
+  );
+
+/**
+ * Bodies are JSON only. An empty body counts as absent (platforms send DELETE with a JSON
+ * content type and no body); a body without a content type is tried as JSON, as OSB allows.
+ */
+function installBodyParsers(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  const parse = (request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) => {
+    if (body.length === 0) done(null, undefined);
+    // Fastify's JSON parser is synchronous and reports through `done`.
+    else void parseJson(request, body, done);
+  };
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parse);
+  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
+    if (request.headers['content-type'] === undefined) parse(request, body as string, done);
+    else done(unsupportedMediaType(), undefined);
+  });
+}
+
+/** The Fastify app with every route, hook and error mapping; not yet listening. */
+export function buildServer(ctx: BrokerContext): FastifyInstance {
+  const app = Fastify({
+    // Typed as Fastify's own logger interface so the app is a plain FastifyInstance.
+    loggerInstance: ctx.log as FastifyBaseLogger,
+    // One line per request, written by the onResponse hook below without headers or bodies.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Fastify's defaults coerce types, fill defaults and drop unknown fields. Input must be
+    // judged as sent: OSB's own unknown-field rule is handled by the schemas themselves.
+    ajv: { customOptions: { coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: true } },
+    routerOptions: { maxParamLength: 1024 },
+    forceCloseConnections: true,
+    return503OnClosing: true,
+  });
+  installBodyParsers(app);
+
+  app.addHook('onRequest', basicAuthHook(ctx.config.username, ctx.config.password));
+  app.addHook('onRequest', async (request) => {
+    if (request.url.startsWith('/v2/')) await requireApiVersion(request);
+  });
+  app.addHook('onSend', async (request, reply, payload) => {
+    const identity = requestIdentity(request);
+    if (identity) reply.header('X-Broker-API-Request-Identity', identity);
+    return payload;
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url.slice(0, 300),
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+        platform: originatingPlatform(request),
+        requestIdentity: requestIdentity(request),
+      },
+      'request',
+    );
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const osb = toOsbError(error);
+    if (osb.status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ error: osb.error, description: osb.message }, 'request rejected');
+    if (osb.status === 401) reply.header('WWW-Authenticate', authenticateChallenge);
+    return reply.code(osb.status).send(osb.body());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?', 1)[0]?.slice(0, 200);
+    return reply.code(404).send(notFound(`no route ${request.method} ${path}`).body());
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  catalogRoutes(app, ctx);
+  instanceRoutes(app, ctx);
+  bindingRoutes(app, ctx);
+  operatorRoutes(app, ctx);
+  return app;
+}
+
+export interface RunningBroker {
+  /** Base URL, e.g. `http://127.0.0.1:8470`. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts the broker: validates `input` as a BrokerConfig, loads the catalog, listens. */
+export async function startBroker(input: unknown, options: { log?: Logger } = {}): Promise<RunningBroker> {
+  const config = loadBrokerConfig(input);
+  const log = options.log ?? createLogger({ name: 'broker' });
+  const catalog = await Catalog.load(config.catalogDir || defaultCatalogDir());
+  const plans = new PlanRegistry(catalog);
+  const keys = new Keyspace(config.keyspaceRoot);
+  const client = connectEtcd({ endpoints: config.etcdEndpoints });
+  const ctx: BrokerContext = {
+    config,
+    catalog,
+    plans,
+    keys,
+    client,
+    instances: new InstanceStore(client, keys, config.routerPortRange),
+    bindings: new BindingStore(client, keys),
+    events: new EventLog(client, keys, 'broker'),
+    log,
+  };
+  const app = buildServer(ctx);
+  try {
+    // Fail at startup, not on the first request, when etcd is unreachable.
+    await client.getAll().prefix(keys.instances()).count();
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    await app.close().catch(() => undefined);
+    client.close();
+    throw error;
+  }
+  const { port } = app.server.address() as AddressInfo;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info(
+    { url, keyspaceRoot: config.keyspaceRoot, services: catalog.entries.map((e) => e.osb.name) },
+    'broker ready',
+  );
+  return {
+    url,
+    stop: async () => {
+      await app.close();
+      client.close();
+    },
+  };
+}

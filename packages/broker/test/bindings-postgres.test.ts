@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { BindingRecord, InstanceSecret } from '@service-foundry/core';
+import pg from 'pg';
+import type { InstanceDetail } from '../src/index.js';
+import {
+  assertOsbError,
+  call,
+  dumpKeyspace,
+  type Harness,
+  markReady,
+  postgresServiceId,
+  provisionBody,
+  readInstance,
+  smallPlanId,
+  startHarness,
+  uniqueId,
+} from './helpers.js';
+import { type LocalPostgres, startLocalPostgres } from './local-postgres.js';
+
+interface Credentials {
+  host: string;
+  port: number;
+  database: string;
+  username: string;
+  password: string;
+  uri: string;
+  jdbcUrl: string;
+}
+
+async function asUser(uri: string, sql: string): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: uri, connectionTimeoutMillis: 5000 });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Bindings against a real PostgreSQL standing in for an instance behind the router: the
+ * instance's router port is the server's port, and the server's admin password is set from
+ * the instance secret the broker generated (as the agent would pass it to the container).
+ */
+describe('broker: bindings make real database users', () => {
+  let h: Harness;
+  let postgres: LocalPostgres;
+  const instanceId = uniqueId('db');
+  const bindingPath = (id: string) => `/v2/service_instances/${instanceId}/service_bindings/${id}`;
+  const unbindPath = (id: string) => `${bindingPath(id)}?service_id=${postgresServiceId}&plan_id=${smallPlanId}`;
+  const bindBody = (extra: Record<string, unknown> = {}) => ({
+    service_id: postgresServiceId,
+    plan_id: smallPlanId,
+    bind_resource: { app_guid: 'app-1' },
+    ...extra,
+  });
+
+  before(async () => {
+    postgres = await startLocalPostgres();
+    h = await startHarness({ routerPortRange: { min: postgres.port, max: postgres.port }, bindTimeoutMs: 5000 });
+    const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${instanceId}?accepts_incomplete=true`, {
+      body: provisionBody(),
+    });
+    assert.equal(res.status, 202, res.text);
+    assert.equal((await readInstance(h.client, h.keys, instanceId))?.routerPort, postgres.port);
+    const secret = JSON.parse((await h.client.get(h.keys.secret(instanceId)).string()) ?? '{}') as InstanceSecret;
+    await postgres.setAdminPassword(secret.adminPassword);
+    await markReady(h.client, h.keys, instanceId);
+  });
+  after(async () => {
+    await h?.close();
+    await postgres?.stop();
+  });
+
+  let first: Credentials;
+
+  it('binds: 201 with credentials of a new user that can connect and create tables', async () => {
+    const res = await call(h.broker.url, 'PUT', bindingPath('app-one'), {
+      body: bindBody({ context: { platform: 'cloudfoundry', binding_name: 'orders-app' } }),
+    });
+    assert.equal(res.status, 201, res.text);
+    first = (res.body as { credentials: Credentials }).credentials;
+    assert.equal(first.host, '127.0.0.1');
+    assert.equal(first.port, postgres.port);
+    assert.equal(first.database, 'sf');
+    assert.match(first.username, /^u_[a-z0-9]{16}$/);
+    assert.match(first.password, /^[A-Za-z0-9]{32}$/);
+    assert.equal(first.uri, `postgres://${first.username}:${first.password}@127.0.0.1:${postgres.port}/sf`);
+    assert.equal(
+      first.jdbcUrl,
+      `jdbc:postgresql://127.0.0.1:${postgres.port}/sf?user=${first.username}&password=${first.password}`,
+    );
+
+    const who = await asUser(first.uri, 'SELECT current_user AS name');
+    assert.equal(who.rows[0]?.name, first.username);
+    await asUser(first.uri, 'CREATE TABLE orders (id int primary key); INSERT INTO orders VALUES (1)');
+
+    const stored = JSON.parse(
+      (await h.client.get(h.keys.binding(instanceId, 'app-one')).string()) ?? '{}',
+    ) as BindingRecord;
+    assert.equal(stored.name, 'orders-app');
+    assert.equal(stored.username, first.username);
+  });
+
+  it('answers a repeated identical bind with the same credentials, a different one with 409', async () => {
+    const repeat = await call(h.broker.url, 'PUT', bindingPath('app-one'), {
+      body: bindBody({ context: { platform: 'cloudfoundry', binding_name: 'orders-app' } }),
+    });
+    assert.equal(repeat.status, 200);
+    assert.deepEqual((repeat.body as { credentials: Credentials }).credentials, first);
+
+    const before = await dumpKeyspace(h.client, h.keys);
+    const different = await call(h.broker.url, 'PUT', bindingPath('app-one'), {
+      body: bindBody({ context: { platform: 'cloudfoundry', binding_name: 'another-name' } }),
+    });
+    assert.equal(different.status, 409);
+    assertOsbError(different.body, 'Conflict');
+    assert.equal(await dumpKeyspace(h.client, h.keys), before);
+
+    const fetched = await call(h.broker.url, 'GET', bindingPath('app-one'));
+    assert.equal(fetched.status, 200);
+    assert.deepEqual((fetched.body as { credentials: Credentials }).credentials, first);
+  });
+
+  it('lets concurrent binds of one id create exactly one user', async () => {
+    const results = await Promise.all(
+      [1, 2, 3].map(() => call(h.broker.url, 'PUT', bindingPath('app-race'), { body: bindBody() })),
+    );
+    assert.deepEqual(results.map((r) => r.status).sort(), [200, 200, 201]);
+    const usernames = new Set(results.map((r) => (r.body as { credentials: Credentials }).credentials.username));
+    assert.equal(usernames.size, 1, 'every answer carries the winner credentials');
+    const roles = await postgres.admin("SELECT rolname FROM pg_roles WHERE rolname LIKE 'u\\_%' ORDER BY 1");
+    assert.deepEqual(roles.rows.map((r) => r.rolname).sort(), [first.username, [...usernames][0]].sort());
+  });
+
+  it('shows bindings in the operator API without passwords', async () => {
+    const res = await call(h.broker.url, 'GET', `/sf/v1/instances/${instanceId}`);
+    const detail = res.body as InstanceDetail;
+    assert.deepEqual(detail.bindings.map((b) => b.name).sort(), ['app-race', 'orders-app']);
+    assert.ok(!res.text.includes(first.password));
+  });
+
+  it('unbinds: the user is gone, its tables stay with sf_owner, a repeat is 410', async () => {
+    const res = await call(h.broker.url, 'DELETE', unbindPath('app-one'));
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.body, {});
+    const role = await postgres.admin('SELECT 1 FROM pg_roles WHERE rolname = $1', [first.username]);
+    assert.equal(role.rowCount, 0);
+    await assert.rejects(asUser(first.uri, 'SELECT 1'), /password authentication failed|does not exist/);
+    const owner = await postgres.admin("SELECT tableowner FROM pg_tables WHERE tablename = 'orders'");
+    assert.equal(owner.rows[0]?.tableowner, 'sf_owner');
+    assert.equal(await h.client.get(h.keys.binding(instanceId, 'app-one')).string(), null);
+
+    const again = await call(h.broker.url, 'DELETE', unbindPath('app-one'));
+    assert.equal(again.status, 410);
+    assert.equal((await call(h.broker.url, 'GET', bindingPath('app-one'))).status, 404);
+  });
+
+  it('reports an unreachable database as a 500 with a clear description and stores nothing', async () => {
+    await postgres.stop();
+    const before = await dumpKeyspace(h.client, h.keys);
+    const res = await call(h.broker.url, 'PUT', bindingPath('app-late'), { body: bindBody() });
+    assert.equal(res.status, 500);
+    assertOsbError(res.body, 'BindingFailed');
+    assert.match((res.body as { description: string }).description, /ECONNREFUSED|connect/);
+    assert.equal(await dumpKeyspace(h.client, h.keys), before);
+  });
+});

@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { InstanceSecret } from '@service-foundry/core';
+import {
+  assertOsbError,
+  call,
+  deleteLikeController,
+  type Harness,
+  markReady,
+  postgresServiceId,
+  provisionBody,
+  readInstance,
+  smallPlanId,
+  startHarness,
+  uniqueId,
+} from './helpers.js';
+
+const instancePath = (id: string) => `/v2/service_instances/${id}`;
+const provisionPath = (id: string) => `${instancePath(id)}?accepts_incomplete=true`;
+const deletePath = (id: string) =>
+  `${instancePath(id)}?accepts_incomplete=true&service_id=${postgresServiceId}&plan_id=${smallPlanId}`;
+
+describe('broker: provision, last_operation, deprovision', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ routerPortRange: { min: 41000, max: 41099 } });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('provisions asynchronously: 202, records in etcd, in progress until the controller says ready', async () => {
+    const id = uniqueId('inst');
+    const body = provisionBody({
+      context: { platform: 'cloudfoundry', instance_name: 'orders-db' },
+      parameters: { replicas: 1 },
+    });
+    const res = await call(h.broker.url, 'PUT', provisionPath(id), { body });
+    assert.equal(res.status, 202);
+    const { operation } = res.body as { operation: string };
+    assert.match(operation, /^provision-[0-9a-f]{16}$/);
+
+    const record = await readInstance(h.client, h.keys, id);
+    assert.ok(record);
+    assert.equal(record.phase, 'provisioning');
+    assert.equal(record.name, 'orders-db');
+    assert.equal(record.serviceName, 'postgres');
+    assert.equal(record.planName, 'small');
+    assert.equal(record.replicas, 1);
+    assert.deepEqual(record.resources, { cpuMillis: 500, memoryMb: 512, diskMb: 1024 });
+    assert.deepEqual(record.operation.type, 'provision');
+    assert.equal(record.operation.id, operation);
+    assert.equal(record.operation.state, 'in progress');
+    assert.ok(record.routerPort >= 41000 && record.routerPort <= 41099);
+    const secret = JSON.parse((await h.client.get(h.keys.secret(id)).string()) ?? 'null') as InstanceSecret;
+    assert.equal(secret.adminUser, 'postgres');
+    assert.match(secret.adminPassword, /^[A-Za-z0-9]{32}$/);
+    assert.equal(await h.client.get(h.keys.routerPort(record.routerPort)).string(), JSON.stringify(id));
+
+    const polled = await call(h.broker.url, 'GET', `${instancePath(id)}/last_operation?operation=${operation}`);
+    assert.equal(polled.status, 200);
+    assert.equal((polled.body as { state: string }).state, 'in progress');
+
+    const again = await call(h.broker.url, 'PUT', provisionPath(id), { body });
+    assert.equal(again.status, 202, 'a repeat while provisioning is still 202');
+    assert.deepEqual(again.body, { operation });
+
+    assert.equal((await call(h.broker.url, 'GET', instancePath(id))).status, 404, 'not fetchable while provisioning');
+
+    await markReady(h.client, h.keys, id);
+    const done = await call(h.broker.url, 'GET', `${instancePath(id)}/last_operation?operation=${operation}`);
+    assert.equal(done.status, 200);
+    assert.deepEqual(done.body, { state: 'succeeded', description: 'instance is ready' });
+
+    const repeat = await call(h.broker.url, 'PUT', provisionPath(id), { body });
+    assert.equal(repeat.status, 200);
+    assert.deepEqual(repeat.body, {});
+
+    const fetched = await call(h.broker.url, 'GET', instancePath(id));
+    assert.equal(fetched.status, 200);
+    assert.deepEqual(fetched.body, {
+      service_id: postgresServiceId,
+      plan_id: smallPlanId,
+      parameters: { replicas: 1 },
+    });
+  });
+
+  it('uses the id as name and the plan default replicas when the platform sends neither', async () => {
+    const id = uniqueId('plain');
+    // Also: unknown top-level fields are ignored, and a body without Content-Type is read as JSON.
+    const res = await call(h.broker.url, 'PUT', provisionPath(id), {
+      body: { service_id: postgresServiceId, plan_id: smallPlanId, unknown_top_level_field: true },
+      contentType: null,
+    });
+    assert.equal(res.status, 202, res.text);
+    const record = await readInstance(h.client, h.keys, id);
+    assert.equal(record?.name, id);
+    assert.equal(record?.replicas, 1);
+    assert.deepEqual(record?.parameters, {});
+  });
+
+  it('gives concurrent provisions distinct router ports, and one name to one instance only', async () => {
+    const ids = Array.from({ length: 6 }, () => uniqueId('race'));
+    const results = await Promise.all(
+      ids.map((id) => call(h.broker.url, 'PUT', provisionPath(id), { body: provisionBody() })),
+    );
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ids.map(() => 202),
+    );
+    const ports = await Promise.all(ids.map(async (id) => (await readInstance(h.client, h.keys, id))?.routerPort));
+    assert.equal(new Set(ports).size, ids.length, `ports ${ports.join(',')}`);
+
+    const contenders = [uniqueId('twin'), uniqueId('twin'), uniqueId('twin')];
+    const body = provisionBody({ context: { instance_name: 'shared-name' } });
+    const raced = await Promise.all(contenders.map((id) => call(h.broker.url, 'PUT', provisionPath(id), { body })));
+    assert.deepEqual(raced.map((r) => r.status).sort(), [202, 409, 409], 'exactly one instance gets the name');
+  });
+
+  it('deprovisions asynchronously and answers 410 once the controller deleted the instance', async () => {
+    const id = uniqueId('gone');
+    const created = await call(h.broker.url, 'PUT', provisionPath(id), { body: provisionBody() });
+    assert.equal(created.status, 202);
+    const provisionOperation = (created.body as { operation: string }).operation;
+    await markReady(h.client, h.keys, id);
+
+    const res = await call(h.broker.url, 'DELETE', deletePath(id));
+    assert.equal(res.status, 202);
+    const { operation } = res.body as { operation: string };
+    assert.match(operation, /^deprovision-/);
+    const record = await readInstance(h.client, h.keys, id);
+    assert.equal(record?.phase, 'deprovisioning');
+    assert.equal(record?.operation.type, 'deprovision');
+    assert.equal(record?.operation.state, 'in progress');
+
+    const again = await call(h.broker.url, 'DELETE', deletePath(id));
+    assert.equal(again.status, 202);
+    assert.deepEqual(again.body, { operation }, 'a repeat returns the same operation');
+
+    const polled = await call(h.broker.url, 'GET', `${instancePath(id)}/last_operation?operation=${operation}`);
+    assert.equal((polled.body as { state: string }).state, 'in progress');
+    const repeatPut = await call(h.broker.url, 'PUT', provisionPath(id), { body: provisionBody() });
+    assert.equal(repeatPut.status, 422);
+    assertOsbError(repeatPut.body, 'ConcurrencyError');
+
+    await deleteLikeController(h.client, h.keys, id);
+    const gone = await call(h.broker.url, 'GET', `${instancePath(id)}/last_operation?operation=${operation}`);
+    assert.equal(gone.status, 410);
+    assert.deepEqual(gone.body, {});
+    assert.equal((await call(h.broker.url, 'GET', `${instancePath(id)}/last_operation`)).status, 410);
+    const provisionPoll = await call(
+      h.broker.url,
+      'GET',
+      `${instancePath(id)}/last_operation?operation=${provisionOperation}`,
+    );
+    assert.equal(provisionPoll.status, 404, 'polling a provision of a missing instance is 404 (OSB 2.17)');
+    assertOsbError(provisionPoll.body, 'NotFound');
+
+    const deleted = await call(h.broker.url, 'DELETE', deletePath(id));
+    assert.equal(deleted.status, 410);
+    assert.deepEqual(deleted.body, {});
+  });
+
+  it('deprovisions an instance that is still provisioning', async () => {
+    const id = uniqueId('early');
+    assert.equal((await call(h.broker.url, 'PUT', provisionPath(id), { body: provisionBody() })).status, 202);
+    const res = await call(h.broker.url, 'DELETE', deletePath(id), { contentType: 'application/json', rawBody: '' });
+    assert.equal(res.status, 202, res.text);
+    assert.equal((await readInstance(h.client, h.keys, id))?.phase, 'deprovisioning');
+  });
+});

@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto';
+import { BrokerError } from './errors.js';
+import type { Target } from './target.js';
+
+const apiVersion = '2.17';
+
+/** Talks to the broker: OSB endpoints for the lifecycle, `/sf/v1` for operator views. */
+export class BrokerClient {
+  readonly #auth: string;
+
+  constructor(readonly target: Readonly<Target>) {
+    this.#auth = `Basic ${Buffer.from(`${target.username}:${target.password}`).toString('base64')}`;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.target.url), {
+        method,
+        headers: {
+          authorization: this.#auth,
+          'x-broker-api-version': apiVersion,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(60_000),
+      });
+    } catch (error) {
+      throw new BrokerError(
+        0,
+        'Unreachable',
+        `cannot reach the broker at ${this.target.url}: ${(error as Error).message}`,
+      );
+    }
+    const text = await res.text();
+    let parsed: unknown = {};
+    if (text) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = { description: text };
+      }
+    }
+    if (res.status >= 400) {
+      const err = parsed as { error?: string; description?: string };
+      throw new BrokerError(res.status, err.error, err.description ?? `${method} ${path}: HTTP ${res.status}`);
+    }
+    return { status: res.status, body: parsed as T };
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path).then((r) => r.body);
+  }
+}
+
+/** Binding ids for named keys are derived, so `sf service-key DB KEY` needs no lookup table. */
+export function bindingIdFor(instanceId: string, keyName: string): string {
+  const hex = createHash('sha256').update(`${instanceId}/${keyName}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}

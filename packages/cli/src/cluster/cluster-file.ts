@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { configCompiler } from '@service-foundry/core';
+
+/** What `sf up` decided the first time; later `sf up`/`sf down` reuse it. */
+export interface ClusterFile {
+  /** Label on every container and volume of this cluster. */
+  clusterId: string;
+  /** @default '/sf' */
+  keyspaceRoot: string;
+  /** External etcd endpoints; empty means `sf up` runs its own etcd. @default [] */
+  externalEtcd: string[];
+  /** Ports of the etcd `sf up` runs (chosen free on first start). */
+  etcdClientPort: number;
+  etcdPeerPort: number;
+  brokerPort: number;
+  brokerUsername: string;
+  brokerPassword: string;
+  /** Address the router listens on and credentials point at. @default '127.0.0.1' */
+  routerHost: string;
+  routerHttpPort: number;
+  routerPortMin: number;
+  routerPortMax: number;
+  /** Simulated nodes: one agent each, sharing this machine's Docker Engine. */
+  nodes: Array<{ name: string; address: string }>;
+}
+
+export const compileClusterFile = configCompiler<ClusterFile>('cluster file', {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'clusterId',
+    'etcdClientPort',
+    'etcdPeerPort',
+    'brokerPort',
+    'brokerUsername',
+    'brokerPassword',
+    'routerHttpPort',
+    'routerPortMin',
+    'routerPortMax',
+    'nodes',
+  ],
+  properties: {
+    clusterId: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$' },
+    keyspaceRoot: { type: 'string', default: '/sf' },
+    externalEtcd: { type: 'array', items: { type: 'string', pattern: '^https?://' }, default: [] },
+    etcdClientPort: { type: 'integer', minimum: 1, maximum: 65535 },
+    etcdPeerPort: { type: 'integer', minimum: 1, maximum: 65535 },
+    brokerPort: { type: 'integer', minimum: 1, maximum: 65535 },
+    brokerUsername: { type: 'string', minLength: 1 },
+    brokerPassword: { type: 'string', minLength: 12 },
+    routerHost: { type: 'string', default: '127.0.0.1' },
+    routerHttpPort: { type: 'integer', minimum: 1, maximum: 65535 },
+    routerPortMin: { type: 'integer', minimum: 1024, maximum: 65535 },
+    routerPortMax: { type: 'integer', minimum: 1024, maximum: 65535 },
+    nodes: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'address'],
+        properties: { name: { type: 'string' }, address: { type: 'string' } },
+      },
+    },
+  },
+});
+
+export function clusterFilePath(stateDir: string): string {
+  return join(stateDir, 'cluster.json');
+}
+
+export async function readClusterFile(stateDir: string): Promise<Readonly<ClusterFile> | undefined> {
+  let raw: string;
+  try {
+    raw = await readFile(clusterFilePath(stateDir), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  return compileClusterFile(JSON.parse(raw));
+}
+
+export async function writeClusterFile(stateDir: string, cluster: ClusterFile): Promise<void> {
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  await writeFile(clusterFilePath(stateDir), `${JSON.stringify(cluster, null, 2)}\n`, { mode: 0o600 });
+}
+
+export function newPassword(): string {
+  return randomBytes(24).toString('base64url');
+}

@@ -1,0 +1,45 @@
+import { rm } from 'node:fs/promises';
+import Docker from 'dockerode';
+import { readClusterFile } from '../cluster/cluster-file.js';
+import { stopComponent } from '../cluster/components.js';
+import type { Command } from '../command.js';
+import { say } from '../output.js';
+import { stateDir } from '../target.js';
+import { componentNames } from './up.js';
+
+/** Removes every container and volume labelled with this cluster's id. */
+async function purgeDocker(clusterId: string): Promise<{ containers: number; volumes: number }> {
+  const docker = new Docker();
+  const filters = JSON.stringify({ label: [`sf.cluster=${clusterId}`] });
+  const containers = await docker.listContainers({ all: true, filters });
+  for (const info of containers) await docker.getContainer(info.Id).remove({ force: true, v: true });
+  const { Volumes } = await docker.listVolumes({ filters });
+  for (const volume of Volumes ?? []) await docker.getVolume(volume.Name).remove();
+  return { containers: containers.length, volumes: Volumes?.length ?? 0 };
+}
+
+export const down: Command = {
+  name: 'down',
+  summary: 'stop the platform; --purge also deletes its containers, volumes (data!) and state',
+  args: [],
+  options: { purge: { type: 'boolean' } },
+  async run(_args, options) {
+    const dir = stateDir();
+    const cluster = await readClusterFile(dir);
+    if (!cluster) {
+      say(`no cluster in ${dir}`);
+      return;
+    }
+    // Agents first, etcd last: components keep their leases until they are told to stop.
+    for (const name of componentNames(cluster).reverse()) {
+      say(`${name}: ${await stopComponent(dir, name)}`);
+    }
+    if (options.purge) {
+      const removed = await purgeDocker(cluster.clusterId);
+      await rm(dir, { recursive: true, force: true });
+      say(`Purged ${removed.containers} containers, ${removed.volumes} volumes and ${dir}`);
+    } else {
+      say('Service containers and volumes are kept; `sf up` resumes, `sf down --purge` deletes them.');
+    }
+  },
+};

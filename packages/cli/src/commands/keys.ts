@@ -1,0 +1,107 @@
+import type { OsbService } from '@service-foundry/core';
+import { type BrokerClient, bindingIdFor } from '../broker-client.js';
+import type { Command } from '../command.js';
+import { UsageError } from '../errors.js';
+import { printJson, say } from '../output.js';
+import { client, findInstance, type InstanceSummary } from './services.js';
+
+interface Credentials {
+  host: string;
+  port: number;
+  database?: string;
+  username: string;
+  password: string;
+  uri: string;
+  [more: string]: unknown;
+}
+
+const keyName = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+async function ids(broker: BrokerClient, instance: InstanceSummary): Promise<{ service_id: string; plan_id: string }> {
+  const { services } = await broker.get<{ services: OsbService[] }>('/v2/catalog');
+  const offering = services.find((s) => s.name === instance.service);
+  const plan = offering?.plans.find((p) => p.name === instance.plan);
+  if (!offering || !plan) throw new UsageError(`the catalog no longer offers ${instance.service} ${instance.plan}`);
+  return { service_id: offering.id, plan_id: plan.id };
+}
+
+function printCredentials(credentials: Credentials, json: boolean): void {
+  if (json) {
+    printJson(credentials);
+    return;
+  }
+  for (const [key, value] of Object.entries(credentials)) say(`${`${key}:`.padEnd(10)} ${String(value)}`);
+}
+
+function createKey(name: string, summary: string): Command {
+  return {
+    name,
+    summary,
+    args: ['SERVICE_INSTANCE', 'KEY'],
+    options: { c: { type: 'string' }, json: { type: 'boolean' } },
+    async run([instanceName, key], options) {
+      if (!keyName.test(key ?? '')) throw new UsageError(`KEY must match ${keyName}`);
+      let parameters: unknown = {};
+      if (typeof options.c === 'string') {
+        try {
+          parameters = JSON.parse(options.c);
+        } catch (error) {
+          throw new UsageError(`-c must be a JSON object: ${(error as Error).message}`);
+        }
+      }
+      const broker = await client();
+      const instance = await findInstance(broker, instanceName ?? '');
+      const bindingId = bindingIdFor(instance.id, key ?? '');
+      const res = await broker.request<{ credentials: Credentials }>(
+        'PUT',
+        `/v2/service_instances/${instance.id}/service_bindings/${bindingId}`,
+        { ...(await ids(broker, instance)), context: { platform: 'service-foundry', binding_name: key }, parameters },
+      );
+      if (!options.json)
+        say(`${res.status === 200 ? 'Key already exists' : 'Created key'} ${key} for ${instanceName}:`);
+      printCredentials(res.body.credentials, options.json === true);
+    },
+  };
+}
+
+export const createServiceKey = createKey(
+  'create-service-key',
+  'create credentials (a real database user) for an instance',
+);
+export const bindService = createKey('bind-service', 'same as create-service-key: bind an app by name');
+
+export const serviceKey: Command = {
+  name: 'service-key',
+  summary: 'show the credentials of a key',
+  args: ['SERVICE_INSTANCE', 'KEY'],
+  options: { json: { type: 'boolean' } },
+  async run([instanceName, key], options) {
+    const broker = await client();
+    const instance = await findInstance(broker, instanceName ?? '');
+    const { credentials } = await broker.get<{ credentials: Credentials }>(
+      `/v2/service_instances/${instance.id}/service_bindings/${bindingIdFor(instance.id, key ?? '')}`,
+    );
+    printCredentials(credentials, options.json === true);
+  },
+};
+
+function deleteKey(name: string, summary: string): Command {
+  return {
+    name,
+    summary,
+    args: ['SERVICE_INSTANCE', 'KEY'],
+    async run([instanceName, key]) {
+      const broker = await client();
+      const instance = await findInstance(broker, instanceName ?? '');
+      const query = new URLSearchParams(await ids(broker, instance));
+      await broker.request(
+        'DELETE',
+        `/v2/service_instances/${instance.id}/service_bindings/${bindingIdFor(instance.id, key ?? '')}?${query}`,
+      );
+      say(`Deleted key ${key}: its database user is gone; data it created stays with the instance.`);
+    },
+  };
+}
+
+export const deleteServiceKey = deleteKey('delete-service-key', 'delete a key and its database user');
+export const unbindService = deleteKey('unbind-service', 'same as delete-service-key');

@@ -1,0 +1,222 @@
+import { randomUUID } from 'node:crypto';
+import { type OsbService, waitFor } from '@service-foundry/core';
+import { BrokerClient } from '../broker-client.js';
+import { type Command, intOption } from '../command.js';
+import { UsageError } from '../errors.js';
+import { Progress, printJson, printTable, say } from '../output.js';
+import { loadTarget } from '../target.js';
+
+export interface InstanceSummary {
+  id: string;
+  name: string;
+  service: string;
+  plan: string;
+  phase: string;
+  message: string;
+  operation: { type: string; state: string; description: string };
+  replicas: { desired: number; placed: number; running: number };
+  route: { host: string; port: number } | null;
+  createdAt: string;
+}
+
+export async function client(): Promise<BrokerClient> {
+  return new BrokerClient(await loadTarget());
+}
+
+export async function findInstance(broker: BrokerClient, name: string): Promise<InstanceSummary> {
+  const all = await broker.get<InstanceSummary[]>('/sf/v1/instances');
+  const found = all.find((i) => i.name === name) ?? all.find((i) => i.id === name);
+  if (!found) throw new UsageError(`service instance ${JSON.stringify(name)} not found (see \`sf services\`)`);
+  return found;
+}
+
+/** Polls `last_operation` until it leaves `in progress`, showing progress. */
+export async function waitForOperation(
+  broker: BrokerClient,
+  id: string,
+  what: string,
+  timeoutMs: number,
+): Promise<string> {
+  const progress = new Progress();
+  let description = '';
+  const state = await waitFor(
+    async () => {
+      let op: { state: string; description?: string };
+      try {
+        op = (
+          await broker.request<{ state: string; description?: string }>(
+            'GET',
+            `/v2/service_instances/${id}/last_operation`,
+          )
+        ).body;
+      } catch (error) {
+        // OSB: 410 Gone answers last_operation once an instance is deleted.
+        if ((error as { status?: number }).status === 410) return 'gone';
+        throw error;
+      }
+      description = op.description ?? '';
+      if (op.state !== 'in progress') return op.state;
+      progress.update(`${what}: in progress${description ? ` — ${description}` : ''}`);
+      return undefined;
+    },
+    { description: `${what} to finish`, timeoutMs, intervalMs: 500 },
+  );
+  const final = state === 'gone' ? 'succeeded' : state;
+  progress.done(`${what}: ${final}${description && state !== 'gone' ? ` — ${description}` : ''}`);
+  return state;
+}
+
+export const marketplace: Command = {
+  name: 'marketplace',
+  summary: 'list the services and plans you can create',
+  args: [],
+  options: { json: { type: 'boolean' } },
+  async run(_args, options) {
+    const { services } = await (await client()).get<{ services: OsbService[] }>('/v2/catalog');
+    if (options.json) return printJson(services);
+    printTable(
+      ['service', 'plans', 'description'],
+      services.map((s) => [s.name, s.plans.map((p) => p.name).join(', '), s.description]),
+    );
+  },
+};
+
+export const createService: Command = {
+  name: 'create-service',
+  summary: 'create a service instance and wait until it is ready',
+  args: ['SERVICE', 'PLAN', 'NAME'],
+  options: { c: { type: 'string' }, 'no-wait': { type: 'boolean' }, timeout: { type: 'string' } },
+  async run([service, plan, nameArg], options) {
+    const name = nameArg ?? '';
+    let parameters: unknown = {};
+    if (typeof options.c === 'string') {
+      try {
+        parameters = JSON.parse(options.c);
+      } catch (error) {
+        throw new UsageError(`-c must be a JSON object: ${(error as Error).message}`);
+      }
+      if (!parameters || typeof parameters !== 'object' || Array.isArray(parameters))
+        throw new UsageError('-c must be a JSON object');
+    }
+    const broker = await client();
+    const { services } = await broker.get<{ services: OsbService[] }>('/v2/catalog');
+    const offering = services.find((s) => s.name === service);
+    if (!offering) throw new UsageError(`no service ${JSON.stringify(service)} (see \`sf marketplace\`)`);
+    const planEntry = offering.plans.find((p) => p.name === plan);
+    if (!planEntry) {
+      throw new UsageError(
+        `service ${service} has no plan ${JSON.stringify(plan)}; plans: ${offering.plans.map((p) => p.name).join(', ')}`,
+      );
+    }
+    const id = randomUUID();
+    await broker.request('PUT', `/v2/service_instances/${id}?accepts_incomplete=true`, {
+      service_id: offering.id,
+      plan_id: planEntry.id,
+      context: { platform: 'service-foundry', instance_name: name },
+      parameters,
+    });
+    say(`Creating service instance ${name} (${service} ${plan}, id ${id})`);
+    if (options['no-wait']) return say(`Check progress with \`sf service ${name}\``);
+    const timeoutSeconds = intOption(options, 'timeout', 300, 1, 3600);
+    const state = await waitForOperation(broker, id, `create ${name}`, timeoutSeconds * 1000);
+    if (state !== 'succeeded') {
+      process.exitCode = 1;
+      const detail = await findInstance(broker, name).catch(() => undefined);
+      say(`Create failed: ${detail?.operation.description ?? state}`);
+      return;
+    }
+    say(`OK. Next: \`sf create-service-key ${name} KEY\` for credentials.`);
+  },
+};
+
+export const services: Command = {
+  name: 'services',
+  summary: 'list service instances',
+  args: [],
+  options: { json: { type: 'boolean' } },
+  async run(_args, options) {
+    const all = await (await client()).get<InstanceSummary[]>('/sf/v1/instances');
+    if (options.json) return printJson(all);
+    printTable(
+      ['name', 'service', 'plan', 'state', 'replicas', 'route', 'last operation'],
+      all.map((i) => [
+        i.name,
+        i.service,
+        i.plan,
+        i.phase,
+        `${i.replicas.running}/${i.replicas.desired}`,
+        i.route ? `${i.route.host}:${i.route.port}` : '-',
+        `${i.operation.type} ${i.operation.state}`,
+      ]),
+    );
+  },
+};
+
+export const service: Command = {
+  name: 'service',
+  summary: 'show one service instance: state, replicas, route, keys',
+  args: ['NAME'],
+  options: { json: { type: 'boolean' } },
+  async run([name], options) {
+    const broker = await client();
+    const summary = await findInstance(broker, name ?? '');
+    const detail = await broker.get<
+      InstanceSummary & {
+        replicaDetails?: Array<{
+          ordinal: number;
+          node: string;
+          state: string;
+          host?: string;
+          port?: number;
+          message: string;
+        }>;
+        primary?: { node: string; epoch: number } | null;
+        bindings?: Array<{ id: string; name: string; username: string; createdAt: string }>;
+      }
+    >(`/sf/v1/instances/${summary.id}`);
+    if (options.json) return printJson(detail);
+    say(`name:            ${detail.name}`);
+    say(`id:              ${detail.id}`);
+    say(`service / plan:  ${detail.service} / ${detail.plan}`);
+    say(`state:           ${detail.phase}${detail.message ? ` — ${detail.message}` : ''}`);
+    say(`last operation:  ${detail.operation.type} ${detail.operation.state}: ${detail.operation.description}`);
+    say(`route:           ${detail.route ? `${detail.route.host}:${detail.route.port}` : '-'}`);
+    say(`primary:         ${detail.primary ? `${detail.primary.node} (epoch ${detail.primary.epoch})` : '-'}`);
+    say(
+      `replicas:        ${detail.replicas.running} running, ${detail.replicas.placed} placed, ${detail.replicas.desired} desired`,
+    );
+    const replicas = detail.replicaDetails ?? [];
+    if (replicas.length) {
+      printTable(
+        ['replica', 'node', 'state', 'address', 'message'],
+        replicas.map((r) => [r.ordinal, r.node, r.state, r.host ? `${r.host}:${r.port}` : '-', r.message]),
+      );
+    }
+    const keys = detail.bindings ?? [];
+    say(`keys:            ${keys.length ? keys.map((k) => k.name).join(', ') : '-'}`);
+  },
+};
+
+export const deleteService: Command = {
+  name: 'delete-service',
+  summary: 'delete a service instance, its data and its keys',
+  args: ['NAME'],
+  options: { 'no-wait': { type: 'boolean' } },
+  async run([name], options) {
+    const broker = await client();
+    const instance = await findInstance(broker, name ?? '');
+    const { services } = await broker.get<{ services: OsbService[] }>('/v2/catalog');
+    const offering = services.find((s) => s.name === instance.service);
+    const plan = offering?.plans.find((p) => p.name === instance.plan);
+    const query = new URLSearchParams({
+      service_id: offering?.id ?? '',
+      plan_id: plan?.id ?? '',
+      accepts_incomplete: 'true',
+    });
+    await broker.request('DELETE', `/v2/service_instances/${instance.id}?${query}`);
+    say(`Deleting service instance ${name}`);
+    if (options['no-wait']) return;
+    const state = await waitForOperation(broker, instance.id, `delete ${name}`, 300_000);
+    if (state !== 'succeeded' && state !== 'gone') process.exitCode = 1;
+  },
+};

@@ -1,0 +1,19 @@
+import { SfError } from '@service-foundry/core';
+
+/** Wrong command line: printed with the usage line, exit code 2. */
+export class UsageError extends SfError {
+  constructor(message: string) {
+    super('SF_ERR_INVALID_INPUT', message);
+  }
+}
+
+/** The broker answered with an OSB error body. */
+export class BrokerError extends SfError {
+  readonly status: number;
+  readonly osbError: string | undefined;
+  constructor(status: number, osbError: string | undefined, description: string) {
+    super(status === 404 || status === 410 ? 'SF_ERR_NOT_FOUND' : 'SF_ERR_INVALID_INPUT', description);
+    this.status = status;
+    this.osbError = osbError;
+  }
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+import { isSfError } from '@service-foundry/core';
+import { type Command, parseCommandLine, usageOf } from './command.js';
+import { events, nodes } from './commands/cluster.js';
+import { down } from './commands/down.js';
+import { images } from './commands/images.js';
+import { bindService, createServiceKey, deleteServiceKey, serviceKey, unbindService } from './commands/keys.js';
+import { createService, deleteService, marketplace, service, services } from './commands/services.js';
+import { status } from './commands/status.js';
+import { target } from './commands/target.js';
+import { up } from './commands/up.js';
+import { UsageError } from './errors.js';
+
+const commands: Command[] = [
+  up,
+  down,
+  status,
+  images,
+  target,
+  marketplace,
+  createService,
+  services,
+  service,
+  deleteService,
+  createServiceKey,
+  bindService,
+  serviceKey,
+  deleteServiceKey,
+  unbindService,
+  nodes,
+  events,
+];
+
+function help(): void {
+  process.stdout.write('sf — Service Foundry CLI\n\n');
+  for (const command of commands) process.stdout.write(`  ${usageOf(command).padEnd(62)} ${command.summary}\n`);
+  process.stdout.write('\nState and target live in $SF_HOME (default ./.sf).\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    help();
+    return name ? 0 : 2;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`sf: unknown command ${JSON.stringify(name)}; see \`sf help\`\n`);
+    return 2;
+  }
+  try {
+    const { args, options } = parseCommandLine(command, rest);
+    await command.run(args, options);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`sf ${name}: ${error.message}\n`);
+      return 2;
+    }
+    const code = isSfError(error) ? ` [${error.code}]` : '';
+    process.stderr.write(`sf ${name}: ${(error as Error).message}${code}\n`);
+    return 1;
+  }
+}
+
+process.exit(await main(process.argv.slice(2)));

@@ -1,0 +1,212 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { test } from 'node:test';
+import { Catalog, type CatalogEntry, freePort, waitFor } from '@service-foundry/core';
+import Dockerode from 'dockerode';
+import { ensureBaseImage, ensureCatalogImages, ensureServiceImage, formatSize } from '../src/index.js';
+
+/**
+ * Builds (first run, ~1–2 min) or reuses the base and Postgres images, then checks what
+ * the platform relies on: a fresh volume gets a cluster with the admin password, the
+ * binding recipe of service.json works with the host's real psql, and unbinding keeps
+ * the data while locking the user out.
+ */
+
+const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
+const maxImageBytes = 150 * 1024 * 1024;
+
+interface PsqlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function psql(port: number, user: string, password: string, statements: string[]): Promise<PsqlResult> {
+  const args = ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(port), '-U', user];
+  args.push('-d', 'sf', ...statements.flatMap((sql) => ['-c', sql]));
+  const env = { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10' };
+  return new Promise((resolve) => {
+    execFile('/usr/bin/psql', args, { env, timeout: 30_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      resolve({ code, stdout: stdout.trim(), stderr: stderr.trim() });
+    });
+  });
+}
+
+async function psqlOk(port: number, user: string, password: string, statements: string[]): Promise<string> {
+  const result = await psql(port, user, password, statements);
+  assert.equal(result.code, 0, `psql as ${user} failed: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** Runs a command in the container; its exit code (null while Docker has none yet). */
+async function execExitCode(container: Dockerode.Container, command: string[]): Promise<number | null> {
+  const exec = await container.exec({ Cmd: command, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  stream.resume();
+  await once(stream, 'end');
+  return (await exec.inspect()).ExitCode;
+}
+
+/** Waits for the readiness command of service.json; gives up early when the container dies. */
+async function awaitReady(container: Dockerode.Container, entry: CatalogEntry): Promise<number> {
+  const started = Date.now();
+  await waitFor(
+    async () => {
+      const state = (await container.inspect()).State;
+      if (!state.Running) {
+        const logs = await container.logs({ stdout: true, stderr: true, tail: 30 });
+        throw new Error(`container exited with ${state.ExitCode}:\n${logs.toString()}`);
+      }
+      return (await execExitCode(container, entry.runtime.readiness.exec)) === 0;
+    },
+    {
+      description: 'pg_isready in the container',
+      timeoutMs: entry.runtime.readiness.timeoutSeconds * 1000,
+      intervalMs: 200,
+    },
+  );
+  return Date.now() - started;
+}
+
+function fillBinding(statements: string[], values: Record<'username' | 'password' | 'database', string>): string[] {
+  return statements.map((sql) =>
+    sql.replace(/\{\{(username|password|database)\}\}/g, (_, key: keyof typeof values) => values[key]),
+  );
+}
+
+test('postgres image: offline build, cached by tag, serves the binding recipe', { timeout: 20 * 60_000 }, async (t) => {
+  const catalog = await Catalog.load();
+  const entry = catalog.byServiceName('postgres');
+  assert.ok(entry, 'services-catalog/postgres is in the catalog');
+  const progress: string[] = [];
+  const onProgress = (line: string) => {
+    progress.push(line);
+    // Build steps and summaries only; apt's own chatter stays in `progress` for failures.
+    if (/Step \d+\/\d+|debootstrap:|base image|MB in/.test(line)) t.diagnostic(line);
+  };
+
+  const base = await ensureBaseImage({ docker, onProgress });
+  const image = await ensureServiceImage(entry, { docker, onProgress });
+  t.diagnostic(`base ${base.tag}: ${formatSize(base.sizeBytes)}, built=${base.built}, ${base.seconds} s`);
+  t.diagnostic(`image ${image.tag}: ${formatSize(image.sizeBytes)}, built=${image.built}, ${image.seconds} s`);
+  assert.equal(image.tag, entry.runtime.image);
+  assert.ok(image.sizeBytes < maxImageBytes, `${image.tag} is ${formatSize(image.sizeBytes)}, over 150 MiB`);
+
+  // Asked again, both come from the tag cache at once.
+  const cached = await ensureCatalogImages(new Catalog([entry]), { docker, onProgress });
+  t.diagnostic(`cached: ${cached.map((r) => `${r.tag} ${r.seconds} s`).join(', ')}`);
+  assert.deepEqual(
+    cached.map((r) => [r.tag, r.built]),
+    [
+      [base.tag, false],
+      [image.tag, false],
+    ],
+  );
+  assert.ok(cached.every((r) => r.seconds < 5));
+
+  const name = `sf-images-test-${randomBytes(4).toString('hex')}`;
+  const adminPassword = randomBytes(18).toString('base64url');
+  const port = await freePort();
+  await docker.createVolume({ Name: name, Labels: { 'sf.test': 'images' } });
+  let container: Dockerode.Container | undefined;
+  t.after(async () => {
+    await container?.remove({ force: true, v: true }).catch(() => {});
+    await docker
+      .getVolume(name)
+      .remove()
+      .catch(() => {});
+  });
+  container = await docker.createContainer({
+    name,
+    Image: entry.runtime.image,
+    Env: [
+      ...Object.entries(entry.runtime.env).map(([key, value]) => `${key}=${value}`),
+      `${entry.runtime.adminPasswordEnv}=${adminPassword}`,
+    ],
+    Labels: { 'sf.test': 'images' },
+    ExposedPorts: { [`${entry.runtime.port}/tcp`]: {} },
+    HostConfig: {
+      PortBindings: { [`${entry.runtime.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
+      Mounts: [{ Type: 'volume', Source: name, Target: entry.runtime.volumePath }],
+    },
+  });
+  await container.start();
+  const readyMs = await awaitReady(container, entry);
+  t.diagnostic(`first start (initdb + roles) ready in ${readyMs} ms`);
+
+  const admin = entry.runtime.adminUser;
+  assert.equal(await psqlOk(port, admin, adminPassword, ['SELECT current_user, current_database()']), 'postgres|sf');
+  const wrong = await psql(port, admin, `${adminPassword}x`, ['SELECT 1']);
+  assert.notEqual(wrong.code, 0);
+  assert.match(wrong.stderr, /password authentication failed for user "postgres"/);
+  assert.equal(
+    await psqlOk(port, admin, adminPassword, [
+      "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'sf_owner'",
+      "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'sf'",
+      "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'public'",
+    ]),
+    'f\nsf_owner\nsf_owner',
+  );
+
+  const binding = {
+    username: `sf_bind_${randomBytes(6).toString('hex')}`,
+    password: randomBytes(18).toString('base64url'),
+    database: entry.binding.database,
+  };
+  await psqlOk(port, admin, adminPassword, fillBinding(entry.binding.create, binding));
+  await psqlOk(port, binding.username, binding.password, [
+    'CREATE TABLE public.notes (id integer PRIMARY KEY, body text NOT NULL)',
+    "INSERT INTO public.notes VALUES (1, 'kept after unbind')",
+  ]);
+  assert.equal(
+    await psqlOk(port, binding.username, binding.password, ['SELECT body FROM notes WHERE id = 1']),
+    'kept after unbind',
+  );
+
+  await psqlOk(port, admin, adminPassword, fillBinding(entry.binding.drop, binding));
+  assert.equal(
+    await psqlOk(port, admin, adminPassword, [
+      "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'notes'",
+      'SELECT body FROM public.notes WHERE id = 1',
+    ]),
+    'sf_owner\nkept after unbind',
+  );
+  const unbound = await psql(port, binding.username, binding.password, ['SELECT 1']);
+  assert.notEqual(unbound.code, 0, 'the unbound user can no longer log in');
+  assert.match(unbound.stderr, /password authentication failed/);
+
+  // SIGINT (the image's stop signal) is a fast shutdown: exit code 0, and the next start
+  // reuses the cluster on the volume instead of creating one.
+  await container.stop({ t: 30 });
+  assert.equal((await container.inspect()).State.ExitCode, 0);
+  await container.start();
+  await awaitReady(container, entry);
+  assert.equal(
+    await psqlOk(port, admin, adminPassword, ['SELECT body FROM public.notes WHERE id = 1']),
+    'kept after unbind',
+  );
+  const logs = (await container.logs({ stdout: true, stderr: true })).toString();
+  assert.equal(logs.match(/creating the cluster/g)?.length, 1, 'initdb ran once');
+});
+
+test('postgres image: refuses to create a cluster without an admin password', { timeout: 20 * 60_000 }, async (t) => {
+  const catalog = await Catalog.load();
+  const entry = catalog.byServiceName('postgres');
+  assert.ok(entry);
+  await ensureServiceImage(entry, { docker, onProgress: () => {} });
+  const container = await docker.createContainer({
+    name: `sf-images-test-nopw-${randomBytes(4).toString('hex')}`,
+    Image: entry.runtime.image,
+    Env: Object.entries(entry.runtime.env).map(([key, value]) => `${key}=${value}`),
+    Labels: { 'sf.test': 'images' },
+  });
+  t.after(() => container.remove({ force: true, v: true }).catch(() => {}));
+  await container.start();
+  const result = (await container.wait()) as { StatusCode: number };
+  assert.equal(result.StatusCode, 1);
+  const logs = (await container.logs({ stdout: true, stderr: true })).toString();
+  assert.match(logs, /POSTGRES_PASSWORD is empty: refusing to create a cluster without an admin password/);
+});

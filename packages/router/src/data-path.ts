@@ -1,0 +1,153 @@
+import { isKeySegment, Keyspace, type Logger, type MirrorChange, type RouteRecord } from '@service-foundry/core';
+import type { RouterConfig } from './config.js';
+import { type HttpRouter, startHttpRouter } from './http-router.js';
+import { RouteTable } from './route-table.js';
+import { SessionRegistry } from './sessions.js';
+import type { RouterStatus, RouteStatus } from './status.js';
+import { TcpListener } from './tcp-listener.js';
+
+/** The listeners and sessions that make the route table real. */
+export class DataPath {
+  readonly table = new RouteTable();
+  readonly #sessions = new SessionRegistry();
+  readonly #listeners = new Map<string, TcpListener>();
+  readonly #closing = new Set<Promise<void>>();
+  /** The last refused write per instance, until a good one arrives. */
+  readonly #refused = new Map<string, string>();
+  #http: HttpRouter | undefined;
+  #closed = false;
+
+  constructor(
+    private readonly config: RouterConfig,
+    private readonly log: Logger,
+  ) {}
+
+  get httpPort(): number | null {
+    return this.#http?.port ?? null;
+  }
+
+  async startHttp(): Promise<void> {
+    if (this.config.httpPort === null) return;
+    this.#http = await startHttpRouter({
+      listenHost: this.config.listenHost,
+      port: this.config.httpPort,
+      connectTimeoutMs: this.config.connectTimeoutMs,
+      routes: this.table,
+      sessions: this.#sessions,
+      log: this.log,
+    });
+  }
+
+  apply(prefix: string, change: MirrorChange<unknown>): void {
+    if (this.#closed) return;
+    const tail = Keyspace.tail(prefix, change.key);
+    const instanceId = tail[0];
+    if (tail.length !== 1 || instanceId === undefined || !isKeySegment(instanceId)) {
+      this.log.warn({ key: change.key }, 'ignoring a key that is not a route');
+      return;
+    }
+    // A deleted key also retires a refused write that never became a route.
+    if (!change.current) this.#refused.delete(instanceId);
+    const result = this.table.offer(instanceId, change.current?.value);
+    switch (result.kind) {
+      case 'unchanged':
+        return;
+      case 'rejected':
+        this.#refused.set(instanceId, result.reason);
+        if (result.stale) this.log.warn({ instanceId, reason: result.reason }, 'stale route write ignored');
+        else this.log.error({ instanceId, reason: result.reason }, 'invalid route write ignored');
+        return;
+      case 'delete': {
+        this.#closeListener(instanceId);
+        const cut = this.#sessions.cutAll(instanceId);
+        this.log.info({ instanceId, cutSessions: cut }, 'route removed');
+        return;
+      }
+      case 'set':
+        this.#refused.delete(instanceId);
+        this.#applyRoute(result.route, result.previous);
+    }
+  }
+
+  #applyRoute(route: RouteRecord, previous: RouteRecord | undefined): void {
+    const { instanceId } = route;
+    const target = { host: route.target.host, port: route.target.port, epoch: route.epoch };
+    const listener = this.#listeners.get(instanceId);
+    if (route.protocol === 'tcp' && listener?.port === route.port) {
+      listener.retarget(target);
+    } else {
+      if (listener) this.#closeListener(instanceId);
+      if (route.protocol === 'tcp') {
+        const created = new TcpListener({
+          instanceId,
+          listenHost: this.config.listenHost,
+          port: route.port,
+          target,
+          connectTimeoutMs: this.config.connectTimeoutMs,
+          sessions: this.#sessions,
+          log: this.log,
+        });
+        this.#listeners.set(instanceId, created);
+        created.start();
+      }
+    }
+    // Only after new connections already go to the new target: cut whatever still talks
+    // to the primary of an older epoch.
+    const cut = previous ? this.#sessions.cutOlderThan(instanceId, route.epoch) : 0;
+    this.log.info(
+      {
+        instanceId,
+        protocol: route.protocol,
+        epoch: route.epoch,
+        target: `${target.host}:${target.port}`,
+        cutSessions: cut,
+      },
+      previous ? 'route changed' : 'route added',
+    );
+  }
+
+  #closeListener(instanceId: string): void {
+    const listener = this.#listeners.get(instanceId);
+    if (!listener) return;
+    this.#listeners.delete(instanceId);
+    const closing = listener.close().finally(() => this.#closing.delete(closing));
+    this.#closing.add(closing);
+  }
+
+  status(): RouterStatus {
+    const routes: RouteStatus[] = [];
+    for (const route of this.table.all()) {
+      const listener = this.#listeners.get(route.instanceId);
+      const http = route.protocol === 'http';
+      const conflict = this.table.hostnameConflict(route.instanceId);
+      const problem = http ? this.#httpProblem(conflict) : listener?.lastError;
+      routes.push({
+        instanceId: route.instanceId,
+        protocol: route.protocol,
+        port: http ? null : route.port,
+        hostname: http ? (route.hostname ?? null) : null,
+        target: { ...route.target },
+        epoch: route.epoch,
+        activeSessions: this.#sessions.count(route.instanceId),
+        listening: http ? this.#http !== undefined && !conflict : (listener?.listening ?? false),
+        lastError: problem ?? this.#refused.get(route.instanceId) ?? null,
+      });
+    }
+    const rejected = [...this.#refused]
+      .filter(([instanceId]) => !this.table.get(instanceId))
+      .map(([instanceId, reason]) => ({ instanceId, reason }));
+    return { httpPort: this.httpPort, routes, rejected };
+  }
+
+  #httpProblem(conflict: string | undefined): string | undefined {
+    return this.#http ? conflict : 'HTTP routing is disabled (httpPort is null)';
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const instanceId of [...this.#listeners.keys()]) this.#closeListener(instanceId);
+    for (const route of this.table.all()) this.#sessions.cutAll(route.instanceId);
+    await this.#http?.close();
+    await Promise.all([...this.#closing]);
+  }
+}

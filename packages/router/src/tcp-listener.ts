@@ -1,0 +1,136 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '@service-foundry/core';
+import type { SessionRegistry } from './sessions.js';
+import { type Bridge, bridgeToTarget, type TcpTarget } from './tcp-session.js';
+
+export interface TcpListenerOptions {
+  instanceId: string;
+  listenHost: string;
+  port: number;
+  target: TcpTarget;
+  connectTimeoutMs: number;
+  sessions: SessionRegistry;
+  log: Logger;
+}
+
+const firstRetryMs = 200;
+const maxRetryMs = 5000;
+
+/**
+ * The listening socket of one TCP route. A port that cannot be bound (another process or
+ * route holds it) is retried with backoff for as long as the route exists; the failure is
+ * visible in `lastError`, never fatal.
+ */
+export class TcpListener {
+  readonly instanceId: string;
+  readonly port: number;
+  #target: TcpTarget;
+  #server: Server | undefined;
+  #listening = false;
+  #lastError: string | null = null;
+  #failures = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+  readonly #bridges = new Set<Bridge>();
+
+  constructor(private readonly options: TcpListenerOptions) {
+    this.instanceId = options.instanceId;
+    this.port = options.port;
+    this.#target = options.target;
+  }
+
+  get listening(): boolean {
+    return this.#listening;
+  }
+
+  get lastError(): string | null {
+    return this.#lastError;
+  }
+
+  get target(): TcpTarget {
+    return this.#target;
+  }
+
+  start(): void {
+    this.#bind();
+  }
+
+  /** New connections go to `target` from now on; existing sessions are the caller's call. */
+  retarget(target: TcpTarget): void {
+    this.#target = target;
+  }
+
+  /** Stops listening and cuts every session accepted here. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    const server = this.#server;
+    this.#server = undefined;
+    this.#listening = false;
+    for (const bridge of [...this.#bridges]) bridge.cut();
+    this.#bridges.clear();
+    if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  #bind(): void {
+    if (this.#closed) return;
+    const { instanceId, listenHost, port, log } = this.options;
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket));
+    this.#server = server;
+    server.once('listening', () => {
+      // close() ran while the address lookup was still pending.
+      if (this.#server !== server) {
+        server.close();
+        return;
+      }
+      this.#listening = true;
+      this.#lastError = null;
+      this.#failures = 0;
+      log.info({ instanceId, port }, 'route listening');
+    });
+    server.on('error', (error: NodeJS.ErrnoException) => {
+      if (this.#listening) {
+        // Accept failures (EMFILE, …) on a bound port: keep serving, but show it.
+        this.#lastError = `accept on ${listenHost}:${port} failed: ${error.code ?? error.message}`;
+        log.error({ instanceId, port, err: error }, 'route listener error');
+        return;
+      }
+      this.#failures += 1;
+      this.#lastError = `cannot listen on ${listenHost}:${port}: ${error.code ?? error.message}`;
+      const delayMs = Math.min(maxRetryMs, firstRetryMs * 2 ** (this.#failures - 1));
+      // Error on the first failure, then now and then: the status shows it all along.
+      if (this.#failures === 1 || this.#failures % 10 === 0) {
+        log.error(
+          { instanceId, port, err: error, attempts: this.#failures, retryInMs: delayMs },
+          'route port unavailable',
+        );
+      }
+      server.close();
+      if (this.#server === server) this.#server = undefined;
+      if (this.#closed) return;
+      this.#retryTimer = setTimeout(() => this.#bind(), delayMs);
+      this.#retryTimer.unref();
+    });
+    server.listen({ port, host: listenHost, exclusive: true });
+  }
+
+  #accept(client: Socket): void {
+    if (this.#closed) {
+      client.destroy();
+      return;
+    }
+    const { instanceId, connectTimeoutMs, sessions, log } = this.options;
+    let unregister = () => {};
+    const bridge: Bridge = bridgeToTarget(client, this.#target, {
+      instanceId,
+      connectTimeoutMs,
+      log,
+      onClosed: () => {
+        this.#bridges.delete(bridge);
+        unregister();
+      },
+    });
+    this.#bridges.add(bridge);
+    unregister = sessions.add(instanceId, bridge);
+  }
+}
