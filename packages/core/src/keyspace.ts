@@ -46,6 +46,31 @@ export class Keyspace {
     return `${this.root}/locks/nodes/${check(node, 'node')}`;
   }
 
+  /** Operator controls per node (cordon, drain); persistent. */
+  nodeControls(): string {
+    return `${this.root}/node-controls/`;
+  }
+  nodeControl(node: string): string {
+    return `${this.nodeControls()}${check(node, 'node')}`;
+  }
+  /** The fencing state of a node (STONITH); persistent until unfenced. */
+  fences(): string {
+    return `${this.root}/fence/`;
+  }
+  fence(node: string): string {
+    return `${this.fences()}${check(node, 'node')}`;
+  }
+  /** A node's fence levels and devices, configured by operators. */
+  fenceDevices(node: string): string {
+    return `${this.root}/fence-devices/${check(node, 'node')}`;
+  }
+  fenceHistory(): string {
+    return `${this.root}/fence-history/`;
+  }
+  fenceHistoryEntry(atMs: number, tieBreaker: string): string {
+    return `${this.fenceHistory()}${String(atMs).padStart(15, '0')}-${check(tieBreaker, 'history id')}`;
+  }
+
   instances(): string {
     return `${this.root}/instances/`;
   }
@@ -57,6 +82,14 @@ export class Keyspace {
   }
   routerPort(port: number): string {
     return `${this.root}/router-ports/${port}`;
+  }
+
+  /** Why an instance's replicas are not all placed; written by schedulers. */
+  schedulingStatuses(): string {
+    return `${this.root}/scheduling/`;
+  }
+  schedulingStatus(instanceId: string): string {
+    return `${this.schedulingStatuses()}${check(instanceId, 'instance id')}`;
   }
 
   placements(): string {

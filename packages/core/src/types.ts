@@ -158,3 +158,40 @@ export interface EventRecord {
   node?: string;
   source: string;
 }
+
+/** Operator controls on a node. A cordoned node takes no new replicas; a draining one also sheds its replicas. */
+export interface NodeControlRecord {
+  node: string;
+  cordoned: boolean;
+  draining: boolean;
+  reason: string;
+  updatedAt: string;
+  by: string;
+}
+
+export type FenceState = 'fencing' | 'fenced' | 'failed' | 'unfenced';
+
+/**
+ * A node's STONITH state. `fenced` is the confirmation the controller and the scheduler
+ * wait for before they move a stateful replica off a node that stopped answering.
+ */
+export interface NodeFenceRecord {
+  node: string;
+  state: FenceState;
+  reason: string;
+  /** Who asked: `controller`, or an operator's name for manual fencing. */
+  by: string;
+  at: string;
+  /** The level that succeeded, when fenced. */
+  level?: number;
+}
+
+/** Why replicas of an instance are not (all) placed, for `sf service`. */
+export interface SchedulingStatusRecord {
+  instanceId: string;
+  desired: number;
+  placed: number;
+  /** One entry per pending replica. */
+  pending: Array<{ ordinal: number; reason: string }>;
+  updatedAt: string;
+}
