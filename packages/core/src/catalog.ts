@@ -73,6 +73,35 @@ export interface ServiceBindingRecipe {
   uriScheme: string;
 }
 
+/**
+ * How the platform drives a service's native replication. Commands run inside the replica's
+ * container (docker exec) with `{{placeholders}}` substituted by the agent; each exits 0 on
+ * success.
+ */
+export interface ServiceReplicationRecipe {
+  /** Container port replicas stream from (reached on the container's address). */
+  port: number;
+  /** Environment variables set at container creation. */
+  env: {
+    role: string;
+    upstreamHost: string;
+    upstreamPort: string;
+    replicationUser: string;
+    replicationPassword: string;
+    replicaName: string;
+  };
+  /** Make this replica the primary. */
+  promote: string[];
+  /** Stream from `{{host}}:{{port}}` (re-point a running replica). */
+  follow: string[];
+  /** Apply `{{durability}}` and `{{localIo}}`. */
+  configure: string[];
+  /** Print the replication position as a decimal integer. */
+  position: string[];
+  /** Print `primary` or `replica`. */
+  role: string[];
+}
+
 export interface ServiceImageRecipe {
   /** Docker build context, relative to the entry's folder. */
   context: string;
@@ -86,6 +115,8 @@ export interface CatalogEntry {
   runtime: ServiceRuntime;
   binding: ServiceBindingRecipe;
   image: ServiceImageRecipe;
+  /** Absent: the service runs unreplicated (one replica). */
+  replication?: ServiceReplicationRecipe;
   /** Folder the entry was loaded from. */
   dir: string;
 }
@@ -98,6 +129,33 @@ const resources = {
     cpuMillis: { type: 'integer', minimum: 1 },
     memoryMb: { type: 'integer', minimum: 1 },
     diskMb: { type: 'integer', minimum: 1 },
+  },
+};
+
+const command = { type: 'array', minItems: 1, items: { type: 'string' } };
+
+const replicationSchema = {
+  type: 'object',
+  required: ['port', 'env', 'promote', 'follow', 'configure', 'position', 'role'],
+  additionalProperties: false,
+  properties: {
+    port: { type: 'integer', minimum: 1, maximum: 65535 },
+    env: {
+      type: 'object',
+      required: ['role', 'upstreamHost', 'upstreamPort', 'replicationUser', 'replicationPassword', 'replicaName'],
+      additionalProperties: false,
+      properties: Object.fromEntries(
+        ['role', 'upstreamHost', 'upstreamPort', 'replicationUser', 'replicationPassword', 'replicaName'].map((k) => [
+          k,
+          { type: 'string', pattern: '^[A-Z_][A-Z0-9_]*$' },
+        ]),
+      ),
+    },
+    promote: command,
+    follow: command,
+    configure: command,
+    position: command,
+    role: command,
   },
 };
 
@@ -172,6 +230,7 @@ const entrySchema = {
         uriScheme: { type: 'string' },
       },
     },
+    replication: replicationSchema,
     image: {
       type: 'object',
       required: ['context', 'tag'],

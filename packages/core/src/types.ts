@@ -69,12 +69,18 @@ export interface InstanceRecord {
   phase: InstancePhase;
   message: string;
   operation: OperationRecord;
+  /** IO settings; absent on instances from before replication (treated as async/fsync). */
+  io?: IoPolicy;
+  failover?: FailoverPolicy;
 }
 
 /** The instance's admin credentials, read by agents (container env) and the broker (bindings). */
 export interface InstanceSecret {
   adminUser: string;
   adminPassword: string;
+  /** Replication login used by replicas to stream from the primary. */
+  replicationUser?: string;
+  replicationPassword?: string;
 }
 
 /** Which node holds a replica; written in the same transaction as the assignment. */
@@ -88,6 +94,31 @@ export interface PlacementRecord {
 
 export type DesiredReplicaState = 'running' | 'removed';
 
+export type ReplicaRole = 'primary' | 'replica';
+
+/** When a write is acknowledged: DRBD's protocols A, B and C. */
+export type Durability = 'async' | 'received' | 'remote-fsync';
+
+/** How the service flushes its own writes. */
+export type LocalIo = 'fsync' | 'batched' | 'unsafe';
+
+export type FencingPolicy = 'required' | 'best-effort' | 'off';
+
+/** The IO settings a replica's service applies (catalog `replication.configure`). */
+export interface IoPolicy {
+  durability: Durability;
+  localIo: LocalIo;
+}
+
+/** Per-instance failover rules, from the plan and the user's parameters. */
+export interface FailoverPolicy {
+  fencing: FencingPolicy;
+  /** How long fencing may take before it counts as failed. */
+  fencingTimeoutSeconds: number;
+  /** async: a replica further behind than this is not promoted. */
+  maxLagBytes: number;
+}
+
 /** What a node's agent must run; the agent watches its own prefix. */
 export interface AssignmentRecord {
   instanceId: string;
@@ -96,6 +127,22 @@ export interface AssignmentRecord {
   planName: string;
   resources: Resources;
   desired: DesiredReplicaState;
+  /**
+   * Role the controller gives the replica. Absent: not decided yet, the agent creates
+   * nothing. `primary` with epoch 0 is the bootstrap primary (no primary key yet).
+   */
+  role?: ReplicaRole;
+  /**
+   * Primary epoch this role belongs to. An agent starts or promotes a primary only while
+   * `primary/<id>` still has this mod revision (I2).
+   */
+  epoch?: number;
+  /** Replicas: where the primary's service answers for replication. */
+  upstream?: { host: string; port: number };
+  /** Service IO settings to apply. */
+  io?: IoPolicy;
+  /** Bumped when the replica must be rebuilt from the primary on a fresh volume. */
+  generation?: number;
 }
 
 export type ReplicaState = 'creating' | 'starting' | 'running' | 'failed' | 'removing';
@@ -112,6 +159,17 @@ export interface ReplicaStatus {
   containerId?: string;
   message: string;
   updatedAt: string;
+  /** Role and epoch as applied inside the running service. */
+  role?: ReplicaRole;
+  epoch?: number;
+  /** Where other replicas reach this one for replication (container address on one machine). */
+  peer?: { host: string; port: number };
+  /** Replication position (Postgres: LSN as a decimal integer); higher is more advanced. */
+  position?: string;
+  positionAt?: string;
+  /** The IO settings in force, once applied. */
+  io?: IoPolicy;
+  generation?: number;
 }
 
 /** The current primary of an instance. The key's mod revision is the epoch (fencing token). */
