@@ -1,10 +1,16 @@
 import { Catalog, connectEtcd, createLogger, EventLog, Keyspace, type Logger } from '@service-foundry/core';
+import { AppliedReplicas } from './applied-replicas.js';
 import { AssignmentWatcher } from './assignment-watcher.js';
 import { type AgentConfig, type AgentOptions, compileAgentConfig } from './config.js';
-import type { NodeIdentity } from './container-spec.js';
+import { ContainerLifecycle } from './container-lifecycle.js';
+import type { NodeIdentity, ReplicaRef } from './container-spec.js';
 import { DockerRuntime } from './docker-runtime.js';
 import { NodeRegistration } from './node-registration.js';
+import { PositionReporter } from './position-reporter.js';
 import { Reconciler } from './reconciler.js';
+import { ReplicatedReconciler } from './replicated-reconciler.js';
+import { ReplicationCommands } from './replication-commands.js';
+import { SelfFence } from './self-fence.js';
 import { StatusWriter } from './status-writer.js';
 
 export interface AgentDeps {
@@ -21,6 +27,8 @@ export interface RunningAgent {
    * keepalive): the lease is valid at least until this plus `leaseTtlSeconds`.
    */
   lastRenewedAt(): number;
+  /** True while the node is self-fenced: its primaries were killed and none may start (I3). */
+  selfFenced(): boolean;
   /**
    * Stops watching and revokes the lease, so the node disappears at once. Containers keep
    * running: an agent started again adopts them.
@@ -67,6 +75,48 @@ export async function startAgent(
     reconcileIntervalMs: config.reconcileIntervalMs,
     reconcile: (ref, signal) => reconciler.reconcile(ref, signal),
   });
+  const retryLater = (ref: ReplicaRef, ms: number) => watcher.retryLater(ref, ms);
+  const applied = new AppliedReplicas();
+  const commands = new ReplicationCommands(docker, config.replicationCommandTimeoutMs);
+  const selfFence = new SelfFence({
+    docker,
+    applied,
+    statuses,
+    events,
+    log,
+    node: config.node,
+    lastRenewedAt: () => registration.lastRenewedAt,
+    leaseTtlMs: config.leaseTtlSeconds * 1000,
+    marginMs: config.selfFenceMarginMs,
+    checkIntervalMs: config.selfFenceCheckIntervalMs,
+    onLifted: () => watcher.reconcileAll(),
+  });
+  const lifecycle = new ContainerLifecycle({
+    client,
+    keys,
+    docker,
+    statuses,
+    identity,
+    events,
+    log,
+    reconcileIntervalMs: config.reconcileIntervalMs,
+    retryLater,
+  });
+  const replicated = new ReplicatedReconciler({
+    client,
+    keys,
+    docker,
+    statuses,
+    identity,
+    events,
+    log,
+    lifecycle,
+    applied,
+    commands,
+    selfFenced: () => selfFence.active,
+    peerAddress: config.peerAddress,
+    retryLater,
+  });
   const reconciler = new Reconciler({
     client,
     keys,
@@ -76,12 +126,24 @@ export async function startAgent(
     identity,
     events,
     log,
-    reconcileIntervalMs: config.reconcileIntervalMs,
+    lifecycle,
+    replicated,
+    applied,
     assignmentOf: (ref) => watcher.assignmentOf(ref),
-    retryLater: (ref, ms) => watcher.retryLater(ref, ms),
+  });
+  const positions = new PositionReporter({
+    catalog,
+    applied,
+    statuses,
+    commands,
+    log,
+    intervalMs: config.positionIntervalMs,
+    refreshMs: config.positionRefreshMs,
   });
 
   const shutdown = async () => {
+    await positions.stop();
+    await selfFence.stop();
     await watcher.stop();
     await registration.stop();
     client.close();
@@ -93,7 +155,10 @@ export async function startAgent(
         cause: error,
       });
     });
+    // From the first confirmed lease on, independent of etcd events.
+    selfFence.start();
     await watcher.start();
+    positions.start();
   } catch (error) {
     await shutdown();
     throw error;
@@ -104,6 +169,8 @@ export async function startAgent(
       capacity: config.capacity,
       clusterId: config.clusterId,
       services: catalog.entries.length,
+      leaseTtlSeconds: config.leaseTtlSeconds,
+      selfFenceAfterMs: config.leaseTtlSeconds * 1000 - config.selfFenceMarginMs,
     },
     'agent started',
   );
@@ -113,6 +180,7 @@ export async function startAgent(
     node: config.node,
     config,
     lastRenewedAt: () => registration.lastRenewedAt,
+    selfFenced: () => selfFence.active,
     stop: () => {
       stopping ??= shutdown().then(() => log.info('agent stopped'));
       return stopping;

@@ -61,6 +61,12 @@ export class AssignmentWatcher {
     this.#queue.scheduleAfter(replicaId(ref.instanceId, ref.ordinal), ms);
   }
 
+  /** Queues every known replica now, without waiting for the next periodic pass. */
+  reconcileAll(): void {
+    if (this.#stopped) return;
+    this.#fullPass().catch((error: unknown) => this.#deps.log.warn({ err: error }, 'reconcile pass failed'));
+  }
+
   /** Lists the assignments (first sync), then runs the first full pass and keeps watching. */
   async start(): Promise<void> {
     this.#mirror.on('change', (changes) => this.#onChanges(changes));

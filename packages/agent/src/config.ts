@@ -1,4 +1,4 @@
-import { configCompiler, defaultCatalogDir, type Resources } from '@service-foundry/core';
+import { configCompiler, defaultCatalogDir, InvalidConfigError, type Resources } from '@service-foundry/core';
 
 /** Options of one node agent, as written in its JSON config file. */
 export interface AgentOptions {
@@ -28,6 +28,32 @@ export interface AgentOptions {
   catalogDir?: string;
   /** Marks every container and volume this cluster owns (Docker label `sf.cluster`). @default 'sf' */
   clusterId?: string;
+  /**
+   * Which address a replicated service's status `peer` names, i.e. where replicas on other
+   * nodes stream from. `container`: the container's IP on its Docker network (agents sharing
+   * one Docker Engine); `node`: `address` plus the published host port of the replication
+   * port (nodes that run their own dockerd, e.g. in network namespaces).
+   * @default 'container'
+   */
+  peerAddress?: 'container' | 'node';
+  /** How often the replication position and role of each running replica are read. @default 1000 */
+  positionIntervalMs?: number;
+  /**
+   * An unchanged position is written again this often, so the controller sees a reading
+   * taken after a primary was lost (failover waits for one). @default 5000
+   */
+  positionRefreshMs?: number;
+  /**
+   * Self-fencing (I3): when no keepalive was confirmed for `leaseTtlSeconds` minus this,
+   * every local primary is killed, before the lease can expire and a replica elsewhere be
+   * promoted. Must be below the TTL.
+   * @default max(500, leaseTtlSeconds * 1000 / 4)
+   */
+  selfFenceMarginMs?: number;
+  /** How often the lease age is checked for self-fencing; independent of etcd events. @default 200 */
+  selfFenceCheckIntervalMs?: number;
+  /** Deadline of each replication command (promote, follow, configure) run in a container. @default 30000 */
+  replicationCommandTimeoutMs?: number;
 }
 
 /** The validated, defaulted, frozen form of {@link AgentOptions}. */
@@ -43,13 +69,22 @@ export interface AgentConfig {
   dockerSocket: string;
   catalogDir: string;
   clusterId: string;
+  peerAddress: 'container' | 'node';
+  positionIntervalMs: number;
+  positionRefreshMs: number;
+  selfFenceMarginMs: number;
+  selfFenceCheckIntervalMs: number;
+  replicationCommandTimeoutMs: number;
 }
+
+/** What the schema checks: the margin's default depends on the TTL, so it is filled in afterwards. */
+type AgentConfigInput = Omit<AgentConfig, 'selfFenceMarginMs'> & { selfFenceMarginMs?: number };
 
 const keySegment = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
 const ipv4 = '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$';
 
-/** ajv's JSONSchemaType<AgentConfig>, taken from core so the agent does not depend on ajv itself. */
-type AgentConfigSchema = Parameters<typeof configCompiler<AgentConfig>>[1];
+/** ajv's JSONSchemaType, taken from core so the agent does not depend on ajv itself. */
+type AgentConfigSchema = Parameters<typeof configCompiler<AgentConfigInput>>[1];
 
 const schema: AgentConfigSchema = {
   type: 'object',
@@ -65,6 +100,11 @@ const schema: AgentConfigSchema = {
     'dockerSocket',
     'catalogDir',
     'clusterId',
+    'peerAddress',
+    'positionIntervalMs',
+    'positionRefreshMs',
+    'selfFenceCheckIntervalMs',
+    'replicationCommandTimeoutMs',
   ],
   additionalProperties: false,
   properties: {
@@ -95,11 +135,33 @@ const schema: AgentConfigSchema = {
     dockerSocket: { type: 'string', minLength: 1, default: '/var/run/docker.sock' },
     catalogDir: { type: 'string', minLength: 1, default: defaultCatalogDir() },
     clusterId: { type: 'string', pattern: keySegment, default: 'sf' },
+    peerAddress: { type: 'string', enum: ['container', 'node'], default: 'container' },
+    positionIntervalMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 1000 },
+    positionRefreshMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 5000 },
+    selfFenceMarginMs: { type: 'integer', minimum: 0, nullable: true },
+    selfFenceCheckIntervalMs: { type: 'integer', minimum: 10, maximum: 10_000, default: 200 },
+    replicationCommandTimeoutMs: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 30_000 },
   },
 };
 
+const compileInput = configCompiler<AgentConfigInput>('agent config', schema);
+
+/** The documented default margin: a quarter of the TTL, at least half a second. */
+export function defaultSelfFenceMarginMs(leaseTtlSeconds: number): number {
+  return Math.max(500, Math.floor((leaseTtlSeconds * 1000) / 4));
+}
+
 /** Validates agent options (unknown fields are errors) and fills in the defaults. */
-export const compileAgentConfig: (input: unknown) => Readonly<AgentConfig> = configCompiler<AgentConfig>(
-  'agent config',
-  schema,
-);
+export function compileAgentConfig(input: unknown): Readonly<AgentConfig> {
+  const config = compileInput(input);
+  const ttlMs = config.leaseTtlSeconds * 1000;
+  const selfFenceMarginMs = config.selfFenceMarginMs ?? defaultSelfFenceMarginMs(config.leaseTtlSeconds);
+  // A margin as long as the TTL would fence the node all the time; one keepalive interval
+  // (a third of the TTL) must fit before the fence point.
+  if (selfFenceMarginMs >= ttlMs - ttlMs / 3) {
+    throw new InvalidConfigError('agent config', [
+      `/selfFenceMarginMs must be below two thirds of leaseTtlSeconds (${Math.floor((2 * ttlMs) / 3)} ms); got ${selfFenceMarginMs}`,
+    ]);
+  }
+  return Object.freeze({ ...config, selfFenceMarginMs });
+}

@@ -1,4 +1,10 @@
-import { type AssignmentRecord, type InstanceSecret, isKeySegment, type ServiceRuntime } from '@service-foundry/core';
+import {
+  type AssignmentRecord,
+  type InstanceSecret,
+  isKeySegment,
+  type ReplicaRole,
+  type ServiceRuntime,
+} from '@service-foundry/core';
 import type Docker from 'dockerode';
 
 /** Docker labels that tie a container or volume to its cluster, node and replica. */
@@ -8,6 +14,12 @@ export const labelKeys = {
   instance: 'sf.instance',
   ordinal: 'sf.ordinal',
   service: 'sf.service',
+  /** Replicated services: the data generation the container or volume belongs to. */
+  generation: 'sf.generation',
+  /** Replicated services: the role the container was created with (it may be promoted later). */
+  role: 'sf.role',
+  /** A volume made when a primary was demoted without a generation bump: the epoch it follows. */
+  rebuildEpoch: 'sf.rebuild-epoch',
 } as const;
 
 export interface NodeIdentity {
@@ -54,6 +66,18 @@ export function portSpec(runtime: ServiceRuntime): string {
   return `${runtime.port}/tcp`;
 }
 
+/** How a container of a replicated service differs from a standalone one. */
+export interface ReplicatedContainer {
+  role: ReplicaRole;
+  generation: number;
+  /** The data volume to mount (see replica-volumes.ts). */
+  volume: string;
+  /** The recipe's variables (role, upstream, credentials, replica name). */
+  env: Record<string, string>;
+  /** Another container port to publish on the node address (the replication port, `peerAddress: node`). */
+  publishPort?: number;
+}
+
 /**
  * Docker's create options for a replica. Restart policy `no`: the agent, not Docker,
  * decides when a failed replica comes back, so a crash is always reported first.
@@ -63,19 +87,28 @@ export function containerCreateOptions(
   assignment: AssignmentRecord,
   runtime: ServiceRuntime,
   secret: InstanceSecret,
+  replicated?: ReplicatedContainer,
 ): Docker.ContainerCreateOptions {
   const name = replicaResourceName(identity.node, assignment);
-  const env = { ...runtime.env, [runtime.adminPasswordEnv]: secret.adminPassword };
-  const port = portSpec(runtime);
+  const env = { ...runtime.env, [runtime.adminPasswordEnv]: secret.adminPassword, ...replicated?.env };
+  const ports = [portSpec(runtime)];
+  if (replicated?.publishPort !== undefined && replicated.publishPort !== runtime.port) {
+    ports.push(`${replicated.publishPort}/tcp`);
+  }
+  const labels = replicaLabels(identity, assignment);
+  if (replicated) {
+    labels[labelKeys.generation] = String(replicated.generation);
+    labels[labelKeys.role] = replicated.role;
+  }
   const options: Docker.ContainerCreateOptions = {
     name,
     Image: runtime.image,
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
-    Labels: replicaLabels(identity, assignment),
-    ExposedPorts: { [port]: {} },
+    Labels: labels,
+    ExposedPorts: Object.fromEntries(ports.map((port) => [port, {}])),
     HostConfig: {
-      Mounts: [{ Type: 'volume', Source: name, Target: runtime.volumePath }],
-      PortBindings: { [port]: [{ HostIp: identity.address, HostPort: '' }] },
+      Mounts: [{ Type: 'volume', Source: replicated?.volume ?? name, Target: runtime.volumePath }],
+      PortBindings: Object.fromEntries(ports.map((port) => [port, [{ HostIp: identity.address, HostPort: '' }]])),
       RestartPolicy: { Name: 'no' },
       Memory: assignment.resources.memoryMb * 1024 * 1024,
       NanoCpus: assignment.resources.cpuMillis * 1_000_000,

@@ -1,6 +1,6 @@
 import { DockerError } from '@service-foundry/core';
 import Docker from 'dockerode';
-import { demultiplex } from './docker-streams.js';
+import { demultiplex, demultiplexStreams } from './docker-streams.js';
 
 /** What the agent needs to know about one container. */
 export interface ContainerState {
@@ -14,6 +14,10 @@ export interface ContainerState {
   oomKilled: boolean;
   /** Host ports by container port spec (`5432/tcp`). */
   publishedPorts: Record<string, number>;
+  /** Volume names by mount point inside the container. */
+  volumeMounts: Record<string, string>;
+  /** The container's IPv4 address on its first Docker network, when it has one. */
+  networkAddress?: string;
 }
 
 export interface ContainerSummary {
@@ -26,7 +30,15 @@ export interface ContainerSummary {
 export interface ExecResult {
   /** Null when the command did not finish before its deadline. */
   exitCode: number | null;
+  /** stdout and stderr together, in order. */
   output: string;
+  stdout: string;
+  stderr: string;
+}
+
+export interface VolumeSummary {
+  name: string;
+  labels: Record<string, string>;
 }
 
 interface DockerodeError {
@@ -97,6 +109,12 @@ export class DockerRuntime {
       const hostPort = Number(bindings?.[0]?.HostPort);
       if (Number.isInteger(hostPort) && hostPort > 0) publishedPorts[spec] = hostPort;
     }
+    const volumeMounts: Record<string, string> = {};
+    for (const mount of info.Mounts ?? []) {
+      if (mount.Type === 'volume' && mount.Name) volumeMounts[mount.Destination] = mount.Name;
+    }
+    const firstNetwork = Object.values(info.NetworkSettings?.Networks ?? {})[0];
+    const networkAddress = firstNetwork?.IPAddress || info.NetworkSettings?.IPAddress || undefined;
     return {
       id: info.Id,
       name: info.Name.replace(/^\//, ''),
@@ -106,6 +124,8 @@ export class DockerRuntime {
       exitCode: info.State.ExitCode,
       oomKilled: info.State.OOMKilled,
       publishedPorts,
+      volumeMounts,
+      ...(networkAddress ? { networkAddress } : {}),
     };
   }
 
@@ -125,11 +145,16 @@ export class DockerRuntime {
 
   /** Names of volumes carrying every one of `labels`. */
   async listVolumes(labels: Record<string, string>): Promise<string[]> {
+    return (await this.listVolumeSummaries(labels)).map((v) => v.name);
+  }
+
+  /** Volumes carrying every one of `labels`, with all their labels. */
+  async listVolumeSummaries(labels: Record<string, string>): Promise<VolumeSummary[]> {
     const filters = { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
     const res = await this.#call('list volumes', JSON.stringify(labels), () =>
       this.#docker.listVolumes({ filters: JSON.stringify(filters) }),
     );
-    return (res?.Volumes ?? []).map((v) => v.Name);
+    return (res?.Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {} }));
   }
 
   async volumeExists(name: string): Promise<boolean> {
@@ -172,6 +197,19 @@ export class DockerRuntime {
     await this.#call('stop container', id, () => this.#docker.getContainer(id).stop({ t: timeoutSeconds }), [304, 404]);
   }
 
+  /**
+   * SIGKILL, at once: for fencing, where a graceful stop would let the service keep
+   * acknowledging writes while it shuts down. "Not running" and "gone" count as done.
+   */
+  async killContainer(id: string): Promise<void> {
+    await this.#call(
+      'kill container',
+      id,
+      () => this.#docker.getContainer(id).kill({ signal: 'SIGKILL' }),
+      [304, 404, 409],
+    );
+  }
+
   async removeContainer(id: string): Promise<void> {
     await this.#call('remove container', id, () => this.#docker.getContainer(id).remove({ force: true }), [404]);
   }
@@ -210,17 +248,17 @@ export class DockerRuntime {
         resolve(true);
       });
     });
-    const output = demultiplex(Buffer.concat(chunks));
+    const { stdout, stderr, all: output } = demultiplexStreams(Buffer.concat(chunks));
     if (!finished) {
       (stream as unknown as { destroy?: () => void }).destroy?.();
-      return { exitCode: null, output };
+      return { exitCode: null, output, stdout, stderr };
     }
     // The stream ends when the process closes its output; its exit code follows shortly.
     for (let attempt = 0; attempt < 50; attempt++) {
       const info = await this.#call('inspect exec', target, () => exec.inspect());
-      if (info && !info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode, output };
+      if (info && !info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode, output, stdout, stderr };
       await new Promise((r) => setTimeout(r, 20));
     }
-    return { exitCode: null, output };
+    return { exitCode: null, output, stdout, stderr };
   }
 }

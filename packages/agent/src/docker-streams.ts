@@ -4,19 +4,30 @@
  * Logs fetched without `follow` and hijacked exec output both arrive in this form.
  */
 export function demultiplex(buffer: Buffer): string {
-  const parts: Buffer[] = [];
+  return demultiplexStreams(buffer).all;
+}
+
+/** Both streams apart (stderr for error messages) and together, in order. */
+export function demultiplexStreams(buffer: Buffer): { stdout: string; stderr: string; all: string } {
+  const all: Buffer[] = [];
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
   let offset = 0;
   while (offset + 8 <= buffer.length) {
     const type = buffer[offset];
     const length = buffer.readUInt32BE(offset + 4);
     if ((type !== 0 && type !== 1 && type !== 2) || buffer[offset + 1] !== 0) {
       // Not framed (a TTY container): the bytes are the text itself.
-      return buffer.toString('utf8');
+      const text = buffer.toString('utf8');
+      return { stdout: text, stderr: '', all: text };
     }
-    parts.push(buffer.subarray(offset + 8, offset + 8 + length));
+    const payload = buffer.subarray(offset + 8, offset + 8 + length);
+    all.push(payload);
+    (type === 2 ? err : out).push(payload);
     offset += 8 + length;
   }
-  return Buffer.concat(parts).toString('utf8');
+  const text = (parts: Buffer[]) => Buffer.concat(parts).toString('utf8');
+  return { stdout: text(out), stderr: text(err), all: text(all) };
 }
 
 /** The last `count` non-empty lines of `text`, for error messages. */

@@ -23,7 +23,7 @@ export async function awaitReadiness(
   signal: AbortSignal,
 ): Promise<ReadinessOutcome> {
   const deadline = Date.now() + readiness.timeoutSeconds * 1000;
-  let last: ExecResult = { exitCode: null, output: '' };
+  let last: ExecResult = { exitCode: null, output: '', stdout: '', stderr: '' };
   for (;;) {
     signal.throwIfAborted();
     const remaining = Math.max(1000, Math.min(attemptTimeoutMs, deadline - Date.now()));
@@ -31,7 +31,8 @@ export async function awaitReadiness(
       last = await docker.exec(containerId, readiness.exec, remaining);
     } catch (error) {
       // Exec fails while the container is stopping or gone; the state check below says which.
-      last = { exitCode: null, output: (error as Error).message };
+      const message = (error as Error).message;
+      last = { exitCode: null, output: message, stdout: '', stderr: message };
     }
     if (last.exitCode === 0) return { kind: 'ready' };
     const state = await docker.inspectContainer(containerId);

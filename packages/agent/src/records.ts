@@ -14,6 +14,47 @@ function positiveInteger(value: unknown): boolean {
   return typeof value === 'number' && Number.isInteger(value) && value > 0;
 }
 
+function naturalNumber(value: unknown): boolean {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** Host names and IPv4 addresses; nothing that could smuggle arguments into a command. */
+const hostPattern = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+const durabilities = ['async', 'received', 'remote-fsync'];
+const localIos = ['fsync', 'batched', 'unsafe'];
+
+/** Problems with the replication fields (role, epoch, upstream, io, generation). */
+function replicationProblems(value: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  if (value.role !== undefined && value.role !== 'primary' && value.role !== 'replica') {
+    problems.push('role must be primary or replica');
+  }
+  if (value.epoch !== undefined && !naturalNumber(value.epoch)) problems.push('epoch must be an integer >= 0');
+  if (value.role === 'primary' && value.epoch === undefined) problems.push('a primary needs an epoch (0 to bootstrap)');
+  const upstream = value.upstream;
+  if (upstream !== undefined) {
+    if (
+      !isObject(upstream) ||
+      typeof upstream.host !== 'string' ||
+      !hostPattern.test(upstream.host) ||
+      !positiveInteger(upstream.port) ||
+      (upstream.port as number) > 65535
+    ) {
+      problems.push('upstream must be {host: a host name or IPv4 address, port: 1..65535}');
+    }
+  }
+  const io = value.io;
+  if (io !== undefined) {
+    if (!isObject(io) || !durabilities.includes(io.durability as string) || !localIos.includes(io.localIo as string)) {
+      problems.push(`io must be {durability: ${durabilities.join('|')}, localIo: ${localIos.join('|')}}`);
+    }
+  }
+  if (value.generation !== undefined && !naturalNumber(value.generation)) {
+    problems.push('generation must be an integer >= 0');
+  }
+  return problems;
+}
+
 /** Problems with an assignment stored at the key of `ref`; empty when it is usable. */
 export function assignmentProblems(ref: ReplicaRef, value: unknown): string[] {
   if (!isObject(value)) return ['assignment is not a JSON object'];
@@ -33,6 +74,7 @@ export function assignmentProblems(ref: ReplicaRef, value: unknown): string[] {
   ) {
     problems.push('resources must hold positive integers cpuMillis, memoryMb and diskMb');
   }
+  problems.push(...replicationProblems(value));
   return problems;
 }
 
@@ -46,7 +88,9 @@ export function isInstanceSecret(value: unknown): value is InstanceSecret {
     typeof value.adminUser === 'string' &&
     value.adminUser.length > 0 &&
     typeof value.adminPassword === 'string' &&
-    value.adminPassword.length > 0
+    value.adminPassword.length > 0 &&
+    (value.replicationUser === undefined || typeof value.replicationUser === 'string') &&
+    (value.replicationPassword === undefined || typeof value.replicationPassword === 'string')
   );
 }
 

@@ -1,8 +1,10 @@
 import {
   type Etcd3,
+  type IoPolicy,
   json,
   type Keyspace,
   type Logger,
+  type ReplicaRole,
   type ReplicaState,
   type ReplicaStatus,
   replicaId,
@@ -16,16 +18,40 @@ export interface StatusUpdate {
   host?: string;
   port?: number;
   containerId?: string;
+  /** Replicated services: what is applied inside the service (see applied-replicas.ts). */
+  role?: ReplicaRole;
+  epoch?: number;
+  peer?: { host: string; port: number };
+  position?: string;
+  positionAt?: string;
+  io?: IoPolicy;
+  generation?: number;
 }
 
+const updateFields = [
+  'state',
+  'message',
+  'host',
+  'port',
+  'containerId',
+  'role',
+  'epoch',
+  'peer',
+  'position',
+  'positionAt',
+  'io',
+  'generation',
+] as const satisfies readonly (keyof StatusUpdate)[];
+
 function sameStatus(a: ReplicaStatus, b: StatusUpdate): boolean {
-  return (
-    a.state === b.state &&
-    a.message === b.message &&
-    a.host === b.host &&
-    a.port === b.port &&
-    a.containerId === b.containerId
-  );
+  return updateFields.every((field) => JSON.stringify(a[field]) === JSON.stringify(b[field]));
+}
+
+/** The update part of a status, without identity and time. */
+function updateOf(status: ReplicaStatus): StatusUpdate {
+  const update: Record<string, unknown> = {};
+  for (const field of updateFields) if (status[field] !== undefined) update[field] = status[field];
+  return update as unknown as StatusUpdate;
 }
 
 /**
@@ -70,11 +96,23 @@ export class StatusWriter {
       updatedAt: new Date().toISOString(),
     };
     this.#latest.set(id, { ref: { instanceId: ref.instanceId, ordinal: ref.ordinal }, status });
-    this.log.info(
+    // Position updates arrive every second: only state and message changes are worth a line.
+    const level = previous?.state === update.state && previous.message === update.message ? 'debug' : 'info';
+    this.log[level](
       { instanceId: ref.instanceId, ordinal: ref.ordinal, state: update.state, statusMessage: update.message },
       'replica status',
     );
     await this.#flush(id);
+  }
+
+  /**
+   * Merges observations (position, role, …) into the status of a running container; does
+   * nothing when the status is about another container or not `running`.
+   */
+  async observe(ref: ReplicaRef, containerId: string, patch: Partial<StatusUpdate>): Promise<void> {
+    const current = this.current(ref);
+    if (!current || current.containerId !== containerId || current.state !== 'running') return;
+    await this.set(ref, { ...updateOf(current), ...patch });
   }
 
   /** Deletes the replica's status key; throws when etcd did not confirm the delete. */

@@ -91,6 +91,26 @@ describe('agent main with a bad invocation', () => {
     assert.equal(config.dockerSocket, '/var/run/docker.sock');
     assert.equal(config.clusterId, 'sf');
     assert.ok(config.catalogDir.endsWith('services-catalog'));
+    assert.equal(config.peerAddress, 'container');
+    assert.equal(config.positionIntervalMs, 1000);
+    assert.equal(config.selfFenceMarginMs, 2500, 'a quarter of the 10 s TTL');
+    assert.equal(config.selfFenceCheckIntervalMs, 200);
+    assert.equal(config.replicationCommandTimeoutMs, 30_000);
     assert.ok(Object.isFrozen(config));
+  });
+
+  test('the self-fence margin defaults to a quarter of the TTL, at least 500 ms, and must leave room', () => {
+    const base = { etcdEndpoints: ['http://127.0.0.1:2379'], node: 'n1' };
+    assert.equal(compileAgentConfig({ ...base, leaseTtlSeconds: 2 }).selfFenceMarginMs, 500);
+    assert.equal(compileAgentConfig({ ...base, leaseTtlSeconds: 3 }).selfFenceMarginMs, 750);
+    assert.equal(compileAgentConfig({ ...base, leaseTtlSeconds: 3, selfFenceMarginMs: 1000 }).selfFenceMarginMs, 1000);
+    assert.throws(
+      () => compileAgentConfig({ ...base, leaseTtlSeconds: 3, selfFenceMarginMs: 2000 }),
+      /selfFenceMarginMs must be below two thirds of leaseTtlSeconds \(2000 ms\); got 2000/,
+    );
+    assert.throws(() => compileAgentConfig({ ...base, peerAddress: 'host' }), /\/peerAddress must be equal to one of/);
+    // A compiled config is accepted again as it is (startAgent takes either).
+    const compiled = compileAgentConfig({ ...base, leaseTtlSeconds: 2 });
+    assert.deepEqual(compileAgentConfig(compiled), compiled);
   });
 });

@@ -144,4 +144,23 @@ export class InstanceStore {
     }
     throw concurrencyError(`instance ${id} is changing too often to deprovision; retry the request`);
   }
+
+  /**
+   * Applies `change` to the current record in one transaction comparing its revision,
+   * retried from a fresh read; `change` may throw to reject without writing.
+   */
+  async update(id: string, change: (current: InstanceRecord) => InstanceRecord): Promise<InstanceRecord | undefined> {
+    const key = this.keys.instance(id);
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const current = await this.get(id);
+      if (!current) return undefined;
+      const record = change(current.value);
+      const res = await this.client
+        .if(key, 'Mod', '==', current.modRevision)
+        .then(this.client.put(key).value(json(record)))
+        .commit();
+      if (res.succeeded) return record;
+    }
+    throw concurrencyError(`instance ${id} is changing too often to update; retry the request`);
+  }
 }

@@ -3,6 +3,8 @@ import {
   type InstanceRecord,
   Keyspace,
   type NodeAllocation,
+  type NodeControlRecord,
+  type NodeFenceRecord,
   type NodeRecord,
   type OperationRecord,
   type PlacementRecord,
@@ -12,6 +14,7 @@ import {
   type RouteRecord,
   readJson,
   readPrefix,
+  type SchedulingStatusRecord,
   sumAllocated,
   type Versioned,
 } from '@service-foundry/core';
@@ -48,6 +51,8 @@ export interface InstanceDetail extends InstanceSummary {
   /** epoch = mod revision of the primary key, the instance's fencing token. */
   primary: { node: string; ordinal: number; epoch: number } | null;
   bindings: { id: string; name: string; username: string; createdAt: string }[];
+  /** Why replicas are not all placed (written by the scheduler); null when nothing waits. */
+  scheduling: Omit<SchedulingStatusRecord, 'instanceId'> | null;
 }
 
 export interface NodeView {
@@ -59,6 +64,10 @@ export interface NodeView {
   capacity: Resources | null;
   allocated: Resources;
   replicas: { instanceId: string; ordinal: number; resources: Resources; state: string | null }[];
+  /** Operator controls (`sf node cordon|drain`); null when never set. */
+  control: Pick<NodeControlRecord, 'cordoned' | 'draining' | 'reason' | 'by' | 'updatedAt'> | null;
+  /** STONITH state of the node; null when never fenced. */
+  fence: NodeFenceRecord['state'] | null;
 }
 
 /** Values under `prefix/<instanceId>/...`, grouped by instance id. */
@@ -135,9 +144,10 @@ export class OperatorViews {
     const instance = state.instances.find((i) => i.id === idOrName) ?? state.instances.find((i) => i.name === idOrName);
     if (!instance) return undefined;
     const { client, keys } = this.ctx;
-    const [primary, bindings] = await Promise.all([
+    const [primary, bindings, scheduling] = await Promise.all([
       readJson<PrimaryRecord>(client, keys.primary(instance.id)),
       this.ctx.bindings.list(instance.id),
+      readJson<SchedulingStatusRecord>(client, keys.schedulingStatus(instance.id)),
     ]);
     const placements = new Map((state.placements.get(instance.id) ?? []).map((p) => [p.value.ordinal, p.value]));
     const statuses = new Map((state.statuses.get(instance.id) ?? []).map((s) => [s.value.ordinal, s.value]));
@@ -165,24 +175,37 @@ export class OperatorViews {
       bindings: bindings
         .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
         .map(({ id, name, username, createdAt }) => ({ id, name, username, createdAt })),
+      scheduling: scheduling
+        ? {
+            desired: scheduling.value.desired,
+            placed: scheduling.value.placed,
+            pending: scheduling.value.pending,
+            updatedAt: scheduling.value.updatedAt,
+          }
+        : null,
     };
   }
 
   async nodes(): Promise<NodeView[]> {
     const { client, keys } = this.ctx;
-    const [nodes, allocations, statuses] = await Promise.all([
+    const [nodes, allocations, statuses, controls, fences] = await Promise.all([
       readPrefix<NodeRecord>(client, keys.nodes()),
       readPrefix<NodeAllocation>(client, keys.allocations()),
       readPrefix<ReplicaStatus>(client, keys.statuses()),
+      readPrefix<NodeControlRecord>(client, keys.nodeControls()),
+      readPrefix<NodeFenceRecord>(client, keys.fences()),
     ]);
+    const controlOf = new Map([...controls.items.values()].map((c) => [c.value.node, c.value]));
+    const fenceOf = new Map([...fences.items.values()].map((f) => [f.value.node, f.value.state]));
     const records = new Map([...nodes.items.values()].map((n) => [n.value.name, n.value]));
     const ledgers = new Map([...allocations.items.values()].map((a) => [a.value.node, a.value]));
     const stateOf = new Map(
       [...statuses.items.values()].map((s) => [`${s.value.instanceId}/${s.value.ordinal}`, s.value]),
     );
-    const names = [...new Set([...records.keys(), ...ledgers.keys()])].sort();
+    const names = [...new Set([...records.keys(), ...ledgers.keys(), ...controlOf.keys()])].sort();
     return names.map((name): NodeView => {
       const record = records.get(name);
+      const control = controlOf.get(name);
       const replicas = Object.values(ledgers.get(name)?.replicas ?? {});
       return {
         name,
@@ -200,6 +223,16 @@ export class OperatorViews {
             state: status && status.node === name ? status.state : null,
           };
         }),
+        control: control
+          ? {
+              cordoned: control.cordoned,
+              draining: control.draining,
+              reason: control.reason,
+              by: control.by,
+              updatedAt: control.updatedAt,
+            }
+          : null,
+        fence: fenceOf.get(name) ?? null,
       };
     });
   }

@@ -20,7 +20,9 @@ import { originatingPlatform, requestIdentity, requireApiVersion } from './osb-h
 import { PlanRegistry } from './params-validation.js';
 import { bindingRoutes } from './routes/bindings.js';
 import { catalogRoutes } from './routes/catalog.js';
+import { fencingRoutes } from './routes/fencing.js';
 import { instanceRoutes } from './routes/instances.js';
+import { nodeControlRoutes } from './routes/node-controls.js';
 import { operatorRoutes } from './routes/operator.js';
 
 const unsupportedMediaType = () =>
@@ -106,6 +108,8 @@ export function buildServer(ctx: BrokerContext): FastifyInstance {
   instanceRoutes(app, ctx);
   bindingRoutes(app, ctx);
   operatorRoutes(app, ctx);
+  nodeControlRoutes(app, ctx);
+  fencingRoutes(app, ctx);
   return app;
 }
 

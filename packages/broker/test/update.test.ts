@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { InstanceRecord } from '@service-foundry/core';
 import { defaultCatalogDir } from '@service-foundry/core';
 import {
   assertOsbError,
@@ -34,7 +35,7 @@ async function catalogWithTwoPlans(dir: string): Promise<void> {
   await writeFile(join(dir, 'postgres', 'service.json'), JSON.stringify(entry));
 }
 
-describe('broker: updates (plans are not updateable yet)', () => {
+describe('broker: updates (IO settings live; plans and sizes not yet)', () => {
   let h: Harness;
   let catalogDir: string;
   const id = uniqueId('upd');
@@ -79,17 +80,12 @@ describe('broker: updates (plans are not updateable yet)', () => {
     assertOsbError(plan.body, 'PlanChangeNotSupported');
     assert.match((plan.body as { description: string }).description, /medium to small/);
 
+    // The plan's update schema lists what may change live; anything else is bad input.
     const params = await call(h.broker.url, 'PATCH', patch, {
       body: { service_id: postgresServiceId, parameters: { replicas: 3 } },
     });
-    assert.equal(params.status, 422);
-    assertOsbError(params.body, 'UpdateNotSupported');
+    assert.equal(params.status, 400);
     assert.match((params.body as { description: string }).description, /replicas/);
-
-    const invalid = await call(h.broker.url, 'PATCH', patch, {
-      body: { service_id: postgresServiceId, parameters: { replicas: 4 } },
-    });
-    assert.equal(invalid.status, 400, 'invalid parameters are bad input, not an unsupported change');
 
     const wrongService = await call(h.broker.url, 'PATCH', patch, {
       body: { service_id: 'other', plan_id: mediumPlanId },
@@ -98,12 +94,34 @@ describe('broker: updates (plans are not updateable yet)', () => {
     assert.equal(await dumpKeyspace(h.client, h.keys), before);
   });
 
+  it('applies a local_io change asynchronously: 202, new IO policy and an update operation in etcd', async () => {
+    const res = await call(h.broker.url, 'PATCH', patch, {
+      body: { service_id: postgresServiceId, parameters: { local_io: 'batched' } },
+    });
+    assert.equal(res.status, 202, res.text);
+    const raw = await h.client.get(h.keys.instance(id)).string();
+    const record = JSON.parse(raw ?? '{}') as InstanceRecord;
+    assert.deepEqual(
+      record.io,
+      { durability: 'remote-fsync', localIo: 'batched' },
+      'a two-replica plan defaults to synchronous',
+    );
+    assert.equal(record.operation.type, 'update');
+    assert.equal(record.operation.id, (res.body as { operation: string }).operation);
+    assert.equal(record.parameters.local_io, 'batched');
+    const sync = await call(h.broker.url, 'PATCH', `/v2/service_instances/${id}`, {
+      body: { service_id: postgresServiceId, parameters: { local_io: 'fsync' } },
+    });
+    assert.equal(sync.status, 422, 'an update that needs work is asynchronous');
+    await markReady(h.client, h.keys, id);
+  });
+
   it('accepts an update that changes nothing with 200 {}', async () => {
     const res = await call(h.broker.url, 'PATCH', patch, {
       body: {
         service_id: postgresServiceId,
         plan_id: mediumPlanId,
-        parameters: { replicas: 2 },
+        parameters: {},
         context: { platform: 'x' },
       },
     });

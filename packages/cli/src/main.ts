@@ -3,8 +3,10 @@ import { isSfError } from '@service-foundry/core';
 import { type Command, parseCommandLine, usageOf } from './command.js';
 import { events, nodes } from './commands/cluster.js';
 import { down } from './commands/down.js';
+import { fence, fenceDevices, fencingHistory, unfence } from './commands/fencing.js';
 import { images } from './commands/images.js';
 import { bindService, createServiceKey, deleteServiceKey, serviceKey, unbindService } from './commands/keys.js';
+import { node } from './commands/node-controls.js';
 import { createService, deleteService, marketplace, service, services } from './commands/services.js';
 import { status } from './commands/status.js';
 import { target } from './commands/target.js';
@@ -28,7 +30,12 @@ const commands: Command[] = [
   deleteServiceKey,
   unbindService,
   nodes,
+  node,
   events,
+  fence,
+  unfence,
+  fenceDevices,
+  fencingHistory,
 ];
 
 function help(): void {

@@ -42,6 +42,25 @@ export interface PlanSizing {
   resources: Resources;
   /** Replicas when the user does not ask for a number. */
   replicas: number;
+  /** Where the plan's replicas may run; absent: anywhere. */
+  constraints?: PlacementConstraints;
+  /** Values of the plan's parameters when the user gives none (OSB parameter names). */
+  defaults?: PlanDefaults;
+}
+
+/** Parameter defaults a plan declares: IO and failover settings. */
+export interface PlanDefaults {
+  durability?: 'async' | 'received' | 'remote-fsync';
+  local_io?: 'fsync' | 'batched' | 'unsafe';
+  fencing?: 'required' | 'best-effort' | 'off';
+  fencing_timeout_s?: number;
+  max_lag_bytes?: number;
+}
+
+/** Placement rules a plan imposes on its replicas (read by the scheduler's filters). */
+export interface PlacementConstraints {
+  /** Labels a node must carry, e.g. `{ "disk": "ssd" }`. */
+  nodeLabels?: Record<string, string>;
 }
 
 export interface ServiceRuntime {
@@ -190,7 +209,26 @@ const entrySchema = {
         type: 'object',
         required: ['resources', 'replicas'],
         additionalProperties: false,
-        properties: { resources, replicas: { type: 'integer', minimum: 1, maximum: 9 } },
+        properties: {
+          resources,
+          replicas: { type: 'integer', minimum: 1, maximum: 9 },
+          constraints: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { nodeLabels: { type: 'object', additionalProperties: { type: 'string' } } },
+          },
+          defaults: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              durability: { enum: ['async', 'received', 'remote-fsync'] },
+              local_io: { enum: ['fsync', 'batched', 'unsafe'] },
+              fencing: { enum: ['required', 'best-effort', 'off'] },
+              fencing_timeout_s: { type: 'integer', minimum: 1 },
+              max_lag_bytes: { type: 'integer', minimum: 0 },
+            },
+          },
+        },
       },
     },
     runtime: {

@@ -45,6 +45,13 @@ export class Keyspace {
   nodeLock(node: string): string {
     return `${this.root}/locks/nodes/${check(node, 'node')}`;
   }
+  /** Live schedulers, each under its session lease (`SchedulerMemberRecord`). */
+  schedulers(): string {
+    return `${this.root}/schedulers/`;
+  }
+  scheduler(name: string): string {
+    return `${this.schedulers()}${check(name, 'scheduler name')}`;
+  }
 
   /** Operator controls per node (cordon, drain); persistent. */
   nodeControls(): string {
@@ -102,8 +109,11 @@ export class Keyspace {
     return `${this.instancePlacements(instanceId)}${ordinal}`;
   }
 
+  assignments(): string {
+    return `${this.root}/assignments/`;
+  }
   nodeAssignments(node: string): string {
-    return `${this.root}/assignments/${check(node, 'node')}/`;
+    return `${this.assignments()}${check(node, 'node')}/`;
   }
   assignment(node: string, instanceId: string, ordinal: number): string {
     return `${this.nodeAssignments(node)}${check(instanceId, 'instance id')}/${ordinal}`;

@@ -90,6 +90,19 @@ export interface PlacementRecord {
   node: string;
   placedAt: string;
   scheduler: string;
+  /**
+   * Nodes that held this replica before it was re-placed, newest first (at most a few).
+   * Their volumes may still hold a copy of the data; the scheduler's volume-locality score
+   * prefers them.
+   */
+  previousNodes?: string[];
+}
+
+/** A running scheduler, under its session lease; the members share (or elect) the work. */
+export interface SchedulerMemberRecord {
+  name: string;
+  mode: 'active-active' | 'leader';
+  startedAt: string;
 }
 
 export type DesiredReplicaState = 'running' | 'removed';

@@ -4,12 +4,17 @@ import {
   type Keyspace,
   type Logger,
   type NodeAllocation,
+  type NodeControlRecord,
+  type NodeFenceRecord,
   type NodeRecord,
   type PlacementRecord,
   PrefixMirror,
   type PrimaryRecord,
   type ReplicaStatus,
   type RouteRecord,
+  type SchedulerMemberRecord,
+  type SchedulingStatusRecord,
+  type Versioned,
 } from '@service-foundry/core';
 
 /**
@@ -25,6 +30,15 @@ export class ClusterState {
   readonly statuses: PrefixMirror<ReplicaStatus>;
   readonly primaries: PrefixMirror<PrimaryRecord>;
   readonly routes: PrefixMirror<RouteRecord>;
+  readonly nodeControls: PrefixMirror<NodeControlRecord>;
+  readonly fences: PrefixMirror<NodeFenceRecord>;
+  readonly schedulingStatuses: PrefixMirror<SchedulingStatusRecord>;
+  readonly schedulers: PrefixMirror<SchedulerMemberRecord>;
+  /**
+   * The last record seen of every node, kept after its lease is gone: a dead node's zone
+   * still counts for zone anti-affinity, and its capacity for the checker.
+   */
+  readonly lastKnownNodes = new Map<string, NodeRecord>();
 
   constructor(
     client: Etcd3,
@@ -38,6 +52,13 @@ export class ClusterState {
     this.statuses = new PrefixMirror(client, keys.statuses(), log);
     this.primaries = new PrefixMirror(client, keys.primaries(), log);
     this.routes = new PrefixMirror(client, keys.routes(), log);
+    this.nodeControls = new PrefixMirror(client, keys.nodeControls(), log);
+    this.fences = new PrefixMirror(client, keys.fences(), log);
+    this.schedulingStatuses = new PrefixMirror(client, keys.schedulingStatuses(), log);
+    this.schedulers = new PrefixMirror(client, keys.schedulers(), log);
+    this.nodes.on('change', (changes) => {
+      for (const { current } of changes) if (current) this.lastKnownNodes.set(current.value.name, current.value);
+    });
   }
 
   get all(): PrefixMirror<unknown>[] {
@@ -49,6 +70,10 @@ export class ClusterState {
       this.statuses,
       this.primaries,
       this.routes,
+      this.nodeControls,
+      this.fences,
+      this.schedulingStatuses,
+      this.schedulers,
     ] as PrefixMirror<unknown>[];
   }
 
@@ -65,10 +90,21 @@ export class ClusterState {
   }
 
   placementsOf(instanceId: string): PlacementRecord[] {
+    return this.versionedPlacementsOf(instanceId).map((p) => p.value);
+  }
+
+  versionedPlacementsOf(instanceId: string): Versioned<PlacementRecord>[] {
+    const out: Versioned<PlacementRecord>[] = [];
+    // Placement keys of one instance share a prefix, and ordinals are 0..9: look them up
+    // directly rather than scanning every placement in the cluster.
+    const instance = this.instances.items.get(this.keys.instance(instanceId))?.value;
+    const upTo = Math.max(10, instance?.replicas ?? 0);
     const prefix = this.keys.instancePlacements(instanceId);
-    const out: PlacementRecord[] = [];
-    for (const [key, item] of this.placements.items) if (key.startsWith(prefix)) out.push(item.value);
-    return out.sort((a, b) => a.ordinal - b.ordinal);
+    for (let ordinal = 0; ordinal < upTo; ordinal++) {
+      const item = this.placements.items.get(`${prefix}${ordinal}`);
+      if (item) out.push(item);
+    }
+    return out;
   }
 
   statusesOf(instanceId: string): Array<{ value: ReplicaStatus; modRevision: string }> {
@@ -77,4 +113,29 @@ export class ClusterState {
     for (const [key, item] of this.statuses.items) if (key.startsWith(prefix)) out.push(item);
     return out.sort((a, b) => a.value.ordinal - b.value.ordinal);
   }
+
+  /** A node's record while alive, else the last one seen. */
+  nodeRecord(name: string): NodeRecord | undefined {
+    return this.nodes.items.get(this.keys.node(name))?.value ?? this.lastKnownNodes.get(name);
+  }
+}
+
+/**
+ * Puts a value this process has just committed at `revision` into its watched copy, so
+ * the next decision sees it without waiting for the watch. Only moves forward: when the
+ * watch has already passed `revision` it knows better (including later deletes).
+ */
+export function applyCommitted<T>(mirror: PrefixMirror<T>, item: Versioned<T>): void {
+  const revision = BigInt(item.modRevision);
+  if (BigInt(mirror.revision) >= revision) return;
+  const current = mirror.items.get(item.key);
+  if (current && BigInt(current.modRevision) >= revision) return;
+  mirror.items.set(item.key, item);
+}
+
+/** The delete counterpart of `applyCommitted`. */
+export function applyCommittedDelete<T>(mirror: PrefixMirror<T>, key: string, revision: string): void {
+  if (BigInt(mirror.revision) >= BigInt(revision)) return;
+  const current = mirror.items.get(key);
+  if (current && BigInt(current.modRevision) < BigInt(revision)) mirror.items.delete(key);
 }

@@ -1,15 +1,20 @@
-import { configCompiler } from '@service-foundry/core';
+import { type Catalog, configCompiler, type InstanceRecord } from '@service-foundry/core';
+import type { SchedulerOptions } from './scheduler.js';
 
 export interface SchedulerConfig {
   /** etcd client URLs. */
   etcdEndpoints: string[];
   /** @default '/sf' */
   keyspaceRoot: string;
-  /** Name recorded on placements and locks. @default 'scheduler-<pid>' */
+  /** Name recorded on placements, locks and the scheduler's membership key; unique per scheduler. @default 'scheduler-<pid>' */
   name: string;
   /** Full convergence pass interval, besides passes triggered by watches. @default 2000 */
   intervalMs: number;
-  /** TTL of the session lease behind node mutexes. @default 10 */
+  /**
+   * TTL of the scheduler's session lease, which holds its membership and its node locks:
+   * how long a dead or paused scheduler's share waits before others take it over.
+   * @default 10
+   */
   lockTtlSeconds: number;
   /** A provision that has not succeeded by then is marked failed. @default 300000 */
   provisionTimeoutMs: number;
@@ -17,7 +22,35 @@ export interface SchedulerConfig {
   catalogDir: string;
   /** Run the controller (primary election, routes, teardown) in this process. @default true */
   controller: boolean;
+  /**
+   * `leader`: the eldest scheduler places everything, the others stand by and take over
+   * when its session lease expires. `active-active`: every scheduler places the replicas
+   * of its share of instances (rendezvous hashing over live schedulers). All schedulers
+   * of a cluster should use the same mode; docs/scheduler.md compares them.
+   * @default 'leader'
+   */
+  mode: 'active-active' | 'leader';
+  /** Feasible nodes to find before picking the best-scored one (a sample, not all nodes). @default 64 */
+  nodesToScore: number;
+  /** Nodes locked, and committed, per etcd request (each node a nested transaction). @default 32 */
+  nodesPerTransaction: number;
+  /** Lock/commit request pairs in flight at once. @default 8 */
+  transactionsInFlight: number;
+  /** Replicas decided per wave (at most one per instance). @default 2000 */
+  replicasPerWave: number;
+  /** etcd's `--max-txn-ops`; raise only if the etcd cluster's is raised. @default 128 */
+  maxTxnOps: number;
+  /** Score weights; 0 turns a score off. @default { leastAllocated: 1, binPack: 0, zoneSpread: 1, volumeLocality: 2 } */
+  scoreWeights: { leastAllocated: number; binPack: number; zoneSpread: number; volumeLocality: number };
+  /**
+   * Test-only fault injection. `stopAfterLockAcquire`: the process sends itself SIGSTOP
+   * once, right after taking node locks and before committing — the paused lock holder.
+   * @default { stopAfterLockAcquire: false }
+   */
+  faultInjection: { stopAfterLockAcquire: boolean };
 }
+
+const weight = { type: 'number', minimum: 0, maximum: 100 } as const;
 
 export const compileSchedulerConfig = configCompiler<SchedulerConfig>('scheduler config', {
   type: 'object',
@@ -32,5 +65,50 @@ export const compileSchedulerConfig = configCompiler<SchedulerConfig>('scheduler
     provisionTimeoutMs: { type: 'integer', default: 300_000, minimum: 1000 },
     catalogDir: { type: 'string', default: '', minLength: 0 },
     controller: { type: 'boolean', default: true },
+    mode: { type: 'string', enum: ['active-active', 'leader'], default: 'leader' },
+    nodesToScore: { type: 'integer', default: 64, minimum: 1, maximum: 100_000 },
+    nodesPerTransaction: { type: 'integer', default: 32, minimum: 1, maximum: 100 },
+    transactionsInFlight: { type: 'integer', default: 8, minimum: 1, maximum: 256 },
+    replicasPerWave: { type: 'integer', default: 2000, minimum: 1, maximum: 100_000 },
+    maxTxnOps: { type: 'integer', default: 128, minimum: 16, maximum: 100_000 },
+    scoreWeights: {
+      type: 'object',
+      required: [],
+      additionalProperties: false,
+      default: { leastAllocated: 1, binPack: 0, zoneSpread: 1, volumeLocality: 2 },
+      properties: {
+        leastAllocated: { ...weight, default: 1 },
+        binPack: { ...weight, default: 0 },
+        zoneSpread: { ...weight, default: 1 },
+        volumeLocality: { ...weight, default: 2 },
+      },
+    },
+    faultInjection: {
+      type: 'object',
+      required: [],
+      additionalProperties: false,
+      default: { stopAfterLockAcquire: false },
+      properties: { stopAfterLockAcquire: { type: 'boolean', default: false } },
+    },
   },
 });
+
+/** The Scheduler's options from a compiled config; plan constraints come from the catalog. */
+export function schedulerOptionsFrom(config: Readonly<SchedulerConfig>, catalog: Catalog): SchedulerOptions {
+  const none: Readonly<Record<string, string>> = Object.freeze({});
+  return {
+    name: config.name,
+    mode: config.mode,
+    lockTtlSeconds: config.lockTtlSeconds,
+    nodesToScore: config.nodesToScore,
+    nodesPerTransaction: config.nodesPerTransaction,
+    transactionsInFlight: config.transactionsInFlight,
+    replicasPerWave: config.replicasPerWave,
+    maxTxnOps: config.maxTxnOps,
+    scoreWeights: config.scoreWeights,
+    intervalMs: config.intervalMs,
+    stopAfterLockAcquire: config.faultInjection.stopAfterLockAcquire,
+    requiredLabelsOf: (instance: InstanceRecord) =>
+      catalog.byServiceName(instance.serviceName)?.plans[instance.planName]?.constraints?.nodeLabels ?? none,
+  };
+}

@@ -6,125 +6,408 @@ import {
   type InstanceRecord,
   json,
   type Logger,
-  type NodeAllocation,
+  type NodeFenceRecord,
+  PrefixMirror,
   type PrimaryRecord,
+  type ReplicaStatus,
   type RouteRecord,
-  readJson,
   type Versioned,
 } from '@service-foundry/core';
 import type { ClusterState } from './cluster-state.js';
-import { release } from './reserve.js';
+import { decideFailover, defaultFailoverPolicy, type Fencer } from './controller/failover.js';
+import { teardownStep } from './controller/teardown.js';
+import { desiredAssignments, type InstanceView } from './controller/topology.js';
+
+interface FailoverMemory {
+  suspectSince: number;
+  fencing: Promise<void> | undefined;
+  fencingStarted: boolean;
+  lastReason: string;
+}
+
+export interface ControllerOptions {
+  provisionTimeoutMs: number;
+  /** Runs fence devices; without one, fencing counts as failed (no devices configured). */
+  fencer?: Fencer;
+  /** Asks for another pass (e.g. when fencing finishes). */
+  wake?: () => void;
+}
 
 /**
- * Drives each instance from placed replicas to a routable primary, and tears instances
- * down on deprovision. Every write compares the revision its decision was based on, so
- * several controllers (or a paused one that wakes up) cannot undo each other's work.
+ * Drives each instance to a routable primary with its replicas following it, fails over
+ * when the primary's node is lost, and tears instances down on deprovision. Every write
+ * compares the revision its decision was based on (I2), so several controllers — or one
+ * that was paused and wakes up — cannot undo each other's work.
  *
- * | phase          | condition                               | action                                  |
- * |----------------|-----------------------------------------|-----------------------------------------|
- * | provisioning   | no primary, a replica is `running`      | elect it: put primary (version == 0)    |
- * | provisioning   | primary, route missing or older epoch   | put route (primary mod revision == epoch)|
- * | provisioning   | route at the primary's epoch            | phase ready, operation succeeded        |
- * | provisioning   | a replica `failed` or timeout passed    | phase failed, operation failed          |
- * | ready          | route missing or older epoch            | put route                               |
- * | deprovisioning | route or primary exists                 | delete them                             |
- * | deprovisioning | assignment desired `running`            | mark it `removed`                       |
- * | deprovisioning | agent deleted the assignment            | release capacity, delete placement      |
- * | deprovisioning | no placements left                      | delete instance, secret, port, bindings |
+ * | phase          | condition                                   | action                                   |
+ * |----------------|---------------------------------------------|------------------------------------------|
+ * | any live       | primary's node gone                         | failover state machine (failover.ts)     |
+ * | any live       | assignments differ from topology.ts's table | rewrite them (compare their revisions)   |
+ * | any live       | no primary, the bootstrap replica running   | elect it: put primary (version == 0)     |
+ * | any live       | primary running, route missing/older epoch  | put route (primary mod revision == epoch)|
+ * | provisioning   | route at epoch, all replicas running        | phase ready, operation succeeded         |
+ * | provisioning   | a replica `failed` or timeout passed        | phase failed, operation failed           |
+ * | deprovisioning | —                                           | teardown.ts, step by step                |
  */
 export class Controller {
+  readonly #assignments: PrefixMirror<AssignmentRecord>;
+  readonly #fences: PrefixMirror<NodeFenceRecord>;
+  readonly #failovers = new Map<string, FailoverMemory>();
+  /** Last position each primary reported, kept after its status vanishes with its lease. */
+  readonly #primaryPositions = new Map<string, bigint>();
+
   constructor(
     private readonly client: Etcd3,
     private readonly state: ClusterState,
     private readonly catalog: Catalog,
-    private readonly provisionTimeoutMs: number,
     private readonly events: EventLog,
     private readonly log: Logger,
-  ) {}
+    private readonly options: ControllerOptions,
+  ) {
+    this.#assignments = new PrefixMirror(client, state.keys.assignments(), log);
+    this.#fences = new PrefixMirror(client, state.keys.fences(), log);
+  }
+
+  async start(onChange: () => void): Promise<void> {
+    await Promise.all([this.#assignments.start(), this.#fences.start()]);
+    this.#assignments.on('change', onChange);
+    this.#fences.on('change', onChange);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#assignments.close(), this.#fences.close()]);
+  }
 
   async pass(): Promise<void> {
+    const liveNodes = new Set([...this.state.nodes.items.values()].map((n) => n.value.name));
     for (const instance of [...this.state.instances.items.values()]) {
+      const id = instance.value.id;
       try {
-        if (instance.value.phase === 'deprovisioning') await this.#teardown(instance);
-        else if (instance.value.phase !== 'failed') await this.#converge(instance);
+        if (instance.value.phase === 'deprovisioning') {
+          const keys = this.state.keys;
+          const hasRoute =
+            this.state.routes.items.has(keys.route(id)) || this.state.primaries.items.has(keys.primary(id));
+          await teardownStep(this.client, keys, instance, this.state.placementsOf(id), hasRoute, this.events, this.log);
+        } else if (instance.value.phase !== 'failed') {
+          await this.#converge(instance, this.#view(instance.value, liveNodes));
+        }
       } catch (error) {
-        this.log.warn({ err: error, instanceId: instance.value.id }, 'controller step failed; will retry');
+        this.log.warn({ err: error, instanceId: id }, 'controller step failed; will retry');
       }
     }
   }
 
-  async #converge(instance: Versioned<InstanceRecord>): Promise<void> {
+  #view(instance: InstanceRecord, liveNodes: ReadonlySet<string>): InstanceView {
     const keys = this.state.keys;
+    const placements = this.state.placementsOf(instance.id);
+    const assignments = new Map<number, Versioned<AssignmentRecord>>();
+    for (const p of placements) {
+      const a = this.#assignments.items.get(keys.assignment(p.node, instance.id, p.ordinal));
+      if (a) assignments.set(p.ordinal, a);
+    }
+    const statuses = new Map<number, Versioned<ReplicaStatus>>();
+    for (const s of this.state.statusesOf(instance.id)) statuses.set(s.value.ordinal, s as Versioned<ReplicaStatus>);
+    return {
+      instance,
+      placements,
+      assignments,
+      statuses,
+      primary: this.state.primaries.items.get(keys.primary(instance.id)),
+      liveNodes,
+      replicated: this.catalog.byServiceName(instance.serviceName)?.replication !== undefined,
+    };
+  }
+
+  async #converge(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<void> {
     const id = instance.value.id;
-    const primary = this.state.primaries.items.get(keys.primary(id));
-    const statuses = this.state.statusesOf(id);
-    if (!primary) {
-      const candidate = statuses.find((s) => s.value.state === 'running' && s.value.host && s.value.port);
-      if (candidate) {
-        const record: PrimaryRecord = {
-          instanceId: id,
-          ordinal: candidate.value.ordinal,
-          node: candidate.value.node,
-          host: candidate.value.host ?? '',
-          port: candidate.value.port ?? 0,
-          electedAt: new Date().toISOString(),
-        };
-        const res = await this.client
-          .if(keys.primary(id), 'Version', '==', 0)
-          .and(keys.status(id, candidate.value.ordinal), 'Mod', '==', candidate.modRevision)
-          .then(this.client.put(keys.primary(id)).value(json(record)))
-          .commit();
-        if (res.succeeded) {
-          this.log.info({ instanceId: id, node: record.node, epoch: res.header.revision }, 'primary elected');
-          await this.events.record('primary-elected', `replica ${record.ordinal} on ${record.node} is primary`, {
-            instanceId: id,
-            node: record.node,
-          });
-        }
-        return;
-      }
-      if (instance.value.phase === 'provisioning') await this.#failIfStuck(instance, statuses);
+    const primary = view.primary;
+    if (primary && !view.liveNodes.has(primary.value.node)) {
+      await this.#failover(instance, view);
       return;
     }
-    const epoch = Number(primary.modRevision);
-    const route = this.state.routes.items.get(keys.route(id))?.value;
-    if (!route || route.epoch !== epoch) {
-      const entry = this.catalog.byServiceName(instance.value.serviceName);
-      const next: RouteRecord = {
-        instanceId: id,
-        protocol: entry?.runtime.protocol ?? 'tcp',
-        port: instance.value.routerPort,
-        target: { host: primary.value.host, port: primary.value.port },
-        epoch,
-      };
+    if (this.#failovers.delete(id) && primary) {
+      const message = `primary on ${primary.value.node}`;
+      await this.events.record(
+        'failover-complete',
+        `primary is replica ${primary.value.ordinal} on ${primary.value.node}`,
+        {
+          instanceId: id,
+        },
+      );
+      const key = this.state.keys.instance(id);
       await this.client
-        .if(keys.primary(id), 'Mod', '==', primary.modRevision)
-        .then(this.client.put(keys.route(id)).value(json(next)))
+        .if(key, 'Mod', '==', instance.modRevision)
+        .then(this.client.put(key).value(json({ ...instance.value, message })))
         .commit();
       return;
+    }
+    if (primary && /^failover/.test(instance.value.message)) {
+      // The primary's node is back (or a restarted controller lost its memory of the incident).
+      const key = this.state.keys.instance(id);
+      await this.client
+        .if(key, 'Mod', '==', instance.modRevision)
+        .then(this.client.put(key).value(json({ ...instance.value, message: `primary on ${primary.value.node}` })))
+        .commit();
+      return;
+    }
+    const primaryStatus = primary ? view.statuses.get(primary.value.ordinal)?.value : undefined;
+    if (primaryStatus?.position !== undefined) this.#primaryPositions.set(id, BigInt(primaryStatus.position));
+
+    for (const change of desiredAssignments(view)) {
+      const key = this.state.keys.assignment(change.node, id, change.ordinal);
+      await this.client
+        .if(key, 'Mod', '==', change.current.modRevision)
+        .then(this.client.put(key).value(json(change.next)))
+        .commit();
+    }
+    if (!primary) {
+      await this.#elect(instance, view);
+      return;
+    }
+    const routed = await this.#route(instance.value, view, primary, primaryStatus);
+    if (instance.value.operation.type === 'update' && instance.value.operation.state === 'in progress') {
+      await this.#finishUpdate(instance, view);
     }
     if (instance.value.phase === 'provisioning') {
-      const ready: InstanceRecord = {
-        ...instance.value,
-        phase: 'ready',
-        message: `primary on ${primary.value.node}`,
-        operation: { ...instance.value.operation, state: 'succeeded', description: 'instance is ready' },
-      };
-      const res = await this.client
-        .if(keys.instance(id), 'Mod', '==', instance.modRevision)
-        .then(this.client.put(keys.instance(id)).value(json(ready)))
-        .commit();
-      if (res.succeeded) await this.events.record('instance-ready', 'instance is ready', { instanceId: id });
+      const running = [...view.statuses.values()].filter((s) => s.value.state === 'running').length;
+      if (routed && (!view.replicated || running >= instance.value.replicas)) await this.#markReady(instance, primary);
+      else await this.#failIfStuck(instance, view);
     }
   }
 
-  async #failIfStuck(
+  async #elect(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<void> {
+    const keys = this.state.keys;
+    const id = instance.value.id;
+    const candidate = [...view.statuses.values()].find(
+      (s) =>
+        s.value.state === 'running' &&
+        s.value.host &&
+        s.value.port &&
+        (view.replicated
+          ? s.value.role === 'primary' && view.assignments.get(s.value.ordinal)?.value.role === 'primary'
+          : true),
+    );
+    if (!candidate) {
+      if (instance.value.phase === 'provisioning') await this.#failIfStuck(instance, view);
+      return;
+    }
+    const record: PrimaryRecord = {
+      instanceId: id,
+      ordinal: candidate.value.ordinal,
+      node: candidate.value.node,
+      host: candidate.value.host ?? '',
+      port: candidate.value.port ?? 0,
+      electedAt: new Date().toISOString(),
+    };
+    const res = await this.client
+      .if(keys.primary(id), 'Version', '==', 0)
+      .and(keys.status(id, candidate.value.ordinal), 'Mod', '==', candidate.modRevision)
+      .then(this.client.put(keys.primary(id)).value(json(record)))
+      .commit();
+    if (res.succeeded) {
+      this.log.info({ instanceId: id, node: record.node, epoch: res.header.revision }, 'primary elected');
+      await this.events.record('primary-elected', `replica ${record.ordinal} on ${record.node} is primary`, {
+        instanceId: id,
+        node: record.node,
+      });
+    }
+  }
+
+  /** Publishes the route once the primary serves as primary; true when it is current. */
+  async #route(
+    instance: InstanceRecord,
+    view: InstanceView,
+    primary: Versioned<PrimaryRecord>,
+    status: ReplicaStatus | undefined,
+  ): Promise<boolean> {
+    const keys = this.state.keys;
+    const epoch = Number(primary.modRevision);
+    if (status?.state !== 'running' || !status.host || !status.port) return false;
+    // A replica serves writes only once its agent has applied the primary role for this
+    // epoch (epoch 0: the bootstrap primary, before the first election).
+    if (view.replicated && (status.role !== 'primary' || (status.epoch !== epoch && status.epoch !== 0))) return false;
+    const route = this.state.routes.items.get(keys.route(instance.id))?.value;
+    const target = { host: status.host, port: status.port };
+    if (route && route.epoch === epoch && route.target.host === target.host && route.target.port === target.port) {
+      return true;
+    }
+    const next: RouteRecord = {
+      instanceId: instance.id,
+      protocol: this.catalog.byServiceName(instance.serviceName)?.runtime.protocol ?? 'tcp',
+      port: instance.routerPort,
+      target,
+      epoch,
+    };
+    const res = await this.client
+      .if(keys.primary(instance.id), 'Mod', '==', primary.modRevision)
+      .then(this.client.put(keys.route(instance.id)).value(json(next)))
+      .commit();
+    if (res.succeeded && route && route.epoch !== epoch) {
+      await this.events.record(
+        'route-switched',
+        `router now sends clients to ${target.host}:${target.port} (epoch ${epoch})`,
+        {
+          instanceId: instance.id,
+          node: primary.value.node,
+        },
+      );
+    }
+    return false;
+  }
+
+  async #failover(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<void> {
+    const id = instance.value.id;
+    const primary = view.primary as Versioned<PrimaryRecord>;
+    const node = primary.value.node;
+    let memory = this.#failovers.get(id);
+    if (!memory) {
+      memory = { suspectSince: Date.now(), fencing: undefined, fencingStarted: false, lastReason: '' };
+      this.#failovers.set(id, memory);
+      this.log.warn({ instanceId: id, node }, 'primary node lost; failover starts');
+      await this.events.record('primary-lost', `primary node ${node} stopped renewing its lease`, {
+        instanceId: id,
+        node,
+      });
+    }
+    const policy = instance.value.failover ?? defaultFailoverPolicy;
+    const decision = decideFailover({
+      view,
+      policy,
+      suspectSince: memory.suspectSince,
+      now: Date.now(),
+      fence: this.#fences.items.get(this.state.keys.fence(node)),
+      fencingStarted: memory.fencingStarted,
+      lastPrimaryPosition: this.#primaryPositions.get(id),
+    });
+    switch (decision.kind) {
+      case 'none':
+        return;
+      case 'fence': {
+        memory.fencingStarted = true;
+        const settled = memory;
+        memory.fencing = this.#fence(node, `primary of ${instance.value.name} lost its lease`).finally(() => {
+          settled.fencingStarted = false;
+        });
+        await this.#say(instance, memory, `failover: fencing node ${node}`, 'warn');
+        return;
+      }
+      case 'wait':
+        await this.#say(instance, memory, `failover: ${decision.reason}`, 'info');
+        return;
+      case 'blocked':
+        await this.#say(instance, memory, decision.reason, 'error');
+        return;
+      case 'promote':
+        await this.#promote(instance, primary, decision.ordinal, decision.node, decision.status, decision.reason);
+    }
+  }
+
+  #fence(node: string, reason: string): Promise<void> {
+    const fencer = this.options.fencer;
+    const run = fencer
+      ? fencer.fence(node, reason)
+      : Promise.resolve({ fenced: false, detail: 'no fencer configured' });
+    return run
+      .then(
+        (result) => this.log[result.fenced ? 'info' : 'error']({ node, detail: result.detail }, 'fencing finished'),
+        (error: unknown) => this.log.error({ err: error, node }, 'fencing threw'),
+      )
+      .finally(() => this.options.wake?.());
+  }
+
+  async #promote(
     instance: Versioned<InstanceRecord>,
-    statuses: Array<{ value: { state: string; message: string; ordinal: number } }>,
+    old: Versioned<PrimaryRecord>,
+    ordinal: number,
+    node: string,
+    status: ReplicaStatus,
+    reason: string,
   ): Promise<void> {
-    const failed = statuses.find((s) => s.value.state === 'failed');
+    const keys = this.state.keys;
+    const id = instance.value.id;
+    const record: PrimaryRecord = {
+      instanceId: id,
+      ordinal,
+      node,
+      host: status.host ?? '',
+      port: status.port ?? 0,
+      electedAt: new Date().toISOString(),
+    };
+    const res = await this.client
+      .if(keys.primary(id), 'Mod', '==', old.modRevision)
+      .then(this.client.put(keys.primary(id)).value(json(record)))
+      .commit();
+    if (!res.succeeded) return;
+    this.log.warn({ instanceId: id, node, ordinal, epoch: res.header.revision, reason }, 'failover: promoting');
+    await this.events.record('failover-promote', `${reason}; promoting it (epoch ${res.header.revision})`, {
+      instanceId: id,
+      node,
+    });
+  }
+
+  /** Puts a failover message on the instance (shown by `sf service`) and in the log, once per change. */
+  async #say(
+    instance: Versioned<InstanceRecord>,
+    memory: FailoverMemory,
+    message: string,
+    level: 'info' | 'warn' | 'error',
+  ): Promise<void> {
+    if (memory.lastReason === message) return;
+    memory.lastReason = message;
+    this.log[level]({ instanceId: instance.value.id }, message);
+    await this.events.record(level === 'error' ? 'failover-blocked' : 'failover', message, {
+      instanceId: instance.value.id,
+    });
+    const key = this.state.keys.instance(instance.value.id);
+    await this.client
+      .if(key, 'Mod', '==', instance.modRevision)
+      .then(this.client.put(key).value(json({ ...instance.value, message })))
+      .commit();
+  }
+
+  /** An IO update is done when every running replica reports the new settings in force. */
+  async #finishUpdate(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<void> {
+    const want = instance.value.io;
+    const running = [...view.statuses.values()].filter((s) => s.value.state === 'running');
+    const applied = running.every(
+      (s) => !view.replicated || (s.value.io?.durability === want?.durability && s.value.io?.localIo === want?.localIo),
+    );
+    if (!applied || running.length === 0) return;
+    const key = this.state.keys.instance(instance.value.id);
+    const done: InstanceRecord = {
+      ...instance.value,
+      operation: { ...instance.value.operation, state: 'succeeded', description: 'settings applied on every replica' },
+    };
+    const res = await this.client
+      .if(key, 'Mod', '==', instance.modRevision)
+      .then(this.client.put(key).value(json(done)))
+      .commit();
+    if (res.succeeded)
+      await this.events.record('instance-updated', 'settings applied on every replica', {
+        instanceId: instance.value.id,
+      });
+  }
+
+  async #markReady(instance: Versioned<InstanceRecord>, primary: Versioned<PrimaryRecord>): Promise<void> {
+    const key = this.state.keys.instance(instance.value.id);
+    const ready: InstanceRecord = {
+      ...instance.value,
+      phase: 'ready',
+      message: `primary on ${primary.value.node}`,
+      operation: { ...instance.value.operation, state: 'succeeded', description: 'instance is ready' },
+    };
+    const res = await this.client
+      .if(key, 'Mod', '==', instance.modRevision)
+      .then(this.client.put(key).value(json(ready)))
+      .commit();
+    if (res.succeeded)
+      await this.events.record('instance-ready', 'instance is ready', { instanceId: instance.value.id });
+  }
+
+  async #failIfStuck(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<void> {
+    const failed = [...view.statuses.values()].find((s) => s.value.state === 'failed');
     const age = Date.now() - Date.parse(instance.value.operation.startedAt);
-    if (!failed && age < this.provisionTimeoutMs) return;
+    if (!failed && age < this.options.provisionTimeoutMs) return;
     const description = failed
       ? `replica ${failed.value.ordinal} failed: ${failed.value.message}`
       : `not ready after ${Math.round(age / 1000)} s`;
@@ -134,52 +417,14 @@ export class Controller {
       message: description,
       operation: { ...instance.value.operation, state: 'failed', description },
     };
-    const keys = this.state.keys;
+    const key = this.state.keys.instance(instance.value.id);
     const res = await this.client
-      .if(keys.instance(instance.value.id), 'Mod', '==', instance.modRevision)
-      .then(this.client.put(keys.instance(instance.value.id)).value(json(next)))
+      .if(key, 'Mod', '==', instance.modRevision)
+      .then(this.client.put(key).value(json(next)))
       .commit();
     if (res.succeeded) {
       this.log.warn({ instanceId: instance.value.id, description }, 'provisioning failed');
       await this.events.record('instance-failed', description, { instanceId: instance.value.id });
-    }
-  }
-
-  async #teardown(instance: Versioned<InstanceRecord>): Promise<void> {
-    const keys = this.state.keys;
-    const id = instance.value.id;
-    if (this.state.routes.items.has(keys.route(id)) || this.state.primaries.items.has(keys.primary(id))) {
-      await this.client.delete().key(keys.route(id)).exec();
-      await this.client.delete().key(keys.primary(id)).exec();
-    }
-    const placements = this.state.placementsOf(id);
-    for (const placement of placements) {
-      const assignmentKey = keys.assignment(placement.node, id, placement.ordinal);
-      const assignment = await readJson<AssignmentRecord>(this.client, assignmentKey);
-      if (assignment?.value.desired === 'running') {
-        await this.client
-          .if(assignmentKey, 'Mod', '==', assignment.modRevision)
-          .then(this.client.put(assignmentKey).value(json({ ...assignment.value, desired: 'removed' })))
-          .commit();
-      } else if (!assignment) {
-        const allocation = await readJson<NodeAllocation>(this.client, keys.allocation(placement.node));
-        if (allocation) await release(this.client, keys, allocation, id, placement.ordinal);
-        else await this.client.delete().key(keys.placement(id, placement.ordinal)).exec();
-      }
-    }
-    if (placements.length > 0) return;
-    const res = await this.client
-      .if(keys.instance(id), 'Mod', '==', instance.modRevision)
-      .then(
-        this.client.delete().key(keys.instance(id)),
-        this.client.delete().key(keys.secret(id)),
-        this.client.delete().key(keys.routerPort(instance.value.routerPort)),
-        this.client.delete().prefix(keys.instanceBindings(id)),
-      )
-      .commit();
-    if (res.succeeded) {
-      this.log.info({ instanceId: id }, 'instance deprovisioned');
-      await this.events.record('instance-deleted', 'instance deprovisioned', { instanceId: id });
     }
   }
 }

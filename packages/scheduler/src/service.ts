@@ -7,9 +7,11 @@ import {
   Keyspace,
   type Logger,
 } from '@service-foundry/core';
+import { controllerFencer, Fencing } from '@service-foundry/fencing';
 import { ClusterState } from './cluster-state.js';
 import { CoalescingRunner } from './coalescing-runner.js';
-import { compileSchedulerConfig } from './config.js';
+import { compileSchedulerConfig, schedulerOptionsFrom } from './config.js';
+import type { Fencer } from './controller/failover.js';
 import { Controller } from './controller.js';
 import { Scheduler } from './scheduler.js';
 
@@ -19,7 +21,10 @@ export interface RunningScheduler {
 }
 
 /** Starts a scheduler (and, unless disabled, a controller) against etcd. */
-export async function startScheduler(input: unknown, options: { log?: Logger } = {}): Promise<RunningScheduler> {
+export async function startScheduler(
+  input: unknown,
+  options: { log?: Logger; fencer?: Fencer } = {},
+): Promise<RunningScheduler> {
   const config = compileSchedulerConfig(input);
   const log = options.log ?? createLogger({ name: 'scheduler' });
   const keys = new Keyspace(config.keyspaceRoot);
@@ -27,17 +32,24 @@ export async function startScheduler(input: unknown, options: { log?: Logger } =
   const catalog = await Catalog.load(config.catalogDir || defaultCatalogDir());
   const events = new EventLog(client, keys, config.name);
   const state = new ClusterState(client, keys, log);
-  const scheduler = new Scheduler(client, state, config.name, config.lockTtlSeconds, events, log);
-  const controller = new Controller(client, state, catalog, config.provisionTimeoutMs, events, log);
+  const scheduler = new Scheduler(client, state, schedulerOptionsFrom(config, catalog), events, log);
   const runners = [
     new CoalescingRunner('scheduler', async () => void (await scheduler.pass()), config.intervalMs, log),
   ];
-  if (config.controller)
-    runners.push(new CoalescingRunner('controller', () => controller.pass(), config.intervalMs, log));
-  await state.start();
-  state.onChange(() => {
-    for (const runner of runners) runner.poke();
+  const controller = new Controller(client, state, catalog, events, log, {
+    provisionTimeoutMs: config.provisionTimeoutMs,
+    // STONITH: the controller runs each node's fence levels before it moves a primary.
+    fencer: options.fencer ?? controllerFencer(new Fencing(client, keys, {}, { log }), config.name),
+    wake: () => controllerRunner.poke(),
   });
+  const controllerRunner = new CoalescingRunner('controller', () => controller.pass(), config.intervalMs, log);
+  if (config.controller) runners.push(controllerRunner);
+  await state.start();
+  const pokeAll = () => {
+    for (const runner of runners) runner.poke();
+  };
+  state.onChange(pokeAll);
+  if (config.controller) await controller.start(pokeAll);
   for (const runner of runners) runner.start();
   log.info({ name: config.name, keyspaceRoot: config.keyspaceRoot, controller: config.controller }, 'scheduler ready');
   return {
@@ -45,6 +57,7 @@ export async function startScheduler(input: unknown, options: { log?: Logger } =
     stop: async () => {
       await Promise.all(runners.map((r) => r.stop()));
       await state.close();
+      await controller.close();
       await scheduler.close();
       client.close();
     },

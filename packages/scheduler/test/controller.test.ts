@@ -39,14 +39,17 @@ describe('controller: provision to a routed primary, then teardown', () => {
       .put(f.keys.instance('pg1'))
       .value(json(instanceRecord('pg1', 1, { cpuMillis: 100, memoryMb: 100, diskMb: 100 }, 40123)))
       .exec();
+    // Postgres replicates natively, so the controller first names the bootstrap primary.
     const assignment = await waitFor(
-      () => readJson<AssignmentRecord>(f.client, f.keys.assignment('node-a', 'pg1', 0)),
-      {
-        description: 'assignment on node-a',
+      async () => {
+        const a = await readJson<AssignmentRecord>(f.client, f.keys.assignment('node-a', 'pg1', 0));
+        return a?.value.role === 'primary' ? a : undefined;
       },
+      { description: 'assignment on node-a with the bootstrap primary role' },
     );
     assert.equal(assignment.value.desired, 'running');
-    // What the agent does once the container answers:
+    assert.equal(assignment.value.epoch, 0);
+    // What the agent does once the container answers as primary:
     const status: ReplicaStatus = {
       instanceId: 'pg1',
       ordinal: 0,
@@ -56,6 +59,9 @@ describe('controller: provision to a routed primary, then teardown', () => {
       port: 5555,
       message: 'ready',
       updatedAt: new Date().toISOString(),
+      role: 'primary',
+      epoch: 0,
+      peer: { host: '172.17.0.9', port: 5432 },
     };
     await f.client.put(f.keys.status('pg1', 0)).value(json(status)).lease(leaseId).exec();
     const ready = await waitFor(

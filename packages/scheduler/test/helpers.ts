@@ -56,9 +56,10 @@ export async function registerNode(
   name: string,
   capacity: Resources,
   ttlSeconds = 30,
+  labels: Record<string, string> = {},
 ): Promise<string> {
   const lease = f.client.lease(ttlSeconds, { autoKeepAlive: false });
-  const record: NodeRecord = { name, address: '127.0.0.1', capacity, labels: {}, startedAt: new Date().toISOString() };
+  const record: NodeRecord = { name, address: '127.0.0.1', capacity, labels, startedAt: new Date().toISOString() };
   await lease.put(f.keys.node(name)).value(json(record)).exec();
   return lease.grant();
 }

@@ -14,7 +14,7 @@ PG_GID=999
 # Later features (replicas) need pg_basebackup and pg_rewind.
 BINARIES="postgres initdb pg_ctl pg_isready psql pg_basebackup pg_rewind pg_controldata"
 # busybox applets the entrypoint uses, plus a few that make `docker exec` debugging bearable.
-APPLETS="sh basename cat chmod chown cp dirname echo env grep head id kill ln ls mkdir mktemp mv ps rm rmdir sed sleep tail test touch true false wc"
+APPLETS="sh basename cat chmod chown cp date dirname echo env grep head id kill ln ls mkdir mktemp mv ps rm rmdir sed sleep tail test touch true false wc"
 
 rm -rf "$OUT"
 mkdir -p "$OUT/usr/bin" "$OUT/usr/lib" "$OUT/usr/lib64" "$OUT/usr/local/bin" "$OUT/usr/share" \
@@ -67,6 +67,10 @@ for applet in $APPLETS; do
 done
 
 install -m 0755 /usr/local/src/sf/entrypoint.sh "$OUT/usr/local/bin/sf-postgres-entrypoint"
+# sf-pg: the replication commands the platform runs with docker exec (see README.md).
+install -m 0755 /usr/local/src/sf/sf-pg.sh "$OUT/usr/local/bin/sf-pg"
+mkdir -p "$OUT/usr/local/lib/sf-pg"
+install -m 0644 /usr/local/src/sf/common.sh "$OUT/usr/local/lib/sf-pg/common.sh"
 
 cat > "$OUT/etc/passwd" <<PASSWD
 root:x:0:0:root:/root:/bin/sh
@@ -89,4 +93,6 @@ for name in $BINARIES; do
   chroot "$OUT" "$PG/bin/$name" --version > /dev/null
 done
 chroot "$OUT" /bin/sh -c 'true'
+chroot "$OUT" /bin/sh -n /usr/local/bin/sf-pg
+chroot "$OUT" /bin/sh -n /usr/local/bin/sf-postgres-entrypoint
 echo "collect-runtime: $(du -sh "$OUT" | cut -f1) in $OUT"

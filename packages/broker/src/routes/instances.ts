@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { BrokerContext } from '../broker-context.js';
 import { asyncRequired, badRequest, concurrencyError, conflict, notFound, OsbError } from '../osb-errors.js';
 import { desiredReplicas, validateParameters } from '../params-validation.js';
+import { liveUpdatableParameters, resolvePolicies } from '../policies.js';
 import { newOperationId, randomPassword } from '../random.js';
 import { acceptsIncomplete, contextName, idParams, keySegmentParam, stringField } from '../request-checks.js';
 
@@ -103,8 +104,15 @@ export function instanceRoutes(app: FastifyInstance, ctx: BrokerContext): void {
           phase: 'provisioning',
           message: 'waiting for placement',
           operation,
+          ...resolvePolicies(plan.sizing, parameters),
         },
-        { adminUser: plan.entry.runtime.adminUser, adminPassword: randomPassword() },
+        {
+          adminUser: plan.entry.runtime.adminUser,
+          adminPassword: randomPassword(),
+          ...(plan.entry.replication
+            ? { replicationUser: 'sf_replicator', replicationPassword: randomPassword() }
+            : {}),
+        },
       );
       if (outcome.created) {
         request.log.info({ instanceId: id, name, service, plan: plan.plan.name, replicas }, 'provisioning accepted');
@@ -183,10 +191,16 @@ export function instanceRoutes(app: FastifyInstance, ctx: BrokerContext): void {
     },
   );
 
-  app.patch<{ Params: { instance_id: string }; Body: UpdateBody }>(
+  app.patch<{ Params: { instance_id: string }; Querystring: { accepts_incomplete?: string }; Body: UpdateBody }>(
     '/v2/service_instances/:instance_id',
-    { schema: { params: instanceParams, body: updateBody } },
-    async (request) => {
+    {
+      schema: {
+        params: instanceParams,
+        querystring: { type: 'object', properties: { accepts_incomplete: stringField } },
+        body: updateBody,
+      },
+    },
+    async (request, reply) => {
       const id = keySegmentParam(request.params.instance_id, 'instance id');
       const body = request.body;
       const instance = (await ctx.instances.get(id))?.value;
@@ -214,13 +228,28 @@ export function instanceRoutes(app: FastifyInstance, ctx: BrokerContext): void {
         const changed = Object.keys(body.parameters).filter(
           (key) => !isDeepStrictEqual(body.parameters?.[key], instance.parameters[key]),
         );
-        if (changed.length > 0) {
+        const fixed = changed.filter((key) => !liveUpdatableParameters.has(key));
+        if (fixed.length > 0) {
           throw new OsbError(
             422,
             'UpdateNotSupported',
-            `parameters of an existing instance cannot be changed yet (asked to change: ${changed.join(', ')})`,
+            `only ${[...liveUpdatableParameters].join(' and ')} can change on an existing instance (asked to change: ${fixed.join(', ')})`,
             'SF_ERR_INVALID_INPUT',
           );
+        }
+        if (changed.length > 0) {
+          if (!acceptsIncomplete(request.query)) throw asyncRequired('updating');
+          const parameters = { ...instance.parameters, ...body.parameters };
+          const operation = operationRecord('update', `applying ${changed.join(', ')} to every replica`);
+          const updated = await ctx.instances.update(id, (current) => {
+            if (current.phase !== 'ready')
+              throw concurrencyError(`instance ${id} is ${current.phase}; wait until that finishes`);
+            return { ...current, parameters, io: resolvePolicies(plan.sizing, parameters).io, operation };
+          });
+          if (!updated) throw notFound(`instance ${id} does not exist`);
+          request.log.info({ instanceId: id, changed }, 'update accepted');
+          await ctx.events.record('instance-update', `updating ${changed.join(', ')}`, { instanceId: id });
+          return reply.code(202).send({ operation: operation.id });
         }
       }
       // Nothing asked for differs from what the instance has: OSB allows 200 for "no effect".

@@ -4,27 +4,42 @@ import { intOption } from '../command.js';
 import { printJson, printTable } from '../output.js';
 import { client } from './services.js';
 
-interface NodeView extends NodeRecord {
+interface NodeView extends Omit<NodeRecord, 'capacity' | 'address'> {
+  address: string | null;
+  alive: boolean;
+  capacity: Resources | null;
   allocated: Resources;
   replicas: Array<{ instanceId: string; ordinal: number }>;
+  control?: { cordoned: boolean; draining: boolean; reason: string } | null;
+  fence?: string | null;
+}
+
+/** What an operator most needs to know first: can the node take replicas, and why not. */
+function nodeState(n: NodeView): string {
+  if (n.fence && n.fence !== 'unfenced') return n.fence === 'failed' ? 'fencing failed' : n.fence;
+  if (!n.alive) return 'not responding';
+  if (n.control?.draining) return n.replicas.length ? `draining (${n.replicas.length} remain)` : 'drained';
+  if (n.control?.cordoned) return 'cordoned';
+  return 'ready';
 }
 
 export const nodes: Command = {
   name: 'nodes',
-  summary: 'list live nodes with capacity and allocation',
+  summary: 'list nodes: state (ready, cordoned, draining, fenced…), capacity and allocation',
   args: [],
   options: { json: { type: 'boolean' } },
   async run(_args, options) {
     const all = await (await client()).get<NodeView[]>('/sf/v1/nodes');
     if (options.json) return printJson(all);
     printTable(
-      ['node', 'address', 'cpu (m)', 'memory (MB)', 'disk (MB)', 'replicas'],
+      ['node', 'state', 'address', 'cpu (m)', 'memory (MB)', 'disk (MB)', 'replicas'],
       all.map((n) => [
         n.name,
-        n.address,
-        `${n.allocated.cpuMillis}/${n.capacity.cpuMillis}`,
-        `${n.allocated.memoryMb}/${n.capacity.memoryMb}`,
-        `${n.allocated.diskMb}/${n.capacity.diskMb}`,
+        nodeState(n),
+        n.address ?? '-',
+        `${n.allocated.cpuMillis}/${n.capacity?.cpuMillis ?? '?'}`,
+        `${n.allocated.memoryMb}/${n.capacity?.memoryMb ?? '?'}`,
+        `${n.allocated.diskMb}/${n.capacity?.diskMb ?? '?'}`,
         n.replicas.length,
       ]),
     );

@@ -30,8 +30,11 @@ export const down: Command = {
       say(`no cluster in ${dir}`);
       return;
     }
-    // Agents first, etcd last: components keep their leases until they are told to stop.
-    for (const name of componentNames(cluster).reverse()) {
+    // The scheduler/controller first: agents that stop look like lost nodes, and nothing
+    // must fail over (or fence) because of a planned shutdown. etcd last.
+    const names = componentNames(cluster);
+    const order = [...names.filter((n) => n === 'scheduler'), ...names.filter((n) => n !== 'scheduler').reverse()];
+    for (const name of order) {
       say(`${name}: ${await stopComponent(dir, name)}`);
     }
     if (options.purge) {

@@ -164,7 +164,7 @@ export const service: Command = {
       InstanceSummary & {
         replicaDetails?: Array<{
           ordinal: number;
-          node: string;
+          node: string | null;
           state: string;
           host?: string;
           port?: number;
@@ -172,6 +172,7 @@ export const service: Command = {
         }>;
         primary?: { node: string; epoch: number } | null;
         bindings?: Array<{ id: string; name: string; username: string; createdAt: string }>;
+        scheduling?: { desired: number; placed: number; pending: Array<{ ordinal: number; reason: string }> } | null;
       }
     >(`/sf/v1/instances/${summary.id}`);
     if (options.json) return printJson(detail);
@@ -185,11 +186,16 @@ export const service: Command = {
     say(
       `replicas:        ${detail.replicas.running} running, ${detail.replicas.placed} placed, ${detail.replicas.desired} desired`,
     );
+    // Why replicas are pending, as the scheduler last explained it.
+    if (detail.scheduling) {
+      say(`placement:       ${detail.scheduling.placed} of ${detail.scheduling.desired} replicas placed`);
+      for (const p of detail.scheduling.pending) say(`  replica ${p.ordinal}:     ${p.reason}`);
+    }
     const replicas = detail.replicaDetails ?? [];
     if (replicas.length) {
       printTable(
         ['replica', 'node', 'state', 'address', 'message'],
-        replicas.map((r) => [r.ordinal, r.node, r.state, r.host ? `${r.host}:${r.port}` : '-', r.message]),
+        replicas.map((r) => [r.ordinal, r.node ?? '-', r.state, r.host ? `${r.host}:${r.port}` : '-', r.message]),
       );
     }
     const keys = detail.bindings ?? [];

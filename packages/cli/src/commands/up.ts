@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Catalog, freePort, ProcessError, startEtcd, waitFor } from '@service-foundry/core';
+import { simAgentPath } from '@service-foundry/fencing';
 import { BrokerClient } from '../broker-client.js';
 import { type ClusterFile, newPassword, readClusterFile, writeClusterFile } from '../cluster/cluster-file.js';
 import { componentPaths, isAlive, readPid, spawnComponent, writePid } from '../cluster/components.js';
@@ -11,6 +12,43 @@ import { UsageError } from '../errors.js';
 import { Progress, say } from '../output.js';
 import { saveTarget, stateDir } from '../target.js';
 import { buildImages } from './images.js';
+
+const agentLeaseTtlSeconds = 3;
+
+/**
+ * Gives each simulated node a fence device unless an operator configured one: the project's
+ * own `fence_sf_sim`, which "powers off" a node by killing its agent and its containers.
+ */
+async function configureSimulatedFencing(broker: BrokerClient, dir: string, cluster: ClusterFile): Promise<void> {
+  for (const node of cluster.nodes) {
+    const path = `/sf/v1/nodes/${node.name}/fence-devices`;
+    const existing = await broker.request('GET', path).then(
+      () => true,
+      (error: unknown) => {
+        if ((error as { status?: number }).status === 404) return false;
+        throw error;
+      },
+    );
+    if (existing) continue;
+    await broker.request('PUT', path, {
+      levels: [
+        {
+          devices: [
+            {
+              agent: simAgentPath(),
+              options: {
+                plug: node.name,
+                cluster: cluster.clusterId,
+                pid_file: componentPaths(dir, `agent-${node.name}`).pidFile,
+              },
+              timeoutSeconds: 10,
+            },
+          ],
+        },
+      ],
+    });
+  }
+}
 
 export function componentNames(cluster: Pick<ClusterFile, 'nodes' | 'externalEtcd'>): string[] {
   return [
@@ -129,6 +167,11 @@ export const up: Command = {
           node: node.name,
           address: node.address,
           clusterId: cluster.clusterId,
+          // Short leases: a lost node is noticed in ~3 s, which bounds failover time.
+          leaseTtlSeconds: agentLeaseTtlSeconds,
+          // Fresh replication positions let the controller choose a new primary without waiting.
+          positionIntervalMs: 250,
+          positionRefreshMs: 500,
         });
       }
     }
@@ -165,6 +208,7 @@ export const up: Command = {
       const tail = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
       throw new ProcessError(`${died} exited during start-up; last lines of ${logFile}:\n${tail}`, null);
     }
+    await configureSimulatedFencing(broker, dir, cluster);
     progress.done(
       `Service Foundry is up: broker ${target.url}, ${cluster.nodes.length} nodes, router on ${cluster.routerHost}`,
     );

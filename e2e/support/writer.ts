@@ -1,0 +1,94 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import pg from 'pg';
+
+export interface Ack {
+  id: number;
+  at: number;
+}
+
+/**
+ * Sends numbered single-row INSERTs through the router, one at a time, and records which
+ * were acknowledged (the COMMIT returned). On any error it reconnects and goes on with the
+ * next number: an unacknowledged write may or may not have happened, an acknowledged one
+ * must survive (I4).
+ */
+export class Writer {
+  readonly acked: Ack[] = [];
+  readonly errors: Array<{ at: number; message: string }> = [];
+  #next = 1;
+  #running: Promise<void> | undefined;
+  #stop = false;
+
+  constructor(
+    private readonly uri: string,
+    private readonly table = 'writes',
+  ) {}
+
+  static async prepare(uri: string, table = 'writes'): Promise<void> {
+    const client = new pg.Client({ connectionString: uri });
+    await client.connect();
+    try {
+      await client.query(`CREATE TABLE IF NOT EXISTS ${table} (id bigint PRIMARY KEY, at timestamptz DEFAULT now())`);
+    } finally {
+      await client.end();
+    }
+  }
+
+  start(): void {
+    this.#running = this.#loop();
+  }
+
+  async stop(): Promise<void> {
+    this.#stop = true;
+    await this.#running;
+  }
+
+  /** First acknowledgement at or after `t` (ms since epoch). */
+  firstAckAfter(t: number): Ack | undefined {
+    return this.acked.find((a) => a.at >= t);
+  }
+
+  async #loop(): Promise<void> {
+    let client: pg.Client | undefined;
+    // Postgres turns a cancelled wait for a synchronous standby into a WARNING, and the
+    // INSERT "succeeds" with only a local copy: such a write is not acknowledged as durable.
+    let localOnly = false;
+    while (!this.#stop) {
+      try {
+        if (!client) {
+          client = new pg.Client({ connectionString: this.uri, connectionTimeoutMillis: 1000, query_timeout: 5000 });
+          client.on('error', () => undefined);
+          client.on('notice', (notice) => {
+            if (/synchronous replication/i.test(notice.message ?? '')) localOnly = true;
+          });
+          await client.connect();
+        }
+        const id = this.#next++;
+        localOnly = false;
+        await client.query(`INSERT INTO ${this.table} (id) VALUES ($1)`, [id]);
+        if (localOnly) throw new Error(`write ${id} committed locally only (synchronous replication wait cancelled)`);
+        this.acked.push({ id, at: Date.now() });
+      } catch (error) {
+        this.errors.push({ at: Date.now(), message: (error as Error).message });
+        await client?.end().catch(() => undefined);
+        client = undefined;
+        // Client retry pacing (not test synchronization): a real app backs off too.
+        await delay(50);
+      }
+    }
+    await client?.end().catch(() => undefined);
+  }
+}
+
+/** Which acknowledged writes the instance no longer has. */
+export async function lostWrites(uri: string, acked: readonly Ack[], table = 'writes'): Promise<number[]> {
+  const client = new pg.Client({ connectionString: uri, connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ id: string }>(`SELECT id FROM ${table}`);
+    const present = new Set(rows.map((r) => Number(r.id)));
+    return acked.filter((a) => !present.has(a.id)).map((a) => a.id);
+  } finally {
+    await client.end();
+  }
+}

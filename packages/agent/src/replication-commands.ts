@@ -1,0 +1,95 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { ReplicaRole, ServiceReplicationRecipe } from '@service-foundry/core';
+import type { DockerRuntime, ExecResult } from './docker-runtime.js';
+import { lastLines } from './docker-streams.js';
+import { fillCommand } from './replication-spec.js';
+
+/** Probes (position, role) run every second: they must answer fast or count as failed. */
+const probeTimeoutMs = 5000;
+
+type Action = 'promote' | 'follow' | 'configure';
+
+/** A recipe command that failed; the message holds its stderr, never the container's env. */
+export class ReplicationCommandError extends Error {}
+
+function describeFailure(argv: readonly string[], timeoutMs: number, result: ExecResult): string {
+  const command = argv.join(' ');
+  if (result.exitCode === null) return `\`${command}\` did not finish within ${timeoutMs} ms`;
+  const said = lastLines(result.stderr, 3) || lastLines(result.stdout, 3);
+  return `\`${command}\` exited with code ${result.exitCode}${said ? `: ${said}` : ' (no output)'}`;
+}
+
+/** Runs the catalog's replication commands inside a container, each with a deadline. */
+export class ReplicationCommands {
+  constructor(
+    private readonly docker: DockerRuntime,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Runs promote, follow or configure; throws ReplicationCommandError unless it exits 0. */
+  async run(
+    containerId: string,
+    recipe: ServiceReplicationRecipe,
+    action: Action,
+    values: Record<string, string> = {},
+  ): Promise<void> {
+    const argv = fillCommand(recipe[action], values);
+    const result = await this.#exec(containerId, argv, this.timeoutMs);
+    if (result.exitCode !== 0) {
+      throw new ReplicationCommandError(`${action} failed: ${describeFailure(argv, this.timeoutMs, result)}`);
+    }
+  }
+
+  /** What the recipe's `role` prints. */
+  async role(containerId: string, recipe: ServiceReplicationRecipe): Promise<ReplicaRole> {
+    const text = await this.#probe(containerId, recipe.role, 'role');
+    if (text !== 'primary' && text !== 'replica') {
+      throw new ReplicationCommandError(`role printed ${JSON.stringify(text.slice(0, 80))}, not primary or replica`);
+    }
+    return text;
+  }
+
+  /** What the recipe's `position` prints: a decimal integer, kept as a string (LSNs exceed 2^53). */
+  async position(containerId: string, recipe: ServiceReplicationRecipe): Promise<string> {
+    const text = await this.#probe(containerId, recipe.position, 'position');
+    if (!/^(0|[1-9][0-9]{0,39})$/.test(text)) {
+      throw new ReplicationCommandError(`position printed ${JSON.stringify(text.slice(0, 80))}, not a decimal integer`);
+    }
+    return text;
+  }
+
+  /** Asks `role` until it prints `wanted` or the command deadline passes. */
+  async awaitRole(containerId: string, recipe: ServiceReplicationRecipe, wanted: ReplicaRole): Promise<void> {
+    const deadline = Date.now() + this.timeoutMs;
+    let last = '';
+    for (;;) {
+      try {
+        if ((await this.role(containerId, recipe)) === wanted) return;
+        last = `role still prints ${wanted === 'primary' ? 'replica' : 'primary'}`;
+      } catch (error) {
+        last = (error as Error).message;
+      }
+      if (Date.now() >= deadline) {
+        throw new ReplicationCommandError(`not ${wanted} after ${this.timeoutMs} ms: ${last}`);
+      }
+      await delay(200);
+    }
+  }
+
+  async #probe(containerId: string, argv: readonly string[], what: string): Promise<string> {
+    const timeoutMs = Math.min(probeTimeoutMs, this.timeoutMs);
+    const result = await this.#exec(containerId, argv, timeoutMs);
+    if (result.exitCode !== 0) {
+      throw new ReplicationCommandError(`${what} failed: ${describeFailure(argv, timeoutMs, result)}`);
+    }
+    return result.stdout.trim();
+  }
+
+  async #exec(containerId: string, argv: string[] | readonly string[], timeoutMs: number): Promise<ExecResult> {
+    try {
+      return await this.docker.exec(containerId, [...argv], timeoutMs);
+    } catch (error) {
+      throw new ReplicationCommandError((error as Error).message, { cause: error });
+    }
+  }
+}

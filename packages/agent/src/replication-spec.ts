@@ -1,0 +1,55 @@
+import type {
+  AssignmentRecord,
+  InstanceSecret,
+  IoPolicy,
+  ReplicaRole,
+  ServiceReplicationRecipe,
+} from '@service-foundry/core';
+
+/** The name a replica has inside its service (Postgres `application_name`, standby names). */
+export function serviceReplicaName(ordinal: number): string {
+  return `r${ordinal}`;
+}
+
+/**
+ * The recipe's environment for a new container: its role, its name, the replication login
+ * (when the instance secret has one) and, for a replica, the upstream it clones from.
+ * Values come from validated records only; none of them is ever logged.
+ */
+export function replicationEnv(
+  recipe: ServiceReplicationRecipe,
+  assignment: AssignmentRecord,
+  role: ReplicaRole,
+  secret: InstanceSecret,
+): Record<string, string> {
+  const env: Record<string, string> = {
+    [recipe.env.role]: role,
+    [recipe.env.replicaName]: serviceReplicaName(assignment.ordinal),
+  };
+  if (secret.replicationUser !== undefined) env[recipe.env.replicationUser] = secret.replicationUser;
+  if (secret.replicationPassword !== undefined) env[recipe.env.replicationPassword] = secret.replicationPassword;
+  if (role === 'replica' && assignment.upstream) {
+    env[recipe.env.upstreamHost] = assignment.upstream.host;
+    env[recipe.env.upstreamPort] = String(assignment.upstream.port);
+  }
+  return env;
+}
+
+/**
+ * A recipe command with `{{name}}` placeholders filled in. Each value replaces text inside
+ * one argv element (no shell is involved), so a value can never become another argument.
+ */
+export function fillCommand(template: readonly string[], values: Record<string, string>): string[] {
+  return template.map((arg) => arg.replace(/\{\{(\w+)\}\}/g, (whole, name: string) => values[name] ?? whole));
+}
+
+export function sameIo(a: IoPolicy | undefined, b: IoPolicy | undefined): boolean {
+  return a?.durability === b?.durability && a?.localIo === b?.localIo;
+}
+
+export function sameEndpoint(
+  a: { host: string; port: number } | undefined,
+  b: { host: string; port: number } | undefined,
+): boolean {
+  return a?.host === b?.host && a?.port === b?.port;
+}

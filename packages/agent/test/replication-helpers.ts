@@ -1,0 +1,200 @@
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import {
+  type AssignmentRecord,
+  type Etcd3,
+  type Keyspace,
+  type ReplicaStatus,
+  readJson,
+  waitFor,
+} from '@service-foundry/core';
+import { pack } from 'tar-stream';
+import { DockerRuntime } from '../src/docker-runtime.js';
+import { docker } from './helpers.js';
+
+export const runtime = new DockerRuntime('/var/run/docker.sock');
+
+/**
+ * A replicated service in a few lines of shell, so the agent's rules can be tested fast
+ * and deterministically: files in /data (the volume) stand in for the database, and every
+ * command the agent runs is appended to /data/actions. Like Postgres, a promoted volume
+ * starts as primary whatever the environment says, and a replica "clones" only on an
+ * empty volume.
+ */
+const script = `#!/bin/sh
+set -u
+state=/data
+cmd=\${1:-run}
+[ $# -gt 0 ] && shift
+act() { echo "$*" >> $state/actions; }
+case "$cmd" in
+  run)
+    if [ ! -f $state/role ]; then
+      if [ "$SF_ROLE" = replica ]; then
+        echo "$SF_UPSTREAM_HOST:$SF_UPSTREAM_PORT" > $state/upstream
+        act "clone $SF_UPSTREAM_HOST $SF_UPSTREAM_PORT"
+      else
+        act init
+      fi
+      echo "$SF_ROLE" > $state/role
+      echo 0 > $state/position
+    fi
+    act "start $(cat $state/role)"
+    trap 'exit 0' TERM
+    httpd -f -p 8080 -h /www & wait ;;
+  promote)
+    if [ -f $state/fail-promote ]; then echo "promote refused: $(cat $state/fail-promote)" >&2; exit 3; fi
+    echo primary > $state/role
+    act promote ;;
+  follow) echo "$1:$2" > $state/upstream; act "follow $1 $2" ;;
+  configure) echo "$1 $2" > $state/io; act "configure $1 $2" ;;
+  position) cat $state/position ;;
+  role) cat $state/role ;;
+  *) echo "unknown command $cmd" >&2; exit 2 ;;
+esac
+`;
+
+const applets = ['sh', 'cat', 'echo', 'httpd', 'wget', 'rm', 'touch'];
+
+async function tarOfImage(): Promise<Buffer> {
+  const busybox = await readFile('/bin/busybox');
+  const archive = pack();
+  const mtime = new Date(0);
+  const chunks: Buffer[] = [];
+  archive.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
+  const done = new Promise<void>((resolve, reject) => {
+    archive.on('end', resolve);
+    archive.on('error', reject);
+  });
+  for (const dir of ['bin', 'etc', 'www', 'tmp', 'data']) {
+    archive.entry({ name: `${dir}/`, type: 'directory', mode: dir === 'tmp' ? 0o1777 : 0o755, mtime });
+  }
+  archive.entry({ name: 'bin/busybox', mode: 0o755, mtime }, busybox);
+  for (const applet of applets) archive.entry({ name: `bin/${applet}`, type: 'symlink', linkname: 'busybox', mtime });
+  archive.entry({ name: 'bin/sf-test', mode: 0o755, mtime }, script);
+  archive.entry({ name: 'etc/passwd', mode: 0o644, mtime }, 'root:x:0:0:root:/root:/bin/sh\n');
+  archive.entry({ name: 'www/index.html', mode: 0o644, mtime }, 'replicated test service\n');
+  archive.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+/** Builds (once, tagged by content hash) the image of the replicated test service. */
+export async function ensureReplicatedImage(): Promise<string> {
+  const tar = await tarOfImage();
+  const cmd = ['/bin/sf-test', 'run'];
+  const hash = createHash('sha256').update(tar).update(JSON.stringify(cmd)).digest('hex').slice(0, 16);
+  const repo = 'service-foundry-test/replicated';
+  const image = `${repo}:${hash}`;
+  if (await runtime.hasImage(image)) return image;
+  const progress = await docker.importImage(Readable.from([tar]), {
+    repo,
+    tag: hash,
+    changes: [`CMD ${JSON.stringify(cmd)}`],
+  } as object);
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(progress, (error) => (error ? reject(error) : resolve()));
+  });
+  return image;
+}
+
+export const replicatedServiceName = 'busybox-replicated';
+export const volumePath = '/data';
+
+/** A catalog with the replicated test service. */
+export async function writeReplicatedCatalog(image: string): Promise<string> {
+  const catalogDir = await mkdtemp(join(tmpdir(), 'sf-agent-repl-catalog-'));
+  const entry = {
+    osb: {
+      id: 'c1f1c0de-0000-4000-8000-000000000011',
+      name: replicatedServiceName,
+      description: 'busybox pretending to replicate, for agent tests',
+      bindable: false,
+      plans: [{ id: 'c1f1c0de-0000-4000-8000-000000000012', name: 'tiny', description: 'tiny' }],
+    },
+    plans: { tiny: { resources: { cpuMillis: 100, memoryMb: 32, diskMb: 8 }, replicas: 3 } },
+    runtime: {
+      image,
+      port: 8080,
+      protocol: 'tcp',
+      volumePath,
+      env: {},
+      adminUser: 'admin',
+      adminPasswordEnv: 'SF_ADMIN_PASSWORD',
+      readiness: { exec: ['wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8080/'], timeoutSeconds: 20 },
+      stopSignal: 'SIGTERM',
+    },
+    binding: { driver: 'postgres', database: 'none', create: [], drop: [], uriScheme: 'http' },
+    replication: {
+      port: 8080,
+      env: {
+        role: 'SF_ROLE',
+        upstreamHost: 'SF_UPSTREAM_HOST',
+        upstreamPort: 'SF_UPSTREAM_PORT',
+        replicationUser: 'SF_REPL_USER',
+        replicationPassword: 'SF_REPL_PASSWORD',
+        replicaName: 'SF_REPLICA_NAME',
+      },
+      promote: ['/bin/sf-test', 'promote'],
+      follow: ['/bin/sf-test', 'follow', '{{host}}', '{{port}}'],
+      configure: ['/bin/sf-test', 'configure', '{{durability}}', '{{localIo}}'],
+      position: ['/bin/sf-test', 'position'],
+      role: ['/bin/sf-test', 'role'],
+    },
+    image: { context: 'image', tag: image },
+  };
+  await mkdir(join(catalogDir, replicatedServiceName));
+  await writeFile(join(catalogDir, replicatedServiceName, 'service.json'), JSON.stringify(entry, null, 2));
+  return catalogDir;
+}
+
+/** Runs a shell command in a container and returns its stdout; throws unless it exits 0. */
+export async function shellIn(container: string, command: string, timeoutMs = 10_000): Promise<string> {
+  const result = await runtime.exec(container, ['sh', '-c', command], timeoutMs);
+  if (result.exitCode !== 0)
+    throw new Error(`\`${command}\` in ${container}: exit ${result.exitCode} ${result.output}`);
+  return result.stdout;
+}
+
+export function assignmentFor(
+  instanceId: string,
+  ordinal: number,
+  fields: Partial<AssignmentRecord> = {},
+): AssignmentRecord {
+  return {
+    instanceId,
+    ordinal,
+    serviceName: replicatedServiceName,
+    planName: 'tiny',
+    resources: { cpuMillis: 100, memoryMb: 32, diskMb: 8 },
+    desired: 'running',
+    ...fields,
+  };
+}
+
+/** Waits until the replica's status satisfies `accept`; the timeout names the last status seen. */
+export async function statusWhere(
+  client: Etcd3,
+  keys: Keyspace,
+  instanceId: string,
+  ordinal: number,
+  description: string,
+  accept: (status: ReplicaStatus) => boolean,
+  timeoutMs = 20_000,
+): Promise<ReplicaStatus> {
+  let last: ReplicaStatus | undefined;
+  try {
+    return await waitFor(
+      async () => {
+        last = (await readJson<ReplicaStatus>(client, keys.status(instanceId, ordinal)))?.value;
+        return last && accept(last) ? last : undefined;
+      },
+      { description, timeoutMs, intervalMs: 50 },
+    );
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; last status: ${JSON.stringify(last)}`, { cause: error });
+  }
+}

@@ -1,0 +1,125 @@
+import { type Etcd3, InvalidConfigError, json, type Keyspace, readJson, type Versioned } from '@service-foundry/core';
+import {
+  type FenceDevicesInput,
+  type FenceDevicesRecord,
+  keepRedactedSecrets,
+  parseFenceDevices,
+  parseFenceDevicesRecord,
+} from './device-config.js';
+import type { StoredFenceRecord } from './fence-state-machine.js';
+import type { FenceHistoryEntry } from './history.js';
+
+/** Reads and writes of the fencing keys; key names come from core's Keyspace only. */
+export class FenceStore {
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keys: Keyspace,
+  ) {}
+
+  record(node: string): Promise<Versioned<StoredFenceRecord> | undefined> {
+    return readJson<StoredFenceRecord>(this.client, this.keys.fence(node));
+  }
+
+  /** Every node's fence record. */
+  async records(): Promise<StoredFenceRecord[]> {
+    const res = await this.client.getAll().prefix(this.keys.fences()).strings();
+    return Object.values(res).map((raw) => JSON.parse(raw) as StoredFenceRecord);
+  }
+
+  /**
+   * Puts `next` only if `fence/<node>` is still what was read (`basedOn`; absent when
+   * undefined). One transaction, so two callers can never both claim an attempt. The
+   * history entry, when given, is written in the same transaction, or alone when the
+   * compare fails (what ran must be audited either way), with `recorded` set to say which.
+   * `written` is true when `next` was written.
+   */
+  async compareAndPut(
+    node: string,
+    basedOn: Versioned<StoredFenceRecord> | undefined,
+    next: StoredFenceRecord,
+    history?: FenceHistoryEntry,
+  ): Promise<{ written: boolean; revision: string }> {
+    const key = this.keys.fence(node);
+    const txn = basedOn
+      ? this.client.if(key, 'Mod', '==', basedOn.modRevision)
+      : this.client.if(key, 'Create', '==', 0);
+    const historyPut = (recorded: boolean) =>
+      history ? [this.client.put(this.historyKey(history)).value(json({ ...history, recorded }))] : [];
+    const res = await txn
+      .then(this.client.put(key).value(json(next)), ...historyPut(true))
+      .else(...historyPut(false))
+      .commit();
+    if (history) history.recorded = res.succeeded;
+    return { written: res.succeeded, revision: res.header.revision };
+  }
+
+  async appendHistory(entry: FenceHistoryEntry): Promise<void> {
+    await this.client.put(this.historyKey(entry)).value(json(entry)).exec();
+  }
+
+  historyKey(entry: FenceHistoryEntry): string {
+    return this.keys.fenceHistoryEntry(Date.parse(entry.startedAt), entry.id);
+  }
+
+  /** The newest `limit` entries, newest first; optionally of one node only. */
+  async history(limit: number, node?: string): Promise<FenceHistoryEntry[]> {
+    // Filtering by node reads more; history is small (one entry per request) and an
+    // operator's view, not a hot path.
+    const res = await this.client
+      .getAll()
+      .prefix(this.keys.fenceHistory())
+      .sort('Key', 'Descend')
+      .limit(node ? 0 : limit)
+      .strings();
+    const entries = Object.entries(res)
+      .sort(([a], [b]) => (a < b ? 1 : a > b ? -1 : 0))
+      .map(([, raw]) => JSON.parse(raw) as FenceHistoryEntry);
+    return (node ? entries.filter((e) => e.node === node) : entries).slice(0, limit);
+  }
+
+  /**
+   * The node's fence devices, validated. Undefined when none are configured; an invalid
+   * stored value throws InvalidConfigError (reported as the fencing failure's reason).
+   */
+  async devices(node: string): Promise<Readonly<FenceDevicesRecord> | undefined> {
+    const raw = await this.client.get(this.keys.fenceDevices(node)).string();
+    if (raw === null) return undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      throw new InvalidConfigError(`fence devices of ${node}`, ['stored value is not JSON']);
+    }
+    return parseFenceDevicesRecord(parsed);
+  }
+
+  /**
+   * Validates and stores an operator's fence devices. Secret options sent back as the
+   * redaction marker keep their stored values.
+   */
+  async setDevices(node: string, input: unknown, by: string): Promise<Readonly<FenceDevicesRecord>> {
+    const parsed = parseFenceDevices(input);
+    const key = this.keys.fenceDevices(node);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await readJson<FenceDevicesInput>(this.client, key);
+      const merged = keepRedactedSecrets(parsed, current?.value);
+      const record = parseFenceDevicesRecord({
+        ...merged,
+        node,
+        updatedAt: new Date().toISOString(),
+        updatedBy: by,
+      });
+      const guard = current
+        ? this.client.if(key, 'Mod', '==', current.modRevision)
+        : this.client.if(key, 'Create', '==', 0);
+      const res = await guard.then(this.client.put(key).value(json(record))).commit();
+      if (res.succeeded) return record;
+    }
+    throw new Error(`fence devices of ${node} kept changing while being written; try again`);
+  }
+
+  async deleteDevices(node: string): Promise<boolean> {
+    const res = await this.client.delete().key(this.keys.fenceDevices(node)).exec();
+    return Number(res.deleted) > 0;
+  }
+}

@@ -1,0 +1,52 @@
+export { agentSearchDirs, resolveAgent, simAgentPath } from './agent-path.js';
+export { type AgentRun, type AgentRunRequest, runAgentOnce } from './agent-process.js';
+export {
+  deviceLabel,
+  type FenceConfirm,
+  type FenceDeviceConfig,
+  type FenceDevicesInput,
+  type FenceDevicesRecord,
+  type FenceLevelConfig,
+  type FenceOptionValue,
+  keepRedactedSecrets,
+  maxDevicesPerLevel,
+  maxLevels,
+  parseFenceDevices,
+  parseFenceDevicesRecord,
+  redactFenceDevices,
+} from './device-config.js';
+export {
+  type DeviceRunContext,
+  type DeviceStep,
+  encodeAgentOptions,
+  type FenceAction,
+  type PowerState,
+  runDeviceAction,
+} from './device-runner.js';
+export type { FenceRequest, FenceResult, UnfenceRequest, UnfenceResult } from './fence-request.js';
+export {
+  decideFence,
+  decideUnfence,
+  type FenceDecision,
+  type StoredFenceRecord,
+  staleAtMs,
+  stateAfterFencing,
+  stateAfterUnfencing,
+  type UnfenceDecision,
+} from './fence-state-machine.js';
+export { FenceStore } from './fence-store.js';
+export { controllerFencer, type NodeFencer } from './fencer.js';
+export { Fencing, fenceNode, unfenceNode } from './fencing.js';
+export type { FenceHistoryAction, FenceHistoryEntry, FenceHistoryResult } from './history.js';
+export {
+  type DeviceOutcome,
+  type LevelOutcome,
+  type LevelsResult,
+  powerOffAndConfirm,
+  powerOn,
+  runFenceLevels,
+  runUnfenceLevel,
+} from './levels.js';
+export { compileFencingOptions, type FencingOptions } from './options.js';
+export { isSecretOption, redactionMarker, redactOptions, redactText, secretValues } from './secrets.js';
+export { deviceWorstCaseMs, worstCaseMs } from './worst-case.js';

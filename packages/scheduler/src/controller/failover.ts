@@ -1,0 +1,138 @@
+import type { FailoverPolicy, NodeFenceRecord, ReplicaStatus, Versioned } from '@service-foundry/core';
+import type { InstanceView } from './topology.js';
+
+/** Runs a node's fence devices; resolves when fencing is confirmed or has failed. */
+export interface Fencer {
+  fence(node: string, reason: string): Promise<{ fenced: boolean; detail: string }>;
+}
+
+export const defaultFailoverPolicy: FailoverPolicy = {
+  fencing: 'required',
+  fencingTimeoutSeconds: 60,
+  maxLagBytes: 16 * 1024 * 1024,
+};
+
+/** How long candidates get to report a position read after the primary was lost. */
+export const positionWaitMs = 3000;
+
+/**
+ * A fence outcome older than this before the node was found lost belongs to an earlier
+ * incident: the node was alive after it, so it is fenced again, and a failure is retried.
+ */
+export const fenceRecordWindowMs = 30_000;
+
+/** A failed fence is tried again this long after it failed (an operator can `sf fence` sooner). */
+export const fenceRetryMs = 30_000;
+
+export type FailoverDecision =
+  | { kind: 'none' }
+  | { kind: 'wait'; reason: string }
+  | { kind: 'fence'; node: string }
+  | { kind: 'blocked'; reason: string }
+  | { kind: 'promote'; ordinal: number; node: string; status: ReplicaStatus; reason: string };
+
+export interface FailoverInput {
+  view: InstanceView;
+  policy: FailoverPolicy;
+  /** When the controller first saw the primary's node gone. */
+  suspectSince: number;
+  now: number;
+  fence: Versioned<NodeFenceRecord> | undefined;
+  /** Whether this controller already started fencing the node for this failover. */
+  fencingStarted: boolean;
+  /** The primary's last reported position, remembered from before its status vanished. */
+  lastPrimaryPosition: bigint | undefined;
+}
+
+/**
+ * The failover state machine, one step per call (docs/failover.md has the same table):
+ *
+ * | state            | condition                                              | next / action                           |
+ * |------------------|--------------------------------------------------------|-----------------------------------------|
+ * | healthy          | primary's node alive                                   | none                                    |
+ * | suspect          | node gone, policy `off`                                | → choose (lease expiry = self-fenced)   |
+ * | suspect          | node gone, no fence record or `unfenced`               | → fencing: run the node's fence levels  |
+ * | fencing          | our fence call still running                           | wait                                    |
+ * | fencing          | another controller's attempt (record `fencing`)        | → fencing: join it (the library waits)  |
+ * | fence failed     | policy `required`, failed < 30 s ago                   | blocked: no promotion, said loudly      |
+ * | fence failed     | failed ≥ 30 s ago                                      | → fencing again                         |
+ * | fence failed     | policy `best-effort`, before the timeout               | wait                                    |
+ * | any not fenced   | policy `best-effort`, timeout passed since suspect     | → choose                                |
+ * | fenced           | record `fenced` from this incident                     | → choose                                |
+ * | stale record     | `fenced`/`failed` older than the incident (30 s window)| → fencing again                         |
+ * | choose           | a live candidate has not reported since suspect, < 3 s | wait for fresh positions                |
+ * | choose           | no running replica on a live node                      | blocked: nothing to promote             |
+ * | choose           | async and best candidate lags > max lag                | blocked: would lose too much            |
+ * | choose           | otherwise                                              | promote the most advanced replica       |
+ *
+ * In `received` / `remote-fsync` every acknowledged commit reached at least one standby
+ * (`ANY 1`), and WAL is sequential, so the most advanced standby holds every acknowledged
+ * write (I4). Pure: the controller performs the action it returns.
+ */
+export function decideFailover(input: FailoverInput): FailoverDecision {
+  const { view, policy, fence, now } = input;
+  const primary = view.primary?.value;
+  if (!primary || view.liveNodes.has(primary.node)) return { kind: 'none' };
+  const node = primary.node;
+
+  const current = fence && Date.parse(fence.value.at) >= input.suspectSince - fenceRecordWindowMs ? fence : undefined;
+  if (policy.fencing !== 'off' && current?.value.state !== 'fenced') {
+    const timedOut = now - input.suspectSince > policy.fencingTimeoutSeconds * 1000;
+    if (!(policy.fencing === 'best-effort' && timedOut)) {
+      if (input.fencingStarted) return { kind: 'wait', reason: `fencing node ${node}` };
+      if (current?.value.state === 'failed' && now - Date.parse(current.value.at) < fenceRetryMs) {
+        return policy.fencing === 'required'
+          ? { kind: 'blocked', reason: `failover blocked: fencing of node ${node} failed (${current.value.reason})` }
+          : { kind: 'wait', reason: `fencing of ${node} failed; best-effort policy waits until the timeout` };
+      }
+      // Not fenced yet, a failure worth retrying, or another controller's attempt to join.
+      return { kind: 'fence', node };
+    }
+  }
+
+  // A position counts only if read after the old primary stopped: after the lease was lost
+  // (it fenced itself before that) and, when STONITH ran, after the fence.
+  const fencedAt = current?.value.state === 'fenced' ? Date.parse(current.value.at) : 0;
+  const freshAfter = Math.max(input.suspectSince, fencedAt);
+  const candidates: Array<{ ordinal: number; node: string; status: ReplicaStatus; position: bigint }> = [];
+  let stale = 0;
+  for (const placement of view.placements) {
+    if (placement.ordinal === primary.ordinal || !view.liveNodes.has(placement.node)) continue;
+    const status = view.statuses.get(placement.ordinal)?.value;
+    if (status?.state !== 'running' || status.role !== 'replica' || status.position === undefined) continue;
+    const fresh = status.positionAt !== undefined && Date.parse(status.positionAt) > freshAfter;
+    if (!fresh) {
+      stale++;
+      continue;
+    }
+    candidates.push({ ordinal: placement.ordinal, node: placement.node, status, position: BigInt(status.position) });
+  }
+  if (stale > 0 && now - freshAfter < positionWaitMs) {
+    return { kind: 'wait', reason: 'waiting for replicas to report their positions' };
+  }
+  if (candidates.length === 0) {
+    return {
+      kind: 'blocked',
+      reason: `failover blocked: no running replica to promote (primary node ${node} is down)`,
+    };
+  }
+  candidates.sort((a, b) => (a.position === b.position ? a.ordinal - b.ordinal : a.position > b.position ? -1 : 1));
+  const best = candidates[0] as (typeof candidates)[number];
+  const durability = view.instance.io?.durability ?? 'async';
+  if (durability === 'async' && input.lastPrimaryPosition !== undefined) {
+    const lag = input.lastPrimaryPosition - best.position;
+    if (lag > BigInt(policy.maxLagBytes)) {
+      return {
+        kind: 'blocked',
+        reason: `failover blocked: the most advanced replica is ${lag} bytes behind (max_lag_bytes ${policy.maxLagBytes})`,
+      };
+    }
+  }
+  return {
+    kind: 'promote',
+    ordinal: best.ordinal,
+    node: best.node,
+    status: best.status,
+    reason: `primary node ${node} is down; replica ${best.ordinal} on ${best.node} is the most advanced (position ${best.position})`,
+  };
+}

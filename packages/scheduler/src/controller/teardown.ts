@@ -1,0 +1,64 @@
+import {
+  type AssignmentRecord,
+  type Etcd3,
+  type EventLog,
+  type InstanceRecord,
+  json,
+  type Keyspace,
+  type Logger,
+  type NodeAllocation,
+  type PlacementRecord,
+  readJson,
+  type Versioned,
+} from '@service-foundry/core';
+import { release } from '../reserve.js';
+
+/**
+ * Deprovision, step by step and safe to repeat: withdraw the route and primary, ask each
+ * agent to remove its replica, return the capacity once the agent confirms, and delete
+ * the instance's records when no placement is left.
+ */
+export async function teardownStep(
+  client: Etcd3,
+  keys: Keyspace,
+  instance: Versioned<InstanceRecord>,
+  placements: PlacementRecord[],
+  hasRouteOrPrimary: boolean,
+  events: EventLog,
+  log: Logger,
+): Promise<void> {
+  const id = instance.value.id;
+  if (hasRouteOrPrimary) {
+    await client.delete().key(keys.route(id)).exec();
+    await client.delete().key(keys.primary(id)).exec();
+  }
+  for (const placement of placements) {
+    const assignmentKey = keys.assignment(placement.node, id, placement.ordinal);
+    const assignment = await readJson<AssignmentRecord>(client, assignmentKey);
+    if (assignment?.value.desired === 'running') {
+      await client
+        .if(assignmentKey, 'Mod', '==', assignment.modRevision)
+        .then(client.put(assignmentKey).value(json({ ...assignment.value, desired: 'removed' })))
+        .commit();
+    } else if (!assignment) {
+      const allocation = await readJson<NodeAllocation>(client, keys.allocation(placement.node));
+      if (allocation) await release(client, keys, allocation, id, placement.ordinal);
+      else await client.delete().key(keys.placement(id, placement.ordinal)).exec();
+    }
+  }
+  if (placements.length > 0) return;
+  const res = await client
+    .if(keys.instance(id), 'Mod', '==', instance.modRevision)
+    .then(
+      client.delete().key(keys.instance(id)),
+      client.delete().key(keys.secret(id)),
+      client.delete().key(keys.routerPort(instance.value.routerPort)),
+      client.delete().key(keys.schedulingStatus(id)),
+      client.delete().prefix(keys.instanceBindings(id)),
+    )
+    .commit();
+  if (res.succeeded) {
+    log.info({ instanceId: id }, 'instance deprovisioned');
+    await events.record('instance-deleted', 'instance deprovisioned', { instanceId: id });
+  }
+}

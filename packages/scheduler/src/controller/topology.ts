@@ -1,0 +1,110 @@
+import type {
+  AssignmentRecord,
+  InstanceRecord,
+  IoPolicy,
+  PlacementRecord,
+  PrimaryRecord,
+  ReplicaStatus,
+  Versioned,
+} from '@service-foundry/core';
+
+/** What the controller knows about one instance's replicas at one moment. */
+export interface InstanceView {
+  instance: InstanceRecord;
+  placements: PlacementRecord[];
+  assignments: Map<number, Versioned<AssignmentRecord>>;
+  statuses: Map<number, Versioned<ReplicaStatus>>;
+  primary: Versioned<PrimaryRecord> | undefined;
+  liveNodes: ReadonlySet<string>;
+  /** The service has native replication (catalog `replication`). */
+  replicated: boolean;
+}
+
+export interface AssignmentChange {
+  ordinal: number;
+  node: string;
+  current: Versioned<AssignmentRecord>;
+  next: AssignmentRecord;
+}
+
+const defaultIo: IoPolicy = { durability: 'async', localIo: 'fsync' };
+
+function sameUpstream(a: AssignmentRecord['upstream'], b: AssignmentRecord['upstream']): boolean {
+  return a?.host === b?.host && a?.port === b?.port;
+}
+
+function sameIo(a: IoPolicy | undefined, b: IoPolicy | undefined): boolean {
+  return a?.durability === b?.durability && a?.localIo === b?.localIo;
+}
+
+/**
+ * The roles every assignment should carry, as a pure function of the instance's state:
+ *
+ * | situation                              | replica            | role / epoch / upstream                    |
+ * |----------------------------------------|--------------------|--------------------------------------------|
+ * | no primary key, none bootstrapping yet | lowest live ordinal| primary, epoch 0 (bootstrap)               |
+ * | no primary key                         | the others         | unchanged (they need an upstream)          |
+ * | primary key at epoch E, ordinal P      | P                  | primary, epoch E                           |
+ * | primary key at epoch E                 | others, live node  | replica, epoch E, upstream = P's peer      |
+ * | was primary, now another is            | the old primary    | replica, generation + 1 (rebuilt by clone) |
+ *
+ * Replicas on nodes that are not alive are left alone: their agents cannot act, and the
+ * old primary's demotion is written so that it applies when its node comes back.
+ */
+export function desiredAssignments(view: InstanceView): AssignmentChange[] {
+  if (!view.replicated) return [];
+  const io = view.instance.io ?? defaultIo;
+  const changes: AssignmentChange[] = [];
+  const propose = (ordinal: number, node: string, next: AssignmentRecord) => {
+    const current = view.assignments.get(ordinal);
+    if (current?.value.desired !== 'running') return;
+    const c = current.value;
+    if (
+      c.role === next.role &&
+      c.epoch === next.epoch &&
+      sameUpstream(c.upstream, next.upstream) &&
+      sameIo(c.io, next.io) &&
+      (c.generation ?? 0) === (next.generation ?? 0)
+    ) {
+      return;
+    }
+    changes.push({ ordinal, node, current, next });
+  };
+
+  if (!view.primary) {
+    const bootstrapping = [...view.assignments.values()].find((a) => a.value.role === 'primary');
+    if (bootstrapping) return changes;
+    const first = view.placements.find((p) => view.liveNodes.has(p.node) && view.assignments.has(p.ordinal));
+    const assignment = first && view.assignments.get(first.ordinal);
+    if (first && assignment) propose(first.ordinal, first.node, { ...assignment.value, role: 'primary', epoch: 0, io });
+    return changes;
+  }
+
+  const epoch = Number(view.primary.modRevision);
+  const primaryOrdinal = view.primary.value.ordinal;
+  const upstream = view.statuses.get(primaryOrdinal)?.value.peer;
+  for (const placement of view.placements) {
+    const assignment = view.assignments.get(placement.ordinal);
+    if (!assignment) continue;
+    const a = assignment.value;
+    if (placement.ordinal === primaryOrdinal) {
+      propose(placement.ordinal, placement.node, { ...a, role: 'primary', epoch, io });
+      continue;
+    }
+    const demoted = a.role === 'primary';
+    // The old primary's demotion is recorded even while its node is down, so that it
+    // rebuilds from the new primary instead of starting its diverged copy.
+    if (!view.liveNodes.has(placement.node) && !demoted) continue;
+    if (!upstream && !demoted) continue;
+    const next: AssignmentRecord = {
+      ...a,
+      role: 'replica',
+      epoch,
+      io,
+      generation: (a.generation ?? 0) + (demoted ? 1 : 0),
+    };
+    if (upstream) next.upstream = upstream;
+    propose(placement.ordinal, placement.node, next);
+  }
+  return changes;
+}

@@ -1,0 +1,257 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type {
+  AssignmentRecord,
+  FailoverPolicy,
+  InstanceRecord,
+  NodeFenceRecord,
+  PlacementRecord,
+  PrimaryRecord,
+  ReplicaStatus,
+  Versioned,
+} from '@service-foundry/core';
+import { decideFailover, positionWaitMs } from '../src/controller/failover.js';
+import { desiredAssignments, type InstanceView } from '../src/controller/topology.js';
+import { instanceRecord } from './helpers.js';
+
+const t0 = Date.parse('2026-01-01T00:00:00Z');
+
+function v<T>(value: T, modRevision = '10'): Versioned<T> {
+  return { key: 'k', value, modRevision, createRevision: '1', lease: '0' };
+}
+
+function assignment(ordinal: number, extra: Partial<AssignmentRecord> = {}): Versioned<AssignmentRecord> {
+  const base: AssignmentRecord = {
+    instanceId: 'db',
+    ordinal,
+    serviceName: 'postgres',
+    planName: 'ha-small',
+    resources: { cpuMillis: 1, memoryMb: 1, diskMb: 1 },
+    desired: 'running',
+  };
+  return v({ ...base, ...extra });
+}
+
+function status(ordinal: number, extra: Partial<ReplicaStatus> = {}): Versioned<ReplicaStatus> {
+  return v({
+    instanceId: 'db',
+    ordinal,
+    node: `n${ordinal}`,
+    state: 'running',
+    host: `127.0.1.${ordinal}`,
+    port: 5000 + ordinal,
+    message: 'ready',
+    updatedAt: new Date(t0).toISOString(),
+    peer: { host: `172.17.0.${ordinal + 2}`, port: 5432 },
+    ...extra,
+  });
+}
+
+function view(over: Partial<InstanceView> = {}): InstanceView {
+  const instance: InstanceRecord = {
+    ...instanceRecord('db', 3, { cpuMillis: 1, memoryMb: 1, diskMb: 1 }),
+    io: { durability: 'remote-fsync', localIo: 'fsync' },
+  };
+  const placements: PlacementRecord[] = [0, 1, 2].map((ordinal) => ({
+    instanceId: 'db',
+    ordinal,
+    node: `n${ordinal}`,
+    placedAt: '',
+    scheduler: 's',
+  }));
+  return {
+    instance,
+    placements,
+    assignments: new Map([0, 1, 2].map((o) => [o, assignment(o)])),
+    statuses: new Map(),
+    primary: undefined,
+    liveNodes: new Set(['n0', 'n1', 'n2']),
+    replicated: true,
+    ...over,
+  };
+}
+
+const primaryAt = (ordinal: number, epoch: string): Versioned<PrimaryRecord> =>
+  v({ instanceId: 'db', ordinal, node: `n${ordinal}`, host: 'h', port: 1, electedAt: '' }, epoch);
+
+describe('topology: the roles each assignment should carry', () => {
+  it('bootstraps the lowest live ordinal as primary at epoch 0 and leaves the others waiting', () => {
+    const changes = desiredAssignments(view({ liveNodes: new Set(['n1', 'n2']) }));
+    assert.deepEqual(
+      changes.map((c) => [c.ordinal, c.next.role, c.next.epoch]),
+      [[1, 'primary', 0]],
+    );
+    assert.deepEqual(changes[0]?.next.io, { durability: 'remote-fsync', localIo: 'fsync' });
+  });
+
+  it('does nothing more while a bootstrap primary exists and no primary key is written', () => {
+    const assignments = new Map([
+      [0, assignment(0, { role: 'primary', epoch: 0 })],
+      [1, assignment(1)],
+      [2, assignment(2)],
+    ]);
+    assert.deepEqual(desiredAssignments(view({ assignments })), []);
+  });
+
+  it('after election: primary gets the epoch, replicas follow its peer address', () => {
+    const assignments = new Map([
+      [0, assignment(0, { role: 'primary', epoch: 0 })],
+      [1, assignment(1)],
+      [2, assignment(2)],
+    ]);
+    const changes = desiredAssignments(
+      view({ assignments, primary: primaryAt(0, '42'), statuses: new Map([[0, status(0)]]) }),
+    );
+    assert.deepEqual(
+      changes.map((c) => [c.ordinal, c.next.role, c.next.epoch, c.next.upstream?.host]),
+      [
+        [0, 'primary', 42, undefined],
+        [1, 'replica', 42, '172.17.0.2'],
+        [2, 'replica', 42, '172.17.0.2'],
+      ],
+    );
+  });
+
+  it('waits to point replicas until the primary reports its peer address', () => {
+    const io = { durability: 'remote-fsync' as const, localIo: 'fsync' as const };
+    const assignments = new Map([
+      [0, assignment(0, { role: 'primary', epoch: 42, io })],
+      [1, assignment(1)],
+    ]);
+    assert.deepEqual(desiredAssignments(view({ assignments, primary: primaryAt(0, '42') })), []);
+  });
+
+  it('demotes the old primary with a new generation, even while its node is down', () => {
+    const io = { durability: 'remote-fsync' as const, localIo: 'fsync' as const };
+    const assignments = new Map([
+      [0, assignment(0, { role: 'primary', epoch: 42, io })],
+      [1, assignment(1, { role: 'replica', epoch: 42, io, upstream: { host: '172.17.0.2', port: 5432 } })],
+      [2, assignment(2, { role: 'replica', epoch: 42, io, upstream: { host: '172.17.0.2', port: 5432 } })],
+    ]);
+    const changes = desiredAssignments(
+      view({
+        assignments,
+        primary: primaryAt(1, '50'),
+        statuses: new Map([[1, status(1)]]),
+        liveNodes: new Set(['n1', 'n2']),
+      }),
+    );
+    const byOrdinal = new Map(changes.map((c) => [c.ordinal, c.next]));
+    assert.equal(byOrdinal.get(0)?.role, 'replica');
+    assert.equal(byOrdinal.get(0)?.generation, 1, 'rebuilt from the new primary, not started from its diverged copy');
+    assert.equal(byOrdinal.get(1)?.role, 'primary');
+    assert.equal(byOrdinal.get(1)?.epoch, 50);
+    assert.equal(byOrdinal.get(2)?.upstream?.host, '172.17.0.3');
+  });
+
+  it('changes nothing for services without native replication', () => {
+    assert.deepEqual(desiredAssignments(view({ replicated: false })), []);
+  });
+});
+
+describe('failover state machine: every transition', () => {
+  const fenced = (state: NodeFenceRecord['state'], reason = 'x', at = t0 + 50): Versioned<NodeFenceRecord> =>
+    v({ node: 'n0', state, reason, by: 'controller', at: new Date(at).toISOString() });
+  const policy = (fencing: FailoverPolicy['fencing']): FailoverPolicy => ({
+    fencing,
+    fencingTimeoutSeconds: 10,
+    maxLagBytes: 1000,
+  });
+  const replicas = (p1: string, p2: string, at = t0 + 100) =>
+    new Map([
+      [1, status(1, { role: 'replica', position: p1, positionAt: new Date(at).toISOString() })],
+      [2, status(2, { role: 'replica', position: p2, positionAt: new Date(at).toISOString() })],
+    ]);
+  const down = (over: Partial<InstanceView> = {}) =>
+    view({ primary: primaryAt(0, '42'), liveNodes: new Set(['n1', 'n2']), statuses: replicas('100', '200'), ...over });
+  const input = (over: Partial<Parameters<typeof decideFailover>[0]> = {}) => ({
+    view: down(),
+    policy: policy('required'),
+    suspectSince: t0,
+    now: t0 + 100,
+    fence: undefined,
+    fencingStarted: false,
+    lastPrimaryPosition: undefined,
+    ...over,
+  });
+
+  it('healthy: the primary node is alive → nothing to do', () => {
+    assert.deepEqual(decideFailover(input({ view: view({ primary: primaryAt(0, '42') }) })), { kind: 'none' });
+  });
+  it('suspect, not fenced → fence the node', () => {
+    assert.deepEqual(decideFailover(input()), { kind: 'fence', node: 'n0' });
+    assert.deepEqual(decideFailover(input({ fence: fenced('unfenced') })), { kind: 'fence', node: 'n0' });
+  });
+  it('a fence outcome from an earlier incident → fence again (a failure is retried, a stale fence is not trusted)', () => {
+    const old = t0 - 60_000;
+    assert.deepEqual(decideFailover(input({ fence: fenced('fenced', 'x', old) })), { kind: 'fence', node: 'n0' });
+    assert.deepEqual(decideFailover(input({ fence: fenced('failed', 'x', old) })), { kind: 'fence', node: 'n0' });
+  });
+  it("our fencing in progress → wait; another controller's attempt → join it", () => {
+    assert.equal(decideFailover(input({ fencingStarted: true })).kind, 'wait');
+    assert.equal(decideFailover(input({ fence: fenced('fencing'), fencingStarted: true })).kind, 'wait');
+    assert.deepEqual(decideFailover(input({ fence: fenced('fencing') })), { kind: 'fence', node: 'n0' });
+  });
+  it('a failed fence is retried after 30 s', () => {
+    const d = decideFailover(input({ fence: fenced('failed', 'x', t0 + 50), now: t0 + 50 + 30_001 }));
+    assert.deepEqual(d, { kind: 'fence', node: 'n0' });
+  });
+  it('fence failed under `required` → blocked, loudly, however long it takes', () => {
+    const d = decideFailover(
+      input({ fence: fenced('failed', 'fence_ipmilan: timeout', t0 + 3_599_000), now: t0 + 3_600_000 }),
+    );
+    assert.deepEqual(d, {
+      kind: 'blocked',
+      reason: 'failover blocked: fencing of node n0 failed (fence_ipmilan: timeout)',
+    });
+  });
+  it('fence failed under `best-effort` → wait until the timeout, then promote', () => {
+    assert.equal(decideFailover(input({ policy: policy('best-effort'), fence: fenced('failed') })).kind, 'wait');
+    const d = decideFailover(input({ policy: policy('best-effort'), fence: fenced('failed'), now: t0 + 11_000 }));
+    assert.equal(d.kind, 'promote');
+  });
+  it('fenced → promote the most advanced replica', () => {
+    const d = decideFailover(input({ fence: fenced('fenced') }));
+    assert.equal(d.kind, 'promote');
+    assert.equal(d.kind === 'promote' && d.ordinal, 2);
+  });
+  it('policy `off` → promote without fencing (lease expiry means the agent fenced itself)', () => {
+    assert.equal(decideFailover(input({ policy: policy('off') })).kind, 'promote');
+  });
+  it('positions read before the primary was lost are stale → wait up to 3 s, then use the fresh ones', () => {
+    const statuses = new Map([
+      [1, status(1, { role: 'replica', position: '900', positionAt: new Date(t0 - 500).toISOString() })],
+      [2, status(2, { role: 'replica', position: '200', positionAt: new Date(t0 + 100).toISOString() })],
+    ]);
+    const base = { view: down({ statuses }), fence: fenced('fenced') };
+    assert.equal(decideFailover(input(base)).kind, 'wait');
+    // Fresh means read after the fence (t0 + 50), not just after the lease was lost.
+    const beforeFence = new Map([
+      ...statuses,
+      [2, status(2, { role: 'replica', position: '200', positionAt: new Date(t0 + 10).toISOString() })],
+    ]);
+    assert.equal(
+      decideFailover(input({ view: down({ statuses: beforeFence }), fence: fenced('fenced'), now: t0 + 60 })).kind,
+      'wait',
+    );
+    const d = decideFailover(input({ ...base, now: t0 + 50 + positionWaitMs + 1 }));
+    assert.equal(d.kind === 'promote' && d.ordinal, 2);
+  });
+  it('equal positions → the lowest ordinal', () => {
+    const d = decideFailover(input({ view: down({ statuses: replicas('300', '300') }), fence: fenced('fenced') }));
+    assert.equal(d.kind === 'promote' && d.ordinal, 1);
+  });
+  it('no running replica on a live node → blocked', () => {
+    const d = decideFailover(input({ view: down({ statuses: new Map() }), fence: fenced('fenced') }));
+    assert.equal(d.kind, 'blocked');
+  });
+  it('async: a candidate lagging more than max_lag_bytes → blocked', () => {
+    const asyncView = down();
+    asyncView.instance = { ...asyncView.instance, io: { durability: 'async', localIo: 'fsync' } };
+    const d = decideFailover(input({ view: asyncView, fence: fenced('fenced'), lastPrimaryPosition: 5000n }));
+    assert.equal(d.kind, 'blocked');
+    assert.match(d.kind === 'blocked' ? d.reason : '', /4800 bytes behind/);
+    const ok = decideFailover(input({ view: asyncView, fence: fenced('fenced'), lastPrimaryPosition: 1100n }));
+    assert.equal(ok.kind, 'promote');
+  });
+});

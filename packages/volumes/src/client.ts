@@ -1,0 +1,280 @@
+import type { ClientRequest } from 'node:http';
+import { isAbsolute, resolve } from 'node:path';
+import { InvalidInputError } from '@service-foundry/core';
+import { signBody, verifyBodySignature } from './auth.js';
+import { BodyChecksum, type BodyProof, readBodyTrailers, trailerAnnouncement } from './body-check.js';
+import { compileTransferConfig, type TransferConfig, type TransferOptions } from './config.js';
+import { VolumeTransferError } from './errors.js';
+import { errorFromResponse, readJsonBody, responseOf, startSignedRequest } from './http-client.js';
+import type { Manifest } from './manifest.js';
+import { parseManifest } from './manifest-check.js';
+import { megabytesPerSecond, type ProgressListener, ProgressMeter } from './progress.js';
+import { headerNames, isVolumeName } from './protocol.js';
+import { receiveSnapshot } from './receiver.js';
+import { lstatOrUndefined } from './safe-fs.js';
+import { streamSnapshot } from './sender.js';
+import { withVolumeLock } from './volume-lock.js';
+import { currentManifest, loadCache, prepareWorkDir, saveCache, storeManifest, workDirFor } from './work-dir.js';
+
+/** What one pull or push moved. */
+export interface TransferResult {
+  volume: string;
+  mode: 'full' | 'delta';
+  /** Manifest the delta applied to; null for a full copy. */
+  base: string | null;
+  /** Manifest of the copy the receiver now holds. */
+  manifestId: string;
+  /** HTTP body bytes (tar framing, control entries and content). */
+  wireBytes: number;
+  /** File content bytes and files sent; entries includes directories and symlinks. */
+  bytes: number;
+  files: number;
+  entries: number;
+  /** Paths the receiver removed. */
+  deleted: number;
+  durationMs: number;
+  /** Content throughput, MB/s (10^6 bytes). */
+  mbPerSecond: number;
+}
+
+export interface PeerOptions extends TransferOptions {
+  /** The peer's volume server, `http://host:port`. */
+  url: string;
+  /** The volume's name on the peer (Docker volume name rules). */
+  name: string;
+  onProgress?: ProgressListener;
+  signal?: AbortSignal;
+}
+
+export interface PullOptions extends PeerOptions {
+  /** Directory that receives the copy; created when missing, replaced atomically when complete. */
+  into: string;
+  /**
+   * `auto`: offer the copy already in `into` so the peer sends only what changed (a full
+   * copy when the peer no longer knows that state); `none`: always a full copy.
+   * @default 'auto'
+   */
+  since?: 'auto' | 'none';
+}
+
+export interface PushOptions extends PeerOptions {
+  /** Directory to send. */
+  from: string;
+  /** `auto`: ask the peer for its copy's manifest and send a delta; `none`: full copy. @default 'auto' */
+  since?: 'auto' | 'none';
+}
+
+function transferConfig(options: PeerOptions): Readonly<TransferConfig> {
+  const { secret, limits, clockSkewMs, idleTimeoutMs, fsync, preserveOwnership } = options;
+  const input: TransferOptions = { secret };
+  if (limits !== undefined) input.limits = limits;
+  if (clockSkewMs !== undefined) input.clockSkewMs = clockSkewMs;
+  if (idleTimeoutMs !== undefined) input.idleTimeoutMs = idleTimeoutMs;
+  if (fsync !== undefined) input.fsync = fsync;
+  if (preserveOwnership !== undefined) input.preserveOwnership = preserveOwnership;
+  return compileTransferConfig(input);
+}
+
+function checkPeer(options: PeerOptions, dir: string, dirField: string): string {
+  const problems: string[] = [];
+  if (!isVolumeName(options.name)) problems.push(`name ${JSON.stringify(options.name)} is not a volume name`);
+  try {
+    const url = new URL(options.url);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') problems.push('url must be http: or https:');
+  } catch {
+    problems.push(`url ${JSON.stringify(options.url)} is not a URL`);
+  }
+  if (typeof dir !== 'string' || !isAbsolute(dir)) problems.push(`${dirField} must be an absolute path`);
+  if (problems.length > 0) throw new InvalidInputError('invalid volume transfer options', problems);
+  return resolve(dir);
+}
+
+/** The manifest of the peer's copy of a volume, or undefined when it has none. */
+export async function fetchManifest(options: PeerOptions): Promise<Manifest | undefined> {
+  const config = transferConfig(options);
+  checkPeer(options, '/', 'dir');
+  const { request } = startSignedRequest(
+    config,
+    options.url,
+    'GET',
+    `/volumes/${options.name}/manifest`,
+    {},
+    options.signal,
+  );
+  const response = responseOf(request);
+  request.end();
+  const answer = await response;
+  if (answer.statusCode === 404) {
+    answer.resume();
+    return undefined;
+  }
+  if (answer.statusCode !== 200) throw await errorFromResponse(answer, `manifest of ${options.name}`);
+  return parseManifest(
+    await readJsonBody(answer, config.limits.maxControlBytes),
+    config.limits,
+    `manifest of ${options.name}`,
+  );
+}
+
+/**
+ * Copies the peer's volume into `into`: a delta against what `into` holds when the peer
+ * still knows that state, a full copy otherwise. `into` changes only if everything
+ * arrived and checked out (then it is replaced in one swap); a failed or interrupted pull
+ * leaves it as it was and can simply be repeated.
+ */
+export async function pullSnapshot(options: PullOptions): Promise<TransferResult> {
+  const config = transferConfig(options);
+  const into = checkPeer(options, options.into, 'into');
+  const startedAt = Date.now();
+  return withVolumeLock(into, async () => {
+    const work = workDirFor(into);
+    // Nothing is created on this side before the peer has said yes.
+    const existed = (await lstatOrUndefined(into)) !== undefined || (await lstatOrUndefined(work.root)) !== undefined;
+    if (existed) await prepareWorkDir(work);
+    const local = options.since === 'none' || !existed ? undefined : await currentManifest(work);
+    const path = `/volumes/${options.name}/snapshot?since=${local?.id ?? 'none'}`;
+    const { request, nonce } = startSignedRequest(config, options.url, 'GET', path, {}, options.signal);
+    const pending = responseOf(request);
+    request.end();
+    const response = await pending;
+    if (response.statusCode !== 200) throw await errorFromResponse(response, `snapshot of ${options.name}`);
+    if (!existed) await prepareWorkDir(work);
+    const progress = new ProgressMeter(options.onProgress);
+    try {
+      const result = await receiveSnapshot(response as AsyncIterable<Buffer>, {
+        volume: options.name,
+        work,
+        offeredBase: response.headers[headerNames.base] === local?.id ? local : undefined,
+        config,
+        progress,
+        verifyBody: (proof) => {
+          const trailers = readBodyTrailers(response.trailers);
+          if (trailers.crc32 !== proof.crc32) throw new VolumeTransferError('snapshot body checksum does not match');
+          if (!verifyBodySignature(config.secret, nonce, proof, trailers.signature)) {
+            throw new VolumeTransferError('snapshot body is not signed with the cluster secret');
+          }
+        },
+      });
+      progress.finish();
+      const durationMs = Date.now() - startedAt;
+      return {
+        volume: options.name,
+        mode: result.mode,
+        base: result.base,
+        manifestId: result.manifest.id,
+        wireBytes: result.wireBytes,
+        bytes: result.bytes,
+        files: result.files,
+        entries: result.entries,
+        deleted: result.deleted,
+        durationMs,
+        mbPerSecond: megabytesPerSecond(result.bytes, durationMs),
+      };
+    } finally {
+      response.destroy();
+    }
+  });
+}
+
+/** Request bytes buffered before waiting for the socket to drain (node's 16 KiB stalls the pipeline). */
+const requestBufferBytes = 8 * 1024 * 1024;
+
+function waitWritable(request: ClientRequest): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      request.off('drain', done);
+      request.off('close', done);
+      resolve();
+    };
+    request.on('drain', done);
+    request.on('close', done);
+  });
+}
+
+/** Whether the peer said "go on" (100 Continue) before answering. */
+function continued(request: ClientRequest): Promise<boolean> {
+  return new Promise((resolve) => {
+    request.once('continue', () => resolve(true));
+    request.once('response', () => resolve(false));
+    request.once('error', () => resolve(false));
+    request.once('close', () => resolve(false));
+  });
+}
+
+/**
+ * Sends `from` to the peer's copy of the volume: a delta against the peer's current copy
+ * when it has one (its manifest is fetched first), a full copy otherwise. The peer swaps
+ * the copy in only when everything arrived and checked out.
+ */
+export async function pushSnapshot(options: PushOptions): Promise<TransferResult> {
+  const config = transferConfig(options);
+  const from = checkPeer(options, options.from, 'from');
+  const startedAt = Date.now();
+  return withVolumeLock(from, async () => {
+    const work = workDirFor(from);
+    await prepareWorkDir(work);
+    const remote = options.since === 'none' ? undefined : await fetchManifest(options);
+    const cache = await loadCache(work);
+    const progress = new ProgressMeter(options.onProgress);
+    const { stream, done, recycle } = streamSnapshot(from, {
+      volume: options.name,
+      ...(remote ? { base: remote } : {}),
+      cache,
+      progress,
+    });
+    done.catch(() => undefined);
+    const path = `/volumes/${options.name}?base=${remote?.id ?? 'none'}`;
+    const headers = { 'content-type': 'application/x-tar', expect: '100-continue', trailer: trailerAnnouncement };
+    const { request, nonce } = startSignedRequest(config, options.url, 'PUT', path, headers, options.signal);
+    const pending = responseOf(request);
+    pending.catch(() => undefined);
+    const go = continued(request);
+    request.flushHeaders();
+    const checksum = new BodyChecksum();
+    if (await go) {
+      try {
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          checksum.update(chunk);
+          request.write(chunk, () => recycle(chunk));
+          if (request.writableLength > requestBufferBytes) await waitWritable(request);
+          if (request.destroyed) break;
+        }
+        if (!request.destroyed) {
+          const proof: BodyProof = { crc32: checksum.hex(), ...(await done).control };
+          request.addTrailers({
+            [headerNames.bodyChecksum]: proof.crc32,
+            [headerNames.bodySignature]: signBody(config.secret, nonce, proof),
+          });
+          request.end();
+        }
+      } catch (error) {
+        request.destroy(error as Error);
+      }
+    } else {
+      stream.destroy();
+    }
+    const response = await pending;
+    if (response.statusCode !== 200) throw await errorFromResponse(response, `push of ${options.name}`);
+    const answer = (await readJsonBody(response, 1024 * 1024)) as Record<string, unknown>;
+    const sent = await done;
+    progress.finish();
+    await saveCache(work, cache);
+    await storeManifest(work, sent.manifest);
+    if (answer.manifestId !== sent.manifest.id)
+      throw new VolumeTransferError('the peer holds a different manifest than was sent');
+    const durationMs = Date.now() - startedAt;
+    return {
+      volume: options.name,
+      mode: sent.base ? 'delta' : 'full',
+      base: sent.base,
+      manifestId: sent.manifest.id,
+      wireBytes: checksum.bytes,
+      bytes: sent.sent.bytes,
+      files: sent.sent.files,
+      entries: sent.sent.entries,
+      deleted: sent.deleted.length,
+      durationMs,
+      mbPerSecond: megabytesPerSecond(sent.sent.bytes, durationMs),
+    };
+  });
+}

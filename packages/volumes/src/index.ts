@@ -1,0 +1,37 @@
+export { signBody, signRequest, verifyBodySignature } from './auth.js';
+export { type BuildManifestOptions, buildManifest } from './build-manifest.js';
+export {
+  fetchManifest,
+  type PeerOptions,
+  type PullOptions,
+  type PushOptions,
+  pullSnapshot,
+  pushSnapshot,
+  type TransferResult,
+} from './client.js';
+export {
+  compileLimits,
+  compileTransferConfig,
+  type TransferConfig,
+  type TransferLimits,
+  type TransferLimitsOptions,
+  type TransferOptions,
+} from './config.js';
+export { VolumeTransferError } from './errors.js';
+export { diffManifests, type Manifest, type ManifestDiff, type ManifestEntry, type SkippedEntry } from './manifest.js';
+export { findEscapingSymlink, parseManifest } from './manifest-check.js';
+export { symlinkTargetProblem, volumePathProblem } from './paths.js';
+export type { ProgressListener, TransferProgress } from './progress.js';
+export { controlPaxKey, headerNames, manifestFormat, paxKeys, snapshotFormat } from './protocol.js';
+export type { SnapshotHeader, SnapshotTrailer } from './sender.js';
+export {
+  createVolumeServer,
+  type StartedVolumeServer,
+  startVolumeServer,
+  type TransferEvent,
+  type VolumeServer,
+  type VolumeServerOptions,
+} from './server.js';
+export { racyWindowMs } from './stat-cache.js';
+export { controlEntryHeader, volumeEntryHeader } from './tar-entries.js';
+export { workDirFor } from './work-dir.js';

@@ -1,0 +1,149 @@
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isAbsolute } from 'node:path';
+import { RequestVerifier } from './auth.js';
+import { compileTransferConfig, type TransferConfig, type TransferOptions } from './config.js';
+import { describe, sendJson, statusOf } from './http-answers.js';
+import { isVolumeName } from './protocol.js';
+import {
+  type HandlerContext,
+  receiveUpload,
+  serveManifest,
+  serveSnapshot,
+  type TransferEvent,
+} from './server-handlers.js';
+
+export type { TransferEvent } from './server-handlers.js';
+
+export interface VolumeServerOptions extends TransferOptions {
+  /**
+   * Where the volume called `name` lives on this host (e.g. a Docker volume's Mountpoint),
+   * or undefined when this agent serves no such volume (→ 404). Names are already checked
+   * against Docker's volume name rules. A PUT may name a directory that does not exist yet.
+   */
+  resolveVolumeDir: (name: string) => string | undefined | Promise<string | undefined>;
+  /** Told about every transfer. @default nothing */
+  onTransfer?: (event: TransferEvent) => void;
+}
+
+export interface VolumeServer {
+  /** The request listener; mount it on a node:http server (see attach for 100-continue). */
+  handle: RequestListener;
+  /**
+   * Listens on `server` for requests and for `Expect: 100-continue` PUTs (authenticated
+   * before the client sends its body), and lifts node's 5-minute whole-request timeout
+   * (transfers take as long as they take; the idle timeout still applies).
+   */
+  attach(server: Server): void;
+}
+
+const routePattern = /^\/volumes\/([^/?]+)(\/manifest|\/snapshot)?(?:\?.*)?$/;
+
+/**
+ * The volume transfer endpoints as a node:http request listener: authentication first
+ * (auth.ts), then `GET /volumes/:name/manifest`, `GET /volumes/:name/snapshot`,
+ * `PUT /volumes/:name` (server-handlers.ts). See docs/volumes.md.
+ */
+export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
+  const { resolveVolumeDir, onTransfer, ...transfer } = options;
+  const config: Readonly<TransferConfig> = compileTransferConfig(transfer);
+  const verifier = new RequestVerifier(config.secret, config.clockSkewMs);
+  const context: HandlerContext = {
+    config,
+    verifier,
+    report: (event) => {
+      try {
+        onTransfer?.(event);
+      } catch {
+        // A failing listener must not fail the transfer.
+      }
+    },
+  };
+
+  async function route(req: IncomingMessage, res: ServerResponse, continuing: boolean): Promise<void> {
+    const method = req.method ?? 'GET';
+    const path = req.url ?? '/';
+    // Authentication before anything else: an unsigned request learns nothing, not even
+    // whether a volume or route exists, and its body is never read.
+    const verdict = verifier.verify(method, path, req.headers);
+    if (!verdict.ok) {
+      sendJson(res, 401, { error: `unauthorized: ${verdict.reason}` }, true);
+      return;
+    }
+    const match = routePattern.exec(path);
+    const name = match?.[1];
+    if (!match || !name) return sendJson(res, 404, { error: 'no such route' }, true);
+    if (!isVolumeName(name)) return sendJson(res, 400, { error: 'invalid volume name' }, true);
+    const action = match[2] ?? '';
+    const allowed = action === '' ? 'PUT' : 'GET';
+    if (method !== allowed) {
+      res.setHeader('allow', allowed);
+      return sendJson(res, 405, { error: `use ${allowed}` }, true);
+    }
+    const dir = await resolveVolumeDir(name);
+    if (dir === undefined || !isAbsolute(dir)) return sendJson(res, 404, { error: `no volume ${name} here` }, true);
+    if (action === '/manifest') return serveManifest(res, name, dir);
+    if (action === '/snapshot') return serveSnapshot(context, req, res, name, dir, verdict.nonce);
+    if (!continuing && req.headers.expect === '100-continue') {
+      // node answered 100 already (no checkContinue listener); do not send another.
+      delete req.headers.expect;
+    }
+    return receiveUpload(context, req, res, name, dir, verdict.nonce);
+  }
+
+  const run = (req: IncomingMessage, res: ServerResponse, continuing: boolean) => {
+    req.setTimeout(config.idleTimeoutMs, () => req.destroy());
+    route(req, res, continuing).catch((error: unknown) => {
+      const status = statusOf(error);
+      if (!req.complete) res.shouldKeepAlive = false;
+      sendJson(res, status, describe(error), !req.complete);
+      if (!req.complete) res.on('finish', () => req.destroy());
+    });
+  };
+
+  return {
+    handle: (req, res) => run(req, res, false),
+    attach(server: Server) {
+      server.requestTimeout = 0;
+      server.on('request', (req: IncomingMessage, res: ServerResponse) => run(req, res, false));
+      server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => run(req, res, true));
+    },
+  };
+}
+
+export interface StartedVolumeServer {
+  server: Server;
+  /** `http://host:port` */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A node:http server serving only volumes, listening on `host:port` (port 0: any free one). */
+export async function startVolumeServer(
+  options: VolumeServerOptions & { host?: string; port?: number },
+): Promise<StartedVolumeServer> {
+  const { host = '127.0.0.1', port = 0, ...rest } = options;
+  const volumes = createVolumeServer(rest);
+  const server = createServer();
+  volumes.attach(server);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    server,
+    url: `http://${shown}:${address.port}`,
+    port: address.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,186 @@
+#!/bin/sh
+# sf-pg: the replication commands of the catalog's Postgres recipe, run by the platform's
+# agent with `docker exec` in a running container. Talks to the local server over its
+# unix socket as postgres (trust), so it works as any container user. Each command prints
+# a short result and exits 0, or prints the reason on stderr and exits non-zero
+# (1: refused or failed, 2: bad usage).
+#
+#   sf-pg role                          primary | replica
+#   sf-pg position                      WAL position as a decimal integer
+#   sf-pg promote                       make this standby the primary (idempotent)
+#   sf-pg follow HOST PORT              stream from HOST:PORT (a running standby only)
+#   sf-pg configure DURABILITY LOCAL_IO async|received|remote-fsync, fsync|batched|unsafe
+set -eu
+
+: "${PGDATA:=/var/lib/postgresql/data/pgdata}"
+. /usr/local/lib/sf-pg/common.sh
+
+command=${1:-}
+fail() {
+  echo "sf-pg $command: $*" >&2
+  exit 1
+}
+usage() {
+  echo "sf-pg: $*" >&2
+  echo "usage: sf-pg role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO" >&2
+  exit 2
+}
+expect_args() {
+  [ "$1" -eq "$2" ] || usage "$command takes $2 argument(s), got $1"
+}
+
+# One statement (or a script on stdin), unaligned, tuples only.
+query() {
+  psql -X -A -t -q -v ON_ERROR_STOP=1 -U postgres -d postgres "$@"
+}
+
+in_recovery() {
+  recovery=$(query -c 'SELECT pg_is_in_recovery()') || fail "cannot query the local server"
+  [ "$recovery" = t ]
+}
+
+# Polls fresh sessions until QUERY prints EXPECTED: pg_reload_conf() only signals the
+# postmaster, so the calling session may not see the new values yet.
+await_setting() {
+  tries=0
+  while :; do
+    seen=$(query -c "$1") || fail "cannot query the local server"
+    [ "$seen" = "$2" ] && return 0
+    tries=$((tries + 1))
+    [ "$tries" -lt 100 ] || fail "the reloaded configuration is not in force after 10 s: expected '$2', got '$seen'"
+    sleep 0.1
+  done
+}
+
+cmd_role() {
+  if in_recovery; then echo replica; else echo primary; fi
+}
+
+cmd_position() {
+  # pg_lsn minus 0/0 is the LSN as a numeric: X/Y becomes X*2^32+Y.
+  position=$(query -c "SELECT (CASE WHEN pg_is_in_recovery()
+      THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
+      ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn)::numeric(20, 0)") || fail "cannot query the local server"
+  [ -n "$position" ] || fail "the standby has neither received nor replayed any WAL yet"
+  echo "$position"
+}
+
+timeline() {
+  query -c "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+}
+
+cmd_promote() {
+  if ! in_recovery; then
+    echo "primary (already; timeline $(timeline))"
+    return 0
+  fi
+  # Waits up to 60 s for the end of recovery. A concurrent promote makes this one fail
+  # with "recovery is not in progress": the outcome asked for, so check again.
+  promoted=$(query -c 'SELECT pg_promote(true, 60)') || promoted=error
+  if [ "$promoted" != t ]; then
+    in_recovery && fail "the server is still a standby after pg_promote ($promoted)"
+  fi
+  # The old upstream is no business of a primary; reset so a clone of it does not inherit it.
+  query -c 'ALTER SYSTEM RESET primary_conninfo' -c 'SELECT pg_reload_conf()' > /dev/null ||
+    fail "promoted, but resetting primary_conninfo failed"
+  echo "primary (promoted; timeline $(timeline))"
+}
+
+cmd_follow() {
+  host=$1
+  port=$2
+  check_host "$host" HOST || usage "$REPLY"
+  check_port "$port" PORT || usage "$REPLY"
+  if ! in_recovery; then
+    fail "this server is a primary; it cannot follow $host:$port (an old primary rejoins as a fresh clone)"
+  fi
+  current=$(query -c 'SHOW primary_conninfo') || fail "cannot query the local server"
+  # The container's environment first; else what the standby streams with today.
+  user=${SF_REPLICATION_USER:-}
+  if [ -z "$user" ]; then
+    set -f
+    for word in $current; do
+      case "$word" in user=*) user=${word#user=} ;; esac
+    done
+    set +f
+  fi
+  name=${SF_REPLICA_NAME:-$(query -c 'SHOW cluster_name')}
+  check_sql_name "$user" "replication user" || fail "$REPLY (set SF_REPLICATION_USER)"
+  check_replica_name "$name" || fail "$REPLY (set SF_REPLICA_NAME)"
+  if [ -n "${SF_REPLICATION_PASSWORD:-}" ]; then
+    write_passfile "$PGDATA/$REPLICATION_PASSFILE" "$user" "$SF_REPLICATION_PASSWORD"
+  fi
+  [ -s "$PGDATA/$REPLICATION_PASSFILE" ] ||
+    fail "no replication password: $PGDATA/$REPLICATION_PASSFILE is missing and SF_REPLICATION_PASSWORD is empty"
+
+  conninfo=$(replication_conninfo "$host" "$port" "$user" "$name")
+  # PG 15 restarts the WAL receiver when primary_conninfo changes on reload; with
+  # recovery_target_timeline 'latest' (the default) it follows a promoted peer's timeline.
+  query -v conninfo="$conninfo" > /dev/null << 'SQL' || fail "ALTER SYSTEM failed"
+ALTER SYSTEM SET primary_conninfo = :'conninfo';
+SELECT pg_reload_conf();
+SQL
+  await_setting 'SHOW primary_conninfo' "$conninfo"
+  echo "following $host:$port as $name"
+}
+
+cmd_configure() {
+  durability=$1
+  local_io=$2
+  case "$durability" in
+    async) standbys='' commit=local ;;
+    received) standbys='ANY 1 (*)' commit=remote_write ;;
+    remote-fsync) standbys='ANY 1 (*)' commit=on ;;
+    *) usage "DURABILITY '$durability' is not one of async, received, remote-fsync" ;;
+  esac
+  case "$local_io" in
+    fsync) fsync=on full_page_writes=on commit_delay=0 ;;
+    batched) fsync=on full_page_writes=on commit_delay=1000 ;;
+    unsafe) fsync=off full_page_writes=off commit_delay=0 ;;
+    *) usage "LOCAL_IO '$local_io' is not one of fsync, batched, unsafe" ;;
+  esac
+  # Without a remote acknowledgement to wait for, batched and unsafe also stop waiting for
+  # the local flush (the WAL writer flushes in the background).
+  if [ "$durability" = async ] && [ "$local_io" != fsync ]; then commit=off; fi
+
+  # ALTER SYSTEM also works on a standby: it keeps the settings for when it is promoted.
+  query -v standbys="$standbys" -v commit="$commit" -v fsync="$fsync" -v fpw="$full_page_writes" \
+    -v delay="$commit_delay" > /dev/null << 'SQL' || fail "ALTER SYSTEM failed"
+ALTER SYSTEM SET synchronous_standby_names = :'standbys';
+ALTER SYSTEM SET synchronous_commit = :'commit';
+ALTER SYSTEM SET fsync = :'fsync';
+ALTER SYSTEM SET full_page_writes = :'fpw';
+ALTER SYSTEM SET commit_delay = :'delay';
+SELECT pg_reload_conf();
+SQL
+  expected="synchronous_standby_names='$standbys' synchronous_commit=$commit fsync=$fsync full_page_writes=$full_page_writes commit_delay=$commit_delay"
+  await_setting "SELECT format('synchronous_standby_names=%L synchronous_commit=%s fsync=%s full_page_writes=%s commit_delay=%s',
+      current_setting('synchronous_standby_names'), current_setting('synchronous_commit'), current_setting('fsync'),
+      current_setting('full_page_writes'), current_setting('commit_delay'))" "$expected"
+  echo "$expected"
+}
+
+case "$command" in
+  role)
+    expect_args $(($# - 1)) 0
+    cmd_role
+    ;;
+  position)
+    expect_args $(($# - 1)) 0
+    cmd_position
+    ;;
+  promote)
+    expect_args $(($# - 1)) 0
+    cmd_promote
+    ;;
+  follow)
+    expect_args $(($# - 1)) 2
+    cmd_follow "$2" "$3"
+    ;;
+  configure)
+    expect_args $(($# - 1)) 2
+    cmd_configure "$2" "$3"
+    ;;
+  "") usage "no command given" ;;
+  *) usage "unknown command '$command'" ;;
+esac
