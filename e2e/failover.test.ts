@@ -103,6 +103,51 @@ describe('failover of a three-replica Postgres with remote-fsync and required fe
     assert.deepEqual(rows, []);
   });
 
+  it('a primary whose agent is paused (SIGSTOP) past its lease is fenced, then replaced, with no acknowledged write lost', async () => {
+    const before = await detail();
+    const primary = before.primary;
+    assert.ok(primary);
+    const pid = Number((await readFile(join(cluster.home, 'run', `agent-${primary.node}.pid`), 'utf8')).trim());
+    const writer = new Writer(uri);
+    writer.start();
+    try {
+      await waitFor(() => writer.acked.length >= 50, { description: '50 acknowledged writes', timeoutMs: 30_000 });
+      // The classic paused lock holder: the agent cannot renew its lease nor fence itself,
+      // and its Postgres keeps running. Only STONITH makes promotion safe here.
+      process.kill(pid, 'SIGSTOP');
+      const pausedAt = Date.now();
+      await waitFor(async () => ((await detail()).primary?.epoch ?? 0) > primary.epoch, {
+        description: 'a new primary',
+        timeoutMs: 60_000,
+        intervalMs: 250,
+      });
+      await waitFor(() => writer.firstAckAfter(Date.now()), {
+        description: 'writes on the new primary',
+        timeoutMs: 30_000,
+      });
+      console.log(`# paused agent: new primary after ${((Date.now() - pausedAt) / 1000).toFixed(2)} s`);
+    } finally {
+      await writer.stop();
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // fence_sf_sim killed it, as it should.
+      }
+    }
+    assert.deepEqual(await lostWrites(uri, writer.acked), []);
+    const old = await docker.listContainers({
+      filters: JSON.stringify({ label: [`sf.cluster=${cluster.clusterId}`, `sf.node=${primary.node}`] }),
+    });
+    assert.deepEqual(old, [], 'the old primary was powered off by the fence device, not left running');
+    assert.equal((await cluster.sf('unfence', primary.node)).code, 0);
+    assert.equal((await cluster.sf('up')).code, 0);
+    await waitFor(async () => (await detail()).replicaDetails.filter((r) => r.state === 'running').length === 3, {
+      description: 'three running replicas again',
+      timeoutMs: 90_000,
+      intervalMs: 500,
+    });
+  });
+
   it('blocks failover, loudly, when fencing fails and the policy requires it', async () => {
     const current = await detail();
     const primary = current.primary;
