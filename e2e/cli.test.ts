@@ -45,6 +45,21 @@ describe('the sf CLI drives the platform end to end', () => {
     const detail = await cluster.sf('service', 'cli-db');
     assert.match(detail.stdout, /state:\s+ready/);
     assert.match(detail.stdout, /keys:\s+k1/);
+    // IO settings change live, on every replica, through an OSB update.
+    const updated = await cluster.sf('update-service', 'cli-db', '-c', '{"local_io":"batched"}');
+    assert.equal(updated.code, 0, updated.stdout + updated.stderr);
+    const io = JSON.parse((await cluster.sf('service', 'cli-db', '--json')).stdout) as {
+      io: { localIo: string };
+      replicaDetails: Array<{ io: { localIo: string } | null }>;
+    };
+    assert.equal(io.io.localIo, 'batched');
+    assert.deepEqual(
+      io.replicaDetails.map((r) => r.io?.localIo),
+      ['batched'],
+    );
+    const refused = await cluster.sf('update-service', 'cli-db', '-c', '{"replicas":3}');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /unknown field "replicas"/);
     const deleted = await cluster.sf('delete-service', 'cli-db');
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.deepEqual(JSON.parse((await cluster.sf('services', '--json')).stdout), []);

@@ -1,6 +1,8 @@
 import {
   type EventRecord,
+  type FailoverPolicy,
   type InstanceRecord,
+  type IoPolicy,
   Keyspace,
   type NodeAllocation,
   type NodeControlRecord,
@@ -43,6 +45,11 @@ export interface ReplicaView {
   host: string | null;
   port: number | null;
   message: string;
+  /** Replication role and position as the agent applied and read them. */
+  role: string | null;
+  position: string | null;
+  /** IO settings in force on this replica. */
+  io: IoPolicy | null;
 }
 
 /** `GET /sf/v1/instances/:id`: the summary plus replicas, primary and bindings (never passwords). */
@@ -53,6 +60,9 @@ export interface InstanceDetail extends InstanceSummary {
   bindings: { id: string; name: string; username: string; createdAt: string }[];
   /** Why replicas are not all placed (written by the scheduler); null when nothing waits. */
   scheduling: Omit<SchedulingStatusRecord, 'instanceId'> | null;
+  /** Durability and local IO asked for; null on instances from before replication. */
+  io: IoPolicy | null;
+  failover: FailoverPolicy | null;
 }
 
 export interface NodeView {
@@ -164,6 +174,9 @@ export class OperatorViews {
           host: status?.host ?? null,
           port: status?.port ?? null,
           message: status?.message ?? (placement ? 'waiting for the agent' : 'waiting for a node'),
+          role: status?.role ?? null,
+          position: status?.position ?? null,
+          io: status?.io ?? null,
         };
       });
     return {
@@ -183,6 +196,8 @@ export class OperatorViews {
             updatedAt: scheduling.value.updatedAt,
           }
         : null,
+      io: instance.io ?? null,
+      failover: instance.failover ?? null,
     };
   }
 

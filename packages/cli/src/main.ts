@@ -7,7 +7,7 @@ import { fence, fenceDevices, fencingHistory, unfence } from './commands/fencing
 import { images } from './commands/images.js';
 import { bindService, createServiceKey, deleteServiceKey, serviceKey, unbindService } from './commands/keys.js';
 import { node } from './commands/node-controls.js';
-import { createService, deleteService, marketplace, service, services } from './commands/services.js';
+import { createService, deleteService, marketplace, service, services, updateService } from './commands/services.js';
 import { status } from './commands/status.js';
 import { target } from './commands/target.js';
 import { up } from './commands/up.js';
@@ -21,6 +21,7 @@ const commands: Command[] = [
   target,
   marketplace,
   createService,
+  updateService,
   services,
   service,
   deleteService,

@@ -169,8 +169,12 @@ export const service: Command = {
           host?: string;
           port?: number;
           message: string;
+          role?: string | null;
+          position?: string | null;
         }>;
         primary?: { node: string; epoch: number } | null;
+        io?: { durability: string; localIo: string } | null;
+        failover?: { fencing: string; fencingTimeoutSeconds: number; maxLagBytes: number } | null;
         bindings?: Array<{ id: string; name: string; username: string; createdAt: string }>;
         scheduling?: { desired: number; placed: number; pending: Array<{ ordinal: number; reason: string }> } | null;
       }
@@ -186,6 +190,10 @@ export const service: Command = {
     say(
       `replicas:        ${detail.replicas.running} running, ${detail.replicas.placed} placed, ${detail.replicas.desired} desired`,
     );
+    if (detail.io) say(`durability:      ${detail.io.durability}, local IO ${detail.io.localIo}`);
+    if (detail.failover) {
+      say(`fencing:         ${detail.failover.fencing} (timeout ${detail.failover.fencingTimeoutSeconds} s)`);
+    }
     // Why replicas are pending, as the scheduler last explained it.
     if (detail.scheduling) {
       say(`placement:       ${detail.scheduling.placed} of ${detail.scheduling.desired} replicas placed`);
@@ -194,8 +202,16 @@ export const service: Command = {
     const replicas = detail.replicaDetails ?? [];
     if (replicas.length) {
       printTable(
-        ['replica', 'node', 'state', 'address', 'message'],
-        replicas.map((r) => [r.ordinal, r.node ?? '-', r.state, r.host ? `${r.host}:${r.port}` : '-', r.message]),
+        ['replica', 'node', 'role', 'state', 'address', 'position', 'message'],
+        replicas.map((r) => [
+          r.ordinal,
+          r.node ?? '-',
+          r.role ?? '-',
+          r.state,
+          r.host ? `${r.host}:${r.port}` : '-',
+          r.position ?? '-',
+          r.message,
+        ]),
       );
     }
     const keys = detail.bindings ?? [];
@@ -224,5 +240,36 @@ export const deleteService: Command = {
     if (options['no-wait']) return;
     const state = await waitForOperation(broker, instance.id, `delete ${name}`, 300_000);
     if (state !== 'succeeded' && state !== 'gone') process.exitCode = 1;
+  },
+};
+
+export const updateService: Command = {
+  name: 'update-service',
+  summary: 'change an instance\'s settings live (-c \'{"durability":"async","local_io":"batched"}\')',
+  args: ['NAME'],
+  options: { c: { type: 'string' }, 'no-wait': { type: 'boolean' } },
+  async run([name], options) {
+    if (typeof options.c !== 'string') throw new UsageError('-c JSON is required: the parameters to change');
+    let parameters: unknown;
+    try {
+      parameters = JSON.parse(options.c);
+    } catch (error) {
+      throw new UsageError(`-c must be a JSON object: ${(error as Error).message}`);
+    }
+    if (!parameters || typeof parameters !== 'object' || Array.isArray(parameters))
+      throw new UsageError('-c must be a JSON object');
+    const broker = await client();
+    const instance = await findInstance(broker, name ?? '');
+    const { services } = await broker.get<{ services: OsbService[] }>('/v2/catalog');
+    const offering = services.find((s) => s.name === instance.service);
+    const res = await broker.request('PATCH', `/v2/service_instances/${instance.id}?accepts_incomplete=true`, {
+      service_id: offering?.id ?? '',
+      parameters,
+    });
+    if (res.status === 200) return say(`Nothing to change on ${name}.`);
+    say(`Updating ${name}: ${Object.keys(parameters).join(', ')}`);
+    if (options['no-wait']) return;
+    const state = await waitForOperation(broker, instance.id, `update ${name}`, 120_000);
+    if (state !== 'succeeded') process.exitCode = 1;
   },
 };
