@@ -52,7 +52,7 @@ const bindingLock = "SELECT pg_advisory_xact_lock(hashtext('service-foundry-bind
  */
 export class PostgresBindingDriver implements BindingDriver {
   async createUser(target: BindingTarget, recipe: ServiceBindingRecipe, username: string, password: string) {
-    const values = { username, password, database: recipe.database };
+    const values = { username, password, database: recipe.database ?? '' };
     const statements = recipe.create.map((s) => renderStatement(s, values));
     await this.#inTransaction(target, async (client) => {
       for (const statement of statements) await client.query(statement);
@@ -60,7 +60,7 @@ export class PostgresBindingDriver implements BindingDriver {
   }
 
   async dropUser(target: BindingTarget, recipe: ServiceBindingRecipe, username: string) {
-    const values = { username, database: recipe.database };
+    const values = { username, database: recipe.database ?? '' };
     const statements = recipe.drop.map((s) => renderStatement(s, values));
     await this.#inTransaction(target, async (client) => {
       const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [username]);
@@ -105,7 +105,3 @@ export class PostgresBindingDriver implements BindingDriver {
     }
   }
 }
-
-export const bindingDrivers: Record<ServiceBindingRecipe['driver'], BindingDriver> = {
-  postgres: new PostgresBindingDriver(),
-};

@@ -129,7 +129,17 @@ describe('broker: operator API', () => {
     assert.equal(byId.status, 200);
     const detail = byId.body as InstanceDetail;
     assert.deepEqual(detail.replicaDetails, [
-      { ordinal: 0, node: 'node-a', state: 'running', host: '10.0.0.1', port: 32768, message: 'accepting connections' },
+      {
+        ordinal: 0,
+        node: 'node-a',
+        state: 'running',
+        host: '10.0.0.1',
+        port: 32768,
+        message: 'accepting connections',
+        role: null,
+        position: null,
+        io: null,
+      },
     ]);
     const primaryRevision = (await h.client.get(h.keys.primary(placedId)).exec()).kvs[0]?.mod_revision;
     assert.deepEqual(detail.primary, { node: 'node-a', ordinal: 0, epoch: Number(primaryRevision) });

@@ -82,9 +82,9 @@ export interface ServiceRuntime {
 
 export interface ServiceBindingRecipe {
   /** Which broker driver talks to the service: it runs `create`/`drop` as the admin. */
-  driver: 'postgres';
-  /** Database binding users get rights on and connect to. */
-  database: string;
+  driver: 'postgres' | 'redis';
+  /** Database binding users get rights on and connect to (Postgres; Redis has none). */
+  database?: string;
   /** Statements with `{{username}}`, `{{password}}`, `{{database}}` placeholders. */
   create: string[];
   drop: string[];
@@ -258,10 +258,10 @@ const entrySchema = {
     },
     binding: {
       type: 'object',
-      required: ['driver', 'database', 'create', 'drop', 'uriScheme'],
+      required: ['driver', 'create', 'drop', 'uriScheme'],
       additionalProperties: false,
       properties: {
-        driver: { enum: ['postgres'] },
+        driver: { enum: ['postgres', 'redis'] },
         database: { type: 'string', pattern: '^[a-z_][a-z0-9_]*$' },
         create: { type: 'array', items: { type: 'string' } },
         drop: { type: 'array', items: { type: 'string' } },

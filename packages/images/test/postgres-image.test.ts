@@ -154,7 +154,7 @@ test('postgres image: offline build, cached by tag, serves the binding recipe', 
   const binding = {
     username: `sf_bind_${randomBytes(6).toString('hex')}`,
     password: randomBytes(18).toString('base64url'),
-    database: entry.binding.database,
+    database: entry.binding.database ?? 'sf',
   };
   await psqlOk(port, admin, adminPassword, fillBinding(entry.binding.create, binding));
   await psqlOk(port, binding.username, binding.password, [

@@ -1,7 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { BindingRecord, InstanceRecord, ServiceBindingRecipe } from '@service-foundry/core';
 import type { FastifyInstance } from 'fastify';
-import { type BindingTarget, bindingDrivers } from '../binding-driver-postgres.js';
+import { type BindingDriver, type BindingTarget, PostgresBindingDriver } from '../binding-driver-postgres.js';
+import { RedisBindingDriver } from '../binding-driver-redis.js';
 import type { BrokerContext } from '../broker-context.js';
 import { BrokerErrorCodes, badRequest, concurrencyError, conflict, notFound, OsbError } from '../osb-errors.js';
 import { validateParameters } from '../params-validation.js';
@@ -30,8 +31,13 @@ const bindBody = {
 
 const bindingParams = idParams('instance_id', 'binding_id');
 
-/** JDBC sub-protocol per driver, for Java clients. */
-const jdbcNames: Record<ServiceBindingRecipe['driver'], string> = { postgres: 'postgresql' };
+const bindingDrivers: Record<ServiceBindingRecipe['driver'], BindingDriver> = {
+  postgres: new PostgresBindingDriver(),
+  redis: new RedisBindingDriver(),
+};
+
+/** JDBC sub-protocol per driver, for Java clients (Redis has no JDBC URL). */
+const jdbcNames: Partial<Record<ServiceBindingRecipe['driver'], string>> = { postgres: 'postgresql' };
 
 function credentialsOf(
   ctx: BrokerContext,
@@ -44,15 +50,19 @@ function credentialsOf(
   const hostInUrl = host.includes(':') ? `[${host}]` : host;
   const { username, password } = binding;
   const database = recipe.database;
+  const jdbcName = jdbcNames[recipe.driver];
+  const uri = `${recipe.uriScheme}://${username}:${password}@${hostInUrl}:${port}`;
   return {
     credentials: {
       host,
       port,
-      database,
+      ...(database === undefined ? {} : { database }),
       username,
       password,
-      uri: `${recipe.uriScheme}://${username}:${password}@${hostInUrl}:${port}/${database}`,
-      jdbcUrl: `jdbc:${jdbcNames[recipe.driver]}://${hostInUrl}:${port}/${database}?user=${username}&password=${password}`,
+      uri: database === undefined ? uri : `${uri}/${database}`,
+      ...(jdbcName === undefined || database === undefined
+        ? {}
+        : { jdbcUrl: `jdbc:${jdbcName}://${hostInUrl}:${port}/${database}?user=${username}&password=${password}` }),
     },
     endpoints: [{ host, ports: [String(port)], protocol: 'tcp' }],
   };
@@ -84,7 +94,7 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
     return {
       host: ctx.config.routerHost,
       port: instance.routerPort,
-      database: recipe.database,
+      database: recipe.database ?? '',
       adminUser: secret.adminUser,
       adminPassword: secret.adminPassword,
       timeoutMs: ctx.config.bindTimeoutMs,

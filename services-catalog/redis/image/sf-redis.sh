@@ -1,0 +1,205 @@
+#!/bin/sh
+# sf-redis: the readiness check and the replication commands of the catalog's Redis recipe,
+# run by the platform's agent with `docker exec` in a running container. Talks to the
+# local server as the admin user; the password comes from the container's environment
+# through REDISCLI_AUTH, never from a command line. Each command prints a short result and
+# exits 0, or prints the reason on stderr and exits non-zero (1: refused or failed,
+# 2: bad usage).
+#
+#   sf-redis ping                          PONG once the server answers (a replica: once synced)
+#   sf-redis role                          primary | replica
+#   sf-redis position                      replication offset as a decimal integer
+#   sf-redis promote                       REPLICAOF NO ONE (idempotent)
+#   sf-redis follow HOST PORT              REPLICAOF HOST PORT (a replica only)
+#   sf-redis configure DURABILITY LOCAL_IO async|received, fsync|batched|unsafe
+#   sf-redis sync-users                    on a replica: copy the primary's users (see README)
+set -eu
+
+ADMIN=${SF_ADMIN_USER:-sf-admin}
+command=${1:-}
+fail() {
+  echo "sf-redis $command: $*" >&2
+  exit 1
+}
+usage() {
+  echo "sf-redis: $*" >&2
+  echo "usage: sf-redis ping | role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | sync-users" >&2
+  exit 2
+}
+expect_args() {
+  [ "$1" -eq "$2" ] || usage "$command takes $2 argument(s), got $1"
+}
+
+# One command to the local server as the admin; redis-cli exits 0 even on an error reply,
+# so replies starting with ERR/WRONGPASS/NOPERM... are failures too.
+local_redis() {
+  [ -n "${REDIS_ADMIN_PASSWORD:-}" ] || fail "REDIS_ADMIN_PASSWORD is not set in the container"
+  reply=$(REDISCLI_AUTH=$REDIS_ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -h 127.0.0.1 -p 6379 "$@" 2>&1) ||
+    fail "redis-cli $1: $reply"
+  case "$reply" in
+    ERR* | WRONGPASS* | NOPERM* | NOAUTH* | LOADING* | "Could not connect"* | "Error:"*) fail "$1: $reply" ;;
+  esac
+  printf '%s\n' "$reply"
+}
+
+# Prints the value of FIELD from INFO replication.
+info_field() {
+  local_redis INFO replication | tr -d '\r' | sed -n "s/^$1:\\(.*\\)\$/\\1/p"
+}
+
+is_primary() {
+  role=$(info_field role)
+  case "$role" in
+    master) return 0 ;;
+    slave) return 1 ;;
+    *) fail "unexpected role '$role' in INFO replication" ;;
+  esac
+}
+
+persist() {
+  local_redis CONFIG REWRITE > /dev/null
+}
+
+# A replica is ready once it has completed its first sync from the primary (a fresh one
+# holds nothing yet, and a primary with min-replicas-to-write refuses writes until then).
+# Later its link may go down, as when the primary is lost: it stays ready, a candidate.
+SYNCED_MARKER=/data/.sf-synced
+
+cmd_ping() {
+  reply=$(local_redis PING)
+  [ "$reply" = PONG ] || fail "PING answered '$reply'"
+  if ! is_primary && [ ! -e "$SYNCED_MARKER" ]; then
+    [ "$(info_field master_link_status)" = up ] || fail "the replica has not completed its first sync yet"
+    touch "$SYNCED_MARKER"
+  fi
+  echo PONG
+}
+
+cmd_role() {
+  if is_primary; then echo primary; else echo replica; fi
+}
+
+cmd_position() {
+  # PSYNC2 keeps the offset across a promotion, so offsets of all replicas compare. A
+  # replica reports what it has processed from its upstream.
+  if is_primary; then field=master_repl_offset; else field=slave_repl_offset; fi
+  offset=$(info_field "$field")
+  case "$offset" in
+    "" | *[!0-9]*) fail "no usable $field in INFO replication ('$offset')" ;;
+  esac
+  echo "$offset"
+}
+
+cmd_promote() {
+  if is_primary; then
+    echo "primary (already; offset $(info_field master_repl_offset))"
+    return 0
+  fi
+  local_redis REPLICAOF NO ONE > /dev/null
+  is_primary || fail "still a replica after REPLICAOF NO ONE"
+  persist
+  echo "primary (promoted; offset $(info_field master_repl_offset))"
+}
+
+cmd_follow() {
+  host=$1
+  port=$2
+  case "$host" in
+    "" | *[!A-Za-z0-9_.:-]*) usage "HOST '$host' is not a host name or address" ;;
+  esac
+  case "$port" in
+    "" | *[!0-9]*) usage "PORT '$port' is not a port number" ;;
+  esac
+  [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || usage "PORT $port is out of range"
+  if is_primary; then
+    fail "this server is a primary; it cannot follow $host:$port (an old primary rejoins on a fresh volume)"
+  fi
+  local_redis REPLICAOF "$host" "$port" > /dev/null
+  persist
+  echo "following $host:$port"
+}
+
+cmd_configure() {
+  durability=$1
+  local_io=$2
+  # Redis cannot wait for a replica to acknowledge a write. min-replicas-to-write only
+  # refuses writes while no replica is connected with a lag under min-replicas-max-lag.
+  case "$durability" in
+    async) min_replicas=0 ;;
+    received) min_replicas=1 ;;
+    remote-fsync) usage "DURABILITY remote-fsync: Redis cannot wait for a replica's fsync; use received or async" ;;
+    *) usage "DURABILITY '$durability' is not one of async, received" ;;
+  esac
+  case "$local_io" in
+    fsync) appendfsync=always ;;
+    batched) appendfsync=everysec ;;
+    unsafe) appendfsync=no ;;
+    *) usage "LOCAL_IO '$local_io' is not one of fsync, batched, unsafe" ;;
+  esac
+  # Also on a replica: it keeps the settings for when it is promoted.
+  local_redis CONFIG SET appendfsync "$appendfsync" min-replicas-to-write "$min_replicas" min-replicas-max-lag 10 > /dev/null
+  persist
+  echo "appendfsync=$appendfsync min-replicas-to-write=$min_replicas min-replicas-max-lag=10"
+}
+
+# ACL LIST lines of the users bindings made: all but default, the admin and the replicator.
+binding_users() {
+  grep '^user ' | grep -v -e '^user default ' -e "^user $ADMIN " -e "^user ${SF_REPLICATION_USER:-default} " | sort
+}
+
+cmd_sync_users() {
+  # A primary is the source; so is a replica whose link is down (nothing to copy from).
+  is_primary && return 0
+  [ "$(info_field master_link_status)" = up ] || return 0
+  host=$(info_field master_host)
+  port=$(info_field master_port)
+  user=${SF_REPLICATION_USER:-}
+  [ -n "$user" ] && [ -n "${SF_REPLICATION_PASSWORD:-}" ] || fail "no replication login in the environment"
+  upstream=$(REDISCLI_AUTH=$SF_REPLICATION_PASSWORD redis-cli --no-auth-warning --user "$user" -h "$host" -p "$port" ACL LIST 2>&1) ||
+    fail "ACL LIST on $host:$port: $upstream"
+  case "$upstream" in
+    user\ *) ;;
+    *) fail "ACL LIST on $host:$port: $upstream" ;;
+  esac
+  wanted=$(printf '%s\n' "$upstream" | tr -d '\r' | binding_users)
+  have=$(local_redis ACL LIST | tr -d '\r' | binding_users)
+  [ "$wanted" = "$have" ] && return 0
+
+  # Rules are words without blanks; ~* and &* must reach redis-cli unglobbed.
+  set -f
+  printf '%s\n' "$wanted" | while read -r _ name rules; do
+    [ -n "$name" ] || continue
+    # shellcheck disable=SC2086
+    local_redis ACL SETUSER "$name" reset $rules > /dev/null
+  done
+  set +f
+  printf '%s\n' "$have" | while read -r _ name _; do
+    [ -n "$name" ] || continue
+    printf '%s\n' "$wanted" | grep -q "^user $name " || local_redis ACL DELUSER "$name" > /dev/null
+  done
+  persist
+  echo "users synced from $host:$port ($(printf '%s\n' "$wanted" | grep -c '^user ') binding users)"
+}
+
+case "$command" in
+  ping | role | position | promote | sync-users)
+    expect_args $(($# - 1)) 0
+    case "$command" in
+      ping) cmd_ping ;;
+      role) cmd_role ;;
+      position) cmd_position ;;
+      promote) cmd_promote ;;
+      sync-users) cmd_sync_users ;;
+    esac
+    ;;
+  follow)
+    expect_args $(($# - 1)) 2
+    cmd_follow "$2" "$3"
+    ;;
+  configure)
+    expect_args $(($# - 1)) 2
+    cmd_configure "$2" "$3"
+    ;;
+  "") usage "no command given" ;;
+  *) usage "unknown command '$command'" ;;
+esac
