@@ -58,7 +58,7 @@ describe('failover of a three-replica Postgres with remote-fsync and required fe
     const writer = new Writer(uri);
     writer.start();
     try {
-      await waitFor(() => writer.acked.length >= 100, { description: '100 acknowledged writes', timeoutMs: 30_000 });
+      await waitFor(() => writer.acked.length >= 100, { description: '100 acknowledged writes', timeoutMs: 90_000 });
       await killNode(cluster, oldPrimary.node);
       // The fault is complete once the agent and the primary's container are dead.
       const faultAt = Date.now();
@@ -69,7 +69,7 @@ describe('failover of a three-replica Postgres with remote-fsync and required fe
       const rto = (firstAck.at - faultAt) / 1000;
       console.log(`# failover RTO (fault -> first acknowledged write through the router): ${rto.toFixed(2)} s`);
       const afterFault = writer.acked.length;
-      await waitFor(() => writer.acked.length >= afterFault + 50, { description: '50 more writes', timeoutMs: 30_000 });
+      await waitFor(() => writer.acked.length >= afterFault + 50, { description: '50 more writes', timeoutMs: 90_000 });
     } finally {
       await writer.stop();
     }
@@ -111,7 +111,16 @@ describe('failover of a three-replica Postgres with remote-fsync and required fe
     const writer = new Writer(uri);
     writer.start();
     try {
-      await waitFor(() => writer.acked.length >= 50, { description: '50 acknowledged writes', timeoutMs: 30_000 });
+      await waitFor(() => writer.acked.length >= 50, {
+        description: '50 acknowledged writes',
+        timeoutMs: 30_000,
+      }).catch(async (error: unknown) => {
+        // Say why in the test log: the writer's last errors and what the platform shows.
+        console.log(`# writer errors: ${JSON.stringify(writer.errors.slice(-3))}`);
+        console.log(`# instance: ${JSON.stringify(await detail())}`);
+        console.log(`# events: ${(await cluster.sf('events', '--limit', '30')).stdout}`);
+        throw error;
+      });
       // The classic paused lock holder: the agent cannot renew its lease nor fence itself,
       // and its Postgres keeps running. Only STONITH makes promotion safe here.
       process.kill(pid, 'SIGSTOP');

@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, waitFor } from '@service-foundry/core';
+import { Catalog, freePort, waitFor } from '@service-foundry/core';
 import { pullSnapshot, type TransferResult } from '../../packages/volumes/src/index.js';
 import { startServerProcess } from './server-process.js';
 import { run } from './shell.js';
 import { gib, makeGibVolume, outlastRacyWindow } from './volume-data.js';
 
-const image = 'service-foundry/postgres:15-bookworm';
+// The catalog names the image (its tag moves when the recipe changes).
+const image = (await Catalog.load()).byServiceName('postgres')?.runtime.image ?? 'missing-postgres-catalog-entry';
 const dataPath = '/var/lib/postgresql/data';
 
 export interface DowntimeFigures {

@@ -64,7 +64,7 @@ export async function startEtcdCluster(dir: string, members = 3): Promise<EtcdCl
           const res = await fetch(`${endpoint}/health`);
           return res.ok && ((await res.json()) as { health?: string }).health === 'true';
         },
-        { description: `etcd member ${endpoint}`, timeoutMs: 20_000, intervalMs: 50 },
+        { description: `etcd member ${endpoint}`, timeoutMs: 60_000, intervalMs: 50 },
       );
     }
   } catch (error) {

@@ -116,7 +116,7 @@ export class PlacementPipeline {
         if (this.#done.has(key) || this.#unplaceable.has(key) || (this.#attempts.get(key) ?? 0) >= attemptsPerPass) {
           return false;
         }
-        // The work list is read again only now and then: skip what another scheduler placed meanwhile.
+        // The work list can lag the watched copy: skip what was placed (or moved) meanwhile.
         const now = this.state.placements.items.get(`${this.state.keys.placements()}${key}`);
         return s.moveFrom ? now?.modRevision === s.moveFrom.modRevision : now === undefined;
       });

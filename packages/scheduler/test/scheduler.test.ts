@@ -162,7 +162,8 @@ describe('schedulers against a real etcd', () => {
   });
 
   it('a node whose lease expires keeps its replicas, pending until fenced; once fenced they move', async () => {
-    const deadLease = await registerNode(f, 'doomed', nodeSize, 30, { zone: 'a' });
+    // Registered like an agent, but nobody renews the lease: it expires by itself after 5 s.
+    await registerNode(f, 'doomed', nodeSize, 5, { zone: 'a' });
     await create('stateful', 1);
     await start('converge', { lockTtlSeconds: 2 });
     const first = await waitFor(() => readJson<PlacementRecord>(f.client, f.keys.placement('stateful', 0)), {
@@ -170,11 +171,16 @@ describe('schedulers against a real etcd', () => {
     });
     assert.equal(first.value.node, 'doomed');
     await registerNode(f, 'spare', nodeSize, 30, { zone: 'b' });
-    await f.client.leaseClient.leaseRevoke({ ID: deadLease });
     const waiting = await waitFor(() => status('stateful'), { description: 'stateful explained', timeoutMs: 10_000 });
+    assert.equal(await readJson(f.client, f.keys.node('doomed')), undefined, 'the lease expired');
     assert.deepEqual(waiting.value.pending, [
       { ordinal: 0, reason: 'node doomed is not responding; waiting for fencing to confirm before moving replica 0' },
     ]);
+    assert.equal(
+      (await readJson<PlacementRecord>(f.client, f.keys.placement('stateful', 0)))?.value.node,
+      'doomed',
+      'not moved while the node is only silent',
+    );
     assert.equal(waiting.value.placed, 0);
     // Fencing in progress, then failed: still not moved.
     const fence = (state: string) =>

@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { type TestContext, test } from 'node:test';
 import { promisify } from 'node:util';
-import { waitFor } from '@service-foundry/core';
+import { Catalog, waitFor } from '@service-foundry/core';
 import { pullSnapshot } from '../src/index.js';
 import { fingerprint, outlastRacyWindow, startTestServer, testSecret } from './helpers.js';
 
 const run = promisify(execFile);
-const image = 'service-foundry/postgres:15-bookworm';
+// The catalog names the image (its tag moves when the recipe changes).
+const image = (await Catalog.load()).byServiceName('postgres')?.runtime.image ?? 'missing-postgres-catalog-entry';
 const dataPath = '/var/lib/postgresql/data';
 
 async function docker(...args: string[]): Promise<string> {
