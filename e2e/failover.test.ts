@@ -113,7 +113,7 @@ describe('failover of a three-replica Postgres with remote-fsync and required fe
     try {
       await waitFor(() => writer.acked.length >= 50, {
         description: '50 acknowledged writes',
-        timeoutMs: 30_000,
+        timeoutMs: 90_000,
       }).catch(async (error: unknown) => {
         // Say why in the test log: the writer's last errors and what the platform shows.
         console.log(`# writer errors: ${JSON.stringify(writer.errors.slice(-3))}`);
@@ -132,7 +132,7 @@ describe('failover of a three-replica Postgres with remote-fsync and required fe
       });
       await waitFor(() => writer.firstAckAfter(Date.now()), {
         description: 'writes on the new primary',
-        timeoutMs: 30_000,
+        timeoutMs: 90_000,
       });
       console.log(`# paused agent: new primary after ${((Date.now() - pausedAt) / 1000).toFixed(2)} s`);
     } finally {
