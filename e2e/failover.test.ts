@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '@service-foundry/core';
-import { docker, startCluster, type TestCluster } from './support/cluster.js';
+import { docker, killNode, startCluster, type TestCluster } from './support/cluster.js';
 import { lostWrites, Writer } from './support/writer.js';
 
 interface Detail {
@@ -12,23 +12,6 @@ interface Detail {
   message: string;
   primary: { node: string; epoch: number } | null;
   replicaDetails: Array<{ ordinal: number; node: string; state: string }>;
-}
-
-/** Kills a simulated node the hard way: its agent (kill -9) and its containers. */
-async function killNode(cluster: TestCluster, node: string): Promise<void> {
-  const pid = Number((await readFile(join(cluster.home, 'run', `agent-${node}.pid`), 'utf8')).trim());
-  process.kill(pid, 'SIGKILL');
-  const containers = await docker.listContainers({
-    filters: JSON.stringify({ label: [`sf.cluster=${cluster.clusterId}`, `sf.node=${node}`] }),
-  });
-  await Promise.all(
-    containers.map((c) =>
-      docker
-        .getContainer(c.Id)
-        .kill()
-        .catch(() => undefined),
-    ),
-  );
 }
 
 describe('failover of a three-replica Postgres with remote-fsync and required fencing', () => {

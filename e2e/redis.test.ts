@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { waitFor } from '@service-foundry/core';
-import { containersOf, docker, startCluster, type TestCluster } from './support/cluster.js';
+import { containersOf, docker, killNode, startCluster, type TestCluster } from './support/cluster.js';
 
 const run = promisify(execFile);
 
@@ -39,23 +37,6 @@ async function redisCliRaw(args: string[]): Promise<string> {
     const e = error as { stdout?: string; stderr?: string; message: string };
     return `${e.stdout ?? ''}${e.stderr ?? e.message}`.trim();
   }
-}
-
-/** Kills a simulated node the hard way: its agent (kill -9) and its containers. */
-async function killNode(cluster: TestCluster, node: string): Promise<void> {
-  const pid = Number((await readFile(join(cluster.home, 'run', `agent-${node}.pid`), 'utf8')).trim());
-  process.kill(pid, 'SIGKILL');
-  const containers = await docker.listContainers({
-    filters: JSON.stringify({ label: [`sf.cluster=${cluster.clusterId}`, `sf.node=${node}`] }),
-  });
-  await Promise.all(
-    containers.map((c) =>
-      docker
-        .getContainer(c.Id)
-        .kill()
-        .catch(() => undefined),
-    ),
-  );
 }
 
 describe('Redis ha-small: ACL binding through the router, replicated writes survive a failover', () => {

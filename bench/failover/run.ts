@@ -8,11 +8,10 @@
  * FAILOVERS (default 5) sets the count per durability mode.
  */
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { connectEtcd, type ReplicaStatus, readPrefix, waitFor } from '@service-foundry/core';
-import { docker, startCluster, type TestCluster } from '../../e2e/support/cluster.js';
+import { killNode, startCluster, type TestCluster } from '../../e2e/support/cluster.js';
 import { lostWrites, Writer } from '../../e2e/support/writer.js';
 
 interface Detail {
@@ -26,22 +25,6 @@ const failovers = Number(process.env.FAILOVERS ?? 5);
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
-
-async function killNode(cluster: TestCluster, node: string): Promise<void> {
-  const pid = Number((await readFile(join(cluster.home, 'run', `agent-${node}.pid`), 'utf8')).trim());
-  process.kill(pid, 'SIGKILL');
-  const containers = await docker.listContainers({
-    filters: JSON.stringify({ label: [`sf.cluster=${cluster.clusterId}`, `sf.node=${node}`] }),
-  });
-  await Promise.all(
-    containers.map((c) =>
-      docker
-        .getContainer(c.Id)
-        .kill()
-        .catch(() => undefined),
-    ),
-  );
 }
 
 /** Samples replica statuses: two running replicas reporting role primary at once is split brain. */

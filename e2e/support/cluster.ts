@@ -135,3 +135,20 @@ export async function volumesOf(instanceId: string): Promise<string[]> {
   const { Volumes } = await docker.listVolumes({ filters: JSON.stringify({ label: [`sf.instance=${instanceId}`] }) });
   return (Volumes ?? []).map((v) => v.Name);
 }
+
+/** Kills a simulated node the hard way: its agent (kill -9) and its containers. */
+export async function killNode(cluster: TestCluster, node: string): Promise<void> {
+  const pid = Number((await readFile(join(cluster.home, 'run', `agent-${node}.pid`), 'utf8')).trim());
+  process.kill(pid, 'SIGKILL');
+  const containers = await docker.listContainers({
+    filters: JSON.stringify({ label: [`sf.cluster=${cluster.clusterId}`, `sf.node=${node}`] }),
+  });
+  await Promise.all(
+    containers.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .kill()
+        .catch(() => undefined),
+    ),
+  );
+}

@@ -45,3 +45,17 @@ export function intOption(options: OptionValues, name: string, fallback: number,
   }
   return value;
 }
+
+/** The `-c JSON` parameters option: absent → `{}`; anything but a JSON object is a usage error. */
+export function parametersOption(options: OptionValues): Record<string, unknown> {
+  const raw = options.c;
+  if (typeof raw !== 'string') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (error) {
+    throw new UsageError(`-c must be a JSON object: ${(error as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError('-c must be a JSON object');
+  return parsed as Record<string, unknown>;
+}

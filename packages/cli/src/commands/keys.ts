@@ -1,6 +1,6 @@
 import type { OsbService } from '@service-foundry/core';
 import { type BrokerClient, bindingIdFor } from '../broker-client.js';
-import type { Command } from '../command.js';
+import { type Command, parametersOption } from '../command.js';
 import { UsageError } from '../errors.js';
 import { printJson, say } from '../output.js';
 import { client, findInstance, type InstanceSummary } from './services.js';
@@ -41,14 +41,7 @@ function createKey(name: string, summary: string): Command {
     options: { c: { type: 'string' }, json: { type: 'boolean' } },
     async run([instanceName, key], options) {
       if (!keyName.test(key ?? '')) throw new UsageError(`KEY must match ${keyName}`);
-      let parameters: unknown = {};
-      if (typeof options.c === 'string') {
-        try {
-          parameters = JSON.parse(options.c);
-        } catch (error) {
-          throw new UsageError(`-c must be a JSON object: ${(error as Error).message}`);
-        }
-      }
+      const parameters = parametersOption(options);
       const broker = await client();
       const instance = await findInstance(broker, instanceName ?? '');
       const bindingId = bindingIdFor(instance.id, key ?? '');

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type OsbService, waitFor } from '@service-foundry/core';
 import { BrokerClient } from '../broker-client.js';
-import { type Command, intOption } from '../command.js';
+import { type Command, intOption, parametersOption } from '../command.js';
 import { UsageError } from '../errors.js';
 import { Progress, printJson, printTable, say } from '../output.js';
 import { loadTarget } from '../target.js';
@@ -88,16 +88,7 @@ export const createService: Command = {
   options: { c: { type: 'string' }, 'no-wait': { type: 'boolean' }, timeout: { type: 'string' } },
   async run([service, plan, nameArg], options) {
     const name = nameArg ?? '';
-    let parameters: unknown = {};
-    if (typeof options.c === 'string') {
-      try {
-        parameters = JSON.parse(options.c);
-      } catch (error) {
-        throw new UsageError(`-c must be a JSON object: ${(error as Error).message}`);
-      }
-      if (!parameters || typeof parameters !== 'object' || Array.isArray(parameters))
-        throw new UsageError('-c must be a JSON object');
-    }
+    const parameters = parametersOption(options);
     const broker = await client();
     const { services } = await broker.get<{ services: OsbService[] }>('/v2/catalog');
     const offering = services.find((s) => s.name === service);
@@ -250,14 +241,7 @@ export const updateService: Command = {
   options: { c: { type: 'string' }, 'no-wait': { type: 'boolean' } },
   async run([name], options) {
     if (typeof options.c !== 'string') throw new UsageError('-c JSON is required: the parameters to change');
-    let parameters: unknown;
-    try {
-      parameters = JSON.parse(options.c);
-    } catch (error) {
-      throw new UsageError(`-c must be a JSON object: ${(error as Error).message}`);
-    }
-    if (!parameters || typeof parameters !== 'object' || Array.isArray(parameters))
-      throw new UsageError('-c must be a JSON object');
+    const parameters = parametersOption(options);
     const broker = await client();
     const instance = await findInstance(broker, name ?? '');
     const { services } = await broker.get<{ services: OsbService[] }>('/v2/catalog');
