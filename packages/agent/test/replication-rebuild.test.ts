@@ -3,7 +3,14 @@ import { rm } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { connectEtcd, type Etcd3, readJson, waitFor } from '@service-foundry/core';
 import { startAgent } from '../src/index.js';
-import { containerState, startTestEtcd, type TestEtcd, testLogger, volumeExists } from './helpers.js';
+import {
+  containerState,
+  removeClusterResources,
+  startTestEtcd,
+  type TestEtcd,
+  testLogger,
+  volumeExists,
+} from './helpers.js';
 import { startReplicationHarness } from './replication-harness.js';
 import { ensureReplicatedImage, shellIn, volumePath, writeReplicatedCatalog } from './replication-helpers.js';
 
@@ -100,7 +107,12 @@ describe('replicated services: rebuilds and adoption', () => {
     await h.agent.stop();
 
     const second = await startAgent({ ...h.agent.config }, { log: testLogger() });
-    t.after(() => second.stop());
+    // Hooks run in registration order: the harness's clean-up ran before this agent stopped,
+    // so this one stops the second agent and cleans up again, or it would recreate the container.
+    t.after(async () => {
+      await second.stop();
+      await removeClusterResources(h.clusterId);
+    });
     const adopted = await h.status(0, 'adopted', (s) => s.state === 'running' && s.role === 'primary');
     assert.equal(adopted.epoch, epoch);
     assert.equal(adopted.containerId, before.containerId);
