@@ -88,7 +88,12 @@ describe('containers the agent finds on its node', () => {
     await neighbour.start();
 
     const agent = await startAgent(options(root, node, clusterId), { log: testLogger() });
-    t.after(() => agent.stop());
+    // After hooks run in registration order: stop the agent, then clean up again, or it
+    // could recreate what the earlier clean-up removed.
+    t.after(async () => {
+      await agent.stop();
+      await removeClusterResources(clusterId);
+    });
 
     await waitFor(async () => (await orphan.inspect()).State.Running === false, {
       description: 'orphan container stopped',
@@ -146,7 +151,12 @@ describe('containers the agent finds on its node', () => {
     assert.equal(untouched?.State.Running, true, 'stop() leaves containers running');
 
     const second = await startAgent(options(root, node, clusterId), { log: testLogger() });
-    t.after(() => second.stop());
+    // After hooks run in registration order: stop the agent, then clean up again, or it
+    // could recreate what the earlier clean-up removed.
+    t.after(async () => {
+      await second.stop();
+      await removeClusterResources(clusterId);
+    });
     const after = await waitFor(runningStatus, { description: 'running under the second agent', timeoutMs: 30_000 });
     assert.equal(after.value.containerId, before.value.containerId, 'same container');
     assert.equal(after.value.port, before.value.port, 'same published port');

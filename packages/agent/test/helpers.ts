@@ -39,7 +39,19 @@ export async function startTestEtcd(): Promise<TestEtcd> {
 export const testServicePort = 8080;
 export const testPage = 'hello from the service-foundry agent test\n';
 
-async function tarOfTestImage(): Promise<Buffer> {
+export interface BusyboxImageSpec {
+  /** Repository; the tag is a hash of the content and command, so a changed image gets a new tag. */
+  repo: string;
+  cmd: string[];
+  /** Served as /www/index.html. */
+  page: string;
+  /** busybox applets linked into /bin. */
+  applets?: string[];
+  /** Extra files, e.g. a script. */
+  files?: Array<{ name: string; mode: number; body: string }>;
+}
+
+async function busyboxRootfs(spec: BusyboxImageSpec): Promise<Buffer> {
   const busybox = await readFile('/bin/busybox');
   const archive = pack();
   const mtime = new Date(0);
@@ -53,30 +65,25 @@ async function tarOfTestImage(): Promise<Buffer> {
     archive.entry({ name: `${dir}/`, type: 'directory', mode: dir === 'tmp' ? 0o1777 : 0o755, mtime });
   }
   archive.entry({ name: 'bin/busybox', mode: 0o755, mtime }, busybox);
+  for (const applet of spec.applets ?? []) {
+    archive.entry({ name: `bin/${applet}`, type: 'symlink', linkname: 'busybox', mtime });
+  }
+  for (const file of spec.files ?? []) archive.entry({ name: file.name, mode: file.mode, mtime }, file.body);
   archive.entry({ name: 'etc/passwd', mode: 0o644, mtime }, 'root:x:0:0:root:/root:/bin/sh\n');
-  archive.entry({ name: 'www/index.html', mode: 0o644, mtime }, testPage);
+  archive.entry({ name: 'www/index.html', mode: 0o644, mtime }, spec.page);
   archive.finalize();
   await done;
   return Buffer.concat(chunks);
 }
 
 /**
- * A tiny image (busybox-static serving one page over HTTP) made with `docker import`, so
- * tests need no registry and no service image. Tagged by content hash and reused.
+ * A tiny image of busybox-static made with `docker import`, so tests need no registry and
+ * no service image. Tagged by content hash and reused.
  */
-export async function ensureTestImage(): Promise<string> {
-  const tar = await tarOfTestImage();
-  // A shell as PID 1 that exits on SIGTERM: a plain httpd as PID 1 would ignore it, and
-  // every graceful stop would wait for Docker's kill timeout.
-  const cmd = [
-    '/bin/busybox',
-    'sh',
-    '-c',
-    `trap 'exit 0' TERM; /bin/busybox httpd -f -p ${testServicePort} -h /www & wait`,
-  ];
-  const hash = createHash('sha256').update(tar).update(JSON.stringify(cmd)).digest('hex').slice(0, 16);
-  const repo = 'service-foundry-test/busybox';
-  const image = `${repo}:${hash}`;
+export async function ensureBusyboxImage(spec: BusyboxImageSpec): Promise<string> {
+  const tar = await busyboxRootfs(spec);
+  const hash = createHash('sha256').update(tar).update(JSON.stringify(spec.cmd)).digest('hex').slice(0, 16);
+  const image = `${spec.repo}:${hash}`;
   try {
     await docker.getImage(image).inspect();
     return image;
@@ -84,15 +91,26 @@ export async function ensureTestImage(): Promise<string> {
     // Not built yet.
   }
   const progress = await docker.importImage(Readable.from([tar]), {
-    repo,
+    repo: spec.repo,
     tag: hash,
-    changes: [`CMD ${JSON.stringify(cmd)}`],
+    changes: [`CMD ${JSON.stringify(spec.cmd)}`],
   } as object);
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(progress, (error) => (error ? reject(error) : resolve()));
   });
   await docker.getImage(image).inspect();
   return image;
+}
+
+/** The agent tests' service: busybox serving one page over HTTP. */
+export function ensureTestImage(): Promise<string> {
+  // A shell as PID 1 that exits on SIGTERM: a plain httpd as PID 1 would ignore it, and
+  // every graceful stop would wait for Docker's kill timeout.
+  return ensureBusyboxImage({
+    repo: 'service-foundry-test/busybox',
+    page: testPage,
+    cmd: ['/bin/busybox', 'sh', '-c', `trap 'exit 0' TERM; /bin/busybox httpd -f -p ${testServicePort} -h /www & wait`],
+  });
 }
 
 export interface TestService {

@@ -1,8 +1,6 @@
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import {
   type AssignmentRecord,
   type Etcd3,
@@ -11,9 +9,8 @@ import {
   readJson,
   waitFor,
 } from '@service-foundry/core';
-import { pack } from 'tar-stream';
 import { DockerRuntime } from '../src/docker-runtime.js';
-import { docker } from './helpers.js';
+import { ensureBusyboxImage } from './helpers.js';
 
 export const runtime = new DockerRuntime('/var/run/docker.sock');
 
@@ -59,46 +56,15 @@ esac
 
 const applets = ['sh', 'cat', 'echo', 'httpd', 'wget', 'rm', 'touch'];
 
-async function tarOfImage(): Promise<Buffer> {
-  const busybox = await readFile('/bin/busybox');
-  const archive = pack();
-  const mtime = new Date(0);
-  const chunks: Buffer[] = [];
-  archive.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-  const done = new Promise<void>((resolve, reject) => {
-    archive.on('end', resolve);
-    archive.on('error', reject);
-  });
-  for (const dir of ['bin', 'etc', 'www', 'tmp', 'data']) {
-    archive.entry({ name: `${dir}/`, type: 'directory', mode: dir === 'tmp' ? 0o1777 : 0o755, mtime });
-  }
-  archive.entry({ name: 'bin/busybox', mode: 0o755, mtime }, busybox);
-  for (const applet of applets) archive.entry({ name: `bin/${applet}`, type: 'symlink', linkname: 'busybox', mtime });
-  archive.entry({ name: 'bin/sf-test', mode: 0o755, mtime }, script);
-  archive.entry({ name: 'etc/passwd', mode: 0o644, mtime }, 'root:x:0:0:root:/root:/bin/sh\n');
-  archive.entry({ name: 'www/index.html', mode: 0o644, mtime }, 'replicated test service\n');
-  archive.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
-
 /** Builds (once, tagged by content hash) the image of the replicated test service. */
-export async function ensureReplicatedImage(): Promise<string> {
-  const tar = await tarOfImage();
-  const cmd = ['/bin/sf-test', 'run'];
-  const hash = createHash('sha256').update(tar).update(JSON.stringify(cmd)).digest('hex').slice(0, 16);
-  const repo = 'service-foundry-test/replicated';
-  const image = `${repo}:${hash}`;
-  if (await runtime.hasImage(image)) return image;
-  const progress = await docker.importImage(Readable.from([tar]), {
-    repo,
-    tag: hash,
-    changes: [`CMD ${JSON.stringify(cmd)}`],
-  } as object);
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(progress, (error) => (error ? reject(error) : resolve()));
+export function ensureReplicatedImage(): Promise<string> {
+  return ensureBusyboxImage({
+    repo: 'service-foundry-test/replicated',
+    page: 'replicated test service\n',
+    cmd: ['/bin/sf-test', 'run'],
+    applets,
+    files: [{ name: 'bin/sf-test', mode: 0o755, body: script }],
   });
-  return image;
 }
 
 export const replicatedServiceName = 'busybox-replicated';
