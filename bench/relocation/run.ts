@@ -6,10 +6,10 @@
  *    alternating rounds, medians compared; the receiver does not fsync (tar does not
  *    either). One more round with fsync (the library's default) for information.
  * 2. Delta: 10 MiB rewritten after a full copy; time and bytes of the incremental pull.
- * 3. Planned relocation of a real Postgres with 1 GiB in its volume: pre-copy while it
- *    runs, ~10 MB written, stop → final delta → start on the target, timed until the
- *    target accepts connections (without the router and epoch bump, which come with the
- *    orchestration).
+ * 3. Planned relocation on the platform (`sf up`, three simulated nodes): a Postgres
+ *    instance with 1 GiB in its volume, ~10 MB of rows written during the pre-copy, then
+ *    `sf relocate`; downtime is what a client querying through the router sees (the
+ *    longest time without a successful query), and the controller's own figure.
  *
  * The last line is one JSON object: {"throughput_ratio_vs_tar_nc", "downtime_s",
  * "delta_bytes_sent"} (delta_bytes_sent: HTTP body bytes of the 10 MiB delta of step 2).
@@ -19,7 +19,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pullSnapshot } from '../../packages/volumes/src/index.js';
-import { measurePostgresRelocation } from './postgres-downtime.js';
+import { measurePlatformRelocation } from './platform-downtime.js';
 import { startServerProcess } from './server-process.js';
 import { run } from './shell.js';
 import { tarNc } from './tar-nc-baseline.js';
@@ -106,15 +106,13 @@ async function main(): Promise<void> {
 
       let downtime: number | null = null;
       try {
-        const relocation = await measurePostgresRelocation(secret, log);
-        downtime = relocation.downtimeSeconds;
+        const relocation = await measurePlatformRelocation(log);
+        downtime = relocation.clientDowntimeSeconds;
+        log(`relocation: ${relocation.message}; ${relocation.rows} rows on the target`);
         log(
-          `relocation: stop ${relocation.stopSeconds.toFixed(2)} s; final delta ${relocation.finalDelta.files} files, ` +
-            `${relocation.finalDelta.wireBytes} bytes on the wire in ${(relocation.finalDelta.durationMs / 1000).toFixed(2)} s; ` +
-            `target start ${relocation.startSeconds.toFixed(2)} s; ${relocation.rows} rows on the target`,
-        );
-        log(
-          `relocation downtime (stopped -> target accepts connections, no router yet): ${downtime.toFixed(2)} s (target <= 1 s)`,
+          `relocation downtime through the router (longest gap between successful queries): ${downtime.toFixed(2)} s ` +
+            `(target <= 1 s); controller's figure (stop ordered -> route names the target): ` +
+            `${relocation.controllerDowntimeSeconds.toFixed(2)} s`,
         );
       } catch (error) {
         log(`relocation downtime not measured: ${error instanceof Error ? error.message : String(error)}`);

@@ -1,6 +1,7 @@
 import { Catalog, connectEtcd, createLogger, EventLog, Keyspace, type Logger } from '@service-foundry/core';
 import { AppliedReplicas } from './applied-replicas.js';
 import { AssignmentWatcher } from './assignment-watcher.js';
+import { BackupRunner, DirectoryBackupStore } from './backups/index.js';
 import { type AgentConfig, type AgentOptions, compileAgentConfig } from './config.js';
 import { ContainerLifecycle } from './container-lifecycle.js';
 import type { NodeIdentity, ReplicaRef } from './container-spec.js';
@@ -10,8 +11,10 @@ import { PositionReporter } from './position-reporter.js';
 import { Reconciler } from './reconciler.js';
 import { ReplicatedReconciler } from './replicated-reconciler.js';
 import { ReplicationCommands } from './replication-commands.js';
+import { Seeder } from './seeder.js';
 import { SelfFence } from './self-fence.js';
 import { StatusWriter } from './status-writer.js';
+import { VolumeService } from './volume-service.js';
 
 export interface AgentDeps {
   /** @default createLogger({ name: 'agent' }) */
@@ -55,10 +58,41 @@ export async function startAgent(
   const keys = new Keyspace(config.keyspaceRoot);
   const identity: NodeIdentity = { clusterId: config.clusterId, node: config.node, address: config.address };
   const events = new EventLog(client, keys, `agent/${config.node}`);
+  const backupStore = config.volumes
+    ? new DirectoryBackupStore({ root: config.volumes.backupDir, fsync: config.volumes.fsync })
+    : undefined;
+  const volumeService = config.volumes
+    ? new VolumeService({
+        config: config.volumes,
+        docker,
+        identity,
+        events,
+        log,
+        assignmentOf: (ref) => watcher.assignmentOf(ref),
+        backupDir: async (instanceId, backupId) => backupStore?.completedDir(instanceId, backupId),
+        flushCommand: (serviceName) => catalog.byServiceName(serviceName)?.flush,
+        commandTimeoutMs: config.replicationCommandTimeoutMs,
+      })
+    : undefined;
+  let volumeUrl: string | undefined;
+  try {
+    volumeUrl = await volumeService?.start();
+  } catch (error) {
+    client.close();
+    throw new Error(`cannot start the volume server of node ${config.node}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
   const registration = new NodeRegistration({
     client,
     keys,
-    record: { name: config.node, address: config.address, capacity: config.capacity, labels: config.labels },
+    record: {
+      name: config.node,
+      address: config.address,
+      capacity: config.capacity,
+      labels: config.labels,
+      ...(volumeUrl ? { volumeUrl } : {}),
+    },
     leaseTtlSeconds: config.leaseTtlSeconds,
     log,
     events,
@@ -117,7 +151,19 @@ export async function startAgent(
     peerAddress: config.peerAddress,
     retryLater,
   });
+  const seeder = new Seeder({
+    client,
+    keys,
+    docker,
+    identity,
+    events,
+    log,
+    volumes: config.volumes,
+    leaseId: () => registration.leaseId(),
+    retryLater,
+  });
   const reconciler = new Reconciler({
+    seeder,
     client,
     keys,
     docker,
@@ -131,6 +177,20 @@ export async function startAgent(
     applied,
     assignmentOf: (ref) => watcher.assignmentOf(ref),
   });
+  // Without a store, backups of this node's primaries fail with a message saying so.
+  const backups = new BackupRunner({
+    client,
+    keys,
+    docker,
+    catalog,
+    events,
+    log,
+    node: config.node,
+    clusterId: config.clusterId,
+    store: backupStore,
+    commandTimeoutMs: config.replicationCommandTimeoutMs,
+    fsync: config.volumes?.fsync ?? true,
+  });
   const positions = new PositionReporter({
     catalog,
     applied,
@@ -143,9 +203,11 @@ export async function startAgent(
 
   const shutdown = async () => {
     await positions.stop();
+    await backups.stop();
     await selfFence.stop();
     await watcher.stop();
     await registration.stop();
+    await volumeService?.stop();
     client.close();
   };
   try {
@@ -158,6 +220,7 @@ export async function startAgent(
     // From the first confirmed lease on, independent of etcd events.
     selfFence.start();
     await watcher.start();
+    await backups.start();
     positions.start();
   } catch (error) {
     await shutdown();

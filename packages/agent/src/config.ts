@@ -54,6 +54,31 @@ export interface AgentOptions {
   selfFenceCheckIntervalMs?: number;
   /** Deadline of each replication command (promote, follow, configure) run in a container. @default 30000 */
   replicationCommandTimeoutMs?: number;
+  /**
+   * The node's volume server and backup store. Without it the node neither serves nor
+   * receives volumes: relocations to or from it, restores onto it and backups on it fail
+   * with a message that says so.
+   * @default undefined
+   */
+  volumes?: AgentVolumeOptions;
+}
+
+export interface AgentVolumeOptions {
+  /** The cluster's shared secret for volume transfers (≥ 16 characters); never logged. */
+  secret: string;
+  /** Port of the volume server on `address`; 0 takes a free one (the node record announces it). @default 0 */
+  port?: number;
+  /** Folder of this node's backup store. @default '/var/lib/service-foundry/backups' */
+  backupDir?: string;
+  /** fsync received volumes before they are swapped in. @default true */
+  fsync?: boolean;
+}
+
+export interface AgentVolumeConfig {
+  secret: string;
+  port: number;
+  backupDir: string;
+  fsync: boolean;
 }
 
 /** The validated, defaulted, frozen form of {@link AgentOptions}. */
@@ -75,6 +100,7 @@ export interface AgentConfig {
   selfFenceMarginMs: number;
   selfFenceCheckIntervalMs: number;
   replicationCommandTimeoutMs: number;
+  volumes?: AgentVolumeConfig;
 }
 
 /** What the schema checks: the margin's default depends on the TTL, so it is filled in afterwards. */
@@ -141,6 +167,18 @@ const schema: AgentConfigSchema = {
     selfFenceMarginMs: { type: 'integer', minimum: 0, nullable: true },
     selfFenceCheckIntervalMs: { type: 'integer', minimum: 10, maximum: 10_000, default: 200 },
     replicationCommandTimeoutMs: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 30_000 },
+    volumes: {
+      type: 'object',
+      nullable: true,
+      required: ['secret', 'port', 'backupDir', 'fsync'],
+      additionalProperties: false,
+      properties: {
+        secret: { type: 'string', minLength: 16 },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 0 },
+        backupDir: { type: 'string', pattern: '^/', default: '/var/lib/service-foundry/backups' },
+        fsync: { type: 'boolean', default: true },
+      },
+    },
   },
 };
 

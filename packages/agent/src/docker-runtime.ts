@@ -163,6 +163,18 @@ export class DockerRuntime {
     );
   }
 
+  /**
+   * Where the volume's data lives on this host, with its labels; undefined when there is no
+   * such volume. Only local-driver volumes have a directory the agent can read.
+   */
+  async inspectVolume(name: string): Promise<{ mountpoint: string; labels: Record<string, string> } | undefined> {
+    const info = await this.#call('inspect volume', name, () => this.#docker.getVolume(name).inspect(), [404]);
+    if (!info) return undefined;
+    if (info.Driver !== 'local')
+      throw new Error(`volume ${name} uses driver ${info.Driver}; only local volumes can be copied`);
+    return { mountpoint: info.Mountpoint, labels: info.Labels ?? {} };
+  }
+
   /** Creates the named volume unless it exists; an existing volume (and its data) is kept as is. */
   async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
     if (await this.volumeExists(name)) return;

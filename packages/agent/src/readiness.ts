@@ -7,8 +7,13 @@ export type ReadinessOutcome =
   | { kind: 'exited'; exitCode: number; oomKilled: boolean }
   | { kind: 'timeout'; lastExitCode: number | null; lastOutput: string };
 
-/** Pause between readiness attempts: short, since services start in about a second. */
-const attemptIntervalMs = 250;
+/**
+ * Pause between readiness attempts: it starts short and doubles up to the cap, since a
+ * service on an existing volume (a relocation's target) is up in a few hundred ms and
+ * every ms here is downtime, while a fresh one takes seconds.
+ */
+const firstIntervalMs = 40;
+const maxIntervalMs = 250;
 /** One attempt may not take longer than this, whatever the overall deadline. */
 const attemptTimeoutMs = 10_000;
 
@@ -24,6 +29,7 @@ export async function awaitReadiness(
 ): Promise<ReadinessOutcome> {
   const deadline = Date.now() + readiness.timeoutSeconds * 1000;
   let last: ExecResult = { exitCode: null, output: '', stdout: '', stderr: '' };
+  let intervalMs = firstIntervalMs;
   for (;;) {
     signal.throwIfAborted();
     const remaining = Math.max(1000, Math.min(attemptTimeoutMs, deadline - Date.now()));
@@ -39,6 +45,7 @@ export async function awaitReadiness(
     if (!state?.running)
       return { kind: 'exited', exitCode: state?.exitCode ?? -1, oomKilled: state?.oomKilled ?? false };
     if (Date.now() >= deadline) return { kind: 'timeout', lastExitCode: last.exitCode, lastOutput: last.output };
-    await delay(attemptIntervalMs, undefined, { signal });
+    await delay(intervalMs, undefined, { signal });
+    intervalMs = Math.min(maxIntervalMs, intervalMs * 2);
   }
 }

@@ -22,6 +22,7 @@ import type { ContainerState, DockerRuntime } from './docker-runtime.js';
 import { assignmentProblems, isAssignment } from './records.js';
 import { currentReplicaVolume } from './replica-volumes.js';
 import type { ReplicatedReconciler } from './replicated-reconciler.js';
+import type { Seeder } from './seeder.js';
 import type { StatusWriter } from './status-writer.js';
 
 /** Graceful stop before Docker kills: enough for a database to checkpoint. */
@@ -39,6 +40,7 @@ export interface ReconcilerDeps {
   lifecycle: ContainerLifecycle;
   replicated: ReplicatedReconciler;
   applied: AppliedReplicas;
+  seeder: Seeder;
   /** The assignment of a replica as last seen by the watch. */
   assignmentOf: (ref: ReplicaRef) => Versioned<unknown> | undefined;
 }
@@ -69,12 +71,17 @@ export class Reconciler {
       const problems = assignmentProblems(ref, value).join('; ');
       return statuses.set(ref, { state: 'failed', message: `invalid assignment: ${problems}` });
     }
+    if (value.desired !== 'running' || !value.seed) await this.deps.seeder.forget(ref);
     if (value.desired === 'removed') return this.#remove(ref, assignment, container);
+    if (value.desired === 'stopped') return this.#stop(ref, container);
     try {
       const entry = this.deps.catalog.byServiceName(value.serviceName);
       if (!entry) {
         return statuses.set(ref, { state: 'failed', message: `service ${value.serviceName} is not in the catalog` });
       }
+      // Seeding: the volume is being filled from another node; nothing runs here yet, and the
+      // replica's status belongs to whichever node runs it.
+      if (value.seed) return this.deps.seeder.seed(ref, { ...value, seed: value.seed }, entry, container, signal);
       if (entry.replication) {
         await this.deps.replicated.reconcile(ref, value, entry, entry.replication, container, signal);
       } else {
@@ -142,14 +149,44 @@ export class Reconciler {
     }
   }
 
+  /**
+   * Desired `stopped` (a relocation's source during its final copy): a graceful stop, so
+   * the service flushes everything to its volume, which is kept. Nothing restarts it until
+   * the assignment says `running` again.
+   */
+  async #stop(ref: ReplicaRef, container: ContainerState | undefined): Promise<void> {
+    const { docker, statuses, events, identity, log } = this.deps;
+    if (container?.running) {
+      // `stopped` is written only once Docker says the container exited: the controller
+      // copies the final delta as soon as it reads it.
+      await docker.stopContainer(container.id, stopTimeoutSeconds);
+      log.info({ instanceId: ref.instanceId, ordinal: ref.ordinal }, 'replica stopped for relocation');
+      await events.record('replica-stopped', `replica ${ref.ordinal} stopped on ${identity.node}; its volume is kept`, {
+        instanceId: ref.instanceId,
+        node: identity.node,
+      });
+    }
+    const after = container ? await docker.inspectContainer(container.id) : undefined;
+    if (after?.running) throw new Error(`container ${after.name} still runs after a stop`);
+    await statuses.set(ref, {
+      state: 'stopped',
+      message: 'stopped; the volume is kept',
+      ...(container ? { containerId: container.id } : {}),
+    });
+  }
+
   /** Desired `removed`: the replica's data goes with it, then the controller learns the capacity is free. */
   async #remove(ref: ReplicaRef, assignment: Versioned<unknown>, container: ContainerState | undefined): Promise<void> {
     const { docker, statuses, identity, client, keys, log, applied } = this.deps;
-    await statuses.set(ref, {
-      state: 'removing',
-      message: 'stopping and removing the container and its volume',
-      ...(container ? { containerId: container.id } : {}),
-    });
+    // A replica that moved has its status written by its new node: stay silent.
+    const moved = typeof (assignment.value as AssignmentRecord).movedTo === 'string';
+    if (!moved) {
+      await statuses.set(ref, {
+        state: 'removing',
+        message: 'stopping and removing the container and its volume',
+        ...(container ? { containerId: container.id } : {}),
+      });
+    }
     try {
       let volume = replicaResourceName(identity.node, ref);
       if (this.#isReplicated(assignment.value)) {
@@ -163,8 +200,17 @@ export class Reconciler {
         await docker.removeContainer(container.id);
       }
       applied.delete(ref);
-      await docker.removeVolume(volume);
+      if ((assignment.value as AssignmentRecord).keepVolume) {
+        await this.deps.events.record(
+          'replica-volume-kept',
+          `replica ${ref.ordinal} removed from ${identity.node}; its volume ${volume} is kept as a standby copy`,
+          { instanceId: ref.instanceId, node: identity.node },
+        );
+      } else {
+        await docker.removeVolume(volume);
+      }
     } catch (error) {
+      if (moved) throw error;
       // Stay in `removing`, say why; the next pass tries again.
       await statuses.set(ref, {
         state: 'removing',
@@ -188,6 +234,7 @@ export class Reconciler {
   /** No assignment: stop a running container but keep its volume — data is never lost by accident. */
   async #unassigned(ref: ReplicaRef, container: ContainerState | undefined): Promise<void> {
     const { docker, statuses, events, log, identity, applied } = this.deps;
+    await this.deps.seeder.forget(ref);
     if (container?.running) {
       const message = `container ${container.name} has no assignment on node ${identity.node}: stopped it, kept its volume`;
       log.warn({ instanceId: ref.instanceId, ordinal: ref.ordinal, container: container.id }, message);

@@ -1,4 +1,4 @@
-import { type AssignmentRecord, type InstanceSecret, isKeySegment } from '@service-foundry/core';
+import { type AssignmentRecord, type InstanceSecret, isKeySegment, parseServedVolume } from '@service-foundry/core';
 import type { ReplicaRef } from './container-spec.js';
 
 /**
@@ -55,6 +55,23 @@ function replicationProblems(value: Record<string, unknown>): string[] {
   return problems;
 }
 
+/** A seed names a live node and a served volume name; the round is a positive integer. */
+function seedProblems(seed: unknown): string[] {
+  if (seed === undefined) return [];
+  if (
+    !isObject(seed) ||
+    !isObject(seed.from) ||
+    typeof seed.from.node !== 'string' ||
+    !isKeySegment(seed.from.node) ||
+    typeof seed.from.volume !== 'string' ||
+    parseServedVolume(seed.from.volume) === undefined ||
+    !positiveInteger(seed.round)
+  ) {
+    return ['seed must be {from: {node, volume: replica.<id>.<n> | backup.<id>.<backup>}, round: integer >= 1}'];
+  }
+  return [];
+}
+
 /** Problems with an assignment stored at the key of `ref`; empty when it is usable. */
 export function assignmentProblems(ref: ReplicaRef, value: unknown): string[] {
   if (!isObject(value)) return ['assignment is not a JSON object'];
@@ -64,7 +81,15 @@ export function assignmentProblems(ref: ReplicaRef, value: unknown): string[] {
   if (typeof value.serviceName !== 'string' || !isKeySegment(value.serviceName)) {
     problems.push('serviceName must be a service name');
   }
-  if (value.desired !== 'running' && value.desired !== 'removed') problems.push('desired must be running or removed');
+  if (value.desired !== 'running' && value.desired !== 'removed' && value.desired !== 'stopped') {
+    problems.push('desired must be running, stopped or removed');
+  }
+  if (value.keepVolume !== undefined && typeof value.keepVolume !== 'boolean')
+    problems.push('keepVolume must be a boolean');
+  if (value.movedTo !== undefined && (typeof value.movedTo !== 'string' || !isKeySegment(value.movedTo))) {
+    problems.push('movedTo must be a node name');
+  }
+  problems.push(...seedProblems(value.seed));
   const resources = value.resources;
   if (
     !isObject(resources) ||

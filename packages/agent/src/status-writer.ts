@@ -7,6 +7,7 @@ import {
   type ReplicaRole,
   type ReplicaState,
   type ReplicaStatus,
+  readJson,
   replicaId,
 } from '@service-foundry/core';
 import type { ReplicaRef } from './container-spec.js';
@@ -142,6 +143,16 @@ export class StatusWriter {
     return next;
   }
 
+  /**
+   * Deletes the status key only while it is this node's: after a relocation the replica's
+   * status is written by its new node, and the old node's clean-up must not erase it.
+   */
+  async #deleteOwn(key: string): Promise<void> {
+    const current = await readJson<Partial<ReplicaStatus>>(this.client, key);
+    if (!current || current.value.node !== this.node) return;
+    await this.client.if(key, 'Mod', '==', current.modRevision).then(this.client.delete().key(key)).commit();
+  }
+
   /** Sends whatever is latest at the moment the write runs. */
   async #write(id: string): Promise<boolean> {
     const entry = this.#latest.get(id);
@@ -149,7 +160,7 @@ export class StatusWriter {
     const key = this.keys.status(entry.ref.instanceId, entry.ref.ordinal);
     try {
       if (entry.status === null) {
-        await this.client.delete().key(key).exec();
+        await this.#deleteOwn(key);
         if (this.#latest.get(id) === entry) this.#latest.delete(id);
       } else {
         await this.client

@@ -120,8 +120,13 @@ export interface TestService {
   volumePath: string;
 }
 
+export interface TestCatalogOptions {
+  /** The service's `backup` recipe; absent: the service declares none (as before). */
+  backup?: { prepare: string[]; dir: string };
+}
+
 /** A catalog with one service that runs the test image. */
-export async function writeTestCatalog(image: string): Promise<TestService> {
+export async function writeTestCatalog(image: string, options: TestCatalogOptions = {}): Promise<TestService> {
   const catalogDir = await mkdtemp(join(tmpdir(), 'sf-agent-catalog-'));
   const name = 'busybox-web';
   const adminPasswordEnv = 'TEST_ADMIN_PASSWORD';
@@ -151,6 +156,7 @@ export async function writeTestCatalog(image: string): Promise<TestService> {
     },
     binding: { driver: 'postgres', database: 'none', create: [], drop: [], uriScheme: 'http' },
     image: { context: 'image', tag: image },
+    ...(options.backup ? { backup: options.backup } : {}),
   };
   await mkdir(join(catalogDir, name));
   await writeFile(join(catalogDir, name, 'service.json'), JSON.stringify(entry, null, 2));

@@ -1,7 +1,9 @@
 import {
+  type BackupRecord,
   type EventRecord,
   type FailoverPolicy,
   type InstanceRecord,
+  type InstanceRestore,
   type IoPolicy,
   Keyspace,
   type NodeAllocation,
@@ -11,6 +13,7 @@ import {
   type OperationRecord,
   type PlacementRecord,
   type PrimaryRecord,
+  type RelocationRecord,
   type ReplicaStatus,
   type Resources,
   type RouteRecord,
@@ -63,6 +66,12 @@ export interface InstanceDetail extends InstanceSummary {
   /** Durability and local IO asked for; null on instances from before replication. */
   io: IoPolicy | null;
   failover: FailoverPolicy | null;
+  /** The replica relocation updated last (running or finished); null when none was ever asked for. */
+  relocation: RelocationRecord | null;
+  /** The newest backup of the instance; null when it has none. */
+  backup: BackupRecord | null;
+  /** Set on an instance restored from a backup: which one, and whether its data is copied yet. */
+  restore: InstanceRestore | null;
 }
 
 export interface NodeView {
@@ -154,11 +163,15 @@ export class OperatorViews {
     const instance = state.instances.find((i) => i.id === idOrName) ?? state.instances.find((i) => i.name === idOrName);
     if (!instance) return undefined;
     const { client, keys } = this.ctx;
-    const [primary, bindings, scheduling] = await Promise.all([
+    const [primary, bindings, scheduling, relocations, backups] = await Promise.all([
       readJson<PrimaryRecord>(client, keys.primary(instance.id)),
       this.ctx.bindings.list(instance.id),
       readJson<SchedulingStatusRecord>(client, keys.schedulingStatus(instance.id)),
+      readPrefix<RelocationRecord>(client, keys.instanceRelocations(instance.id)),
+      readPrefix<BackupRecord>(client, keys.instanceBackups(instance.id)),
     ]);
+    const newest = <T>(items: Map<string, Versioned<T>>, at: (value: T) => string): T | null =>
+      [...items.values()].map((i) => i.value).sort((a, b) => at(b).localeCompare(at(a)))[0] ?? null;
     const placements = new Map((state.placements.get(instance.id) ?? []).map((p) => [p.value.ordinal, p.value]));
     const statuses = new Map((state.statuses.get(instance.id) ?? []).map((s) => [s.value.ordinal, s.value]));
     const ordinals = new Set([...Array(instance.replicas).keys(), ...placements.keys(), ...statuses.keys()]);
@@ -198,6 +211,10 @@ export class OperatorViews {
         : null,
       io: instance.io ?? null,
       failover: instance.failover ?? null,
+      relocation: newest(relocations.items, (r) => r.updatedAt),
+      // The newest request; ids (which start with their UTC time) break ties.
+      backup: newest(backups.items, (b) => `${b.requestedAt} ${b.id}`),
+      restore: instance.restore ?? null,
     };
   }
 

@@ -18,12 +18,14 @@ import { InstanceStore } from './instance-store.js';
 import { notFound, OsbError, toOsbError } from './osb-errors.js';
 import { originatingPlatform, requestIdentity, requireApiVersion } from './osb-headers.js';
 import { PlanRegistry } from './params-validation.js';
+import { backupRoutes } from './routes/backups.js';
 import { bindingRoutes } from './routes/bindings.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { fencingRoutes } from './routes/fencing.js';
 import { instanceRoutes } from './routes/instances.js';
 import { nodeControlRoutes } from './routes/node-controls.js';
 import { operatorRoutes } from './routes/operator.js';
+import { relocationRoutes } from './routes/relocations.js';
 
 const unsupportedMediaType = () =>
   new OsbError(
@@ -110,6 +112,8 @@ export function buildServer(ctx: BrokerContext): FastifyInstance {
   operatorRoutes(app, ctx);
   nodeControlRoutes(app, ctx);
   fencingRoutes(app, ctx);
+  relocationRoutes(app, ctx);
+  backupRoutes(app, ctx);
   return app;
 }
 

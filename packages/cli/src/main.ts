@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 import { isSfError } from '@service-foundry/core';
 import { type Command, parseCommandLine, usageOf } from './command.js';
+import { backup, backups, restore } from './commands/backups.js';
 import { events, nodes } from './commands/cluster.js';
 import { down } from './commands/down.js';
 import { fence, fenceDevices, fencingHistory, unfence } from './commands/fencing.js';
 import { images } from './commands/images.js';
 import { bindService, createServiceKey, deleteServiceKey, serviceKey, unbindService } from './commands/keys.js';
 import { node } from './commands/node-controls.js';
+import { relocate } from './commands/relocate.js';
 import { createService, deleteService, marketplace, service, services, updateService } from './commands/services.js';
 import { status } from './commands/status.js';
 import { target } from './commands/target.js';
@@ -30,6 +32,10 @@ const commands: Command[] = [
   serviceKey,
   deleteServiceKey,
   unbindService,
+  relocate,
+  backup,
+  backups,
+  restore,
   nodes,
   node,
   events,

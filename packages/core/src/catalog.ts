@@ -121,6 +121,21 @@ export interface ServiceReplicationRecipe {
   role: string[];
 }
 
+/**
+ * How the service makes a consistent copy of its data while it runs (`sf backup`). Without
+ * one, a backup stops the replica, copies its volume and starts it again.
+ */
+export interface ServiceBackupRecipe {
+  /**
+   * Run inside the container (docker exec); writes a consistent copy of the service's data
+   * into `{{path}}` (the container path of `dir`), laid out like the volume itself, so that
+   * restoring it as a volume gives a service that starts. Exit 0 on success.
+   */
+  prepare: string[];
+  /** Folder relative to the volume's root where `prepare` writes; the agent copies it to the store, then removes it. */
+  dir: string;
+}
+
 export interface ServiceImageRecipe {
   /** Docker build context, relative to the entry's folder. */
   context: string;
@@ -136,6 +151,15 @@ export interface CatalogEntry {
   image: ServiceImageRecipe;
   /** Absent: the service runs unreplicated (one replica). */
   replication?: ServiceReplicationRecipe;
+  /** Absent: backups are taken with the replica stopped. */
+  backup?: ServiceBackupRecipe;
+  /**
+   * Run in a running container right before its volume is copied (a relocation's pre-copy):
+   * writes what the service holds in memory to its volume (Postgres: `CHECKPOINT`), so the
+   * copy is close to what a stop would leave and the final delta after the stop is small.
+   * Absent: the volume is copied as it is.
+   */
+  flush?: string[];
   /** Folder the entry was loaded from. */
   dir: string;
 }
@@ -269,6 +293,13 @@ const entrySchema = {
       },
     },
     replication: replicationSchema,
+    flush: command,
+    backup: {
+      type: 'object',
+      required: ['prepare', 'dir'],
+      additionalProperties: false,
+      properties: { prepare: command, dir: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' } },
+    },
     image: {
       type: 'object',
       required: ['context', 'tag'],

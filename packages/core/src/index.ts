@@ -10,5 +10,6 @@ export * from './logger.js';
 export * from './net.js';
 export * from './process-main.js';
 export * from './resources.js';
+export * from './served-volumes.js';
 export * from './types.js';
 export * from './wait.js';

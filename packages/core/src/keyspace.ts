@@ -150,6 +150,36 @@ export class Keyspace {
     return `${this.instanceBindings(instanceId)}${check(bindingId, 'binding id')}`;
   }
 
+  /** Seeding progress of a replica's volume on a node (`TransferStatusRecord`), under that agent's lease. */
+  transfers(): string {
+    return `${this.root}/transfers/`;
+  }
+  transfer(instanceId: string, ordinal: number, node: string): string {
+    return `${this.transfers()}${check(instanceId, 'instance id')}/${ordinal}/${check(node, 'node')}`;
+  }
+
+  /** Planned relocations (`RelocationRecord`), one per replica; the last one stays for `sf service`. */
+  relocations(): string {
+    return `${this.root}/relocations/`;
+  }
+  instanceRelocations(instanceId: string): string {
+    return `${this.relocations()}${check(instanceId, 'instance id')}/`;
+  }
+  relocation(instanceId: string, ordinal: number): string {
+    return `${this.instanceRelocations(instanceId)}${ordinal}`;
+  }
+
+  /** Backups (`BackupRecord`); they outlive their instance. */
+  backups(): string {
+    return `${this.root}/backups/`;
+  }
+  instanceBackups(instanceId: string): string {
+    return `${this.backups()}${check(instanceId, 'instance id')}/`;
+  }
+  backup(instanceId: string, backupId: string): string {
+    return `${this.instanceBackups(instanceId)}${check(backupId, 'backup id')}`;
+  }
+
   events(): string {
     return `${this.root}/events/`;
   }

@@ -18,6 +18,12 @@ export interface NodeRecord {
   capacity: Resources;
   labels: Record<string, string>;
   startedAt: string;
+  /**
+   * The agent's volume server (`http://address:port`): other agents pull volume snapshots
+   * from it (relocation, restores), authenticated with the cluster secret. Absent when the
+   * agent serves no volumes.
+   */
+  volumeUrl?: string;
 }
 
 /** One reserved replica on a node, as recorded in the node's allocation. */
@@ -72,6 +78,21 @@ export interface InstanceRecord {
   /** IO settings; absent on instances from before replication (treated as async/fsync). */
   io?: IoPolicy;
   failover?: FailoverPolicy;
+  /** Set when the instance was created from a backup (`sf restore … --as NEW`). */
+  restore?: InstanceRestore;
+}
+
+/** Where a restored instance's data comes from, and how far the copy has come. */
+export interface InstanceRestore {
+  /** The instance the backup was taken of. */
+  instanceId: string;
+  backupId: string;
+  /** Node whose agent holds the backup. */
+  node: string;
+  /** `copying` until the first replica's volume holds the backup; then roles are given out. */
+  state: 'copying' | 'copied';
+  /** The replica that receives the backup (and becomes the first primary); set when the copy starts. */
+  ordinal?: number;
 }
 
 /** The instance's admin credentials, read by agents (container env) and the broker (bindings). */
@@ -105,7 +126,11 @@ export interface SchedulerMemberRecord {
   startedAt: string;
 }
 
-export type DesiredReplicaState = 'running' | 'removed';
+/**
+ * `stopped`: the container is stopped gracefully and the volume kept (a relocation's
+ * source while its final delta is copied).
+ */
+export type DesiredReplicaState = 'running' | 'removed' | 'stopped';
 
 export type ReplicaRole = 'primary' | 'replica';
 
@@ -156,9 +181,38 @@ export interface AssignmentRecord {
   io?: IoPolicy;
   /** Bumped when the replica must be rebuilt from the primary on a fresh volume. */
   generation?: number;
+  /**
+   * Fill the replica's volume from another agent's volume before any container is made.
+   * The agent pulls once per `round` (a later round sends only what changed) and reports in
+   * `transfers/<id>/<ordinal>/<node>`; while `seed` is set it starts nothing.
+   */
+  seed?: SeedRecord;
+  /** With `desired: removed`: remove the container but keep the volume (an old copy kept as a standby). */
+  keepVolume?: boolean;
+  /**
+   * With `desired: removed`: the replica now lives on this node, which owns its status key;
+   * the old node removes its copy without writing the replica's status.
+   */
+  movedTo?: string;
 }
 
-export type ReplicaState = 'creating' | 'starting' | 'running' | 'failed' | 'removing';
+/** Where a seeded volume comes from: a volume served by a node's agent. */
+export interface SeedSource {
+  node: string;
+  /**
+   * Name on that agent's volume server: `replica.<instanceId>.<ordinal>` (the volume of a
+   * replica on that node) or `backup.<instanceId>.<backupId>` (a backup in its store).
+   */
+  volume: string;
+}
+
+export interface SeedRecord {
+  from: SeedSource;
+  /** Incremented to ask for another pull; the agent reports the round it completed. */
+  round: number;
+}
+
+export type ReplicaState = 'creating' | 'starting' | 'running' | 'failed' | 'removing' | 'stopped';
 
 /** Actual state of a replica, written by its agent under the node lease. */
 export interface ReplicaStatus {
@@ -265,4 +319,113 @@ export interface SchedulingStatusRecord {
   /** One entry per pending replica. */
   pending: Array<{ ordinal: number; reason: string }>;
   updatedAt: string;
+}
+
+/** What one volume transfer moved (transfer events, relocation and backup records). */
+export interface TransferFigures {
+  mode: 'full' | 'delta';
+  /** File content bytes, and the HTTP body bytes including tar framing. */
+  bytes: number;
+  wireBytes: number;
+  files: number;
+  deleted: number;
+  durationMs: number;
+  /** Content throughput, MB/s (10^6 bytes). */
+  mbPerSecond: number;
+}
+
+/** A transfer under way: what the CLI draws its progress bar from. */
+export interface TransferProgressRecord {
+  bytes: number;
+  files: number;
+  plannedBytes?: number;
+  plannedFiles?: number;
+  elapsedMs: number;
+  mbPerSecond: number;
+}
+
+/**
+ * A seeding agent's progress (`transfers/<id>/<ordinal>/<node>`), under its lease. It is
+ * not the replica's status: the replica may be running elsewhere while this node copies it.
+ */
+export interface TransferStatusRecord {
+  instanceId: string;
+  ordinal: number;
+  node: string;
+  from: SeedSource;
+  round: number;
+  /** `copied`: round `round` is complete and its copy swapped in. */
+  state: 'copying' | 'copied' | 'failed';
+  message: string;
+  /** With `failed`: the agent tries this round again by itself. */
+  willRetry?: boolean;
+  progress?: TransferProgressRecord;
+  result?: TransferFigures;
+  updatedAt: string;
+}
+
+/**
+ * A planned relocation of one replica (`relocations/<id>/<ordinal>`), written by the broker
+ * (`requested`) and driven by the controller (docs/volumes.md has the state machine):
+ *
+ * requested → copying (pre-copy while it runs) → stopping (source stopped) → final (last
+ * delta) → switching (placement, epoch, assignments moved) → done; any step → failed,
+ * which before `switching` restarts the source and leaves the data where it was.
+ */
+export type RelocationPhase = 'requested' | 'copying' | 'stopping' | 'final' | 'switching' | 'done' | 'failed';
+
+export interface RelocationRecord {
+  instanceId: string;
+  ordinal: number;
+  /** Node the replica is on when the relocation was asked for. */
+  from: string;
+  /** Target node: given by the operator, or chosen by the controller in `requested`. */
+  to?: string;
+  /** Keep the old copy's volume on `from` (a standby copy) instead of deleting it. */
+  keepSource: boolean;
+  phase: RelocationPhase;
+  message: string;
+  /** `operator` (sf relocate) or `drain` (sf node drain). */
+  reason: 'operator' | 'drain';
+  requestedBy: string;
+  requestedAt: string;
+  updatedAt: string;
+  /** Round 1: the full copy while the service runs. */
+  precopy?: TransferFigures;
+  /** Round 2: what changed during round 1, still while it runs (keeps the final delta small). */
+  catchUp?: TransferFigures;
+  /** The last round, with the service stopped. */
+  final?: TransferFigures;
+  /** When the source container was stopped, and when clients were routed to the target. */
+  stoppedAt?: string;
+  switchedAt?: string;
+  /** stoppedAt → the route names the target. */
+  downtimeMs?: number;
+}
+
+export type BackupState = 'requested' | 'running' | 'completed' | 'failed';
+
+/**
+ * One backup of an instance (`backups/<id>/<backupId>`): requested by the broker, taken by
+ * the agent of the primary's node into its backup store, listed by `sf backups`.
+ */
+export interface BackupRecord {
+  id: string;
+  instanceId: string;
+  instanceName: string;
+  serviceName: string;
+  planName: string;
+  state: BackupState;
+  message: string;
+  requestedBy: string;
+  requestedAt: string;
+  /** The node (and replica) that took it; the backup lives in that agent's store. */
+  node?: string;
+  ordinal?: number;
+  /** `hook`: the service's own consistent copy (catalog `backup.prepare`); `stopped`: copied while stopped. */
+  method?: 'hook' | 'stopped';
+  startedAt?: string;
+  completedAt?: string;
+  figures?: TransferFigures;
+  progress?: TransferProgressRecord;
 }

@@ -9,9 +9,9 @@ const listedReplicas = 10;
  * reporting what is left on draining nodes, and deleting scheduling statuses whose
  * instance is gone.
  *
- * Drain does not move replicas yet: moving a stateful replica means copying its volume,
- * which the volume relocation work provides. Until then a draining node takes no new
- * replicas, and what remains on it is reported here (and by `sf nodes`).
+ * Drain: a draining node takes no new replicas, and the controller relocates what it holds
+ * one replica at a time (relocator.ts, drain-requests.ts); what remains is reported here
+ * (and by `sf nodes`).
  */
 export class ClusterChores {
   /** Last drain report per node, so that events say each thing once. */
@@ -43,7 +43,7 @@ export class ClusterChores {
       const message =
         remaining.length === 0
           ? `node ${control.node} is drained: no replicas remain`
-          : `node ${control.node} is draining: ${remaining.length} replica${remaining.length === 1 ? '' : 's'} remain (${listed}${more}); they move once volume relocation is available`;
+          : `node ${control.node} is draining: ${remaining.length} replica${remaining.length === 1 ? '' : 's'} remain (${listed}${more}); relocating them one at a time`;
       if (this.#drainReports.get(control.node) === message) continue;
       this.#drainReports.set(control.node, message);
       this.log.info({ node: control.node, remaining: remaining.length }, 'drain report');

@@ -15,8 +15,10 @@ import {
 } from '@service-foundry/core';
 import type { ClusterState } from './cluster-state.js';
 import { decideFailover, defaultFailoverPolicy, type Fencer } from './controller/failover.js';
+import { type RestoreContext, restoreStep } from './controller/restore.js';
 import { teardownStep } from './controller/teardown.js';
 import { desiredAssignments, type InstanceView } from './controller/topology.js';
+import { Relocator } from './relocator.js';
 
 interface FailoverMemory {
   suspectSince: number;
@@ -56,6 +58,9 @@ export class Controller {
   /** Last position each primary reported, kept after its status vanishes with its lease. */
   readonly #primaryPositions = new Map<string, bigint>();
 
+  readonly #relocator: Relocator;
+  readonly #restoreContext: RestoreContext;
+
   constructor(
     private readonly client: Etcd3,
     private readonly state: ClusterState,
@@ -66,16 +71,32 @@ export class Controller {
   ) {
     this.#assignments = new PrefixMirror(client, state.keys.assignments(), log);
     this.#fences = new PrefixMirror(client, state.keys.fences(), log);
+    this.#relocator = new Relocator(
+      client,
+      state,
+      this.#assignments,
+      this.#fences,
+      (serviceName) => catalog.byServiceName(serviceName)?.replication !== undefined,
+      events,
+      log,
+    );
+    this.#restoreContext = {
+      client,
+      keys: state.keys,
+      events,
+      log,
+      transferOf: (id, ordinal, node) => this.#relocator.transferOf(id, ordinal, node),
+    };
   }
 
   async start(onChange: () => void): Promise<void> {
-    await Promise.all([this.#assignments.start(), this.#fences.start()]);
+    await Promise.all([this.#assignments.start(), this.#fences.start(), this.#relocator.start(onChange)]);
     this.#assignments.on('change', onChange);
     this.#fences.on('change', onChange);
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.#assignments.close(), this.#fences.close()]);
+    await Promise.all([this.#assignments.close(), this.#fences.close(), this.#relocator.close()]);
   }
 
   async pass(): Promise<void> {
@@ -95,6 +116,7 @@ export class Controller {
         this.log.warn({ err: error, instanceId: id }, 'controller step failed; will retry');
       }
     }
+    await this.#relocator.pass();
   }
 
   #view(instance: InstanceRecord, liveNodes: ReadonlySet<string>): InstanceView {
@@ -148,6 +170,10 @@ export class Controller {
         .if(key, 'Mod', '==', instance.modRevision)
         .then(this.client.put(key).value(json({ ...instance.value, message: `primary on ${primary.value.node}` })))
         .commit();
+      return;
+    }
+    if (instance.value.restore?.state === 'copying') {
+      await restoreStep(this.#restoreContext, instance, view);
       return;
     }
     const primaryStatus = primary ? view.statuses.get(primary.value.ordinal)?.value : undefined;

@@ -148,10 +148,7 @@ describe('schedulers against a real etcd', () => {
       async () => (await events()).find((e) => e.kind === 'node-draining' && e.node === 'c1'),
       { description: 'drain report', timeoutMs: 10_000 },
     );
-    assert.equal(
-      drain.message,
-      'node c1 is draining: 1 replica remain (before/0); they move once volume relocation is available',
-    );
+    assert.equal(drain.message, 'node c1 is draining: 1 replica remain (before/0); relocating them one at a time');
     assert.equal(await readJson(f.client, f.keys.placement('during', 0)), undefined, 'draining takes nothing new');
     await control('c1', false);
     const placed = await waitFor(() => readJson<PlacementRecord>(f.client, f.keys.placement('during', 0)), {

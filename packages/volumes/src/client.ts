@@ -10,7 +10,7 @@ import type { Manifest } from './manifest.js';
 import { parseManifest } from './manifest-check.js';
 import { megabytesPerSecond, type ProgressListener, ProgressMeter } from './progress.js';
 import { headerNames, isVolumeName } from './protocol.js';
-import { receiveSnapshot } from './receiver.js';
+import { receivedResult, receiveSnapshot } from './receiver.js';
 import { lstatOrUndefined } from './safe-fs.js';
 import { streamSnapshot } from './sender.js';
 import { withVolumeLock } from './volume-lock.js';
@@ -156,20 +156,7 @@ export async function pullSnapshot(options: PullOptions): Promise<TransferResult
         },
       });
       progress.finish();
-      const durationMs = Date.now() - startedAt;
-      return {
-        volume: options.name,
-        mode: result.mode,
-        base: result.base,
-        manifestId: result.manifest.id,
-        wireBytes: result.wireBytes,
-        bytes: result.bytes,
-        files: result.files,
-        entries: result.entries,
-        deleted: result.deleted,
-        durationMs,
-        mbPerSecond: megabytesPerSecond(result.bytes, durationMs),
-      };
+      return receivedResult(options.name, result, startedAt);
     } finally {
       response.destroy();
     }

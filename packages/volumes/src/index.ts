@@ -18,6 +18,7 @@ export {
   type TransferOptions,
 } from './config.js';
 export { VolumeTransferError } from './errors.js';
+export { type CopyVolumeOptions, copyVolume } from './local-copy.js';
 export { diffManifests, type Manifest, type ManifestDiff, type ManifestEntry, type SkippedEntry } from './manifest.js';
 export { findEscapingSymlink, parseManifest } from './manifest-check.js';
 export { symlinkTargetProblem, volumePathProblem } from './paths.js';

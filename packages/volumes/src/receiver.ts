@@ -2,13 +2,14 @@ import { mkdir, rm } from 'node:fs/promises';
 import { InvalidInputError, isSfError } from '@service-foundry/core';
 import { extract, type Header } from 'tar-stream';
 import { BodyChecksum, type BodyProof, sha256Hex } from './body-check.js';
+import type { TransferResult } from './client.js';
 import type { TransferConfig } from './config.js';
 import { EntryApplier } from './entry-applier.js';
 import { asStreamRefusal, type EntryContent, type EntrySource, entryContent } from './entry-content.js';
 import { VolumeTransferError } from './errors.js';
 import { linkCopy } from './link-copy.js';
 import type { Manifest, ManifestEntry } from './manifest.js';
-import type { ProgressMeter } from './progress.js';
+import { megabytesPerSecond, type ProgressMeter } from './progress.js';
 import { controlPaxKey, isManifestId, snapshotFormat } from './protocol.js';
 import type { SnapshotHeader } from './sender.js';
 import { TarFrameGuard } from './tar-guard.js';
@@ -40,6 +41,24 @@ export interface ReceiveResult {
   deleted: number;
   /** Body bytes read (tar framing, control entries and content). */
   wireBytes: number;
+}
+
+/** What a pull or local copy reports, from what the receiver took in. */
+export function receivedResult(volume: string, result: ReceiveResult, startedAt: number): TransferResult {
+  const durationMs = Date.now() - startedAt;
+  return {
+    volume,
+    mode: result.mode,
+    base: result.base,
+    manifestId: result.manifest.id,
+    wireBytes: result.wireBytes,
+    bytes: result.bytes,
+    files: result.files,
+    entries: result.entries,
+    deleted: result.deleted,
+    durationMs,
+    mbPerSecond: megabytesPerSecond(result.bytes, durationMs),
+  };
 }
 
 function refuse(problem: string): never {

@@ -24,6 +24,12 @@ export interface VolumeServerOptions extends TransferOptions {
   resolveVolumeDir: (name: string) => string | undefined | Promise<string | undefined>;
   /** Told about every transfer. @default nothing */
   onTransfer?: (event: TransferEvent) => void;
+  /**
+   * Accept `PUT` (a peer pushing a copy into a volume here). An agent serves its volumes
+   * for others to pull and never lets a peer write into them: it passes false.
+   * @default true
+   */
+  allowPush?: boolean;
 }
 
 export interface VolumeServer {
@@ -45,7 +51,7 @@ const routePattern = /^\/volumes\/([^/?]+)(\/manifest|\/snapshot)?(?:\?.*)?$/;
  * `PUT /volumes/:name` (server-handlers.ts). See docs/volumes.md.
  */
 export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
-  const { resolveVolumeDir, onTransfer, ...transfer } = options;
+  const { resolveVolumeDir, onTransfer, allowPush = true, ...transfer } = options;
   const config: Readonly<TransferConfig> = compileTransferConfig(transfer);
   const verifier = new RequestVerifier(config.secret, config.clockSkewMs);
   const context: HandlerContext = {
@@ -75,6 +81,10 @@ export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
     if (!match || !name) return sendJson(res, 404, { error: 'no such route' }, true);
     if (!isVolumeName(name)) return sendJson(res, 400, { error: 'invalid volume name' }, true);
     const action = match[2] ?? '';
+    if (action === '' && !allowPush) {
+      res.setHeader('allow', 'GET');
+      return sendJson(res, 405, { error: 'this server accepts no pushes; pull from it instead' }, true);
+    }
     const allowed = action === '' ? 'PUT' : 'GET';
     if (method !== allowed) {
       res.setHeader('allow', allowed);

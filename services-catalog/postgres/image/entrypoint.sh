@@ -11,7 +11,9 @@
 #   it to answer, up to $SF_CLONE_TIMEOUT_S seconds) and becomes its hot standby.
 # Both are built beside $PGDATA and renamed into place at the end. On any later start the
 # data directory decides (standby.signal = standby), whatever the environment says: a
-# promoted replica restarts as a primary. Then the script replaces itself with the
+# promoted replica restarts as a primary, and a volume restored from `sf-pg
+# backup-prepare` (a pg_basebackup with its WAL and backup_label) recovers to the end of
+# the backup and starts as a primary. Then the script replaces itself with the
 # postmaster so it receives the stop signal directly.
 #
 # Arguments starting with "-" are passed to postgres (e.g. -c synchronous_commit=on);
@@ -216,6 +218,11 @@ elif [ -e "$PGDATA/standby.signal" ]; then
   log "starting the existing cluster as a standby (standby.signal)"
 else
   log "starting the existing cluster as a primary"
+fi
+# This container's name, not the one a restored backup (sf-pg backup-prepare) or an older
+# start wrote; without a name the file is left as it is.
+if [ -n "$SF_REPLICA_NAME" ]; then
+  write_node_conf "$PGDATA"
 fi
 
 # The server and its children have no use for the passwords.

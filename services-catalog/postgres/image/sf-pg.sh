@@ -10,6 +10,7 @@
 #   sf-pg promote                       make this standby the primary (idempotent)
 #   sf-pg follow HOST PORT              stream from HOST:PORT (a running standby only)
 #   sf-pg configure DURABILITY LOCAL_IO async|received|remote-fsync, fsync|batched|unsafe
+#   sf-pg backup-prepare PATH           a consistent copy of the cluster in PATH/pgdata (see README)
 set -eu
 
 : "${PGDATA:=/var/lib/postgresql/data/pgdata}"
@@ -22,7 +23,7 @@ fail() {
 }
 usage() {
   echo "sf-pg: $*" >&2
-  echo "usage: sf-pg role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO" >&2
+  echo "usage: sf-pg role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | backup-prepare PATH" >&2
   exit 2
 }
 expect_args() {
@@ -160,6 +161,49 @@ SQL
   echo "$expected"
 }
 
+# PATH must lie inside the volume (the parent of PGDATA) and apart from the live cluster:
+# it is removed first, and its whole content becomes a restored volume.
+check_backup_path() {
+  volume=$(dirname "$PGDATA")
+  case "$1" in
+    "$volume"/?*) ;;
+    *) REPLY="PATH '$1' is not inside the volume $volume" && return 1 ;;
+  esac
+  case "$1" in
+    *[!A-Za-z0-9/_.-]*) REPLY="PATH '$1' may only hold letters, digits and / _ . -" && return 1 ;;
+    */ | *//* | */./* | */. | */../* | */..) REPLY="PATH '$1' is not a plain path (no //, ., .. or trailing /)" && return 1 ;;
+    "$PGDATA" | "$PGDATA"/* | "$PGDATA.init" | "$PGDATA.init"/*) REPLY="PATH '$1' overlaps the cluster $PGDATA" && return 1 ;;
+  esac
+}
+
+# pg_basebackup from the local server: a fast checkpoint, then the files, then the WAL
+# written meanwhile (-X stream), so the copy recovers to the moment the backup ended.
+cmd_backup_prepare() {
+  target=$1
+  check_pgdata || fail "$REPLY"
+  check_backup_path "$target" || usage "$REPLY"
+  copy=$target/$(basename "$PGDATA")
+  rm -rf "$target" || fail "cannot remove the leftover $target"
+  # No half-made copy stays behind to be mistaken for a backup or to fill the volume.
+  trap 'rm -rf "$target"' EXIT
+  (umask 077 && mkdir "$target") || fail "cannot create $target"
+  # Over the local socket as postgres: trust, no password anywhere. pg_basebackup makes the
+  # directory with the cluster's own mode (0700) and owner (this user, as the server's).
+  output=$(pg_basebackup -U postgres -w -D "$copy" -X stream -c fast --no-manifest -l sf-backup 2>&1) ||
+    fail "pg_basebackup failed: $(printf '%s\n' "$output" | grep -v '^pg_basebackup: removing' | head -n 3 | tr '\n' ' ')"
+  [ -s "$copy/PG_VERSION" ] && [ -s "$copy/backup_label" ] || fail "pg_basebackup left no PG_VERSION or backup_label in $copy"
+  # Taken on a standby, the copy would start as a standby of this one's upstream: a restore
+  # is a primary of its own. (pg_basebackup never copies postmaster.pid.)
+  rm -f "$copy/standby.signal" "$copy/recovery.signal"
+  if [ -f "$copy/postgresql.auto.conf" ]; then
+    sed -i '/^primary_conninfo[ \t]*=/d; /^primary_slot_name[ \t]*=/d' "$copy/postgresql.auto.conf" ||
+      fail "cannot edit $copy/postgresql.auto.conf"
+  fi
+  trap - EXIT
+  start=$(sed -n 's/^START WAL LOCATION: \([^ ]*\).*/\1/p' "$copy/backup_label")
+  echo "backup of $PGDATA in $copy (start WAL $start)"
+}
+
 case "$command" in
   role)
     expect_args $(($# - 1)) 0
@@ -180,6 +224,10 @@ case "$command" in
   configure)
     expect_args $(($# - 1)) 2
     cmd_configure "$2" "$3"
+    ;;
+  backup-prepare)
+    expect_args $(($# - 1)) 1
+    cmd_backup_prepare "$2"
     ;;
   "") usage "no command given" ;;
   *) usage "unknown command '$command'" ;;

@@ -11,7 +11,7 @@ REDIS_UID=999
 REDIS_GID=999
 BINARIES="redis-server redis-cli"
 # busybox applets the scripts use, plus a few that make `docker exec` debugging bearable.
-APPLETS="sh cat chmod cut date echo env grep head id kill ls mkdir mktemp mv ps rm sed sleep tail test touch tr true false wc"
+APPLETS="sh cat chmod cp cut date echo env grep head id kill ls mkdir mktemp mv ps rm sed sleep tail test touch tr true false wc"
 
 rm -rf "$OUT"
 mkdir -p "$OUT/usr/bin" "$OUT/usr/lib" "$OUT/usr/lib64" "$OUT/usr/local/bin" "$OUT/etc" "$OUT/data" "$OUT/tmp"

@@ -13,6 +13,7 @@
 #   sf-redis follow HOST PORT              REPLICAOF HOST PORT (a replica only)
 #   sf-redis configure DURABILITY LOCAL_IO async|received, fsync|batched|unsafe
 #   sf-redis sync-users                    on a replica: copy the primary's users (see README)
+#   sf-redis backup-prepare PATH           a consistent copy of /data in PATH (see README)
 set -eu
 
 ADMIN=${SF_ADMIN_USER:-sf-admin}
@@ -23,7 +24,7 @@ fail() {
 }
 usage() {
   echo "sf-redis: $*" >&2
-  echo "usage: sf-redis ping | role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | sync-users" >&2
+  echo "usage: sf-redis ping | role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | sync-users | backup-prepare PATH" >&2
   exit 2
 }
 expect_args() {
@@ -37,7 +38,7 @@ local_redis() {
   reply=$(REDISCLI_AUTH=$REDIS_ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -h 127.0.0.1 -p 6379 "$@" 2>&1) ||
     fail "redis-cli $1: $reply"
   case "$reply" in
-    ERR* | WRONGPASS* | NOPERM* | NOAUTH* | LOADING* | "Could not connect"* | "Error:"*) fail "$1: $reply" ;;
+    ERR* | WRONGPASS* | NOPERM* | NOAUTH* | LOADING* | "Could not connect"* | "Error:"* | "AUTH failed"*) fail "$1: $reply" ;;
   esac
   printf '%s\n' "$reply"
 }
@@ -181,6 +182,89 @@ cmd_sync_users() {
   echo "users synced from $host:$port ($(printf '%s\n' "$wanted" | grep -c '^user ') binding users)"
 }
 
+# The volume, as the entrypoint lays it out: redis.conf, the AOF directory, the RDB file.
+DATA=/data
+
+# Prints the value of the configuration parameter $1 (CONFIG GET answers name, then value).
+config_value() {
+  # Not a pipeline, whose status would be sed's; and busybox sh drops set -e inside $(…),
+  # so a failure (already reported by local_redis) is passed on by hand.
+  pair=$(local_redis CONFIG GET "$1") || exit 1
+  printf '%s\n' "$pair" | tr -d '\r' | sed -n 2p
+}
+
+# PATH must lie inside the volume: it is removed first, and its whole content becomes a
+# restored volume.
+check_backup_path() {
+  case "$1" in
+    "$DATA"/?*) ;;
+    *) usage "PATH '$1' is not inside the volume $DATA" ;;
+  esac
+  case "$1" in
+    *[!A-Za-z0-9/_.-]*) usage "PATH '$1' may only hold letters, digits and / _ . -" ;;
+    */ | *//* | */./* | */. | */../* | */..) usage "PATH '$1' is not a plain path (no //, ., .. or trailing /)" ;;
+  esac
+}
+
+# A snapshot taken the way a replica's full sync takes one (the server forks; the child
+# writes the dataset as of the fork), received by redis-cli --rdb, then laid out the way
+# this server's configuration loads it on start: with appendonly yes Redis 7 loads only
+# the AOF directory (a manifest naming a base RDB and an incr file) and ignores dump.rdb.
+cmd_backup_prepare() {
+  target=$1
+  check_backup_path "$target"
+  [ -n "${REDIS_ADMIN_PASSWORD:-}" ] || fail "REDIS_ADMIN_PASSWORD is not set in the container"
+  appendonly=$(config_value appendonly)
+  aofdir=$(config_value appenddirname)
+  aofname=$(config_value appendfilename)
+  rdbname=$(config_value dbfilename)
+  for name in "$aofdir" "$aofname" "$rdbname"; do
+    case "$name" in
+      "" | *[!A-Za-z0-9_.-]*) fail "unexpected file name '$name' in the server's configuration" ;;
+    esac
+  done
+  # Never the live files themselves.
+  top=${target#"$DATA"/}
+  top=${top%%/*}
+  for live in redis.conf "$aofdir" "$rdbname" "${SYNCED_MARKER#"$DATA"/}"; do
+    [ "$top" != "$live" ] || usage "PATH '$target' overlaps the live $DATA/$live"
+  done
+  [ -s "$DATA/redis.conf" ] || fail "$DATA/redis.conf is missing"
+
+  rm -rf "$target" || fail "cannot remove the leftover $target"
+  # No half-made copy stays behind to be mistaken for a backup or to fill the volume.
+  trap 'rm -rf "$target"' EXIT
+  umask 077
+  mkdir "$target" || fail "cannot create $target"
+  snapshot=$target/.snapshot.rdb
+  # As the admin, like every sf-redis command (REDISCLI_AUTH, not the command line).
+  output=$(REDISCLI_AUTH=$REDIS_ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -h 127.0.0.1 -p 6379 \
+    --rdb "$snapshot" 2>&1) ||
+    fail "redis-cli --rdb failed: $(printf '%s\n' "$output" | grep -v '^sending REPLCONF' | head -n 2 | tr '\n' ' ')"
+  [ "$(head -c 5 "$snapshot" 2> /dev/null)" = REDIS ] ||
+    fail "the snapshot is not an RDB file: $(printf '%s\n' "$output" | tail -n 1)"
+  bytes=$(wc -c < "$snapshot")
+
+  if [ "$appendonly" = yes ]; then
+    {
+      mkdir "$target/$aofdir" &&
+        mv "$snapshot" "$target/$aofdir/$aofname.1.base.rdb" &&
+        : > "$target/$aofdir/$aofname.1.incr.aof" &&
+        printf 'file %s seq 1 type b\nfile %s seq 1 type i\n' "$aofname.1.base.rdb" "$aofname.1.incr.aof" \
+          > "$target/$aofdir/$aofname.manifest"
+    } || fail "cannot lay out $target/$aofdir"
+  else
+    mv "$snapshot" "$target/$rdbname" || fail "cannot move the snapshot to $target/$rdbname"
+  fi
+  # The users (passwords hashed after a CONFIG REWRITE) and settings, read in one go:
+  # CONFIG REWRITE replaces the file by a rename. Taken on a replica, the copy would follow
+  # this one's upstream: a restore is a primary of its own.
+  sed -e '/^replicaof /d' -e '/^slaveof /d' "$DATA/redis.conf" > "$target/redis.conf" ||
+    fail "cannot copy $DATA/redis.conf"
+  trap - EXIT
+  echo "snapshot of $DATA in $target ($bytes bytes of RDB, appendonly $appendonly)"
+}
+
 case "$command" in
   ping | role | position | promote | sync-users)
     expect_args $(($# - 1)) 0
@@ -199,6 +283,10 @@ case "$command" in
   configure)
     expect_args $(($# - 1)) 2
     cmd_configure "$2" "$3"
+    ;;
+  backup-prepare)
+    expect_args $(($# - 1)) 1
+    cmd_backup_prepare "$2"
     ;;
   "") usage "no command given" ;;
   *) usage "unknown command '$command'" ;;

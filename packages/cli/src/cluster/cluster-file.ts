@@ -22,6 +22,11 @@ export interface ClusterFile {
   routerHttpPort: number;
   routerPortMin: number;
   routerPortMax: number;
+  /**
+   * Shared secret of the agents' volume servers (relocation, restores); made on the first
+   * `sf up` that needs it. Never logged.
+   */
+  volumeSecret?: string;
   /** Simulated nodes: one agent each, sharing this machine's Docker Engine. */
   nodes: Array<{ name: string; address: string }>;
 }
@@ -54,6 +59,7 @@ export const compileClusterFile = configCompiler<ClusterFile>('cluster file', {
     routerHttpPort: { type: 'integer', minimum: 1, maximum: 65535 },
     routerPortMin: { type: 'integer', minimum: 1024, maximum: 65535 },
     routerPortMax: { type: 'integer', minimum: 1024, maximum: 65535 },
+    volumeSecret: { type: 'string', minLength: 16, nullable: true },
     nodes: {
       type: 'array',
       minItems: 1,

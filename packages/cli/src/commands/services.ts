@@ -1,9 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { type OsbService, waitFor } from '@service-foundry/core';
+import {
+  type BackupRecord,
+  type InstanceRestore,
+  type OsbService,
+  type RelocationRecord,
+  waitFor,
+} from '@service-foundry/core';
 import { BrokerClient } from '../broker-client.js';
 import { type Command, intOption, parametersOption } from '../command.js';
 import { UsageError } from '../errors.js';
 import { Progress, printJson, printTable, say } from '../output.js';
+import { formatBytes } from '../progress-bar.js';
 import { loadTarget } from '../target.js';
 
 export interface InstanceSummary {
@@ -168,6 +175,9 @@ export const service: Command = {
         failover?: { fencing: string; fencingTimeoutSeconds: number; maxLagBytes: number } | null;
         bindings?: Array<{ id: string; name: string; username: string; createdAt: string }>;
         scheduling?: { desired: number; placed: number; pending: Array<{ ordinal: number; reason: string }> } | null;
+        relocation?: RelocationRecord | null;
+        backup?: BackupRecord | null;
+        restore?: InstanceRestore | null;
       }
     >(`/sf/v1/instances/${summary.id}`);
     if (options.json) return printJson(detail);
@@ -207,6 +217,16 @@ export const service: Command = {
     }
     const keys = detail.bindings ?? [];
     say(`keys:            ${keys.length ? keys.map((k) => k.name).join(', ') : '-'}`);
+    const { relocation: r, backup: b, restore: from } = detail;
+    if (from) say(`restored from:   backup ${from.backupId} of instance ${from.instanceId} (${from.state})`);
+    if (r) {
+      // A finished relocation's message already carries its figures and downtime.
+      say(`last relocation: replica ${r.ordinal} ${r.from} → ${r.to ?? '?'}: ${r.phase} — ${r.message}`);
+    }
+    if (b) {
+      const size = b.figures ? `, ${formatBytes(b.figures.bytes)}` : '';
+      say(`last backup:     ${b.id} ${b.state}, taken ${b.completedAt ?? b.startedAt ?? b.requestedAt}${size}`);
+    }
   },
 };
 

@@ -83,6 +83,7 @@ async function firstCluster(options: Record<string, string | boolean | undefined
     brokerPort: intOption(options, 'broker-port', await port(8470), 1, 65535),
     brokerUsername: 'admin',
     brokerPassword: newPassword(),
+    volumeSecret: newPassword(),
     routerHost: '127.0.0.1',
     routerHttpPort: await port(8480),
     routerPortMin: min,
@@ -117,6 +118,12 @@ export const up: Command = {
         `cluster already set up in ${dir}: run \`sf down --purge\` to start over with other options`,
       );
     }
+    if (!cluster.volumeSecret) {
+      // Clusters set up before volume transfers existed get their secret now.
+      cluster = { ...cluster, volumeSecret: newPassword() };
+      await writeClusterFile(dir, cluster);
+    }
+    const volumeSecret = cluster.volumeSecret as string;
     await checkDocker();
     if (!options['skip-images']) await buildImages(await Catalog.load(), false);
 
@@ -172,6 +179,7 @@ export const up: Command = {
           // Fresh replication positions let the controller choose a new primary without waiting.
           positionIntervalMs: 250,
           positionRefreshMs: 500,
+          volumes: { secret: volumeSecret, port: 0, backupDir: join(dir, 'backups', node.name) },
         });
       }
     }

@@ -35,7 +35,7 @@ export async function teardownStep(
   for (const placement of placements) {
     const assignmentKey = keys.assignment(placement.node, id, placement.ordinal);
     const assignment = await readJson<AssignmentRecord>(client, assignmentKey);
-    if (assignment?.value.desired === 'running') {
+    if (assignment && assignment.value.desired !== 'removed') {
       await client
         .if(assignmentKey, 'Mod', '==', assignment.modRevision)
         .then(client.put(assignmentKey).value(json({ ...assignment.value, desired: 'removed' })))
@@ -47,14 +47,18 @@ export async function teardownStep(
     }
   }
   if (placements.length > 0) return;
+  // Backups outlive their instance, and the data in them holds the instance's users: the
+  // credentials stay while any backup of it exists, so that `sf restore` can still use them.
+  const backups = await client.getAll().prefix(keys.instanceBackups(id)).count();
   const res = await client
     .if(keys.instance(id), 'Mod', '==', instance.modRevision)
     .then(
       client.delete().key(keys.instance(id)),
-      client.delete().key(keys.secret(id)),
+      ...(backups > 0 ? [] : [client.delete().key(keys.secret(id))]),
       client.delete().key(keys.routerPort(instance.value.routerPort)),
       client.delete().key(keys.schedulingStatus(id)),
       client.delete().prefix(keys.instanceBindings(id)),
+      client.delete().prefix(keys.instanceRelocations(id)),
     )
     .commit();
   if (res.succeeded) {

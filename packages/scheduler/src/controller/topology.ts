@@ -27,7 +27,8 @@ export interface AssignmentChange {
   next: AssignmentRecord;
 }
 
-const defaultIo: IoPolicy = { durability: 'async', localIo: 'fsync' };
+/** IO settings of instances from before replication. */
+export const defaultIo: IoPolicy = { durability: 'async', localIo: 'fsync' };
 
 function sameUpstream(a: AssignmentRecord['upstream'], b: AssignmentRecord['upstream']): boolean {
   return a?.host === b?.host && a?.port === b?.port;
@@ -74,7 +75,14 @@ export function desiredAssignments(view: InstanceView): AssignmentChange[] {
   if (!view.primary) {
     const bootstrapping = [...view.assignments.values()].find((a) => a.value.role === 'primary');
     if (bootstrapping) return changes;
-    const first = view.placements.find((p) => view.liveNodes.has(p.node) && view.assignments.has(p.ordinal));
+    // A restored instance starts from the replica that received the backup, never another.
+    const restored = view.instance.restore?.ordinal;
+    const first = view.placements.find(
+      (p) =>
+        view.liveNodes.has(p.node) &&
+        view.assignments.has(p.ordinal) &&
+        (restored === undefined || p.ordinal === restored),
+    );
     const assignment = first && view.assignments.get(first.ordinal);
     if (first && assignment) propose(first.ordinal, first.node, { ...assignment.value, role: 'primary', epoch: 0, io });
     return changes;

@@ -189,7 +189,9 @@ export function buildNodeTxn(
       // The old node keeps its assignment, marked removed: its agent, if it ever comes
       // back, removes the container and volume and then deletes the key.
       if (reads.oldAssignment) {
-        success.push(op.put(oldAssignmentKey, json({ ...reads.oldAssignment.value, desired: 'removed' })));
+        success.push(
+          op.put(oldAssignmentKey, json({ ...reads.oldAssignment.value, desired: 'removed', movedTo: node })),
+        );
       }
     }
     const event: EventRecord = {

@@ -1,0 +1,132 @@
+import { join } from 'node:path';
+import { waitFor } from '@service-foundry/core';
+import pg from 'pg';
+import { docker, psql, startCluster, volumesOf } from '../../e2e/support/cluster.js';
+import { makeGibVolume, outlastRacyWindow } from './volume-data.js';
+
+export interface PlatformRelocationFigures {
+  /** What a client sees through the router: the longest time without a successful query. */
+  clientDowntimeSeconds: number;
+  /** The controller's figure: source told to stop → the route names the target. */
+  controllerDowntimeSeconds: number;
+  message: string;
+  rows: string;
+}
+
+interface RelocationView {
+  phase: string;
+  message: string;
+  downtimeMs?: number;
+}
+
+/**
+ * A client that connects through the router and runs one query, over and over, each
+ * attempt bounded by a short timeout; it remembers when queries succeeded.
+ */
+class Prober {
+  readonly successes: number[] = [];
+  #running = true;
+  #loop: Promise<void> | undefined;
+
+  constructor(private readonly uri: string) {}
+
+  start(): void {
+    this.#loop = (async () => {
+      while (this.#running) {
+        const client = new pg.Client({ connectionString: this.uri, connectionTimeoutMillis: 500, query_timeout: 500 });
+        try {
+          await client.connect();
+          await client.query('SELECT 1');
+          this.successes.push(Date.now());
+        } catch {
+          // Expected while the service moves.
+        } finally {
+          await client.end().catch(() => undefined);
+        }
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#loop;
+  }
+
+  /** The longest gap between two successful queries, in seconds. */
+  longestGapSeconds(): number {
+    let longest = 0;
+    for (let i = 1; i < this.successes.length; i++) {
+      longest = Math.max(longest, (this.successes[i] as number) - (this.successes[i - 1] as number));
+    }
+    return longest / 1000;
+  }
+}
+
+/**
+ * The issue's figure on the real platform: `sf up` with three simulated nodes, a Postgres
+ * instance whose volume holds 1 GiB, ~10 MB of rows written while the pre-copy runs, then
+ * `sf relocate` — downtime as seen by a client querying through the router.
+ */
+export async function measurePlatformRelocation(log: (line: string) => void): Promise<PlatformRelocationFigures> {
+  const cluster = await startCluster(3);
+  try {
+    const created = await cluster.sf('create-service', 'postgres', 'small', 'bench');
+    if (created.code !== 0) throw new Error(`create-service failed: ${created.stderr}`);
+    const key = await cluster.sf('create-service-key', 'bench', 'bench', '--json');
+    if (key.code !== 0) throw new Error(`create-service-key failed: ${key.stderr}`);
+    const { uri } = JSON.parse(key.stdout) as { uri: string };
+    const detail = JSON.parse((await cluster.sf('service', 'bench', '--json')).stdout) as {
+      id: string;
+      primary: { node: string };
+    };
+    const from = detail.primary.node;
+    const to = ['node-1', 'node-2', 'node-3'].find((n) => n !== from) as string;
+    const volume = (await volumesOf(detail.id)).find((v) => v.includes(`-${from}-`)) as string;
+    const mountpoint = (await docker.getVolume(volume).inspect()).Mountpoint;
+    log(`platform: writing 1 GiB beside the database in volume ${volume}`);
+    await makeGibVolume(join(mountpoint, 'bulk'));
+    await outlastRacyWindow();
+    const table = await psql(uri, 'CREATE TABLE items (id int PRIMARY KEY, payload text)');
+    if (!table.ok) throw new Error(table.err);
+
+    const prober = new Prober(uri);
+    prober.start();
+    await waitFor(() => prober.successes.length >= 20, {
+      description: 'the prober through the router',
+      timeoutMs: 30_000,
+    });
+    const requested = await cluster.sf('relocate', 'bench', '--to', to, '--no-wait');
+    if (requested.code !== 0) throw new Error(`sf relocate failed: ${requested.stderr}`);
+    // ~10 MB of rows while the pre-copy of the 1 GiB runs.
+    const written = await psql(
+      uri,
+      'INSERT INTO items SELECT g, repeat(md5(random()::text), 8) FROM generate_series(1, 40000) g',
+    );
+    if (!written.ok) throw new Error(written.err);
+    const done = await waitFor(
+      async () => {
+        const view = JSON.parse((await cluster.sf('service', 'bench', '--json')).stdout) as {
+          relocation?: RelocationView | null;
+        };
+        const r = view.relocation;
+        return r && (r.phase === 'done' || r.phase === 'failed') ? r : undefined;
+      },
+      { description: 'the relocation', timeoutMs: 300_000, intervalMs: 200 },
+    );
+    await waitFor(() => prober.successes.length > 0 && Date.now() - (prober.successes.at(-1) ?? 0) < 100, {
+      description: 'queries through the router again',
+      timeoutMs: 30_000,
+    });
+    await prober.stop();
+    if (done.phase !== 'done') throw new Error(done.message);
+    const rows = await psql(uri, 'SELECT count(*) FROM items');
+    return {
+      clientDowntimeSeconds: prober.longestGapSeconds(),
+      controllerDowntimeSeconds: (done.downtimeMs ?? Number.NaN) / 1000,
+      message: done.message,
+      rows: rows.out,
+    };
+  } finally {
+    await cluster.destroy();
+  }
+}

@@ -1,0 +1,149 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type EventLog, type Logger, parseServedVolume, type Versioned } from '@service-foundry/core';
+import { createVolumeServer, type TransferEvent } from '@service-foundry/volumes';
+import type { AgentVolumeConfig } from './config.js';
+import { labelKeys, type NodeIdentity, type ReplicaRef, replicaResourceName } from './container-spec.js';
+import type { DockerRuntime } from './docker-runtime.js';
+import { currentReplicaVolume } from './replica-volumes.js';
+
+export interface VolumeServiceDeps {
+  config: AgentVolumeConfig;
+  docker: DockerRuntime;
+  identity: NodeIdentity;
+  events: EventLog;
+  log: Logger;
+  /** The assignment of a replica as last seen by the watch (for its generation). */
+  assignmentOf: (ref: ReplicaRef) => Versioned<unknown> | undefined;
+  /** The directory of a completed backup in this node's store, or undefined. */
+  backupDir: (instanceId: string, backupId: string) => Promise<string | undefined>;
+  /** The catalog's `flush` command of a service, if it has one. */
+  flushCommand: (serviceName: string) => readonly string[] | undefined;
+  /** Deadline of the flush command. */
+  commandTimeoutMs: number;
+}
+
+/**
+ * The node's volume server (docs/volumes.md): other agents pull the volumes of this node's
+ * replicas (`replica.<id>.<n>`) and the backups in its store (`backup.<id>.<backup>`),
+ * authenticated with the cluster secret. It serves, never receives: a peer cannot write
+ * into a volume here (every copy onto this node is a pull this agent decided to make).
+ */
+export class VolumeService {
+  readonly #deps: VolumeServiceDeps;
+  #server: Server | undefined;
+
+  constructor(deps: VolumeServiceDeps) {
+    this.#deps = deps;
+  }
+
+  /** Listens on the node address; resolves to the URL other agents use. */
+  async start(): Promise<string> {
+    const { config, identity, log } = this.#deps;
+    const volumes = createVolumeServer({
+      secret: config.secret,
+      allowPush: false,
+      fsync: config.fsync,
+      resolveVolumeDir: (name) => this.resolve(name),
+      onTransfer: (event) => this.#report(event),
+    });
+    const server = createServer();
+    volumes.attach(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, identity.address, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#server = server;
+    const { port } = server.address() as AddressInfo;
+    const url = `http://${identity.address}:${port}`;
+    log.info({ url }, 'volume server listening');
+    return url;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  /** The host directory behind a served name, or undefined (→ 404) when this node has none. */
+  async resolve(name: string): Promise<string | undefined> {
+    const served = parseServedVolume(name);
+    if (!served) return undefined;
+    if (served.kind === 'backup') return this.#deps.backupDir(served.instanceId, served.backupId);
+    const ref = { instanceId: served.instanceId, ordinal: served.ordinal };
+    const volume = await this.replicaVolume(ref);
+    if (!volume) return undefined;
+    await this.#flush(ref);
+    const info = await this.#deps.docker.inspectVolume(volume);
+    // Only volumes this agent owns: a name that merely looks right is not enough.
+    if (!info || info.labels[labelKeys.cluster] !== this.#deps.identity.clusterId) return undefined;
+    if (info.labels[labelKeys.node] !== this.#deps.identity.node) return undefined;
+    return info.mountpoint;
+  }
+
+  /** The volume a replica's container uses (or would use), when it exists on this node. */
+  async replicaVolume(ref: ReplicaRef): Promise<string | undefined> {
+    const { docker, identity } = this.#deps;
+    const container = await docker.inspectContainer(replicaResourceName(identity.node, ref));
+    if (container && container.labels[labelKeys.cluster] === identity.clusterId) {
+      const mounted = Object.values(container.volumeMounts)[0];
+      if (mounted) return mounted;
+    }
+    const assignment = this.#deps.assignmentOf(ref)?.value as { generation?: unknown } | undefined;
+    const generation = typeof assignment?.generation === 'number' ? assignment.generation : 0;
+    const name = await currentReplicaVolume(docker, identity, ref, generation);
+    return (await docker.volumeExists(name)) ? name : undefined;
+  }
+
+  /**
+   * A running service writes what it holds in memory to its volume before the copy is
+   * read (catalog `flush`), so the pre-copy is close to what a stop would leave. A failed
+   * flush only costs a larger final delta: it is logged, the copy goes ahead.
+   */
+  async #flush(ref: ReplicaRef): Promise<void> {
+    const { docker, identity, log } = this.#deps;
+    const container = await docker.inspectContainer(replicaResourceName(identity.node, ref));
+    if (!container?.running || container.labels[labelKeys.cluster] !== identity.clusterId) return;
+    const command = this.#deps.flushCommand(container.labels[labelKeys.service] ?? '');
+    if (!command) return;
+    const started = Date.now();
+    try {
+      const result = await docker.exec(container.id, [...command], this.#deps.commandTimeoutMs);
+      if (result.exitCode !== 0) throw new Error(`exit code ${result.exitCode}: ${result.stderr.trim().slice(-300)}`);
+      log.info({ instanceId: ref.instanceId, ordinal: ref.ordinal, ms: Date.now() - started }, 'flushed before a copy');
+    } catch (error) {
+      log.warn({ err: error, instanceId: ref.instanceId, ordinal: ref.ordinal }, 'flush before a copy failed');
+    }
+  }
+
+  #report(event: TransferEvent): void {
+    const { events, log, identity } = this.#deps;
+    const served = parseServedVolume(event.volume);
+    const what = `${event.direction} ${event.mode ?? ''} snapshot of ${event.volume}`.replace('  ', ' ');
+    const message = event.ok
+      ? `${what} (${event.peer}): ${formatBytes(event.bytes)} in ${event.files} files, ${(event.durationMs / 1000).toFixed(1)} s, ${event.mbPerSecond} MB/s`
+      : `${what} (${event.peer}) failed: ${event.error ?? 'unknown error'}`;
+    log[event.ok ? 'info' : 'warn']({ transfer: event }, 'volume transfer');
+    void events
+      .record('volume-transfer', message, {
+        node: identity.node,
+        ...(served ? { instanceId: served.instanceId } : {}),
+      })
+      .catch(() => undefined);
+  }
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+  if (bytes >= 1e3) return `${(bytes / 1e3).toFixed(1)} kB`;
+  return `${bytes} B`;
+}

@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type BackupRecord,
+  type InstanceRecord,
+  type InstanceSecret,
+  isBackupId,
+  readJson,
+} from '@service-foundry/core';
+import type { BackupOwner } from './backup-requests.js';
+import type { BrokerContext } from './broker-context.js';
+import { BodyProblems } from './operator-input.js';
+import { conflict, notFound, OsbError } from './osb-errors.js';
+import { desiredReplicas } from './params-validation.js';
+import { resolvePolicies } from './policies.js';
+import { newOperationId } from './random.js';
+import { contextName } from './request-checks.js';
+
+export interface RestoreAsk {
+  backup: string;
+  /** The new instance's name; absent would mean in place, which is not built. */
+  as?: string;
+}
+
+export function parseRestoreBody(body: unknown): RestoreAsk {
+  const problems = new BodyProblems('restore request');
+  const fields = problems.fields(body, ['backup', 'as']);
+  const { backup, as } = fields;
+  if (typeof backup !== 'string' || !isBackupId(backup)) problems.add('backup must be a backup id (see `sf backups`)');
+  if (as !== undefined) {
+    try {
+      // The rule provisioning applies to `context.instance_name`.
+      contextName({ instance_name: as }, 'instance_name', '');
+    } catch {
+      problems.add('as must be an instance name of 1 to 255 printable characters');
+    }
+  }
+  problems.fail();
+  return { backup: backup as string, ...(as === undefined ? {} : { as: as as string }) };
+}
+
+export const inPlaceNotSupported = () =>
+  new OsbError(
+    501,
+    'NotImplemented',
+    'restoring in place is not supported yet; restore into a new instance with --as NAME',
+    'SF_ERR_INVALID_INPUT',
+  );
+
+/**
+ * Creates a new instance from a completed backup, the way provisioning creates one (same
+ * service and plan, the source's parameters when it still exists, a new id and router
+ * port, one transaction through InstanceStore) plus `restore`, which tells the controller
+ * to seed replica 0 from the backup before giving out roles. The restored data holds the
+ * source's users, so the new instance gets a copy of the source's credentials.
+ */
+export async function requestRestore(
+  ctx: BrokerContext,
+  owner: BackupOwner,
+  backupId: string,
+  name: string,
+  by: string,
+): Promise<InstanceRecord> {
+  const { client, keys } = ctx;
+  const backup = (await readJson<BackupRecord>(client, keys.backup(owner.instanceId, backupId)))?.value;
+  if (!backup) throw notFound(`instance ${owner.name} has no backup ${backupId} (see \`sf backups ${owner.name}\`)`);
+  if (backup.state !== 'completed' || !backup.node) {
+    throw conflict(`backup ${backupId} of ${owner.name} is ${backup.state}; only a completed backup can be restored`);
+  }
+  const instances = await ctx.instances.list();
+  const taken = instances.find((i) => i.value.name === name || i.value.id === name);
+  if (taken) throw conflict(`an instance named ${JSON.stringify(name)} already exists (id ${taken.value.id})`);
+
+  const entry = ctx.catalog.byServiceName(backup.serviceName);
+  const osbPlan = entry?.osb.plans.find((p) => p.name === backup.planName);
+  const plan = entry && osbPlan ? ctx.plans.find(entry.osb.id, osbPlan.id) : undefined;
+  if (!plan) {
+    throw conflict(
+      `the catalog no longer offers ${backup.serviceName}/${backup.planName}; backup ${backupId} cannot be restored`,
+    );
+  }
+  const secret = (await readJson<InstanceSecret>(client, keys.secret(owner.instanceId)))?.value;
+  if (!secret) {
+    throw conflict(`the credentials of instance ${owner.name} are gone; its backups cannot be restored`);
+  }
+  // A live source's parameters were validated when it was created or updated; else the plan's defaults.
+  const parameters = owner.instance?.value.parameters ?? {};
+  const replicas = desiredReplicas(plan, parameters);
+  const service = plan.entry.osb.name;
+  const startedAt = new Date().toISOString();
+  const outcome = await ctx.instances.create(
+    {
+      id: randomUUID(),
+      name,
+      serviceId: plan.entry.osb.id,
+      planId: plan.plan.id,
+      serviceName: service,
+      planName: plan.plan.name,
+      parameters,
+      replicas,
+      resources: { ...plan.sizing.resources },
+      context: { platform: 'sf', instance_name: name },
+      createdAt: startedAt,
+      phase: 'provisioning',
+      message: `waiting for placement; then copying backup ${backupId}`,
+      operation: {
+        id: newOperationId('provision'),
+        type: 'provision',
+        state: 'in progress',
+        description: `restoring backup ${backupId} of ${owner.name} into ${replicas} ${service} replica(s)`,
+        startedAt,
+      },
+      ...resolvePolicies(plan.sizing, parameters),
+      restore: { instanceId: owner.instanceId, backupId, node: backup.node, state: 'copying' },
+    },
+    { ...secret },
+  );
+  // A fresh uuid cannot name an existing instance; if it ever did, nothing was written.
+  if (!outcome.created) throw conflict('the new instance id is taken; retry the request');
+  await ctx.events.record(
+    'restore-requested',
+    `restoring backup ${backupId} of "${owner.name}" as "${name}" (requested by ${by})`,
+    { instanceId: outcome.record.id, node: backup.node },
+  );
+  return outcome.record;
+}

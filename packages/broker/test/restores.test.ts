@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  type BackupRecord,
+  type EventRecord,
+  type InstanceRecord,
+  type InstanceSecret,
+  json,
+  readJson,
+} from '@service-foundry/core';
+import type { InstanceDetail } from '../src/index.js';
+import {
+  assertOsbError,
+  type CallOptions,
+  call,
+  deleteLikeController,
+  dumpKeyspace,
+  type Harness,
+  markReady,
+  provisionBody,
+  readInstance,
+  startHarness,
+  uniqueId,
+} from './helpers.js';
+
+const haSmallPlanId = '4ff07bf1-4cb4-487f-b373-fa97afb00ef8';
+
+describe('broker: restoring a backup into a new instance (sf restore --as)', () => {
+  let h: Harness;
+  const id = uniqueId('pg');
+  const name = uniqueId('pg1');
+  const parameters = { replicas: 2, durability: 'received' };
+
+  const restore = (instance: string, options: CallOptions) =>
+    call(h.broker.url, 'POST', `/sf/v1/instances/${encodeURIComponent(instance)}/restore`, options);
+  /** A backup record in the state the agent leaves it in. */
+  const putBackup = async (instanceId: string, instanceName: string, state: BackupRecord['state']) => {
+    const backupId = `b-20250102T030405-${Math.random().toString(16).slice(2, 8).padEnd(6, '0')}`;
+    const record: BackupRecord = {
+      id: backupId,
+      instanceId,
+      instanceName,
+      serviceName: 'postgres',
+      planName: 'ha-small',
+      state,
+      message: state,
+      requestedBy: 'platform',
+      requestedAt: new Date().toISOString(),
+      ...(state === 'completed'
+        ? {
+            node: 'node-2',
+            ordinal: 0,
+            method: 'hook' as const,
+            completedAt: new Date().toISOString(),
+            figures: {
+              mode: 'full' as const,
+              bytes: 48_200_000,
+              wireBytes: 48_900_000,
+              files: 1203,
+              deleted: 0,
+              durationMs: 1200,
+              mbPerSecond: 40,
+            },
+          }
+        : {}),
+    };
+    await h.client.put(h.keys.backup(instanceId, backupId)).value(json(record)).exec();
+    return record;
+  };
+  const secretOf = async (instanceId: string) =>
+    (await readJson<InstanceSecret>(h.client, h.keys.secret(instanceId)))?.value;
+
+  before(async () => {
+    h = await startHarness({ routerPortRange: { min: 42000, max: 42099 } });
+    const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${id}?accepts_incomplete=true`, {
+      body: provisionBody({ plan_id: haSmallPlanId, context: { instance_name: name }, parameters }),
+    });
+    assert.equal(res.status, 202, res.text);
+    await markReady(h.client, h.keys, id);
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('says in-place restores are not supported (501) and rejects bad bodies (400), writing nothing', async () => {
+    const backup = await putBackup(id, name, 'completed');
+    const before = await dumpKeyspace(h.client, h.keys);
+    const inPlace = await restore(name, { body: { backup: backup.id } });
+    assert.equal(inPlace.status, 501, inPlace.text);
+    assertOsbError(inPlace.body, 'NotImplemented');
+    assert.equal(
+      (inPlace.body as { description: string }).description,
+      'restoring in place is not supported yet; restore into a new instance with --as NAME',
+    );
+    const bad: unknown[] = [
+      {},
+      { backup: 'a.b', as: 'x' },
+      { backup: backup.id, as: '' },
+      { backup: backup.id, as: 'x', force: true },
+      [],
+    ];
+    for (const body of bad) {
+      const res = await restore(name, { body });
+      assert.equal(res.status, 400, `${JSON.stringify(body)}: ${res.text}`);
+      assertOsbError(res.body, 'BadRequest');
+    }
+    const missing = await restore(name, { body: { backup: 'b-20000101T000000-000000', as: 'copy' } });
+    assert.equal(missing.status, 404, missing.text);
+    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+  });
+
+  it('refuses a backup that is not completed (409)', async () => {
+    for (const state of ['requested', 'running', 'failed'] as const) {
+      const backup = await putBackup(id, name, state);
+      const before = await dumpKeyspace(h.client, h.keys);
+      const res = await restore(name, { body: { backup: backup.id, as: `${name}-copy` } });
+      assert.equal(res.status, 409, `${state}: ${res.text}`);
+      assert.match(
+        (res.body as { description: string }).description,
+        new RegExp(`is ${state}; only a completed backup`),
+      );
+      assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    }
+  });
+
+  it("creates the new instance like provisioning does, with the source's parameters and a copy of its credentials", async () => {
+    const backup = await putBackup(id, name, 'completed');
+    const copyName = `${name}-copy`;
+    const res = await restore(name, { body: { backup: backup.id, as: copyName } });
+    assert.equal(res.status, 202, res.text);
+    const view = res.body as InstanceDetail;
+    assert.equal(view.name, copyName);
+    assert.equal(view.phase, 'provisioning');
+    assert.deepEqual(view.restore, { instanceId: id, backupId: backup.id, node: 'node-2', state: 'copying' });
+    assert.notEqual(view.id, id);
+
+    const record = await readInstance(h.client, h.keys, view.id);
+    const source = await readInstance(h.client, h.keys, id);
+    assert.ok(record && source);
+    assert.deepEqual(
+      {
+        serviceId: record.serviceId,
+        planId: record.planId,
+        parameters: record.parameters,
+        replicas: record.replicas,
+        io: record.io,
+        failover: record.failover,
+      },
+      {
+        serviceId: source.serviceId,
+        planId: source.planId,
+        parameters: source.parameters,
+        replicas: 2,
+        io: source.io,
+        failover: source.failover,
+      },
+    );
+    assert.deepEqual(record.context, { platform: 'sf', instance_name: copyName });
+    assert.deepEqual(record.restore, view.restore);
+    assert.equal(record.operation.type, 'provision');
+    assert.equal(record.operation.state, 'in progress');
+    assert.ok(record.routerPort >= 42000 && record.routerPort <= 42099 && record.routerPort !== source.routerPort);
+    assert.equal(await h.client.get(h.keys.routerPort(record.routerPort)).string(), JSON.stringify(view.id));
+    const sourceSecret = await secretOf(id);
+    assert.ok(sourceSecret?.adminPassword);
+    assert.deepEqual(await secretOf(view.id), sourceSecret, "the restored data holds the source's users");
+
+    const events = (await call(h.broker.url, 'GET', '/sf/v1/events?limit=50')).body as EventRecord[];
+    assert.deepEqual(
+      events.filter((e) => e.kind === 'restore-requested').map((e) => e.instanceId),
+      [view.id],
+    );
+    const shown = (await call(h.broker.url, 'GET', `/sf/v1/instances/${copyName}`)).body as InstanceDetail;
+    assert.equal(shown.restore?.backupId, backup.id);
+  });
+
+  it('refuses a name already taken (409), writing nothing', async () => {
+    const backup = await putBackup(id, name, 'completed');
+    const before = await dumpKeyspace(h.client, h.keys);
+    for (const taken of [name, `${name}-copy`, id]) {
+      const res = await restore(id, { body: { backup: backup.id, as: taken } });
+      assert.equal(res.status, 409, `${taken}: ${res.text}`);
+      assert.match((res.body as { description: string }).description, /already exists/);
+    }
+    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+  });
+
+  it("restores a deleted instance's backup with the plan's defaults while its credentials remain", async () => {
+    const otherId = uniqueId('gone');
+    const otherName = uniqueId('gone-db');
+    const put = await call(h.broker.url, 'PUT', `/v2/service_instances/${otherId}?accepts_incomplete=true`, {
+      body: provisionBody({ plan_id: haSmallPlanId, context: { instance_name: otherName }, parameters }),
+    });
+    assert.equal(put.status, 202, put.text);
+    const backup = await putBackup(otherId, otherName, 'completed');
+    const secret = await secretOf(otherId);
+    const source = await readInstance(h.client, h.keys, otherId);
+    assert.ok(source);
+    // The instance record goes; its secret is still there.
+    await h.client.delete().key(h.keys.instance(otherId)).exec();
+    await h.client.delete().key(h.keys.routerPort(source.routerPort)).exec();
+
+    const res = await restore(otherName, { body: { backup: backup.id, as: `${otherName}-back` } });
+    assert.equal(res.status, 202, res.text);
+    const record = await readInstance(h.client, h.keys, (res.body as InstanceDetail).id);
+    assert.deepEqual(record?.parameters, {});
+    assert.equal(record?.replicas, 3, "ha-small's default");
+    assert.deepEqual(await secretOf(record?.id ?? ''), secret);
+  });
+
+  it('refuses to restore when the source credentials are gone, and creates no instance', async () => {
+    const backup = await putBackup(id, name, 'completed');
+    await deleteLikeController(h.client, h.keys, id);
+    assert.equal(await secretOf(id), undefined);
+    const before = await dumpKeyspace(h.client, h.keys);
+    const countBefore = (await h.client.getAll().prefix(h.keys.instances()).keys()).length;
+    const res = await restore(id, { body: { backup: backup.id, as: `${name}-late` } });
+    assert.equal(res.status, 409, res.text);
+    assert.equal(
+      (res.body as { description: string }).description,
+      `the credentials of instance ${name} are gone; its backups cannot be restored`,
+    );
+    assert.equal((await h.client.getAll().prefix(h.keys.instances()).keys()).length, countBefore);
+    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    const instances = (await call(h.broker.url, 'GET', '/sf/v1/instances')).body as InstanceRecord[];
+    assert.ok(!instances.some((i) => i.name === `${name}-late`));
+  });
+});

@@ -1,0 +1,359 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type RunningBroker, startBroker } from '@service-foundry/broker';
+import {
+  type BackupRecord,
+  connectEtcd,
+  createLogger,
+  type Etcd3,
+  type EtcdProcess,
+  type InstanceRecord,
+  json,
+  Keyspace,
+  type NodeRecord,
+  type PlacementRecord,
+  type RelocationRecord,
+  readJson,
+  readPrefix,
+  startEtcd,
+  type TransferStatusRecord,
+  waitFor,
+} from '@service-foundry/core';
+
+/**
+ * The transfer commands against a real broker and etcd. The test plays the controller and
+ * the agents: it writes the records they would write, one step at a time, and waits for
+ * the CLI to show each step before taking the next.
+ */
+const cliMain = resolve(import.meta.dirname, '../dist/main.js');
+const username = 'platform';
+const password = 'correct-horse-battery';
+const postgresServiceId = '4f6f0a8e-5d8a-4c43-9a57-2a4f1d3c6b01';
+const smallPlanId = 'b0c6c1d2-83a4-4a8e-8d2f-6e1f0c9a7b11';
+
+interface Run {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exit: Promise<number | null>;
+}
+
+describe('cli: sf relocate, backup, backups, restore follow the work to its end', () => {
+  let dir: string;
+  let etcd: EtcdProcess;
+  let client: Etcd3;
+  let broker: RunningBroker;
+  const keys = new Keyspace(`/cli-${randomBytes(6).toString('hex')}`);
+  const id = `pg-${randomBytes(4).toString('hex')}`;
+  const running: ChildProcess[] = [];
+
+  const sf = (...args: string[]): Run => {
+    const child = spawn(process.execPath, [cliMain, ...args], {
+      env: {
+        ...process.env,
+        SF_HOME: join(dir, 'sf-home'),
+        SF_BROKER_URL: broker.url,
+        SF_BROKER_USERNAME: username,
+        SF_BROKER_PASSWORD: password,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    running.push(child);
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr?.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const exit = new Promise<number | null>((done) => child.on('close', (code) => done(code)));
+    return { child, stdout: () => out, stderr: () => err, exit };
+  };
+  const shows = (run: Run, text: string) =>
+    waitFor(() => run.stderr().includes(text) || run.stdout().includes(text), {
+      description: `the CLI to show ${JSON.stringify(text)}`,
+      timeoutMs: 15_000,
+      intervalMs: 20,
+    });
+  const update = async <T>(key: string, change: (current: T) => T) => {
+    const current = await readJson<T>(client, key);
+    assert.ok(current, key);
+    await client
+      .put(key)
+      .value(json(change(current.value)))
+      .exec();
+  };
+  const now = () => new Date().toISOString();
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sf-cli-test-'));
+    etcd = await startEtcd({ dataDir: join(dir, 'etcd') });
+    client = connectEtcd({ endpoints: [etcd.endpoint] });
+    broker = await startBroker(
+      { etcdEndpoints: [etcd.endpoint], keyspaceRoot: keys.root, port: 0, username, password },
+      { log: createLogger({ name: 'cli-test', level: 'silent' }) },
+    );
+    const auth = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    const res = await fetch(`${broker.url}/v2/service_instances/${id}?accepts_incomplete=true`, {
+      method: 'PUT',
+      headers: { authorization: auth, 'x-broker-api-version': '2.17', 'content-type': 'application/json' },
+      body: JSON.stringify({ service_id: postgresServiceId, plan_id: smallPlanId, context: { instance_name: 'pg1' } }),
+    });
+    assert.equal(res.status, 202, await res.text());
+    await update<InstanceRecord>(keys.instance(id), (i) => ({ ...i, phase: 'ready', message: 'primary on node-1' }));
+    for (const node of ['node-1', 'node-2']) {
+      const record: NodeRecord = {
+        name: node,
+        address: '127.0.0.1',
+        capacity: { cpuMillis: 4000, memoryMb: 8192, diskMb: 100_000 },
+        labels: {},
+        startedAt: now(),
+      };
+      await client.put(keys.node(node)).value(json(record)).exec();
+    }
+    const placement: PlacementRecord = {
+      instanceId: id,
+      ordinal: 0,
+      node: 'node-1',
+      placedAt: now(),
+      scheduler: 'test',
+    };
+    await client.put(keys.placement(id, 0)).value(json(placement)).exec();
+  });
+  after(async () => {
+    for (const child of running) if (child.exitCode === null) child.kill('SIGKILL');
+    await broker?.stop();
+    client?.close();
+    await etcd?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const transfer = (instanceId: string, node: string, bytes: number, message: string): TransferStatusRecord => ({
+    instanceId,
+    ordinal: 0,
+    node,
+    from: { node: 'node-1', volume: `replica.${instanceId}.0` },
+    round: 1,
+    state: 'copying',
+    message,
+    progress: {
+      bytes,
+      files: 1020,
+      plannedBytes: 1_070_000_000,
+      plannedFiles: 2048,
+      elapsedMs: 2200,
+      mbPerSecond: 231,
+    },
+    updatedAt: now(),
+  });
+
+  it('sf relocate prints each phase, the transfer progress and a summary with the downtime', async () => {
+    const run = sf('relocate', 'pg1', '--to', 'node-2');
+    await shows(run, 'Relocating pg1 replica 0 from node-1 to node-2');
+    const key = keys.relocation(id, 0);
+    const phase = (p: RelocationRecord['phase'], extra: Partial<RelocationRecord> = {}) =>
+      update<RelocationRecord>(key, (r) => ({ ...r, phase: p, message: p, updatedAt: now(), ...extra }));
+    await shows(run, 'waiting for the controller');
+    await phase('copying');
+    await client
+      .put(keys.transfer(id, 0, 'node-2'))
+      .value(json(transfer(id, 'node-2', 512_000_000, 'pre-copy')))
+      .exec();
+    await shows(run, 'pre-copy [');
+    await shows(run, '512.0 MB / 1.07 GB  48%  231 MB/s  1020/2048 files');
+    const figures = { wireBytes: 0, files: 2048, deleted: 0 };
+    await phase('stopping', {
+      precopy: { ...figures, mode: 'full', bytes: 1_070_000_000, durationMs: 4600, mbPerSecond: 233 },
+    });
+    await shows(run, 'stopping the source on node-1');
+    const copied = { ...transfer(id, 'node-2', 1_070_000_000, 'pre-copy'), state: 'copied' as const };
+    await client
+      .put(keys.transfer(id, 0, 'node-2'))
+      .value(json(copied))
+      .exec();
+    await phase('final');
+    await shows(run, 'copying the final delta');
+    const delta = transfer(id, 'node-2', 5_300_000, 'final delta');
+    const deltaProgress = { ...delta.progress, bytes: 5_300_000, plannedBytes: 10_600_000, files: 5, plannedFiles: 10 };
+    await client
+      .put(keys.transfer(id, 0, 'node-2'))
+      .value(json({ ...delta, round: 2, progress: deltaProgress }))
+      .exec();
+    await shows(run, '5.30 MB / 10.6 MB  50%');
+    await phase('switching', {
+      final: { ...figures, mode: 'delta', bytes: 10_600_000, durationMs: 300, mbPerSecond: 35 },
+    });
+    await shows(run, 'switching to node-2');
+    await phase('done', { downtimeMs: 840 });
+    assert.equal(await run.exit, 0, run.stderr());
+    assert.equal(
+      run.stdout().trim().split('\n').at(-1),
+      'relocated pg1 replica 0 from node-1 to node-2: pre-copy 1.07 GB in 4.6 s (233 MB/s), final delta 10.6 MB in 0.3 s, downtime 0.84 s',
+    );
+    const order = [
+      'waiting for the controller',
+      'copying replica 0 to node-2',
+      'pre-copy [',
+      'stopping',
+      'final delta',
+      'switching',
+    ];
+    const at = order.map((text) => run.stderr().indexOf(text));
+    assert.deepEqual(
+      [...at].sort((a, b) => a - b),
+      at,
+      `phases in order:\n${run.stderr()}`,
+    );
+
+    const detail = sf('service', 'pg1');
+    assert.equal(await detail.exit, 0, detail.stderr());
+    assert.match(detail.stdout(), /last relocation: replica 0 node-1 → node-2: done — done$/m);
+  });
+
+  it('sf relocate exits 1 with the message of a failed relocation, and Ctrl-C leaves one running', async () => {
+    const failing = sf('relocate', 'pg1', '--to', 'node-2');
+    await shows(failing, 'waiting for the controller');
+    await update<RelocationRecord>(keys.relocation(id, 0), (r) => ({
+      ...r,
+      phase: 'failed',
+      message: 'node-2 ran out of disk',
+    }));
+    assert.equal(await failing.exit, 1);
+    assert.match(failing.stdout(), /relocation of pg1 replica 0 failed: node-2 ran out of disk/);
+
+    const interrupted = sf('relocate', id);
+    await shows(interrupted, 'waiting for the controller');
+    interrupted.child.kill('SIGINT');
+    assert.equal(await interrupted.exit, 130);
+    assert.match(interrupted.stdout(), /the relocation keeps running/);
+    const record = await readJson<RelocationRecord>(client, keys.relocation(id, 0));
+    assert.equal(record?.value.phase, 'requested', 'the request stays for the controller');
+    await update<RelocationRecord>(keys.relocation(id, 0), (r) => ({ ...r, phase: 'done' }));
+  });
+
+  it('sf backup follows the agent to a summary; sf backups lists it', async () => {
+    const run = sf('backup', 'pg1');
+    await shows(run, 'Backing up pg1 as b-');
+    const [listed] = [...(await readPrefix<BackupRecord>(client, keys.instanceBackups(id))).items.values()];
+    assert.ok(listed);
+    const key = listed.key;
+    await shows(run, 'waiting for the agent of the primary');
+    const progress = {
+      bytes: 24_100_000,
+      files: 600,
+      plannedBytes: 48_200_000,
+      plannedFiles: 1203,
+      elapsedMs: 600,
+      mbPerSecond: 40,
+    };
+    await update<BackupRecord>(key, (b) => ({
+      ...b,
+      state: 'running',
+      node: 'node-1',
+      ordinal: 0,
+      method: 'stopped',
+      startedAt: now(),
+      progress,
+    }));
+    await shows(run, 'taking the backup on node-1 (copied while stopped)');
+    await shows(run, 'backup [');
+    const figures = {
+      mode: 'full' as const,
+      bytes: 48_200_000,
+      wireBytes: 48_900_000,
+      files: 1203,
+      deleted: 0,
+      durationMs: 1200,
+      mbPerSecond: 40,
+    };
+    await update<BackupRecord>(key, (b) => ({
+      ...b,
+      state: 'completed',
+      message: 'completed',
+      completedAt: now(),
+      figures,
+    }));
+    assert.equal(await run.exit, 0, run.stderr());
+    assert.equal(
+      run.stdout().trim().split('\n').at(-1),
+      `backup ${listed.value.id} of pg1 completed: 48.2 MB, 1203 files in 1.2 s (copied while stopped) on node-1`,
+    );
+
+    const table = sf('backups', 'pg1');
+    assert.equal(await table.exit, 0, table.stderr());
+    const [header, row] = table.stdout().trim().split('\n');
+    assert.match(header ?? '', /^id\s+state\s+taken\s+node\s+method\s+size\s+files\s+duration$/);
+    assert.match(
+      row ?? '',
+      new RegExp(
+        `^${listed.value.id}\\s+completed\\s+\\S+ \\S+Z\\s+node-1\\s+copied while stopped\\s+48\\.2 MB\\s+1203\\s+1\\.2 s$`,
+      ),
+    );
+    const asJson = sf('backups', 'pg1', '--json');
+    assert.equal(await asJson.exit, 0);
+    assert.deepEqual(
+      (JSON.parse(asJson.stdout()) as BackupRecord[]).map((b) => b.id),
+      [listed.value.id],
+    );
+  });
+
+  it('sf restore without --as explains (exit 2); with --as it follows the copy until the instance is ready', async () => {
+    const [backup] = [...(await readPrefix<BackupRecord>(client, keys.instanceBackups(id))).items.values()];
+    assert.ok(backup);
+    const inPlace = sf('restore', 'pg1', backup.value.id);
+    assert.equal(await inPlace.exit, 2);
+    assert.match(
+      inPlace.stderr(),
+      /restoring in place is not supported yet; restore into a new instance with --as NAME/,
+    );
+
+    const run = sf('restore', 'pg1', backup.value.id, '--as', 'pg1-copy');
+    await shows(run, `Restoring backup ${backup.value.id} of pg1 as pg1-copy`);
+    const copy = await waitFor(
+      async () =>
+        [...(await readPrefix<InstanceRecord>(client, keys.instances())).items.values()].find(
+          (i) => i.value.name === 'pg1-copy',
+        ),
+      { description: 'the restored instance', timeoutMs: 10_000 },
+    );
+    await shows(run, `copying backup ${backup.value.id} from node-1`);
+    await client
+      .put(keys.transfer(copy.value.id, 0, 'node-2'))
+      .value(json(transfer(copy.value.id, 'node-2', 800_000_000, 'restore')))
+      .exec();
+    await shows(run, 'restore [');
+    await update<InstanceRecord>(
+      keys.instance(copy.value.id),
+      (i) =>
+        ({
+          ...i,
+          restore: i.restore ? { ...i.restore, state: 'copied' } : undefined,
+          message: 'starting replicas',
+        }) as InstanceRecord,
+    );
+    await shows(run, 'starting replicas');
+    await update<InstanceRecord>(keys.instance(copy.value.id), (i) => ({
+      ...i,
+      phase: 'ready',
+      message: 'primary on node-2',
+    }));
+    assert.equal(await run.exit, 0, run.stderr());
+    assert.equal(
+      run.stdout().trim().split('\n').at(-1),
+      `restored backup ${backup.value.id} of pg1 as pg1-copy (ready)`,
+    );
+
+    const detail = sf('service', 'pg1-copy');
+    assert.equal(await detail.exit, 0, detail.stderr());
+    assert.match(
+      detail.stdout(),
+      new RegExp(`restored from:\\s+backup ${backup.value.id} of instance ${id} \\(copied\\)`),
+    );
+  });
+});
