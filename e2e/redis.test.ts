@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { waitFor } from '@service-foundry/core';
 import { containersOf, docker, killNode, startCluster, type TestCluster } from './support/cluster.js';
-
-const run = promisify(execFile);
+import { redisCli, redisCliRaw } from './support/redis-cli.js';
 
 interface Credentials {
   host: string;
@@ -20,23 +17,6 @@ interface Detail {
   phase: string;
   primary: { node: string; epoch: number } | null;
   replicaDetails: Array<{ ordinal: number; node: string; state: string }>;
-}
-
-/** The real redis-cli (Debian's redis-tools), as a user of the key runs it. */
-function redisCli(credentials: Credentials, ...command: string[]): Promise<string> {
-  const args = ['-h', credentials.host, '-p', String(credentials.port), '--user', credentials.username];
-  return redisCliRaw([...args, '--pass', credentials.password, '--no-auth-warning', ...command]);
-}
-
-/** redis-cli's output (an error reply included), whatever its exit code. */
-async function redisCliRaw(args: string[]): Promise<string> {
-  try {
-    const { stdout, stderr } = await run('redis-cli', args, { timeout: 15_000 });
-    return `${stdout}${stderr}`.trim();
-  } catch (error) {
-    const e = error as { stdout?: string; stderr?: string; message: string };
-    return `${e.stdout ?? ''}${e.stderr ?? e.message}`.trim();
-  }
 }
 
 describe('Redis ha-small: ACL binding through the router, replicated writes survive a failover', () => {

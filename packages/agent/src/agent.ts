@@ -13,6 +13,7 @@ import { ReplicatedReconciler } from './replicated-reconciler.js';
 import { ReplicationCommands } from './replication-commands.js';
 import { Seeder } from './seeder.js';
 import { SelfFence } from './self-fence.js';
+import { ShippedReconciler } from './shipped-reconciler.js';
 import { StatusWriter } from './status-writer.js';
 import { VolumeService } from './volume-service.js';
 
@@ -162,8 +163,20 @@ export async function startAgent(
     leaseId: () => registration.leaseId(),
     retryLater,
   });
+  const shipped = new ShippedReconciler({
+    client,
+    keys,
+    docker,
+    statuses,
+    identity,
+    log,
+    applied,
+    selfFenced: () => selfFence.active,
+    retryLater,
+  });
   const reconciler = new Reconciler({
     seeder,
+    shipped,
     client,
     keys,
     docker,

@@ -23,6 +23,7 @@ import { assignmentProblems, isAssignment } from './records.js';
 import { currentReplicaVolume } from './replica-volumes.js';
 import type { ReplicatedReconciler } from './replicated-reconciler.js';
 import type { Seeder } from './seeder.js';
+import type { ShippedReconciler } from './shipped-reconciler.js';
 import type { StatusWriter } from './status-writer.js';
 
 /** Graceful stop before Docker kills: enough for a database to checkpoint. */
@@ -41,6 +42,7 @@ export interface ReconcilerDeps {
   replicated: ReplicatedReconciler;
   applied: AppliedReplicas;
   seeder: Seeder;
+  shipped: ShippedReconciler;
   /** The assignment of a replica as last seen by the watch. */
   assignmentOf: (ref: ReplicaRef) => Versioned<unknown> | undefined;
 }
@@ -81,9 +83,18 @@ export class Reconciler {
       }
       // Seeding: the volume is being filled from another node; nothing runs here yet, and the
       // replica's status belongs to whichever node runs it.
-      if (value.seed) return this.deps.seeder.seed(ref, { ...value, seed: value.seed }, entry, container, signal);
-      if (entry.replication) {
+      if (value.seed) {
+        // A standby of volume shipping may have reported a status as a primary before.
+        if (statuses.current(ref)) await statuses.remove(ref);
+        return this.deps.seeder.seed(ref, { ...value, seed: value.seed }, entry, container, signal);
+      }
+      const mode = this.deps.catalog.replicationMode(value.serviceName, value.planName);
+      if (mode === 'native' && entry.replication) {
         await this.deps.replicated.reconcile(ref, value, entry, entry.replication, container, signal);
+      } else if (mode === 'volume-shipping') {
+        if ((await this.deps.shipped.check(ref, value, container)) === 'done') return;
+        const id = await this.#ensureStandalone(ref, value, entry, container, signal);
+        if (id) this.deps.shipped.registerPrimary(ref, value, id);
       } else {
         await this.#ensureStandalone(ref, value, entry, container, signal);
       }
@@ -102,51 +113,55 @@ export class Reconciler {
     return container.labels[labelKeys.cluster] === clusterId && container.labels[labelKeys.node] === node;
   }
 
-  /** A service without a replication recipe: one server, its own primary, no epochs. */
+  /**
+   * A service without a replication recipe (or a volume-shipping primary): one server, no
+   * epochs. Resolves to the container's id once it runs.
+   */
   async #ensureStandalone(
     ref: ReplicaRef,
     assignment: AssignmentRecord,
     entry: CatalogEntry,
     container: ContainerState | undefined,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<string | undefined> {
     const { docker, statuses, identity, lifecycle } = this.deps;
     const runtime = entry.runtime;
     const status = statuses.current(ref);
     const ownStatus = status?.containerId !== undefined && status.containerId === container?.id;
     let id: string;
     if (container?.running) {
-      if (ownStatus && status?.state === 'running') return;
+      if (ownStatus && status?.state === 'running') return container.id;
       // Adopted after an agent restart, or a readiness timeout worth another try.
-      if (ownStatus && status?.state === 'failed' && !lifecycle.backoffOver(ref, status.updatedAt)) return;
+      if (ownStatus && status?.state === 'failed' && !lifecycle.backoffOver(ref, status.updatedAt)) return undefined;
       id = container.id;
     } else if (container) {
       if (ownStatus && (status?.state === 'running' || status?.state === 'starting')) {
         // Report the crash first; a later pass restarts it, so the failure is visible.
-        return lifecycle.reportExit(ref, container);
+        await lifecycle.reportExit(ref, container);
+        return undefined;
       }
-      if (status?.state === 'failed' && !lifecycle.backoffOver(ref, status.updatedAt)) return;
+      if (status?.state === 'failed' && !lifecycle.backoffOver(ref, status.updatedAt)) return undefined;
       this.deps.log.info({ instanceId: ref.instanceId, ordinal: ref.ordinal }, 'starting existing container');
       await docker.startContainer(container.id);
       id = container.id;
     } else {
       const secret = await lifecycle.prerequisites(ref, runtime);
-      if (!secret) return;
+      if (!secret) return undefined;
       await statuses.set(ref, { state: 'creating', message: 'creating volume and container' });
       await docker.ensureVolume(replicaResourceName(identity.node, ref), replicaLabels(identity, assignment));
       id = await docker.createContainer(containerCreateOptions(identity, assignment, runtime, secret));
       await docker.startContainer(id);
     }
     const ready = await lifecycle.awaitReady(ref, id, runtime, signal);
-    if (ready) {
-      await statuses.set(ref, {
-        state: 'running',
-        containerId: id,
-        host: identity.address,
-        port: ready.port,
-        message: 'ready',
-      });
-    }
+    if (!ready) return undefined;
+    await statuses.set(ref, {
+      state: 'running',
+      containerId: id,
+      host: identity.address,
+      port: ready.port,
+      message: 'ready',
+    });
+    return id;
   }
 
   /**

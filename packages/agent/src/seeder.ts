@@ -42,6 +42,9 @@ interface SeedMemory {
   source: string;
   /** Highest round copied completely. */
   round: number;
+  /** The last complete copy from this source (volume shipping keeps taking them). */
+  copiedAt?: number;
+  snapshots: number;
   attempts: number;
   attemptRound: number;
   last?: TransferStatusRecord;
@@ -77,15 +80,23 @@ export class Seeder {
     const id = replicaId(ref.instanceId, ref.ordinal);
     let memory = this.#memory.get(id);
     if (!memory || memory.source !== source) {
-      memory = { source, round: 0, attempts: 0, attemptRound: 0 };
+      memory = { source, round: 0, attempts: 0, attemptRound: 0, snapshots: 0 };
       this.#memory.set(id, memory);
     }
+    const periodic = seed.everySeconds !== undefined;
     if (memory.round >= seed.round) {
-      // Done already; the record goes again only when the lease changed (it vanished with the old one).
-      if (memory.last && memory.lastLease !== (await this.#deps.leaseId())) await this.#write(ref, memory, memory.last);
-      return;
+      const dueInMs = periodic ? (memory.copiedAt ?? 0) + (seed.everySeconds ?? 0) * 1000 - Date.now() : Number.NaN;
+      if (!(dueInMs <= 0)) {
+        if (dueInMs > 0) this.#deps.retryLater(ref, dueInMs);
+        // Done already; the record goes again only when the lease changed (it vanished with the old one).
+        if (memory.last && memory.lastLease !== (await this.#deps.leaseId()))
+          await this.#write(ref, memory, memory.last);
+        return;
+      }
+      // Volume shipping: the next snapshot is due; it is a delta against the last one.
+      memory.attempts = 0;
     }
-    if (memory.attemptRound === seed.round && memory.attempts >= attemptsPerRound) return;
+    if (!periodic && memory.attemptRound === seed.round && memory.attempts >= attemptsPerRound) return;
     if (memory.attemptRound !== seed.round) {
       memory.attemptRound = seed.round;
       memory.attempts = 0;
@@ -93,7 +104,17 @@ export class Seeder {
     memory.attempts += 1;
     const base = { instanceId: ref.instanceId, ordinal: ref.ordinal, node: this.#deps.identity.node, from: seed.from };
     const say = (state: TransferStatusRecord['state'], message: string, extra: Partial<TransferStatusRecord> = {}) =>
-      this.#write(ref, memory, { ...base, round: seed.round, state, message, ...extra, updatedAt: now() });
+      this.#write(ref, memory, {
+        ...base,
+        round: seed.round,
+        state,
+        message,
+        snapshots: memory.snapshots,
+        ...(memory.copiedAt !== undefined ? { copiedAt: new Date(memory.copiedAt).toISOString() } : {}),
+        ...(memory.last?.result ? { result: memory.last.result } : {}),
+        ...extra,
+        updatedAt: now(),
+      });
     try {
       const url = await this.#prepare(ref, container, seed.from.node);
       const into = await this.#targetDirectory(ref, assignment, entry);
@@ -134,20 +155,27 @@ export class Seeder {
         `${result.mode} copy of ${seed.from.volume} from ${seed.from.node}: ${formatBytes(result.bytes)}, ` +
         `${result.files} files, ${result.deleted} deleted, ${(result.durationMs / 1000).toFixed(2)} s, ${result.mbPerSecond} MB/s`;
       memory.round = seed.round;
+      memory.copiedAt = Date.now();
+      memory.snapshots += 1;
       await say('copied', `round ${seed.round}: ${summary}`, { result: figures });
+      if (periodic) this.#deps.retryLater(ref, (seed.everySeconds ?? 0) * 1000);
       this.#deps.log.info(
         { instanceId: ref.instanceId, ordinal: ref.ordinal, round: seed.round, figures },
         'volume seeded',
       );
-      await this.#deps.events.record('volume-seeded', `replica ${ref.ordinal}, round ${seed.round}: ${summary}`, {
-        instanceId: ref.instanceId,
-        node: this.#deps.identity.node,
-      });
+      // Volume shipping copies every few seconds: its first snapshot is an event, the rest are in the record.
+      if (!periodic || memory.snapshots === 1) {
+        await this.#deps.events.record('volume-seeded', `replica ${ref.ordinal}, round ${seed.round}: ${summary}`, {
+          instanceId: ref.instanceId,
+          node: this.#deps.identity.node,
+        });
+      }
     } catch (error) {
       if (signal.aborted) return;
       const message = `round ${seed.round}, attempt ${memory.attempts} of ${attemptsPerRound}: ${(error as Error).message}`;
       this.#deps.log.warn({ instanceId: ref.instanceId, ordinal: ref.ordinal, err: error }, 'seeding failed');
-      const willRetry = memory.attempts < attemptsPerRound;
+      // Volume shipping never gives up: the next snapshot is simply tried again.
+      const willRetry = periodic || memory.attempts < attemptsPerRound;
       await say('failed', message, { willRetry });
       if (willRetry) this.#deps.retryLater(ref, retryMs);
     }
@@ -180,12 +208,14 @@ export class Seeder {
   async #targetDirectory(ref: ReplicaRef, assignment: SeededAssignment, entry: CatalogEntry): Promise<string> {
     const { docker, identity } = this.#deps;
     const generation = assignment.generation ?? 0;
-    const name = entry.replication
+    // Natively replicated services name volumes by generation; the others have one volume.
+    const native = entry.replication !== undefined && !entry.plans[assignment.planName]?.volumeShipping;
+    const name = native
       ? await currentReplicaVolume(docker, identity, ref, generation)
       : replicaResourceName(identity.node, ref);
     await docker.ensureVolume(name, {
       ...replicaLabels(identity, assignment),
-      ...(entry.replication ? { [labelKeys.generation]: String(generation) } : {}),
+      ...(native ? { [labelKeys.generation]: String(generation) } : {}),
     });
     const info = await docker.inspectVolume(name);
     if (!info) throw new Error(`volume ${name} vanished right after it was created`);

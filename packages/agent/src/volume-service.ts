@@ -7,6 +7,8 @@ import { labelKeys, type NodeIdentity, type ReplicaRef, replicaResourceName } fr
 import type { DockerRuntime } from './docker-runtime.js';
 import { currentReplicaVolume } from './replica-volumes.js';
 
+const routineEventIntervalMs = 60_000;
+
 export interface VolumeServiceDeps {
   config: AgentVolumeConfig;
   docker: DockerRuntime;
@@ -31,6 +33,7 @@ export interface VolumeServiceDeps {
  */
 export class VolumeService {
   readonly #deps: VolumeServiceDeps;
+  readonly #lastEventAt = new Map<string, number>();
   #server: Server | undefined;
 
   constructor(deps: VolumeServiceDeps) {
@@ -131,7 +134,12 @@ export class VolumeService {
     const message = event.ok
       ? `${what} (${event.peer}): ${formatBytes(event.bytes)} in ${event.files} files, ${(event.durationMs / 1000).toFixed(1)} s, ${event.mbPerSecond} MB/s`
       : `${what} (${event.peer}) failed: ${event.error ?? 'unknown error'}`;
-    log[event.ok ? 'info' : 'warn']({ transfer: event }, 'volume transfer');
+    // Standbys of volume shipping pull every few seconds: their deltas are an event at most once a minute.
+    const last = this.#lastEventAt.get(event.volume) ?? 0;
+    const routine = event.ok && event.mode === 'delta' && Date.now() - last < routineEventIntervalMs;
+    log[event.ok ? (routine ? 'debug' : 'info') : 'warn']({ transfer: event }, 'volume transfer');
+    if (routine) return;
+    this.#lastEventAt.set(event.volume, Date.now());
     void events
       .record('volume-transfer', message, {
         node: identity.node,

@@ -21,6 +21,7 @@ import {
   readPrefix,
   type SchedulingStatusRecord,
   sumAllocated,
+  type TransferStatusRecord,
   type Versioned,
 } from '@service-foundry/core';
 import type { BrokerContext } from './broker-context.js';
@@ -72,6 +73,18 @@ export interface InstanceDetail extends InstanceSummary {
   backup: BackupRecord | null;
   /** Set on an instance restored from a backup: which one, and whether its data is copied yet. */
   restore: InstanceRestore | null;
+  /** Volume-shipping plans: the copy interval (the RPO) and each standby's last complete copy. */
+  shipping: {
+    intervalSeconds: number;
+    standbys: Array<{
+      ordinal: number;
+      node: string;
+      from: string;
+      copiedAt: string | null;
+      snapshots: number;
+      state: string;
+    }>;
+  } | null;
 }
 
 export interface NodeView {
@@ -163,13 +176,29 @@ export class OperatorViews {
     const instance = state.instances.find((i) => i.id === idOrName) ?? state.instances.find((i) => i.name === idOrName);
     if (!instance) return undefined;
     const { client, keys } = this.ctx;
-    const [primary, bindings, scheduling, relocations, backups] = await Promise.all([
+    const [primary, bindings, scheduling, relocations, backups, transfers] = await Promise.all([
       readJson<PrimaryRecord>(client, keys.primary(instance.id)),
       this.ctx.bindings.list(instance.id),
       readJson<SchedulingStatusRecord>(client, keys.schedulingStatus(instance.id)),
       readPrefix<RelocationRecord>(client, keys.instanceRelocations(instance.id)),
       readPrefix<BackupRecord>(client, keys.instanceBackups(instance.id)),
+      readPrefix<TransferStatusRecord>(client, `${keys.transfers()}${instance.id}/`),
     ]);
+    const shippingPlan = this.ctx.catalog.byServiceName(instance.serviceName)?.plans[instance.planName]?.volumeShipping;
+    const standbys = shippingPlan
+      ? [...transfers.items.values()]
+          .map(({ value: t }) => t)
+          .filter((t) => t.ordinal !== primary?.value.ordinal)
+          .sort((a, b) => a.ordinal - b.ordinal)
+          .map((t) => ({
+            ordinal: t.ordinal,
+            node: t.node,
+            from: t.from.node,
+            copiedAt: t.copiedAt ?? null,
+            snapshots: t.snapshots ?? 0,
+            state: t.state,
+          }))
+      : [];
     const newest = <T>(items: Map<string, Versioned<T>>, at: (value: T) => string): T | null =>
       [...items.values()].map((i) => i.value).sort((a, b) => at(b).localeCompare(at(a)))[0] ?? null;
     const placements = new Map((state.placements.get(instance.id) ?? []).map((p) => [p.value.ordinal, p.value]));
@@ -180,13 +209,17 @@ export class OperatorViews {
       .map((ordinal): ReplicaView => {
         const placement = placements.get(ordinal);
         const status = statuses.get(ordinal);
+        const standby = standbys.find((s) => s.ordinal === ordinal && s.node === placement?.node);
+        const standbyMessage = standby
+          ? `standby: copy of ${standby.from} every ${shippingPlan?.intervalSeconds} s, last complete ${standby.copiedAt ?? 'never'}`
+          : undefined;
         return {
           ordinal,
           node: status?.node ?? placement?.node ?? null,
-          state: status?.state ?? (placement ? 'placed' : 'pending'),
+          state: status?.state ?? (standby ? 'standby' : placement ? 'placed' : 'pending'),
           host: status?.host ?? null,
           port: status?.port ?? null,
-          message: status?.message ?? (placement ? 'waiting for the agent' : 'waiting for a node'),
+          message: status?.message ?? standbyMessage ?? (placement ? 'waiting for the agent' : 'waiting for a node'),
           role: status?.role ?? null,
           position: status?.position ?? null,
           io: status?.io ?? null,
@@ -215,6 +248,7 @@ export class OperatorViews {
       // The newest request; ids (which start with their UTC time) break ties.
       backup: newest(backups.items, (b) => `${b.requestedAt} ${b.id}`),
       restore: instance.restore ?? null,
+      shipping: shippingPlan ? { intervalSeconds: shippingPlan.intervalSeconds, standbys } : null,
     };
   }
 

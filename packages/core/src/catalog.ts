@@ -46,7 +46,16 @@ export interface PlanSizing {
   constraints?: PlacementConstraints;
   /** Values of the plan's parameters when the user gives none (OSB parameter names). */
   defaults?: PlanDefaults;
+  /**
+   * Standbys by volume shipping instead of the service's native replication: the first
+   * replica serves, the others are cold copies of its volume refreshed every
+   * `intervalSeconds` (the RPO) and promoted from their latest complete copy on failover.
+   */
+  volumeShipping?: { intervalSeconds: number };
 }
+
+/** How an instance's replicas follow its primary. */
+export type ReplicationMode = 'native' | 'volume-shipping' | 'none';
 
 /** Parameter defaults a plan declares: IO and failover settings. */
 export interface PlanDefaults {
@@ -236,6 +245,12 @@ const entrySchema = {
         properties: {
           resources,
           replicas: { type: 'integer', minimum: 1, maximum: 9 },
+          volumeShipping: {
+            type: 'object',
+            required: ['intervalSeconds'],
+            additionalProperties: false,
+            properties: { intervalSeconds: { type: 'integer', minimum: 1, maximum: 86_400 } },
+          },
           constraints: {
             type: 'object',
             additionalProperties: false,
@@ -353,6 +368,13 @@ export class Catalog {
 
   byServiceName(name: string): CatalogEntry | undefined {
     return this.entries.find((e) => e.osb.name === name);
+  }
+
+  /** Native replication (the service's recipe), volume shipping (the plan's), or none. */
+  replicationMode(serviceName: string, planName: string): ReplicationMode {
+    const entry = this.byServiceName(serviceName);
+    if (entry?.plans[planName]?.volumeShipping) return 'volume-shipping';
+    return entry?.replication ? 'native' : 'none';
   }
 
   /** The OSB catalog document. */

@@ -210,6 +210,11 @@ export interface SeedRecord {
   from: SeedSource;
   /** Incremented to ask for another pull; the agent reports the round it completed. */
   round: number;
+  /**
+   * Volume shipping: pull again this long after each complete copy, for as long as the
+   * seed stays (a standby kept within this many seconds of its primary: the RPO).
+   */
+  everySeconds?: number;
 }
 
 export type ReplicaState = 'creating' | 'starting' | 'running' | 'failed' | 'removing' | 'stopped';
@@ -359,6 +364,13 @@ export interface TransferStatusRecord {
   message: string;
   /** With `failed`: the agent tries this round again by itself. */
   willRetry?: boolean;
+  /**
+   * When the volume last became a complete copy of `from` (kept while the next periodic
+   * copy runs: the volume holds that snapshot until the next one is swapped in).
+   */
+  copiedAt?: string;
+  /** Complete copies made from this source so far. */
+  snapshots?: number;
   progress?: TransferProgressRecord;
   result?: TransferFigures;
   updatedAt: string;

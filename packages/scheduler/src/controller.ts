@@ -18,6 +18,7 @@ import { decideFailover, defaultFailoverPolicy, type Fencer } from './controller
 import { type RestoreContext, restoreStep } from './controller/restore.js';
 import { teardownStep } from './controller/teardown.js';
 import { desiredAssignments, type InstanceView } from './controller/topology.js';
+import { shippingAssignments } from './controller/volume-shipping.js';
 import { Relocator } from './relocator.js';
 
 interface FailoverMemory {
@@ -26,6 +27,9 @@ interface FailoverMemory {
   fencingStarted: boolean;
   lastReason: string;
 }
+
+/** A node this controller has never seen alive is not taken for lost before this much time passed. */
+const startupGraceMs = 10_000;
 
 export interface ControllerOptions {
   provisionTimeoutMs: number;
@@ -59,6 +63,7 @@ export class Controller {
   readonly #primaryPositions = new Map<string, bigint>();
 
   readonly #relocator: Relocator;
+  readonly #startedAt = Date.now();
   readonly #restoreContext: RestoreContext;
 
   constructor(
@@ -76,7 +81,7 @@ export class Controller {
       state,
       this.#assignments,
       this.#fences,
-      (serviceName) => catalog.byServiceName(serviceName)?.replication !== undefined,
+      (serviceName, planName) => catalog.replicationMode(serviceName, planName) === 'native',
       events,
       log,
     );
@@ -129,6 +134,7 @@ export class Controller {
     }
     const statuses = new Map<number, Versioned<ReplicaStatus>>();
     for (const s of this.state.statusesOf(instance.id)) statuses.set(s.value.ordinal, s as Versioned<ReplicaStatus>);
+    const shipping = this.catalog.byServiceName(instance.serviceName)?.plans[instance.planName]?.volumeShipping;
     return {
       instance,
       placements,
@@ -136,7 +142,8 @@ export class Controller {
       statuses,
       primary: this.state.primaries.items.get(keys.primary(instance.id)),
       liveNodes,
-      replicated: this.catalog.byServiceName(instance.serviceName)?.replication !== undefined,
+      replicated: this.catalog.replicationMode(instance.serviceName, instance.planName) === 'native',
+      ...(shipping ? { shipping } : {}),
     };
   }
 
@@ -179,7 +186,8 @@ export class Controller {
     const primaryStatus = primary ? view.statuses.get(primary.value.ordinal)?.value : undefined;
     if (primaryStatus?.position !== undefined) this.#primaryPositions.set(id, BigInt(primaryStatus.position));
 
-    for (const change of desiredAssignments(view)) {
+    const changes = view.shipping ? shippingAssignments(view, view.shipping.intervalSeconds) : desiredAssignments(view);
+    for (const change of changes) {
       const key = this.state.keys.assignment(change.node, id, change.ordinal);
       await this.client
         .if(key, 'Mod', '==', change.current.modRevision)
@@ -285,6 +293,11 @@ export class Controller {
     const id = instance.value.id;
     const primary = view.primary as Versioned<PrimaryRecord>;
     const node = primary.value.node;
+    if (!this.state.lastKnownNodes.has(node) && Date.now() - this.#startedAt < startupGraceMs) {
+      // Not lost: not registered yet. A controller (re)started with the cluster has never
+      // seen this node alive, and fencing a node whose agent is still starting would kill it.
+      return;
+    }
     let memory = this.#failovers.get(id);
     if (!memory) {
       memory = { suspectSince: Date.now(), fencing: undefined, fencingStarted: false, lastReason: '' };
@@ -304,6 +317,7 @@ export class Controller {
       fence: this.#fences.items.get(this.state.keys.fence(node)),
       fencingStarted: memory.fencingStarted,
       lastPrimaryPosition: this.#primaryPositions.get(id),
+      snapshotOf: (ordinal, node) => this.#relocator.transferOf(id, ordinal, node),
     });
     switch (decision.kind) {
       case 'none':
@@ -346,7 +360,7 @@ export class Controller {
     old: Versioned<PrimaryRecord>,
     ordinal: number,
     node: string,
-    status: ReplicaStatus,
+    status: ReplicaStatus | undefined,
     reason: string,
   ): Promise<void> {
     const keys = this.state.keys;
@@ -355,8 +369,8 @@ export class Controller {
       instanceId: id,
       ordinal,
       node,
-      host: status.host ?? '',
-      port: status.port ?? 0,
+      host: status?.host ?? '',
+      port: status?.port ?? 0,
       electedAt: new Date().toISOString(),
     };
     const res = await this.client

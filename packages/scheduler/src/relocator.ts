@@ -44,7 +44,7 @@ export class Relocator {
     private readonly assignments: PrefixMirror<AssignmentRecord>,
     private readonly fences: PrefixMirror<NodeFenceRecord>,
     /** Whether a service has native replication (roles and epochs in its assignments). */
-    private readonly replicated: (serviceName: string) => boolean,
+    private readonly replicated: (serviceName: string, planName: string) => boolean,
     private readonly events: EventLog,
     private readonly log: Logger,
   ) {
@@ -322,7 +322,7 @@ export class Relocator {
       { instanceId: r.instanceId, ordinal: r.ordinal, to, epoch: movesPrimary ? res.header.revision : undefined },
       'relocation: switched',
     );
-    if (movesPrimary && view.instance && this.replicated(view.instance.serviceName)) {
+    if (movesPrimary && view.instance && this.replicated(view.instance.serviceName, view.instance.planName)) {
       // The role topology.ts would give it on the next pass, given now: one round trip
       // less of downtime. Compares the epoch just made, so it cannot outlive a failover.
       const epoch = res.header.revision;

@@ -10,7 +10,7 @@ import { BrokerClient } from '../broker-client.js';
 import { type Command, intOption, parametersOption } from '../command.js';
 import { UsageError } from '../errors.js';
 import { Progress, printJson, printTable, say } from '../output.js';
-import { formatBytes } from '../progress-bar.js';
+import { formatBytes, formatSeconds } from '../progress-bar.js';
 import { loadTarget } from '../target.js';
 
 export interface InstanceSummary {
@@ -178,6 +178,10 @@ export const service: Command = {
         relocation?: RelocationRecord | null;
         backup?: BackupRecord | null;
         restore?: InstanceRestore | null;
+        shipping?: {
+          intervalSeconds: number;
+          standbys: Array<{ ordinal: number; node: string; copiedAt: string | null; snapshots: number }>;
+        } | null;
       }
     >(`/sf/v1/instances/${summary.id}`);
     if (options.json) return printJson(detail);
@@ -194,6 +198,16 @@ export const service: Command = {
     if (detail.io) say(`durability:      ${detail.io.durability}, local IO ${detail.io.localIo}`);
     if (detail.failover) {
       say(`fencing:         ${detail.failover.fencing} (timeout ${detail.failover.fencingTimeoutSeconds} s)`);
+    }
+    if (detail.shipping) {
+      // The RPO a user relies on: how old the copy a failover would promote is right now.
+      const ages = detail.shipping.standbys.map((s) =>
+        s.copiedAt ? `${s.node} ${formatSeconds(Date.now() - Date.parse(s.copiedAt), 1)} ago` : `${s.node} not yet`,
+      );
+      say(
+        `standbys:        volume shipping every ${detail.shipping.intervalSeconds} s (RPO ${detail.shipping.intervalSeconds} s); ` +
+          `last complete copy: ${ages.length ? ages.join(', ') : 'none yet'}`,
+      );
     }
     // Why replicas are pending, as the scheduler last explained it.
     if (detail.scheduling) {

@@ -51,12 +51,14 @@ async function configureSimulatedFencing(broker: BrokerClient, dir: string, clus
 }
 
 export function componentNames(cluster: Pick<ClusterFile, 'nodes' | 'externalEtcd'>): string[] {
+  // Agents before the scheduler: a controller that starts first would find the primaries'
+  // nodes missing and fence them as lost.
   return [
     ...(cluster.externalEtcd.length ? [] : ['etcd']),
+    ...cluster.nodes.map((n) => `agent-${n.name}`),
     'scheduler',
     'broker',
     'router',
-    ...cluster.nodes.map((n) => `agent-${n.name}`),
   ];
 }
 

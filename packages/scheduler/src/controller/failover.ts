@@ -1,4 +1,10 @@
-import type { FailoverPolicy, NodeFenceRecord, ReplicaStatus, Versioned } from '@service-foundry/core';
+import type {
+  FailoverPolicy,
+  NodeFenceRecord,
+  ReplicaStatus,
+  TransferStatusRecord,
+  Versioned,
+} from '@service-foundry/core';
 import type { InstanceView } from './topology.js';
 
 /** Runs a node's fence devices; resolves when fencing is confirmed or has failed. */
@@ -29,7 +35,7 @@ export type FailoverDecision =
   | { kind: 'wait'; reason: string }
   | { kind: 'fence'; node: string }
   | { kind: 'blocked'; reason: string }
-  | { kind: 'promote'; ordinal: number; node: string; status: ReplicaStatus; reason: string };
+  | { kind: 'promote'; ordinal: number; node: string; status: ReplicaStatus | undefined; reason: string };
 
 export interface FailoverInput {
   view: InstanceView;
@@ -42,6 +48,8 @@ export interface FailoverInput {
   fencingStarted: boolean;
   /** The primary's last reported position, remembered from before its status vanished. */
   lastPrimaryPosition: bigint | undefined;
+  /** Volume shipping: a standby's copy record (`transfers/<id>/<ordinal>/<node>`). */
+  snapshotOf?: (ordinal: number, node: string) => TransferStatusRecord | undefined;
 }
 
 /**
@@ -90,6 +98,8 @@ export function decideFailover(input: FailoverInput): FailoverDecision {
     }
   }
 
+  if (view.shipping) return chooseStandby(input, node, primary.ordinal);
+
   // A position counts only if read after the old primary stopped: after the lease was lost
   // (it fenced itself before that) and, when STONITH ran, after the fence.
   const fencedAt = current?.value.state === 'fenced' ? Date.parse(current.value.at) : 0;
@@ -134,5 +144,39 @@ export function decideFailover(input: FailoverInput): FailoverDecision {
     node: best.node,
     status: best.status,
     reason: `primary node ${node} is down; replica ${best.ordinal} on ${best.node} is the most advanced (position ${best.position})`,
+  };
+}
+
+/**
+ * Volume shipping: promote the standby on a live node whose last complete copy of the lost
+ * primary is the newest. Its volume changes only by whole swapped-in copies, so what it
+ * holds is that snapshot, never a half-copied one. What the primary wrote after it is lost
+ * (at most the plan's interval plus one copy: the RPO), and the reason says how old it is.
+ */
+function chooseStandby(input: FailoverInput, lostNode: string, primaryOrdinal: number): FailoverDecision {
+  const { view } = input;
+  let best: { ordinal: number; node: string; copiedAt: number } | undefined;
+  for (const placement of view.placements) {
+    if (placement.ordinal === primaryOrdinal || !view.liveNodes.has(placement.node)) continue;
+    const snapshot = input.snapshotOf?.(placement.ordinal, placement.node);
+    if (!snapshot?.copiedAt || snapshot.from.node !== lostNode) continue;
+    const copiedAt = Date.parse(snapshot.copiedAt);
+    if (!best || copiedAt > best.copiedAt) best = { ordinal: placement.ordinal, node: placement.node, copiedAt };
+  }
+  if (!best) {
+    return {
+      kind: 'blocked',
+      reason: `failover blocked: no standby on a live node holds a complete copy (primary node ${lostNode} is down)`,
+    };
+  }
+  const age = Math.max(0, Math.round((input.suspectSince - best.copiedAt) / 100) / 10);
+  return {
+    kind: 'promote',
+    ordinal: best.ordinal,
+    node: best.node,
+    status: view.statuses.get(best.ordinal)?.value,
+    reason:
+      `primary node ${lostNode} is down; standby ${best.ordinal} on ${best.node} holds the newest complete copy ` +
+      `(taken ${age} s before the primary was lost; later writes are lost)`,
   };
 }

@@ -16,8 +16,10 @@ export interface InstanceView {
   statuses: Map<number, Versioned<ReplicaStatus>>;
   primary: Versioned<PrimaryRecord> | undefined;
   liveNodes: ReadonlySet<string>;
-  /** The service has native replication (catalog `replication`). */
+  /** The service has native replication (catalog `replication`) and the plan uses it. */
   replicated: boolean;
+  /** The plan keeps standbys by volume shipping (catalog plan `volumeShipping`). */
+  shipping?: { intervalSeconds: number };
 }
 
 export interface AssignmentChange {
