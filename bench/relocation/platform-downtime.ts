@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { waitFor } from '@service-foundry/core';
 import pg from 'pg';
 import { docker, psql, startCluster, volumesOf } from '../../e2e/support/cluster.js';
+import { run } from './shell.js';
 import { makeGibVolume, outlastRacyWindow } from './volume-data.js';
 
 export interface PlatformRelocationFigures {
@@ -62,6 +63,24 @@ class Prober {
   }
 }
 
+interface EventView {
+  at: string;
+  kind: string;
+  message: string;
+  instanceId?: string;
+}
+
+/** Where the downtime went: the relocation's events from the stop on, in ms after it. */
+async function printTimeline(log: (line: string) => void, events: EventView[], instanceId: string): Promise<void> {
+  const mine = events.filter((e) => e.instanceId === instanceId).sort((a, b) => a.at.localeCompare(b.at));
+  const stop = mine.find((e) => e.kind === 'relocation-stopping');
+  if (!stop) return;
+  const t0 = Date.parse(stop.at);
+  for (const e of mine.filter((e) => Date.parse(e.at) >= t0)) {
+    log(`  +${String(Date.parse(e.at) - t0).padStart(5)} ms  ${e.kind}: ${e.message.slice(0, 110)}`);
+  }
+}
+
 /**
  * The issue's figure on the real platform: `sf up` with three simulated nodes, a Postgres
  * instance whose volume holds 1 GiB, ~10 MB of rows written while the pre-copy runs, then
@@ -85,6 +104,9 @@ export async function measurePlatformRelocation(log: (line: string) => void): Pr
     const mountpoint = (await docker.getVolume(volume).inspect()).Mountpoint;
     log(`platform: writing 1 GiB beside the database in volume ${volume}`);
     await makeGibVolume(join(mountpoint, 'bulk'));
+    // The bench's own 1 GiB of dirty pages must not be written back during the measurement:
+    // every fsync (etcd's, Postgres's) would queue behind it.
+    await run('sync', []);
     await outlastRacyWindow();
     const table = await psql(uri, 'CREATE TABLE items (id int PRIMARY KEY, payload text)');
     if (!table.ok) throw new Error(table.err);
@@ -118,6 +140,7 @@ export async function measurePlatformRelocation(log: (line: string) => void): Pr
       timeoutMs: 30_000,
     });
     await prober.stop();
+    await printTimeline(log, JSON.parse((await cluster.sf('events', '--json', '--limit', '200')).stdout), detail.id);
     if (done.phase !== 'done') throw new Error(done.message);
     const rows = await psql(uri, 'SELECT count(*) FROM items');
     return {

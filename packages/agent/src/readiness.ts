@@ -8,12 +8,13 @@ export type ReadinessOutcome =
   | { kind: 'timeout'; lastExitCode: number | null; lastOutput: string };
 
 /**
- * Pause between readiness attempts: it starts short and doubles up to the cap, since a
- * service on an existing volume (a relocation's target) is up in a few hundred ms and
- * every ms here is downtime, while a fresh one takes seconds.
+ * Pause between readiness attempts: short for the first seconds, since a service on an
+ * existing volume (a relocation's target, a restart) is up in a few hundred ms and every
+ * ms here is downtime; then longer, since a fresh one takes seconds.
  */
-const firstIntervalMs = 40;
-const maxIntervalMs = 250;
+const quickIntervalMs = 50;
+const quickPhaseMs = 3000;
+const slowIntervalMs = 250;
 /** One attempt may not take longer than this, whatever the overall deadline. */
 const attemptTimeoutMs = 10_000;
 
@@ -29,7 +30,7 @@ export async function awaitReadiness(
 ): Promise<ReadinessOutcome> {
   const deadline = Date.now() + readiness.timeoutSeconds * 1000;
   let last: ExecResult = { exitCode: null, output: '', stdout: '', stderr: '' };
-  let intervalMs = firstIntervalMs;
+  const startedAt = Date.now();
   for (;;) {
     signal.throwIfAborted();
     const remaining = Math.max(1000, Math.min(attemptTimeoutMs, deadline - Date.now()));
@@ -45,7 +46,7 @@ export async function awaitReadiness(
     if (!state?.running)
       return { kind: 'exited', exitCode: state?.exitCode ?? -1, oomKilled: state?.oomKilled ?? false };
     if (Date.now() >= deadline) return { kind: 'timeout', lastExitCode: last.exitCode, lastOutput: last.output };
+    const intervalMs = Date.now() - startedAt < quickPhaseMs ? quickIntervalMs : slowIntervalMs;
     await delay(intervalMs, undefined, { signal });
-    intervalMs = Math.min(maxIntervalMs, intervalMs * 2);
   }
 }

@@ -75,7 +75,7 @@ export class Reconciler {
     }
     if (value.desired !== 'running' || !value.seed) await this.deps.seeder.forget(ref);
     if (value.desired === 'removed') return this.#remove(ref, assignment, container);
-    if (value.desired === 'stopped') return this.#stop(ref, container);
+    if (value.desired === 'stopped') return this.#stop(ref, container, value.movedTo !== undefined);
     try {
       const entry = this.deps.catalog.byServiceName(value.serviceName);
       if (!entry) {
@@ -169,7 +169,7 @@ export class Reconciler {
    * the service flushes everything to its volume, which is kept. Nothing restarts it until
    * the assignment says `running` again.
    */
-  async #stop(ref: ReplicaRef, container: ContainerState | undefined): Promise<void> {
+  async #stop(ref: ReplicaRef, container: ContainerState | undefined, moved: boolean): Promise<void> {
     const { docker, statuses, events, identity, log } = this.deps;
     if (container?.running) {
       // `stopped` is written only once Docker says the container exited: the controller
@@ -183,6 +183,8 @@ export class Reconciler {
     }
     const after = container ? await docker.inspectContainer(container.id) : undefined;
     if (after?.running) throw new Error(`container ${after.name} still runs after a stop`);
+    // Kept after a relocation switched away from here: the replica's status is the new node's.
+    if (moved) return;
     await statuses.set(ref, {
       state: 'stopped',
       message: 'stopped; the volume is kept',

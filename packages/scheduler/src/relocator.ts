@@ -291,9 +291,9 @@ export class Relocator {
     const ops = [
       this.client.put(placement.key).value(json(movedPlacement)),
       this.client.put(target.key).value(json(started)),
-      this.client
-        .put(source.key)
-        .value(json({ ...source.value, desired: 'removed', movedTo: to, keepVolume: r.keepSource })),
+      // The old copy stays (stopped) until the target serves: removing a large volume now
+      // would hold up Docker while the target's container is being created.
+      this.client.put(source.key).value(json({ ...source.value, desired: 'stopped', movedTo: to })),
       this.client.put(record.key).value(record.value),
     ];
     if (fromLedger) {
@@ -363,10 +363,15 @@ export class Relocator {
       message,
       ...(downtimeMs !== undefined ? { downtimeMs } : {}),
     });
-    const res = await this.client
-      .if(view.relocation.key, 'Mod', '==', view.relocation.modRevision)
-      .then(this.client.put(record.key).value(record.value))
-      .commit();
+    const txn = this.client.if(view.relocation.key, 'Mod', '==', view.relocation.modRevision);
+    const ops = [this.client.put(record.key).value(record.value)];
+    const source = view.source;
+    if (source && source.value.movedTo === r.to && source.value.desired === 'stopped') {
+      txn.and(source.key, 'Mod', '==', source.modRevision);
+      const removed: AssignmentRecord = { ...source.value, desired: 'removed', keepVolume: r.keepSource };
+      ops.push(this.client.put(source.key).value(json(removed)));
+    }
+    const res = await txn.then(...ops).commit();
     if (!res.succeeded) return;
     this.log.info({ instanceId: r.instanceId, ordinal: r.ordinal, downtimeMs }, message);
     await this.events.record('relocation-complete', message, { instanceId: r.instanceId, node: r.to ?? r.from });
@@ -381,16 +386,23 @@ export class Relocator {
     const txn = this.client.if(view.relocation.key, 'Mod', '==', view.relocation.modRevision);
     const ops = [this.client.put(record.key).value(record.value)];
     const { source, target } = view;
-    if (source?.value.desired === 'stopped') {
+    if (r.phase === 'switching') {
+      // Past the switch (the instance was deleted meanwhile): the old copy only goes away.
+      if (source?.value.desired === 'stopped' && source.value.movedTo === r.to) {
+        txn.and(source.key, 'Mod', '==', source.modRevision);
+        ops.push(this.client.put(source.key).value(json({ ...source.value, desired: 'removed' })));
+      }
+    } else if (source?.value.desired === 'stopped') {
       txn.and(source.key, 'Mod', '==', source.modRevision);
       ops.push(this.client.put(source.key).value(json({ ...source.value, desired: 'running' })));
     }
-    if (target && r.to && target.value.seed) {
+    if (r.phase !== 'switching' && target && r.to && target.value.seed) {
       txn.and(target.key, 'Mod', '==', target.modRevision);
       // movedTo: the replica's status belongs to the source; the target removes its copy silently.
       ops.push(this.client.put(target.key).value(json({ ...target.value, desired: 'removed', movedTo: r.from })));
     }
-    const toLedger = r.to ? this.state.allocations.items.get(keys.allocation(r.to)) : undefined;
+    const toLedger =
+      r.to && r.phase !== 'switching' ? this.state.allocations.items.get(keys.allocation(r.to)) : undefined;
     const id = replicaId(r.instanceId, r.ordinal);
     if (toLedger?.value.replicas[id] && view.placement?.value.node !== r.to) {
       txn.and(toLedger.key, 'Mod', '==', toLedger.modRevision);

@@ -179,12 +179,16 @@ describe('relocation state machine (controller/relocation.ts), row by row', () =
     );
   });
 
-  it('switching: never aborts; done when the target runs and the route names it at the new epoch', () => {
+  it('switching: never goes back; done when the target runs and the route names it at the new epoch', () => {
     const moved = { placement: v({ instanceId: 'db', ordinal: 0, node: 'b', placedAt: '', scheduler: 's' }) };
     const primary = v({ instanceId: 'db', ordinal: 0, node: 'b', host: '', port: 0, electedAt: '' }, '60');
     const running = status('b', 'running', { host: '127.0.1.2', port: 6000 });
-    const base = { ...moved, primary, instance: undefined, liveNodes: new Set<string>() };
+    const base = { ...moved, primary, liveNodes: new Set<string>() };
     assert.equal(decideRelocation(view('switching', base)).kind, 'wait', 'nothing runs yet; no abort either');
+    assert.match(
+      JSON.stringify(decideRelocation(view('switching', { ...base, instance: undefined }))),
+      /deleted while it started on the target/,
+    );
     assert.equal(decideRelocation(view('switching', { ...base, status: running })).kind, 'wait', 'no route yet');
     const stale = {
       instanceId: 'db',

@@ -72,7 +72,8 @@ export const copyStartDeadlineMs = 60_000;
  * | stopping  | the source reports `stopped`                                     | final-round (seed round 3)             |
  * | stopping  | not stopped after `stopDeadlineMs`                               | abort                                  |
  * | final     | round 3 copied                                                   | switch: placement, primary (epoch), assignments, ledger |
- * | switching | the replica runs on `to` (and, if primary, the route names it at the new epoch) | done     |
+ * | switching | the replica runs on `to` (and, if primary, the route names it at the new epoch) | done: the old copy (kept stopped until now) removed |
+ * | switching | the instance is being deleted                                    | failed: the old copy removed           |
  * | otherwise | —                                                                | wait, saying what for                  |
  *
  * Abort before `switching` leaves the data where it was: the source is started again,
@@ -134,6 +135,10 @@ export function decideRelocation(view: RelocationView): RelocationStep {
 
 function switching(view: RelocationView): RelocationStep {
   const r = view.relocation.value;
+  // The only way out besides done: the old copy, kept stopped until now, is removed.
+  if (!view.instance || view.instance.phase === 'deprovisioning') {
+    return { kind: 'abort', reason: 'the instance was deleted while it started on the target' };
+  }
   const to = r.to ?? '';
   const status = view.status;
   const running = status?.node === to && status.state === 'running' && status.host !== undefined;
