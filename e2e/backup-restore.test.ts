@@ -27,7 +27,7 @@ describe("backups and restores, with the services' own consistent copies", () =>
   let cluster: TestCluster;
 
   before(async () => {
-    cluster = await startCluster(2);
+    cluster = await startCluster(3);
   });
   after(async () => {
     await cluster?.destroy();
@@ -75,8 +75,50 @@ describe("backups and restores, with the services' own consistent copies", () =>
     const writable = await psql(onCopy.toString(), "INSERT INTO pages VALUES (9999, 'new')");
     assert.ok(writable.ok, `the restored copy accepts writes: ${writable.err}`);
 
+    // In place: the same instance goes back to the backup (the 100 later rows and the
+    // row written on the copy are not there), under a new epoch, through the same route.
+    const epochBefore = JSON.parse((await cluster.sf('service', 'books', '--json')).stdout).primary.epoch as number;
     const inPlace = await cluster.sf('restore', 'books', taken.id);
-    assert.equal(inPlace.code, 2, 'restoring in place is refused with a usage error');
+    assert.equal(inPlace.code, 0, inPlace.stdout + inPlace.stderr);
+    assert.match(inPlace.stdout, new RegExp(`restored backup ${taken.id} of books in place`));
+    const back = await psql(uri, 'SELECT count(*), max(id) FROM pages');
+    assert.ok(back.ok, back.err);
+    assert.equal(back.out, '5000\t5000', 'the instance holds the rows of the backup again');
+    const after = JSON.parse((await cluster.sf('service', 'books', '--json')).stdout) as {
+      primary: { epoch: number };
+      operation: { state: string };
+    };
+    assert.ok(after.primary.epoch > epochBefore, 'a new epoch');
+    assert.equal(after.operation.state, 'succeeded');
+  });
+
+  it('restores a three-replica Postgres in place: the primary gets the backup, the replicas are rebuilt from it', async () => {
+    const created = await cluster.sf('create-service', 'postgres', 'ha-small', 'ledger');
+    assert.equal(created.code, 0, created.stdout + created.stderr);
+    const { uri } = await keyOf(cluster, 'ledger');
+    assert.ok(
+      (
+        await psql(
+          uri,
+          'CREATE TABLE entries (id int PRIMARY KEY); INSERT INTO entries SELECT generate_series(1, 1000)',
+        )
+      ).ok,
+    );
+    const backup = await cluster.sf('backup', 'ledger');
+    assert.equal(backup.code, 0, backup.stdout + backup.stderr);
+    assert.ok((await psql(uri, 'INSERT INTO entries SELECT generate_series(1001, 1100)')).ok);
+    const id = (JSON.parse((await cluster.sf('backups', 'ledger', '--json')).stdout) as Backup[])[0]?.id ?? '';
+    const restored = await cluster.sf('restore', 'ledger', id);
+    assert.equal(restored.code, 0, restored.stdout + restored.stderr);
+    assert.equal((await psql(uri, 'SELECT count(*) FROM entries')).out, '1000');
+    // The restore ends once the rebuilt replicas run again: remote-fsync commits, which wait
+    // for a replica to have them, go through at once.
+    const detail = JSON.parse((await cluster.sf('service', 'ledger', '--json')).stdout) as {
+      replicaDetails: Array<{ state: string; role: string | null }>;
+    };
+    assert.equal(detail.replicaDetails.filter((r) => r.state === 'running' && r.role === 'replica').length, 2);
+    const write = await psql(uri, 'INSERT INTO entries VALUES (5000)');
+    assert.ok(write.ok, write.err);
   });
 
   it('backs up a Redis and restores it as a new instance', async () => {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,12 +27,39 @@ export interface TestCluster {
 export const docker = new Docker();
 
 /**
+ * A block of 100 router ports no other test cluster on this machine uses: test files run
+ * side by side, and two routers given the same range would serve each other's clients.
+ * The reservation is a directory (mkdir is atomic across processes), removed on destroy.
+ */
+const staleReservationMs = 3 * 60 * 60 * 1000;
+
+async function reserveRouterPorts(): Promise<{ base: number; release: () => Promise<void> }> {
+  const dir = join(tmpdir(), 'sf-e2e-router-ports');
+  await mkdir(dir, { recursive: true });
+  const first = Math.floor(Math.random() * 200);
+  for (let i = 0; i < 200; i++) {
+    const base = 41000 + ((first + i) % 200) * 100;
+    const lock = join(dir, String(base));
+    try {
+      await mkdir(lock);
+      return { base, release: () => rm(lock, { recursive: true, force: true }) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // A reservation left by a test run that was killed: no test runs for hours.
+      const age = Date.now() - (await stat(lock)).mtimeMs;
+      if (age > staleReservationMs) await rm(lock, { recursive: true, force: true });
+    }
+  }
+  throw new Error(`no free router port block: remove stale reservations in ${dir}`);
+}
+
+/**
  * A whole platform from the CLI, as a user starts it: `sf up` in a fresh state folder with
  * its own router port range, so test files can run side by side.
  */
 export async function startCluster(nodes = 3): Promise<TestCluster> {
   const home = await mkdtemp(join(tmpdir(), 'sf-e2e-'));
-  const base = 41000 + Math.floor(Math.random() * 200) * 100;
+  const { base, release } = await reserveRouterPorts();
   const routerPorts = { min: base, max: base + 99 };
   const sf = async (...args: string[]): Promise<SfResult> => {
     try {
@@ -61,6 +88,7 @@ export async function startCluster(nodes = 3): Promise<TestCluster> {
   const destroy = async () => {
     const down = await sf('down', '--purge');
     await rm(home, { recursive: true, force: true });
+    await release();
     if (down.code !== 0) throw new Error(`sf down --purge failed: ${down.stderr}`);
     if (cluster.clusterId) {
       const left = await docker.listContainers({

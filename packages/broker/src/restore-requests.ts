@@ -9,7 +9,7 @@ import {
 import type { BackupOwner } from './backup-requests.js';
 import type { BrokerContext } from './broker-context.js';
 import { BodyProblems } from './operator-input.js';
-import { conflict, notFound, OsbError } from './osb-errors.js';
+import { conflict, notFound } from './osb-errors.js';
 import { desiredReplicas } from './params-validation.js';
 import { resolvePolicies } from './policies.js';
 import { newOperationId } from './random.js';
@@ -17,7 +17,7 @@ import { contextName } from './request-checks.js';
 
 export interface RestoreAsk {
   backup: string;
-  /** The new instance's name; absent would mean in place, which is not built. */
+  /** The new instance's name; absent: restore over the instance's own data. */
   as?: string;
 }
 
@@ -38,13 +38,65 @@ export function parseRestoreBody(body: unknown): RestoreAsk {
   return { backup: backup as string, ...(as === undefined ? {} : { as: as as string }) };
 }
 
-export const inPlaceNotSupported = () =>
-  new OsbError(
-    501,
-    'NotImplemented',
-    'restoring in place is not supported yet; restore into a new instance with --as NAME',
-    'SF_ERR_INVALID_INPUT',
+/**
+ * Restores an instance's own backup over its data: the instance stays (same id, route,
+ * credentials and keys), every replica stops, the first is refilled from the backup, the
+ * others are rebuilt from it (controller/restore.ts). Keys made after the backup have no
+ * user in the restored data: the answer says so.
+ */
+export async function requestRestoreInPlace(
+  ctx: BrokerContext,
+  owner: BackupOwner,
+  backupId: string,
+  by: string,
+): Promise<InstanceRecord> {
+  const { client, keys } = ctx;
+  const live = owner.instance;
+  if (!live) throw conflict(`instance ${owner.name} was deleted; restore its backup into a new one with --as NAME`);
+  const backup = (await readJson<BackupRecord>(client, keys.backup(owner.instanceId, backupId)))?.value;
+  if (!backup) throw notFound(`instance ${owner.name} has no backup ${backupId} (see \`sf backups ${owner.name}\`)`);
+  if (backup.state !== 'completed' || !backup.node) {
+    throw conflict(`backup ${backupId} of ${owner.name} is ${backup.state}; only a completed backup can be restored`);
+  }
+  const instance = live.value;
+  if (instance.phase !== 'ready') {
+    throw conflict(`instance ${owner.name} is ${instance.phase}; try again when it is ready`);
+  }
+  if (instance.operation.state === 'in progress') {
+    throw conflict(
+      `instance ${owner.name} has an operation in progress (${instance.operation.type}); try again when it ends`,
+    );
+  }
+  const relocations = await client.getAll().prefix(keys.instanceRelocations(instance.id)).json();
+  const moving = Object.values(relocations as Record<string, { phase?: string }>).find(
+    (r) => r.phase !== 'done' && r.phase !== 'failed',
   );
+  if (moving) throw conflict(`instance ${owner.name} is being relocated (${moving.phase}); restore it afterwards`);
+  const startedAt = new Date().toISOString();
+  const next: InstanceRecord = {
+    ...instance,
+    message: `restoring backup ${backupId} in place: stopping every replica`,
+    operation: {
+      id: newOperationId('update'),
+      type: 'update',
+      state: 'in progress',
+      description: `restoring backup ${backupId} in place`,
+      startedAt,
+    },
+    restore: { instanceId: instance.id, backupId, node: backup.node, state: 'stopping', inPlace: true },
+  };
+  const res = await client
+    .if(keys.instance(instance.id), 'Mod', '==', live.modRevision)
+    .then(client.put(keys.instance(instance.id)).value(JSON.stringify(next)))
+    .commit();
+  if (!res.succeeded) throw conflict(`instance ${owner.name} changed meanwhile; try again`);
+  await ctx.events.record(
+    'restore-requested',
+    `backup ${backupId} restored in place by ${by}: every replica stops, keys made after the backup stop working`,
+    { instanceId: instance.id },
+  );
+  return next;
+}
 
 /**
  * Creates a new instance from a completed backup, the way provisioning creates one (same

@@ -25,6 +25,94 @@ import {
 
 const haSmallPlanId = '4ff07bf1-4cb4-487f-b373-fa97afb00ef8';
 
+describe('broker: restoring a backup in place (sf restore NAME BACKUP)', () => {
+  let h: Harness;
+  const id = uniqueId('pg');
+  const name = uniqueId('pg1');
+  const restore = (instance: string, options: CallOptions) =>
+    call(h.broker.url, 'POST', `/sf/v1/instances/${encodeURIComponent(instance)}/restore`, options);
+  const putBackup = async (state: BackupRecord['state']) => {
+    const backupId = `b-20250102T030405-${Math.random().toString(16).slice(2, 8).padEnd(6, '0')}`;
+    const record: BackupRecord = {
+      id: backupId,
+      instanceId: id,
+      instanceName: name,
+      serviceName: 'postgres',
+      planName: 'ha-small',
+      state,
+      message: state,
+      requestedBy: 'platform',
+      requestedAt: new Date().toISOString(),
+      ...(state === 'completed' ? { node: 'node-2', ordinal: 0, completedAt: new Date().toISOString() } : {}),
+    };
+    await h.client.put(h.keys.backup(id, backupId)).value(json(record)).exec();
+    return record;
+  };
+
+  before(async () => {
+    h = await startHarness({ routerPortRange: { min: 42100, max: 42199 } });
+    const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${id}?accepts_incomplete=true`, {
+      body: provisionBody({ plan_id: haSmallPlanId, context: { instance_name: name }, parameters: {} }),
+    });
+    assert.equal(res.status, 202, res.text);
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('refuses while the instance is not ready, being relocated, or its backup not complete, writing nothing', async () => {
+    const completed = await putBackup('completed');
+    let before = await dumpKeyspace(h.client, h.keys);
+    const provisioning = await restore(name, { body: { backup: completed.id } });
+    assert.equal(provisioning.status, 409, provisioning.text);
+    assert.match((provisioning.body as { description: string }).description, /is provisioning/);
+    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+
+    await markReady(h.client, h.keys, id);
+    const running = await putBackup('running');
+    before = await dumpKeyspace(h.client, h.keys);
+    const notDone = await restore(name, { body: { backup: running.id } });
+    assert.equal(notDone.status, 409, notDone.text);
+    const missing = await restore(name, { body: { backup: 'b-20000101T000000-000000' } });
+    assert.equal(missing.status, 404, missing.text);
+    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+
+    const moving = h.keys.relocation(id, 0);
+    await h.client
+      .put(moving)
+      .value(json({ phase: 'copying' }))
+      .exec();
+    before = await dumpKeyspace(h.client, h.keys);
+    const relocating = await restore(name, { body: { backup: completed.id } });
+    assert.equal(relocating.status, 409, relocating.text);
+    assert.match((relocating.body as { description: string }).description, /being relocated \(copying\)/);
+    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    await h.client.delete().key(moving).exec();
+    await h.client.delete().key(h.keys.backup(id, running.id)).exec();
+  });
+
+  it('records the restore for the controller: state stopping, an update operation, an event', async () => {
+    const backup = await putBackup('completed');
+    const res = await restore(name, { body: { backup: backup.id } });
+    assert.equal(res.status, 202, res.text);
+    const view = res.body as InstanceDetail;
+    assert.equal(view.id, id, 'the same instance');
+    const instance = await readInstance(h.client, h.keys, id);
+    assert.deepEqual(instance?.restore, {
+      instanceId: id,
+      backupId: backup.id,
+      node: 'node-2',
+      state: 'stopping',
+      inPlace: true,
+    });
+    assert.equal(instance?.operation.type, 'update');
+    assert.equal(instance?.operation.state, 'in progress');
+    assert.equal(instance?.phase, 'ready');
+    const again = await restore(name, { body: { backup: backup.id } });
+    assert.equal(again.status, 409, 'one restore at a time');
+  });
+});
+
 describe('broker: restoring a backup into a new instance (sf restore --as)', () => {
   let h: Harness;
   const id = uniqueId('pg');
@@ -82,16 +170,9 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
     await h?.close();
   });
 
-  it('says in-place restores are not supported (501) and rejects bad bodies (400), writing nothing', async () => {
+  it('rejects bad bodies (400), writing nothing', async () => {
     const backup = await putBackup(id, name, 'completed');
     const before = await dumpKeyspace(h.client, h.keys);
-    const inPlace = await restore(name, { body: { backup: backup.id } });
-    assert.equal(inPlace.status, 501, inPlace.text);
-    assertOsbError(inPlace.body, 'NotImplemented');
-    assert.equal(
-      (inPlace.body as { description: string }).description,
-      'restoring in place is not supported yet; restore into a new instance with --as NAME',
-    );
     const bad: unknown[] = [
       {},
       { backup: 'a.b', as: 'x' },

@@ -303,15 +303,9 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
     );
   });
 
-  it('sf restore without --as explains (exit 2); with --as it follows the copy until the instance is ready', async () => {
+  it('sf restore --as follows the copy until the new instance is ready; without --as it restores in place', async () => {
     const [backup] = [...(await readPrefix<BackupRecord>(client, keys.instanceBackups(id))).items.values()];
     assert.ok(backup);
-    const inPlace = sf('restore', 'pg1', backup.value.id);
-    assert.equal(await inPlace.exit, 2);
-    assert.match(
-      inPlace.stderr(),
-      /restoring in place is not supported yet; restore into a new instance with --as NAME/,
-    );
 
     const run = sf('restore', 'pg1', backup.value.id, '--as', 'pg1-copy');
     await shows(run, `Restoring backup ${backup.value.id} of pg1 as pg1-copy`);
@@ -354,6 +348,26 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
     assert.match(
       detail.stdout(),
       new RegExp(`restored from:\\s+backup ${backup.value.id} of instance ${id} \\(copied\\)`),
+    );
+
+    // In place: the same instance, followed until its update operation ends. The relocation
+    // left running by the Ctrl-C test would (rightly) block it.
+    await client.delete().prefix(keys.instanceRelocations(id)).exec();
+    await update<InstanceRecord>(keys.instance(id), (i) => ({
+      ...i,
+      operation: { ...i.operation, state: 'succeeded' },
+    }));
+    const inPlace = sf('restore', 'pg1', backup.value.id);
+    await shows(inPlace, `Restoring backup ${backup.value.id} over pg1: every replica stops`);
+    await update<InstanceRecord>(keys.instance(id), (i) => ({
+      ...i,
+      message: `backup ${backup.value.id} restored in place`,
+      operation: { ...i.operation, state: 'succeeded' },
+    }));
+    assert.equal(await inPlace.exit, 0, inPlace.stderr());
+    assert.equal(
+      inPlace.stdout().trim().split('\n').at(-1),
+      `restored backup ${backup.value.id} of pg1 in place (ready)`,
     );
   });
 });

@@ -89,8 +89,14 @@ export interface InstanceRestore {
   backupId: string;
   /** Node whose agent holds the backup. */
   node: string;
-  /** `copying` until the first replica's volume holds the backup; then roles are given out. */
-  state: 'copying' | 'copied';
+  /**
+   * In place: `stopping` (every replica stops) → `copying` → `copied`. Into a new
+   * instance: `copying` until the first replica's volume holds the backup; then roles are
+   * given out.
+   */
+  state: 'stopping' | 'copying' | 'copied';
+  /** The instance's own backup restored over its data (`sf restore NAME BACKUP`). */
+  inPlace?: boolean;
   /** The replica that receives the backup (and becomes the first primary); set when the copy starts. */
   ordinal?: number;
 }

@@ -16,6 +16,7 @@ import {
 import type { ClusterState } from './cluster-state.js';
 import { decideFailover, defaultFailoverPolicy, type Fencer } from './controller/failover.js';
 import { type RestoreContext, restoreStep } from './controller/restore.js';
+import { restoreInPlaceStep } from './controller/restore-in-place.js';
 import { teardownStep } from './controller/teardown.js';
 import { desiredAssignments, type InstanceView } from './controller/topology.js';
 import { shippingAssignments } from './controller/volume-shipping.js';
@@ -179,7 +180,12 @@ export class Controller {
         .commit();
       return;
     }
-    if (instance.value.restore?.state === 'copying') {
+    const restore = instance.value.restore;
+    if (restore?.inPlace && restore.state !== 'copied') {
+      await restoreInPlaceStep(this.#restoreContext, instance, view, false);
+      return;
+    }
+    if (restore?.state === 'copying') {
       await restoreStep(this.#restoreContext, instance, view);
       return;
     }
@@ -199,7 +205,9 @@ export class Controller {
       return;
     }
     const routed = await this.#route(instance.value, view, primary, primaryStatus);
-    if (instance.value.operation.type === 'update' && instance.value.operation.state === 'in progress') {
+    if (restore?.inPlace && instance.value.operation.state === 'in progress') {
+      await restoreInPlaceStep(this.#restoreContext, instance, view, routed);
+    } else if (instance.value.operation.type === 'update' && instance.value.operation.state === 'in progress') {
       await this.#finishUpdate(instance, view);
     }
     if (instance.value.phase === 'provisioning') {

@@ -121,6 +121,19 @@ describe('topology: the roles each assignment should carry', () => {
     assert.deepEqual(desiredAssignments(view({ assignments, primary: primaryAt(0, '42') })), []);
   });
 
+  it('takes no upstream from a primary that is restarting or reports an older epoch', () => {
+    const assignments = new Map([
+      [0, assignment(0, { role: 'primary', epoch: 42 })],
+      [1, assignment(1)],
+    ]);
+    const starting = new Map([[0, status(0, { state: 'starting', epoch: 42 })]]);
+    const older = new Map([[0, status(0, { epoch: 41 })]]);
+    for (const statuses of [starting, older]) {
+      const changes = desiredAssignments(view({ assignments, primary: primaryAt(0, '42'), statuses }));
+      assert.equal(changes.find((c) => c.ordinal === 1)?.next.upstream, undefined);
+    }
+  });
+
   it('demotes the old primary with a new generation, even while its node is down', () => {
     const io = { durability: 'remote-fsync' as const, localIo: 'fsync' as const };
     const assignments = new Map([

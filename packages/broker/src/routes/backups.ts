@@ -6,7 +6,7 @@ import { requireInstance } from '../instance-lookup.js';
 import { BodyProblems, operatorOf } from '../operator-input.js';
 import { OperatorViews } from '../operator-views.js';
 import { badRequest, notFound } from '../osb-errors.js';
-import { inPlaceNotSupported, parseRestoreBody, requestRestore } from '../restore-requests.js';
+import { parseRestoreBody, requestRestore, requestRestoreInPlace } from '../restore-requests.js';
 
 type InstanceParams = { Params: { id: string } };
 
@@ -47,10 +47,12 @@ export function backupRoutes(app: FastifyInstance, ctx: BrokerContext): void {
 
   app.post<InstanceParams>('/sf/v1/instances/:id/restore', async (request, reply) => {
     const ask = parseRestoreBody(request.body);
-    if (ask.as === undefined) throw inPlaceNotSupported();
     const by = operatorOf(request, ctx);
     const owner = await backupOwner(ctx, request.params.id);
-    const record = await requestRestore(ctx, owner, ask.backup, ask.as, by);
+    const record =
+      ask.as === undefined
+        ? await requestRestoreInPlace(ctx, owner, ask.backup, by)
+        : await requestRestore(ctx, owner, ask.backup, ask.as, by);
     request.log.info(
       { instanceId: record.id, name: record.name, from: owner.instanceId, backupId: ask.backup, by },
       'restore requested',

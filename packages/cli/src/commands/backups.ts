@@ -1,7 +1,6 @@
 import type { BackupRecord, InstanceRestore, TransferStatusRecord } from '@service-foundry/core';
 import type { BrokerClient } from '../broker-client.js';
 import type { Command } from '../command.js';
-import { BrokerError, UsageError } from '../errors.js';
 import { follow, interruptedExitCode } from '../follow.js';
 import { printJson, printTable, say } from '../output.js';
 import { formatBytes, formatSeconds, ProgressDisplay } from '../progress-bar.js';
@@ -106,10 +105,17 @@ interface RestoredView {
   name: string;
   phase: string;
   message: string;
+  operation: { type: string; state: string; description: string };
   restore: InstanceRestore | null;
 }
 
-/** Follows the new instance until it is ready or failed, drawing the copy of the backup into replica 0. */
+/** A new instance is done when ready or failed; an in-place restore when its update operation ended. */
+function finished(view: RestoredView): boolean {
+  if (view.restore?.inPlace) return view.operation.state !== 'in progress';
+  return view.phase === 'ready' || view.phase === 'failed';
+}
+
+/** Follows the restore until it is done, drawing the copy of the backup into the receiving replica. */
 async function followRestore(broker: BrokerClient, created: RestoredView): Promise<RestoredView | undefined> {
   const display = new ProgressDisplay();
   let shown = '';
@@ -120,14 +126,15 @@ async function followRestore(broker: BrokerClient, created: RestoredView): Promi
       const line = copying ? `copying backup ${view.restore?.backupId} from ${view.restore?.node}` : view.message;
       if (line && line !== shown) {
         shown = line;
-        if (view.phase !== 'ready' && view.phase !== 'failed') display.note(line);
+        if (!finished(view)) display.note(line);
       }
-      if (view.phase === 'ready' || view.phase === 'failed') return view;
+      if (finished(view)) return view;
       if (copying) {
         const { transfers } = await broker.get<{ transfers: TransferStatusRecord[] }>(
           `/sf/v1/instances/${created.id}/relocations`,
         );
-        const transfer = transfers.find((t) => t.ordinal === 0 && t.state === 'copying' && t.progress);
+        const ordinal = view.restore?.ordinal ?? 0;
+        const transfer = transfers.find((t) => t.ordinal === ordinal && t.state === 'copying' && t.progress);
         if (transfer?.progress) display.bar({ label: 'restore', ...transfer.progress });
       }
       return undefined;
@@ -140,31 +147,31 @@ async function followRestore(broker: BrokerClient, created: RestoredView): Promi
 
 export const restore: Command = {
   name: 'restore',
-  summary: 'restore a backup into a new instance (--as NEW)',
+  summary: 'restore a backup over the instance, or into a new instance (--as NEW)',
   args: ['INSTANCE', 'BACKUP'],
   options: { as: { type: 'string' }, 'no-wait': { type: 'boolean' } },
   async run([name = '', backupId = ''], options) {
     const broker = await client();
     const body = { backup: backupId, ...(typeof options.as === 'string' ? { as: options.as } : {}) };
-    let created: RestoredView;
-    try {
-      created = (await broker.request<RestoredView>('POST', `${instancePath(name)}/restore`, body)).body;
-    } catch (error) {
-      // Only restores into a new instance exist so far: the broker says how to ask for one.
-      if (error instanceof BrokerError && error.status === 501) throw new UsageError(error.message);
-      throw error;
-    }
-    say(`Restoring backup ${backupId} of ${name} as ${created.name} (id ${created.id})`);
+    const created = (await broker.request<RestoredView>('POST', `${instancePath(name)}/restore`, body)).body;
+    const inPlace = created.restore?.inPlace === true;
+    say(
+      inPlace
+        ? `Restoring backup ${backupId} over ${name}: every replica stops until the copy is in place; keys made after the backup stop working`
+        : `Restoring backup ${backupId} of ${name} as ${created.name} (id ${created.id})`,
+    );
     if (options['no-wait']) return say(`Follow it with \`sf service ${created.name}\``);
     const final = await followRestore(broker, created);
     if (!final) {
       process.exitCode = interruptedExitCode;
       return say(`Stopped following; the restore keeps running. Follow it with \`sf service ${created.name}\``);
     }
-    if (final.phase === 'failed') {
+    const failed = inPlace ? final.operation.state === 'failed' : final.phase === 'failed';
+    const where = inPlace ? 'in place' : `as ${created.name}`;
+    if (failed) {
       process.exitCode = 1;
-      return say(`restore of backup ${backupId} of ${name} as ${created.name} failed: ${final.message}`);
+      return say(`restore of backup ${backupId} of ${name} ${where} failed: ${final.message}`);
     }
-    say(`restored backup ${backupId} of ${name} as ${created.name} (${final.phase})`);
+    say(`restored backup ${backupId} of ${name} ${where} (${final.phase})`);
   },
 };

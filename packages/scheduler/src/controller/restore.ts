@@ -40,7 +40,7 @@ export async function restoreStep(
   view: InstanceView,
 ): Promise<void> {
   const restore = instance.value.restore;
-  if (restore?.state !== 'copying') return;
+  if (restore?.state !== 'copying' || restore.inPlace) return;
   const id = instance.value.id;
   const placement = view.placements.find(
     (p) =>

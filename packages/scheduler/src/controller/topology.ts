@@ -92,7 +92,12 @@ export function desiredAssignments(view: InstanceView): AssignmentChange[] {
 
   const epoch = Number(view.primary.modRevision);
   const primaryOrdinal = view.primary.value.ordinal;
-  const upstream = view.statuses.get(primaryOrdinal)?.value.peer;
+  // Only a primary that serves at this epoch says where it answers: a restarting container
+  // still reports its previous address (it may come back on another one).
+  const primaryStatus = view.statuses.get(primaryOrdinal)?.value;
+  const serving =
+    primaryStatus?.state === 'running' && (primaryStatus.epoch === undefined || primaryStatus.epoch === epoch);
+  const upstream = serving ? primaryStatus.peer : undefined;
   for (const placement of view.placements) {
     const assignment = view.assignments.get(placement.ordinal);
     if (!assignment) continue;
