@@ -17,7 +17,7 @@ import type { AgentVolumeConfig } from './config.js';
 import { labelKeys, type NodeIdentity, type ReplicaRef, replicaLabels, replicaResourceName } from './container-spec.js';
 import type { ContainerState, DockerRuntime } from './docker-runtime.js';
 import { currentReplicaVolume } from './replica-volumes.js';
-import { formatBytes } from './volume-service.js';
+import { formatBytes, transferFigures } from './transfer-figures.js';
 
 /** Progress is written to etcd at most this often (the CLI polls it for its bar). */
 const progressIntervalMs = 500;
@@ -142,15 +142,7 @@ export class Seeder {
           });
         },
       });
-      const figures = {
-        mode: result.mode,
-        bytes: result.bytes,
-        wireBytes: result.wireBytes,
-        files: result.files,
-        deleted: result.deleted,
-        durationMs: result.durationMs,
-        mbPerSecond: result.mbPerSecond,
-      };
+      const figures = transferFigures(result);
       const summary =
         `${result.mode} copy of ${seed.from.volume} from ${seed.from.node}: ${formatBytes(result.bytes)}, ` +
         `${result.files} files, ${result.deleted} deleted, ${(result.durationMs / 1000).toFixed(2)} s, ${result.mbPerSecond} MB/s`;

@@ -6,6 +6,7 @@ import type { AgentVolumeConfig } from './config.js';
 import { labelKeys, type NodeIdentity, type ReplicaRef, replicaResourceName } from './container-spec.js';
 import type { DockerRuntime } from './docker-runtime.js';
 import { currentReplicaVolume } from './replica-volumes.js';
+import { formatBytes } from './transfer-figures.js';
 
 const routineEventIntervalMs = 60_000;
 
@@ -147,11 +148,4 @@ export class VolumeService {
       })
       .catch(() => undefined);
   }
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
-  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
-  if (bytes >= 1e3) return `${(bytes / 1e3).toFixed(1)} kB`;
-  return `${bytes} B`;
 }

@@ -7,7 +7,7 @@ import { VolumeTransferError } from './errors.js';
 import { sendJson, waitWritable } from './http-answers.js';
 import { megabytesPerSecond, ProgressMeter } from './progress.js';
 import { headerNames, isManifestId } from './protocol.js';
-import { receiveSnapshot } from './receiver.js';
+import { receivedResult, receiveSnapshot } from './receiver.js';
 import { lstatOrUndefined } from './safe-fs.js';
 import { streamSnapshot } from './sender.js';
 import { withVolumeLock } from './volume-lock.js';
@@ -198,24 +198,10 @@ export async function receiveUpload(
           }
         },
       });
-      const durationMs = Date.now() - startedAt;
-      const event: TransferEvent = {
-        volume: name,
-        direction: 'received',
-        ok: true,
-        mode: result.mode,
-        base: result.base,
-        manifestId: result.manifest.id,
-        wireBytes: result.wireBytes,
-        bytes: result.bytes,
-        files: result.files,
-        deleted: result.deleted,
-        durationMs,
-        mbPerSecond: megabytesPerSecond(result.bytes, durationMs),
-        peer,
-      };
+      const { entries, ...figures } = receivedResult(name, result, startedAt);
+      const event: TransferEvent = { ...figures, direction: 'received', ok: true, peer };
       report(event);
-      sendJson(res, 200, { ...event, entries: result.entries });
+      sendJson(res, 200, { ...event, entries });
     });
   } catch (error) {
     const durationMs = Date.now() - startedAt;

@@ -8,11 +8,12 @@ import {
   type ServiceBackupRecipe,
   type TransferFigures,
 } from '@service-foundry/core';
-import { copyVolume, type ProgressListener, type TransferResult } from '@service-foundry/volumes';
+import { copyVolume, type ProgressListener } from '@service-foundry/volumes';
 import { labelKeys, replicaResourceName } from '../container-spec.js';
 import type { ContainerState, DockerRuntime } from '../docker-runtime.js';
 import { lastLines } from '../docker-streams.js';
 import { fillCommand } from '../replication-spec.js';
+import { transferFigures } from '../transfer-figures.js';
 import type { BackupStore } from './backup-store.js';
 
 /** Why a backup failed, in words fit for the record and `sf backups` (never a secret). */
@@ -35,11 +36,6 @@ export interface BackupSource {
   backupId: string;
   serviceName: string;
   ordinal: number;
-}
-
-export function transferFigures(result: TransferResult): TransferFigures {
-  const { mode, bytes, wireBytes, files, deleted, durationMs, mbPerSecond } = result;
-  return { mode, bytes, wireBytes, files, deleted, durationMs, mbPerSecond };
 }
 
 function backupRecipe(deps: BackupJobDeps, source: BackupSource): { entry: CatalogEntry; recipe: ServiceBackupRecipe } {

@@ -1,4 +1,4 @@
-export { BackupFailure, type BackupJobDeps, type BackupSource, takeBackup, transferFigures } from './backup-job.js';
+export { BackupFailure, type BackupJobDeps, type BackupSource, takeBackup } from './backup-job.js';
 export { BackupRunner, type BackupRunnerDeps } from './backup-runner.js';
 export {
   type BackupMeta,
