@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { BindingRecord, InstanceRecord, ServiceBindingRecipe } from '@service-foundry/core';
 import type { FastifyInstance } from 'fastify';
@@ -79,6 +80,26 @@ function bindingFailed(action: string, instanceId: string, error: unknown): OsbE
   );
 }
 
+/** How long a refused connection through the router is tried again (see throughFreshRoute). */
+const freshRouteGraceMs = 5000;
+
+/**
+ * An instance turns ready when its route is written; the router opens that port a moment
+ * later, when its watch delivers the route. A refused connection ran nothing, so it is tried
+ * again, every 100 ms until the grace runs out; any other error is final.
+ */
+async function throughFreshRoute<T>(work: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + freshRouteGraceMs;
+  for (;;) {
+    try {
+      return await work();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() > deadline) throw error;
+      await delay(100);
+    }
+  }
+}
+
 export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
   const recipeOf = (instance: InstanceRecord) => ctx.plans.resolve(instance.serviceId, instance.planId).entry.binding;
 
@@ -158,7 +179,7 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       const driver = bindingDrivers[recipe.driver];
       const target = await adminTarget(instance, recipe);
       try {
-        await driver.createUser(target, recipe, record.username, record.password);
+        await throughFreshRoute(() => driver.createUser(target, recipe, record.username, record.password));
       } catch (error) {
         request.log.error(
           { instanceId, bindingId, reason: (error as Error).message },
