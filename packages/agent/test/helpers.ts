@@ -139,7 +139,13 @@ export async function writeTestCatalog(image: string, options: TestCatalogOption
       bindable: false,
       plans: [{ id: 'c1f1c0de-0000-4000-8000-000000000002', name: 'tiny', description: 'tiny' }],
     },
-    plans: { tiny: { resources: { cpuMillis: 250, memoryMb: 64, diskMb: 16 }, replicas: 1 } },
+    plans: {
+      tiny: {
+        resources: { cpuMillis: 250, memoryMb: 64, diskMb: 16 },
+        replicas: 1,
+        connections: { service: 20, router: 10 },
+      },
+    },
     runtime: {
       image: image,
       port: testServicePort,

@@ -81,7 +81,13 @@ export async function writeReplicatedCatalog(image: string): Promise<string> {
       bindable: false,
       plans: [{ id: 'c1f1c0de-0000-4000-8000-000000000012', name: 'tiny', description: 'tiny' }],
     },
-    plans: { tiny: { resources: { cpuMillis: 100, memoryMb: 32, diskMb: 8 }, replicas: 3 } },
+    plans: {
+      tiny: {
+        resources: { cpuMillis: 100, memoryMb: 32, diskMb: 8 },
+        replicas: 3,
+        connections: { service: 20, router: 10 },
+      },
+    },
     runtime: {
       image,
       port: 8080,

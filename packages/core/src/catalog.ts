@@ -52,6 +52,25 @@ export interface PlanSizing {
    * `intervalSeconds` (the RPO) and promoted from their latest complete copy on failover.
    */
   volumeShipping?: { intervalSeconds: number };
+  /** Connection limits sized to the plan's memory (see {@link PlanConnections}). */
+  connections: PlanConnections;
+}
+
+/**
+ * How many connections one replica of a plan takes. Sized to the plan's memory so that
+ * connections alone can never exhaust it (a Postgres backend is a process of its own).
+ */
+export interface PlanConnections {
+  /**
+   * The service's own limit (Postgres `max_connections`, Redis `maxclients`); the agent
+   * passes it to the container as `SF_MAX_CONNECTIONS`.
+   */
+  service: number;
+  /**
+   * Client sessions the router lets through to one instance at a time. Below `service`,
+   * so the platform's own sessions (replication, bindings, backups) always find a slot.
+   */
+  router: number;
 }
 
 /** How an instance's replicas follow its primary. */
@@ -240,10 +259,19 @@ const entrySchema = {
       type: 'object',
       additionalProperties: {
         type: 'object',
-        required: ['resources', 'replicas'],
+        required: ['resources', 'replicas', 'connections'],
         additionalProperties: false,
         properties: {
           resources,
+          connections: {
+            type: 'object',
+            required: ['service', 'router'],
+            additionalProperties: false,
+            properties: {
+              service: { type: 'integer', minimum: 2, maximum: 100_000 },
+              router: { type: 'integer', minimum: 1, maximum: 100_000 },
+            },
+          },
           replicas: { type: 'integer', minimum: 1, maximum: 9 },
           volumeShipping: {
             type: 'object',
@@ -355,7 +383,13 @@ export class Catalog {
       }
       const entry = { ...(raw as Omit<CatalogEntry, 'dir'>), dir: join(dir, name) };
       for (const plan of entry.osb.plans) {
-        if (!entry.plans[plan.name]) throw new CatalogError(`${file}: plan ${plan.name} has no sizing under "plans"`);
+        const sizing = entry.plans[plan.name];
+        if (!sizing) throw new CatalogError(`${file}: plan ${plan.name} has no sizing under "plans"`);
+        if (sizing.connections.router >= sizing.connections.service) {
+          throw new CatalogError(
+            `${file}: plan ${plan.name}: connections.router (${sizing.connections.router}) must be below connections.service (${sizing.connections.service})`,
+          );
+        }
       }
       entries.push(entry);
     }

@@ -14,6 +14,7 @@ export const ErrorCodes = {
   catalog: 'SF_ERR_CATALOG',
   staleEpoch: 'SF_ERR_STALE_EPOCH',
   process: 'SF_ERR_PROCESS',
+  secretBox: 'SF_ERR_SECRET_BOX',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -101,6 +102,16 @@ export class ProcessError extends SfError {
   constructor(message: string, exitCode: number | null) {
     super(ErrorCodes.process, message);
     this.exitCode = exitCode;
+  }
+}
+
+/** A sealed secret could not be opened: another key, another context, or altered. */
+export class SecretBoxError extends SfError {
+  /** The context (etcd key) the secret was opened for. */
+  readonly context: string;
+  constructor(context: string, reason: string) {
+    super(ErrorCodes.secretBox, `cannot open the secret at ${context}: ${reason}`);
+    this.context = context;
   }
 }
 

@@ -10,6 +10,7 @@ export * from './logger.js';
 export * from './net.js';
 export * from './process-main.js';
 export * from './resources.js';
+export * from './secret-box.js';
 export * from './served-volumes.js';
 export * from './types.js';
 export * from './wait.js';
