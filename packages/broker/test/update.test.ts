@@ -30,7 +30,11 @@ async function catalogWithTwoPlans(dir: string): Promise<void> {
   medium.description = 'Up to three Postgres servers';
   medium.schemas.service_instance.create.parameters.properties.replicas.maximum = 3;
   entry.osb.plans.push(medium);
-  entry.plans.medium = { resources: entry.plans.small.resources, replicas: 2, connections: entry.plans.small.connections };
+  entry.plans.medium = {
+    resources: entry.plans.small.resources,
+    replicas: 2,
+    connections: entry.plans.small.connections,
+  };
   await mkdir(join(dir, 'postgres'), { recursive: true });
   await writeFile(join(dir, 'postgres', 'service.json'), JSON.stringify(entry));
 }

@@ -87,7 +87,8 @@ export class SecretBox {
   /** Opens a sealed secret; throws SecretBoxError when it was sealed with another key or context, or altered. */
   open(sealed: SealedSecret, context: string): string {
     if (!isSealedSecret(sealed)) throw new SecretBoxError(context, 'not a sealed secret');
-    if (sealed.kid !== this.kid) throw new SecretBoxError(context, `sealed with key ${sealed.kid}, this is ${this.kid}`);
+    if (sealed.kid !== this.kid)
+      throw new SecretBoxError(context, `sealed with key ${sealed.kid}, this is ${this.kid}`);
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.#key, Buffer.from(sealed.iv, 'base64url'));
       decipher.setAAD(Buffer.from(context, 'utf8'));
