@@ -12,7 +12,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 missing=()
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v dockerd >/dev/null || missing+=(docker.io)
-for pkg in debootstrap postgresql-client redis-tools busybox-static iproute2 ca-certificates fence-agents openssl netcat-openbsd; do
+for pkg in debootstrap postgresql-client redis-tools busybox-static iproute2 ca-certificates fence-agents openssl netcat-openbsd curl util-linux; do
   installed "$pkg" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then

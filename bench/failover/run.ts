@@ -1,16 +1,5 @@
-/**
- * `npm run bench:failover`: N failovers of a three-replica Postgres under a steady write
- * load, on a whole platform started with `sf up` (3 simulated nodes sharing this machine's
- * Docker Engine, fence_sf_sim as STONITH). Measures RTO (fault → first write acknowledged
- * by the new primary through the router), acknowledged writes lost, and split brain, for
- * `remote-fsync` and for `async`.
- *
- * FAILOVERS (default 5) sets the count per durability mode.
- */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { connectEtcd, type ReplicaStatus, readPrefix, waitFor } from '@service-foundry/core';
+import { type ReplicaStatus, readPrefix, waitFor } from '@service-foundry/core';
 import { killNode, startCluster, type TestCluster } from '../../e2e/support/cluster.js';
 import { lostWrites, Writer } from '../../e2e/support/writer.js';
 
@@ -29,9 +18,7 @@ function percentile(values: number[], p: number): number {
 
 /** Samples replica statuses: two running replicas reporting role primary at once is split brain. */
 function watchSplitBrain(cluster: TestCluster, instanceId: string): { stop(): Promise<number> } {
-  const etcdPort = (JSON.parse(readFileSync(join(cluster.home, 'cluster.json'), 'utf8')) as { etcdClientPort: number })
-    .etcdClientPort;
-  const client = connectEtcd({ endpoints: [`http://127.0.0.1:${etcdPort}`] });
+  const client = cluster.etcdAsRoot();
   let samples = 0;
   let stopped = false;
   const loop = (async () => {

@@ -9,7 +9,7 @@ import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { connectEtcd, createLogger, type InstanceRecord, json, Keyspace } from '@service-foundry/core';
+import { connectEtcd, createLogger, type InstanceRecord, json, Keyspace, SecretBox } from '@service-foundry/core';
 import { checkPlacements, type RunningScheduler, startScheduler } from '@service-foundry/scheduler';
 import { cpuSeconds, difference, startEtcdCluster, unaryRequests } from './etcd-cluster.js';
 import { SimulatedNodes } from './simulated-nodes.js';
@@ -58,6 +58,7 @@ async function startSchedulers(dir: string, endpoints: string[], root: string): 
   const base = {
     etcdEndpoints: endpoints,
     keyspaceRoot: root,
+    secretsKeyFile: await SecretBox.ensureKeyFile(join(dir, 'secrets.key')),
     controller: false,
     mode,
     ...JSON.parse(args['scheduler-config'] ?? '{}'),

@@ -3,7 +3,9 @@ import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { connectEtcd, type Etcd3, etcdUsers } from '@service-foundry/core';
 import Docker from 'dockerode';
+import { ClusterPki } from '../../packages/cli/src/cluster/pki.js';
 
 const run = promisify(execFile);
 const cliMain = resolve(import.meta.dirname, '../../packages/cli/dist/main.js');
@@ -17,7 +19,15 @@ export interface SfResult {
 export interface TestCluster {
   home: string;
   clusterId: string;
+  /** The operator credential `sf` uses (`/sf/v1` and `/v2`). */
   broker: { url: string; username: string; password: string };
+  /** The platform's OSB credential (`/v2` only) and the read-only viewer's. */
+  osbLogin: { username: string; password: string };
+  viewerLogin: { username: string; password: string };
+  /** An etcd client with the cluster's `root` identity, to look at what the platform stored. */
+  etcdAsRoot(): Etcd3;
+  /** An etcd client with another identity `sf up` made (e.g. `sf-router`). */
+  etcdAs(user: string): Etcd3;
   routerPorts: { min: number; max: number };
   sf(...args: string[]): Promise<SfResult>;
   /** `sf down --purge`, then checks nothing labelled with this cluster is left. */
@@ -84,7 +94,17 @@ export async function startCluster(nodes = 3): Promise<TestCluster> {
   );
   const cluster = JSON.parse(await readFile(join(home, 'cluster.json'), 'utf8').catch(() => '{}')) as {
     clusterId?: string;
+    etcdClientPort?: number;
+    osbUsername?: string;
+    osbPassword?: string;
+    viewerUsername?: string;
+    viewerPassword?: string;
   };
+  const etcdAs = (user: string) =>
+    connectEtcd({
+      endpoints: [`https://127.0.0.1:${cluster.etcdClientPort}`],
+      tls: new ClusterPki(join(home, 'pki')).client(user),
+    });
   const destroy = async () => {
     const down = await sf('down', '--purge');
     await rm(home, { recursive: true, force: true });
@@ -104,7 +124,18 @@ export async function startCluster(nodes = 3): Promise<TestCluster> {
     throw new Error(`sf up failed (${upResult.code}): ${upResult.stderr}\n${logs.slice(-2000)}`);
   }
   const target = JSON.parse(await readFile(join(home, 'cli.json'), 'utf8')) as TestCluster['broker'];
-  return { home, clusterId: cluster.clusterId ?? '', broker: target, routerPorts, sf, destroy };
+  return {
+    home,
+    clusterId: cluster.clusterId ?? '',
+    broker: target,
+    osbLogin: { username: cluster.osbUsername ?? '', password: cluster.osbPassword ?? '' },
+    viewerLogin: { username: cluster.viewerUsername ?? '', password: cluster.viewerPassword ?? '' },
+    etcdAsRoot: () => etcdAs(etcdUsers.root),
+    etcdAs,
+    routerPorts,
+    sf,
+    destroy,
+  };
 }
 
 /** Runs SQL with the real psql client; returns rows as tab-separated lines. */

@@ -1,4 +1,4 @@
-import { Catalog, connectEtcd, createLogger, EventLog, Keyspace, type Logger } from '@service-foundry/core';
+import { Catalog, connectEtcd, createLogger, EventLog, Keyspace, type Logger, SecretBox } from '@service-foundry/core';
 import { AppliedReplicas } from './applied-replicas.js';
 import { AssignmentWatcher } from './assignment-watcher.js';
 import { BackupRunner, DirectoryBackupStore } from './backups/index.js';
@@ -54,8 +54,9 @@ export async function startAgent(
   const catalog = await Catalog.load(config.catalogDir);
   const docker = new DockerRuntime(config.dockerSocket);
   await docker.ping();
+  const secrets = await SecretBox.fromKeyFile(config.secretsKeyFile);
 
-  const client = connectEtcd({ endpoints: config.etcdEndpoints });
+  const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
   const keys = new Keyspace(config.keyspaceRoot);
   const identity: NodeIdentity = { clusterId: config.clusterId, node: config.node, address: config.address };
   const events = new EventLog(client, keys, `agent/${config.node}`);
@@ -129,6 +130,7 @@ export async function startAgent(
   const lifecycle = new ContainerLifecycle({
     client,
     keys,
+    secrets,
     docker,
     statuses,
     identity,

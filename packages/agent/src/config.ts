@@ -1,11 +1,29 @@
-import { configCompiler, defaultCatalogDir, InvalidConfigError, type Resources } from '@service-foundry/core';
+import {
+  configCompiler,
+  defaultCatalogDir,
+  type EtcdTlsFiles,
+  etcdEndpointsSchema,
+  etcdTlsSchema,
+  InvalidConfigError,
+  keyspaceRootSchema,
+  type Resources,
+  secretsKeyFileSchema,
+} from '@service-foundry/core';
 
 /** Options of one node agent, as written in its JSON config file. */
 export interface AgentOptions {
-  /** etcd client URLs, e.g. `["http://127.0.0.1:2379"]`. Required. */
+  /** etcd client URLs, e.g. `["https://10.0.0.1:2379"]`. Required. */
   etcdEndpoints: string[];
+  /**
+   * This node's etcd identity (certificate CN `sf-agent.<node>`) and etcd's CA; required
+   * for `https://` endpoints.
+   * @default undefined
+   */
+  etcdTls?: EtcdTlsFiles;
   /** Root of every key this cluster uses. @default '/sf' */
   keyspaceRoot?: string;
+  /** Key file that opens the instances' credentials sealed in etcd (core SecretBox). Required. */
+  secretsKeyFile: string;
   /** Name of the node this agent represents; a key segment (letters, digits, `.`, `_`, `-`). Required. */
   node: string;
   /**
@@ -84,7 +102,9 @@ export interface AgentVolumeConfig {
 /** The validated, defaulted, frozen form of {@link AgentOptions}. */
 export interface AgentConfig {
   etcdEndpoints: string[];
+  etcdTls?: EtcdTlsFiles;
   keyspaceRoot: string;
+  secretsKeyFile: string;
   node: string;
   address: string;
   capacity: Resources;
@@ -117,6 +137,7 @@ const schema: AgentConfigSchema = {
   required: [
     'etcdEndpoints',
     'keyspaceRoot',
+    'secretsKeyFile',
     'node',
     'address',
     'capacity',
@@ -134,8 +155,10 @@ const schema: AgentConfigSchema = {
   ],
   additionalProperties: false,
   properties: {
-    etcdEndpoints: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^https?://[^\\s]+$' } },
-    keyspaceRoot: { type: 'string', pattern: '^/[A-Za-z0-9/_.-]*[A-Za-z0-9_.-]$', default: '/sf' },
+    etcdEndpoints: etcdEndpointsSchema,
+    etcdTls: etcdTlsSchema,
+    keyspaceRoot: keyspaceRootSchema,
+    secretsKeyFile: secretsKeyFileSchema,
     node: { type: 'string', pattern: keySegment },
     address: { type: 'string', pattern: ipv4, default: '127.0.0.1' },
     capacity: {

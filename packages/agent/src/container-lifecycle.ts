@@ -4,7 +4,9 @@ import {
   type InstanceSecret,
   type Keyspace,
   type Logger,
-  readJson,
+  readSealed,
+  type SecretBox,
+  SecretBoxError,
   type ServiceRuntime,
 } from '@service-foundry/core';
 import { type NodeIdentity, portSpec, type ReplicaRef } from './container-spec.js';
@@ -24,6 +26,8 @@ function describeLogs(logs: string): string {
 export interface ContainerLifecycleDeps {
   client: Etcd3;
   keys: Keyspace;
+  /** Opens the instance secrets, sealed in etcd. */
+  secrets: SecretBox;
   docker: DockerRuntime;
   statuses: StatusWriter;
   identity: NodeIdentity;
@@ -55,13 +59,19 @@ export class ContainerLifecycle {
       });
       return undefined;
     }
-    const secret = await readJson<unknown>(this.deps.client, this.deps.keys.secret(ref.instanceId));
+    const key = this.deps.keys.secret(ref.instanceId);
+    const secret = await readSealed<unknown>(this.deps.client, this.deps.secrets, key).catch((error: unknown) => {
+      if (!(error instanceof SecretBoxError)) throw error;
+      this.deps.log.error({ key, reason: error.message }, "the instance secret does not open with this node's key");
+      return null;
+    });
     if (!secret || !isInstanceSecret(secret.value)) {
       await statuses.set(ref, {
         state: 'creating',
-        message: secret
-          ? 'the instance secret is malformed; waiting for a valid one'
-          : 'waiting for the instance secret',
+        message:
+          secret === undefined
+            ? 'waiting for the instance secret'
+            : 'the instance secret is malformed or sealed with another key; waiting for a valid one',
       });
       this.deps.retryLater(ref, secretRetryMs);
       return undefined;

@@ -1,11 +1,16 @@
 import {
   type AssignmentRecord,
+  type CatalogEntry,
   type InstanceSecret,
   isKeySegment,
+  type PlanConnections,
   type ReplicaRole,
   type ServiceRuntime,
 } from '@service-foundry/core';
 import type Docker from 'dockerode';
+import { replicaSecrets, type SecretFiles } from './secret-files.js';
+
+export { secretFilesArchive } from './secret-files.js';
 
 /** Docker labels that tie a container or volume to its cluster, node and replica. */
 export const labelKeys = {
@@ -72,25 +77,61 @@ export interface ReplicatedContainer {
   generation: number;
   /** The data volume to mount (see replica-volumes.ts). */
   volume: string;
-  /** The recipe's variables (role, upstream, credentials, replica name). */
+  /** The recipe's variables (role, upstream, replication user, replica name); no secret. */
   env: Record<string, string>;
   /** Another container port to publish on the node address (the replication port, `peerAddress: node`). */
   publishPort?: number;
 }
 
+/** What the agent creates for a replica: Docker's options, and the files put in before the start. */
+export interface ContainerSpec {
+  options: Docker.ContainerCreateOptions;
+  secretFiles: SecretFiles;
+}
+
+/** The environment variable through which a container learns its plan's connection limit. */
+export const maxConnectionsEnv = 'SF_MAX_CONNECTIONS';
+
+/**
+ * Processes a container may run: every connection the plan allows (Postgres forks one per
+ * connection), as many again for connections being turned away (Postgres forks those too,
+ * before it counts them), and room for the service's own workers and the platform's
+ * `docker exec` commands. A flood of connections then makes forks fail, which the server
+ * survives, instead of exhausting the container's memory, which it does not.
+ */
+export function pidsLimit(connections: PlanConnections): number {
+  return connections.service * 2 + 64;
+}
+
 /**
  * Docker's create options for a replica. Restart policy `no`: the agent, not Docker,
  * decides when a failed replica comes back, so a crash is always reported first.
+ * Passwords go into `secretFiles`, never into the environment (see secret-files.ts).
  */
 export function containerCreateOptions(
   identity: NodeIdentity,
   assignment: AssignmentRecord,
-  runtime: ServiceRuntime,
+  entry: CatalogEntry,
   secret: InstanceSecret,
   replicated?: ReplicatedContainer,
-): Docker.ContainerCreateOptions {
+): ContainerSpec {
+  const runtime = entry.runtime;
+  const plan = entry.plans[assignment.planName];
+  if (!plan) throw new Error(`plan ${assignment.planName} of service ${entry.osb.name} is not in the catalog`);
   const name = replicaResourceName(identity.node, assignment);
-  const env = { ...runtime.env, [runtime.adminPasswordEnv]: secret.adminPassword, ...replicated?.env };
+  const replicationPasswordFileEnv = replicated ? entry.replication?.env.replicationPasswordFile : undefined;
+  const secrets = replicaSecrets(runtime, secret, replicationPasswordFileEnv ? { replicationPasswordFileEnv } : {});
+  const env = {
+    ...runtime.env,
+    ...secrets.env,
+    ...replicated?.env,
+    [maxConnectionsEnv]: String(plan.connections.service),
+  };
+  // A catalog mistake (a secret mapped to a plain variable) must not put it in the environment.
+  const passwords = Object.values(secrets.secretFiles.files);
+  if (Object.values(env).some((value) => passwords.includes(value))) {
+    throw new Error(`the environment of ${name} would hold a password; refusing to create it`);
+  }
   const ports = [portSpec(runtime)];
   if (replicated?.publishPort !== undefined && replicated.publishPort !== runtime.port) {
     ports.push(`${replicated.publishPort}/tcp`);
@@ -112,8 +153,9 @@ export function containerCreateOptions(
       RestartPolicy: { Name: 'no' },
       Memory: assignment.resources.memoryMb * 1024 * 1024,
       NanoCpus: assignment.resources.cpuMillis * 1_000_000,
+      PidsLimit: pidsLimit(plan.connections),
     },
   };
   if (runtime.stopSignal) options.StopSignal = runtime.stopSignal;
-  return options;
+  return { options, secretFiles: secrets.secretFiles };
 }

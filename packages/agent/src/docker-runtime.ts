@@ -1,6 +1,8 @@
 import { DockerError } from '@service-foundry/core';
 import Docker from 'dockerode';
+import { type ContainerSpec, labelKeys } from './container-spec.js';
 import { demultiplex, demultiplexStreams } from './docker-streams.js';
+import { secretFilesArchive } from './secret-files.js';
 
 /** What the agent needs to know about one container. */
 export interface ContainerState {
@@ -185,19 +187,38 @@ export class DockerRuntime {
     await this.#call('remove volume', name, () => this.#docker.getVolume(name).remove(), [404]);
   }
 
-  /** Creates a container; when one with the same name already exists, returns its id instead. */
-  async createContainer(options: Docker.ContainerCreateOptions): Promise<string> {
+  /**
+   * Creates a container and puts its secret files in, before anything starts it; when one
+   * with the same name already exists, returns its id instead, with the files put in again
+   * (a create interrupted before the files were in is completed this way).
+   */
+  async createContainer(spec: ContainerSpec): Promise<string> {
+    const { options } = spec;
     const name = options.name ?? '(unnamed)';
+    let id: string | undefined;
     try {
-      const container = await this.#docker.createContainer(options);
-      return container.id;
+      id = (await this.#docker.createContainer(options)).id;
     } catch (error) {
       if (statusOf(error) === 409 && options.name) {
         const existing = await this.inspectContainer(options.name);
-        if (existing) return existing.id;
+        // Only a container made for the same replica gets the secrets, never a stranger
+        // that happens to carry the name.
+        const identity = [labelKeys.cluster, labelKeys.node, labelKeys.instance, labelKeys.ordinal];
+        const ours = identity.every((key) => existing?.labels[key] === options.Labels?.[key]);
+        if (existing && !ours) {
+          throw new DockerError(`docker create container ${name} failed: the name is taken by another container`);
+        }
+        id = existing?.id;
       }
-      throw new DockerError(`docker create container ${name} failed: ${detailOf(error)}`, { cause: error });
+      if (!id) throw new DockerError(`docker create container ${name} failed: ${detailOf(error)}`, { cause: error });
     }
+    const archive = await secretFilesArchive(spec.secretFiles);
+    const container = this.#docker.getContainer(id);
+    // The message names the directory only, never a file's content.
+    await this.#call(`put secret files (${spec.secretFiles.spec.dir}) into container`, name, () =>
+      container.putArchive(archive, { path: '/' }),
+    );
+    return id;
   }
 
   async startContainer(id: string): Promise<void> {

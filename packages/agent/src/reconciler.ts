@@ -149,7 +149,7 @@ export class Reconciler {
       if (!secret) return undefined;
       await statuses.set(ref, { state: 'creating', message: 'creating volume and container' });
       await docker.ensureVolume(replicaResourceName(identity.node, ref), replicaLabels(identity, assignment));
-      id = await docker.createContainer(containerCreateOptions(identity, assignment, runtime, secret));
+      id = await docker.createContainer(containerCreateOptions(identity, assignment, entry, secret));
       await docker.startContainer(id);
     }
     const ready = await lifecycle.awaitReady(ref, id, runtime, signal);

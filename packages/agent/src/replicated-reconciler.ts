@@ -212,7 +212,7 @@ export class ReplicatedReconciler {
       [labelKeys.generation]: String(generation),
     });
     const id = await docker.createContainer(
-      containerCreateOptions(identity, assignment, entry.runtime, secret, {
+      containerCreateOptions(identity, assignment, entry, secret, {
         role,
         generation,
         volume,

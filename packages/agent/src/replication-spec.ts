@@ -12,9 +12,10 @@ export function serviceReplicaName(ordinal: number): string {
 }
 
 /**
- * The recipe's environment for a new container: its role, its name, the replication login
- * (when the instance secret has one) and, for a replica, the upstream it clones from.
- * Values come from validated records only; none of them is ever logged.
+ * The recipe's environment for a new container: its role, its name, the replication user
+ * (when the instance secret has one) and, for a replica, the upstream it clones from. The
+ * replication password is not among them: it goes into the container as a file
+ * (containerCreateOptions, secret-files.ts). Values come from validated records only.
  */
 export function replicationEnv(
   recipe: ServiceReplicationRecipe,
@@ -27,7 +28,6 @@ export function replicationEnv(
     [recipe.env.replicaName]: serviceReplicaName(assignment.ordinal),
   };
   if (secret.replicationUser !== undefined) env[recipe.env.replicationUser] = secret.replicationUser;
-  if (secret.replicationPassword !== undefined) env[recipe.env.replicationPassword] = secret.replicationPassword;
   if (role === 'replica' && assignment.upstream) {
     env[recipe.env.upstreamHost] = assignment.upstream.host;
     env[recipe.env.upstreamPort] = String(assignment.upstream.port);

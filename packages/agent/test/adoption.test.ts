@@ -17,7 +17,9 @@ import {
   containerState,
   docker,
   ensureTestImage,
+  putSecret,
   removeClusterResources,
+  secretsKeyFile,
   startTestEtcd,
   type TestEtcd,
   type TestService,
@@ -49,6 +51,7 @@ describe('containers the agent finds on its node', () => {
     return {
       etcdEndpoints: [etcd.endpoint],
       keyspaceRoot: root,
+      secretsKeyFile,
       node,
       reconcileIntervalMs: 300,
       catalogDir: service.catalogDir,
@@ -129,10 +132,7 @@ describe('containers the agent finds on its node', () => {
       resources: { cpuMillis: 100, memoryMb: 32, diskMb: 8 },
       desired: 'running',
     };
-    await client
-      .put(keys.secret(instanceId))
-      .value(JSON.stringify({ adminUser: 'a', adminPassword: 'pw' }))
-      .exec();
+    await putSecret(client, keys, instanceId, { adminUser: 'a', adminPassword: 'pw' });
     await client
       .put(keys.assignment(node, instanceId, 0))
       .value(JSON.stringify(assignment))

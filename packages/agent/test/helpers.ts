@@ -3,7 +3,17 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { createLogger, type EtcdProcess, type Logger, startEtcd } from '@service-foundry/core';
+import {
+  createLogger,
+  type Etcd3,
+  type EtcdProcess,
+  type InstanceSecret,
+  type Keyspace,
+  type Logger,
+  SecretBox,
+  sealedValue,
+  startEtcd,
+} from '@service-foundry/core';
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
 
@@ -16,6 +26,19 @@ export function uniqueId(prefix: string): string {
 /** Quiet unless SF_LOG_LEVEL asks otherwise; the agent's own behaviour is what tests check. */
 export function testLogger(): Logger {
   return createLogger({ name: 'agent-test', level: process.env.SF_LOG_LEVEL ?? 'silent' });
+}
+
+/** The key agents under test open instance secrets with (one per machine, made once). */
+export const secretsKeyFile = await SecretBox.ensureKeyFile(join(tmpdir(), 'sf-test-secrets.key'));
+const secretBox = await SecretBox.fromKeyFile(secretsKeyFile);
+
+/** Writes an instance secret the way the broker does: sealed for its key. */
+export async function putSecret(client: Etcd3, keys: Keyspace, instanceId: string, secret: InstanceSecret) {
+  const key = keys.secret(instanceId);
+  await client
+    .put(key)
+    .value(sealedValue(secretBox, key, secret))
+    .exec();
 }
 
 export interface TestEtcd {
@@ -116,7 +139,10 @@ export function ensureTestImage(): Promise<string> {
 export interface TestService {
   name: string;
   catalogDir: string;
-  adminPasswordEnv: string;
+  /** Names the admin password's file: the agent passes no password in the environment. */
+  adminPasswordFileEnv: string;
+  /** Where the agent puts the secret files in the container. */
+  secretsDir: string;
   volumePath: string;
 }
 
@@ -129,7 +155,8 @@ export interface TestCatalogOptions {
 export async function writeTestCatalog(image: string, options: TestCatalogOptions = {}): Promise<TestService> {
   const catalogDir = await mkdtemp(join(tmpdir(), 'sf-agent-catalog-'));
   const name = 'busybox-web';
-  const adminPasswordEnv = 'TEST_ADMIN_PASSWORD';
+  const adminPasswordFileEnv = 'TEST_ADMIN_PASSWORD_FILE';
+  const secretsDir = '/run/sf-secrets';
   const volumePath = '/data';
   const entry = {
     osb: {
@@ -153,7 +180,8 @@ export async function writeTestCatalog(image: string, options: TestCatalogOption
       volumePath,
       env: { GREETING: 'hi' },
       adminUser: 'admin',
-      adminPasswordEnv,
+      adminPasswordFileEnv,
+      secretFiles: { dir: secretsDir, uid: 0, gid: 0 },
       readiness: {
         exec: ['/bin/busybox', 'wget', '-q', '-O', '/dev/null', `http://127.0.0.1:${testServicePort}/`],
         timeoutSeconds: 20,
@@ -166,7 +194,7 @@ export async function writeTestCatalog(image: string, options: TestCatalogOption
   };
   await mkdir(join(catalogDir, name));
   await writeFile(join(catalogDir, name, 'service.json'), JSON.stringify(entry, null, 2));
-  return { name, catalogDir, adminPasswordEnv, volumePath };
+  return { name, catalogDir, adminPasswordFileEnv, secretsDir, volumePath };
 }
 
 /** Removes every container and volume labelled with the test's cluster id. */

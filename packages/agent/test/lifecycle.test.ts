@@ -17,7 +17,9 @@ import {
   containerState,
   docker,
   ensureTestImage,
+  putSecret,
   removeClusterResources,
+  secretsKeyFile,
   startTestEtcd,
   type TestEtcd,
   type TestService,
@@ -27,6 +29,7 @@ import {
   volumeExists,
   writeTestCatalog,
 } from './helpers.js';
+import { runtime } from './replication-helpers.js';
 
 describe('replica lifecycle with a real container', () => {
   let etcd: TestEtcd;
@@ -55,6 +58,7 @@ describe('replica lifecycle with a real container', () => {
       {
         etcdEndpoints: [etcd.endpoint],
         keyspaceRoot: root,
+        secretsKeyFile,
         node,
         address,
         reconcileIntervalMs: 500,
@@ -97,7 +101,7 @@ describe('replica lifecycle with a real container', () => {
     });
     assert.equal(waiting.value.state, 'creating');
     assert.match(waiting.value.message, /secret/);
-    await client.put(keys.secret(instanceId)).value(JSON.stringify(secret)).exec();
+    await putSecret(client, keys, instanceId, secret);
 
     const running = await waitFor(
       async () => {
@@ -132,7 +136,15 @@ describe('replica lifecycle with a real container', () => {
     assert.equal(info.HostConfig.RestartPolicy?.Name, 'no');
     assert.equal((info.Config as { StopSignal?: string }).StopSignal, 'SIGTERM');
     assert.deepEqual(info.HostConfig.PortBindings?.['8080/tcp'], [{ HostIp: address, HostPort: '' }]);
-    assert.ok(info.Config.Env.includes(`${service.adminPasswordEnv}=${secret.adminPassword}`), 'password in env');
+    assert.equal(info.HostConfig.PidsLimit, 20 * 2 + 64, "room for the plan's connections, no more");
+    // The password reaches the container as a file of its own user, in no variable.
+    assert.ok(info.Config.Env.includes(`${service.adminPasswordFileEnv}=${service.secretsDir}/admin-password`));
+    assert.ok(info.Config.Env.includes('SF_MAX_CONNECTIONS=20'), "the plan's connection limit");
+    assert.ok(!JSON.stringify([info.Config, info.HostConfig, info.Args]).includes(secret.adminPassword));
+    const file = await runtime.exec(info.Id, ['/bin/busybox', 'cat', `${service.secretsDir}/admin-password`], 5000);
+    assert.equal(file.stdout, secret.adminPassword);
+    const mode = await runtime.exec(info.Id, ['/bin/busybox', 'ls', '-ln', service.secretsDir], 5000);
+    assert.match(mode.stdout, /^-r-------- +1 +0 +0 .* admin-password$/m);
     assert.ok(info.Config.Env.includes('GREETING=hi'), 'catalog env passed on');
     const mount = info.Mounts.find((m) => m.Destination === service.volumePath);
     assert.equal(mount?.Name, name, 'volume named like the container');
@@ -182,7 +194,14 @@ describe('replica lifecycle with a real container', () => {
     const node = uniqueId('noimg');
     const clusterId = uniqueId('cl');
     const agent = await startAgent(
-      { etcdEndpoints: [etcd.endpoint], keyspaceRoot: root, node, catalogDir: catalog.catalogDir, clusterId },
+      {
+        etcdEndpoints: [etcd.endpoint],
+        keyspaceRoot: root,
+        secretsKeyFile,
+        node,
+        catalogDir: catalog.catalogDir,
+        clusterId,
+      },
       { log: testLogger() },
     );
     t.after(async () => {
@@ -198,10 +217,7 @@ describe('replica lifecycle with a real container', () => {
       resources: { cpuMillis: 100, memoryMb: 32, diskMb: 8 },
       desired: 'running',
     };
-    await client
-      .put(keys.secret('i1'))
-      .value(JSON.stringify({ adminUser: 'a', adminPassword: 'b' }))
-      .exec();
+    await putSecret(client, keys, 'i1', { adminUser: 'a', adminPassword: 'b' });
     await client
       .put(keys.assignment(node, 'i1', 2))
       .value(JSON.stringify(assignment))

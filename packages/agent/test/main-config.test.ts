@@ -61,8 +61,31 @@ describe('agent main with a bad invocation', () => {
     assert.match(result.stderr, /unknown field "nodeName"/);
   });
 
+  test('a config without the secrets key file is refused', () => {
+    assert.throws(
+      () => compileAgentConfig({ etcdEndpoints: ['http://127.0.0.1:2379'], node: 'n1' }),
+      /must have required property 'secretsKeyFile'/,
+    );
+  });
+
+  test('https endpoints and TLS files go together', () => {
+    const base = { secretsKeyFile: '/x/secrets.key', node: 'n1' };
+    const tls = { caFile: '/pki/ca.crt', certFile: '/pki/a.crt', keyFile: '/pki/a.key' };
+    assert.deepEqual(
+      compileAgentConfig({ ...base, etcdEndpoints: ['https://10.0.0.1:2379'], etcdTls: tls }).etcdTls,
+      tls,
+    );
+    assert.throws(
+      () => compileAgentConfig({ ...base, etcdEndpoints: ['https://10.0.0.1:2379'], etcdTls: { caFile: 'ca.crt' } }),
+      /etcdTls/,
+    );
+  });
+
   test('a missing required field', async () => {
-    const file = await configFile('no-node.json', JSON.stringify({ etcdEndpoints: ['http://127.0.0.1:2379'] }));
+    const file = await configFile(
+      'no-node.json',
+      JSON.stringify({ etcdEndpoints: ['http://127.0.0.1:2379'], secretsKeyFile: '/x/secrets.key' }),
+    );
     assertOneLineError(await runMain(['--config', file]), /must have required property 'node'/);
   });
 
@@ -81,7 +104,11 @@ describe('agent main with a bad invocation', () => {
   });
 
   test('defaults fill every optional field', () => {
-    const config = compileAgentConfig({ etcdEndpoints: ['http://127.0.0.1:2379'], node: 'n1' });
+    const config = compileAgentConfig({
+      etcdEndpoints: ['http://127.0.0.1:2379'],
+      secretsKeyFile: '/x/secrets.key',
+      node: 'n1',
+    });
     assert.equal(config.keyspaceRoot, '/sf');
     assert.equal(config.address, '127.0.0.1');
     assert.deepEqual(config.capacity, { cpuMillis: 4000, memoryMb: 8192, diskMb: 51200 });
@@ -100,7 +127,7 @@ describe('agent main with a bad invocation', () => {
   });
 
   test('the self-fence margin defaults to a quarter of the TTL, at least 500 ms, and must leave room', () => {
-    const base = { etcdEndpoints: ['http://127.0.0.1:2379'], node: 'n1' };
+    const base = { etcdEndpoints: ['http://127.0.0.1:2379'], secretsKeyFile: '/x/secrets.key', node: 'n1' };
     assert.equal(compileAgentConfig({ ...base, leaseTtlSeconds: 2 }).selfFenceMarginMs, 500);
     assert.equal(compileAgentConfig({ ...base, leaseTtlSeconds: 3 }).selfFenceMarginMs, 750);
     assert.equal(compileAgentConfig({ ...base, leaseTtlSeconds: 3, selfFenceMarginMs: 1000 }).selfFenceMarginMs, 1000);

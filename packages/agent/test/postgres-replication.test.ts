@@ -14,7 +14,9 @@ import {
 import { type RunningAgent, replicaResourceName, startAgent } from '../src/index.js';
 import {
   containerState,
+  putSecret,
   removeClusterResources,
+  secretsKeyFile,
   startTestEtcd,
   type TestEtcd,
   testLogger,
@@ -60,6 +62,7 @@ describe('replicated Postgres driven by two agents', () => {
       const options = {
         etcdEndpoints: [etcd.endpoint],
         keyspaceRoot: root,
+        secretsKeyFile,
         node,
         reconcileIntervalMs: 500,
         positionIntervalMs: 200,
@@ -73,7 +76,7 @@ describe('replicated Postgres driven by two agents', () => {
       replicationUser: 'replicator',
       replicationPassword: 'pg-replication-pw',
     };
-    await client.put(keys.secret(instanceId)).value(JSON.stringify(secret)).exec();
+    await putSecret(client, keys, instanceId, secret);
     const assign = async (ordinal: 0 | 1, fields: Partial<AssignmentRecord>) => {
       const record: AssignmentRecord = {
         instanceId,

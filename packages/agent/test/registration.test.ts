@@ -19,7 +19,14 @@ import {
   waitFor,
 } from '@service-foundry/core';
 import { startAgent } from '../src/index.js';
-import { removeClusterResources, startTestEtcd, type TestEtcd, testLogger, uniqueId } from './helpers.js';
+import {
+  removeClusterResources,
+  secretsKeyFile,
+  startTestEtcd,
+  type TestEtcd,
+  testLogger,
+  uniqueId,
+} from './helpers.js';
 
 const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
@@ -44,6 +51,7 @@ describe('node registration', () => {
       {
         etcdEndpoints: [etcd.endpoint],
         keyspaceRoot: root,
+        secretsKeyFile,
         node,
         address: '127.0.0.7',
         capacity: { cpuMillis: 2000 },
@@ -81,6 +89,7 @@ describe('node registration', () => {
       {
         etcdEndpoints: [etcd.endpoint],
         keyspaceRoot: root,
+        secretsKeyFile,
         node,
         leaseTtlSeconds: 2,
         reconcileIntervalMs: 500,
@@ -152,7 +161,13 @@ describe('node registration', () => {
     const ttlSeconds = 2;
     await writeFile(
       configFile,
-      JSON.stringify({ etcdEndpoints: [etcd.endpoint], keyspaceRoot: root, node, leaseTtlSeconds: ttlSeconds }),
+      JSON.stringify({
+        etcdEndpoints: [etcd.endpoint],
+        keyspaceRoot: root,
+        secretsKeyFile,
+        node,
+        leaseTtlSeconds: ttlSeconds,
+      }),
     );
     const child: ChildProcess = spawn(process.execPath, [mainJs, '--config', configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -11,7 +11,7 @@ import {
   waitFor,
 } from '@service-foundry/core';
 import { type AgentOptions, type RunningAgent, replicaResourceName, startAgent } from '../src/index.js';
-import { removeClusterResources, testLogger, uniqueId } from './helpers.js';
+import { putSecret, removeClusterResources, secretsKeyFile, testLogger, uniqueId } from './helpers.js';
 import { assignmentFor, shellIn, statusWhere } from './replication-helpers.js';
 
 export const testSecret: InstanceSecret = {
@@ -59,6 +59,7 @@ export async function startReplicationHarness(
     {
       etcdEndpoints: [endpoint],
       keyspaceRoot: root,
+      secretsKeyFile,
       node,
       reconcileIntervalMs: 500,
       positionIntervalMs: 200,
@@ -72,7 +73,7 @@ export async function startReplicationHarness(
     await agent.stop();
     await removeClusterResources(clusterId);
   });
-  await client.put(keys.secret(instanceId)).value(JSON.stringify(testSecret)).exec();
+  await putSecret(client, keys, instanceId, testSecret);
   const container = (ordinal: number) => replicaResourceName(node, { instanceId, ordinal });
   return {
     keys,

@@ -59,11 +59,21 @@ describe('replicated services: roles, epochs, follow and io', () => {
       'SF_ROLE=primary',
       'SF_REPLICA_NAME=r0',
       `SF_REPL_USER=${testSecret.replicationUser}`,
-      `SF_REPL_PASSWORD=${testSecret.replicationPassword}`,
-      `SF_ADMIN_PASSWORD=${testSecret.adminPassword}`,
+      'SF_REPL_PASSWORD_FILE=/run/sf-secrets/replication-password',
+      'SF_ADMIN_PASSWORD_FILE=/run/sf-secrets/admin-password',
+      'SF_MAX_CONNECTIONS=20',
     ]) {
       assert.ok(env.includes(expected), `env has ${expected.split('=')[0]}`);
     }
+    // The passwords are files in the container, in no variable.
+    const passwords = [testSecret.adminPassword, testSecret.replicationPassword ?? '-'];
+    const shown = JSON.stringify([info.Config, info.HostConfig]);
+    assert.ok(
+      passwords.every((password) => !shown.includes(password)),
+      'docker inspect shows no password',
+    );
+    const files = 'cat /run/sf-secrets/admin-password; echo; cat /run/sf-secrets/replication-password';
+    assert.equal(await shellIn(h.container(0), files), passwords.join('\n'));
     assert.ok(!env.some((e) => e.startsWith('SF_UPSTREAM_')), 'a primary gets no upstream');
     assert.equal(info.Config.Labels['sf.role'], 'primary');
     assert.equal(info.Config.Labels['sf.generation'], '0');
@@ -150,7 +160,7 @@ describe('replicated services: roles, epochs, follow and io', () => {
       'SF_UPSTREAM_PORT=5432',
       'SF_REPLICA_NAME=r1',
       `SF_REPL_USER=${testSecret.replicationUser}`,
-      `SF_REPL_PASSWORD=${testSecret.replicationPassword}`,
+      'SF_REPL_PASSWORD_FILE=/run/sf-secrets/replication-password',
     ]) {
       assert.ok(info.Config.Env.includes(expected), `env has ${expected}`);
     }

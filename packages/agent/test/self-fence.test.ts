@@ -18,7 +18,7 @@ import {
   waitFor,
 } from '@service-foundry/core';
 import { replicaResourceName } from '../src/index.js';
-import { containerState, removeClusterResources, uniqueId } from './helpers.js';
+import { containerState, putSecret, removeClusterResources, secretsKeyFile, uniqueId } from './helpers.js';
 import { testSecret } from './replication-harness.js';
 import { assignmentFor, ensureReplicatedImage, statusWhere, writeReplicatedCatalog } from './replication-helpers.js';
 
@@ -64,6 +64,7 @@ test('a node that cannot renew its lease kills its primary before the TTL and ke
     JSON.stringify({
       etcdEndpoints: [etcd.endpoint],
       keyspaceRoot: root,
+      secretsKeyFile,
       node,
       leaseTtlSeconds: ttlSeconds,
       reconcileIntervalMs: 500,
@@ -93,7 +94,7 @@ test('a node that cannot renew its lease kills its primary before the TTL and ke
   await waitFor(() => /"msg":"ready"/.test(output), { description: `"ready" from the agent; output: ${output}` });
 
   // A bootstrap primary, then elected by hand as the controller would.
-  await client.put(keys.secret(instanceId)).value(JSON.stringify(testSecret)).exec();
+  await putSecret(client, keys, instanceId, testSecret);
   const assign = (epoch: number) =>
     client
       .put(keys.assignment(node, instanceId, 0))

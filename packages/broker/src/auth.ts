@@ -1,12 +1,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import { unauthorized } from './osb-errors.js';
-
-/** Routes reachable without credentials (liveness probes). */
-const publicPaths = new Set(['/healthz']);
+import { accessDenial, apiAreaOf, type Principal } from './api-areas.js';
+import type { BrokerLogin, OperatorLogin } from './config.js';
+import { forbidden, unauthorized } from './osb-errors.js';
 
 /** Sent with every 401 (by the error handler), so clients know which scheme to use. */
 export const authenticateChallenge = 'Basic realm="service-foundry"';
+
+/** Who each request was authenticated as, set by the auth hook. */
+const principals = new WeakMap<FastifyRequest, Principal>();
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
@@ -20,18 +22,69 @@ function basicCredentials(header: string | undefined): string | undefined {
   return decoded.includes(':') ? decoded : undefined;
 }
 
+/** The broker's logins: the platform's (OSB) and the operators'. */
+export class Logins {
+  readonly #entries: ReadonlyArray<{ expected: Buffer; principal: Principal }>;
+
+  constructor(osb: BrokerLogin, operators: readonly OperatorLogin[]) {
+    const entry = (login: BrokerLogin, principal: Principal) => ({
+      expected: digest(`${login.username}:${login.password}`),
+      principal,
+    });
+    this.#entries = [
+      entry(osb, { username: osb.username, role: 'osb' }),
+      ...operators.map((o) => entry(o, { username: o.username, role: o.role })),
+    ];
+  }
+
+  /**
+   * The login an `Authorization` header proves. Every login is compared, hashed, whatever
+   * matched before, so the time taken says nothing about which user or password was close.
+   */
+  identify(header: string | undefined): Principal | undefined {
+    const given = basicCredentials(header);
+    const hashed = digest(given ?? '');
+    let found: Principal | undefined;
+    for (const { expected, principal } of this.#entries) {
+      if (timingSafeEqual(hashed, expected) && given !== undefined) found = principal;
+    }
+    return found;
+  }
+}
+
 /**
- * An onRequest hook enforcing HTTP basic auth on every route but the public ones. Both
- * sides are hashed before comparing so the comparison takes the same time whatever the
- * input's length or content.
+ * An onRequest hook: every route but the public ones needs a login (401), and the login's
+ * role must allow the route's area (403). The area comes from the route Fastify matched,
+ * never from the raw URL (see apiAreaOf).
  */
-export function basicAuthHook(username: string, password: string) {
-  const expected = digest(`${username}:${password}`);
+export function authHook(logins: Logins) {
   return async (request: FastifyRequest): Promise<void> => {
-    const path = request.url.split('?', 1)[0] ?? '';
-    if (publicPaths.has(path)) return;
-    const given = basicCredentials(request.headers.authorization);
-    const ok = timingSafeEqual(digest(given ?? ''), expected) && given !== undefined;
-    if (!ok) throw unauthorized();
+    const area = apiAreaOf(request);
+    if (area === 'public') return;
+    const principal = logins.identify(request.headers.authorization);
+    if (!principal) throw unauthorized();
+    const denial = accessDenial(principal, area, request.method);
+    if (denial) throw forbidden(denial);
+    principals.set(request, principal);
   };
+}
+
+/** The login the request was authenticated as; undefined on public routes. */
+export function principalOf(request: FastifyRequest): Principal | undefined {
+  return principals.get(request);
+}
+
+/** The login of a request on an authenticated route (the auth hook ran before any handler). */
+export function requirePrincipal(request: FastifyRequest): Principal {
+  const principal = principals.get(request);
+  if (!principal) throw unauthorized();
+  return principal;
+}
+
+/**
+ * The user name the request was authenticated as, for audit fields ("requested by"),
+ * e.g. as the default of the `X-SF-Operator` header.
+ */
+export function authenticatedUser(request: FastifyRequest): string {
+  return requirePrincipal(request).username;
 }

@@ -167,8 +167,12 @@ export class RedisBindingDriver implements BindingDriver {
       await connection.command(['AUTH', target.adminUser, target.adminPassword]);
       for (const args of commands) await connection.command(args);
     } catch (error) {
-      // Error replies may quote the command (ACL SETUSER with its >password).
-      throw new Error(`redis: ${hide((error as Error).message)}`);
+      // Error replies may quote the command (ACL SETUSER with its >password). The system
+      // error code stays: a refused connection to a route published a moment ago is retried.
+      const failure: NodeJS.ErrnoException = new Error(`redis: ${hide((error as Error).message)}`);
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== undefined) failure.code = code;
+      throw failure;
     } finally {
       connection?.close();
     }

@@ -1,27 +1,32 @@
 import {
   type BindingRecord,
   type Etcd3,
-  json,
   type Keyspace,
-  readJson,
-  readPrefix,
+  readSealed,
+  readSealedPrefix,
+  type SecretBox,
+  sealedValue,
   type Versioned,
 } from '@service-foundry/core';
 
-/** Binding records in etcd. The user inside the service is the driver's business. */
+/**
+ * Binding records in etcd, sealed whole (they hold the binding's password). The user
+ * inside the service is the driver's business.
+ */
 export class BindingStore {
   constructor(
     private readonly client: Etcd3,
     private readonly keys: Keyspace,
+    private readonly box: SecretBox,
   ) {}
 
   get(instanceId: string, bindingId: string): Promise<Versioned<BindingRecord> | undefined> {
-    return readJson<BindingRecord>(this.client, this.keys.binding(instanceId, bindingId));
+    return readSealed<BindingRecord>(this.client, this.box, this.keys.binding(instanceId, bindingId));
   }
 
   async list(instanceId: string): Promise<BindingRecord[]> {
-    const snapshot = await readPrefix<BindingRecord>(this.client, this.keys.instanceBindings(instanceId));
-    return [...snapshot.items.values()].map((item) => item.value);
+    const items = await readSealedPrefix<BindingRecord>(this.client, this.box, this.keys.instanceBindings(instanceId));
+    return items.map((item) => item.value);
   }
 
   /**
@@ -34,7 +39,7 @@ export class BindingStore {
     const res = await this.client
       .if(key, 'Create', '==', 0)
       .and(this.keys.instance(record.instanceId), 'Version', '>', 0)
-      .then(this.client.put(key).value(json(record)))
+      .then(this.client.put(key).value(sealedValue(this.box, key, record)))
       .commit();
     return res.succeeded;
   }

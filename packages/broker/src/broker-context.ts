@@ -1,4 +1,4 @@
-import type { Catalog, Etcd3, EventLog, Keyspace, Logger } from '@service-foundry/core';
+import type { Catalog, Etcd3, EventLog, Keyspace, Logger, SecretBox } from '@service-foundry/core';
 import type { BindingStore } from './binding-store.js';
 import type { BrokerConfig } from './config.js';
 import type { InstanceStore } from './instance-store.js';
@@ -15,4 +15,6 @@ export interface BrokerContext {
   keys: Keyspace;
   events: EventLog;
   log: Logger;
+  /** Seals the credentials the broker stores in etcd. */
+  secrets: SecretBox;
 }

@@ -1,23 +1,51 @@
-import { configCompiler, InvalidConfigError } from '@service-foundry/core';
+import {
+  configCompiler,
+  type EtcdTlsFiles,
+  etcdEndpointsSchema,
+  etcdTlsSchema,
+  InvalidConfigError,
+  keyspaceRootSchema,
+  secretsKeyFileSchema,
+} from '@service-foundry/core';
 
 export interface RouterPortRange {
   min: number;
   max: number;
 }
 
+/** One HTTP basic-auth login. */
+export interface BrokerLogin {
+  /** 1 to 64 letters, digits and `. _ @ + -` (it is recorded as "by" in audit fields). Required. */
+  username: string;
+  /** At least 12 characters. Required. */
+  password: string;
+}
+
+/** `operator`: the operator API and the OSB API (what `sf` uses); `viewer`: GET/HEAD of the operator API only. */
+export type OperatorRole = 'operator' | 'viewer';
+
+export interface OperatorLogin extends BrokerLogin {
+  /** What the login may do. Required. */
+  role: OperatorRole;
+}
+
 export interface BrokerConfig {
-  /** etcd client URLs, e.g. `["http://127.0.0.1:2379"]`. Required. */
+  /** etcd client URLs, e.g. `["https://10.0.0.1:2379"]`. Required. */
   etcdEndpoints: string[];
+  /** The broker's etcd identity (CN `sf-broker`) and etcd's CA; required for `https://`. @default undefined */
+  etcdTls?: EtcdTlsFiles;
   /** Root of every etcd key. @default '/sf' */
   keyspaceRoot: string;
+  /** Key file that seals the credentials the broker stores in etcd (core SecretBox). Required. */
+  secretsKeyFile: string;
   /** Address the HTTP server listens on. @default '127.0.0.1' */
   host: string;
   /** Port the HTTP server listens on; 0 picks a free port. @default 8470 */
   port: number;
-  /** HTTP basic-auth user of the platform (and of `sf`). Required. */
-  username: string;
-  /** HTTP basic-auth password; at least 12 characters. Required. */
-  password: string;
+  /** The platform's login (Cloud Foundry, Kubernetes…): reaches the OSB API `/v2/*` only. Required. */
+  osb: BrokerLogin;
+  /** Logins of operators and `sf` for the operator API `/sf/v1/*`; at least one. Required. */
+  operators: OperatorLogin[];
   /** Services catalog folder. @default services-catalog/ of this checkout (core `defaultCatalogDir()`) */
   catalogDir: string;
   /**
@@ -32,17 +60,38 @@ export interface BrokerConfig {
   bindTimeoutMs: number;
 }
 
+const login = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['username', 'password'],
+  properties: {
+    username: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$' },
+    password: { type: 'string', minLength: 12, maxLength: 1024 },
+  },
+} as const;
+
 export const compileBrokerConfig = configCompiler<BrokerConfig>('broker config', {
   type: 'object',
   additionalProperties: false,
-  required: ['etcdEndpoints', 'username', 'password'],
+  required: ['etcdEndpoints', 'secretsKeyFile', 'osb', 'operators'],
   properties: {
-    etcdEndpoints: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^https?://' } },
-    keyspaceRoot: { type: 'string', default: '/sf', pattern: '^/[A-Za-z0-9/_.-]*[A-Za-z0-9_.-]$' },
+    etcdEndpoints: etcdEndpointsSchema,
+    etcdTls: etcdTlsSchema,
+    keyspaceRoot: keyspaceRootSchema,
+    secretsKeyFile: secretsKeyFileSchema,
     host: { type: 'string', default: '127.0.0.1', minLength: 1 },
     port: { type: 'integer', default: 8470, minimum: 0, maximum: 65535 },
-    username: { type: 'string', minLength: 1, pattern: '^[^:]+$' },
-    password: { type: 'string', minLength: 12 },
+    osb: login,
+    operators: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 100,
+      items: {
+        ...login,
+        required: [...login.required, 'role'],
+        properties: { ...login.properties, role: { type: 'string', enum: ['operator', 'viewer'] } },
+      },
+    },
     catalogDir: { type: 'string', default: '' },
     routerHost: { type: 'string', default: '127.0.0.1', minLength: 1 },
     routerPortRange: {
@@ -59,11 +108,21 @@ export const compileBrokerConfig = configCompiler<BrokerConfig>('broker config',
   },
 });
 
-/** Validates options, including the rule a schema cannot express (range order). */
+/** Validates options, including the rules a schema cannot express (range order, one login per user name). */
 export function loadBrokerConfig(input: unknown): Readonly<BrokerConfig> {
   const config = compileBrokerConfig(input);
   const { min, max } = config.routerPortRange;
   if (min > max)
     throw new InvalidConfigError('broker config', [`/routerPortRange: min ${min} is greater than max ${max}`]);
+  // A user name names one login: otherwise which role a request has would depend on its password.
+  const seen = new Set([config.osb.username]);
+  for (const [index, operator] of config.operators.entries()) {
+    if (seen.has(operator.username)) {
+      throw new InvalidConfigError('broker config', [
+        `/operators/${index}/username: ${JSON.stringify(operator.username)} is already the user name of another login`,
+      ]);
+    }
+    seen.add(operator.username);
+  }
   return config;
 }

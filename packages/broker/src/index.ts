@@ -1,4 +1,5 @@
-export { basicAuthHook } from './auth.js';
+export type { ApiArea, Principal, Role } from './api-areas.js';
+export { authenticatedUser, authHook, Logins, principalOf } from './auth.js';
 export {
   type BindingDriver,
   type BindingTarget,
@@ -6,7 +7,15 @@ export {
   renderStatement,
 } from './binding-driver-postgres.js';
 export type { BrokerContext } from './broker-context.js';
-export { type BrokerConfig, compileBrokerConfig, loadBrokerConfig, type RouterPortRange } from './config.js';
+export {
+  type BrokerConfig,
+  type BrokerLogin,
+  compileBrokerConfig,
+  loadBrokerConfig,
+  type OperatorLogin,
+  type OperatorRole,
+  type RouterPortRange,
+} from './config.js';
 export type { InstanceDetail, InstanceSummary, NodeView, ReplicaView } from './operator-views.js';
 export { BrokerErrorCodes, OsbError, type OsbErrorBody, toOsbError } from './osb-errors.js';
 export { supportedApiVersion } from './osb-headers.js';

@@ -1,10 +1,13 @@
 import { type InstanceRecord, isKeySegment, type Versioned } from '@service-foundry/core';
 import type { BrokerContext } from './broker-context.js';
-import { notFound } from './osb-errors.js';
+import { describeScope } from './instance-scope.js';
+import { conflict, notFound } from './osb-errors.js';
 
 /**
- * The live instance an operator names, by id or by name (names are unique among live
- * instances), the way `GET /sf/v1/instances/:id` resolves it.
+ * The one resolver of what an operator names, used by every `/sf/v1/instances/:id…` route
+ * (and so by `sf`, which always asks the broker): an instance id first (ids are unique
+ * cluster-wide), else a name. Names are unique per scope only, so a name held in two
+ * scopes is a 409 listing them, never a silent pick.
  */
 export async function findInstance(
   ctx: BrokerContext,
@@ -14,7 +17,24 @@ export async function findInstance(
     const byId = await ctx.instances.get(idOrName);
     if (byId) return byId;
   }
-  return (await ctx.instances.list()).find((i) => i.value.name === idOrName);
+  return pickByName(await ctx.instances.list(), idOrName);
+}
+
+/** The instance named `name`, from a listing; 409 when several scopes use the name. */
+export function pickByName<T extends Versioned<InstanceRecord> | InstanceRecord>(
+  instances: readonly T[],
+  name: string,
+): T | undefined {
+  const recordOf = (i: T): InstanceRecord => ('value' in i ? i.value : i) as InstanceRecord;
+  const named = instances.filter((i) => recordOf(i).name === name);
+  if (named.length <= 1) return named[0];
+  const where = named
+    .map(recordOf)
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+    .map((r) => `${describeScope(r.scope)} (id ${r.id})`);
+  throw conflict(
+    `${named.length} instances are named ${JSON.stringify(name.slice(0, 200))}: in ${where.join('; in ')}; name the one you mean by its id`,
+  );
 }
 
 export function instanceNotFound(idOrName: string) {

@@ -7,9 +7,13 @@ import {
   type OperationRecord,
   readJson,
   readPrefix,
+  readSealed,
+  type SecretBox,
+  sealedValue,
   type Versioned,
 } from '@service-foundry/core';
 import type { RouterPortRange } from './config.js';
+import { describeScope, holdsName } from './instance-scope.js';
 import { concurrencyError, conflict, OsbError } from './osb-errors.js';
 
 /** Transactions lost to concurrent writers before we give up and let the platform retry. */
@@ -40,6 +44,7 @@ export class InstanceStore {
     private readonly client: Etcd3,
     private readonly keys: Keyspace,
     private readonly portRange: RouterPortRange,
+    private readonly box: SecretBox,
   ) {}
 
   get(id: string): Promise<Versioned<InstanceRecord> | undefined> {
@@ -47,7 +52,7 @@ export class InstanceStore {
   }
 
   async secret(id: string): Promise<InstanceSecret | undefined> {
-    return (await readJson<InstanceSecret>(this.client, this.keys.secret(id)))?.value;
+    return (await readSealed<InstanceSecret>(this.client, this.box, this.keys.secret(id)))?.value;
   }
 
   async list(): Promise<Versioned<InstanceRecord>[]> {
@@ -58,7 +63,7 @@ export class InstanceStore {
    * Creates the instance, its secret and its router port together, or reports the instance
    * that already has this id. The transaction fails (and is retried) if any instance was
    * written after the names were checked, so two concurrent requests cannot both take one
-   * name, and if the chosen port was taken meanwhile.
+   * name in one scope, and if the chosen port was taken meanwhile.
    */
   async create(draft: Omit<InstanceRecord, 'routerPort'>, secret: InstanceSecret): Promise<CreateOutcome> {
     const instanceKey = this.keys.instance(draft.id);
@@ -66,9 +71,12 @@ export class InstanceStore {
       const instances = await readPrefix<InstanceRecord>(this.client, this.keys.instances());
       const existing = instances.items.get(instanceKey);
       if (existing) return { created: false, existing };
-      const sameName = [...instances.items.values()].find((i) => i.value.name === draft.name);
-      if (sameName) {
-        throw conflict(`an instance named ${JSON.stringify(draft.name)} already exists (id ${sameName.value.id})`);
+      // Names are unique per scope. The answer never names the holder's id: the caller is
+      // told about its own scope only, never which instance of which tenant it ran into.
+      if ([...instances.items.values()].some((i) => holdsName(i.value, draft.name, draft.scope))) {
+        throw conflict(
+          `an instance named ${JSON.stringify(draft.name)} already exists in ${describeScope(draft.scope)}; choose another name`,
+        );
       }
       const port = await this.#freeRouterPort();
       const record: InstanceRecord = { ...draft, routerPort: port };
@@ -86,7 +94,12 @@ export class InstanceStore {
         ],
         success: [
           { request_put: { key: Buffer.from(instanceKey), value: Buffer.from(json(record)) } },
-          { request_put: { key: Buffer.from(this.keys.secret(draft.id)), value: Buffer.from(json(secret)) } },
+          {
+            request_put: {
+              key: Buffer.from(this.keys.secret(draft.id)),
+              value: Buffer.from(sealedValue(this.box, this.keys.secret(draft.id), secret)),
+            },
+          },
           { request_put: { key: Buffer.from(this.keys.routerPort(port)), value: Buffer.from(json(draft.id)) } },
         ],
         failure: [],

@@ -1,6 +1,6 @@
 import { InvalidInputError } from '@service-foundry/core';
 import type { FastifyRequest } from 'fastify';
-import type { BrokerContext } from './broker-context.js';
+import { authenticatedUser } from './auth.js';
 import { badRequest } from './osb-errors.js';
 
 /** Operator names as recorded in audit fields: no spaces, nothing that needs escaping. */
@@ -11,9 +11,9 @@ const operatorName = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$/;
  * operator (as for node controls and fencing), else the basic-auth user the request was
  * authenticated as.
  */
-export function operatorOf(request: FastifyRequest, ctx: BrokerContext): string {
+export function operatorOf(request: FastifyRequest): string {
   const header = request.headers['x-sf-operator'];
-  if (header === undefined) return ctx.config.username;
+  if (header === undefined) return authenticatedUser(request);
   if (typeof header !== 'string' || !operatorName.test(header)) {
     throw badRequest('X-SF-Operator must be 1 to 64 characters: letters, digits and . _ @ + -');
   }

@@ -4,6 +4,7 @@ import {
   type FailoverPolicy,
   type InstanceRecord,
   type InstanceRestore,
+  type InstanceScope,
   type IoPolicy,
   Keyspace,
   type NodeAllocation,
@@ -25,6 +26,7 @@ import {
   type Versioned,
 } from '@service-foundry/core';
 import type { BrokerContext } from './broker-context.js';
+import { pickByName } from './instance-lookup.js';
 
 /** One instance in `GET /sf/v1/instances`. */
 export interface InstanceSummary {
@@ -39,6 +41,8 @@ export interface InstanceSummary {
   /** Where clients connect (the router), once the controller published a route. */
   route: { host: string; port: number } | null;
   createdAt: string;
+  /** Where the name is unique: the platform's organization and space; null: the operators' scope. */
+  scope: InstanceScope | null;
 }
 
 export interface ReplicaView {
@@ -160,6 +164,7 @@ export class OperatorViews {
       },
       route: route ? { host: this.ctx.config.routerHost, port: route.port } : null,
       createdAt: instance.createdAt,
+      scope: instance.scope ?? null,
     };
   }
 
@@ -170,10 +175,10 @@ export class OperatorViews {
       .map((instance) => this.#summary(instance, state));
   }
 
-  /** By id, or by name (names are unique), so operators can use either. */
+  /** By id, or by name (409 when the name is used in several scopes): see instance-lookup.ts. */
   async instance(idOrName: string): Promise<InstanceDetail | undefined> {
     const state = await this.#state();
-    const instance = state.instances.find((i) => i.id === idOrName) ?? state.instances.find((i) => i.name === idOrName);
+    const instance = state.instances.find((i) => i.id === idOrName) ?? pickByName(state.instances, idOrName);
     if (!instance) return undefined;
     const { client, keys } = this.ctx;
     const [primary, bindings, scheduling, relocations, backups, transfers] = await Promise.all([

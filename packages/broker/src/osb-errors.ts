@@ -1,4 +1,5 @@
 import { ErrorCodes, isSfError } from '@service-foundry/core';
+import { requestLimits } from './limits.js';
 
 /**
  * Codes the broker reports that core has no class for. They follow core's SF_ERR_* naming
@@ -6,6 +7,8 @@ import { ErrorCodes, isSfError } from '@service-foundry/core';
  */
 export const BrokerErrorCodes = {
   unauthorized: 'SF_ERR_UNAUTHORIZED',
+  forbidden: 'SF_ERR_FORBIDDEN',
+  tooLarge: 'SF_ERR_TOO_LARGE',
   unavailable: 'SF_ERR_UNAVAILABLE',
   internal: 'SF_ERR_INTERNAL',
   binding: 'SF_ERR_BINDING',
@@ -59,6 +62,20 @@ export const concurrencyError = (description: string) =>
 export const unauthorized = () =>
   new OsbError(401, 'Unauthorized', 'missing or wrong HTTP basic-auth credentials', BrokerErrorCodes.unauthorized);
 
+/** A known login asked for something its role does not allow. */
+export const forbidden = (description: string) =>
+  new OsbError(403, 'Forbidden', description, BrokerErrorCodes.forbidden);
+
+/** A body, or a part of one, over its size limit (413). */
+export const payloadTooLarge = (description: string) =>
+  new OsbError(413, 'PayloadTooLarge', description, BrokerErrorCodes.tooLarge);
+
+export const uriTooLong = (description: string) =>
+  new OsbError(414, 'URITooLong', description, BrokerErrorCodes.tooLarge);
+
+export const methodNotAllowed = (description: string) =>
+  new OsbError(405, 'MethodNotAllowed', description, ErrorCodes.invalidInput);
+
 /** Status and OSB error name for each core error code, for errors that escape a route. */
 const sfCodeStatus: Record<string, { status: number; error: string }> = {
   [ErrorCodes.invalidInput]: { status: 400, error: 'BadRequest' },
@@ -82,7 +99,11 @@ const fastifyCodes: Record<string, { status: number; error: string; description:
     description: 'the request body is not valid JSON',
   },
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, error: 'BadRequest', description: 'the request body is empty' },
-  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, error: 'PayloadTooLarge', description: 'the request body is too large' },
+  FST_ERR_CTP_BODY_TOO_LARGE: {
+    status: 413,
+    error: 'PayloadTooLarge',
+    description: `the request body is larger than ${requestLimits.bodyBytes} bytes`,
+  },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: {
     status: 400,
     error: 'UnsupportedMediaType',
@@ -93,6 +114,30 @@ const fastifyCodes: Record<string, { status: number; error: string; description:
     error: 'BadRequest',
     description: 'the Content-Length header does not match the body',
   },
+  // Routing errors, reported through the server's `frameworkErrors` option.
+  FST_ERR_BAD_URL: {
+    status: 400,
+    error: 'BadRequest',
+    description: 'the URL path is not valid: bad percent-encoding',
+  },
+  FST_ERR_MAX_PARAM_LENGTH: {
+    status: 414,
+    error: 'URITooLong',
+    description: `a path segment of the URL is longer than ${requestLimits.paramChars} characters`,
+  },
+};
+
+/** OSB-style error names for the other 4xx statuses Fastify may report. */
+const statusNames: Record<number, string> = {
+  404: 'NotFound',
+  405: 'MethodNotAllowed',
+  406: 'NotAcceptable',
+  408: 'RequestTimeout',
+  411: 'LengthRequired',
+  413: 'PayloadTooLarge',
+  414: 'URITooLong',
+  415: 'UnsupportedMediaType',
+  431: 'RequestHeaderFieldsTooLarge',
 };
 
 /**
@@ -133,7 +178,8 @@ export function toOsbError(thrown: unknown): OsbError {
     return new OsbError(known.status, known.error, known.description, ErrorCodes.invalidInput, { cause: error });
   }
   if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
-    return new OsbError(error.statusCode, 'BadRequest', error.message, ErrorCodes.invalidInput, { cause: error });
+    const name = statusNames[error.statusCode] ?? 'BadRequest';
+    return new OsbError(error.statusCode, name, error.message, ErrorCodes.invalidInput, { cause: error });
   }
   if (isEtcdClientError(error)) {
     return new OsbError(

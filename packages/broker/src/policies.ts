@@ -27,3 +27,23 @@ export function resolvePolicies(
 
 /** Parameters an update may change on a running instance; applied live by the agents. */
 export const liveUpdatableParameters: ReadonlySet<string> = new Set(['durability', 'local_io']);
+
+/**
+ * Why `durability` cannot work for this instance, if it cannot. Anything but `async` makes
+ * every commit wait for a streaming standby: with none (one replica, or a plan whose
+ * standbys are volume copies) each COMMIT would hang while the instance says ready.
+ */
+export function durabilityProblem(
+  durability: string,
+  replicas: number,
+  streamingStandbys: boolean,
+): string | undefined {
+  if (durability === 'async') return undefined;
+  if (!streamingStandbys) {
+    return `durability ${durability} waits for a streaming standby and this plan has none; use async`;
+  }
+  if (replicas < 2) {
+    return `durability ${durability} waits for a standby and an instance of ${replicas} replica has none; use async, or at least 2 replicas`;
+  }
+  return undefined;
+}

@@ -1,13 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import {
-  type BackupRecord,
-  type InstanceRecord,
-  type InstanceSecret,
-  isBackupId,
-  readJson,
-} from '@service-foundry/core';
+import { type BackupRecord, type InstanceRecord, isBackupId, readJson } from '@service-foundry/core';
 import type { BackupOwner } from './backup-requests.js';
 import type { BrokerContext } from './broker-context.js';
+import { describeScope, holdsName } from './instance-scope.js';
 import { BodyProblems } from './operator-input.js';
 import { conflict, notFound } from './osb-errors.js';
 import { desiredReplicas } from './params-validation.js';
@@ -119,8 +114,11 @@ export async function requestRestore(
     throw conflict(`backup ${backupId} of ${owner.name} is ${backup.state}; only a completed backup can be restored`);
   }
   const instances = await ctx.instances.list();
-  const taken = instances.find((i) => i.value.name === name || i.value.id === name);
-  if (taken) throw conflict(`an instance named ${JSON.stringify(name)} already exists (id ${taken.value.id})`);
+  // A restored instance is the operators' (no platform knows its id): its name is unique there.
+  const taken = instances.find((i) => holdsName(i.value, name, undefined) || i.value.id === name);
+  if (taken) {
+    throw conflict(`${JSON.stringify(name)} is taken in ${describeScope(undefined)} (instance ${taken.value.id})`);
+  }
 
   const entry = ctx.catalog.byServiceName(backup.serviceName);
   const osbPlan = entry?.osb.plans.find((p) => p.name === backup.planName);
@@ -130,7 +128,7 @@ export async function requestRestore(
       `the catalog no longer offers ${backup.serviceName}/${backup.planName}; backup ${backupId} cannot be restored`,
     );
   }
-  const secret = (await readJson<InstanceSecret>(client, keys.secret(owner.instanceId)))?.value;
+  const secret = await ctx.instances.secret(owner.instanceId);
   if (!secret) {
     throw conflict(`the credentials of instance ${owner.name} are gone; its backups cannot be restored`);
   }

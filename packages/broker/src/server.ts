@@ -8,16 +8,21 @@ import {
   EventLog,
   Keyspace,
   type Logger,
+  SecretBox,
 } from '@service-foundry/core';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
-import { authenticateChallenge, basicAuthHook } from './auth.js';
+import { apiAreaOf } from './api-areas.js';
+import { authHook, Logins } from './auth.js';
 import { BindingStore } from './binding-store.js';
 import type { BrokerContext } from './broker-context.js';
 import { loadBrokerConfig } from './config.js';
+import { clientErrorHandler, frameworkErrors, installErrorAnswers } from './http-errors.js';
 import { InstanceStore } from './instance-store.js';
-import { notFound, OsbError, toOsbError } from './osb-errors.js';
+import { requestLimits } from './limits.js';
+import { OsbError } from './osb-errors.js';
 import { originatingPlatform, requestIdentity, requireApiVersion } from './osb-headers.js';
 import { PlanRegistry } from './params-validation.js';
+import { checkBodyLimits, rejectLongUrls } from './request-limits.js';
 import { backupRoutes } from './routes/backups.js';
 import { bindingRoutes } from './routes/bindings.js';
 import { catalogRoutes } from './routes/catalog.js';
@@ -64,16 +69,24 @@ export function buildServer(ctx: BrokerContext): FastifyInstance {
     // Fastify's defaults coerce types, fill defaults and drop unknown fields. Input must be
     // judged as sent: OSB's own unknown-field rule is handled by the schemas themselves.
     ajv: { customOptions: { coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: true } },
-    routerOptions: { maxParamLength: 1024 },
+    routerOptions: { maxParamLength: requestLimits.paramChars },
+    bodyLimit: requestLimits.bodyBytes,
+    frameworkErrors,
+    clientErrorHandler,
     forceCloseConnections: true,
-    return503OnClosing: true,
+    // installErrorAnswers answers requests during close itself, with an OSB body.
+    return503OnClosing: false,
   });
   installBodyParsers(app);
+  installErrorAnswers(app);
 
-  app.addHook('onRequest', basicAuthHook(ctx.config.username, ctx.config.password));
+  app.addHook('onRequest', rejectLongUrls);
+  app.addHook('onRequest', authHook(new Logins(ctx.config.osb, ctx.config.operators)));
   app.addHook('onRequest', async (request) => {
-    if (request.url.startsWith('/v2/')) await requireApiVersion(request);
+    // The matched route decides, not the raw URL: `/%762/catalog` is `/v2/catalog` too.
+    if (apiAreaOf(request) === 'osb') await requireApiVersion(request);
   });
+  app.addHook('preValidation', checkBodyLimits);
   app.addHook('onSend', async (request, reply, payload) => {
     const identity = requestIdentity(request);
     if (identity) reply.header('X-Broker-API-Request-Identity', identity);
@@ -91,18 +104,6 @@ export function buildServer(ctx: BrokerContext): FastifyInstance {
       },
       'request',
     );
-  });
-
-  app.setErrorHandler((error, request, reply) => {
-    const osb = toOsbError(error);
-    if (osb.status >= 500) request.log.error({ err: error }, 'request failed');
-    else request.log.info({ error: osb.error, description: osb.message }, 'request rejected');
-    if (osb.status === 401) reply.header('WWW-Authenticate', authenticateChallenge);
-    return reply.code(osb.status).send(osb.body());
-  });
-  app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?', 1)[0]?.slice(0, 200);
-    return reply.code(404).send(notFound(`no route ${request.method} ${path}`).body());
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -130,17 +131,19 @@ export async function startBroker(input: unknown, options: { log?: Logger } = {}
   const catalog = await Catalog.load(config.catalogDir || defaultCatalogDir());
   const plans = new PlanRegistry(catalog);
   const keys = new Keyspace(config.keyspaceRoot);
-  const client = connectEtcd({ endpoints: config.etcdEndpoints });
+  const secrets = await SecretBox.fromKeyFile(config.secretsKeyFile);
+  const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
   const ctx: BrokerContext = {
     config,
     catalog,
     plans,
     keys,
     client,
-    instances: new InstanceStore(client, keys, config.routerPortRange),
-    bindings: new BindingStore(client, keys),
+    instances: new InstanceStore(client, keys, config.routerPortRange, secrets),
+    bindings: new BindingStore(client, keys, secrets),
     events: new EventLog(client, keys, 'broker'),
     log,
+    secrets,
   };
   const app = buildServer(ctx);
   try {

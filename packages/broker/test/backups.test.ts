@@ -13,6 +13,7 @@ import {
   provisionBody,
   startHarness,
   uniqueId,
+  username,
 } from './helpers.js';
 
 describe('broker: backup requests (sf backup, sf backups)', () => {
@@ -93,7 +94,7 @@ describe('broker: backup requests (sf backup, sf backups)', () => {
         planName: 'small',
         state: 'requested',
         message: 'requested',
-        requestedBy: 'platform',
+        requestedBy: username,
         requestedAt: '',
       },
     );

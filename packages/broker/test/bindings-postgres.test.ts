@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { BindingRecord, InstanceSecret } from '@service-foundry/core';
+import { type BindingRecord, type InstanceSecret, readSealed } from '@service-foundry/core';
 import pg from 'pg';
 import type { InstanceDetail } from '../src/index.js';
 import {
@@ -12,6 +12,7 @@ import {
   postgresServiceId,
   provisionBody,
   readInstance,
+  secretBox,
   smallPlanId,
   startHarness,
   uniqueId,
@@ -65,7 +66,8 @@ describe('broker: bindings make real database users', () => {
     });
     assert.equal(res.status, 202, res.text);
     assert.equal((await readInstance(h.client, h.keys, instanceId))?.routerPort, postgres.port);
-    const secret = JSON.parse((await h.client.get(h.keys.secret(instanceId)).string()) ?? '{}') as InstanceSecret;
+    const secret = (await readSealed<InstanceSecret>(h.client, secretBox, h.keys.secret(instanceId)))
+      ?.value as InstanceSecret;
     await postgres.setAdminPassword(secret.adminPassword);
     await markReady(h.client, h.keys, instanceId);
   });
@@ -93,15 +95,20 @@ describe('broker: bindings make real database users', () => {
       `jdbc:postgresql://127.0.0.1:${postgres.port}/sf?user=${first.username}&password=${first.password}`,
     );
 
-    const who = await asUser(first.uri, 'SELECT current_user AS name');
-    assert.equal(who.rows[0]?.name, first.username);
+    // Logged in as its own user, working as the app role: what it creates is the app's.
+    const who = await asUser(first.uri, 'SELECT session_user AS login, current_user AS role');
+    assert.deepEqual(who.rows[0], { login: first.username, role: 'sf_app' });
     await asUser(first.uri, 'CREATE TABLE orders (id int primary key); INSERT INTO orders VALUES (1)');
+    // The clear password never reached the server: it stores the broker's SCRAM verifier.
+    const stored = await postgres.admin('SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = $1', [
+      first.username,
+    ]);
+    assert.match(stored.rows[0]?.rolpassword, /^SCRAM-SHA-256\$4096:/);
 
-    const stored = JSON.parse(
-      (await h.client.get(h.keys.binding(instanceId, 'app-one')).string()) ?? '{}',
-    ) as BindingRecord;
-    assert.equal(stored.name, 'orders-app');
-    assert.equal(stored.username, first.username);
+    const record = (await readSealed<BindingRecord>(h.client, secretBox, h.keys.binding(instanceId, 'app-one')))
+      ?.value as BindingRecord;
+    assert.equal(record.name, 'orders-app');
+    assert.equal(record.username, first.username);
   });
 
   it('answers a repeated identical bind with the same credentials, a different one with 409', async () => {
@@ -142,15 +149,38 @@ describe('broker: bindings make real database users', () => {
     assert.ok(!res.text.includes(first.password));
   });
 
-  it('unbinds: the user is gone, its tables stay with sf_owner, a repeat is 410', async () => {
+  let second: Credentials;
+
+  it('gives a second key the data the first one made', async () => {
+    const res = await call(h.broker.url, 'PUT', bindingPath('app-two'), { body: bindBody() });
+    assert.equal(res.status, 201, res.text);
+    second = (res.body as { credentials: Credentials }).credentials;
+    assert.notEqual(second.username, first.username);
+    await asUser(second.uri, 'INSERT INTO orders VALUES (2)');
+    const rows = await asUser(second.uri, 'SELECT id FROM orders ORDER BY id');
+    assert.deepEqual(
+      rows.rows.map((r) => r.id),
+      [1, 2],
+    );
+    await asUser(second.uri, 'CREATE TABLE invoices (order_id int); INSERT INTO invoices VALUES (2)');
+    assert.equal((await asUser(first.uri, 'SELECT count(*)::int AS n FROM invoices')).rows[0]?.n, 1);
+  });
+
+  it('unbinds: the user is gone, its tables stay with sf_app for the other keys, a repeat is 410', async () => {
     const res = await call(h.broker.url, 'DELETE', unbindPath('app-one'));
     assert.equal(res.status, 200, res.text);
     assert.deepEqual(res.body, {});
     const role = await postgres.admin('SELECT 1 FROM pg_roles WHERE rolname = $1', [first.username]);
     assert.equal(role.rowCount, 0);
-    await assert.rejects(asUser(first.uri, 'SELECT 1'), /password authentication failed|does not exist/);
+    await assert.rejects(
+      asUser(first.uri, 'SELECT 1'),
+      /password authentication failed|does not exist|no pg_hba\.conf entry/,
+    );
     const owner = await postgres.admin("SELECT tableowner FROM pg_tables WHERE tablename = 'orders'");
-    assert.equal(owner.rows[0]?.tableowner, 'sf_owner');
+    assert.equal(owner.rows[0]?.tableowner, 'sf_app');
+    const left = await asUser(second.uri, 'SELECT count(*)::int AS n FROM orders');
+    assert.equal(left.rows[0]?.n, 2, 'the remaining key still reads and writes the data');
+    await asUser(second.uri, 'INSERT INTO orders VALUES (3)');
     assert.equal(await h.client.get(h.keys.binding(instanceId, 'app-one')).string(), null);
 
     const again = await call(h.broker.url, 'DELETE', unbindPath('app-one'));

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { json, type NodeAllocation, type NodeRecord, readSealed } from '@service-foundry/core';
 import type { FenceHistoryEntry } from '@service-foundry/fencing';
-import { assertOsbError, call, type Harness, startHarness, uniqueId, username } from './helpers.js';
+import { assertOsbError, call, type Harness, secretBox, startHarness, uniqueId, username } from './helpers.js';
 
 describe('broker: fencing operator API', () => {
   let h: Harness;
@@ -20,26 +21,54 @@ describe('broker: fencing operator API', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** fence_dummy (Debian fence-agents) keeping the node's power state in a file. */
-  async function dummyLevels(node: string) {
+  /** A node the cluster knows: its live node record, as its agent writes it. */
+  async function liveNode(prefix = 'node'): Promise<string> {
+    const node = uniqueId(prefix);
+    const record: NodeRecord = {
+      name: node,
+      address: '10.0.0.9',
+      capacity: { cpuMillis: 4000, memoryMb: 8192, diskMb: 100_000 },
+      labels: {},
+      startedAt: new Date().toISOString(),
+    };
+    await h.client.put(h.keys.node(node)).value(json(record)).exec();
+    return node;
+  }
+
+  /**
+   * Level 1: Debian's fence_ipmilan with a password (it fails here: no ipmitool, no BMC);
+   * level 2: fence_dummy keeping the node's power state in a file.
+   */
+  async function ipmiThenDummy(node: string) {
     const statusFile = join(dir, `${node}.power`);
     await writeFile(statusFile, 'on');
     const levels = [
       {
         devices: [
-          { name: 'dummy', agent: 'fence_dummy', options: { status_file: statusFile, password: secret }, retries: 0 },
+          {
+            name: 'ipmi',
+            agent: 'fence_ipmilan',
+            options: { ip: '127.0.0.1', username: 'admin', password: secret, lanplus: true },
+            retries: 0,
+          },
         ],
       },
+      { devices: [{ name: 'dummy', agent: 'fence_dummy', options: { status_file: statusFile }, retries: 0 }] },
     ];
     return { levels, statusFile };
   }
 
   const devicesPath = (node: string) => `/sf/v1/nodes/${node}/fence-devices`;
-  const storedDevices = async (node: string) => h.client.get(h.keys.fenceDevices(node)).string();
+  /** The stored devices as the controller reads them: opened with the secrets key. */
+  const storedDevices = async (node: string) => {
+    const stored = await readSealed<unknown>(h.client, secretBox, h.keys.fenceDevices(node));
+    return stored ? JSON.stringify(stored.value) : null;
+  };
+  const rawDevices = async (node: string) => h.client.get(h.keys.fenceDevices(node)).string();
 
   it('stores validated fence devices and never answers a secret back', async () => {
-    const node = uniqueId('node');
-    const { levels } = await dummyLevels(node);
+    const node = await liveNode();
+    const { levels } = await ipmiThenDummy(node);
     const put = await call(h.broker.url, 'PUT', devicesPath(node), {
       body: { levels },
       headers: { 'x-sf-operator': 'alice' },
@@ -54,6 +83,7 @@ describe('broker: fencing operator API', () => {
     assert.equal(shown.levels[0]?.devices[0]?.timeoutSeconds, 30);
     assert.equal(shown.updatedBy, 'alice');
     assert.ok((await storedDevices(node))?.includes(secret), 'the controller needs the real password');
+    assert.ok(!(await rawDevices(node))?.includes(secret), 'but etcd holds it sealed, never in clear');
 
     const got = await call(h.broker.url, 'GET', devicesPath(node));
     assert.equal(got.status, 200);
@@ -72,20 +102,29 @@ describe('broker: fencing operator API', () => {
     assert.equal((roundTrip.body as typeof shown).updatedBy, username);
   });
 
-  it('rejects bad device configs and changes nothing', async () => {
-    const node = uniqueId('node');
-    const { levels } = await dummyLevels(node);
+  it('rejects bad device configs, saying why, and changes nothing', async () => {
+    const node = await liveNode();
+    const { levels } = await ipmiThenDummy(node);
     assert.equal((await call(h.broker.url, 'PUT', devicesPath(node), { body: { levels } })).status, 200);
     const before = await storedDevices(node);
-    for (const body of [
-      { levels: [{ devices: [{ agent: 'fence_dummy; reboot' }] }] },
-      { levels: [{ devices: [{ agent: 'fence_dummy', options: { password: 'x\naction=on' } }] }] },
-      { levels: [] },
-      { levels, extra: true },
-    ]) {
+    const device = (fields: Record<string, unknown>) => ({ levels: [{ devices: [fields] }] });
+    for (const [body, why] of [
+      [device({ agent: 'fence_dummy; reboot' }), /\/levels\/0\/devices\/0\/agent must match pattern/],
+      [device({ agent: 'bash' }), /agent: fence agent "bash" refused: not a fence agent name/],
+      [device({ agent: 'fence_ipmilan', options: { password: 'x\naction=on' } }), /must match pattern/],
+      [{ levels: [] }, /must NOT have fewer than 1 items/],
+      [{ levels, extra: true }, /unknown field "extra"/],
+      [device({ agent: 'fence_dummy', options: { password: 'x' } }), /fence_dummy has no option password/],
+      [device({ agent: 'fence_ipmilan', options: { ipport: 'http' } }), /options\/ipport: must be an integer/],
+      [device({ agent: 'fence_ipmilan', options: { password_script: 'id' } }), /refused \(matches \*_script\)/],
+      [device({ agent: 'fence_ipmilan', options: { ip: '1.2.3.4 -oProxyCommand=id' } }), /must not contain spaces/],
+      [device({ agent: '/usr/bin/fence_x' }), /\/usr\/bin is not an allowed agent directory/],
+      [device({ agent: 'fence_not_installed' }), /no fence_not_installed in the allowed agent directories/],
+    ] as const) {
       const res = await call(h.broker.url, 'PUT', devicesPath(node), { body });
       assert.equal(res.status, 400, JSON.stringify(body));
       assertOsbError(res.body, 'BadRequest');
+      assert.match((res.body as { description: string }).description, why);
     }
     assert.equal(await storedDevices(node), before);
     assert.equal((await call(h.broker.url, 'GET', devicesPath('bad..name/x'))).status, 404, 'a slash is no route');
@@ -93,9 +132,71 @@ describe('broker: fencing operator API', () => {
     assert.equal((await call(h.broker.url, 'GET', devicesPath(uniqueId('none')))).status, 404);
   });
 
+  it('the `sh` attack: refused with 400, nothing stored, and fencing runs nothing', async () => {
+    const node = await liveNode();
+    const marker = join(dir, `${node}.pwned`);
+    // Options become `key=value` lines on the agent's stdin, which sh would execute as root.
+    for (const agent of ['sh', '/bin/sh', '/usr/sbin/../../bin/sh', 'fence_x/../../../bin/sh']) {
+      const res = await call(h.broker.url, 'PUT', devicesPath(node), {
+        body: {
+          levels: [{ devices: [{ agent, options: { x: `1; touch ${marker}` }, confirm: 'exit-code' }] }],
+        },
+      });
+      assert.equal(res.status, 400, res.text);
+      assert.match((res.body as { description: string }).description, /\/levels\/0\/devices\/0\/agent/);
+    }
+    assert.equal(await storedDevices(node), null, 'nothing stored');
+
+    const fenced = await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`);
+    assert.equal(fenced.status, 200, fenced.text);
+    assert.equal((fenced.body as { state: string }).state, 'failed');
+    assert.equal((fenced.body as { ranDevices: boolean }).ranDevices, false);
+    await assert.rejects(access(marker), { code: 'ENOENT' }, 'the payload never ran');
+  });
+
+  it('refuses unknown nodes with 404 and writes nothing', async () => {
+    const node = uniqueId('ghost');
+    const { levels } = await ipmiThenDummy(node);
+    for (const [method, path, body] of [
+      ['PUT', devicesPath(node), { levels }],
+      ['POST', `/sf/v1/nodes/${node}/fence`, { reason: 'typo' }],
+      ['POST', `/sf/v1/nodes/${node}/unfence`, {}],
+    ] as const) {
+      const res = await call(h.broker.url, method, path, { body });
+      assert.equal(res.status, 404, `${method} ${path}: ${res.text}`);
+      assertOsbError(res.body, 'NotFound');
+      assert.equal(
+        (res.body as { description: string }).description,
+        `node ${node} is not known to this cluster (no node record, allocation ledger, fence record or fence devices)`,
+      );
+    }
+    assert.equal(await storedDevices(node), null);
+    assert.equal(await h.client.get(h.keys.fence(node)).string(), null);
+    const history = await call(h.broker.url, 'GET', `/sf/v1/fencing-history?node=${node}`);
+    assert.deepEqual(history.body, [], 'not even a history entry');
+  });
+
+  it('a dead node known only by its allocation ledger can be configured and fenced', async () => {
+    const node = uniqueId('dead');
+    const ledger: NodeAllocation = {
+      node,
+      replicas: {
+        'db-x/0': { instanceId: 'db-x', ordinal: 0, resources: { cpuMillis: 500, memoryMb: 512, diskMb: 1024 } },
+      },
+    };
+    await h.client.put(h.keys.allocation(node)).value(json(ledger)).exec();
+    const { levels, statusFile } = await ipmiThenDummy(node);
+    const put = await call(h.broker.url, 'PUT', devicesPath(node), { body: { levels } });
+    assert.equal(put.status, 200, put.text);
+    const fenced = await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`, { body: { reason: 'lost' } });
+    assert.equal(fenced.status, 200, fenced.text);
+    assert.equal((fenced.body as { state: string }).state, 'fenced');
+    assert.equal(await readFile(statusFile, 'utf8'), 'off');
+  });
+
   it('fences and unfences by hand, audited with the operator’s name', async () => {
-    const node = uniqueId('node');
-    const { levels, statusFile } = await dummyLevels(node);
+    const node = await liveNode();
+    const { levels, statusFile } = await ipmiThenDummy(node);
     await call(h.broker.url, 'PUT', devicesPath(node), { body: { levels } });
 
     const fenced = await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`, {
@@ -105,8 +206,13 @@ describe('broker: fencing operator API', () => {
     assert.equal(fenced.status, 200, fenced.text);
     assert.deepEqual(
       (({ state, level, ranDevices }) => ({ state, level, ranDevices }))(fenced.body as Record<string, unknown>),
-      { state: 'fenced', level: 1, ranDevices: true },
+      { state: 'fenced', level: 2, ranDevices: true },
     );
+    // Level 1 (fence_ipmilan) ran and failed: its output is in the history, its password is not.
+    const outcome = (fenced.body as { history: FenceHistoryEntry }).history.levels[0]?.devices[0];
+    assert.equal(outcome?.ok, false);
+    assert.match(outcome?.reason ?? '', /off failed: exit code 1/);
+    assert.equal(outcome?.options.password, '[redacted]');
     assert.ok(!fenced.text.includes(secret));
     assert.equal(await readFile(statusFile, 'utf8'), 'off');
     const state = await call(h.broker.url, 'GET', `/sf/v1/nodes/${node}/fence`);
@@ -136,7 +242,7 @@ describe('broker: fencing operator API', () => {
   });
 
   it('reports a failed fence (no devices) as such', async () => {
-    const node = uniqueId('node');
+    const node = await liveNode();
     const res = await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`);
     assert.equal(res.status, 200);
     assert.equal((res.body as { state: string }).state, 'failed');
@@ -148,7 +254,7 @@ describe('broker: fencing operator API', () => {
   });
 
   it('rejects bad requests', async () => {
-    const node = uniqueId('node');
+    const node = await liveNode();
     const bad = [
       await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`, { headers: { 'x-sf-operator': 'has space' } }),
       await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`, { body: { reason: 7 } }),

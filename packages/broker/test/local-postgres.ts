@@ -1,16 +1,20 @@
 import { randomBytes } from 'node:crypto';
+import { secretFilesArchive } from '@service-foundry/agent';
 import { Catalog, freePort, waitFor } from '@service-foundry/core';
 import Docker from 'dockerode';
 import pg from 'pg';
 
 /**
  * A real PostgreSQL from the catalog's own image (built by `sf images build`), published on
- * a loopback port, so the broker's binding driver runs the catalog's real statements
- * against the server users get (database `sf` owned by the NOLOGIN role `sf_owner`).
+ * a loopback port and started the way the agent starts it (the admin password as a file,
+ * the plan's connection limit), so the broker's binding driver runs the catalog's real
+ * statements against the server users get (database `sf` owned by postgres, the app's
+ * objects by the NOLOGIN role `sf_app`).
  */
 export interface LocalPostgres {
   port: number;
-  /** Runs SQL as the superuser `postgres` in database `sf`. */
+  container: Docker.Container;
+  /** Runs SQL as the superuser `postgres` in database `sf` (search_path pg_catalog, pg_temp: qualify app tables). */
   admin(sql: string, values?: unknown[]): Promise<pg.QueryResult>;
   setAdminPassword(password: string): Promise<void>;
   stop(): Promise<void>;
@@ -22,12 +26,16 @@ export async function startLocalPostgres(port?: number): Promise<LocalPostgres> 
   const docker = new Docker();
   const listenPort = port ?? (await freePort());
   let adminPassword = randomBytes(12).toString('hex');
+  const secretFiles = { spec: entry.runtime.secretFiles, files: { 'admin-password': adminPassword } };
+  const env = {
+    ...entry.runtime.env,
+    [entry.runtime.adminPasswordFileEnv]: `${secretFiles.spec.dir}/admin-password`,
+    SF_MAX_CONNECTIONS: String(entry.plans.small?.connections.service),
+  };
   const container: Docker.Container = await docker.createContainer({
     name: `sf-broker-test-pg-${randomBytes(4).toString('hex')}`,
     Image: entry.runtime.image,
-    Env: Object.entries({ ...entry.runtime.env, [entry.runtime.adminPasswordEnv]: adminPassword }).map(
-      ([k, v]) => `${k}=${v}`,
-    ),
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     Labels: { 'sf.test': 'broker' },
     HostConfig: {
       PortBindings: { [`${entry.runtime.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(listenPort) }] },
@@ -45,12 +53,15 @@ export async function startLocalPostgres(port?: number): Promise<LocalPostgres> 
       user: 'postgres',
       password: adminPassword,
       database: 'sf',
+      // Like the broker's admin session: nothing a binding user plants runs here.
+      options: '-c search_path=pg_catalog,pg_temp',
     });
     client.on('error', () => undefined);
     await client.connect();
     return client;
   };
   try {
+    await container.putArchive(await secretFilesArchive(secretFiles), { path: '/' });
     await container.start();
     const probe = await waitFor(connect, { description: 'postgres container', timeoutMs: 60_000, intervalMs: 200 });
     await probe.end();
@@ -68,6 +79,7 @@ export async function startLocalPostgres(port?: number): Promise<LocalPostgres> 
   };
   return {
     port: listenPort,
+    container,
     admin,
     setAdminPassword: async (password) => {
       if (!/^[A-Za-z0-9]+$/.test(password)) throw new Error('unexpected password shape');

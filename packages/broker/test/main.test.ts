@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type EtcdProcess, startEtcd, waitFor } from '@service-foundry/core';
-import { call, password, username } from './helpers.js';
+import { brokerLogins, call, secretsKeyFile } from './helpers.js';
 
 const mainJs = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/main.js');
 
@@ -25,7 +25,13 @@ describe('broker: main.js process', () => {
 
   it('starts from a config file, logs one ready line with its URL, and exits 0 on SIGTERM', async () => {
     const file = join(dir, 'broker.json');
-    const config = { etcdEndpoints: [etcd.endpoint], keyspaceRoot: '/test-main', port: 0, username, password };
+    const config = {
+      etcdEndpoints: [etcd.endpoint],
+      keyspaceRoot: '/test-main',
+      secretsKeyFile,
+      port: 0,
+      ...brokerLogins,
+    };
     await writeFile(file, JSON.stringify(config));
     const child = spawn(process.execPath, [mainJs, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -42,7 +48,9 @@ describe('broker: main.js process', () => {
       );
       const res = await call(url, 'GET', '/v2/catalog');
       assert.equal(res.status, 200);
-      assert.ok(!stdout.includes(password), 'the password is never logged');
+      for (const login of [...brokerLogins.operators, brokerLogins.osb]) {
+        assert.ok(!stdout.includes(login.password), 'no password is ever logged');
+      }
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
       const [code] = await exited;
@@ -56,7 +64,13 @@ describe('broker: main.js process', () => {
     const file = join(dir, 'bad.json');
     await writeFile(
       file,
-      JSON.stringify({ etcdEndpoints: [etcd.endpoint], username, password: 'short', colour: 'blue' }),
+      JSON.stringify({
+        etcdEndpoints: [etcd.endpoint],
+        secretsKeyFile,
+        osb: { username: 'cf', password: 'short' },
+        operators: brokerLogins.operators,
+        colour: 'blue',
+      }),
     );
     const child = spawn(process.execPath, [mainJs, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';

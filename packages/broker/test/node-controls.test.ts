@@ -11,7 +11,16 @@ import {
 } from '@service-foundry/core';
 import type { InstanceDetail, NodeView } from '../src/index.js';
 import type { NodeControlView } from '../src/routes/node-controls.js';
-import { assertOsbError, call, dumpKeyspace, type Harness, provisionBody, startHarness, uniqueId } from './helpers.js';
+import {
+  assertOsbError,
+  call,
+  dumpKeyspace,
+  type Harness,
+  provisionBody,
+  startHarness,
+  uniqueId,
+  username,
+} from './helpers.js';
 
 describe('broker: node controls (cordon, drain, uncordon) and scheduling status', () => {
   let h: Harness;
@@ -68,8 +77,8 @@ describe('broker: node controls (cordon, drain, uncordon) and scheduling status'
     const view = res.body as NodeControlView;
     assert.deepEqual(view.remaining, ['db-a/0', 'db-b/1']);
     assert.match(view.message, /2 replicas remain on it and move once volume relocation is available/);
-    assert.equal(view.control.by, 'platform', 'without X-SF-Operator, the basic-auth user');
-    assert.equal(view.control.reason, 'drain by platform');
+    assert.equal(view.control.by, username, 'without X-SF-Operator, the operator the request was authenticated as');
+    assert.equal(view.control.reason, `drain by ${username}`);
     const nodes = (await call(h.broker.url, 'GET', '/sf/v1/nodes')).body as NodeView[];
     const c = nodes.find((n) => n.name === 'node-c');
     assert.equal(c?.control?.cordoned, true);

@@ -10,9 +10,19 @@ import {
   type PrimaryRecord,
   type ReplicaStatus,
   type RouteRecord,
+  sealedValue,
 } from '@service-foundry/core';
 import type { InstanceDetail, InstanceSummary, NodeView } from '../src/index.js';
-import { call, type Harness, markReady, provisionBody, readInstance, startHarness, uniqueId } from './helpers.js';
+import {
+  call,
+  type Harness,
+  markReady,
+  provisionBody,
+  readInstance,
+  secretBox,
+  startHarness,
+  uniqueId,
+} from './helpers.js';
 
 describe('broker: operator API', () => {
   let h: Harness;
@@ -93,7 +103,11 @@ describe('broker: operator API', () => {
       context: {},
       parameters: {},
     };
-    await client.put(keys.binding(placedId, 'bind-1')).value(json(binding)).exec();
+    const bindingKey = keys.binding(placedId, 'bind-1');
+    await client
+      .put(bindingKey)
+      .value(sealedValue(secretBox, bindingKey, binding))
+      .exec();
     // An allocation without a node record: an agent whose lease expired.
     await client
       .put(keys.allocation('node-dead'))

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { InstanceSecret } from '@service-foundry/core';
+import { type InstanceSecret, readSealed } from '@service-foundry/core';
 import {
   assertOsbError,
   call,
@@ -10,6 +10,7 @@ import {
   postgresServiceId,
   provisionBody,
   readInstance,
+  secretBox,
   smallPlanId,
   startHarness,
   uniqueId,
@@ -52,7 +53,10 @@ describe('broker: provision, last_operation, deprovision', () => {
     assert.equal(record.operation.id, operation);
     assert.equal(record.operation.state, 'in progress');
     assert.ok(record.routerPort >= 41000 && record.routerPort <= 41099);
-    const secret = JSON.parse((await h.client.get(h.keys.secret(id)).string()) ?? 'null') as InstanceSecret;
+    const stored = JSON.parse((await h.client.get(h.keys.secret(id)).string()) ?? 'null');
+    assert.equal(stored.sealed, 'sf-aead-1', 'the secret is stored sealed, never in clear');
+    assert.doesNotMatch(JSON.stringify(stored), /postgres/);
+    const secret = (await readSealed<InstanceSecret>(h.client, secretBox, h.keys.secret(id)))?.value as InstanceSecret;
     assert.equal(secret.adminUser, 'postgres');
     assert.match(secret.adminPassword, /^[A-Za-z0-9]{32}$/);
     assert.equal(await h.client.get(h.keys.routerPort(record.routerPort)).string(), JSON.stringify(id));
@@ -88,8 +92,12 @@ describe('broker: provision, last_operation, deprovision', () => {
   it('uses the id as name and the plan default replicas when the platform sends neither', async () => {
     const id = uniqueId('plain');
     // Also: unknown top-level fields are ignored, and a body without Content-Type is read as JSON.
+    const bare = { service_id: postgresServiceId, plan_id: smallPlanId, unknown_top_level_field: true };
+    const unscoped = await call(h.broker.url, 'PUT', provisionPath(id), { body: bare, contentType: null });
+    assert.equal(unscoped.status, 400, 'a platform must say which organization and space (OSB 2.17)');
+    assert.match((unscoped.body as { description: string }).description, /organization_guid and space_guid/);
     const res = await call(h.broker.url, 'PUT', provisionPath(id), {
-      body: { service_id: postgresServiceId, plan_id: smallPlanId, unknown_top_level_field: true },
+      body: { ...bare, organization_guid: 'org-1', space_guid: 'space-1' },
       contentType: null,
     });
     assert.equal(res.status, 202, res.text);

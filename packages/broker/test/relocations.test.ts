@@ -24,6 +24,7 @@ import {
   provisionBody,
   startHarness,
   uniqueId,
+  username,
 } from './helpers.js';
 
 describe('broker: relocation requests (sf relocate)', () => {
@@ -251,7 +252,7 @@ describe('broker: relocation requests (sf relocate)', () => {
     assert.equal(next.status, 202, next.text);
     const record = next.body as RelocationRecord;
     assert.equal(record.to, undefined, 'without --to the controller picks the node');
-    assert.equal(record.requestedBy, 'platform', 'without X-SF-Operator, the basic-auth user');
+    assert.equal(record.requestedBy, username, 'without X-SF-Operator, the operator the request was authenticated as');
     assert.equal(record.keepSource, false);
     assert.deepEqual(await relocations(), [record]);
   });

@@ -6,7 +6,7 @@ import {
   type InstanceRecord,
   type InstanceSecret,
   json,
-  readJson,
+  readSealed,
 } from '@service-foundry/core';
 import type { InstanceDetail } from '../src/index.js';
 import {
@@ -19,6 +19,7 @@ import {
   markReady,
   provisionBody,
   readInstance,
+  secretBox,
   startHarness,
   uniqueId,
 } from './helpers.js';
@@ -156,7 +157,7 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
     return record;
   };
   const secretOf = async (instanceId: string) =>
-    (await readJson<InstanceSecret>(h.client, h.keys.secret(instanceId)))?.value;
+    (await readSealed<InstanceSecret>(h.client, secretBox, h.keys.secret(instanceId)))?.value;
 
   before(async () => {
     h = await startHarness({ routerPortRange: { min: 42000, max: 42099 } });
@@ -255,13 +256,15 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
     assert.equal(shown.restore?.backupId, backup.id);
   });
 
-  it('refuses a name already taken (409), writing nothing', async () => {
+  it("refuses a name already taken in the operators' scope, or an instance id (409), writing nothing", async () => {
     const backup = await putBackup(id, name, 'completed');
     const before = await dumpKeyspace(h.client, h.keys);
-    for (const taken of [name, `${name}-copy`, id]) {
+    // A restored instance is the operators': the name of the previous restore is taken there.
+    // (The source's own name is its platform space's, where the restored instance does not live.)
+    for (const taken of [`${name}-copy`, id]) {
       const res = await restore(id, { body: { backup: backup.id, as: taken } });
       assert.equal(res.status, 409, `${taken}: ${res.text}`);
-      assert.match((res.body as { description: string }).description, /already exists/);
+      assert.match((res.body as { description: string }).description, /is taken in the operators' scope/);
     }
     assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
   });

@@ -30,7 +30,10 @@ export function targetFile(): string {
   return join(stateDir(), 'cli.json');
 }
 
-/** Reads the target; `SF_BROKER_URL`/`SF_BROKER_USERNAME`/`SF_BROKER_PASSWORD` override it. */
+/**
+ * Reads the target; `SF_BROKER_URL`/`SF_BROKER_USERNAME` override it. The password only
+ * ever comes from the file (0600): environment variables are readable by other processes.
+ */
 export async function loadTarget(): Promise<Readonly<Target>> {
   let stored: Partial<Target> = {};
   try {
@@ -44,11 +47,10 @@ export async function loadTarget(): Promise<Readonly<Target>> {
     ...stored,
     ...(process.env.SF_BROKER_URL ? { url: process.env.SF_BROKER_URL } : {}),
     ...(process.env.SF_BROKER_USERNAME ? { username: process.env.SF_BROKER_USERNAME } : {}),
-    ...(process.env.SF_BROKER_PASSWORD ? { password: process.env.SF_BROKER_PASSWORD } : {}),
   };
   if (!merged.url) {
     throw new InvalidConfigError('CLI target', [
-      `no broker targeted: run \`sf up\` or \`sf target URL -u USER -p PASSWORD\``,
+      `no broker targeted: run \`sf up\` or \`sf target URL -u USER --password-stdin\``,
     ]);
   }
   return compileTarget(merged);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,6 +20,7 @@ import {
   type RelocationRecord,
   readJson,
   readPrefix,
+  SecretBox,
   startEtcd,
   type TransferStatusRecord,
   waitFor,
@@ -57,9 +58,6 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
       env: {
         ...process.env,
         SF_HOME: join(dir, 'sf-home'),
-        SF_BROKER_URL: broker.url,
-        SF_BROKER_USERNAME: username,
-        SF_BROKER_PASSWORD: password,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -96,9 +94,22 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
     etcd = await startEtcd({ dataDir: join(dir, 'etcd') });
     client = connectEtcd({ endpoints: [etcd.endpoint] });
     broker = await startBroker(
-      { etcdEndpoints: [etcd.endpoint], keyspaceRoot: keys.root, port: 0, username, password },
+      {
+        etcdEndpoints: [etcd.endpoint],
+        keyspaceRoot: keys.root,
+        secretsKeyFile: await SecretBox.ensureKeyFile(join(tmpdir(), 'sf-test-secrets.key')),
+        port: 0,
+        osb: { username: 'cf-platform', password: 'platform-horse-battery' },
+        // The CLI uses an operator's login (the operator API, and /v2 for its own instances).
+        operators: [{ username, password, role: 'operator' }],
+      },
       { log: createLogger({ name: 'cli-test', level: 'silent' }) },
     );
+    // The CLI reads its target (and the password) from $SF_HOME/cli.json, as after `sf up`.
+    await mkdir(join(dir, 'sf-home'), { mode: 0o700 });
+    await writeFile(join(dir, 'sf-home', 'cli.json'), JSON.stringify({ url: broker.url, username, password }), {
+      mode: 0o600,
+    });
     const auth = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
     const res = await fetch(`${broker.url}/v2/service_instances/${id}?accepts_incomplete=true`, {
       method: 'PUT',

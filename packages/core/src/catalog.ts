@@ -101,11 +101,30 @@ export interface ServiceRuntime {
   volumePath: string;
   env: Record<string, string>;
   adminUser: string;
-  /** Environment variable through which the container receives the admin password. */
-  adminPasswordEnv: string;
+  /**
+   * Environment variable that names the admin password's file (e.g. `POSTGRES_PASSWORD_FILE`
+   * = `/run/sf-secrets/admin-password`). The variable holds a path, never the password.
+   */
+  adminPasswordFileEnv: string;
+  /**
+   * Where the agent puts the container's secrets as files before it starts (a tar through
+   * the Docker API): a directory of mode 0500 holding files of mode 0400, owned by the
+   * service's user, so no password is in the container's environment or command line.
+   */
+  secretFiles: SecretFilesSpec;
   /** A command run inside the container; exit 0 means ready. */
   readiness: { exec: string[]; timeoutSeconds: number };
   stopSignal?: string;
+}
+
+/** Where and for whom the agent writes a container's secret files. */
+export interface SecretFilesSpec {
+  /** Absolute directory inside the container, e.g. `/run/sf-secrets`. */
+  dir: string;
+  /** Numeric owner of the directory and files: the user the service runs as. */
+  uid: number;
+  /** Numeric group of the directory and files. */
+  gid: number;
 }
 
 export interface ServiceBindingRecipe {
@@ -113,8 +132,18 @@ export interface ServiceBindingRecipe {
   driver: 'postgres' | 'redis';
   /** Database binding users get rights on and connect to (Postgres; Redis has none). */
   database?: string;
-  /** Statements with `{{username}}`, `{{password}}`, `{{database}}` placeholders. */
+  /**
+   * Statements with `{{username}}`, `{{password}}`, `{{database}}` placeholders (Postgres
+   * also `{{passwordVerifier}}`: the password as a SCRAM-SHA-256 verifier computed by the
+   * broker, so the clear password never reaches the server's statement log). One transaction.
+   */
   create: string[];
+  /**
+   * Committed before `drop` (Postgres): locks the user out, so that no new session can
+   * start while `drop` ends the existing ones. Absent: `drop` runs alone.
+   */
+  disable?: string[];
+  /** Removes the user; one transaction, run only when the user exists. */
   drop: string[];
   /** URI scheme of the returned `uri` credential. */
   uriScheme: string;
@@ -128,13 +157,14 @@ export interface ServiceBindingRecipe {
 export interface ServiceReplicationRecipe {
   /** Container port replicas stream from (reached on the container's address). */
   port: number;
-  /** Environment variables set at container creation. */
+  /** Environment variables set at container creation (names; no variable holds a secret). */
   env: {
     role: string;
     upstreamHost: string;
     upstreamPort: string;
     replicationUser: string;
-    replicationPassword: string;
+    /** Names the replication password's file (in `runtime.secretFiles.dir`), not the password. */
+    replicationPasswordFile: string;
     replicaName: string;
   };
   /** Make this replica the primary. */
@@ -205,6 +235,17 @@ const resources = {
 
 const command = { type: 'array', minItems: 1, items: { type: 'string' } };
 
+const envName = { type: 'string', pattern: '^[A-Z_][A-Z0-9_]*$' };
+
+const replicationEnvNames = [
+  'role',
+  'upstreamHost',
+  'upstreamPort',
+  'replicationUser',
+  'replicationPasswordFile',
+  'replicaName',
+];
+
 const replicationSchema = {
   type: 'object',
   required: ['port', 'env', 'promote', 'follow', 'configure', 'position', 'role'],
@@ -213,14 +254,9 @@ const replicationSchema = {
     port: { type: 'integer', minimum: 1, maximum: 65535 },
     env: {
       type: 'object',
-      required: ['role', 'upstreamHost', 'upstreamPort', 'replicationUser', 'replicationPassword', 'replicaName'],
+      required: replicationEnvNames,
       additionalProperties: false,
-      properties: Object.fromEntries(
-        ['role', 'upstreamHost', 'upstreamPort', 'replicationUser', 'replicationPassword', 'replicaName'].map((k) => [
-          k,
-          { type: 'string', pattern: '^[A-Z_][A-Z0-9_]*$' },
-        ]),
-      ),
+      properties: Object.fromEntries(replicationEnvNames.map((k) => [k, envName])),
     },
     promote: command,
     follow: command,
@@ -300,7 +336,17 @@ const entrySchema = {
     },
     runtime: {
       type: 'object',
-      required: ['image', 'port', 'protocol', 'volumePath', 'env', 'adminUser', 'adminPasswordEnv', 'readiness'],
+      required: [
+        'image',
+        'port',
+        'protocol',
+        'volumePath',
+        'env',
+        'adminUser',
+        'adminPasswordFileEnv',
+        'secretFiles',
+        'readiness',
+      ],
       additionalProperties: false,
       properties: {
         image: { type: 'string', minLength: 1 },
@@ -310,7 +356,18 @@ const entrySchema = {
         volumePath: { type: 'string', pattern: '^/' },
         env: { type: 'object', additionalProperties: { type: 'string' } },
         adminUser: { type: 'string', minLength: 1 },
-        adminPasswordEnv: { type: 'string', minLength: 1 },
+        adminPasswordFileEnv: envName,
+        secretFiles: {
+          type: 'object',
+          required: ['dir', 'uid', 'gid'],
+          additionalProperties: false,
+          properties: {
+            // A plain absolute path: the agent builds tar entry names from it.
+            dir: { type: 'string', pattern: '^(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$' },
+            uid: { type: 'integer', minimum: 0, maximum: 65_535 },
+            gid: { type: 'integer', minimum: 0, maximum: 65_535 },
+          },
+        },
         readiness: {
           type: 'object',
           required: ['exec', 'timeoutSeconds'],
@@ -331,6 +388,7 @@ const entrySchema = {
         driver: { enum: ['postgres', 'redis'] },
         database: { type: 'string', pattern: '^[a-z_][a-z0-9_]*$' },
         create: { type: 'array', items: { type: 'string' } },
+        disable: { type: 'array', items: { type: 'string' } },
         drop: { type: 'array', items: { type: 'string' } },
         uriScheme: { type: 'string' },
       },

@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
+import { request } from 'node:https';
 import { dirname, join } from 'node:path';
+import type { EtcdTlsFiles } from './component-config.js';
 import { ProcessError } from './errors.js';
 import { freePort } from './net.js';
 import { waitFor } from './wait.js';
@@ -20,6 +23,50 @@ export interface EtcdProcessOptions {
   detached?: boolean;
   /** @default 15_000 */
   startTimeoutMs?: number;
+  /**
+   * Serve clients and peers over TLS only, requiring client certificates signed by the CA
+   * (`--client-cert-auth`, `--peer-client-cert-auth`). Without it etcd listens in clear,
+   * open to every local user: only for throw-away test instances.
+   * @default undefined
+   */
+  tls?: EtcdServerTls;
+}
+
+export interface EtcdServerTls {
+  caFile: string;
+  /** Server (and peer) certificate; its SANs must cover 127.0.0.1 and `client.serverName`. */
+  certFile: string;
+  keyFile: string;
+  /** A client identity used for the health check while etcd starts. */
+  client: EtcdTlsFiles;
+}
+
+/** GET /health over TLS with a client certificate (the only way in with `--client-cert-auth`). */
+function healthOverTls(endpoint: string, tls: EtcdServerTls): Promise<boolean> {
+  return new Promise((resolveHealth, reject) => {
+    const req = request(
+      `${endpoint}/health`,
+      {
+        ca: readFileSync(tls.caFile),
+        cert: readFileSync(tls.client.certFile),
+        key: readFileSync(tls.client.keyFile),
+        ...(tls.client.serverName ? { servername: tls.client.serverName } : {}),
+        timeout: 2000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          body += chunk;
+        });
+        res.on('end', () => resolveHealth(res.statusCode === 200 && body.includes('"health":"true"')));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('health check timed out')));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 export interface EtcdProcess {
@@ -34,7 +81,21 @@ export async function startEtcd(options: EtcdProcessOptions): Promise<EtcdProces
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const clientPort = options.clientPort ?? (await freePort());
   const peerPort = options.peerPort ?? (await freePort());
-  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const scheme = options.tls ? 'https' : 'http';
+  const endpoint = `${scheme}://127.0.0.1:${clientPort}`;
+  const peerUrl = `${scheme}://127.0.0.1:${peerPort}`;
+  const tlsArgs = options.tls
+    ? [
+        ['--cert-file', options.tls.certFile],
+        ['--key-file', options.tls.keyFile],
+        ['--trusted-ca-file', options.tls.caFile],
+        ['--client-cert-auth'],
+        ['--peer-cert-file', options.tls.certFile],
+        ['--peer-key-file', options.tls.keyFile],
+        ['--peer-trusted-ca-file', options.tls.caFile],
+        ['--peer-client-cert-auth'],
+      ].flat()
+    : [];
   const logFile = options.logFile ?? join(options.dataDir, 'etcd.log');
   await mkdir(dirname(logFile), { recursive: true, mode: 0o700 });
   const log = await open(logFile, 'a');
@@ -50,13 +111,14 @@ export async function startEtcd(options: EtcdProcessOptions): Promise<EtcdProces
       '--advertise-client-urls',
       endpoint,
       '--listen-peer-urls',
-      `http://127.0.0.1:${peerPort}`,
+      peerUrl,
       '--initial-advertise-peer-urls',
-      `http://127.0.0.1:${peerPort}`,
+      peerUrl,
       '--initial-cluster',
-      `sf=http://127.0.0.1:${peerPort}`,
+      `sf=${peerUrl}`,
       '--auto-compaction-retention',
       '1',
+      ...tlsArgs,
     ],
     { stdio: ['ignore', log.fd, log.fd], detached: options.detached ?? false },
   );
@@ -70,6 +132,7 @@ export async function startEtcd(options: EtcdProcessOptions): Promise<EtcdProces
     await waitFor(
       async () => {
         if (exited) throw exited;
+        if (options.tls) return await healthOverTls(endpoint, options.tls).catch(() => false);
         const res = await fetch(`${endpoint}/health`);
         return res.ok && ((await res.json()) as { health?: string }).health === 'true';
       },

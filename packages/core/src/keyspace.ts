@@ -42,8 +42,11 @@ export class Keyspace {
   allocation(node: string): string {
     return `${this.allocations()}${check(node, 'node')}`;
   }
+  locks(): string {
+    return `${this.root}/locks/`;
+  }
   nodeLock(node: string): string {
-    return `${this.root}/locks/nodes/${check(node, 'node')}`;
+    return `${this.locks()}nodes/${check(node, 'node')}`;
   }
   /** Live schedulers, each under its session lease (`SchedulerMemberRecord`). */
   schedulers(): string {
@@ -68,8 +71,11 @@ export class Keyspace {
     return `${this.fences()}${check(node, 'node')}`;
   }
   /** A node's fence levels and devices, configured by operators. */
+  allFenceDevices(): string {
+    return `${this.root}/fence-devices/`;
+  }
   fenceDevices(node: string): string {
-    return `${this.root}/fence-devices/${check(node, 'node')}`;
+    return `${this.allFenceDevices()}${check(node, 'node')}`;
   }
   fenceHistory(): string {
     return `${this.root}/fence-history/`;
@@ -84,11 +90,17 @@ export class Keyspace {
   instance(id: string): string {
     return `${this.instances()}${check(id, 'instance id')}`;
   }
+  secrets(): string {
+    return `${this.root}/secrets/`;
+  }
   secret(instanceId: string): string {
-    return `${this.root}/secrets/${check(instanceId, 'instance id')}`;
+    return `${this.secrets()}${check(instanceId, 'instance id')}`;
+  }
+  routerPorts(): string {
+    return `${this.root}/router-ports/`;
   }
   routerPort(port: number): string {
-    return `${this.root}/router-ports/${port}`;
+    return `${this.routerPorts()}${port}`;
   }
 
   /** Why an instance's replicas are not all placed; written by schedulers. */
@@ -143,8 +155,11 @@ export class Keyspace {
     return `${this.routes()}${check(instanceId, 'instance id')}`;
   }
 
+  bindings(): string {
+    return `${this.root}/bindings/`;
+  }
   instanceBindings(instanceId: string): string {
-    return `${this.root}/bindings/${check(instanceId, 'instance id')}/`;
+    return `${this.bindings()}${check(instanceId, 'instance id')}/`;
   }
   binding(instanceId: string, bindingId: string): string {
     return `${this.instanceBindings(instanceId)}${check(bindingId, 'binding id')}`;

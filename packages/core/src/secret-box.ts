@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { InvalidConfigError, SecretBoxError } from './errors.js';
 
 /**
@@ -68,6 +68,23 @@ export class SecretBox {
   /** Writes a new random key file (mode 0600); refuses to overwrite one. */
   static async createKeyFile(path: string): Promise<void> {
     await writeFile(path, `${randomBytes(keyBytes).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+  }
+
+  /**
+   * Creates the key file unless it exists, atomically (written aside, then linked into
+   * place), so processes racing to create it all end up with the same whole key.
+   */
+  static async ensureKeyFile(path: string): Promise<string> {
+    const aside = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    await SecretBox.createKeyFile(aside);
+    try {
+      await link(aside, path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      await unlink(aside);
+    }
+    return path;
   }
 
   seal(plaintext: string, context: string): SealedSecret {

@@ -59,7 +59,7 @@ export interface OperationRecord {
 /** Desired state of a service instance, written by the broker. */
 export interface InstanceRecord {
   id: string;
-  /** Human name from the platform context (CF `instance_name`), unique among live instances. */
+  /** Human name from the platform context (CF `instance_name`), unique among live instances of its scope. */
   name: string;
   serviceId: string;
   planId: string;
@@ -80,6 +80,17 @@ export interface InstanceRecord {
   failover?: FailoverPolicy;
   /** Set when the instance was created from a backup (`sf restore … --as NEW`). */
   restore?: InstanceRestore;
+  /**
+   * Where the name is unique: the platform's organization and space. Absent: the operators'
+   * own scope (instances `sf` created without a platform, and records from before scopes).
+   */
+  scope?: InstanceScope;
+}
+
+/** A platform's tenant boundary (Cloud Foundry organization and space; Kubernetes cluster and namespace). */
+export interface InstanceScope {
+  organization: string;
+  space: string;
 }
 
 /** Where a restored instance's data comes from, and how far the copy has come. */
@@ -273,6 +284,12 @@ export interface RouteRecord {
   target: { host: string; port: number };
   /** Mod revision of the primary key when this route was written. */
   epoch: number;
+  /**
+   * Admission limits the router enforces for this route. `maxSessions`: client sessions let
+   * through to the instance at a time (the plan's `connections.router`). Absent in records
+   * written before limits existed: the router then applies its own `defaultMaxSessions`.
+   */
+  limits?: { maxSessions: number };
 }
 
 export interface BindingRecord {
@@ -327,8 +344,11 @@ export interface SchedulingStatusRecord {
   instanceId: string;
   desired: number;
   placed: number;
-  /** One entry per pending replica. */
-  pending: Array<{ ordinal: number; reason: string }>;
+  /**
+   * One entry per pending replica. `noRoom`: no live node has the free cpu, memory and disk
+   * the replica needs, whatever else rules it out (the controller fails a provision on it).
+   */
+  pending: Array<{ ordinal: number; reason: string; noRoom?: boolean }>;
   updatedAt: string;
 }
 

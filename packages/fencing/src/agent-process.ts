@@ -25,19 +25,27 @@ export interface AgentRunRequest {
   maxOutputBytes: number;
   /** Scrubbed from the captured output. */
   secrets: readonly string[];
+  /**
+   * Keep the output as the agent wrote it (no `password=…` scrubbing): for
+   * `action=metadata`, which carries no secrets but mentions `--password=[password]`.
+   * @default false
+   */
+  raw?: boolean;
 }
 
 /** Output kept before redaction: enough that a secret is never cut in half at the limit. */
 const rawCaptureBytes = 64 * 1024;
 
+/** The system's directories: the PATH of whoever started the platform decides nothing. */
+const systemPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 /**
  * A small, fixed environment: agents get their options on stdin, and the controller's own
- * environment (etcd endpoints, credentials) is none of their business. Node's own
- * directory is on PATH so `#!/usr/bin/env node` agents start.
+ * environment (etcd endpoints, credentials, PATH) is none of their business. Node's own
+ * directory is on PATH so `#!/usr/bin/env node` agents (fence_sf_sim) start.
  */
 function agentEnvironment(): NodeJS.ProcessEnv {
-  const path = [process.env.PATH ?? '/usr/bin:/bin', dirname(process.execPath)].join(':');
-  const env: NodeJS.ProcessEnv = { PATH: path, LANG: 'C.UTF-8' };
+  const env: NodeJS.ProcessEnv = { PATH: `${systemPath}:${dirname(process.execPath)}`, LANG: 'C.UTF-8' };
   for (const name of ['HOME', 'TMPDIR', 'TZ'] as const) {
     const value = process.env[name];
     if (value !== undefined) env[name] = value;
@@ -49,9 +57,14 @@ class Capture {
   #chunks: Buffer[] = [];
   #bytes = 0;
   #dropped = 0;
+  readonly #limit: number;
+
+  constructor(maxOutputBytes: number) {
+    this.#limit = Math.max(rawCaptureBytes, maxOutputBytes);
+  }
 
   add(chunk: Buffer): void {
-    const room = rawCaptureBytes - this.#bytes;
+    const room = this.#limit - this.#bytes;
     if (room <= 0) {
       this.#dropped += chunk.length;
       return;
@@ -62,8 +75,9 @@ class Capture {
     this.#dropped += chunk.length - kept.length;
   }
 
-  text(secrets: readonly string[], maxBytes: number): string {
-    const redacted = redactText(Buffer.concat(this.#chunks).toString('utf8'), secrets);
+  text(secrets: readonly string[] | 'raw', maxBytes: number): string {
+    const all = Buffer.concat(this.#chunks).toString('utf8');
+    const redacted = secrets === 'raw' ? all : redactText(all, secrets);
     const bytes = Buffer.from(redacted, 'utf8');
     if (bytes.length <= maxBytes && this.#dropped === 0) return redacted;
     const cut = bytes.subarray(0, maxBytes).toString('utf8');
@@ -78,8 +92,9 @@ class Capture {
  */
 export function runAgentOnce(request: AgentRunRequest): Promise<AgentRun> {
   const started = performance.now();
-  const stdout = new Capture();
-  const stderr = new Capture();
+  const stdout = new Capture(request.maxOutputBytes);
+  const stderr = new Capture(request.maxOutputBytes);
+  const secrets = request.raw ? 'raw' : request.secrets;
   return new Promise((resolve) => {
     let timedOut = false;
     let spawnError: string | undefined;
@@ -111,8 +126,8 @@ export function runAgentOnce(request: AgentRunRequest): Promise<AgentRun> {
         exitCode,
         signal,
         timedOut,
-        stdout: stdout.text(request.secrets, request.maxOutputBytes),
-        stderr: stderr.text(request.secrets, request.maxOutputBytes),
+        stdout: stdout.text(secrets, request.maxOutputBytes),
+        stderr: stderr.text(secrets, request.maxOutputBytes),
         durationMs: Math.round(performance.now() - started),
       };
       if (spawnError !== undefined) run.spawnError = spawnError;

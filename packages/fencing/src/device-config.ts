@@ -13,13 +13,15 @@ export interface FenceDeviceConfig {
   /** Label in history and logs. @default the agent name */
   name?: string;
   /**
-   * `fence_docker`, `fence_ipmilan`, … (looked up on PATH, then the sbin directories), the
-   * project's own `fence_sf_sim`, or an absolute path. Never run through a shell.
+   * `fence_docker`, `fence_ipmilan`, …, or the project's own `fence_sf_sim`: a `fence_*`
+   * executable in one of the allow-listed `agentDirs` (never looked up on PATH, never run
+   * through a shell), or its absolute path there.
    */
   agent: string;
   /**
    * `key=value` lines for the agent's stdin (`ip`, `ipport`, `plug`, `username`,
-   * `password`, …). `action` and `nodename` are set by the runner. @default {}
+   * `password`, …): only options the agent declares (`action=metadata`), with values of
+   * the declared type. `action` and `nodename` are set by the runner. @default {}
    */
   options: Record<string, FenceOptionValue>;
   /** Deadline for one run of the agent; on expiry its process group is killed. @default 30 */
@@ -54,7 +56,10 @@ export interface FenceDevicesRecord extends FenceDevicesInput {
 export const maxLevels = 8;
 export const maxDevicesPerLevel = 8;
 
-/** Agent names as found in /usr/sbin, or an absolute path; nothing a shell could interpret. */
+/**
+ * A first filter only (names as found in /usr/sbin, or an absolute path): which agents may
+ * run is decided by the allow-list (agent-path.ts), before storing and before every run.
+ */
 const agentPattern = '^([A-Za-z0-9][A-Za-z0-9_.+-]{0,127}|/[^\\u0000-\\u001f\\u007f]{1,4095})$';
 /** Option names as ClusterLabs agents spell them (`ipport`, `ssl_insecure`, `api-version`). */
 const optionNamePattern = '^[A-Za-z][A-Za-z0-9_-]{0,63}$';

@@ -1,8 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '@service-foundry/core';
-import { resolveAgent } from './agent-path.js';
 import { type AgentRun, runAgentOnce } from './agent-process.js';
 import { deviceLabel, type FenceDeviceConfig, type FenceOptionValue } from './device-config.js';
+import type { FenceAgents } from './fence-agents.js';
 import { secretValues } from './secrets.js';
 
 /** The actions of the ClusterLabs fence-agent protocol that this runner issues. */
@@ -34,8 +34,8 @@ export interface DeviceStep {
 export interface DeviceRunContext {
   /** The node being fenced; sent as `nodename=` (as Pacemaker does). */
   node: string;
-  /** Where agent names are looked up. */
-  searchDirs: readonly string[];
+  /** The allow-list and option checks every device passes before it runs. */
+  agents: FenceAgents;
   maxOutputBytes: number;
   retryDelayMs: number;
   log: Logger;
@@ -96,8 +96,9 @@ function failureReason(run: AgentRun, timeoutSeconds: number): string {
 
 /**
  * Runs `action` on `device`, retrying up to `device.retries` times when the run fails
- * (for `status`: when it gives no ON/OFF answer). Never throws: a missing agent, a crash
- * or a timeout is the step's `reason`.
+ * (for `status`: when it gives no ON/OFF answer). The agent and its options are checked
+ * first (allow-list, declared parameters), whoever wrote the device. Never throws: a
+ * refused or missing agent, a crash or a timeout is the step's `reason`.
  */
 export async function runDeviceAction(
   device: Readonly<FenceDeviceConfig>,
@@ -114,7 +115,7 @@ export async function runDeviceAction(
   let executable: string;
   let stdin: string;
   try {
-    executable = await resolveAgent(device.agent, ctx.searchDirs);
+    executable = (await ctx.agents.prepare(device)).path;
     stdin = encodeAgentOptions(device.options, action, ctx.node);
   } catch (error) {
     const reason = (error as Error).message;

@@ -1,4 +1,16 @@
-import { type Etcd3, InvalidConfigError, json, type Keyspace, readJson, type Versioned } from '@service-foundry/core';
+import {
+  type Etcd3,
+  InvalidConfigError,
+  InvalidInputError,
+  json,
+  type Keyspace,
+  readJson,
+  readSealed,
+  type SecretBox,
+  SecretBoxError,
+  sealedValue,
+  type Versioned,
+} from '@service-foundry/core';
 import {
   type FenceDevicesInput,
   type FenceDevicesRecord,
@@ -6,14 +18,22 @@ import {
   parseFenceDevices,
   parseFenceDevicesRecord,
 } from './device-config.js';
+import type { FenceAgents } from './fence-agents.js';
 import type { StoredFenceRecord } from './fence-state-machine.js';
 import type { FenceHistoryEntry } from './history.js';
 
-/** Reads and writes of the fencing keys; key names come from core's Keyspace only. */
+/**
+ * Reads and writes of the fencing keys; key names come from core's Keyspace only. The
+ * stored form of fence devices (`fence-devices/<node>`: the validated config, secret
+ * options included, sealed whole with the secrets key) is decided here and in
+ * device-config.ts only.
+ */
 export class FenceStore {
   constructor(
     private readonly client: Etcd3,
     private readonly keys: Keyspace,
+    private readonly agents: FenceAgents,
+    private readonly box: SecretBox,
   ) {}
 
   record(node: string): Promise<Versioned<StoredFenceRecord> | undefined> {
@@ -82,27 +102,38 @@ export class FenceStore {
    * stored value throws InvalidConfigError (reported as the fencing failure's reason).
    */
   async devices(node: string): Promise<Readonly<FenceDevicesRecord> | undefined> {
-    const raw = await this.client.get(this.keys.fenceDevices(node)).string();
-    if (raw === null) return undefined;
-    let parsed: unknown;
+    const stored = await this.#readDevices(node);
+    return stored ? parseFenceDevicesRecord(stored.value) : undefined;
+  }
+
+  /** The sealed record, opened; a value that is not JSON or does not open is an invalid config. */
+  async #readDevices(node: string): Promise<Versioned<unknown> | undefined> {
     try {
-      parsed = JSON.parse(raw);
-    } catch {
-      throw new InvalidConfigError(`fence devices of ${node}`, ['stored value is not JSON']);
+      return await readSealed<unknown>(this.client, this.box, this.keys.fenceDevices(node));
+    } catch (error) {
+      if (error instanceof SecretBoxError || error instanceof SyntaxError) {
+        throw new InvalidConfigError(`fence devices of ${node}`, [
+          `stored value is not a sealed record: ${error.message}`,
+        ]);
+      }
+      throw error;
     }
-    return parseFenceDevicesRecord(parsed);
   }
 
   /**
-   * Validates and stores an operator's fence devices. Secret options sent back as the
-   * redaction marker keep their stored values.
+   * Validates and stores an operator's fence devices: the schema, then every device's
+   * agent against the allow-list and its options against the agent's own metadata
+   * (InvalidInputError listing every problem; nothing is written). Secret options sent
+   * back as the redaction marker keep their stored values.
    */
   async setDevices(node: string, input: unknown, by: string): Promise<Readonly<FenceDevicesRecord>> {
     const parsed = parseFenceDevices(input);
     const key = this.keys.fenceDevices(node);
     for (let attempt = 0; attempt < 5; attempt++) {
-      const current = await readJson<FenceDevicesInput>(this.client, key);
+      const current = (await this.#readDevices(node)) as Versioned<FenceDevicesInput> | undefined;
       const merged = keepRedactedSecrets(parsed, current?.value);
+      const problems = await this.agents.configProblems(merged);
+      if (problems.length > 0) throw new InvalidInputError('invalid fence devices', problems);
       const record = parseFenceDevicesRecord({
         ...merged,
         node,
@@ -112,7 +143,7 @@ export class FenceStore {
       const guard = current
         ? this.client.if(key, 'Mod', '==', current.modRevision)
         : this.client.if(key, 'Create', '==', 0);
-      const res = await guard.then(this.client.put(key).value(json(record))).commit();
+      const res = await guard.then(this.client.put(key).value(sealedValue(this.box, key, record))).commit();
       if (res.succeeded) return record;
     }
     throw new Error(`fence devices of ${node} kept changing while being written; try again`);

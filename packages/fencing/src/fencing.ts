@@ -7,11 +7,12 @@ import {
   EventLog,
   type Keyspace,
   type Logger,
+  type SecretBox,
   type Versioned,
 } from '@service-foundry/core';
-import { agentSearchDirs } from './agent-path.js';
 import type { FenceDevicesRecord, FenceLevelConfig } from './device-config.js';
 import type { DeviceRunContext } from './device-runner.js';
+import { FenceAgents } from './fence-agents.js';
 import {
   checkRequest,
   type FenceRequest,
@@ -32,6 +33,13 @@ import { type LevelsResult, runFenceLevels, runUnfenceLevel } from './levels.js'
 import { compileFencingOptions, type FencingOptions } from './options.js';
 import { worstCaseMs } from './worst-case.js';
 
+export interface FencingDeps {
+  /** Opens the fence devices' credentials, sealed in etcd. */
+  secrets: SecretBox;
+  /** @default a pino logger named `fencing` */
+  log?: Logger;
+}
+
 /** Enough rounds for any real contention; more means something rewrites the record in a loop. */
 const maxRounds = 50;
 
@@ -42,13 +50,16 @@ const maxRounds = 50;
  */
 export class Fencing {
   readonly store: FenceStore;
+  /** The agent allow-list and option checks, shared by the store (writes) and the runner. */
+  readonly agents: FenceAgents;
   readonly options: Readonly<FencingOptions>;
   readonly #log: Logger;
   readonly #events: EventLog | undefined;
 
-  constructor(client: Etcd3, keys: Keyspace, options: Partial<FencingOptions> = {}, deps: { log?: Logger } = {}) {
+  constructor(client: Etcd3, keys: Keyspace, options: Partial<FencingOptions>, deps: FencingDeps) {
     this.options = compileFencingOptions(options);
-    this.store = new FenceStore(client, keys);
+    this.agents = new FenceAgents(this.options);
+    this.store = new FenceStore(client, keys, this.agents, deps.secrets);
     this.#log = deps.log ?? createLogger({ name: 'fencing' });
     this.#events = this.options.recordEvents ? new EventLog(client, keys, 'fencing') : undefined;
   }
@@ -311,7 +322,7 @@ export class Fencing {
   #runContext(node: string): DeviceRunContext {
     return {
       node,
-      searchDirs: agentSearchDirs(this.options.agentDirs),
+      agents: this.agents,
       maxOutputBytes: this.options.maxOutputBytes,
       retryDelayMs: this.options.retryDelayMs,
       log: this.#log,
@@ -329,8 +340,8 @@ export function fenceNode(
   keys: Keyspace,
   node: string,
   request: FenceRequest,
-  options: Partial<FencingOptions> = {},
-  deps: { log?: Logger } = {},
+  options: Partial<FencingOptions>,
+  deps: FencingDeps,
 ): Promise<FenceResult> {
   return new Fencing(client, keys, options, deps).fence(node, request);
 }
@@ -341,8 +352,8 @@ export function unfenceNode(
   keys: Keyspace,
   node: string,
   request: UnfenceRequest,
-  options: Partial<FencingOptions> = {},
-  deps: { log?: Logger } = {},
+  options: Partial<FencingOptions>,
+  deps: FencingDeps,
 ): Promise<UnfenceResult> {
   return new Fencing(client, keys, options, deps).unfence(node, request);
 }

@@ -1,4 +1,10 @@
-export { agentSearchDirs, resolveAgent, simAgentPath } from './agent-path.js';
+export {
+  defaultAgentDirs,
+  projectAgentDir,
+  type ResolvedAgent,
+  resolveAgent,
+  simAgentPath,
+} from './agent-path.js';
 export { type AgentRun, type AgentRunRequest, runAgentOnce } from './agent-process.js';
 export {
   deviceLabel,
@@ -23,6 +29,8 @@ export {
   type PowerState,
   runDeviceAction,
 } from './device-runner.js';
+export { FenceAgentMetadataError, FenceAgentRefusedError, UnknownNodeError } from './errors.js';
+export { FenceAgents, type FenceAgentsOptions } from './fence-agents.js';
 export type { FenceRequest, FenceResult, UnfenceRequest, UnfenceResult } from './fence-request.js';
 export {
   decideFence,
@@ -36,8 +44,9 @@ export {
 } from './fence-state-machine.js';
 export { FenceStore } from './fence-store.js';
 export { controllerFencer, type NodeFencer } from './fencer.js';
-export { Fencing, fenceNode, unfenceNode } from './fencing.js';
+export { Fencing, type FencingDeps, fenceNode, unfenceNode } from './fencing.js';
 export type { FenceHistoryAction, FenceHistoryEntry, FenceHistoryResult } from './history.js';
+export { isKnownNode, requireKnownNode } from './known-node.js';
 export {
   type DeviceOutcome,
   type LevelOutcome,
@@ -47,6 +56,8 @@ export {
   runFenceLevels,
   runUnfenceLevel,
 } from './levels.js';
+export { type AgentMetadata, type AgentParameter, parseAgentMetadata } from './metadata-xml.js';
+export { checkAgentOptions, defaultRefusedOptions, type OptionProblem } from './option-check.js';
 export { compileFencingOptions, type FencingOptions } from './options.js';
 export { isSecretOption, redactionMarker, redactOptions, redactText, secretValues } from './secrets.js';
 export { deviceWorstCaseMs, worstCaseMs } from './worst-case.js';

@@ -2,31 +2,36 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ConflictError, json, waitFor } from '@service-foundry/core';
+import { ConflictError, json, sealedValue, waitFor } from '@service-foundry/core';
 import { Fencing, fenceNode, type StoredFenceRecord, unfenceNode } from '../src/index.js';
 import {
   dummyDevice,
   fastOptions,
   powerFile,
   readPower,
+  secretBox,
   silentLogger,
   startTestEtcd,
   type TestEtcd,
   tempDir,
+  testAgentDirs,
   uniqueId,
-  writeScript,
+  writeAgent,
 } from './helpers.js';
 
 describe('fenceNode / unfenceNode against etcd', () => {
   let dir: { path: string; remove(): Promise<void> };
   let etcd: TestEtcd;
   let fencing: Fencing;
+  /** Fast, with the test's own agents allow-listed. */
+  let options: typeof fastOptions;
   const log = silentLogger();
 
   before(async () => {
     dir = await tempDir('service');
     etcd = await startTestEtcd();
-    fencing = new Fencing(etcd.client, etcd.keys, fastOptions, { log });
+    options = { ...fastOptions, agentDirs: testAgentDirs(dir.path) };
+    fencing = new Fencing(etcd.client, etcd.keys, options, { log, secrets: secretBox });
   });
   after(async () => {
     await etcd.stop();
@@ -41,7 +46,7 @@ describe('fenceNode / unfenceNode against etcd', () => {
     const log = join(dir.path, `${node}.runs`);
     await writeFile(log, '');
     const wait = gate ? `while [ ! -f ${gate} ]; do sleep 0.02; done\n` : '';
-    const agent = await writeScript(dir.path, `count-${node}`, `read -r a\necho "$a" >> ${log}\n${wait}exit 0`);
+    const agent = await writeAgent(dir.path, `count-${node}`, `echo "$first" >> ${log}\n${wait}exit 0`);
     const runs = async () => (await readFile(log, 'utf8')).split('\n').filter(Boolean);
     return { device: { agent, retries: 0, confirm: 'exit-code' as const }, runs };
   }
@@ -57,14 +62,10 @@ describe('fenceNode / unfenceNode against etcd', () => {
     const counting = await countingDevice(node, gate);
     await setDevices(node, [counting.device, dummyDevice(power)]);
 
-    const running = fenceNode(
-      etcd.client,
-      etcd.keys,
-      node,
-      { by: 'controller', reason: 'lease expired' },
-      fastOptions,
-      { log },
-    );
+    const running = fenceNode(etcd.client, etcd.keys, node, { by: 'controller', reason: 'lease expired' }, options, {
+      log,
+      secrets: secretBox,
+    });
     const during = await waitFor(
       async () => ((await state(node))?.state === 'fencing' ? await state(node) : undefined),
       {
@@ -82,14 +83,10 @@ describe('fenceNode / unfenceNode against etcd', () => {
     assert.equal((await state(node))?.state, 'fenced');
     assert.equal(await readPower(power), 'off');
 
-    const unfenced = await unfenceNode(
-      etcd.client,
-      etcd.keys,
-      node,
-      { by: 'ops-bob', reason: 'repaired' },
-      fastOptions,
-      { log },
-    );
+    const unfenced = await unfenceNode(etcd.client, etcd.keys, node, { by: 'ops-bob', reason: 'repaired' }, options, {
+      log,
+      secrets: secretBox,
+    });
     assert.equal(unfenced.state, 'unfenced');
     assert.equal(unfenced.ranDevices, true);
     assert.equal(await readPower(power), 'on');
@@ -112,7 +109,7 @@ describe('fenceNode / unfenceNode against etcd', () => {
     const node = uniqueId('n');
     const counting = await countingDevice(node);
     await setDevices(node, [counting.device]);
-    const other = new Fencing(etcd.client, etcd.keys, fastOptions, { log });
+    const other = new Fencing(etcd.client, etcd.keys, options, { log, secrets: secretBox });
     const [a, b] = await Promise.all([
       fencing.fence(node, { by: 'controller-a', reason: 'lease expired' }),
       other.fence(node, { by: 'controller-b', reason: 'lease expired' }),
@@ -164,7 +161,7 @@ describe('fenceNode / unfenceNode against etcd', () => {
     assert.equal((await state(node))?.state, 'failed');
     assert.equal((await state(node))?.reason, `no fence devices configured for node ${node}`);
 
-    const broken = await writeScript(dir.path, `broken-${node}`, 'echo "no route to BMC" >&2\nexit 1');
+    const broken = await writeAgent(dir.path, `broken-${node}`, 'echo "no route to BMC" >&2\nexit 1');
     await setDevices(node, [{ name: 'bmc', agent: broken, retries: 0 }]);
     const failed = await fencing.fence(node, { by: 'controller', reason: 'lease expired' });
     assert.equal(failed.state, 'failed');
@@ -187,11 +184,7 @@ describe('fenceNode / unfenceNode against etcd', () => {
 
   it('fenced + unfence whose `on` fails: stays fenced', async () => {
     const node = uniqueId('n');
-    const offOnly = await writeScript(
-      dir.path,
-      `offonly-${node}`,
-      'read -r a\n[ "$a" = "action=off" ] && exit 0\nexit 1',
-    );
+    const offOnly = await writeAgent(dir.path, `offonly-${node}`, '[ "$first" = "action=off" ] && exit 0\nexit 1');
     await setDevices(node, [{ name: 'pdu', agent: offOnly, retries: 0, confirm: 'exit-code' }]);
     assert.equal((await fencing.fence(node, { by: 'controller', reason: 'x' })).state, 'fenced');
     const result = await fencing.unfence(node, { by: 'ops', reason: 'repaired' });
@@ -258,7 +251,7 @@ describe('fenceNode / unfenceNode against etcd', () => {
       .exec();
     // ... and another controller takes over. The gate opens for both runs.
     await writeFile(gate, '');
-    const takeover = await new Fencing(etcd.client, etcd.keys, fastOptions, { log }).fence(node, {
+    const takeover = await new Fencing(etcd.client, etcd.keys, options, { log, secrets: secretBox }).fence(node, {
       by: 'controller-new',
       reason: 'x',
     });
@@ -275,6 +268,45 @@ describe('fenceNode / unfenceNode against etcd', () => {
       ['controller-new', true],
       ['controller-old', false],
     ]);
+  });
+
+  it('refuses, as a failed device, a device written to etcd without going through validation', async () => {
+    const node = uniqueId('n');
+    const marker = join(dir.path, `${node}.pwned`);
+    const record = {
+      node,
+      updatedAt: new Date().toISOString(),
+      updatedBy: 'someone-with-etcd-access',
+      levels: [
+        { devices: [{ name: 'shell', agent: 'sh', options: { x: `1; touch ${marker}` }, retries: 0 }] },
+        {
+          devices: [{ name: 'debug', agent: 'fence_dummy', options: { debug_file: marker }, retries: 0 }],
+        },
+      ],
+    };
+    const key = etcd.keys.fenceDevices(node);
+    await etcd.client
+      .put(key)
+      .value(sealedValue(secretBox, key, record))
+      .exec();
+    const result = await fencing.fence(node, { by: 'controller', reason: 'lease expired' });
+    assert.equal(result.state, 'failed');
+    assert.equal(
+      result.reason,
+      'level 1: shell: off failed: fence agent "sh" refused: not a fence agent name: expected fence_ followed by letters, digits or _ (shells, interpreters and other programs are never run) | ' +
+        'level 2: debug: off failed: fence agent "fence_dummy" refused: option debug_file: refused (matches debug_file): it makes the agent run a program or write a file it names, or exit without fencing',
+    );
+    assert.deepEqual(
+      result.history.levels.flatMap((l) => l.devices.map((d) => [d.device, d.ok, d.steps.map((s) => s.attempts)])),
+      [
+        ['shell', false, [0]],
+        ['debug', false, [0]],
+      ],
+      'nothing was run',
+    );
+    await assert.rejects(readFile(marker), { code: 'ENOENT' });
+    // And through the store, the same devices are refused before anything is written.
+    await assert.rejects(fencing.store.setDevices(node, { levels: record.levels }, 'ops'), /invalid fence devices/);
   });
 
   it('rejects bad requests before touching etcd', async () => {

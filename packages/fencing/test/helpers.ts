@@ -3,19 +3,34 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { connectEtcd, type Etcd3, type EtcdProcess, Keyspace, type Logger, startEtcd } from '@service-foundry/core';
+import {
+  connectEtcd,
+  type Etcd3,
+  type EtcdProcess,
+  Keyspace,
+  type Logger,
+  SecretBox,
+  startEtcd,
+} from '@service-foundry/core';
 import Docker from 'dockerode';
 import { pino } from 'pino';
 import { pack } from 'tar-stream';
 import {
-  agentSearchDirs,
   type DeviceRunContext,
+  defaultAgentDirs,
+  defaultRefusedOptions,
+  FenceAgents,
   type FenceDeviceConfig,
   type FencingOptions,
   parseFenceDevices,
 } from '../src/index.js';
 
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+/** The key fence devices are sealed with in tests (one per machine, made once). */
+export const secretBox = await SecretBox.fromKeyFile(
+  await SecretBox.ensureKeyFile(join(tmpdir(), 'sf-test-secrets.key')),
+);
 
 export function uniqueId(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
@@ -42,12 +57,55 @@ export function silentLogger(): Logger {
   return pino({ level: process.env.SF_TEST_LOG_LEVEL ?? 'silent' });
 }
 
-/** An executable `/bin/sh` script: a fence device whose behaviour the test decides. */
-export async function writeScript(dir: string, name: string, body: string): Promise<string> {
-  const path = join(dir, name);
-  await writeFile(path, `#!/bin/sh\n${body}\n`);
+/**
+ * A fence agent `fence_<name>` in `dir` (a `/bin/sh` script) whose behaviour the test
+ * decides. Like a real agent it answers `action=metadata`, declaring `parameters` (name →
+ * content type); any other action runs `body`, with the first stdin line (`action=…`) in
+ * `$first` and the rest still on stdin. Returns its path; `dir` must be allow-listed
+ * (see {@link testAgents}) for the runner to run it.
+ */
+export async function writeAgent(
+  dir: string,
+  name: string,
+  body: string,
+  parameters: Record<string, string> = {},
+): Promise<string> {
+  const agent = `fence_${name.replaceAll('-', '_')}`;
+  const declared = Object.entries(parameters).map(
+    ([param, type]) =>
+      `\t<parameter name="${param}" unique="0" required="0">\n` +
+      `\t\t<getopt mixed="--${param.replaceAll('_', '-')}=[value]" />\n` +
+      `\t\t<content type="${type}" />\n\t</parameter>`,
+  );
+  const metadata = [
+    '<?xml version="1.0" ?>',
+    `<resource-agent name="${agent}" shortdesc="test agent">`,
+    '<parameters>',
+    ...declared,
+    '</parameters>',
+    '</resource-agent>',
+  ].join('\n');
+  const path = join(dir, agent);
+  await writeFile(
+    path,
+    `#!/bin/sh\nIFS= read -r first\nif [ "$first" = "action=metadata" ]; then\ncat <<'XML'\n${metadata}\nXML\nexit 0\nfi\n${body}\n`,
+  );
   await chmod(path, 0o755);
   return path;
+}
+
+/** The fencing defaults' allow-list (/usr/sbin, packages/fencing/bin) plus `dirs`. */
+export function testAgentDirs(...dirs: string[]): string[] {
+  return [...defaultAgentDirs(), ...dirs];
+}
+
+/** The gate the runner uses, with test agents' directories allow-listed too. */
+export function testAgents(...dirs: string[]): FenceAgents {
+  return new FenceAgents({
+    agentDirs: testAgentDirs(...dirs),
+    refusedOptions: defaultRefusedOptions,
+    metadataTimeoutMs: 10_000,
+  });
 }
 
 /** A device with the schema's defaults filled in, as the runner gets it from a stored config. */
@@ -56,10 +114,10 @@ export function device(fields: Partial<FenceDeviceConfig> & { agent: string }): 
   return parsed.levels[0]?.devices[0] as FenceDeviceConfig;
 }
 
-export function runContext(log: Logger, node = 'node-1'): DeviceRunContext {
+export function runContext(log: Logger, node = 'node-1', agents = testAgents()): DeviceRunContext {
   return {
     node,
-    searchDirs: agentSearchDirs(['/usr/sbin', '/sbin']),
+    agents,
     maxOutputBytes: 4096,
     retryDelayMs: 20,
     log,

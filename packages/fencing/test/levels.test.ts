@@ -9,11 +9,14 @@ import {
   powerFile,
   readPower,
   runContext,
+  secretBox,
   silentLogger,
   startTestEtcd,
   type TestEtcd,
   tempDir,
-  writeScript,
+  testAgentDirs,
+  testAgents,
+  writeAgent,
 } from './helpers.js';
 
 describe('fence levels: tried in order, a level needs all its devices', () => {
@@ -32,7 +35,7 @@ describe('fence levels: tried in order, a level needs all its devices', () => {
 
   /** Level 1 fails, level 2 has one good and one bad device, level 3 has two good ones. */
   async function threeLevels() {
-    const broken = await writeScript(dir.path, 'broken', 'echo "BMC unreachable" >&2\nexit 1');
+    const broken = await writeAgent(dir.path, 'broken', 'echo "BMC unreachable" >&2\nexit 1');
     const files = {
       l2: await powerFile(dir.path, 'l2', 'on'),
       l3a: await powerFile(dir.path, 'l3a', 'on'),
@@ -50,7 +53,7 @@ describe('fence levels: tried in order, a level needs all its devices', () => {
 
   it('falls through failing levels to the first that succeeds', async () => {
     const { levels, files } = await threeLevels();
-    const result = await runFenceLevels(levels, runContext(log));
+    const result = await runFenceLevels(levels, runContext(log, 'node-1', testAgents(dir.path)));
     assert.equal(result.ok, true);
     assert.equal(result.level, 3);
     assert.deepEqual(
@@ -81,13 +84,13 @@ describe('fence levels: tried in order, a level needs all its devices', () => {
   });
 
   it('fails with every device’s reason when no level succeeds', async () => {
-    const broken = await writeScript(dir.path, 'broken2', 'exit 3');
+    const broken = await writeAgent(dir.path, 'broken2', 'exit 3');
     const result = await runFenceLevels(
       [
         { devices: [device({ name: 'a', agent: broken, retries: 0 })] },
         { devices: [device({ name: 'b', agent: broken, retries: 0 })] },
       ],
-      runContext(log),
+      runContext(log, 'node-1', testAgents(dir.path)),
     );
     assert.equal(result.ok, false);
     assert.equal(result.level, undefined);
@@ -96,7 +99,12 @@ describe('fence levels: tried in order, a level needs all its devices', () => {
 
   it('records the fenced level and every device’s outcome in etcd', async () => {
     const { levels } = await threeLevels();
-    const fencing = new Fencing(etcd.client, etcd.keys, { ...fastOptions, recordEvents: true }, { log });
+    const fencing = new Fencing(
+      etcd.client,
+      etcd.keys,
+      { ...fastOptions, recordEvents: true, agentDirs: testAgentDirs(dir.path) },
+      { log, secrets: secretBox },
+    );
     await fencing.store.setDevices('node-3', { levels }, 'ops-alice');
     const result = await fencing.fence('node-3', { by: 'controller', reason: 'lease of node-3 expired' });
     assert.equal(result.state, 'fenced');

@@ -39,12 +39,16 @@ function sim(options: Record<string, string>): Promise<{ code: number | null; st
   });
 }
 
-/** A stand-in for a node's agent process: `sleep`, with its pid file. */
+/**
+ * A stand-in for a node's agent process: `sleep`, with its pid file, marked the way `sf up`
+ * marks a node's agent (`SF_COMPONENT=agent-<node>`) unless `component` says otherwise.
+ */
 async function fakeAgent(
   dir: string,
   name: string,
+  component = `agent-${name}`,
 ): Promise<{ child: ChildProcess; pidFile: string; exited: Promise<string | null> }> {
-  const child = spawn('sleep', ['300'], { stdio: 'ignore' });
+  const child = spawn('sleep', ['300'], { stdio: 'ignore', env: { ...process.env, SF_COMPONENT: component } });
   const exited = new Promise<string | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
   const pidFile = join(dir, `${name}.pid`);
   await writeFile(pidFile, `${child.pid}\n`);
@@ -137,6 +141,21 @@ describe('fence_sf_sim: the one-machine simulation’s fence agent', () => {
     assert.equal((await sim({ action: 'status', ...options })).code, 2);
     assert.equal((await sim({ action: 'off', ...options })).code, 0);
     assert.equal(await processRuns(stranger.child.pid as number), true);
+  });
+
+  it('never kills a process that is not the node’s agent, whatever the pid file names', async () => {
+    // A pid file of something else (sshd, dockerd, another node's agent) given as pid_file.
+    const bystander = await fakeAgent(dir.path, 'bystander', 'scheduler');
+    agents.push(bystander.child);
+    const otherAgent = await fakeAgent(dir.path, 'node-g');
+    agents.push(otherAgent.child);
+    for (const pidFile of [bystander.pidFile, otherAgent.pidFile]) {
+      const options = { plug: 'node-f', cluster, pid_file: pidFile };
+      assert.equal((await sim({ action: 'status', ...options })).code, 2, 'not node-f’s agent: OFF');
+      assert.equal((await sim({ action: 'off', ...options })).stdout.trim(), 'Success: Already OFF');
+    }
+    assert.equal(await processRuns(bystander.child.pid as number), true);
+    assert.equal(await processRuns(otherAgent.child.pid as number), true);
   });
 
   it('exits 1, never OFF, when it cannot find out', async () => {

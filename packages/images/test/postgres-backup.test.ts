@@ -26,6 +26,7 @@ import {
   sfPg,
   startNode,
 } from './postgres-nodes.js';
+import { createServiceContainer } from './service-containers.js';
 
 /**
  * The Postgres backup recipe (`sf-pg backup-prepare {{path}}`) driven as the agent drives
@@ -69,25 +70,27 @@ async function startRestored(cluster: Cluster, name: string, volume: string): Pr
   assert.ok(recipe);
   const port = await freePort();
   const env: Record<string, string> = {
-    ...entry.runtime.env,
-    [entry.runtime.adminPasswordEnv]: cluster.adminPassword,
     [recipe.env.role]: 'primary',
     [recipe.env.replicationUser]: cluster.replicationUser,
-    [recipe.env.replicationPassword]: cluster.replicationPassword,
     [recipe.env.replicaName]: name,
   };
-  const container = await docker.createContainer({
-    name,
-    Image: entry.runtime.image,
-    Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
-    Labels: cluster.labels,
-    ExposedPorts: { [`${entry.runtime.port}/tcp`]: {} },
-    HostConfig: {
-      NetworkMode: cluster.network,
-      PortBindings: { [`${entry.runtime.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
-      Mounts: [{ Type: 'volume', Source: volume, Target: entry.runtime.volumePath }],
+  const secrets = { adminPassword: cluster.adminPassword, replicationPassword: cluster.replicationPassword };
+  const container = await createServiceContainer(
+    docker,
+    entry,
+    secrets,
+    {
+      name,
+      Labels: cluster.labels,
+      ExposedPorts: { [`${entry.runtime.port}/tcp`]: {} },
+      HostConfig: {
+        NetworkMode: cluster.network,
+        PortBindings: { [`${entry.runtime.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
+        Mounts: [{ Type: 'volume', Source: volume, Target: entry.runtime.volumePath }],
+      },
     },
-  });
+    env,
+  );
   cluster.track('container', container.id);
   await container.start();
   return { name, container, port };

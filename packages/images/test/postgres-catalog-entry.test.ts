@@ -29,6 +29,16 @@ test('postgres catalog entry: replication recipe, ha-small plan and its defaults
     'fsync',
   ]);
 
+  // Passwords reach the container as files the environment names, never as values.
+  assert.equal(entry.runtime.adminPasswordFileEnv, 'POSTGRES_PASSWORD_FILE');
+  assert.equal(recipe.env.replicationPasswordFile, 'SF_REPLICATION_PASSWORD_FILE');
+  assert.deepEqual(entry.runtime.secretFiles, { dir: '/run/sf-secrets', uid: 999, gid: 999 });
+  // The platform's CHECKPOINT before a volume copy goes through sf-pg (pinned search_path).
+  assert.deepEqual(entry.flush, ['sf-pg', 'checkpoint']);
+  // A key is locked out, then its sessions ended, before its role is dropped.
+  assert.ok(entry.binding.disable?.some((sql) => /NOLOGIN/.test(sql)));
+  assert.ok(entry.binding.drop.some((sql) => /pg_catalog\.pg_terminate_backend/.test(sql)));
+
   const ajv = new ajvDraft04.default({ strict: false, allErrors: true, coerceTypes: false, useDefaults: false });
   const plan = (name: string) => {
     const osb = entry.osb.plans.find((p) => p.name === name);

@@ -6,12 +6,13 @@ import { test } from 'node:test';
 import { Catalog, type CatalogEntry, freePort, waitFor } from '@service-foundry/core';
 import Dockerode from 'dockerode';
 import { ensureBaseImage, ensureCatalogImages, ensureServiceImage, formatSize } from '../src/index.js';
+import { createServiceContainer, secretPaths } from './service-containers.js';
 
 /**
  * Builds (first run, ~1–2 min) or reuses the base and Postgres images, then checks what
- * the platform relies on: a fresh volume gets a cluster with the admin password, the
- * binding recipe of service.json works with the host's real psql, and unbinding keeps
- * the data while locking the user out.
+ * the platform relies on: a fresh volume gets a cluster with the admin password (a file),
+ * the role layout bindings rely on, the binding recipe of service.json run with the host's
+ * real psql (keys share the app's data; unbinding keeps it while locking the user out).
  */
 
 const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
@@ -23,10 +24,18 @@ interface PsqlResult {
   stderr: string;
 }
 
-function psql(port: number, user: string, password: string, statements: string[]): Promise<PsqlResult> {
+function psql(
+  port: number,
+  user: string,
+  password: string,
+  statements: string[],
+  database = 'sf',
+): Promise<PsqlResult> {
   const args = ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(port), '-U', user];
-  args.push('-d', 'sf', ...statements.flatMap((sql) => ['-c', sql]));
-  const env = { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10' };
+  args.push('-d', database, ...statements.flatMap((sql) => ['-c', sql]));
+  // The admin's sessions, like the platform's, never resolve names in a schema bindings write.
+  const env = { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10', PGOPTIONS: '' };
+  if (user === 'postgres') env.PGOPTIONS = '-c search_path=pg_catalog,pg_temp';
   return new Promise((resolve) => {
     execFile('/usr/bin/psql', args, { env, timeout: 30_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
@@ -71,10 +80,14 @@ async function awaitReady(container: Dockerode.Container, entry: CatalogEntry): 
   return Date.now() - started;
 }
 
+/**
+ * The recipe's statements with their placeholders filled. The broker gives
+ * `{{passwordVerifier}}` a SCRAM verifier of the password (its own test checks that);
+ * Postgres takes the clear password in its place, which is enough to test the image.
+ */
 function fillBinding(statements: string[], values: Record<'username' | 'password' | 'database', string>): string[] {
-  return statements.map((sql) =>
-    sql.replace(/\{\{(username|password|database)\}\}/g, (_, key: keyof typeof values) => values[key]),
-  );
+  const filled: Record<string, string> = { ...values, passwordVerifier: values.password };
+  return statements.map((sql) => sql.replace(/\{\{(\w+)\}\}/g, (_, key: string) => filled[key] ?? `{{${key}}}`));
 }
 
 test('postgres image: offline build, cached by tag, serves the binding recipe', { timeout: 20 * 60_000 }, async (t) => {
@@ -119,20 +132,20 @@ test('postgres image: offline build, cached by tag, serves the binding recipe', 
       .remove()
       .catch(() => {});
   });
-  container = await docker.createContainer({
-    name,
-    Image: entry.runtime.image,
-    Env: [
-      ...Object.entries(entry.runtime.env).map(([key, value]) => `${key}=${value}`),
-      `${entry.runtime.adminPasswordEnv}=${adminPassword}`,
-    ],
-    Labels: { 'sf.test': 'images' },
-    ExposedPorts: { [`${entry.runtime.port}/tcp`]: {} },
-    HostConfig: {
-      PortBindings: { [`${entry.runtime.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
-      Mounts: [{ Type: 'volume', Source: name, Target: entry.runtime.volumePath }],
+  container = await createServiceContainer(
+    docker,
+    entry,
+    { adminPassword },
+    {
+      name,
+      Labels: { 'sf.test': 'images' },
+      ExposedPorts: { [`${entry.runtime.port}/tcp`]: {} },
+      HostConfig: {
+        PortBindings: { [`${entry.runtime.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
+        Mounts: [{ Type: 'volume', Source: name, Target: entry.runtime.volumePath }],
+      },
     },
-  });
+  );
   await container.start();
   const readyMs = await awaitReady(container, entry);
   t.diagnostic(`first start (initdb + roles) ready in ${readyMs} ms`);
@@ -142,41 +155,52 @@ test('postgres image: offline build, cached by tag, serves the binding recipe', 
   const wrong = await psql(port, admin, `${adminPassword}x`, ['SELECT 1']);
   assert.notEqual(wrong.code, 0);
   assert.match(wrong.stderr, /password authentication failed for user "postgres"/);
+  // The layout bindings rely on: the app role owns nothing yet and cannot log in; the
+  // database and its public schema stay with postgres; only sf_app may connect to sf, and
+  // nobody but postgres to the other databases.
   assert.equal(
     await psqlOk(port, admin, adminPassword, [
-      "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'sf_owner'",
+      "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'sf_app'",
       "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'sf'",
       "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'public'",
+      "SELECT string_agg(datname || ':' || has_database_privilege('sf_app', datname, 'CONNECT'), ',' ORDER BY datname) FROM pg_database",
+      "SELECT has_database_privilege('sf_app', 'sf', 'CREATE'), has_schema_privilege('sf_app', 'public', 'CREATE')",
     ]),
-    'f\nsf_owner\nsf_owner',
+    'f\npostgres\npg_database_owner\npostgres:false,sf:true,template0:false,template1:false\nf|t',
   );
 
-  const binding = {
+  const key = () => ({
     username: `sf_bind_${randomBytes(6).toString('hex')}`,
     password: randomBytes(18).toString('base64url'),
     database: entry.binding.database ?? 'sf',
-  };
-  await psqlOk(port, admin, adminPassword, fillBinding(entry.binding.create, binding));
-  await psqlOk(port, binding.username, binding.password, [
+  });
+  const [one, two] = [key(), key()];
+  await psqlOk(port, admin, adminPassword, fillBinding(entry.binding.create, one));
+  await psqlOk(port, one.username, one.password, [
     'CREATE TABLE public.notes (id integer PRIMARY KEY, body text NOT NULL)',
     "INSERT INTO public.notes VALUES (1, 'kept after unbind')",
   ]);
   assert.equal(
-    await psqlOk(port, binding.username, binding.password, ['SELECT body FROM notes WHERE id = 1']),
-    'kept after unbind',
+    await psqlOk(port, one.username, one.password, ['SELECT session_user, current_user', 'SELECT body FROM notes']),
+    `${one.username}|sf_app\nkept after unbind`,
   );
+  // A second key shares the table the first one made.
+  await psqlOk(port, admin, adminPassword, fillBinding(entry.binding.create, two));
+  await psqlOk(port, two.username, two.password, ["INSERT INTO notes VALUES (2, 'by the second key')"]);
 
-  await psqlOk(port, admin, adminPassword, fillBinding(entry.binding.drop, binding));
+  const unbind = [...(entry.binding.disable ?? []), ...entry.binding.drop];
+  await psqlOk(port, admin, adminPassword, fillBinding(unbind, one));
   assert.equal(
     await psqlOk(port, admin, adminPassword, [
       "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'notes'",
       'SELECT body FROM public.notes WHERE id = 1',
     ]),
-    'sf_owner\nkept after unbind',
+    'sf_app\nkept after unbind',
   );
-  const unbound = await psql(port, binding.username, binding.password, ['SELECT 1']);
+  assert.equal(await psqlOk(port, two.username, two.password, ['SELECT count(*) FROM notes']), '2');
+  const unbound = await psql(port, one.username, one.password, ['SELECT 1']);
   assert.notEqual(unbound.code, 0, 'the unbound user can no longer log in');
-  assert.match(unbound.stderr, /password authentication failed/);
+  assert.match(unbound.stderr, /no pg_hba\.conf entry|password authentication failed/);
 
   // SIGINT (the image's stop signal) is a fast shutdown: exit code 0, and the next start
   // reuses the cluster on the volume instead of creating one.
@@ -197,16 +221,26 @@ test('postgres image: refuses to create a cluster without an admin password', { 
   const entry = catalog.byServiceName('postgres');
   assert.ok(entry);
   await ensureServiceImage(entry, { docker, onProgress: () => {} });
-  const container = await docker.createContainer({
-    name: `sf-images-test-nopw-${randomBytes(4).toString('hex')}`,
-    Image: entry.runtime.image,
-    Env: Object.entries(entry.runtime.env).map(([key, value]) => `${key}=${value}`),
-    Labels: { 'sf.test': 'images' },
-  });
-  t.after(() => container.remove({ force: true, v: true }).catch(() => {}));
-  await container.start();
-  const result = (await container.wait()) as { StatusCode: number };
-  assert.equal(result.StatusCode, 1);
-  const logs = (await container.logs({ stdout: true, stderr: true })).toString();
-  assert.match(logs, /POSTGRES_PASSWORD is empty: refusing to create a cluster without an admin password/);
+  const cases = [
+    { env: [], said: /POSTGRES_PASSWORD is empty: refusing to create a cluster without an admin password/ },
+    // A file named but never put in (an agent that failed half way) is an error, not "no password".
+    {
+      env: [`${entry.runtime.adminPasswordFileEnv}=${secretPaths(entry).admin}`],
+      said: /POSTGRES_PASSWORD_FILE names '\/run\/sf-secrets\/admin-password', which is not a readable file/,
+    },
+  ];
+  for (const { env, said } of cases) {
+    const container = await docker.createContainer({
+      name: `sf-images-test-nopw-${randomBytes(4).toString('hex')}`,
+      Image: entry.runtime.image,
+      Env: [...Object.entries(entry.runtime.env).map(([key, value]) => `${key}=${value}`), ...env],
+      Labels: { 'sf.test': 'images' },
+    });
+    t.after(() => container.remove({ force: true, v: true }).catch(() => {}));
+    await container.start();
+    const result = (await container.wait()) as { StatusCode: number };
+    assert.equal(result.StatusCode, 1);
+    const logs = (await container.logs({ stdout: true, stderr: true })).toString();
+    assert.match(logs, said);
+  }
 });

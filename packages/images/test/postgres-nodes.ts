@@ -4,11 +4,13 @@ import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { type CatalogEntry, freePort, waitFor } from '@service-foundry/core';
 import type Dockerode from 'dockerode';
+import { createServiceContainer } from './service-containers.js';
 
 /**
  * Containers of the catalog's Postgres image on one user-defined Docker network, driven
- * the way the platform does: env from the catalog's replication recipe, `sf-pg` through
- * docker exec, and the host's real psql on each container's published port.
+ * the way the platform does: env from the catalog's replication recipe, passwords as
+ * files, `sf-pg` through docker exec, and the host's real psql on each container's
+ * published port.
  */
 
 export interface ExecResult {
@@ -131,7 +133,7 @@ export function psqlInBackground(
   return { child, done };
 }
 
-/** Creates and starts a node: a fresh volume, the catalog's env plus the recipe's replication env. */
+/** Creates and starts a node: a fresh volume, the catalog's env plus the recipe's replication env and files. */
 export async function startNode(cluster: Cluster, spec: NodeSpec): Promise<PgNode> {
   const { docker, entry } = cluster;
   const recipe = entry.replication;
@@ -140,29 +142,31 @@ export async function startNode(cluster: Cluster, spec: NodeSpec): Promise<PgNod
   await docker.createVolume({ Name: spec.name, Labels: cluster.labels });
   cluster.track('volume', spec.name);
   const env: Record<string, string> = {
-    ...entry.runtime.env,
-    [entry.runtime.adminPasswordEnv]: cluster.adminPassword,
     [recipe.env.role]: spec.role,
     [recipe.env.replicationUser]: cluster.replicationUser,
-    [recipe.env.replicationPassword]: cluster.replicationPassword,
     [recipe.env.replicaName]: spec.name,
   };
   if (spec.upstream) {
     env[recipe.env.upstreamHost] = spec.upstream.host;
     env[recipe.env.upstreamPort] = String(spec.upstream.port);
   }
-  const container = await docker.createContainer({
-    name: spec.name,
-    Image: entry.runtime.image,
-    Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
-    Labels: cluster.labels,
-    ExposedPorts: { [`${entry.runtime.port}/tcp`]: {} },
-    HostConfig: {
-      NetworkMode: cluster.network,
-      PortBindings: { [`${entry.runtime.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
-      Mounts: [{ Type: 'volume', Source: spec.name, Target: entry.runtime.volumePath }],
+  const secrets = { adminPassword: cluster.adminPassword, replicationPassword: cluster.replicationPassword };
+  const container = await createServiceContainer(
+    docker,
+    entry,
+    secrets,
+    {
+      name: spec.name,
+      Labels: cluster.labels,
+      ExposedPorts: { [`${entry.runtime.port}/tcp`]: {} },
+      HostConfig: {
+        NetworkMode: cluster.network,
+        PortBindings: { [`${entry.runtime.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
+        Mounts: [{ Type: 'volume', Source: spec.name, Target: entry.runtime.volumePath }],
+      },
     },
-  });
+    env,
+  );
   cluster.track('container', container.id);
   await container.start();
   return { name: spec.name, container, port };

@@ -17,6 +17,7 @@ import {
   runPrepare,
   treeOf,
 } from './backup-volumes.js';
+import { createServiceContainer } from './service-containers.js';
 
 /**
  * The Redis backup recipe (`sf-redis backup-prepare {{path}}`) driven as the agent drives
@@ -95,31 +96,33 @@ async function startNode(
     instance.made.track('volume', volume);
   }
   const env: Record<string, string> = {
-    ...entry.runtime.env,
-    [entry.runtime.adminPasswordEnv]: instance.admin.password,
     [recipe.env.role]: options.role,
     [recipe.env.replicaName]: suffix,
     [recipe.env.replicationUser]: 'sf_replicator',
-    [recipe.env.replicationPassword]: instance.replicationPassword,
   };
   if (options.upstream) {
     env[recipe.env.upstreamHost] = options.upstream;
     env[recipe.env.upstreamPort] = String(entry.runtime.port);
   }
   const port = await freePort();
-  const container = await docker.createContainer({
-    name,
-    Image: entry.runtime.image,
-    Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
-    Labels: labels,
-    ExposedPorts: { [`${entry.runtime.port}/tcp`]: {} },
-    HostConfig: {
-      NetworkMode: prefix,
-      PortBindings: { [`${entry.runtime.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
-      Mounts: [{ Type: 'volume', Source: volume, Target: entry.runtime.volumePath }],
+  const secrets = { adminPassword: instance.admin.password, replicationPassword: instance.replicationPassword };
+  const container = await createServiceContainer(
+    docker,
+    entry,
+    secrets,
+    {
+      name,
+      Labels: labels,
+      ExposedPorts: { [`${entry.runtime.port}/tcp`]: {} },
+      HostConfig: {
+        NetworkMode: prefix,
+        PortBindings: { [`${entry.runtime.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
+        Mounts: [{ Type: 'volume', Source: volume, Target: entry.runtime.volumePath }],
+      },
+      ...(options.cmd ? { Cmd: options.cmd } : {}),
     },
-    ...(options.cmd ? { Cmd: options.cmd } : {}),
-  });
+    env,
+  );
   instance.made.track('container', container.id);
   await container.start();
   return { name, container, port };
@@ -300,9 +303,14 @@ test('redis backup: a copy taken on a replica starts as a primary; refusals and 
   const live = await execWith(docker, primary.container, ['ls', '/data']);
   assert.deepEqual(live.stdout.split('\n'), ['appendonlydir', 'redis.conf']);
 
-  // A wrong admin password: exit 1 with the server's refusal, never the password, no copy left.
+  // A wrong admin password (a file of another content): exit 1 with the server's refusal,
+  // never the password, no copy left.
   const wrong = `wrong-${randomBytes(8).toString('hex')}`;
-  const refused = await runPrepare(docker, entry, primary.container, [`${entry.runtime.adminPasswordEnv}=${wrong}`]);
+  const wrongFile = '/tmp/wrong-admin-password';
+  assert.equal((await execWith(docker, primary.container, ['sh', '-c', `printf %s ${wrong} > ${wrongFile}`])).code, 0);
+  const refused = await runPrepare(docker, entry, primary.container, [
+    `${entry.runtime.adminPasswordFileEnv}=${wrongFile}`,
+  ]);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /^sf-redis backup-prepare: .*WRONGPASS/);
   assert.ok(!refused.stderr.includes(wrong) && !refused.stderr.includes(admin.password));

@@ -6,12 +6,14 @@ import { Catalog, type CatalogEntry, freePort, waitFor } from '@service-foundry/
 import Dockerode from 'dockerode';
 import { ensureBaseImage, ensureServiceImage, formatSize } from '../src/index.js';
 import { execIn } from './postgres-nodes.js';
+import { createServiceContainer, testPlan } from './service-containers.js';
 
 /**
  * Builds (first run, ~30 s) or reuses the Redis image, then runs a primary and a replica
- * on one Docker network the way the platform does (the recipe's env, sf-redis through
- * docker exec) and checks with the host's real redis-cli on the published ports: ACLs,
- * the binding recipe, replication of data and of binding users, restart, follow, promote.
+ * on one Docker network the way the platform does (the recipe's env, passwords as files,
+ * sf-redis through docker exec) and checks with the host's real redis-cli on the published
+ * ports: ACLs, passwords in no environment, the plan's maxclients, the binding recipe,
+ * replication of data and of binding users, restart, follow, promote.
  */
 
 const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
@@ -81,29 +83,30 @@ test('redis image: offline build, ACL users, replication and the sf-redis recipe
     await docker.createVolume({ Name: name, Labels: { 'sf.test': 'images' } });
     made.push({ kind: 'volume', id: name });
     const env: Record<string, string> = {
-      ...entry.runtime.env,
-      [entry.runtime.adminPasswordEnv]: adminPassword,
       [recipeEnv.role]: role,
       [recipeEnv.replicaName]: suffix,
       [recipeEnv.replicationUser]: 'sf_replicator',
-      [recipeEnv.replicationPassword]: replicationPassword,
     };
     if (upstream) {
       env[recipeEnv.upstreamHost] = upstream;
       env[recipeEnv.upstreamPort] = String(entry.runtime.port);
     }
-    const container = await docker.createContainer({
-      name,
-      Image: entry.runtime.image,
-      Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
-      Labels: { 'sf.test': 'images' },
-      ExposedPorts: { [`${entry.runtime.port}/tcp`]: {} },
-      HostConfig: {
-        NetworkMode: prefix,
-        PortBindings: { [`${entry.runtime.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
-        Mounts: [{ Type: 'volume', Source: name, Target: entry.runtime.volumePath }],
+    const container = await createServiceContainer(
+      docker,
+      entry,
+      { adminPassword, replicationPassword },
+      {
+        name,
+        Labels: { 'sf.test': 'images' },
+        ExposedPorts: { [`${entry.runtime.port}/tcp`]: {} },
+        HostConfig: {
+          NetworkMode: prefix,
+          PortBindings: { [`${entry.runtime.port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
+          Mounts: [{ Type: 'volume', Source: name, Target: entry.runtime.volumePath }],
+        },
       },
-    });
+      env,
+    );
     made.push({ kind: 'container', id: container.id });
     await container.start();
     const node = { name, container, port };
@@ -139,8 +142,26 @@ test('redis image: offline build, ACL users, replication and the sf-redis recipe
   assert.match(await redisCli(primary.port, undefined, 'GET', 'x'), /NOAUTH/);
   const conf = await execIn(docker, primary.container, ['ls', '-ln', '/data/redis.conf']);
   assert.match(conf.stdout, /^-rw------- +\d+ +999 +999 /);
-  const cmdline = await execIn(docker, primary.container, ['cat', '/proc/1/cmdline']);
-  assert.ok(!cmdline.stdout.includes(adminPassword) && !cmdline.stdout.includes(replicationPassword));
+  // Nor in the environment: not in what Docker shows, nor in any process of the container
+  // (the sync-users loop and the sf-redis commands read the files).
+  const processes = await execIn(docker, primary.container, [
+    'sh',
+    '-c',
+    'for p in /proc/[0-9]*; do cat $p/environ $p/cmdline; echo; done 2>/dev/null',
+  ]);
+  assert.ok(processes.stdout.includes('redis-server'), 'the processes were read');
+  for (const node of [primary, replica]) {
+    const info = await node.container.inspect();
+    const shown = JSON.stringify([info.Config, info.Args, info.Path, info.HostConfig]);
+    for (const password of [adminPassword, replicationPassword]) {
+      assert.ok(!shown.includes(password), `docker inspect ${node.name} shows no password`);
+      assert.ok(!processes.stdout.includes(password), 'no process environment or command line holds a password');
+    }
+  }
+  // The plan's connection limit, and idle clients closed after 10 minutes.
+  const limit = entry.plans[testPlan]?.connections.service;
+  assert.equal(await redisCli(primary.port, admin, 'CONFIG', 'GET', 'maxclients'), `maxclients\n${limit}`);
+  assert.equal(await redisCli(primary.port, admin, 'CONFIG', 'GET', 'timeout'), 'timeout\n600');
 
   for (const node of [primary, replica]) {
     assert.equal(

@@ -1,9 +1,17 @@
-import { configCompiler } from '@service-foundry/core';
+import {
+  configCompiler,
+  type EtcdTlsFiles,
+  etcdEndpointsSchema,
+  etcdTlsSchema,
+  keyspaceRootSchema,
+} from '@service-foundry/core';
 
 /** Options of one router process; compiled once into a frozen {@link RouterConfig}. */
 export interface RouterOptions {
-  /** etcd client URLs, e.g. `["http://127.0.0.1:2379"]`. Required. */
+  /** etcd client URLs, e.g. `["https://10.0.0.1:2379"]`. Required. */
   etcdEndpoints: string[];
+  /** The router's etcd identity (CN `sf-router`: it may only read routes) and etcd's CA. @default undefined */
+  etcdTls?: EtcdTlsFiles;
   /** Root of the Service Foundry keyspace in etcd. @default '/sf' */
   keyspaceRoot?: string;
   /** Address the TCP route listeners and the HTTP port bind to. @default '127.0.0.1' */
@@ -16,24 +24,57 @@ export interface RouterOptions {
   httpPort?: number | null;
   /** How long a connection to a route's target may take before the client is dropped. @default 5000 */
   connectTimeoutMs?: number;
+  /**
+   * Client sessions let through to one instance at a time when its route record carries no
+   * `limits` (records written before limits existed). @default 50
+   */
+  defaultMaxSessions?: number;
+  /**
+   * Share of a route's `maxSessions` one client address (an IPv6 client: its /64) may hold,
+   * rounded down, at least 1: a single address can never fill a route alone. @default 0.5
+   */
+  clientRouteShare?: number;
+  /**
+   * Sessions one client address may hold across all routes (TCP sessions and HTTP
+   * connections): caps how much of the fd budget one address can take. @default 1000
+   */
+  maxSessionsPerClient?: number;
+  /** A session with no bytes either way for this long is closed; `0` never closes one. @default 300000 */
+  idleTimeoutMs?: number;
+  /**
+   * Sessions open at once across all routes (each costs two file descriptors); `null`
+   * derives it from `RLIMIT_NOFILE`, keeping a tenth (at least 128) for everything else.
+   * @default null
+   */
+  maxOpenSessions?: number | null;
+  /** Refused and idle-closed sessions are logged as one line per route and reason per interval. @default 10000 */
+  limitLogIntervalMs?: number;
 }
 
-export type RouterConfig = Readonly<Required<RouterOptions>>;
+export type RouterConfig = Readonly<Required<Omit<RouterOptions, 'etcdTls'>> & Pick<RouterOptions, 'etcdTls'>>;
 
 // Ajv's schema type models `nullable` only for optional fields, so the schema is typed
-// with httpPort optional; `default: null` makes it always present after compiling.
-type SchemaShape = Required<Omit<RouterOptions, 'httpPort'>> & Pick<RouterOptions, 'httpPort'>;
+// with httpPort and maxOpenSessions optional; `default: null` makes them always present.
+type SchemaShape = Required<Omit<RouterOptions, 'httpPort' | 'etcdTls' | 'maxOpenSessions'>> &
+  Pick<RouterOptions, 'httpPort' | 'etcdTls' | 'maxOpenSessions'>;
 
 const compile = configCompiler<SchemaShape>('router config', {
   type: 'object',
   additionalProperties: false,
   required: ['etcdEndpoints'],
   properties: {
-    etcdEndpoints: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^https?://' } },
-    keyspaceRoot: { type: 'string', default: '/sf', pattern: '^/[A-Za-z0-9/_.-]*[A-Za-z0-9_.-]$' },
+    etcdEndpoints: etcdEndpointsSchema,
+    etcdTls: etcdTlsSchema,
+    keyspaceRoot: keyspaceRootSchema,
     listenHost: { type: 'string', default: '127.0.0.1', minLength: 1 },
     httpPort: { type: 'integer', nullable: true, default: null, minimum: 0, maximum: 65535 },
     connectTimeoutMs: { type: 'integer', default: 5000, minimum: 1, maximum: 600_000 },
+    defaultMaxSessions: { type: 'integer', default: 50, minimum: 1, maximum: 1_000_000 },
+    clientRouteShare: { type: 'number', default: 0.5, exclusiveMinimum: 0, maximum: 1 },
+    maxSessionsPerClient: { type: 'integer', default: 1000, minimum: 1, maximum: 1_000_000 },
+    idleTimeoutMs: { type: 'integer', default: 300_000, minimum: 0, maximum: 2_147_483_647 },
+    maxOpenSessions: { type: 'integer', nullable: true, default: null, minimum: 1, maximum: 1_000_000 },
+    limitLogIntervalMs: { type: 'integer', default: 10_000, minimum: 100, maximum: 3_600_000 },
   },
 });
 

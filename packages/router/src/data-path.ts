@@ -1,6 +1,10 @@
 import { isKeySegment, Keyspace, type Logger, type MirrorChange, type RouteRecord } from '@service-foundry/core';
+import { Admission } from './admission.js';
 import type { RouterConfig } from './config.js';
+import { sessionBudget } from './fd-budget.js';
+import { HttpLimits } from './http-limits.js';
 import { type HttpRouter, startHttpRouter } from './http-router.js';
+import { httpPortScope, LimitTally } from './limit-tally.js';
 import { RouteTable } from './route-table.js';
 import { SessionRegistry } from './sessions.js';
 import type { RouterStatus, RouteStatus } from './status.js';
@@ -14,13 +18,29 @@ export class DataPath {
   readonly #closing = new Set<Promise<void>>();
   /** The last refused write per instance, until a good one arrives. */
   readonly #refused = new Map<string, string>();
+  readonly #admission: Admission;
+  readonly #tally: LimitTally;
   #http: HttpRouter | undefined;
   #closed = false;
 
   constructor(
     private readonly config: RouterConfig,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const budget = sessionBudget(config.maxOpenSessions);
+    if (budget.exceedsLimit) {
+      log.warn(
+        { maxOpenSessions: budget.maxOpenSessions, nofile: budget.nofile },
+        'maxOpenSessions needs more file descriptors than RLIMIT_NOFILE allows: accepts will fail before the budget is reached',
+      );
+    }
+    this.#admission = new Admission({
+      maxOpenSessions: budget.maxOpenSessions,
+      maxSessionsPerClient: config.maxSessionsPerClient,
+      clientRouteShare: config.clientRouteShare,
+    });
+    this.#tally = new LimitTally(log, config.limitLogIntervalMs);
+  }
 
   get httpPort(): number | null {
     return this.#http?.port ?? null;
@@ -34,8 +54,18 @@ export class DataPath {
       connectTimeoutMs: this.config.connectTimeoutMs,
       routes: this.table,
       sessions: this.#sessions,
+      limits: new HttpLimits({
+        admission: this.#admission,
+        tally: this.#tally,
+        idleTimeoutMs: this.config.idleTimeoutMs,
+        defaultMaxSessions: this.config.defaultMaxSessions,
+      }),
       log: this.log,
     });
+  }
+
+  #maxSessions(route: RouteRecord): number {
+    return route.limits?.maxSessions ?? this.config.defaultMaxSessions;
   }
 
   apply(prefix: string, change: MirrorChange<unknown>): void {
@@ -60,6 +90,7 @@ export class DataPath {
       case 'delete': {
         this.#closeListener(instanceId);
         const cut = this.#sessions.cutAll(instanceId);
+        this.#tally.forget(instanceId);
         this.log.info({ instanceId, cutSessions: cut }, 'route removed');
         return;
       }
@@ -73,8 +104,9 @@ export class DataPath {
     const { instanceId } = route;
     const target = { host: route.target.host, port: route.target.port, epoch: route.epoch };
     const listener = this.#listeners.get(instanceId);
+    const maxSessions = this.#maxSessions(route);
     if (route.protocol === 'tcp' && listener?.port === route.port) {
-      listener.retarget(target);
+      listener.retarget(target, maxSessions);
     } else {
       if (listener) this.#closeListener(instanceId);
       if (route.protocol === 'tcp') {
@@ -83,8 +115,12 @@ export class DataPath {
           listenHost: this.config.listenHost,
           port: route.port,
           target,
+          maxSessions,
           connectTimeoutMs: this.config.connectTimeoutMs,
+          idleTimeoutMs: this.config.idleTimeoutMs,
           sessions: this.#sessions,
+          admission: this.#admission,
+          tally: this.#tally,
           log: this.log,
         });
         this.#listeners.set(instanceId, created);
@@ -100,6 +136,8 @@ export class DataPath {
         protocol: route.protocol,
         epoch: route.epoch,
         target: `${target.host}:${target.port}`,
+        maxSessions,
+        limitsFrom: route.limits ? 'route' : 'router default',
         cutSessions: cut,
       },
       previous ? 'route changed' : 'route added',
@@ -129,6 +167,12 @@ export class DataPath {
         target: { ...route.target },
         epoch: route.epoch,
         activeSessions: this.#sessions.count(route.instanceId),
+        limits: {
+          maxSessions: this.#maxSessions(route),
+          maxSessionsPerClient: this.#admission.perClient(this.#maxSessions(route)),
+          fromRecord: route.limits !== undefined,
+        },
+        limited: this.#tally.counters(route.instanceId),
         listening: http ? this.#http !== undefined && !conflict : (listener?.listening ?? false),
         lastError: problem ?? this.#refused.get(route.instanceId) ?? null,
       });
@@ -136,7 +180,19 @@ export class DataPath {
     const rejected = [...this.#refused]
       .filter(([instanceId]) => !this.table.get(instanceId))
       .map(([instanceId, reason]) => ({ instanceId, reason }));
-    return { httpPort: this.httpPort, routes, rejected };
+    const { maxOpenSessions, maxSessionsPerClient } = this.#admission.limits;
+    return {
+      httpPort: this.httpPort,
+      sessions: {
+        open: this.#admission.open,
+        maxOpenSessions,
+        maxSessionsPerClient,
+        idleTimeoutMs: this.config.idleTimeoutMs,
+      },
+      httpLimited: this.#http ? this.#tally.counters(httpPortScope) : null,
+      routes,
+      rejected,
+    };
   }
 
   #httpProblem(conflict: string | undefined): string | undefined {
@@ -149,5 +205,6 @@ export class DataPath {
     for (const route of this.table.all()) this.#sessions.cutAll(route.instanceId);
     await this.#http?.close();
     await Promise.all([...this.#closing]);
+    this.#tally.close();
   }
 }

@@ -1,9 +1,11 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger, RouteRecord } from '@service-foundry/core';
 import { createProxyServer } from 'http-proxy-3';
 import { hostnameOf } from './host-header.js';
+import type { HttpLimits } from './http-limits.js';
+import { badGatewayBody, notFoundBody, plainTextResponse, reply } from './http-replies.js';
 import type { RouteTable } from './route-table.js';
 import type { SessionRegistry } from './sessions.js';
 
@@ -14,6 +16,7 @@ export interface HttpRouterOptions {
   connectTimeoutMs: number;
   routes: RouteTable;
   sessions: SessionRegistry;
+  limits: HttpLimits;
   log: Logger;
 }
 
@@ -21,18 +24,6 @@ export interface HttpRouter {
   /** The bound port. */
   readonly port: number;
   close(): Promise<void>;
-}
-
-const notFoundBody = 'no route for this host\n';
-const badGatewayBody = 'bad gateway: the service is not reachable\n';
-
-function plainTextResponse(status: string, body: string): string {
-  return `HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
-}
-
-function reply(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
 }
 
 /** Fails a proxied request whose target does not accept the connection in time (→ 502). */
@@ -50,7 +41,7 @@ function limitConnectTime(request: { destroy(error: Error): unknown }, socket: S
  * of its route's epoch, so a failover cuts it like a TCP session.
  */
 export async function startHttpRouter(options: HttpRouterOptions): Promise<HttpRouter> {
-  const { routes, sessions, log, connectTimeoutMs } = options;
+  const { routes, sessions, limits, log, connectTimeoutMs } = options;
   // agent false (the default): one upstream connection per request, so nothing pooled
   // outlives an epoch change.
   const proxy = createProxyServer({ xfwd: true, ws: true });
@@ -62,6 +53,7 @@ export async function startHttpRouter(options: HttpRouterOptions): Promise<HttpR
     limitConnectTime(proxyReq, socket, connectTimeoutMs),
   );
   proxy.on('proxyReqWs', (proxyReq, req, client) => {
+    limits.watchUpgraded(client);
     proxyReq.once('socket', (socket: Socket) => limitConnectTime(proxyReq, socket, connectTimeoutMs));
     // http-proxy-3 only half-closes the upstream when the client goes away; a target that
     // never closes its side would then keep a socket to a demoted primary open forever.
@@ -91,8 +83,13 @@ export async function startHttpRouter(options: HttpRouterOptions): Promise<HttpR
       reply(res, 404, notFoundBody);
       return;
     }
+    const release = limits.admitRequest(req, res, route);
+    if (!release) return;
     const unregister = sessions.add(route.instanceId, { epoch: route.epoch, cut: () => req.socket.destroy() });
-    res.once('close', unregister);
+    res.once('close', () => {
+      release();
+      unregister();
+    });
     proxy.web(req, res, { target: targetOf(route) }, (error) => {
       log.warn({ err: error, instanceId: route.instanceId, epoch: route.epoch }, 'http route target failed');
       if (!res.headersSent) reply(res, 502, badGatewayBody);
@@ -107,10 +104,13 @@ export async function startHttpRouter(options: HttpRouterOptions): Promise<HttpR
       socket.end(plainTextResponse('404 Not Found', notFoundBody));
       return;
     }
+    const release = limits.admitUpgrade(req, socket, route);
+    if (!release) return;
     openUpgrades.add(socket);
     const unregister = sessions.add(route.instanceId, { epoch: route.epoch, cut: () => socket.destroy() });
     socket.once('close', () => {
       openUpgrades.delete(socket);
+      release();
       unregister();
     });
     proxy.ws(req, socket, head, { target: targetOf(route) }, (error) => {
@@ -119,6 +119,7 @@ export async function startHttpRouter(options: HttpRouterOptions): Promise<HttpR
     });
   });
 
+  limits.attach(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port: options.port, host: options.listenHost, exclusive: true }, () => {

@@ -3,4 +3,4 @@ export { hostnameOf } from './host-header.js';
 export { parseRouteRecord } from './route-record.js';
 export { type RouteChange, RouteTable } from './route-table.js';
 export { type RouterDependencies, type RunningRouter, startRouter } from './router.js';
-export type { RejectedRoute, RouterStatus, RouteStatus } from './status.js';
+export type { LimitCounters, RejectedRoute, RouterStatus, RouteStatus } from './status.js';

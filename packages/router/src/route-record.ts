@@ -27,13 +27,21 @@ const compileShape = configCompiler<RouteRecord>('route record', {
       },
     },
     epoch: { type: 'integer', minimum: 0 },
+    limits: {
+      type: 'object',
+      nullable: true,
+      required: ['maxSessions'],
+      additionalProperties: true,
+      properties: { maxSessions: { type: 'integer', minimum: 1, maximum: 1_000_000 } },
+    },
   },
 });
 
 /**
  * Parses the value stored at `routes/<instanceId>` into a clean record (host names
  * lower-cased, unknown fields dropped). Throws with a readable reason when the value
- * cannot be served.
+ * cannot be served. `limits` may be absent (the router's default applies) but never
+ * malformed: a record whose limits cannot be read is refused, not served without them.
  */
 export function parseRouteRecord(instanceIdFromKey: string, value: unknown): RouteRecord {
   const route = compileShape(value);
@@ -44,6 +52,8 @@ export function parseRouteRecord(instanceIdFromKey: string, value: unknown): Rou
   }
   if (route.protocol === 'tcp' && route.port === 0) throw new Error('tcp route needs a port between 1 and 65535');
   if (route.protocol === 'http' && !route.hostname) throw new Error('http route needs a hostname');
+  // The schema lets null through (Ajv's typing of optional fields); absent is fine, null is not.
+  if (route.limits === null) throw new Error('route record /limits must be an object with maxSessions, not null');
   const clean: RouteRecord = {
     instanceId: route.instanceId,
     protocol: route.protocol,
@@ -52,6 +62,7 @@ export function parseRouteRecord(instanceIdFromKey: string, value: unknown): Rou
     epoch: route.epoch,
   };
   if (route.hostname) clean.hostname = route.hostname.toLowerCase();
+  if (route.limits) clean.limits = { maxSessions: route.limits.maxSessions };
   return clean;
 }
 
@@ -63,6 +74,7 @@ export function sameRoute(a: RouteRecord, b: RouteRecord): boolean {
     (a.hostname ?? null) === (b.hostname ?? null) &&
     a.target.host === b.target.host &&
     a.target.port === b.target.port &&
-    a.epoch === b.epoch
+    a.epoch === b.epoch &&
+    a.limits?.maxSessions === b.limits?.maxSessions
   );
 }

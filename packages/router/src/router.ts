@@ -24,7 +24,7 @@ export async function startRouter(options: RouterOptions, deps: RouterDependenci
   const config = compileRouterConfig(options);
   const log = deps.log ?? createLogger({ name: 'router' });
   const keys = new Keyspace(config.keyspaceRoot);
-  const client = connectEtcd({ endpoints: config.etcdEndpoints });
+  const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
   const data = new DataPath(config, log);
   const mirror = new PrefixMirror<unknown>(client, keys.routes(), log);
   mirror.on('change', (changes) => {

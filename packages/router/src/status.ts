@@ -1,4 +1,7 @@
 import type { RouteProtocol } from '@service-foundry/core';
+import type { LimitCounters } from './limit-tally.js';
+
+export type { LimitCounters };
 
 /** How one instance's route is being served right now. */
 export interface RouteStatus {
@@ -12,6 +15,17 @@ export interface RouteStatus {
   epoch: number;
   /** Open client sessions (TCP connections, HTTP requests in flight, WebSockets). */
   activeSessions: number;
+  /** The limits in force for new sessions. */
+  limits: {
+    /** Sessions let through at a time: the record's `limits.maxSessions`, else the router's default. */
+    maxSessions: number;
+    /** What one client address (IPv6: its /64) may hold of them. */
+    maxSessionsPerClient: number;
+    /** `false`: the record carries no limits and the router's `defaultMaxSessions` applies. */
+    fromRecord: boolean;
+  };
+  /** Sessions refused per limit, and closed for idling, since the route appeared. */
+  limited: LimitCounters;
   /** TCP: its port is bound. HTTP: the HTTP port is bound and the host name is served. */
   listening: boolean;
   /** Why the route is not (fully) served, or the last write that was refused; `null` when fine. */
@@ -27,6 +41,22 @@ export interface RejectedRoute {
 export interface RouterStatus {
   /** The bound HTTP port, or `null` when HTTP routing is disabled. */
   httpPort: number | null;
+  sessions: {
+    /** Open TCP sessions and HTTP client connections, across all routes. */
+    open: number;
+    /** The budget they share (configured, or derived from `RLIMIT_NOFILE`). */
+    maxOpenSessions: number;
+    /** What one client address may hold across all routes. */
+    maxSessionsPerClient: number;
+    /** `0`: sessions are never closed for idling. */
+    idleTimeoutMs: number;
+  };
+  /**
+   * HTTP connections refused by the HTTP port before a request was read (`fdBudget`,
+   * `clientLimit`) and connections closed idle with no request in flight; `null` when
+   * HTTP routing is disabled.
+   */
+  httpLimited: LimitCounters | null;
   routes: RouteStatus[];
   rejected: RejectedRoute[];
 }

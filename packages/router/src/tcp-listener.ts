@@ -1,5 +1,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '@service-foundry/core';
+import type { Admission } from './admission.js';
+import { clientKey } from './client-key.js';
+import type { LimitTally } from './limit-tally.js';
 import type { SessionRegistry } from './sessions.js';
 import { type Bridge, bridgeToTarget, type TcpTarget } from './tcp-session.js';
 
@@ -8,8 +11,13 @@ export interface TcpListenerOptions {
   listenHost: string;
   port: number;
   target: TcpTarget;
+  /** Client sessions let through to the target at a time. */
+  maxSessions: number;
   connectTimeoutMs: number;
+  idleTimeoutMs: number;
   sessions: SessionRegistry;
+  admission: Admission;
+  tally: LimitTally;
   log: Logger;
 }
 
@@ -25,6 +33,7 @@ export class TcpListener {
   readonly instanceId: string;
   readonly port: number;
   #target: TcpTarget;
+  #maxSessions: number;
   #server: Server | undefined;
   #listening = false;
   #lastError: string | null = null;
@@ -37,6 +46,7 @@ export class TcpListener {
     this.instanceId = options.instanceId;
     this.port = options.port;
     this.#target = options.target;
+    this.#maxSessions = options.maxSessions;
   }
 
   get listening(): boolean {
@@ -55,9 +65,13 @@ export class TcpListener {
     this.#bind();
   }
 
-  /** New connections go to `target` from now on; existing sessions are the caller's call. */
-  retarget(target: TcpTarget): void {
+  /**
+   * New connections go to `target` under `maxSessions` from now on; existing sessions are
+   * the caller's call (a lower limit refuses new sessions, it cuts none).
+   */
+  retarget(target: TcpTarget, maxSessions: number): void {
     this.#target = target;
+    this.#maxSessions = maxSessions;
   }
 
   /** Stops listening and cuts every session accepted here. */
@@ -119,14 +133,31 @@ export class TcpListener {
       client.destroy();
       return;
     }
-    const { instanceId, connectTimeoutMs, sessions, log } = this.options;
+    const { instanceId, connectTimeoutMs, idleTimeoutMs, sessions, admission, tally, log } = this.options;
+    // A peer that reset before we looked has no address: nothing left to serve.
+    if (client.remoteAddress === undefined) {
+      client.destroy();
+      return;
+    }
+    const release = admission.enterTcp(instanceId, clientKey(client.remoteAddress), this.#maxSessions);
+    if (typeof release === 'string') {
+      // Refused before any connection to the target: the database never sees it. A reset
+      // instead of a FIN leaves no TIME_WAIT behind on the router's side.
+      tally.count(instanceId, release);
+      client.on('error', () => {});
+      client.resetAndDestroy();
+      return;
+    }
     let unregister = () => {};
     const bridge: Bridge = bridgeToTarget(client, this.#target, {
       instanceId,
       connectTimeoutMs,
+      idleTimeoutMs,
       log,
+      onIdle: () => tally.count(instanceId, 'idleTimeout'),
       onClosed: () => {
         this.#bridges.delete(bridge);
+        release();
         unregister();
       },
     });

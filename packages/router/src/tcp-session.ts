@@ -12,6 +12,10 @@ export interface BridgeOptions {
   instanceId: string;
   connectTimeoutMs: number;
   log: Logger;
+  /** No bytes either way for this long closes the session; `0` never does. */
+  idleTimeoutMs: number;
+  /** Called when the idle timeout closes the session (before it closes). */
+  onIdle: () => void;
   /** Called once, after both sockets have closed. */
   onClosed: () => void;
 }
@@ -58,6 +62,16 @@ export function bridgeToTarget(client: Socket, target: TcpTarget, options: Bridg
   };
   client.on('error', report('client'));
   upstream.on('error', report('target'));
+  if (options.idleTimeoutMs > 0) {
+    // One timer on the client socket is enough: Node re-arms a socket's timeout on every
+    // read and every write, and each byte either way is read or written on the client.
+    client.setTimeout(options.idleTimeoutMs, () => {
+      reported = true;
+      options.onIdle();
+      client.destroy();
+      upstream.destroy();
+    });
+  }
   // pipeline destroys both sockets when either direction fails; the socket error
   // listeners above do the logging, so the callbacks have nothing left to do.
   pipeline(client, upstream, ignore);

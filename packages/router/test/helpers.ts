@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import {
   connectEtcd,
   createLogger,
@@ -15,6 +16,7 @@ import {
   startEtcd,
   waitFor,
 } from '@service-foundry/core';
+import { pino } from 'pino';
 
 export const testLog: Logger = createLogger({ name: 'router-test', level: process.env.SF_LOG_LEVEL ?? 'silent' });
 
@@ -26,10 +28,26 @@ export interface TestEtcd {
   stop(): Promise<void>;
 }
 
+/**
+ * A real etcd with its data in a fresh temp dir, removed again if etcd does not start.
+ * The free port picked for it can be taken by another process (tests of other packages
+ * run side by side) before etcd binds it: then a second and a third try get new ports.
+ */
+async function startEtcdInTempDir(): Promise<{ etcd: EtcdProcess; dataDir: string }> {
+  for (let attempt = 1; ; attempt += 1) {
+    const dataDir = await mkdtemp(join(tmpdir(), 'sf-router-etcd-'));
+    try {
+      return { etcd: await startEtcd({ dataDir }), dataDir };
+    } catch (error) {
+      await rm(dataDir, { recursive: true, force: true });
+      if (attempt === 3) throw error;
+    }
+  }
+}
+
 /** A real etcd on free ports with a keyspace root no other test uses. */
 export async function startTestEtcd(): Promise<TestEtcd> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'sf-router-etcd-'));
-  const etcd = await startEtcd({ dataDir });
+  const { etcd, dataDir } = await startEtcdInTempDir();
   const client = connectEtcd({ endpoints: [etcd.endpoint] });
   const root = `/test-${randomUUID().slice(0, 8)}`;
   return {
@@ -54,6 +72,8 @@ export interface EchoServer {
   port: number;
   /** Sockets currently open on the server side. */
   sockets: Set<Socket>;
+  /** Connections accepted since the server started. */
+  accepted(): number;
   close(): Promise<void>;
 }
 
@@ -63,7 +83,9 @@ export interface EchoServer {
  */
 export async function startEchoServer(name: string): Promise<EchoServer> {
   const sockets = new Set<Socket>();
+  let accepted = 0;
   const server: Server = createServer({ allowHalfOpen: true }, (socket) => {
+    accepted += 1;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
@@ -78,6 +100,7 @@ export async function startEchoServer(name: string): Promise<EchoServer> {
     name,
     port: address.port,
     sockets,
+    accepted: () => accepted,
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -106,8 +129,17 @@ export class TestClient {
     });
   }
 
-  static async connect(port: number): Promise<TestClient> {
-    const socket = connect({ port, host: '127.0.0.1' });
+  /**
+   * Starts connecting and returns at once, listeners attached: for connections the router
+   * may refuse, where a reset can race the client's own `connect` event.
+   */
+  static start(port: number, localAddress?: string): TestClient {
+    return new TestClient(connect({ port, host: '127.0.0.1', localAddress }));
+  }
+
+  /** `localAddress`: another loopback address (127.0.0.2, …) stands for another client host. */
+  static async connect(port: number, localAddress?: string): Promise<TestClient> {
+    const socket = connect({ port, host: '127.0.0.1', localAddress });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
@@ -142,4 +174,22 @@ export async function tryConnect(port: number): Promise<string> {
     });
     socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
   });
+}
+
+/** A log line the router wrote, as parsed JSON. */
+export type LogLine = Record<string, unknown> & { msg?: string };
+
+/**
+ * A real pino logger writing into memory, for tests that check what the router logs
+ * (and how often).
+ */
+export function captureLog(): { log: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as LogLine);
+      callback();
+    },
+  });
+  return { log: pino({ name: 'router-test', level: 'debug' }, stream), lines };
 }

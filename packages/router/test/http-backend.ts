@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 export interface HttpBackend {
@@ -7,6 +7,12 @@ export interface HttpBackend {
   port: number;
   /** Upgraded (WebSocket) sockets currently open on the backend side. */
   upgrades: Set<Duplex>;
+  /** Requests to `/hold` not answered yet. */
+  held: Set<ServerResponse>;
+  /** Requests that reached the backend since it started. */
+  requests(): number;
+  /** Answers every held request. */
+  releaseHeld(): void;
   close(): Promise<void>;
 }
 
@@ -28,11 +34,22 @@ export function websocketAccept(key: string): string {
 /**
  * A stand-in HTTP service: answers `<name> <method> <url> host=<host>` and accepts
  * WebSocket upgrades by hand (RFC 6455 handshake), greeting with a text frame and then
- * echoing raw bytes.
+ * echoing raw bytes. A request to `/hold` gets its headers at once and its end only on
+ * `releaseHeld()`: a request in flight for as long as a test needs.
  */
 export async function startHttpBackend(name: string): Promise<HttpBackend> {
   const upgrades = new Set<Duplex>();
+  const held = new Set<ServerResponse>();
+  let requests = 0;
   const server: Server = createServer((req, res) => {
+    requests += 1;
+    if (req.url === '/hold') {
+      held.add(res);
+      res.once('close', () => held.delete(res));
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-backend': name });
+      res.write('held ');
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/plain', 'x-backend': name });
     res.end(`${name} ${req.method} ${req.url} host=${req.headers.host} xff=${req.headers['x-forwarded-for'] ?? ''}`);
   });
@@ -59,6 +76,11 @@ export async function startHttpBackend(name: string): Promise<HttpBackend> {
     name,
     port: address.port,
     upgrades,
+    held,
+    requests: () => requests,
+    releaseHeld: () => {
+      for (const res of held) res.end(`${name} released`);
+    },
     close: async () => {
       for (const socket of upgrades) socket.destroy();
       server.closeAllConnections();

@@ -37,6 +37,16 @@ describe('RouteTable', () => {
       { ...tcp(6), protocol: 'http' },
       { ...tcp(6), protocol: 'http', hostname: 'bad host' },
       'not an object',
+      // Limits may be absent, never unreadable: a route must not be served without them.
+      { ...tcp(6), limits: null },
+      { ...tcp(6), limits: 50 },
+      { ...tcp(6), limits: [] },
+      { ...tcp(6), limits: {} },
+      { ...tcp(6), limits: { maxSessions: 0 } },
+      { ...tcp(6), limits: { maxSessions: -5 } },
+      { ...tcp(6), limits: { maxSessions: 2.5 } },
+      { ...tcp(6), limits: { maxSessions: '50' } },
+      { ...tcp(6), limits: { maxSessions: 1e7 } },
     ];
     for (const value of cases) {
       const result = table.offer('db-1', value);
@@ -44,6 +54,17 @@ describe('RouteTable', () => {
       assert.ok(result.kind === 'rejected' && !result.stale);
     }
     assert.equal(table.get('db-1')?.epoch, 5);
+  });
+
+  it('keeps the limits of a record, and applies a limits change at the same epoch', () => {
+    const table = new RouteTable();
+    table.offer('db-1', tcp(5));
+    assert.equal(table.get('db-1')?.limits, undefined, 'a record without limits stays without');
+    const limited = table.offer('db-1', { ...tcp(5), limits: { maxSessions: 20, futureField: true } });
+    assert.equal(limited.kind, 'set');
+    assert.deepEqual(table.get('db-1')?.limits, { maxSessions: 20 });
+    assert.equal(table.offer('db-1', { ...tcp(5), limits: { maxSessions: 20 } }).kind, 'unchanged');
+    assert.equal(table.offer('db-1', { ...tcp(5), limits: { maxSessions: 30 } }).kind, 'set');
   });
 
   it('indexes HTTP routes by lower-cased host name, first route wins a conflict', () => {
@@ -78,10 +99,35 @@ describe('router config', () => {
       listenHost: '127.0.0.1',
       httpPort: null,
       connectTimeoutMs: 5000,
+      defaultMaxSessions: 50,
+      clientRouteShare: 0.5,
+      maxSessionsPerClient: 1000,
+      idleTimeoutMs: 300_000,
+      maxOpenSessions: null,
+      limitLogIntervalMs: 10_000,
     });
     assert.ok(Object.isFrozen(config));
     assert.throws(() => compileRouterConfig({}), /etcdEndpoints/);
     assert.throws(() => compileRouterConfig({ etcdEndpoints: ['http://x'], httpPort: -1 }), /httpPort/);
     assert.throws(() => compileRouterConfig({ etcdEndpoints: ['http://x'], port: 1 }), /unknown field "port"/);
+    const bad: Array<[string, unknown]> = [
+      ['defaultMaxSessions', 0],
+      ['clientRouteShare', 0],
+      ['clientRouteShare', 1.5],
+      ['maxSessionsPerClient', 0],
+      ['idleTimeoutMs', -1],
+      ['idleTimeoutMs', 2 ** 31],
+      ['maxOpenSessions', 0],
+      ['maxOpenSessions', '100'],
+      ['limitLogIntervalMs', 0],
+    ];
+    for (const [field, value] of bad) {
+      assert.throws(
+        () => compileRouterConfig({ etcdEndpoints: ['http://x'], [field]: value }),
+        new RegExp(field),
+        `${field}: ${JSON.stringify(value)}`,
+      );
+    }
+    assert.equal(compileRouterConfig({ etcdEndpoints: ['http://x'], idleTimeoutMs: 0 }).idleTimeoutMs, 0);
   });
 });

@@ -1,11 +1,27 @@
-import { type Catalog, configCompiler, type InstanceRecord } from '@service-foundry/core';
+import {
+  type Catalog,
+  configCompiler,
+  type EtcdTlsFiles,
+  etcdEndpointsSchema,
+  etcdTlsSchema,
+  type InstanceRecord,
+  keyspaceRootSchema,
+  secretsKeyFileSchema,
+} from '@service-foundry/core';
 import type { SchedulerOptions } from './scheduler.js';
 
 export interface SchedulerConfig {
   /** etcd client URLs. */
   etcdEndpoints: string[];
+  /** The scheduler's etcd identity (CN `sf-scheduler`) and etcd's CA; required for `https://`. @default undefined */
+  etcdTls?: EtcdTlsFiles;
   /** @default '/sf' */
   keyspaceRoot: string;
+  /**
+   * Key file that opens secrets sealed in etcd (fence devices' passwords, for the
+   * controller's fencing). Required.
+   */
+  secretsKeyFile: string;
   /** Name recorded on placements, locks and the scheduler's membership key; unique per scheduler. @default 'scheduler-<pid>' */
   name: string;
   /** Full convergence pass interval, besides passes triggered by watches. @default 2000 */
@@ -55,10 +71,12 @@ const weight = { type: 'number', minimum: 0, maximum: 100 } as const;
 export const compileSchedulerConfig = configCompiler<SchedulerConfig>('scheduler config', {
   type: 'object',
   additionalProperties: false,
-  required: ['etcdEndpoints'],
+  required: ['etcdEndpoints', 'secretsKeyFile'],
   properties: {
-    etcdEndpoints: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^https?://' } },
-    keyspaceRoot: { type: 'string', default: '/sf', pattern: '^/[A-Za-z0-9/_.-]*[A-Za-z0-9_.-]$' },
+    etcdEndpoints: etcdEndpointsSchema,
+    etcdTls: etcdTlsSchema,
+    keyspaceRoot: keyspaceRootSchema,
+    secretsKeyFile: secretsKeyFileSchema,
     name: { type: 'string', default: `scheduler-${process.pid}`, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },
     intervalMs: { type: 'integer', default: 2000, minimum: 50 },
     lockTtlSeconds: { type: 'integer', default: 10, minimum: 2 },

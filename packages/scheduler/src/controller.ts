@@ -15,9 +15,10 @@ import {
 } from '@service-foundry/core';
 import type { ClusterState } from './cluster-state.js';
 import { decideFailover, defaultFailoverPolicy, type Fencer } from './controller/failover.js';
+import { defaultNoRoomGraceMs, noRoomReason, provisionLacksRoom } from './controller/no-room.js';
 import { type RestoreContext, restoreStep } from './controller/restore.js';
 import { restoreInPlaceStep } from './controller/restore-in-place.js';
-import { teardownStep } from './controller/teardown.js';
+import { releaseReplicas, teardownStep } from './controller/teardown.js';
 import { desiredAssignments, type InstanceView } from './controller/topology.js';
 import { shippingAssignments } from './controller/volume-shipping.js';
 import { Relocator } from './relocator.js';
@@ -34,6 +35,11 @@ const startupGraceMs = 10_000;
 
 export interface ControllerOptions {
   provisionTimeoutMs: number;
+  /**
+   * A provision fails once no node has had room for one of its replicas this long (the
+   * scheduler's `noRoom`), instead of waiting for provisionTimeoutMs. @default 10000
+   */
+  noRoomGraceMs?: number;
   /** Runs fence devices; without one, fencing counts as failed (no devices configured). */
   fencer?: Fencer;
   /** Asks for another pass (e.g. when fencing finishes). */
@@ -54,6 +60,8 @@ export interface ControllerOptions {
  * | any live       | primary running, route missing/older epoch  | put route (primary mod revision == epoch)|
  * | provisioning   | route at epoch, all replicas running        | phase ready, operation succeeded         |
  * | provisioning   | a replica `failed` or timeout passed        | phase failed, operation failed           |
+ * | provisioning   | no node has room, for noRoomGraceMs         | phase failed, saying what it needs       |
+ * | failed         | still holds replicas, route or primary      | release them (teardown.ts)               |
  * | deprovisioning | —                                           | teardown.ts, step by step                |
  */
 export class Controller {
@@ -62,6 +70,8 @@ export class Controller {
   readonly #failovers = new Map<string, FailoverMemory>();
   /** Last position each primary reported, kept after its status vanishes with its lease. */
   readonly #primaryPositions = new Map<string, bigint>();
+  /** Since when the scheduler has reported no room for a provision (see #failIfNoRoom). */
+  readonly #noRoomSince = new Map<string, number>();
 
   readonly #relocator: Relocator;
   readonly #startedAt = Date.now();
@@ -115,12 +125,21 @@ export class Controller {
           const hasRoute =
             this.state.routes.items.has(keys.route(id)) || this.state.primaries.items.has(keys.primary(id));
           await teardownStep(this.client, keys, instance, this.state.placementsOf(id), hasRoute, this.events, this.log);
-        } else if (instance.value.phase !== 'failed') {
+        } else if (instance.value.phase === 'failed') {
+          // A failed provision holds nothing: the platform deprovisions it later.
+          const keys = this.state.keys;
+          const hasRoute =
+            this.state.routes.items.has(keys.route(id)) || this.state.primaries.items.has(keys.primary(id));
+          await releaseReplicas(this.client, keys, id, this.state.placementsOf(id), hasRoute);
+        } else if (!(await this.#failIfNoRoom(instance))) {
           await this.#converge(instance, this.#view(instance.value, liveNodes));
         }
       } catch (error) {
         this.log.warn({ err: error, instanceId: id }, 'controller step failed; will retry');
       }
+    }
+    for (const id of this.#noRoomSince.keys()) {
+      if (!this.state.instances.items.has(this.state.keys.instance(id))) this.#noRoomSince.delete(id);
     }
     await this.#relocator.pass();
   }
@@ -270,15 +289,26 @@ export class Controller {
     if (view.replicated && (status.role !== 'primary' || (status.epoch !== epoch && status.epoch !== 0))) return false;
     const route = this.state.routes.items.get(keys.route(instance.id))?.value;
     const target = { host: status.host, port: status.port };
-    if (route && route.epoch === epoch && route.target.host === target.host && route.target.port === target.port) {
+    const entry = this.catalog.byServiceName(instance.serviceName);
+    // The router admits at most this many client sessions (the plan's connections.router);
+    // a route written before limits existed is rewritten once to carry them.
+    const maxSessions = entry?.plans[instance.planName]?.connections.router;
+    if (
+      route &&
+      route.epoch === epoch &&
+      route.target.host === target.host &&
+      route.target.port === target.port &&
+      route.limits?.maxSessions === maxSessions
+    ) {
       return true;
     }
     const next: RouteRecord = {
       instanceId: instance.id,
-      protocol: this.catalog.byServiceName(instance.serviceName)?.runtime.protocol ?? 'tcp',
+      protocol: entry?.runtime.protocol ?? 'tcp',
       port: instance.routerPort,
       target,
       epoch,
+      ...(maxSessions === undefined ? {} : { limits: { maxSessions } }),
     };
     const res = await this.client
       .if(keys.primary(instance.id), 'Mod', '==', primary.modRevision)
@@ -452,6 +482,29 @@ export class Controller {
       await this.events.record('instance-ready', 'instance is ready', { instanceId: instance.value.id });
   }
 
+  /**
+   * Fails a provision no node has had room for since noRoomGraceMs (a moment of grace:
+   * capacity a teardown is giving back arrives within it). True when the instance failed.
+   */
+  async #failIfNoRoom(instance: Versioned<InstanceRecord>): Promise<boolean> {
+    const id = instance.value.id;
+    const status = this.state.schedulingStatuses.items.get(this.state.keys.schedulingStatus(id))?.value;
+    const replicated = this.catalog.replicationMode(instance.value.serviceName, instance.value.planName) === 'native';
+    const reason = provisionLacksRoom(instance.value, status, this.state.placementsOf(id).length, replicated)
+      ? noRoomReason(instance.value, this.state)
+      : undefined;
+    if (reason === undefined) {
+      this.#noRoomSince.delete(id);
+      return false;
+    }
+    const since = this.#noRoomSince.get(id) ?? Date.now();
+    this.#noRoomSince.set(id, since);
+    if (Date.now() - since < (this.options.noRoomGraceMs ?? defaultNoRoomGraceMs)) return false;
+    this.#noRoomSince.delete(id);
+    await this.#fail(instance, reason);
+    return true;
+  }
+
   async #failIfStuck(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<void> {
     const failed = [...view.statuses.values()].find((s) => s.value.state === 'failed');
     const age = Date.now() - Date.parse(instance.value.operation.startedAt);
@@ -459,6 +512,11 @@ export class Controller {
     const description = failed
       ? `replica ${failed.value.ordinal} failed: ${failed.value.message}`
       : `not ready after ${Math.round(age / 1000)} s`;
+    await this.#fail(instance, description);
+  }
+
+  /** Ends a provision as failed, saying why; the next passes release what it holds. */
+  async #fail(instance: Versioned<InstanceRecord>, description: string): Promise<void> {
     const next: InstanceRecord = {
       ...instance.value,
       phase: 'failed',

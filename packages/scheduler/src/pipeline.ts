@@ -1,4 +1,4 @@
-import type { Etcd3, Logger } from '@service-foundry/core';
+import type { Etcd3, Logger, Resources } from '@service-foundry/core';
 import { applyCommitted, applyCommittedDelete, type ClusterState } from './cluster-state.js';
 import type { Ownership } from './ownership.js';
 import { NodeView } from './placement/node-view.js';
@@ -21,6 +21,22 @@ const attemptsPerPass = 3;
 
 const slotKey = (slot: Slot) => `${slot.instance.value.id}/${slot.ordinal}`;
 
+/**
+ * Whether no live node has the free cpu, memory and disk a replica of `resources` needs,
+ * whatever else rules nodes out: the one reason waiting cannot fix by itself (the
+ * controller fails such a provision). No nodes at all is not that: agents may be starting.
+ */
+function noNodeHasRoom(view: NodeView, resources: Resources): boolean {
+  if (view.candidates.length === 0) return false;
+  return view.candidates.every(({ node: { capacity }, allocated }) => {
+    return (
+      allocated.cpuMillis + resources.cpuMillis > capacity.cpuMillis ||
+      allocated.memoryMb + resources.memoryMb > capacity.memoryMb ||
+      allocated.diskMb + resources.diskMb > capacity.diskMb
+    );
+  });
+}
+
 /** One chunk of nodes on its way through lock → re-check → commit. */
 interface Chunk {
   nodes: string[];
@@ -39,10 +55,15 @@ export interface PipelineHooks {
   completesInstance(planned: PlannedReplica): boolean;
 }
 
+/** A slot no live node can take. `noRoom`: no live node has the free resources it needs. */
+export interface UnplaceableReplica extends WaitingReplica {
+  noRoom?: true;
+}
+
 export interface PipelineResult {
   placed: number;
   /** Slots no live node can take, with the reason. */
-  unplaceable: WaitingReplica[];
+  unplaceable: UnplaceableReplica[];
   /** The work list after the last commit. */
   work: WorkList;
 }
@@ -56,7 +77,7 @@ export interface PipelineResult {
  */
 export class PlacementPipeline {
   readonly #attempts = new Map<string, number>();
-  readonly #unplaceable = new Map<string, WaitingReplica>();
+  readonly #unplaceable = new Map<string, UnplaceableReplica>();
   readonly #inFlight = new Set<string>();
   readonly #assumed = new Set<Chunk>();
   readonly #queue: Chunk[] = [];
@@ -150,7 +171,9 @@ export class PlacementPipeline {
       random: () => (index + Math.random()) / of,
     });
     for (const { slot, reason } of plan.unplaceable) {
-      this.#unplaceable.set(slotKey(slot), { instanceId: slot.instance.value.id, ordinal: slot.ordinal, reason });
+      const waiting = { instanceId: slot.instance.value.id, ordinal: slot.ordinal, reason };
+      const noRoom = noNodeHasRoom(view, slot.instance.value.resources);
+      this.#unplaceable.set(slotKey(slot), noRoom ? { ...waiting, noRoom } : waiting);
     }
     const nodes = [...plan.byNode.keys()];
     for (let i = 0; i < nodes.length; i += this.options.nodesPerTransaction) {

@@ -9,6 +9,9 @@ import {
 import type { ClusterState } from './cluster-state.js';
 import type { WaitingReplica } from './work-list.js';
 
+/** Why a replica waits; `noRoom` when no live node has the free resources it needs. */
+type PendingReason = WaitingReplica & { noRoom?: boolean };
+
 function samePending(a: SchedulingStatusRecord, b: SchedulingStatusRecord): boolean {
   return a.desired === b.desired && a.placed === b.placed && JSON.stringify(a.pending) === JSON.stringify(b.pending);
 }
@@ -16,7 +19,8 @@ function samePending(a: SchedulingStatusRecord, b: SchedulingStatusRecord): bool
 /**
  * Keeps `scheduling/<id>` saying why an instance's replicas are not all placed, for the
  * instances this scheduler owns: written when the reasons change, deleted once every
- * replica sits on a live node. Also tells `sf events` once per change of reason.
+ * replica sits on a live node. Also tells `sf events` once per change of reason. The
+ * controller reads the `noRoom` flags to fail a provision that cannot fit anywhere.
  */
 export class SchedulingStatusWriter {
   /** Last reason reported per replica, so that events say each thing once. */
@@ -31,10 +35,10 @@ export class SchedulingStatusWriter {
 
   async sync(
     owned: Map<string, { desired: number; placed: number }>,
-    reasons: readonly WaitingReplica[],
+    reasons: readonly PendingReason[],
   ): Promise<void> {
     const keys = this.state.keys;
-    const byInstance = new Map<string, WaitingReplica[]>();
+    const byInstance = new Map<string, PendingReason[]>();
     for (const r of reasons) {
       const list = byInstance.get(r.instanceId) ?? [];
       list.push(r);
@@ -54,7 +58,9 @@ export class SchedulingStatusWriter {
         instanceId,
         desired: counts.desired,
         placed: counts.placed,
-        pending: pending.map(({ ordinal, reason }) => ({ ordinal, reason })),
+        pending: pending.map(({ ordinal, reason, noRoom }) =>
+          noRoom ? { ordinal, reason, noRoom } : { ordinal, reason },
+        ),
         updatedAt: new Date().toISOString(),
       };
       if (!current || !samePending(current.value, next)) {

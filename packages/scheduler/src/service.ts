@@ -6,6 +6,7 @@ import {
   EventLog,
   Keyspace,
   type Logger,
+  SecretBox,
 } from '@service-foundry/core';
 import { controllerFencer, Fencing } from '@service-foundry/fencing';
 import { ClusterState } from './cluster-state.js';
@@ -28,7 +29,8 @@ export async function startScheduler(
   const config = compileSchedulerConfig(input);
   const log = options.log ?? createLogger({ name: 'scheduler' });
   const keys = new Keyspace(config.keyspaceRoot);
-  const client = connectEtcd({ endpoints: config.etcdEndpoints });
+  const secrets = await SecretBox.fromKeyFile(config.secretsKeyFile);
+  const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
   const catalog = await Catalog.load(config.catalogDir || defaultCatalogDir());
   const events = new EventLog(client, keys, config.name);
   const state = new ClusterState(client, keys, log);
@@ -39,7 +41,7 @@ export async function startScheduler(
   const controller = new Controller(client, state, catalog, events, log, {
     provisionTimeoutMs: config.provisionTimeoutMs,
     // STONITH: the controller runs each node's fence levels before it moves a primary.
-    fencer: options.fencer ?? controllerFencer(new Fencing(client, keys, {}, { log }), config.name),
+    fencer: options.fencer ?? controllerFencer(new Fencing(client, keys, {}, { log, secrets }), config.name),
     wake: () => controllerRunner.poke(),
   });
   const controllerRunner = new CoalescingRunner('controller', () => controller.pass(), config.intervalMs, log);

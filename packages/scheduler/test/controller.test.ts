@@ -14,7 +14,7 @@ import {
   waitFor,
 } from '@service-foundry/core';
 import { type RunningScheduler, startScheduler } from '../src/index.js';
-import { type EtcdFixture, etcdFixture, instanceRecord, registerNode } from './helpers.js';
+import { type EtcdFixture, etcdFixture, instanceRecord, registerNode, secretsKeyFile } from './helpers.js';
 
 describe('controller: provision to a routed primary, then teardown', () => {
   let f: EtcdFixture;
@@ -24,6 +24,7 @@ describe('controller: provision to a routed primary, then teardown', () => {
     scheduler = await startScheduler({
       etcdEndpoints: [f.etcd.endpoint],
       keyspaceRoot: f.keys.root,
+      secretsKeyFile,
       intervalMs: 100,
       name: 'ctl',
     });
@@ -78,6 +79,7 @@ describe('controller: provision to a routed primary, then teardown', () => {
     assert.deepEqual(route.value.target, { host: '127.0.0.9', port: 5555 });
     assert.equal(route.value.port, 40123);
     assert.equal(route.value.epoch, Number(primary.modRevision), 'the route carries the primary key revision as epoch');
+    assert.deepEqual(route.value.limits, { maxSessions: 50 }, "the plan's connections.router reaches the router");
   });
 
   it('on deprovision, asks the agent to remove the replica, then frees capacity and deletes every record', async () => {

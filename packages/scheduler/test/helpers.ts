@@ -11,8 +11,12 @@ import {
   Keyspace,
   type NodeRecord,
   type Resources,
+  SecretBox,
   startEtcd,
 } from '@service-foundry/core';
+
+/** The key schedulers under test open sealed secrets with (one per machine, made once). */
+export const secretsKeyFile = await SecretBox.ensureKeyFile(join(tmpdir(), 'sf-test-secrets.key'));
 
 export interface EtcdFixture {
   etcd: EtcdProcess;

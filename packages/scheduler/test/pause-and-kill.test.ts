@@ -6,7 +6,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { json, type PlacementRecord, readPrefix, waitFor } from '@service-foundry/core';
 import { checkPlacements } from '../src/index.js';
 import { ChildScheduler } from './child-scheduler.js';
-import { type EtcdFixture, etcdFixture, instanceRecord, registerNode } from './helpers.js';
+import { type EtcdFixture, etcdFixture, instanceRecord, registerNode, secretsKeyFile } from './helpers.js';
 
 const slot = { cpuMillis: 100, memoryMb: 100, diskMb: 100 };
 const nodeSize = { cpuMillis: 1000, memoryMb: 1000, diskMb: 1000 };
@@ -39,6 +39,7 @@ describe('a scheduler stopped or killed while it holds node locks', () => {
     const config = {
       etcdEndpoints: [f.etcd.endpoint],
       keyspaceRoot: f.keys.root,
+      secretsKeyFile,
       intervalMs: 200,
       lockTtlSeconds,
       controller: false,

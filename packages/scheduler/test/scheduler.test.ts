@@ -15,7 +15,7 @@ import {
   waitFor,
 } from '@service-foundry/core';
 import { checkPlacements, type RunningScheduler, startScheduler } from '../src/index.js';
-import { type EtcdFixture, etcdFixture, instanceRecord, registerNode } from './helpers.js';
+import { type EtcdFixture, etcdFixture, instanceRecord, registerNode, secretsKeyFile } from './helpers.js';
 
 const slot = { cpuMillis: 200, memoryMb: 100, diskMb: 100 };
 const nodeSize = { cpuMillis: 1000, memoryMb: 10_000, diskMb: 10_000 };
@@ -38,6 +38,7 @@ describe('schedulers against a real etcd', () => {
       {
         etcdEndpoints: [f.etcd.endpoint],
         keyspaceRoot: f.keys.root,
+        secretsKeyFile,
         intervalMs: 200,
         controller: false,
         name,
@@ -101,9 +102,10 @@ describe('schedulers against a real etcd', () => {
     await registerNode(f, 'small-node', nodeSize);
     await start('waits');
     const waiting = await waitFor(() => status('big-db'), { description: 'big-db explained', timeoutMs: 10_000 });
+    // noRoom: no live node has the free resources at all (the controller fails such a provision).
     assert.deepEqual(waiting.value.pending, [
-      { ordinal: 0, reason: 'no node fits (1 node: not enough free 5 cpu, 16 GiB memory)' },
-      { ordinal: 1, reason: 'no node fits (1 node: not enough free 5 cpu, 16 GiB memory)' },
+      { ordinal: 0, reason: 'no node fits (1 node: not enough free 5 cpu, 16 GiB memory)', noRoom: true },
+      { ordinal: 1, reason: 'no node fits (1 node: not enough free 5 cpu, 16 GiB memory)', noRoom: true },
     ]);
     await waitFor(async () => (await events()).some((e) => e.kind === 'replica-pending' && e.instanceId === 'big-db'), {
       description: 'a replica-pending event',
@@ -122,6 +124,8 @@ describe('schedulers against a real etcd', () => {
         ordinal: 1,
         reason:
           'no node fits (1 node: already holds replica 0 of this instance; 1 node: not enough free 5 cpu, 16 GiB memory)',
+        // huge-1 has 3 of the 5 cpu left after replica 0: no node has room.
+        noRoom: true,
       },
     ]);
     await registerNode(f, 'huge-2', huge);

@@ -95,4 +95,5 @@ done
 chroot "$OUT" /bin/sh -c 'true'
 chroot "$OUT" /bin/sh -n /usr/local/bin/sf-pg
 chroot "$OUT" /bin/sh -n /usr/local/bin/sf-postgres-entrypoint
+chroot "$OUT" /bin/sh -n /usr/local/lib/sf-pg/common.sh
 echo "collect-runtime: $(du -sh "$OUT" | cut -f1) in $OUT"

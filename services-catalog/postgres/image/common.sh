@@ -52,6 +52,32 @@ check_port() {
   }
 }
 
+# read_secret NAME: the secret NAME in $SECRET. The platform passes it as a file named by
+# ${NAME}_FILE (mode 0400, see README.md: never an environment variable); ${NAME} itself is
+# read only when no file is named, for running the image by hand. A line break is refused.
+read_secret() {
+  eval "secret_file=\${${1}_FILE:-}"
+  if [ -n "$secret_file" ]; then
+    if [ ! -f "$secret_file" ] || [ ! -r "$secret_file" ]; then
+      REPLY="${1}_FILE names '$secret_file', which is not a readable file"
+      return 1
+    fi
+    SECRET=$(cat "$secret_file")
+  else
+    eval "SECRET=\${${1}:-}"
+  fi
+  case "$SECRET" in
+    *"
+"*) REPLY="$1 must not contain a line break" && return 1 ;;
+  esac
+  return 0
+}
+
+# Every psql of the platform (sf-pg, the entrypoint) resolves names in pg_catalog first and
+# never in a schema a binding user can create objects in: their functions cannot shadow
+# the ones these sessions call, whatever search_path is set on the database.
+export PGOPTIONS='-c search_path=pg_catalog,pg_temp'
+
 # write_passfile FILE USER PASSWORD: a libpq password file (mode 0600, or libpq ignores
 # it) matching any host, port and database; replaced atomically.
 write_passfile() {

@@ -1,12 +1,16 @@
 #!/bin/sh
 # Entrypoint of service-foundry/postgres (busybox sh, runs as user postgres).
 #
+# Passwords come as files named by POSTGRES_PASSWORD_FILE and SF_REPLICATION_PASSWORD_FILE
+# (the platform's agent writes them, mode 0400, before the start); POSTGRES_PASSWORD and
+# SF_REPLICATION_PASSWORD are read only when no file is named (running the image by hand).
+#
 # First start on an empty volume, by $SF_ROLE:
-# - primary (or unset): creates the cluster with the admin password from
-#   $POSTGRES_PASSWORD, opens it to password (SCRAM) connections and replication from the
-#   network, turns on WAL streaming, makes the replication role $SF_REPLICATION_USER and
-#   the NOLOGIN role sf_owner owning database $SF_DATABASE and its public schema
-#   (binding users are made members of sf_owner).
+# - primary (or unset): creates the cluster with the admin password, opens it to password
+#   (SCRAM) connections from the network (the admin and members of sf_app to database
+#   $SF_DATABASE only, replication for replication roles), turns on WAL streaming, makes
+#   the replication role $SF_REPLICATION_USER, the NOLOGIN role sf_app that owns the app's
+#   objects (binding users are its members) and database $SF_DATABASE owned by postgres.
 # - replica: clones $SF_UPSTREAM_HOST:$SF_UPSTREAM_PORT with pg_basebackup (waiting for
 #   it to answer, up to $SF_CLONE_TIMEOUT_S seconds) and becomes its hot standby.
 # Both are built beside $PGDATA and renamed into place at the end. On any later start the
@@ -14,7 +18,9 @@
 # promoted replica restarts as a primary, and a volume restored from `sf-pg
 # backup-prepare` (a pg_basebackup with its WAL and backup_label) recovers to the end of
 # the backup and starts as a primary. Then the script replaces itself with the
-# postmaster so it receives the stop signal directly.
+# postmaster so it receives the stop signal directly, with the connection limits
+# (max_connections = $SF_MAX_CONNECTIONS, the plan's; authentication_timeout 10 s) on its
+# command line, above anything in the configuration files.
 #
 # Arguments starting with "-" are passed to postgres (e.g. -c synchronous_commit=on);
 # any other command is run instead of postgres (e.g. `psql --version`).
@@ -36,17 +42,29 @@ check_pgdata || die "$REPLY"
 SF_DATABASE=${SF_DATABASE:-sf}
 case "$SF_DATABASE" in
   "" | [!a-z_]* | *[!a-z0-9_]*) die "SF_DATABASE '$SF_DATABASE' is not a plain lower-case SQL name" ;;
+  # pg_hba.conf keywords, and the databases binding users must never reach.
+  all | sameuser | samerole | samegroup | replication | postgres | template0 | template1)
+    die "SF_DATABASE '$SF_DATABASE' is reserved" ;;
 esac
 SF_ROLE=${SF_ROLE:-primary}
 SF_REPLICA_NAME=${SF_REPLICA_NAME:-}
 SF_REPLICATION_USER=${SF_REPLICATION_USER:-}
-SF_REPLICATION_PASSWORD=${SF_REPLICATION_PASSWORD:-}
 [ -z "$SF_REPLICA_NAME" ] || check_replica_name "$SF_REPLICA_NAME" || die "$REPLY"
 [ -z "$SF_REPLICATION_USER" ] || check_sql_name "$SF_REPLICATION_USER" SF_REPLICATION_USER || die "$REPLY"
-case "$SF_REPLICATION_PASSWORD" in
-  *"
-"*) die "SF_REPLICATION_PASSWORD must not contain a line break" ;;
+read_secret SF_REPLICATION_PASSWORD || die "$REPLY"
+replication_password=$SECRET
+
+# Connection limits: each connection is a process of its own, so the plan sizes their
+# number to its memory (see README.md). The reserved slots keep the platform's own
+# sessions (as postgres) possible when clients hold every other one.
+reserved_connections=3
+max_connections=${SF_MAX_CONNECTIONS:-100}
+case "$max_connections" in
+  "" | 0* | *[!0-9]*) die "SF_MAX_CONNECTIONS '$max_connections' is not a positive number" ;;
 esac
+[ "${#max_connections}" -le 5 ] && [ "$max_connections" -ge $((reserved_connections + 5)) ] &&
+  [ "$max_connections" -le 10000 ] ||
+  die "SF_MAX_CONNECTIONS $max_connections is outside $((reserved_connections + 5))..10000"
 
 parent=$(dirname "$PGDATA")
 staging="$PGDATA.init"
@@ -66,12 +84,10 @@ prepare_staging() {
 }
 
 create_cluster() {
-  [ -n "${POSTGRES_PASSWORD:-}" ] || die "POSTGRES_PASSWORD is empty: refusing to create a cluster without an admin password"
-  case "$POSTGRES_PASSWORD" in
-    *"
-"*) die "POSTGRES_PASSWORD must not contain a line break" ;;
-  esac
-  if [ -n "$SF_REPLICATION_USER" ] && [ -z "$SF_REPLICATION_PASSWORD" ]; then
+  read_secret POSTGRES_PASSWORD || die "$REPLY"
+  admin_password=$SECRET
+  [ -n "$admin_password" ] || die "POSTGRES_PASSWORD is empty: refusing to create a cluster without an admin password"
+  if [ -n "$SF_REPLICATION_USER" ] && [ -z "$replication_password" ]; then
     die "SF_REPLICATION_USER is set but SF_REPLICATION_PASSWORD is empty"
   fi
 
@@ -85,19 +101,26 @@ create_cluster() {
   pwfile=$(mktemp)
   sockdir=$(mktemp -d)
   trap 'rm -f "$pwfile"; rm -rf "$sockdir"' EXIT
-  printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+  printf '%s\n' "$admin_password" > "$pwfile"
   log "creating the cluster in $PGDATA"
   initdb -D "$staging" --locale=C --encoding=UTF8 -U postgres --pwfile="$pwfile" \
     --auth-local=trust --auth-host=scram-sha-256 > /dev/null
   rm -f "$pwfile"
 
-  cat >> "$staging/pg_hba.conf" << 'HBA'
-
-# Service Foundry: password (SCRAM) connections from anywhere; the router and the
-# platform's network decide who can reach the port. Replication is for roles with the
-# REPLICATION attribute only.
-host    all             all             0.0.0.0/0               scram-sha-256
-host    all             all             ::/0                    scram-sha-256
+  # The whole file, replacing initdb's: the first matching line decides, no match is a
+  # refusal. Over the network (the router and the platform's network decide who reaches
+  # the port) with a SCRAM password only: the admin; members of sf_app (binding users) to
+  # the app's database only; replication for roles with the REPLICATION attribute only
+  # (the replication role can open no database: CONNECT is revoked). The local socket is
+  # for the platform's commands run in the container (docker exec): postgres only.
+  cat > "$staging/pg_hba.conf" << HBA
+# Service Foundry (sf-postgres-entrypoint). TYPE DATABASE USER ADDRESS METHOD
+local   all             postgres                                trust
+local   replication     postgres                                trust
+host    all             postgres        0.0.0.0/0               scram-sha-256
+host    all             postgres        ::/0                    scram-sha-256
+host    $SF_DATABASE    +sf_app         0.0.0.0/0               scram-sha-256
+host    $SF_DATABASE    +sf_app         ::/0                    scram-sha-256
 host    replication     all             0.0.0.0/0               scram-sha-256
 host    replication     all             ::/0                    scram-sha-256
 HBA
@@ -116,6 +139,10 @@ max_replication_slots = 10
 wal_keep_size = 256MB
 hot_standby = on
 wal_log_hints = on
+# Also on the postmaster's command line (the plan's values win over ALTER SYSTEM); here
+# for a cluster started by hand with pg_ctl.
+superuser_reserved_connections = 3
+authentication_timeout = 10s
 include_if_exists = 'sf-node.conf'
 CONF
   write_node_conf "$staging"
@@ -123,16 +150,25 @@ CONF
   # A server on a private unix socket only: nothing outside can connect while the
   # roles are being made.
   pg_ctl -D "$staging" -w -t 60 -s -o "-c listen_addresses='' -c unix_socket_directories='$sockdir'" start
+  # The database belongs to postgres, not to a role bindings can reach: no binding can
+  # drop or rename it or change its settings (ALTER DATABASE … SET). sf_app owns what the
+  # app creates; every binding user is a member working as sf_app (SET role), so all keys
+  # share the data and a deleted key leaves it. No role but postgres may connect to any
+  # other database, nor create schemas or extensions here.
   psql -X -q -v ON_ERROR_STOP=1 -h "$sockdir" -U postgres -d postgres -v db="$SF_DATABASE" << 'SQL'
-CREATE ROLE sf_owner NOLOGIN;
-CREATE DATABASE :"db" OWNER sf_owner;
+CREATE ROLE sf_app NOLOGIN;
+CREATE DATABASE :"db" OWNER postgres;
+REVOKE ALL ON DATABASE postgres, template0, template1, :"db" FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE :"db" TO sf_app;
 SQL
   psql -X -q -v ON_ERROR_STOP=1 -h "$sockdir" -U postgres -d "$SF_DATABASE" << 'SQL'
-ALTER SCHEMA public OWNER TO sf_owner;
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+GRANT USAGE, CREATE ON SCHEMA public TO sf_app;
 SQL
   if [ -n "$SF_REPLICATION_USER" ]; then
-    # The password travels through the environment, never on a command line.
-    psql -X -q -v ON_ERROR_STOP=1 -h "$sockdir" -U postgres -d postgres -v ruser="$SF_REPLICATION_USER" << 'SQL'
+    # The password reaches psql through its own environment only, never a command line.
+    SF_REPLICATION_PASSWORD=$replication_password \
+      psql -X -q -v ON_ERROR_STOP=1 -h "$sockdir" -U postgres -d postgres -v ruser="$SF_REPLICATION_USER" << 'SQL'
 \getenv rpass SF_REPLICATION_PASSWORD
 CREATE ROLE :"ruser" WITH REPLICATION LOGIN PASSWORD :'rpass';
 SQL
@@ -142,7 +178,7 @@ SQL
   mv "$staging" "$PGDATA"
   rm -rf "$sockdir"
   trap - EXIT
-  log "cluster ready: database $SF_DATABASE owned by sf_owner${SF_REPLICATION_USER:+, replication role $SF_REPLICATION_USER}"
+  log "cluster ready: database $SF_DATABASE, app role sf_app${SF_REPLICATION_USER:+, replication role $SF_REPLICATION_USER}"
 }
 
 clone_replica() {
@@ -151,7 +187,7 @@ clone_replica() {
   check_host "$host" SF_UPSTREAM_HOST || die "$REPLY"
   check_port "$port" SF_UPSTREAM_PORT || die "$REPLY"
   [ -n "$SF_REPLICATION_USER" ] || die "SF_REPLICATION_USER is empty: a replica needs the replication login"
-  [ -n "$SF_REPLICATION_PASSWORD" ] || die "SF_REPLICATION_PASSWORD is empty: a replica needs the replication login"
+  [ -n "$replication_password" ] || die "SF_REPLICATION_PASSWORD is empty: a replica needs the replication login"
   [ -n "$SF_REPLICA_NAME" ] || die "SF_REPLICA_NAME is empty: a replica needs a name (its application_name upstream)"
   timeout=${SF_CLONE_TIMEOUT_S:-300}
   case "$timeout" in
@@ -162,7 +198,7 @@ clone_replica() {
   umask 077
   passfile=$(mktemp)
   trap 'rm -f "$passfile"' EXIT
-  write_passfile "$passfile" "$SF_REPLICATION_USER" "$SF_REPLICATION_PASSWORD"
+  write_passfile "$passfile" "$SF_REPLICATION_USER" "$replication_password"
 
   log "cloning $host:$port as $SF_REPLICA_NAME (waiting up to ${timeout}s for it to answer)"
   started=$(date +%s)
@@ -192,7 +228,7 @@ clone_replica() {
 
   # Streams with a password file on the volume rather than a password in
   # postgresql.auto.conf (which a clone of this standby would copy and SHOW displays).
-  write_passfile "$staging/$REPLICATION_PASSFILE" "$SF_REPLICATION_USER" "$SF_REPLICATION_PASSWORD"
+  write_passfile "$staging/$REPLICATION_PASSFILE" "$SF_REPLICATION_USER" "$replication_password"
   rm -f "$passfile"
   trap - EXIT
   conninfo=$(replication_conninfo "$host" "$port" "$SF_REPLICATION_USER" "$SF_REPLICA_NAME")
@@ -225,6 +261,8 @@ if [ -n "$SF_REPLICA_NAME" ]; then
   write_node_conf "$PGDATA"
 fi
 
-# The server and its children have no use for the passwords.
-unset POSTGRES_PASSWORD SF_REPLICATION_PASSWORD
-exec postgres -D "$PGDATA" "$@"
+# The server and its children have no use for the passwords (nor for the platform's
+# client options: the WAL receiver is a libpq client too).
+unset POSTGRES_PASSWORD SF_REPLICATION_PASSWORD admin_password replication_password SECRET PGOPTIONS
+exec postgres -D "$PGDATA" -c max_connections="$max_connections" \
+  -c superuser_reserved_connections="$reserved_connections" -c authentication_timeout=10s "$@"

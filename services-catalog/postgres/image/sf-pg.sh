@@ -1,7 +1,9 @@
 #!/bin/sh
 # sf-pg: the replication commands of the catalog's Postgres recipe, run by the platform's
 # agent with `docker exec` in a running container. Talks to the local server over its
-# unix socket as postgres (trust), so it works as any container user. Each command prints
+# unix socket as postgres (trust), so it works as any container user, with search_path
+# pinned to pg_catalog, pg_temp (common.sh) and every function schema-qualified: nothing a
+# binding user creates can change what these superuser sessions run. Each command prints
 # a short result and exits 0, or prints the reason on stderr and exits non-zero
 # (1: refused or failed, 2: bad usage).
 #
@@ -11,6 +13,7 @@
 #   sf-pg follow HOST PORT              stream from HOST:PORT (a running standby only)
 #   sf-pg configure DURABILITY LOCAL_IO async|received|remote-fsync, fsync|batched|unsafe
 #   sf-pg backup-prepare PATH           a consistent copy of the cluster in PATH/pgdata (see README)
+#   sf-pg checkpoint                    CHECKPOINT (the catalog's flush before a volume copy)
 set -eu
 
 : "${PGDATA:=/var/lib/postgresql/data/pgdata}"
@@ -23,7 +26,7 @@ fail() {
 }
 usage() {
   echo "sf-pg: $*" >&2
-  echo "usage: sf-pg role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | backup-prepare PATH" >&2
+  echo "usage: sf-pg role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | backup-prepare PATH | checkpoint" >&2
   exit 2
 }
 expect_args() {
@@ -36,7 +39,7 @@ query() {
 }
 
 in_recovery() {
-  recovery=$(query -c 'SELECT pg_is_in_recovery()') || fail "cannot query the local server"
+  recovery=$(query -c 'SELECT pg_catalog.pg_is_in_recovery()') || fail "cannot query the local server"
   [ "$recovery" = t ]
 }
 
@@ -59,15 +62,15 @@ cmd_role() {
 
 cmd_position() {
   # pg_lsn minus 0/0 is the LSN as a numeric: X/Y becomes X*2^32+Y.
-  position=$(query -c "SELECT (CASE WHEN pg_is_in_recovery()
-      THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
-      ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn)::numeric(20, 0)") || fail "cannot query the local server"
+  position=$(query -c "SELECT (CASE WHEN pg_catalog.pg_is_in_recovery()
+      THEN greatest(pg_catalog.pg_last_wal_receive_lsn(), pg_catalog.pg_last_wal_replay_lsn())
+      ELSE pg_catalog.pg_current_wal_lsn() END - '0/0'::pg_lsn)::numeric(20, 0)") || fail "cannot query the local server"
   [ -n "$position" ] || fail "the standby has neither received nor replayed any WAL yet"
   echo "$position"
 }
 
 timeline() {
-  query -c "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+  query -c "SELECT ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int"
 }
 
 cmd_promote() {
@@ -77,12 +80,12 @@ cmd_promote() {
   fi
   # Waits up to 60 s for the end of recovery. A concurrent promote makes this one fail
   # with "recovery is not in progress": the outcome asked for, so check again.
-  promoted=$(query -c 'SELECT pg_promote(true, 60)') || promoted=error
+  promoted=$(query -c 'SELECT pg_catalog.pg_promote(true, 60)') || promoted=error
   if [ "$promoted" != t ]; then
     in_recovery && fail "the server is still a standby after pg_promote ($promoted)"
   fi
   # The old upstream is no business of a primary; reset so a clone of it does not inherit it.
-  query -c 'ALTER SYSTEM RESET primary_conninfo' -c 'SELECT pg_reload_conf()' > /dev/null ||
+  query -c 'ALTER SYSTEM RESET primary_conninfo' -c 'SELECT pg_catalog.pg_reload_conf()' > /dev/null ||
     fail "promoted, but resetting primary_conninfo failed"
   echo "primary (promoted; timeline $(timeline))"
 }
@@ -108,18 +111,21 @@ cmd_follow() {
   name=${SF_REPLICA_NAME:-$(query -c 'SHOW cluster_name')}
   check_sql_name "$user" "replication user" || fail "$REPLY (set SF_REPLICATION_USER)"
   check_replica_name "$name" || fail "$REPLY (set SF_REPLICA_NAME)"
-  if [ -n "${SF_REPLICATION_PASSWORD:-}" ]; then
-    write_passfile "$PGDATA/$REPLICATION_PASSFILE" "$user" "$SF_REPLICATION_PASSWORD"
+  # From the container's secret file (SF_REPLICATION_PASSWORD_FILE), never from the exec's
+  # command line or environment.
+  read_secret SF_REPLICATION_PASSWORD || fail "$REPLY"
+  if [ -n "$SECRET" ]; then
+    write_passfile "$PGDATA/$REPLICATION_PASSFILE" "$user" "$SECRET"
   fi
   [ -s "$PGDATA/$REPLICATION_PASSFILE" ] ||
-    fail "no replication password: $PGDATA/$REPLICATION_PASSFILE is missing and SF_REPLICATION_PASSWORD is empty"
+    fail "no replication password: $PGDATA/$REPLICATION_PASSFILE is missing and no SF_REPLICATION_PASSWORD_FILE is given"
 
   conninfo=$(replication_conninfo "$host" "$port" "$user" "$name")
   # PG 15 restarts the WAL receiver when primary_conninfo changes on reload; with
   # recovery_target_timeline 'latest' (the default) it follows a promoted peer's timeline.
   query -v conninfo="$conninfo" > /dev/null << 'SQL' || fail "ALTER SYSTEM failed"
 ALTER SYSTEM SET primary_conninfo = :'conninfo';
-SELECT pg_reload_conf();
+SELECT pg_catalog.pg_reload_conf();
 SQL
   await_setting 'SHOW primary_conninfo' "$conninfo"
   echo "following $host:$port as $name"
@@ -152,12 +158,13 @@ ALTER SYSTEM SET synchronous_commit = :'commit';
 ALTER SYSTEM SET fsync = :'fsync';
 ALTER SYSTEM SET full_page_writes = :'fpw';
 ALTER SYSTEM SET commit_delay = :'delay';
-SELECT pg_reload_conf();
+SELECT pg_catalog.pg_reload_conf();
 SQL
   expected="synchronous_standby_names='$standbys' synchronous_commit=$commit fsync=$fsync full_page_writes=$full_page_writes commit_delay=$commit_delay"
-  await_setting "SELECT format('synchronous_standby_names=%L synchronous_commit=%s fsync=%s full_page_writes=%s commit_delay=%s',
-      current_setting('synchronous_standby_names'), current_setting('synchronous_commit'), current_setting('fsync'),
-      current_setting('full_page_writes'), current_setting('commit_delay'))" "$expected"
+  await_setting "SELECT pg_catalog.format('synchronous_standby_names=%L synchronous_commit=%s fsync=%s full_page_writes=%s commit_delay=%s',
+      pg_catalog.current_setting('synchronous_standby_names'), pg_catalog.current_setting('synchronous_commit'),
+      pg_catalog.current_setting('fsync'), pg_catalog.current_setting('full_page_writes'),
+      pg_catalog.current_setting('commit_delay'))" "$expected"
   echo "$expected"
 }
 
@@ -204,7 +211,16 @@ cmd_backup_prepare() {
   echo "backup of $PGDATA in $copy (start WAL $start)"
 }
 
+cmd_checkpoint() {
+  query -c 'CHECKPOINT' > /dev/null || fail "CHECKPOINT failed"
+  echo "checkpoint done"
+}
+
 case "$command" in
+  checkpoint)
+    expect_args $(($# - 1)) 0
+    cmd_checkpoint
+    ;;
   role)
     expect_args $(($# - 1)) 0
     cmd_role

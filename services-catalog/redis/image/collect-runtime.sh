@@ -14,7 +14,8 @@ BINARIES="redis-server redis-cli"
 APPLETS="sh cat chmod cp cut date echo env grep head id kill ls mkdir mktemp mv ps rm sed sleep tail test touch tr true false wc"
 
 rm -rf "$OUT"
-mkdir -p "$OUT/usr/bin" "$OUT/usr/lib" "$OUT/usr/lib64" "$OUT/usr/local/bin" "$OUT/etc" "$OUT/data" "$OUT/tmp"
+mkdir -p "$OUT/usr/bin" "$OUT/usr/lib" "$OUT/usr/lib64" "$OUT/usr/local/bin" "$OUT/etc" "$OUT/data" "$OUT/tmp" \
+  "$OUT/run"
 # Merged /usr, as on Debian: binaries name their loader /lib64/ld-linux-x86-64.so.2.
 ln -s usr/bin "$OUT/bin"
 ln -s usr/lib "$OUT/lib"
@@ -44,6 +45,8 @@ done
 install -m 0755 /usr/local/src/sf/entrypoint.sh "$OUT/usr/local/bin/sf-redis-entrypoint"
 # sf-redis: the readiness check and replication commands the platform runs with docker exec.
 install -m 0755 /usr/local/src/sf/sf-redis.sh "$OUT/usr/local/bin/sf-redis"
+mkdir -p "$OUT/usr/local/lib/sf-redis"
+install -m 0644 /usr/local/src/sf/common.sh "$OUT/usr/local/lib/sf-redis/common.sh"
 
 cat > "$OUT/etc/passwd" <<PASSWD
 root:x:0:0:root:/root:/bin/sh
@@ -66,4 +69,5 @@ for name in $BINARIES; do
 done
 chroot "$OUT" /bin/sh -n /usr/local/bin/sf-redis
 chroot "$OUT" /bin/sh -n /usr/local/bin/sf-redis-entrypoint
+chroot "$OUT" /bin/sh -n /usr/local/lib/sf-redis/common.sh
 echo "collect-runtime: $(du -sh "$OUT" | cut -f1) in $OUT"

@@ -1,14 +1,21 @@
 #!/bin/sh
 # Entrypoint of service-foundry/redis (busybox sh, runs as user redis, uid 999).
 #
+# Passwords come as files named by REDIS_ADMIN_PASSWORD_FILE and SF_REPLICATION_PASSWORD_FILE
+# (the platform's agent writes them, mode 0400, before the start); REDIS_ADMIN_PASSWORD and
+# SF_REPLICATION_PASSWORD are read only when no file is named (running the image by hand).
+#
 # First start on an empty volume: writes /data/redis.conf (mode 0600) with the ACL users
-# (the `default` user disabled, the admin $SF_ADMIN_USER with $REDIS_ADMIN_PASSWORD, the
-# replication user $SF_REPLICATION_USER with $SF_REPLICATION_PASSWORD allowed only what a
-# replica sends), AOF persistence, and for SF_ROLE=replica `replicaof $SF_UPSTREAM_HOST
-# $SF_UPSTREAM_PORT`. On any later start the file decides, whatever the environment says:
-# sf-redis rewrites it (CONFIG REWRITE) on promote, follow and configure, so a promoted
-# replica restarts as a primary. The passwords live only in that file and the container's
-# environment, never on a command line.
+# (the `default` user disabled, the admin $SF_ADMIN_USER, the replication user
+# $SF_REPLICATION_USER allowed only what a replica sends), AOF persistence, and for
+# SF_ROLE=replica `replicaof $SF_UPSTREAM_HOST $SF_UPSTREAM_PORT`. On any later start the
+# file decides, whatever the environment says: sf-redis rewrites it (CONFIG REWRITE) on
+# promote, follow and configure, so a promoted replica restarts as a primary. The
+# passwords live only in their files and that one, never in an environment variable or on
+# a command line.
+#
+# Every start: maxclients = $SF_MAX_CONNECTIONS (the plan's) and `timeout 600` (idle
+# clients are closed after 10 minutes) on redis-server's command line, above the file.
 #
 # Redis does not replicate ACL users, so a background loop (`sf-redis sync-users`, once a
 # second) copies the binding users of the primary onto each replica: a user bound before
@@ -32,7 +39,7 @@ CONF=$DATA/redis.conf
 SF_ADMIN_USER=${SF_ADMIN_USER:-sf-admin}
 SF_ROLE=${SF_ROLE:-primary}
 SF_REPLICATION_USER=${SF_REPLICATION_USER:-}
-SF_REPLICATION_PASSWORD=${SF_REPLICATION_PASSWORD:-}
+. /usr/local/lib/sf-redis/common.sh
 
 # Values go unquoted into redis.conf: each must be one plain word.
 check_word() {
@@ -41,15 +48,29 @@ check_word() {
   esac
 }
 
+# Each client costs Redis a few kilobytes; the plan sizes their number to its memory (see
+# README.md). Redis answers one more with "max number of clients reached" and closes it.
+max_clients=${SF_MAX_CONNECTIONS:-10000}
+case "$max_clients" in
+  "" | 0* | *[!0-9]*) die "SF_MAX_CONNECTIONS '$max_clients' is not a positive number" ;;
+esac
+[ "${#max_clients}" -le 6 ] && [ "$max_clients" -ge 4 ] && [ "$max_clients" -le 100000 ] ||
+  die "SF_MAX_CONNECTIONS $max_clients is outside 4..100000"
+
 [ -w "$DATA" ] || die "$DATA is not writable by $(id -un) (uid $(id -u)); a bind-mounted folder must belong to uid 999"
 umask 077
 
 write_config() {
   check_word "$SF_ADMIN_USER" SF_ADMIN_USER
-  check_word "${REDIS_ADMIN_PASSWORD:-}" "REDIS_ADMIN_PASSWORD (refusing to start without an admin password)"
+  read_secret REDIS_ADMIN_PASSWORD || die "$REPLY"
+  admin_password=$SECRET
+  check_word "$admin_password" "REDIS_ADMIN_PASSWORD (refusing to start without an admin password)"
+  replication_password=""
   if [ -n "$SF_REPLICATION_USER" ]; then
     check_word "$SF_REPLICATION_USER" SF_REPLICATION_USER
-    check_word "$SF_REPLICATION_PASSWORD" "SF_REPLICATION_PASSWORD (SF_REPLICATION_USER is set)"
+    read_secret SF_REPLICATION_PASSWORD || die "$REPLY"
+    replication_password=$SECRET
+    check_word "$replication_password" "SF_REPLICATION_PASSWORD (SF_REPLICATION_USER is set)"
   fi
   case "$SF_ROLE" in
     primary) ;;
@@ -81,12 +102,12 @@ write_config() {
     echo "repl-diskless-sync-delay 0"
     # No anonymous access: every client logs in as a named user.
     echo "user default reset"
-    echo "user $SF_ADMIN_USER on >$REDIS_ADMIN_PASSWORD ~* &* +@all"
+    echo "user $SF_ADMIN_USER on >$admin_password ~* &* +@all"
     if [ -n "$SF_REPLICATION_USER" ]; then
       # What a replica sends upstream, plus ACL LIST for sf-redis sync-users.
-      echo "user $SF_REPLICATION_USER on >$SF_REPLICATION_PASSWORD resetchannels -@all +ping +psync +sync +replconf +acl|list"
+      echo "user $SF_REPLICATION_USER on >$replication_password resetchannels -@all +ping +psync +sync +replconf +acl|list"
       echo "masteruser $SF_REPLICATION_USER"
-      echo "masterauth $SF_REPLICATION_PASSWORD"
+      echo "masterauth $replication_password"
     fi
     if [ "$SF_ROLE" = replica ]; then
       echo "replicaof $SF_UPSTREAM_HOST $SF_UPSTREAM_PORT"
@@ -108,8 +129,9 @@ else
   write_config
 fi
 
-# The loop keeps its copy of the environment (it logs in as the admin and the replication
-# user); the server itself has no use for the passwords.
+# The loop logs in as the admin and the replication user with the passwords of their
+# files (sf-redis reads them each time); the server has its own copy in redis.conf.
+unset admin_password replication_password SECRET
 (
   said=""
   while :; do
@@ -124,4 +146,7 @@ fi
   done
 ) &
 unset REDIS_ADMIN_PASSWORD SF_REPLICATION_PASSWORD
-exec redis-server "$CONF" "$@"
+# timeout: an idle client (not a replica, nor a pub/sub subscriber or a blocked client,
+# which Redis exempts) is closed after 10 minutes, so leaked connections do not hold
+# maxclients slots for ever; client libraries reconnect.
+exec redis-server "$CONF" --maxclients "$max_clients" --timeout 600 "$@"

@@ -1,8 +1,9 @@
 #!/bin/sh
 # sf-redis: the readiness check and the replication commands of the catalog's Redis recipe,
 # run by the platform's agent with `docker exec` in a running container. Talks to the
-# local server as the admin user; the password comes from the container's environment
-# through REDISCLI_AUTH, never from a command line. Each command prints a short result and
+# local server as the admin user; the password comes from the container's secret file
+# (REDIS_ADMIN_PASSWORD_FILE) to redis-cli through REDISCLI_AUTH, never from a command
+# line or the exec's environment. Each command prints a short result and
 # exits 0, or prints the reason on stderr and exits non-zero (1: refused or failed,
 # 2: bad usage).
 #
@@ -17,6 +18,9 @@
 set -eu
 
 ADMIN=${SF_ADMIN_USER:-sf-admin}
+# Only ever read from the secret file, never taken from the environment.
+ADMIN_PASSWORD=""
+. /usr/local/lib/sf-redis/common.sh
 command=${1:-}
 fail() {
   echo "sf-redis $command: $*" >&2
@@ -31,11 +35,19 @@ expect_args() {
   [ "$1" -eq "$2" ] || usage "$command takes $2 argument(s), got $1"
 }
 
+# The admin password in $ADMIN_PASSWORD, read once per command; fails with the reason.
+admin_password() {
+  [ -z "${ADMIN_PASSWORD:-}" ] || return 0
+  read_secret REDIS_ADMIN_PASSWORD || fail "$REPLY"
+  [ -n "$SECRET" ] || fail "no admin password: REDIS_ADMIN_PASSWORD_FILE is not set in the container"
+  ADMIN_PASSWORD=$SECRET
+}
+
 # One command to the local server as the admin; redis-cli exits 0 even on an error reply,
 # so replies starting with ERR/WRONGPASS/NOPERM... are failures too.
 local_redis() {
-  [ -n "${REDIS_ADMIN_PASSWORD:-}" ] || fail "REDIS_ADMIN_PASSWORD is not set in the container"
-  reply=$(REDISCLI_AUTH=$REDIS_ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -h 127.0.0.1 -p 6379 "$@" 2>&1) ||
+  admin_password || exit 1
+  reply=$(REDISCLI_AUTH=$ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -h 127.0.0.1 -p 6379 "$@" 2>&1) ||
     fail "redis-cli $1: $reply"
   case "$reply" in
     ERR* | WRONGPASS* | NOPERM* | NOAUTH* | LOADING* | "Could not connect"* | "Error:"* | "AUTH failed"*) fail "$1: $reply" ;;
@@ -155,8 +167,9 @@ cmd_sync_users() {
   host=$(info_field master_host)
   port=$(info_field master_port)
   user=${SF_REPLICATION_USER:-}
-  [ -n "$user" ] && [ -n "${SF_REPLICATION_PASSWORD:-}" ] || fail "no replication login in the environment"
-  upstream=$(REDISCLI_AUTH=$SF_REPLICATION_PASSWORD redis-cli --no-auth-warning --user "$user" -h "$host" -p "$port" ACL LIST 2>&1) ||
+  read_secret SF_REPLICATION_PASSWORD || fail "$REPLY"
+  [ -n "$user" ] && [ -n "$SECRET" ] || fail "no replication login (SF_REPLICATION_USER, SF_REPLICATION_PASSWORD_FILE)"
+  upstream=$(REDISCLI_AUTH=$SECRET redis-cli --no-auth-warning --user "$user" -h "$host" -p "$port" ACL LIST 2>&1) ||
     fail "ACL LIST on $host:$port: $upstream"
   case "$upstream" in
     user\ *) ;;
@@ -213,7 +226,7 @@ check_backup_path() {
 cmd_backup_prepare() {
   target=$1
   check_backup_path "$target"
-  [ -n "${REDIS_ADMIN_PASSWORD:-}" ] || fail "REDIS_ADMIN_PASSWORD is not set in the container"
+  admin_password
   appendonly=$(config_value appendonly)
   aofdir=$(config_value appenddirname)
   aofname=$(config_value appendfilename)
@@ -238,7 +251,7 @@ cmd_backup_prepare() {
   mkdir "$target" || fail "cannot create $target"
   snapshot=$target/.snapshot.rdb
   # As the admin, like every sf-redis command (REDISCLI_AUTH, not the command line).
-  output=$(REDISCLI_AUTH=$REDIS_ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -h 127.0.0.1 -p 6379 \
+  output=$(REDISCLI_AUTH=$ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -h 127.0.0.1 -p 6379 \
     --rdb "$snapshot" 2>&1) ||
     fail "redis-cli --rdb failed: $(printf '%s\n' "$output" | grep -v '^sending REPLCONF' | head -n 2 | tr '\n' ' ')"
   [ "$(head -c 5 "$snapshot" 2> /dev/null)" = REDIS ] ||

@@ -23,7 +23,7 @@ export function backupRoutes(app: FastifyInstance, ctx: BrokerContext): void {
     const problems = new BodyProblems('backup request');
     problems.fields(request.body, []);
     problems.fail();
-    const by = operatorOf(request, ctx);
+    const by = operatorOf(request);
     const instance = await requireInstance(ctx, request.params.id);
     const record = await requestBackup(ctx, instance.value, by);
     request.log.info({ instanceId: record.instanceId, backupId: record.id, by }, 'backup requested');
@@ -47,7 +47,7 @@ export function backupRoutes(app: FastifyInstance, ctx: BrokerContext): void {
 
   app.post<InstanceParams>('/sf/v1/instances/:id/restore', async (request, reply) => {
     const ask = parseRestoreBody(request.body);
-    const by = operatorOf(request, ctx);
+    const by = operatorOf(request);
     const owner = await backupOwner(ctx, request.params.id);
     const record =
       ask.as === undefined

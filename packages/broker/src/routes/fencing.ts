@@ -1,12 +1,17 @@
 import { isKeySegment } from '@service-foundry/core';
-import { type FenceResult, Fencing, redactFenceDevices, type UnfenceResult } from '@service-foundry/fencing';
+import {
+  type FenceResult,
+  Fencing,
+  redactFenceDevices,
+  requireKnownNode,
+  type UnfenceResult,
+} from '@service-foundry/fencing';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { BrokerContext } from '../broker-context.js';
+import { operatorOf } from '../operator-input.js';
 import { badRequest, notFound } from '../osb-errors.js';
 
 const maxHistory = 1000;
-/** Operator names as recorded in the audit trail: no spaces, nothing that needs escaping. */
-const operatorName = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$/;
 
 type NodeParams = { Params: { node: string } };
 
@@ -14,19 +19,6 @@ function nodeOf(request: FastifyRequest<NodeParams>): string {
   const node = request.params.node;
   if (!isKeySegment(node)) throw badRequest(`${JSON.stringify(node.slice(0, 200))} is not a valid node name`);
   return node;
-}
-
-/**
- * Who asks, for the audit trail: the `X-SF-Operator` header (the CLI sends the operator's
- * login name), else the basic-auth user every request was authenticated as.
- */
-function operatorOf(request: FastifyRequest, ctx: BrokerContext): string {
-  const header = request.headers['x-sf-operator'];
-  if (header === undefined) return ctx.config.username;
-  if (typeof header !== 'string' || !operatorName.test(header)) {
-    throw badRequest('X-SF-Operator must be 1 to 64 characters: letters, digits and . _ @ + -');
-  }
-  return header;
 }
 
 /** A JSON object body, or an empty one when none was sent. */
@@ -74,17 +66,23 @@ function unfenceView(result: UnfenceResult) {
 /**
  * The operator API for STONITH: manual fence / unfence (through the same library and
  * transactions as the failover controller, audited in the fence history), fence-device
- * configuration (validated; secrets never answered back) and the fence history.
+ * configuration (validated: only allow-listed `fence_*` agents, with the options they
+ * declare; secrets never answered back) and the fence history. Fencing or configuring a
+ * node the cluster does not know is a 404 that writes nothing.
  */
 export function fencingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
-  const fencing = new Fencing(ctx.client, ctx.keys, {}, { log: ctx.log });
+  // The fencing package's defaults: agents from /usr/sbin and packages/fencing/bin only.
+  const fencing = new Fencing(ctx.client, ctx.keys, {}, { log: ctx.log, secrets: ctx.secrets });
+  const knownNode = (node: string) => requireKnownNode(ctx.client, ctx.keys, node);
 
   app.post<NodeParams>('/sf/v1/nodes/:node/fence', async (request) => {
     const node = nodeOf(request);
     const body = bodyObject(request.body);
     checkFields(body, ['reason']);
-    const by = operatorOf(request, ctx);
-    const result = await fencing.fence(node, { by, reason: reasonOf(body, `manual fence by ${by}`) });
+    const by = operatorOf(request);
+    const reason = reasonOf(body, `manual fence by ${by}`);
+    await knownNode(node);
+    const result = await fencing.fence(node, { by, reason });
     return fenceView(result);
   });
 
@@ -93,10 +91,12 @@ export function fencingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
     const body = bodyObject(request.body);
     checkFields(body, ['reason', 'powerOn']);
     if (body.powerOn !== undefined && typeof body.powerOn !== 'boolean') throw badRequest('powerOn must be a boolean');
-    const by = operatorOf(request, ctx);
+    const by = operatorOf(request);
+    const reason = reasonOf(body, `manual unfence by ${by}`);
+    await knownNode(node);
     const result = await fencing.unfence(node, {
       by,
-      reason: reasonOf(body, `manual unfence by ${by}`),
+      reason,
       ...(body.powerOn === false ? { powerOn: false } : {}),
     });
     return unfenceView(result);
@@ -117,8 +117,10 @@ export function fencingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
 
   app.put<NodeParams>('/sf/v1/nodes/:node/fence-devices', async (request) => {
     const node = nodeOf(request);
-    const by = operatorOf(request, ctx);
-    // Validation errors (InvalidInputError) become 400s listing every problem.
+    const by = operatorOf(request);
+    await knownNode(node);
+    // Validation errors (InvalidInputError: schema, agent allow-list, the agent's declared
+    // options) become 400s listing every problem; nothing is stored.
     const record = await fencing.store.setDevices(node, request.body, by);
     await ctx.events.record('fence-devices-set', `fence devices of ${node} set by ${by}`, { node });
     return redactFenceDevices(record);
@@ -126,7 +128,7 @@ export function fencingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
 
   app.delete<NodeParams>('/sf/v1/nodes/:node/fence-devices', async (request, reply) => {
     const node = nodeOf(request);
-    const by = operatorOf(request, ctx);
+    const by = operatorOf(request);
     if (!(await fencing.store.deleteDevices(node))) throw notFound(`no fence devices configured for node ${node}`);
     await ctx.events.record('fence-devices-deleted', `fence devices of ${node} deleted by ${by}`, { node });
     return reply.code(204).send();

@@ -1,16 +1,20 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { InstanceRecord, OperationRecord } from '@service-foundry/core';
+import type { InstanceRecord, IoPolicy, OperationRecord } from '@service-foundry/core';
 import type { FastifyInstance } from 'fastify';
+import { requirePrincipal } from '../auth.js';
 import type { BrokerContext } from '../broker-context.js';
+import { provisionScope, sameScope } from '../instance-scope.js';
 import { asyncRequired, badRequest, concurrencyError, conflict, notFound, OsbError } from '../osb-errors.js';
-import { desiredReplicas, validateParameters } from '../params-validation.js';
-import { liveUpdatableParameters, resolvePolicies } from '../policies.js';
+import { desiredReplicas, type ResolvedPlan, validateParameters } from '../params-validation.js';
+import { durabilityProblem, liveUpdatableParameters, resolvePolicies } from '../policies.js';
 import { newOperationId, randomPassword } from '../random.js';
 import { acceptsIncomplete, contextName, idParams, keySegmentParam, stringField } from '../request-checks.js';
 
 interface ProvisionBody {
   service_id: string;
   plan_id: string;
+  organization_guid?: string;
+  space_guid?: string;
   context?: Record<string, unknown>;
   parameters?: Record<string, unknown>;
 }
@@ -56,6 +60,13 @@ function operationRecord(type: OperationRecord['type'], description: string): Op
   return { id: newOperationId(type), type, state: 'in progress', description, startedAt: new Date().toISOString() };
 }
 
+/** The durability the parameters ask for must be one the instance can honour (400 otherwise). */
+function checkDurability(ctx: BrokerContext, plan: ResolvedPlan, replicas: number, io: IoPolicy): void {
+  const streaming = ctx.catalog.replicationMode(plan.entry.osb.name, plan.plan.name) === 'native';
+  const problem = durabilityProblem(io.durability, replicas, streaming);
+  if (problem) throw badRequest(`invalid parameters for plan ${plan.entry.osb.name}/${plan.plan.name}: ${problem}`);
+}
+
 /** OSB's optional `service_id`/`plan_id` hints must name the instance's own, when given. */
 function checkHints(instance: InstanceRecord, hints: { service_id?: string; plan_id?: string }): void {
   if (hints.service_id !== undefined && hints.service_id !== instance.serviceId) {
@@ -84,8 +95,11 @@ export function instanceRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       const parameters = body.parameters ?? {};
       validateParameters(plan, 'instance create', parameters);
       const replicas = desiredReplicas(plan, parameters);
+      const policies = resolvePolicies(plan.sizing, parameters);
+      checkDurability(ctx, plan, replicas, policies.io);
       const context = body.context ?? {};
       const name = contextName(context, 'instance_name', id);
+      const scope = provisionScope(body, requirePrincipal(request));
       const service = plan.entry.osb.name;
       const operation = operationRecord('provision', `provisioning ${replicas} ${service} replica(s)`);
       const outcome = await ctx.instances.create(
@@ -104,7 +118,8 @@ export function instanceRoutes(app: FastifyInstance, ctx: BrokerContext): void {
           phase: 'provisioning',
           message: 'waiting for placement',
           operation,
-          ...resolvePolicies(plan.sizing, parameters),
+          ...policies,
+          ...(scope ? { scope } : {}),
         },
         {
           adminUser: plan.entry.runtime.adminUser,
@@ -125,8 +140,11 @@ export function instanceRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       const identical =
         existing.serviceId === body.service_id &&
         existing.planId === body.plan_id &&
-        isDeepStrictEqual(existing.parameters, parameters);
-      if (!identical) throw conflict(`instance ${id} already exists with a different service, plan or parameters`);
+        isDeepStrictEqual(existing.parameters, parameters) &&
+        sameScope(existing.scope, scope);
+      if (!identical) {
+        throw conflict(`instance ${id} already exists with a different service, plan, parameters or space`);
+      }
       if (existing.phase === 'deprovisioning') throw concurrencyError(`instance ${id} is being deprovisioned`);
       if (existing.phase === 'ready') return reply.code(200).send({});
       return reply.code(202).send({ operation: existing.operation.id });
@@ -238,8 +256,10 @@ export function instanceRoutes(app: FastifyInstance, ctx: BrokerContext): void {
           );
         }
         if (changed.length > 0) {
-          if (!acceptsIncomplete(request.query)) throw asyncRequired('updating');
           const parameters = { ...instance.parameters, ...body.parameters };
+          // Checked against the instance's own replica count: the update cannot change it.
+          checkDurability(ctx, plan, instance.replicas, resolvePolicies(plan.sizing, parameters).io);
+          if (!acceptsIncomplete(request.query)) throw asyncRequired('updating');
           const operation = operationRecord('update', `applying ${changed.join(', ')} to every replica`);
           const updated = await ctx.instances.update(id, (current) => {
             if (current.phase !== 'ready')

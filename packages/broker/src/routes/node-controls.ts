@@ -9,13 +9,12 @@ import {
 } from '@service-foundry/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { BrokerContext } from '../broker-context.js';
+import { operatorOf } from '../operator-input.js';
 import { badRequest, conflict, notFound } from '../osb-errors.js';
 
 type Action = 'cordon' | 'uncordon' | 'drain';
 type ControlRequest = FastifyRequest<{ Params: { node: string } }>;
 
-/** Operator names as recorded on the control: no spaces, nothing that needs escaping. */
-const operatorName = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$/;
 const maxReason = 500;
 
 /** What `POST /sf/v1/nodes/:node/{cordon,uncordon,drain}` answers. */
@@ -36,24 +35,20 @@ const next: Record<
   uncordon: () => ({ cordoned: false, draining: false }),
 };
 
-function parse(request: ControlRequest, ctx: BrokerContext): { node: string; reason: string | undefined; by: string } {
+function parse(request: ControlRequest): { node: string; reason: string | undefined; by: string } {
   const node = request.params.node;
   if (!isKeySegment(node)) throw badRequest(`${JSON.stringify(node.slice(0, 200))} is not a valid node name`);
   const body = request.body ?? {};
   if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('the request body must be a JSON object');
   const fields = body as Record<string, unknown>;
   const unknown = Object.keys(fields).filter((k) => k !== 'reason');
-  if (unknown.length) throw badRequest(`unknown field ${JSON.stringify(unknown[0])}; allowed: reason`);
+  if (unknown.length)
+    throw badRequest(`unknown field ${JSON.stringify(String(unknown[0]).slice(0, 100))}; allowed: reason`);
   const reason = fields.reason;
   if (reason !== undefined && (typeof reason !== 'string' || reason.length > maxReason)) {
     throw badRequest(`reason must be a string of at most ${maxReason} characters`);
   }
-  // The CLI names the operator (their login) in X-SF-Operator; else the basic-auth user.
-  const header = request.headers['x-sf-operator'];
-  if (header !== undefined && (typeof header !== 'string' || !operatorName.test(header))) {
-    throw badRequest('X-SF-Operator must be 1 to 64 characters: letters, digits and . _ @ + -');
-  }
-  return { node, reason, by: typeof header === 'string' ? header : ctx.config.username };
+  return { node, reason, by: operatorOf(request) };
 }
 
 function messageFor(action: Action, node: string, remaining: readonly string[]): string {
@@ -80,7 +75,7 @@ export function nodeControlRoutes(app: FastifyInstance, ctx: BrokerContext): voi
     app.post<{ Params: { node: string } }>(
       `/sf/v1/nodes/:node/${action}`,
       async (request): Promise<NodeControlView> => {
-        const { node, reason, by } = parse(request, ctx);
+        const { node, reason, by } = parse(request);
         const { client, keys } = ctx;
         const [record, allocation, current] = await Promise.all([
           readJson<NodeRecord>(client, keys.node(node)),

@@ -13,7 +13,7 @@ type InstanceParams = { Params: { id: string } };
 export function relocationRoutes(app: FastifyInstance, ctx: BrokerContext): void {
   app.post<InstanceParams>('/sf/v1/instances/:id/relocate', async (request, reply) => {
     const ask = parseRelocationBody(request.body);
-    const by = operatorOf(request, ctx);
+    const by = operatorOf(request);
     const instance = await requireInstance(ctx, request.params.id);
     const record = await requestRelocation(ctx, instance.value, ask, by);
     request.log.info(

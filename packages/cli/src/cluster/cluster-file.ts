@@ -11,12 +11,26 @@ export interface ClusterFile {
   keyspaceRoot: string;
   /** External etcd endpoints; empty means `sf up` runs its own etcd. @default [] */
   externalEtcd: string[];
+  /**
+   * The client identity every component uses with an external etcd (`--etcd-ca`,
+   * `--etcd-cert`, `--etcd-key`). With its own etcd, `sf up` makes a CA and one identity
+   * per component under `$SF_HOME/pki` instead.
+   * @default undefined
+   */
+  externalEtcdTls?: { caFile: string; certFile: string; keyFile: string };
   /** Ports of the etcd `sf up` runs (chosen free on first start). */
   etcdClientPort: number;
   etcdPeerPort: number;
   brokerPort: number;
+  /** The operator credential (`/sf/v1`), which `sf` uses. */
   brokerUsername: string;
   brokerPassword: string;
+  /** The platform's OSB credential (`/v2` only); made on the first `sf up` that needs it. */
+  osbUsername?: string;
+  osbPassword?: string;
+  /** A read-only operator credential (`GET /sf/v1/...`). */
+  viewerUsername?: string;
+  viewerPassword?: string;
   /** Address the router listens on and credentials point at. @default '127.0.0.1' */
   routerHost: string;
   routerHttpPort: number;
@@ -50,11 +64,26 @@ export const compileClusterFile = configCompiler<ClusterFile>('cluster file', {
     clusterId: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$' },
     keyspaceRoot: { type: 'string', default: '/sf' },
     externalEtcd: { type: 'array', items: { type: 'string', pattern: '^https?://' }, default: [] },
+    externalEtcdTls: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      required: ['caFile', 'certFile', 'keyFile'],
+      properties: {
+        caFile: { type: 'string', pattern: '^/' },
+        certFile: { type: 'string', pattern: '^/' },
+        keyFile: { type: 'string', pattern: '^/' },
+      },
+    },
     etcdClientPort: { type: 'integer', minimum: 1, maximum: 65535 },
     etcdPeerPort: { type: 'integer', minimum: 1, maximum: 65535 },
     brokerPort: { type: 'integer', minimum: 1, maximum: 65535 },
     brokerUsername: { type: 'string', minLength: 1 },
     brokerPassword: { type: 'string', minLength: 12 },
+    osbUsername: { type: 'string', minLength: 1, nullable: true },
+    osbPassword: { type: 'string', minLength: 12, nullable: true },
+    viewerUsername: { type: 'string', minLength: 1, nullable: true },
+    viewerPassword: { type: 'string', minLength: 12, nullable: true },
     routerHost: { type: 'string', default: '127.0.0.1' },
     routerHttpPort: { type: 'integer', minimum: 1, maximum: 65535 },
     routerPortMin: { type: 'integer', minimum: 1024, maximum: 65535 },

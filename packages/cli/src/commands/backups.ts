@@ -2,6 +2,7 @@ import type { BackupRecord, InstanceRestore, TransferStatusRecord } from '@servi
 import type { BrokerClient } from '../broker-client.js';
 import type { Command } from '../command.js';
 import { follow, interruptedExitCode } from '../follow.js';
+import { instancePath } from '../instance-path.js';
 import { printJson, printTable, say } from '../output.js';
 import { formatBytes, formatSeconds, ProgressDisplay } from '../progress-bar.js';
 import { client } from './services.js';
@@ -11,10 +12,6 @@ const deadlineMs = 30 * 60_000;
 
 /** A backup as the broker answers it: the record plus the hook's program name. */
 export type BackupView = BackupRecord & { hook?: string };
-
-function instancePath(name: string): string {
-  return `/sf/v1/instances/${encodeURIComponent(name)}`;
-}
 
 /** `2025-01-02 03:04:05Z`: seconds are enough in a table. */
 function shortTime(iso: string | undefined): string {

@@ -2,6 +2,7 @@ import type { RelocationRecord, TransferStatusRecord } from '@service-foundry/co
 import { type Command, intOption } from '../command.js';
 import { UsageError } from '../errors.js';
 import { follow, interruptedExitCode } from '../follow.js';
+import { instancePath } from '../instance-path.js';
 import { say } from '../output.js';
 import { formatBytes, formatRate, formatSeconds, ProgressDisplay } from '../progress-bar.js';
 import { client } from './services.js';
@@ -67,11 +68,7 @@ export const relocate: Command = {
     if (typeof options.to === 'string') body.to = options.to;
     if (options['keep-source']) body.keep_source = true;
     const broker = await client();
-    const { body: asked } = await broker.request<RelocationRecord>(
-      'POST',
-      `/sf/v1/instances/${encodeURIComponent(name)}/relocate`,
-      body,
-    );
+    const { body: asked } = await broker.request<RelocationRecord>('POST', instancePath(name, '/relocate'), body);
     say(
       `Relocating ${name} replica ${asked.ordinal} from ${asked.from} to ${asked.to ?? 'a node the controller picks'}`,
     );

@@ -8,7 +8,8 @@ import {
 } from '@service-foundry/core';
 import { BrokerClient } from '../broker-client.js';
 import { type Command, intOption, parametersOption } from '../command.js';
-import { UsageError } from '../errors.js';
+import { BrokerError, UsageError } from '../errors.js';
+import { instancePath } from '../instance-path.js';
 import { Progress, printJson, printTable, say } from '../output.js';
 import { formatBytes, formatSeconds } from '../progress-bar.js';
 import { loadTarget } from '../target.js';
@@ -24,17 +25,24 @@ export interface InstanceSummary {
   replicas: { desired: number; placed: number; running: number };
   route: { host: string; port: number } | null;
   createdAt: string;
+  /** Where the name is unique: the platform's organization and space; null: the operators' scope. */
+  scope?: { organization: string; space: string } | null;
 }
 
 export async function client(): Promise<BrokerClient> {
   return new BrokerClient(await loadTarget());
 }
 
+/** The instance an operator names (id or name), as the broker resolves it (see instancePath). */
 export async function findInstance(broker: BrokerClient, name: string): Promise<InstanceSummary> {
-  const all = await broker.get<InstanceSummary[]>('/sf/v1/instances');
-  const found = all.find((i) => i.name === name) ?? all.find((i) => i.id === name);
-  if (!found) throw new UsageError(`service instance ${JSON.stringify(name)} not found (see \`sf services\`)`);
-  return found;
+  try {
+    return await broker.get<InstanceSummary>(instancePath(name));
+  } catch (error) {
+    if (error instanceof BrokerError && error.status === 404) {
+      throw new UsageError(`service instance ${JSON.stringify(name)} not found (see \`sf services\`)`);
+    }
+    throw error;
+  }
 }
 
 /** Polls `last_operation` until it leaves `in progress`, showing progress. */
@@ -119,7 +127,7 @@ export const createService: Command = {
     const state = await waitForOperation(broker, id, `create ${name}`, timeoutSeconds * 1000);
     if (state !== 'succeeded') {
       process.exitCode = 1;
-      const detail = await findInstance(broker, name).catch(() => undefined);
+      const detail = await broker.get<InstanceSummary>(instancePath(id)).catch(() => undefined);
       say(`Create failed: ${detail?.operation.description ?? state}`);
       return;
     }
@@ -136,9 +144,11 @@ export const services: Command = {
     const all = await (await client()).get<InstanceSummary[]>('/sf/v1/instances');
     if (options.json) return printJson(all);
     printTable(
-      ['name', 'service', 'plan', 'state', 'replicas', 'route', 'last operation'],
+      ['name', 'space', 'service', 'plan', 'state', 'replicas', 'route', 'last operation'],
       all.map((i) => [
         i.name,
+        // A platform's organization/space; `-` for instances `sf` created (the operators' scope).
+        i.scope ? `${i.scope.organization}/${i.scope.space}` : '-',
         i.service,
         i.plan,
         i.phase,

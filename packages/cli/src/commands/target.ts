@@ -1,23 +1,34 @@
 import type { Command } from '../command.js';
 import { UsageError } from '../errors.js';
 import { say } from '../output.js';
+import { readStdin } from '../stdin.js';
 import { loadTarget, saveTarget } from '../target.js';
+
+const usage = 'sf target URL -u USER --password-stdin   (the password on standard input, e.g. from a file)';
 
 export const target: Command = {
   name: 'target',
-  summary: 'show or set the broker the CLI talks to',
+  summary: 'show or set the broker the CLI talks to (an operator login; the password is read from stdin)',
   args: ['[URL]'],
-  options: { username: { type: 'string', short: 'u' }, password: { type: 'string', short: 'p' } },
+  options: {
+    username: { type: 'string', short: 'u' },
+    'password-stdin': { type: 'boolean' },
+    password: { type: 'string', short: 'p' },
+  },
   async run([url], options) {
     if (!url) {
       const current = await loadTarget();
       say(`broker: ${current.url} (user ${current.username})`);
       return;
     }
-    if (typeof options.username !== 'string' || typeof options.password !== 'string') {
-      throw new UsageError('sf target URL -u USER -p PASSWORD');
+    if (options.password !== undefined) {
+      // A command line is readable by every local user (ps, /proc/<pid>/cmdline).
+      throw new UsageError(`a password on the command line is visible to every user of this machine; use ${usage}`);
     }
-    await saveTarget({ url, username: options.username, password: options.password });
-    say(`Targeting ${url}`);
+    if (typeof options.username !== 'string' || !options['password-stdin']) throw new UsageError(usage);
+    const password = (await readStdin(4096)).replace(/\r?\n$/, '');
+    if (password.length === 0) throw new UsageError(`no password on standard input; ${usage}`);
+    await saveTarget({ url, username: options.username, password });
+    say(`Targeting ${url} as ${options.username}`);
   },
 };

@@ -1,19 +1,20 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Catalog, freePort, ProcessError, startEtcd, waitFor } from '@service-foundry/core';
+import { isAbsolute, join, resolve } from 'node:path';
+import { Catalog, freePort, ProcessError, waitFor } from '@service-foundry/core';
 import { simAgentPath } from '@service-foundry/fencing';
 import { BrokerClient } from '../broker-client.js';
 import { type ClusterFile, newPassword, readClusterFile, writeClusterFile } from '../cluster/cluster-file.js';
+import { ComponentConfigs } from '../cluster/component-configs.js';
 import { componentPaths, isAlive, readPid, spawnComponent, writePid } from '../cluster/components.js';
 import { checkDocker } from '../cluster/docker-check.js';
+import { applyClusterAccess, startClusterEtcd } from '../cluster/etcd-bootstrap.js';
+import { ClusterPki } from '../cluster/pki.js';
 import { freePortOr } from '../cluster/ports.js';
 import { type Command, intOption } from '../command.js';
 import { UsageError } from '../errors.js';
 import { Progress, say } from '../output.js';
 import { saveTarget, stateDir } from '../target.js';
 import { buildImages } from './images.js';
-
-const agentLeaseTtlSeconds = 3;
 
 /**
  * Gives each simulated node a fence device unless an operator configured one: the project's
@@ -71,6 +72,7 @@ async function firstCluster(options: Record<string, string | boolean | undefined
   if (!match || min < 1024 || max > 65535 || min > max)
     throw new UsageError('--router-ports must look like 40000-40999');
   const external = typeof options.etcd === 'string' ? options.etcd.split(',') : [];
+  const externalTls = externalEtcdTls(options, external.length > 0);
   // Memorable fixed ports by default; --random-ports lets several clusters start at once.
   const port = (preferred: number) => (options['random-ports'] ? freePort() : freePortOr(preferred));
   return {
@@ -80,11 +82,16 @@ async function firstCluster(options: Record<string, string | boolean | undefined
       .replace(/[^a-z0-9]/g, 'x')}`,
     keyspaceRoot: '/sf',
     externalEtcd: external,
+    ...(externalTls ? { externalEtcdTls: externalTls } : {}),
     etcdClientPort: await port(23790),
     etcdPeerPort: await port(23800),
     brokerPort: intOption(options, 'broker-port', await port(8470), 1, 65535),
     brokerUsername: 'admin',
     brokerPassword: newPassword(),
+    osbUsername: 'platform',
+    osbPassword: newPassword(),
+    viewerUsername: 'viewer',
+    viewerPassword: newPassword(),
     volumeSecret: newPassword(),
     routerHost: '127.0.0.1',
     routerHttpPort: await port(8480),
@@ -94,6 +101,27 @@ async function firstCluster(options: Record<string, string | boolean | undefined
     // node holds it, as on a real network.
     nodes: Array.from({ length: nodeCount }, (_, i) => ({ name: `node-${i + 1}`, address: `127.0.1.${i + 1}` })),
   };
+}
+
+/** `--etcd-ca/--etcd-cert/--etcd-key`: the identity components use with an external etcd. */
+function externalEtcdTls(options: Record<string, string | boolean | undefined>, external: boolean) {
+  const files = { caFile: options['etcd-ca'], certFile: options['etcd-cert'], keyFile: options['etcd-key'] };
+  const given = Object.values(files).filter((f) => typeof f === 'string');
+  if (given.length === 0) return undefined;
+  if (!external) throw new UsageError('--etcd-ca, --etcd-cert and --etcd-key go with --etcd URLS');
+  if (given.length !== 3) throw new UsageError('give all of --etcd-ca, --etcd-cert and --etcd-key');
+  const path = (f: unknown) => (isAbsolute(f as string) ? (f as string) : resolve(f as string));
+  return { caFile: path(files.caFile), certFile: path(files.certFile), keyFile: path(files.keyFile) };
+}
+
+/** Credentials added since a cluster was first set up are made on its next `sf up`. */
+function withMissingSecrets(cluster: Readonly<ClusterFile>): ClusterFile | undefined {
+  const missing = {
+    ...(cluster.volumeSecret ? {} : { volumeSecret: newPassword() }),
+    ...(cluster.osbPassword ? {} : { osbUsername: 'platform', osbPassword: newPassword() }),
+    ...(cluster.viewerPassword ? {} : { viewerUsername: 'viewer', viewerPassword: newPassword() }),
+  };
+  return Object.keys(missing).length ? { ...cluster, ...missing } : undefined;
 }
 
 export const up: Command = {
@@ -107,6 +135,9 @@ export const up: Command = {
     'router-ports': { type: 'string' },
     'skip-images': { type: 'boolean' },
     'random-ports': { type: 'boolean' },
+    'etcd-ca': { type: 'string' },
+    'etcd-cert': { type: 'string' },
+    'etcd-key': { type: 'string' },
   },
   async run(_args, options) {
     const dir = stateDir();
@@ -115,74 +146,58 @@ export const up: Command = {
       cluster = await firstCluster(options);
       await writeClusterFile(dir, cluster);
       say(`New cluster ${cluster.clusterId}; state in ${dir}`);
-    } else if (options.nodes || options.etcd || options['broker-port'] || options['router-ports']) {
+    } else if (
+      options.nodes ||
+      options.etcd ||
+      options['etcd-ca'] ||
+      options['broker-port'] ||
+      options['router-ports']
+    ) {
       throw new UsageError(
         `cluster already set up in ${dir}: run \`sf down --purge\` to start over with other options`,
       );
     }
-    if (!cluster.volumeSecret) {
-      // Clusters set up before volume transfers existed get their secret now.
-      cluster = { ...cluster, volumeSecret: newPassword() };
+    const completed = withMissingSecrets(cluster);
+    if (completed) {
+      cluster = completed;
       await writeClusterFile(dir, cluster);
     }
     const volumeSecret = cluster.volumeSecret as string;
     await checkDocker();
     if (!options['skip-images']) await buildImages(await Catalog.load(), false);
 
-    const etcdEndpoints = cluster.externalEtcd.length
-      ? [...cluster.externalEtcd]
-      : [`http://127.0.0.1:${cluster.etcdClientPort}`];
-    const common = { etcdEndpoints, keyspaceRoot: cluster.keyspaceRoot };
     const progress = new Progress();
-    for (const name of componentNames(cluster)) {
+    const pki = new ClusterPki(join(dir, 'pki'));
+    progress.update('certificates (cluster CA, etcd, one identity per component)');
+    await pki.ensure(cluster.nodes.map((n) => n.name));
+    const configs = new ComponentConfigs(cluster, pki, dir);
+    if (cluster.externalEtcd.length === 0) {
+      const pid = await readPid(dir, 'etcd');
+      if (pid && isAlive(pid)) progress.update(`etcd already running (pid ${pid})`);
+      else {
+        progress.update('starting etcd (TLS, client certificates required)');
+        await writePid(dir, 'etcd', await startClusterEtcd(dir, cluster, pki));
+      }
+      progress.update('etcd: one user and role per component, authentication on');
+      await applyClusterAccess(configs.etcdEndpoints, cluster, pki);
+    }
+    for (const name of componentNames(cluster).filter((n) => n !== 'etcd')) {
       const pid = await readPid(dir, name);
       if (pid && isAlive(pid)) {
         progress.update(`${name} already running (pid ${pid})`);
         continue;
       }
       progress.update(`starting ${name}`);
-      if (name === 'etcd') {
-        const etcd = await startEtcd({
-          dataDir: join(dir, 'etcd'),
-          clientPort: cluster.etcdClientPort,
-          peerPort: cluster.etcdPeerPort,
-          logFile: join(dir, 'logs', 'etcd.log'),
-          detached: true,
-        });
-        await writePid(dir, name, etcd.pid);
-      } else if (name === 'scheduler') {
-        await spawnComponent(dir, name, 'scheduler', { ...common, name: 'scheduler-1' });
+      if (name === 'scheduler') {
+        await spawnComponent(dir, name, 'scheduler', configs.scheduler());
       } else if (name === 'broker') {
-        await spawnComponent(dir, name, 'broker', {
-          ...common,
-          host: '127.0.0.1',
-          port: cluster.brokerPort,
-          username: cluster.brokerUsername,
-          password: cluster.brokerPassword,
-          routerHost: cluster.routerHost,
-          routerPortRange: { min: cluster.routerPortMin, max: cluster.routerPortMax },
-        });
+        await spawnComponent(dir, name, 'broker', configs.broker());
       } else if (name === 'router') {
-        await spawnComponent(dir, name, 'router', {
-          ...common,
-          listenHost: cluster.routerHost,
-          httpPort: cluster.routerHttpPort,
-        });
+        await spawnComponent(dir, name, 'router', configs.router());
       } else {
         const node = cluster.nodes.find((n) => `agent-${n.name}` === name);
         if (!node) continue;
-        await spawnComponent(dir, name, 'agent', {
-          ...common,
-          node: node.name,
-          address: node.address,
-          clusterId: cluster.clusterId,
-          // Short leases: a lost node is noticed in ~3 s, which bounds failover time.
-          leaseTtlSeconds: agentLeaseTtlSeconds,
-          // Fresh replication positions let the controller choose a new primary without waiting.
-          positionIntervalMs: 250,
-          positionRefreshMs: 500,
-          volumes: { secret: volumeSecret, port: 0, backupDir: join(dir, 'backups', node.name) },
-        });
+        await spawnComponent(dir, name, 'agent', configs.agent(node, volumeSecret));
       }
     }
     const target = {

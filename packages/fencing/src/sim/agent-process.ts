@@ -49,11 +49,25 @@ function signalZero(pid: number): boolean {
 }
 
 /**
- * The node agent named by its pid file. A zombie counts as dead, and so does a process that
- * started after the pid file was last written: its pid was reused by something else, which
- * must never be killed in the agent's place.
+ * Whether the process carries `SF_COMPONENT=<component>` in its environment, as `sf up`
+ * starts every component. Undefined when /proc cannot say (not Linux).
  */
-export async function simAgentProcess(pidFile: string): Promise<SimAgentProcess | undefined> {
+async function isComponent(pid: number, component: string): Promise<boolean | undefined> {
+  try {
+    const environ = await readFile(`/proc/${pid}/environ`);
+    return environ.toString('utf8').split('\0').includes(`SF_COMPONENT=${component}`);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? false : undefined;
+  }
+}
+
+/**
+ * The node agent of `node` named by its pid file. A zombie counts as dead, and so does a
+ * process that started after the pid file was last written (its pid was reused) or that
+ * is not `node`'s agent (`SF_COMPONENT=agent-<node>`): a pid file elsewhere, such as
+ * `/run/sshd.pid`, must never get that process killed in the agent's place.
+ */
+export async function simAgentProcess(pidFile: string, node: string): Promise<SimAgentProcess | undefined> {
   let text: string;
   let writtenMs: number;
   try {
@@ -77,6 +91,9 @@ export async function simAgentProcess(pidFile: string): Promise<SimAgentProcess 
   if (proc.state === 'Z' || proc.state === 'X') return { pid, alive: false, note: 'zombie' };
   if (proc.startedMs !== undefined && proc.startedMs > writtenMs + startSlackMs) {
     return { pid, alive: false, note: `pid ${pid} was reused (started after the pid file was written)` };
+  }
+  if ((await isComponent(pid, `agent-${node}`)) === false) {
+    return { pid, alive: false, note: `pid ${pid} is not the agent of ${node} (no SF_COMPONENT=agent-${node})` };
   }
   return { pid, alive: true, note: '' };
 }

@@ -1,10 +1,52 @@
-const parameters: Array<{ name: string; required: boolean; description: string; default?: string }> = [
-  { name: 'action', required: true, description: 'Fencing action', default: 'reboot' },
-  { name: 'plug', required: true, description: 'Node name (Docker label sf.node); nodename= when absent' },
-  { name: 'cluster', required: true, description: 'Cluster id (Docker label sf.cluster)' },
-  { name: 'pid_file', required: false, description: "Pid file of the node's agent process" },
-  { name: 'docker_socket', required: false, description: 'Docker Engine socket', default: '/var/run/docker.sock' },
-  { name: 'power_timeout', required: false, description: 'Seconds to wait for OFF after killing', default: '10' },
+interface SimParameter {
+  name: string;
+  required: boolean;
+  description: string;
+  /** `<content type>`: what the runner's option check holds values to. */
+  type: 'string' | 'second';
+  default?: string;
+  /** An old name kept working (ClusterLabs marks it `deprecated="1"`). */
+  deprecated?: boolean;
+  /** The long option (`--plug`); the parameter's name with `-` for `_` when absent. */
+  longOption?: string;
+}
+
+/**
+ * Every option fence_sf_sim reads (sim-agent.ts), and no other: the runner refuses
+ * options an agent does not declare here.
+ */
+const parameters: SimParameter[] = [
+  { name: 'action', required: true, description: 'Fencing action', type: 'string', default: 'reboot' },
+  {
+    name: 'plug',
+    required: true,
+    description: 'Node name (Docker label sf.node); nodename= when absent',
+    type: 'string',
+  },
+  {
+    name: 'port',
+    required: false,
+    description: 'Node name (Docker label sf.node); nodename= when absent',
+    type: 'string',
+    deprecated: true,
+    longOption: 'plug',
+  },
+  { name: 'cluster', required: true, description: 'Cluster id (Docker label sf.cluster)', type: 'string' },
+  { name: 'pid_file', required: false, description: "Pid file of the node's agent process", type: 'string' },
+  {
+    name: 'docker_socket',
+    required: false,
+    description: 'Docker Engine socket',
+    type: 'string',
+    default: '/var/run/docker.sock',
+  },
+  {
+    name: 'power_timeout',
+    required: false,
+    description: 'Seconds to wait for OFF after killing',
+    type: 'second',
+    default: '10',
+  },
 ];
 
 const actions = ['on', 'off', 'reboot', 'status', 'monitor', 'list', 'metadata', 'validate-all'];
@@ -17,9 +59,9 @@ function escapeXml(text: string): string {
 export function simAgentMetadata(): string {
   const params = parameters.map(
     (p) =>
-      `\t<parameter name="${p.name}" unique="0" required="${p.required ? 1 : 0}">\n` +
-      `\t\t<getopt mixed="--${p.name.replaceAll('_', '-')}=[value]" />\n` +
-      `\t\t<content type="string"${p.default ? ` default="${escapeXml(p.default)}"` : ''} />\n` +
+      `\t<parameter name="${p.name}" unique="0" required="${p.required ? 1 : 0}"${p.deprecated ? ' deprecated="1"' : ''}>\n` +
+      `\t\t<getopt mixed="--${p.longOption ?? p.name.replaceAll('_', '-')}=[value]" />\n` +
+      `\t\t<content type="${p.type}"${p.default ? ` default="${escapeXml(p.default)}"` : ''} />\n` +
       `\t\t<shortdesc lang="en">${escapeXml(p.description)}</shortdesc>\n` +
       '\t</parameter>',
   );

@@ -44,7 +44,7 @@ function labels(t: Target): string[] {
 
 /** ON while the node's agent process or any of its containers runs. */
 async function powerState(t: Target): Promise<{ on: boolean; agentPid?: number; containers: string[] }> {
-  const agent = t.pidFile ? await simAgentProcess(t.pidFile) : undefined;
+  const agent = t.pidFile ? await simAgentProcess(t.pidFile, t.node) : undefined;
   const containers = (await liveContainers(t.socket, labels(t))).map((c) => c.Id);
   const on = agent?.alive === true || containers.length > 0;
   return agent?.alive ? { on, agentPid: agent.pid, containers } : { on, containers };

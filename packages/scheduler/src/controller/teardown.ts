@@ -14,9 +14,41 @@ import {
 import { release } from '../reserve.js';
 
 /**
- * Deprovision, step by step and safe to repeat: withdraw the route and primary, ask each
- * agent to remove its replica, return the capacity once the agent confirms, and delete
- * the instance's records when no placement is left.
+ * Gives back what an instance holds, step by step and safe to repeat: withdraw the route
+ * and primary, ask each agent to remove its replica, and return the capacity (allocation
+ * and placement) once the agent confirms. Used by teardown, and for a failed provision,
+ * which keeps its records (the platform still deprovisions it) but holds nothing.
+ */
+export async function releaseReplicas(
+  client: Etcd3,
+  keys: Keyspace,
+  instanceId: string,
+  placements: PlacementRecord[],
+  hasRouteOrPrimary: boolean,
+): Promise<void> {
+  if (hasRouteOrPrimary) {
+    await client.delete().key(keys.route(instanceId)).exec();
+    await client.delete().key(keys.primary(instanceId)).exec();
+  }
+  for (const placement of placements) {
+    const assignmentKey = keys.assignment(placement.node, instanceId, placement.ordinal);
+    const assignment = await readJson<AssignmentRecord>(client, assignmentKey);
+    if (assignment && assignment.value.desired !== 'removed') {
+      await client
+        .if(assignmentKey, 'Mod', '==', assignment.modRevision)
+        .then(client.put(assignmentKey).value(json({ ...assignment.value, desired: 'removed' })))
+        .commit();
+    } else if (!assignment) {
+      const allocation = await readJson<NodeAllocation>(client, keys.allocation(placement.node));
+      if (allocation) await release(client, keys, allocation, instanceId, placement.ordinal);
+      else await client.delete().key(keys.placement(instanceId, placement.ordinal)).exec();
+    }
+  }
+}
+
+/**
+ * Deprovision, step by step and safe to repeat: release the replicas (releaseReplicas),
+ * then delete the instance's records when no placement is left.
  */
 export async function teardownStep(
   client: Etcd3,
@@ -28,24 +60,7 @@ export async function teardownStep(
   log: Logger,
 ): Promise<void> {
   const id = instance.value.id;
-  if (hasRouteOrPrimary) {
-    await client.delete().key(keys.route(id)).exec();
-    await client.delete().key(keys.primary(id)).exec();
-  }
-  for (const placement of placements) {
-    const assignmentKey = keys.assignment(placement.node, id, placement.ordinal);
-    const assignment = await readJson<AssignmentRecord>(client, assignmentKey);
-    if (assignment && assignment.value.desired !== 'removed') {
-      await client
-        .if(assignmentKey, 'Mod', '==', assignment.modRevision)
-        .then(client.put(assignmentKey).value(json({ ...assignment.value, desired: 'removed' })))
-        .commit();
-    } else if (!assignment) {
-      const allocation = await readJson<NodeAllocation>(client, keys.allocation(placement.node));
-      if (allocation) await release(client, keys, allocation, id, placement.ordinal);
-      else await client.delete().key(keys.placement(id, placement.ordinal)).exec();
-    }
-  }
+  await releaseReplicas(client, keys, id, placements, hasRouteOrPrimary);
   if (placements.length > 0) return;
   // Backups outlive their instance, and the data in them holds the instance's users: the
   // credentials stay while any backup of it exists, so that `sf restore` can still use them.

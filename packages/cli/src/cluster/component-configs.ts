@@ -1,0 +1,84 @@
+import { join } from 'node:path';
+import { type EtcdTlsFiles, etcdUsers } from '@service-foundry/core';
+import type { ClusterFile } from './cluster-file.js';
+import type { ClusterPki } from './pki.js';
+
+/** Short leases: a lost node is noticed in ~3 s, which bounds failover time. */
+const agentLeaseTtlSeconds = 3;
+
+/**
+ * The config file of each component `sf up` starts. Each component gets its own etcd
+ * identity (RBAC gives it only its keys) and, where it handles credentials, the secrets
+ * key; with an external etcd all of them use the identity given to `sf up`.
+ */
+export class ComponentConfigs {
+  constructor(
+    private readonly cluster: Readonly<ClusterFile>,
+    private readonly pki: ClusterPki,
+    private readonly stateDir: string,
+  ) {}
+
+  get etcdEndpoints(): string[] {
+    return this.cluster.externalEtcd.length
+      ? [...this.cluster.externalEtcd]
+      : [`https://127.0.0.1:${this.cluster.etcdClientPort}`];
+  }
+
+  etcdIdentity(user: string): EtcdTlsFiles | undefined {
+    if (this.cluster.externalEtcd.length) return this.cluster.externalEtcdTls;
+    return this.pki.client(user);
+  }
+
+  #common(user: string) {
+    const tls = this.etcdIdentity(user);
+    return {
+      etcdEndpoints: this.etcdEndpoints,
+      ...(tls ? { etcdTls: tls } : {}),
+      keyspaceRoot: this.cluster.keyspaceRoot,
+    };
+  }
+
+  scheduler() {
+    return { ...this.#common(etcdUsers.scheduler), secretsKeyFile: this.pki.secretsKeyFile, name: 'scheduler-1' };
+  }
+
+  router() {
+    return {
+      ...this.#common(etcdUsers.router),
+      listenHost: this.cluster.routerHost,
+      httpPort: this.cluster.routerHttpPort,
+    };
+  }
+
+  broker() {
+    const c = this.cluster;
+    return {
+      ...this.#common(etcdUsers.broker),
+      secretsKeyFile: this.pki.secretsKeyFile,
+      host: '127.0.0.1',
+      port: c.brokerPort,
+      osb: { username: c.osbUsername, password: c.osbPassword },
+      operators: [
+        { username: c.brokerUsername, password: c.brokerPassword, role: 'operator' },
+        { username: c.viewerUsername, password: c.viewerPassword, role: 'viewer' },
+      ],
+      routerHost: c.routerHost,
+      routerPortRange: { min: c.routerPortMin, max: c.routerPortMax },
+    };
+  }
+
+  agent(node: { name: string; address: string }, volumeSecret: string) {
+    return {
+      ...this.#common(etcdUsers.agent(node.name)),
+      secretsKeyFile: this.pki.secretsKeyFile,
+      node: node.name,
+      address: node.address,
+      clusterId: this.cluster.clusterId,
+      leaseTtlSeconds: agentLeaseTtlSeconds,
+      // Fresh replication positions let the controller choose a new primary without waiting.
+      positionIntervalMs: 250,
+      positionRefreshMs: 500,
+      volumes: { secret: volumeSecret, port: 0, backupDir: join(this.stateDir, 'backups', node.name) },
+    };
+  }
+}
