@@ -46,9 +46,13 @@ const staleReservationMs = 3 * 60 * 60 * 1000;
 async function reserveRouterPorts(): Promise<{ base: number; release: () => Promise<void> }> {
   const dir = join(tmpdir(), 'sf-e2e-router-ports');
   await mkdir(dir, { recursive: true });
-  const first = Math.floor(Math.random() * 200);
-  for (let i = 0; i < 200; i++) {
-    const base = 41000 + ((first + i) % 200) * 100;
+  // Ports 20000–32699, below the kernel's ephemeral range (32768–60999): an outgoing
+  // connection (any process on the machine) may take an ephemeral port as its local port,
+  // and a router could then not listen there until it is released.
+  const blocks = 127;
+  const first = Math.floor(Math.random() * blocks);
+  for (let i = 0; i < blocks; i++) {
+    const base = 20000 + ((first + i) % blocks) * 100;
     const lock = join(dir, String(base));
     try {
       await mkdir(lock);

@@ -54,7 +54,7 @@ export interface BrokerConfig {
    * @default '127.0.0.1'
    */
   routerHost: string;
-  /** Ports the router may listen on, one per instance (inclusive). @default { min: 40000, max: 40999 } */
+  /** Ports the router may listen on, one per instance (inclusive). @default { min: 30000, max: 30999 } (below Linux's ephemeral ports, 32768–60999) */
   routerPortRange: RouterPortRange;
   /** Deadline for connecting to an instance and running a binding's statements. @default 30000 */
   bindTimeoutMs: number;
@@ -96,7 +96,7 @@ export const compileBrokerConfig = configCompiler<BrokerConfig>('broker config',
     routerHost: { type: 'string', default: '127.0.0.1', minLength: 1 },
     routerPortRange: {
       type: 'object',
-      default: { min: 40000, max: 40999 },
+      default: { min: 30000, max: 30999 },
       additionalProperties: false,
       required: ['min', 'max'],
       properties: {

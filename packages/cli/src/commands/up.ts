@@ -9,7 +9,7 @@ import { componentPaths, isAlive, readPid, spawnComponent, writePid } from '../c
 import { checkDocker } from '../cluster/docker-check.js';
 import { applyClusterAccess, startClusterEtcd } from '../cluster/etcd-bootstrap.js';
 import { ClusterPki } from '../cluster/pki.js';
-import { freePortOr } from '../cluster/ports.js';
+import { ephemeralOverlap, freePortOr } from '../cluster/ports.js';
 import { type Command, intOption } from '../command.js';
 import { UsageError } from '../errors.js';
 import { Progress, say } from '../output.js';
@@ -65,12 +65,12 @@ export function componentNames(cluster: Pick<ClusterFile, 'nodes' | 'externalEtc
 
 async function firstCluster(options: Record<string, string | boolean | undefined>): Promise<ClusterFile> {
   const nodeCount = intOption(options, 'nodes', 3, 1, 20);
-  const ports = typeof options['router-ports'] === 'string' ? options['router-ports'] : '40000-40999';
+  const ports = typeof options['router-ports'] === 'string' ? options['router-ports'] : '30000-30999';
   const match = /^(\d+)-(\d+)$/.exec(ports);
   const min = Number(match?.[1]);
   const max = Number(match?.[2]);
   if (!match || min < 1024 || max > 65535 || min > max)
-    throw new UsageError('--router-ports must look like 40000-40999');
+    throw new UsageError('--router-ports must look like 30000-30999');
   const external = typeof options.etcd === 'string' ? options.etcd.split(',') : [];
   const externalTls = externalEtcdTls(options, external.length > 0);
   // Memorable fixed ports by default; --random-ports lets several clusters start at once.
@@ -146,6 +146,12 @@ export const up: Command = {
       cluster = await firstCluster(options);
       await writeClusterFile(dir, cluster);
       say(`New cluster ${cluster.clusterId}; state in ${dir}`);
+      const overlap = await ephemeralOverlap(cluster.routerPortMin, cluster.routerPortMax);
+      if (overlap) {
+        say(
+          `warning: router ports ${overlap} overlap the kernel's ephemeral ports: an outgoing connection may hold one and keep the router from listening there; prefer a range below`,
+        );
+      }
     } else if (
       options.nodes ||
       options.etcd ||
