@@ -7,11 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
+  decodeRecord,
   EtcdPermissionDeniedError,
   type InstanceSecret,
   Keyspace,
   readSealed,
   SecretBox,
+  sealedEnvelopeCodec,
+  secretCodec,
   waitFor,
 } from '@service-foundry/core';
 import { asLocalUser, nobody, processTexts } from './support/attacker.js';
@@ -58,7 +61,9 @@ describe('trust boundaries on a fresh platform, tried as each attacker', () => {
     const box = await SecretBox.fromKeyFile(join(cluster.home, 'pki', 'secrets.key'));
     const etcd = cluster.etcdAsRoot();
     try {
-      secret = (await readSealed<InstanceSecret>(etcd, box, keys.secret(instanceId)))?.value as InstanceSecret;
+      const stored = await readSealed(etcd, box, secretCodec, keys.secret(instanceId));
+      assert.ok(stored, 'the instance secret is stored');
+      secret = stored.value;
     } finally {
       etcd.close();
     }
@@ -134,7 +139,7 @@ describe('trust boundaries on a fresh platform, tried as each attacker', () => {
             key.startsWith(keys.bindings()) ||
             key.startsWith(keys.allFenceDevices())
           ) {
-            assert.equal((JSON.parse(value) as { sealed?: string }).sealed, 'sf-aead-1', key);
+            assert.equal(decodeRecord(sealedEnvelopeCodec, key, value).sealed, 'sf-aead-1', key);
           }
         }
       } finally {

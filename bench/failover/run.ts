@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { type ReplicaStatus, readPrefix, waitFor } from '@service-foundry/core';
+import { Keyspace, readPrefix, statusCodec, waitFor } from '@service-foundry/core';
 import { killNode, startCluster, type TestCluster } from '../../e2e/support/cluster.js';
 import { lostWrites, Writer } from '../../e2e/support/writer.js';
 
@@ -19,11 +19,12 @@ function percentile(values: number[], p: number): number {
 /** Samples replica statuses: two running replicas reporting role primary at once is split brain. */
 function watchSplitBrain(cluster: TestCluster, instanceId: string): { stop(): Promise<number> } {
   const client = cluster.etcdAsRoot();
+  const keys = new Keyspace();
   let samples = 0;
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
-      const { items } = await readPrefix<ReplicaStatus>(client, `/sf/status/${instanceId}/`);
+      const { items } = await readPrefix(client, statusCodec, keys.instanceStatuses(instanceId));
       const primaries = [...items.values()].filter((s) => s.value.state === 'running' && s.value.role === 'primary');
       if (primaries.length > 1) samples++;
       await delay(100); // sampling period

@@ -6,14 +6,16 @@ import { type AgentConfig, type AgentOptions, compileAgentConfig } from './confi
 import { ContainerLifecycle } from './container-lifecycle.js';
 import type { NodeIdentity, ReplicaRef } from './container-spec.js';
 import { DockerRuntime } from './docker-runtime.js';
+import { NodeRegistrationError, VolumeServerStartError } from './errors.js';
 import { NodeRegistration } from './node-registration.js';
 import { PositionReporter } from './position-reporter.js';
 import { Reconciler } from './reconciler.js';
-import { ReplicatedReconciler } from './replicated-reconciler.js';
+import { ReplicaExecutor } from './replica-executor.js';
+import { ReplicaObserver } from './replica-observer.js';
+import { ReplicaTeardown } from './replica-teardown.js';
 import { ReplicationCommands } from './replication-commands.js';
 import { Seeder } from './seeder.js';
 import { SelfFence } from './self-fence.js';
-import { ShippedReconciler } from './shipped-reconciler.js';
 import { StatusWriter } from './status-writer.js';
 import { VolumeService } from './volume-service.js';
 
@@ -56,51 +58,18 @@ export async function startAgent(
   await docker.ping();
   const secrets = await SecretBox.fromKeyFile(config.secretsKeyFile);
 
+  // Connections and what every part shares.
   const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
   const keys = new Keyspace(config.keyspaceRoot);
   const identity: NodeIdentity = { clusterId: config.clusterId, node: config.node, address: config.address };
   const events = new EventLog(client, keys, `agent/${config.node}`);
-  const backupStore = config.volumes
-    ? new DirectoryBackupStore({ root: config.volumes.backupDir, fsync: config.volumes.fsync })
-    : undefined;
-  const volumeService = config.volumes
-    ? new VolumeService({
-        config: config.volumes,
-        docker,
-        identity,
-        events,
-        log,
-        assignmentOf: (ref) => watcher.assignmentOf(ref),
-        backupDir: async (instanceId, backupId) => backupStore?.completedDir(instanceId, backupId),
-        flushCommand: (serviceName) => catalog.byServiceName(serviceName)?.flush,
-        commandTimeoutMs: config.replicationCommandTimeoutMs,
-      })
-    : undefined;
-  let volumeUrl: string | undefined;
-  try {
-    volumeUrl = await volumeService?.start();
-  } catch (error) {
-    client.close();
-    throw new Error(`cannot start the volume server of node ${config.node}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  const registration = new NodeRegistration({
-    client,
-    keys,
-    record: {
-      name: config.node,
-      address: config.address,
-      capacity: config.capacity,
-      labels: config.labels,
-      ...(volumeUrl ? { volumeUrl } : {}),
-    },
-    leaseTtlSeconds: config.leaseTtlSeconds,
-    log,
-    events,
-    onReRegistered: () => statuses.rewriteAll(),
-  });
+
+  // The node lease, and the replica statuses written under it (again under a new lease).
+  const registration = new NodeRegistration({ client, keys, leaseTtlSeconds: config.leaseTtlSeconds, log, events });
   const statuses = new StatusWriter(client, keys, config.node, () => registration.leaseId(), log);
+  registration.afterReRegistering(() => statuses.rewriteAll());
+
+  // When replicas are reconciled: on every assignment change, on retries and in a periodic pass.
   const watcher = new AssignmentWatcher({
     client,
     keys,
@@ -109,9 +78,11 @@ export async function startAgent(
     identity,
     log,
     reconcileIntervalMs: config.reconcileIntervalMs,
-    reconcile: (ref, signal) => reconciler.reconcile(ref, signal),
   });
+  const assignmentOf = (ref: ReplicaRef) => watcher.assignmentOf(ref);
   const retryLater = (ref: ReplicaRef, ms: number) => watcher.retryLater(ref, ms);
+
+  // What is applied in each container; self-fencing (I3) kills the possible primaries among them.
   const applied = new AppliedReplicas();
   const commands = new ReplicationCommands(docker, config.replicationCommandTimeoutMs);
   const selfFence = new SelfFence({
@@ -127,19 +98,22 @@ export async function startAgent(
     checkIntervalMs: config.selfFenceCheckIntervalMs,
     onLifted: () => watcher.reconcileAll(),
   });
-  const lifecycle = new ContainerLifecycle({
-    client,
-    keys,
-    secrets,
+  const selfFenced = () => selfFence.active;
+
+  // Each replica: observe → decide (pure) → execute, or tear down, or seed its volume.
+  const lifecycle = new ContainerLifecycle({ client, keys, secrets, docker, statuses, identity, events, log });
+  const observer = new ReplicaObserver({
     docker,
     statuses,
+    applied,
+    commands,
     identity,
-    events,
     log,
     reconcileIntervalMs: config.reconcileIntervalMs,
-    retryLater,
+    selfFenced,
+    peerAddress: config.peerAddress,
   });
-  const replicated = new ReplicatedReconciler({
+  const executor = new ReplicaExecutor({
     client,
     keys,
     docker,
@@ -150,10 +124,11 @@ export async function startAgent(
     lifecycle,
     applied,
     commands,
-    selfFenced: () => selfFence.active,
+    selfFenced,
     peerAddress: config.peerAddress,
     retryLater,
   });
+  const teardown = new ReplicaTeardown({ client, keys, docker, statuses, identity, events, log, applied });
   const seeder = new Seeder({
     client,
     keys,
@@ -165,34 +140,48 @@ export async function startAgent(
     leaseId: () => registration.leaseId(),
     retryLater,
   });
-  const shipped = new ShippedReconciler({
-    client,
-    keys,
-    docker,
-    statuses,
-    identity,
-    log,
-    applied,
-    selfFenced: () => selfFence.active,
-    retryLater,
-  });
   const reconciler = new Reconciler({
-    seeder,
-    shipped,
-    client,
-    keys,
     docker,
     catalog,
     statuses,
     identity,
-    events,
     log,
-    lifecycle,
-    replicated,
-    applied,
-    assignmentOf: (ref) => watcher.assignmentOf(ref),
+    observer,
+    executor,
+    teardown,
+    seeder,
+    assignmentOf,
   });
-  // Without a store, backups of this node's primaries fail with a message saying so.
+
+  // Rule 5: replication positions and roles, read from the running replicas.
+  const positions = new PositionReporter({
+    catalog,
+    applied,
+    statuses,
+    commands,
+    log,
+    intervalMs: config.positionIntervalMs,
+    refreshMs: config.positionRefreshMs,
+  });
+
+  // Volumes served to other nodes, and backups of this node's primaries. Without a store,
+  // backups of this node's primaries fail with a message saying so.
+  const backupStore = config.volumes
+    ? new DirectoryBackupStore({ root: config.volumes.backupDir, fsync: config.volumes.fsync })
+    : undefined;
+  const volumeService = config.volumes
+    ? new VolumeService({
+        config: config.volumes,
+        docker,
+        identity,
+        events,
+        log,
+        assignmentOf,
+        backupDir: async (instanceId, backupId) => backupStore?.completedDir(instanceId, backupId),
+        flushCommand: (serviceName) => catalog.byServiceName(serviceName)?.flush,
+        commandTimeoutMs: config.replicationCommandTimeoutMs,
+      })
+    : undefined;
   const backups = new BackupRunner({
     client,
     keys,
@@ -206,15 +195,6 @@ export async function startAgent(
     commandTimeoutMs: config.replicationCommandTimeoutMs,
     fsync: config.volumes?.fsync ?? true,
   });
-  const positions = new PositionReporter({
-    catalog,
-    applied,
-    statuses,
-    commands,
-    log,
-    intervalMs: config.positionIntervalMs,
-    refreshMs: config.positionRefreshMs,
-  });
 
   const shutdown = async () => {
     await positions.stop();
@@ -226,15 +206,23 @@ export async function startAgent(
     client.close();
   };
   try {
-    await registration.start().catch((error: unknown) => {
-      const endpoints = config.etcdEndpoints.join(', ');
-      throw new Error(`cannot register node ${config.node} in etcd at ${endpoints}: ${(error as Error).message}`, {
-        cause: error,
-      });
+    const volumeUrl = await volumeService?.start().catch((error: unknown) => {
+      throw new VolumeServerStartError(config.node, error);
     });
+    await registration
+      .start({
+        name: config.node,
+        address: config.address,
+        capacity: config.capacity,
+        labels: config.labels,
+        ...(volumeUrl ? { volumeUrl } : {}),
+      })
+      .catch((error: unknown) => {
+        throw new NodeRegistrationError(config.node, config.etcdEndpoints, error);
+      });
     // From the first confirmed lease on, independent of etcd events.
     selfFence.start();
-    await watcher.start();
+    await watcher.start((ref, signal) => reconciler.reconcile(ref, signal));
     await backups.start();
     positions.start();
   } catch (error) {
@@ -258,7 +246,7 @@ export async function startAgent(
     node: config.node,
     config,
     lastRenewedAt: () => registration.lastRenewedAt,
-    selfFenced: () => selfFence.active,
+    selfFenced,
     stop: () => {
       stopping ??= shutdown().then(() => log.info('agent stopped'));
       return stopping;

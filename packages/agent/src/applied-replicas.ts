@@ -61,7 +61,9 @@ export class AppliedReplicas {
 }
 
 /** The status fields that report an applied replica. */
-export function appliedStatusFields(entry: AppliedReplica): Partial<StatusUpdate> {
+export function appliedStatusFields(
+  entry: Pick<AppliedReplica, 'generation' | 'role' | 'epoch' | 'peer' | 'io' | 'position' | 'positionAt'>,
+): Partial<StatusUpdate> {
   const fields: Partial<StatusUpdate> = { generation: entry.generation };
   if (entry.role !== undefined) fields.role = entry.role;
   if (entry.epoch !== undefined) fields.epoch = entry.epoch;

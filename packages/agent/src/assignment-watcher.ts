@@ -1,15 +1,19 @@
 import {
+  type AssignmentRecord,
+  assignmentCodec,
+  BadRecordError,
   type Etcd3,
+  isKeySegment,
   Keyspace,
   type Logger,
   type MirrorChange,
   PrefixMirror,
+  type RecordCodec,
   replicaId,
   type Versioned,
 } from '@service-foundry/core';
 import { type NodeIdentity, nodeLabels, type ReplicaRef, replicaFromLabels } from './container-spec.js';
 import type { DockerRuntime } from './docker-runtime.js';
-import { replicaFromKeyTail } from './records.js';
 import { ReplicaQueue } from './replica-queue.js';
 import type { StatusWriter } from './status-writer.js';
 
@@ -21,8 +25,37 @@ export interface AssignmentWatcherDeps {
   identity: NodeIdentity;
   log: Logger;
   reconcileIntervalMs: number;
-  /** Reconciles one replica; never called twice at once for the same replica. */
-  reconcile: (ref: ReplicaRef, signal: AbortSignal) => Promise<void>;
+}
+
+/** Reconciles one replica; never called twice at once for the same replica. */
+export type ReconcileReplica = (ref: ReplicaRef, signal: AbortSignal) => Promise<void>;
+
+/**
+ * An assignment as this agent keeps it. A malformed one is kept as its error rather than
+ * skipped: the replica's status then says what is wrong with it, and nothing acts on it.
+ */
+export type AssignmentRead = { ok: true; record: AssignmentRecord } | { ok: false; error: BadRecordError };
+
+/** The assignment codec, with a malformed record decoded into its error. */
+const assignmentReadCodec: RecordCodec<AssignmentRead> = {
+  name: assignmentCodec.name,
+  schema: assignmentCodec.schema,
+  parse(key, value) {
+    try {
+      return { ok: true, record: assignmentCodec.parse(key, value) };
+    } catch (error) {
+      if (error instanceof BadRecordError) return { ok: false, error };
+      throw error;
+    }
+  },
+};
+
+/** The replica named by an assignment key's tail (`<instanceId>/<ordinal>`). */
+export function replicaFromKeyTail(tail: readonly string[]): ReplicaRef | undefined {
+  const [instanceId, ordinalText, ...rest] = tail;
+  if (!instanceId || !ordinalText || rest.length > 0 || !isKeySegment(instanceId)) return undefined;
+  if (!/^(0|[1-9][0-9]{0,8})$/.test(ordinalText)) return undefined;
+  return { instanceId, ordinal: Number(ordinalText) };
 }
 
 function parseReplicaKey(key: string): ReplicaRef | undefined {
@@ -37,23 +70,25 @@ function parseReplicaKey(key: string): ReplicaRef | undefined {
  */
 export class AssignmentWatcher {
   readonly #deps: AssignmentWatcherDeps;
-  readonly #mirror: PrefixMirror<unknown>;
+  readonly #mirror: PrefixMirror<AssignmentRead>;
   readonly #queue: ReplicaQueue;
+  #reconcile: ReconcileReplica | undefined;
   #timer: NodeJS.Timeout | undefined;
   #pass: Promise<void> | undefined;
   #stopped = false;
 
   constructor(deps: AssignmentWatcherDeps) {
     this.#deps = deps;
-    this.#mirror = new PrefixMirror<unknown>(deps.client, deps.keys.nodeAssignments(deps.identity.node), deps.log);
+    const prefix = deps.keys.nodeAssignments(deps.identity.node);
+    this.#mirror = new PrefixMirror(deps.client, assignmentReadCodec, prefix, deps.log);
     this.#queue = new ReplicaQueue(async (key, signal) => {
       const ref = parseReplicaKey(key);
-      if (ref) await deps.reconcile(ref, signal);
+      if (ref && this.#reconcile) await this.#reconcile(ref, signal);
     }, deps.log);
   }
 
-  /** The assignment at the replica's key as last seen, undecoded values included. */
-  assignmentOf(ref: ReplicaRef): Versioned<unknown> | undefined {
+  /** The assignment at the replica's key as last seen, malformed ones included. */
+  assignmentOf(ref: ReplicaRef): Versioned<AssignmentRead> | undefined {
     return this.#mirror.items.get(this.#deps.keys.assignment(this.#deps.identity.node, ref.instanceId, ref.ordinal));
   }
 
@@ -68,7 +103,8 @@ export class AssignmentWatcher {
   }
 
   /** Lists the assignments (first sync), then runs the first full pass and keeps watching. */
-  async start(): Promise<void> {
+  async start(reconcile: ReconcileReplica): Promise<void> {
+    this.#reconcile = reconcile;
     this.#mirror.on('change', (changes) => this.#onChanges(changes));
     await this.#mirror.start();
     this.#runPass();
@@ -82,14 +118,15 @@ export class AssignmentWatcher {
     await this.#queue.close();
   }
 
-  #onChanges(changes: MirrorChange<unknown>[]): void {
+  #onChanges(changes: MirrorChange<AssignmentRead>[]): void {
     for (const change of changes) {
       const ref = replicaFromKeyTail(Keyspace.tail(this.#mirror.prefix, change.key));
       if (!ref) {
         this.#deps.log.warn({ key: change.key }, 'ignoring an assignment key that names no replica');
         continue;
       }
-      const desired = (change.current?.value as { desired?: unknown } | undefined)?.desired;
+      const read = change.current?.value;
+      const desired = read?.ok ? read.record.desired : undefined;
       // Anything but "keep running" may cut short a readiness wait in progress.
       this.#queue.schedule(replicaId(ref.instanceId, ref.ordinal), { interrupt: desired !== 'running' });
     }

@@ -1,6 +1,6 @@
 import {
+  catalogDirSchema,
   configCompiler,
-  defaultCatalogDir,
   type EtcdTlsFiles,
   etcdEndpointsSchema,
   etcdTlsSchema,
@@ -182,7 +182,7 @@ const schema: AgentConfigSchema = {
     leaseTtlSeconds: { type: 'integer', minimum: 1, maximum: 3600, default: 10 },
     reconcileIntervalMs: { type: 'integer', minimum: 50, maximum: 3_600_000, default: 5000 },
     dockerSocket: { type: 'string', minLength: 1, default: '/var/run/docker.sock' },
-    catalogDir: { type: 'string', minLength: 1, default: defaultCatalogDir() },
+    catalogDir: catalogDirSchema,
     clusterId: { type: 'string', pattern: keySegment, default: 'sf' },
     peerAddress: { type: 'string', enum: ['container', 'node'], default: 'container' },
     positionIntervalMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 1000 },

@@ -1,4 +1,5 @@
 import {
+  BadRecordError,
   type Etcd3,
   type EventLog,
   type InstanceSecret,
@@ -8,16 +9,15 @@ import {
   type SecretBox,
   SecretBoxError,
   type ServiceRuntime,
+  secretCodec,
 } from '@service-foundry/core';
 import { type NodeIdentity, portSpec, type ReplicaRef } from './container-spec.js';
 import type { ContainerState, DockerRuntime } from './docker-runtime.js';
 import { lastLines } from './docker-streams.js';
 import { awaitReadiness } from './readiness.js';
-import { isInstanceSecret } from './records.js';
 import type { StatusUpdate, StatusWriter } from './status-writer.js';
 
 const logLinesInMessages = 10;
-const secretRetryMs = 1000;
 
 function describeLogs(logs: string): string {
   return logs ? `last log lines:\n${logs}` : 'the container wrote no log output';
@@ -33,58 +33,30 @@ export interface ContainerLifecycleDeps {
   identity: NodeIdentity;
   events: EventLog;
   log: Logger;
-  /** A failed replica is restarted no sooner than half this after its failure. */
-  reconcileIntervalMs: number;
-  retryLater: (ref: ReplicaRef, ms: number) => void;
 }
 
 /**
- * The steps every replica container goes through, standalone or replicated: prerequisites
- * (image, secret), readiness, crash reports and the back-off before a restart.
+ * What every replica container goes through, standalone or replicated, and that takes more
+ * than one Docker call: its secret, its readiness wait and the report of its exit.
  */
 export class ContainerLifecycle {
   constructor(private readonly deps: ContainerLifecycleDeps) {}
 
   /**
-   * The instance secret, once the image exists and the secret is valid. Otherwise the
-   * status says what is missing (retried every second for the secret) and this returns
-   * undefined.
+   * The instance secret: `missing` while the broker has not written it, `invalid` when it is
+   * malformed or sealed with another key (logged: an operator must look).
    */
-  async prerequisites(ref: ReplicaRef, runtime: ServiceRuntime): Promise<InstanceSecret | undefined> {
-    const { docker, statuses } = this.deps;
-    if (!(await docker.hasImage(runtime.image))) {
-      await statuses.set(ref, {
-        state: 'failed',
-        message: `image ${runtime.image} not found: run \`sf images build\``,
-      });
-      return undefined;
-    }
+  async readSecret(ref: ReplicaRef): Promise<InstanceSecret | 'missing' | 'invalid'> {
     const key = this.deps.keys.secret(ref.instanceId);
-    const secret = await readSealed<unknown>(this.deps.client, this.deps.secrets, key).catch((error: unknown) => {
+    try {
+      const secret = await readSealed(this.deps.client, this.deps.secrets, secretCodec, key);
+      return secret ? secret.value : 'missing';
+    } catch (error) {
+      if (error instanceof BadRecordError) return 'invalid';
       if (!(error instanceof SecretBoxError)) throw error;
       this.deps.log.error({ key, reason: error.message }, "the instance secret does not open with this node's key");
-      return null;
-    });
-    if (!secret || !isInstanceSecret(secret.value)) {
-      await statuses.set(ref, {
-        state: 'creating',
-        message:
-          secret === undefined
-            ? 'waiting for the instance secret'
-            : 'the instance secret is malformed or sealed with another key; waiting for a valid one',
-      });
-      this.deps.retryLater(ref, secretRetryMs);
-      return undefined;
+      return 'invalid';
     }
-    return secret.value;
-  }
-
-  /** True when a failed replica waited long enough; otherwise schedules the retry. */
-  backoffOver(ref: ReplicaRef, failedAt: string): boolean {
-    const waitMs = this.deps.reconcileIntervalMs / 2 - (Date.now() - Date.parse(failedAt));
-    if (waitMs <= 0) return true;
-    this.deps.retryLater(ref, waitMs);
-    return false;
   }
 
   /**

@@ -1,6 +1,7 @@
 import {
   type AssignmentRecord,
   type CatalogEntry,
+  CatalogError,
   type InstanceSecret,
   isKeySegment,
   type PlanConnections,
@@ -117,7 +118,7 @@ export function containerCreateOptions(
 ): ContainerSpec {
   const runtime = entry.runtime;
   const plan = entry.plans[assignment.planName];
-  if (!plan) throw new Error(`plan ${assignment.planName} of service ${entry.osb.name} is not in the catalog`);
+  if (!plan) throw new CatalogError(`plan ${assignment.planName} of service ${entry.osb.name} is not in the catalog`);
   const name = replicaResourceName(identity.node, assignment);
   const replicationPasswordFileEnv = replicated ? entry.replication?.env.replicationPasswordFile : undefined;
   const secrets = replicaSecrets(runtime, secret, replicationPasswordFileEnv ? { replicationPasswordFileEnv } : {});
@@ -130,7 +131,7 @@ export function containerCreateOptions(
   // A catalog mistake (a secret mapped to a plain variable) must not put it in the environment.
   const passwords = Object.values(secrets.secretFiles.files);
   if (Object.values(env).some((value) => passwords.includes(value))) {
-    throw new Error(`the environment of ${name} would hold a password; refusing to create it`);
+    throw new CatalogError(`the environment of ${name} would hold a password; refusing to create it`);
   }
   const ports = [portSpec(runtime)];
   if (replicated?.publishPort !== undefined && replicated.publishPort !== runtime.port) {

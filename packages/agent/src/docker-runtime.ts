@@ -1,7 +1,7 @@
 import { DockerError } from '@service-foundry/core';
 import Docker from 'dockerode';
 import { type ContainerSpec, labelKeys } from './container-spec.js';
-import { demultiplex, demultiplexStreams } from './docker-streams.js';
+import { collectOutput, demultiplex } from './docker-streams.js';
 import { secretFilesArchive } from './secret-files.js';
 
 /** What the agent needs to know about one container. */
@@ -173,7 +173,7 @@ export class DockerRuntime {
     const info = await this.#call('inspect volume', name, () => this.#docker.getVolume(name).inspect(), [404]);
     if (!info) return undefined;
     if (info.Driver !== 'local')
-      throw new Error(`volume ${name} uses driver ${info.Driver}; only local volumes can be copied`);
+      throw new DockerError(`volume ${name} uses driver ${info.Driver}; only local volumes can be copied`);
     return { mountpoint: info.Mountpoint, labels: info.Labels ?? {} };
   }
 
@@ -252,7 +252,8 @@ export class DockerRuntime {
     const raw = await this.#call('read logs of', id, () =>
       this.#docker.getContainer(id).logs({ stdout: true, stderr: true, tail: lines, follow: false }),
     );
-    return raw ? demultiplex(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw))) : '';
+    if (!raw) return '';
+    return (await demultiplex(this.#docker.modem, Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)))).all;
   }
 
   /**
@@ -268,10 +269,9 @@ export class DockerRuntime {
     if (!exec) throw new DockerError(`docker create exec ${target} returned nothing`);
     const stream = await this.#call('start exec', target, () => exec.start({ hijack: true, stdin: false }));
     if (!stream) throw new DockerError(`docker start exec ${target} returned nothing`);
-    const chunks: Buffer[] = [];
+    const collected = collectOutput(this.#docker.modem, stream);
     const finished = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.once('end', () => {
         clearTimeout(timer);
         resolve(true);
@@ -281,7 +281,7 @@ export class DockerRuntime {
         resolve(true);
       });
     });
-    const { stdout, stderr, all: output } = demultiplexStreams(Buffer.concat(chunks));
+    const { stdout, stderr, all: output } = collected();
     if (!finished) {
       (stream as unknown as { destroy?: () => void }).destroy?.();
       return { exitCode: null, output, stdout, stderr };

@@ -1,33 +1,42 @@
-/**
- * Docker multiplexes stdout and stderr of a container without a TTY into frames:
- * an 8-byte header (stream type, 3 zero bytes, big-endian payload length) then the payload.
- * Logs fetched without `follow` and hijacked exec output both arrive in this form.
- */
-export function demultiplex(buffer: Buffer): string {
-  return demultiplexStreams(buffer).all;
+import { once } from 'node:events';
+import { Readable, Writable } from 'node:stream';
+import type Docker from 'dockerode';
+
+export interface StreamOutput {
+  stdout: string;
+  stderr: string;
+  /** Both streams together, in the order they were written. */
+  all: string;
 }
 
-/** Both streams apart (stderr for error messages) and together, in order. */
-export function demultiplexStreams(buffer: Buffer): { stdout: string; stderr: string; all: string } {
+/**
+ * Collects the output of a container without a TTY (exec output, logs), which Docker sends
+ * as stdout and stderr frames, through dockerode's own demultiplexer. A TTY stream is not
+ * framed; the demultiplexer passes it through as stdout. Returns the text so far.
+ */
+export function collectOutput(modem: Docker['modem'], stream: NodeJS.ReadableStream): () => StreamOutput {
   const all: Buffer[] = [];
+  const sink = (parts: Buffer[]) =>
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        parts.push(chunk);
+        all.push(chunk);
+        done();
+      },
+    });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  let offset = 0;
-  while (offset + 8 <= buffer.length) {
-    const type = buffer[offset];
-    const length = buffer.readUInt32BE(offset + 4);
-    if ((type !== 0 && type !== 1 && type !== 2) || buffer[offset + 1] !== 0) {
-      // Not framed (a TTY container): the bytes are the text itself.
-      const text = buffer.toString('utf8');
-      return { stdout: text, stderr: '', all: text };
-    }
-    const payload = buffer.subarray(offset + 8, offset + 8 + length);
-    all.push(payload);
-    (type === 2 ? err : out).push(payload);
-    offset += 8 + length;
-  }
+  modem.demuxStream(stream, sink(out), sink(err));
   const text = (parts: Buffer[]) => Buffer.concat(parts).toString('utf8');
-  return { stdout: text(out), stderr: text(err), all: text(all) };
+  return () => ({ stdout: text(out), stderr: text(err), all: text(all) });
+}
+
+/** The same for output Docker returned whole (logs fetched without `follow`). */
+export async function demultiplex(modem: Docker['modem'], buffer: Buffer): Promise<StreamOutput> {
+  const stream = Readable.from([buffer]);
+  const output = collectOutput(modem, stream);
+  await once(stream, 'end');
+  return output();
 }
 
 /** The last `count` non-empty lines of `text`, for error messages. */

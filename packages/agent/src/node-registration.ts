@@ -1,19 +1,20 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Etcd3, EventLog, Keyspace, Logger, NodeRecord } from '@service-foundry/core';
 import { json } from '@service-foundry/core';
+import { NotRegisteredError } from './errors.js';
 
 type Lease = ReturnType<Etcd3['lease']>;
 
 export interface NodeRegistrationOptions {
   client: Etcd3;
   keys: Keyspace;
-  record: Omit<NodeRecord, 'startedAt'>;
   leaseTtlSeconds: number;
   log: Logger;
   events: EventLog;
-  /** Runs after a lost lease was replaced, to put the node's other keys under the new one. */
-  onReRegistered: () => Promise<void>;
 }
+
+/** What the node announces; `startedAt` is added by the registration. */
+export type NodeAnnouncement = Omit<NodeRecord, 'startedAt'>;
 
 /**
  * Keeps `nodes/<node>` alive under a lease: the node exists for the cluster exactly as
@@ -27,6 +28,8 @@ export class NodeRegistration {
   #lease: Lease | undefined;
   #leaseId: Promise<string> | undefined;
   #lastRenewedAt = 0;
+  #record: NodeAnnouncement | undefined;
+  readonly #reRegisteredHooks: Array<() => Promise<void>> = [];
   #recovering = false;
   #stopped = false;
 
@@ -49,11 +52,18 @@ export class NodeRegistration {
 
   /** The current lease id (waits while a lost lease is being replaced). */
   leaseId(): Promise<string> {
-    if (!this.#leaseId) return Promise.reject(new Error('node is not registered'));
+    if (!this.#leaseId) return Promise.reject(new NotRegisteredError());
     return this.#leaseId;
   }
 
-  async start(): Promise<void> {
+  /** Runs `hook` after a lost lease was replaced, to put the node's other keys under the new one. */
+  afterReRegistering(hook: () => Promise<void>): void {
+    this.#reRegisteredHooks.push(hook);
+  }
+
+  /** Registers the node; from then on it exists for the cluster as long as the lease lives. */
+  async start(record: NodeAnnouncement): Promise<void> {
+    this.#record = record;
     await this.#register();
     this.#options.log.info(
       { lease: await this.leaseId(), ttlSeconds: this.#options.leaseTtlSeconds },
@@ -72,7 +82,8 @@ export class NodeRegistration {
   }
 
   async #register(): Promise<void> {
-    const { client, keys, record, leaseTtlSeconds } = this.#options;
+    const { client, keys, leaseTtlSeconds } = this.#options;
+    const record = this.#announcement();
     const requestedAt = Date.now();
     const lease = client.lease(leaseTtlSeconds, { autoKeepAlive: true });
     const granted = lease.grant();
@@ -114,7 +125,8 @@ export class NodeRegistration {
   #recover(lostLease: string, reason: Error): void {
     if (this.#stopped || this.#recovering) return;
     this.#recovering = true;
-    const { log, events, record, leaseTtlSeconds } = this.#options;
+    const { log, events, leaseTtlSeconds } = this.#options;
+    const record = this.#announcement();
     log.warn({ lease: lostLease, reason: reason.message }, 'node lease lost; registering again');
     const retryMs = Math.min(1000, (leaseTtlSeconds * 1000) / 3);
     const loop = async () => {
@@ -122,7 +134,7 @@ export class NodeRegistration {
         try {
           await this.#register();
           if (this.#stopped) return;
-          await this.#options.onReRegistered();
+          for (const hook of this.#reRegisteredHooks) await hook();
           const lease = await this.leaseId();
           log.warn({ lease, lostLease }, 'node registered again under a new lease');
           await events.record(
@@ -140,5 +152,10 @@ export class NodeRegistration {
     void loop().finally(() => {
       this.#recovering = false;
     });
+  }
+
+  #announcement(): NodeAnnouncement {
+    if (!this.#record) throw new NotRegisteredError();
+    return this.#record;
   }
 }

@@ -1,4 +1,12 @@
-import { type Etcd3, type Keyspace, type PrimaryRecord, readJson } from '@service-foundry/core';
+import {
+  BadRecordError,
+  type Etcd3,
+  type Keyspace,
+  type PrimaryRecord,
+  primaryCodec,
+  readRecord,
+  type Versioned,
+} from '@service-foundry/core';
 import type { ReplicaRef } from './container-spec.js';
 
 export type PrimaryClaim = { ok: true } | { ok: false; reason: string };
@@ -25,7 +33,14 @@ export async function checkPrimaryClaim(
     return { ok: false, reason: 'self-fenced: the node lease was not renewed in time; no primary starts until it is' };
   }
   const key = keys.primary(ref.instanceId);
-  const primary = await readJson<Partial<PrimaryRecord>>(client, key);
+  let primary: Versioned<PrimaryRecord> | undefined;
+  try {
+    primary = await readRecord(client, primaryCodec, key);
+  } catch (error) {
+    // A key nobody can read names nobody: refused, and said why.
+    if (error instanceof BadRecordError) return { ok: false, reason: `stale epoch ${epoch}: ${error.message}` };
+    throw error;
+  }
   if (epoch === 0) {
     if (!primary) return { ok: true };
     return {
@@ -55,6 +70,6 @@ export async function checkPrimaryClaim(
   return { ok: true };
 }
 
-function describe(record: Partial<PrimaryRecord> | null): string {
-  return `replica ${String(record?.ordinal)} on node ${String(record?.node)}`;
+function describe(record: PrimaryRecord): string {
+  return `replica ${record.ordinal} on node ${record.node}`;
 }

@@ -2,15 +2,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { ReplicaRole, ServiceReplicationRecipe } from '@service-foundry/core';
 import type { DockerRuntime, ExecResult } from './docker-runtime.js';
 import { lastLines } from './docker-streams.js';
+import { ReplicationCommandError } from './errors.js';
 import { fillCommand } from './replication-spec.js';
 
 /** Probes (position, role) run every second: they must answer fast or count as failed. */
 const probeTimeoutMs = 5000;
 
 type Action = 'promote' | 'follow' | 'configure';
-
-/** A recipe command that failed; the message holds its stderr, never the container's env. */
-export class ReplicationCommandError extends Error {}
 
 function describeFailure(argv: readonly string[], timeoutMs: number, result: ExecResult): string {
   const command = argv.join(' ');
@@ -34,9 +32,9 @@ export class ReplicationCommands {
     values: Record<string, string> = {},
   ): Promise<void> {
     const argv = fillCommand(recipe[action], values);
-    const result = await this.#exec(containerId, argv, this.timeoutMs);
+    const result = await this.#exec(containerId, argv, this.timeoutMs, action);
     if (result.exitCode !== 0) {
-      throw new ReplicationCommandError(`${action} failed: ${describeFailure(argv, this.timeoutMs, result)}`);
+      throw new ReplicationCommandError(action, `${action} failed: ${describeFailure(argv, this.timeoutMs, result)}`);
     }
   }
 
@@ -44,7 +42,10 @@ export class ReplicationCommands {
   async role(containerId: string, recipe: ServiceReplicationRecipe): Promise<ReplicaRole> {
     const text = await this.#probe(containerId, recipe.role, 'role');
     if (text !== 'primary' && text !== 'replica') {
-      throw new ReplicationCommandError(`role printed ${JSON.stringify(text.slice(0, 80))}, not primary or replica`);
+      throw new ReplicationCommandError(
+        'role',
+        `role printed ${JSON.stringify(text.slice(0, 80))}, not primary or replica`,
+      );
     }
     return text;
   }
@@ -53,7 +54,10 @@ export class ReplicationCommands {
   async position(containerId: string, recipe: ServiceReplicationRecipe): Promise<string> {
     const text = await this.#probe(containerId, recipe.position, 'position');
     if (!/^(0|[1-9][0-9]{0,39})$/.test(text)) {
-      throw new ReplicationCommandError(`position printed ${JSON.stringify(text.slice(0, 80))}, not a decimal integer`);
+      throw new ReplicationCommandError(
+        'position',
+        `position printed ${JSON.stringify(text.slice(0, 80))}, not a decimal integer`,
+      );
     }
     return text;
   }
@@ -70,7 +74,7 @@ export class ReplicationCommands {
         last = (error as Error).message;
       }
       if (Date.now() >= deadline) {
-        throw new ReplicationCommandError(`not ${wanted} after ${this.timeoutMs} ms: ${last}`);
+        throw new ReplicationCommandError('role', `not ${wanted} after ${this.timeoutMs} ms: ${last}`);
       }
       await delay(200);
     }
@@ -78,18 +82,18 @@ export class ReplicationCommands {
 
   async #probe(containerId: string, argv: readonly string[], what: string): Promise<string> {
     const timeoutMs = Math.min(probeTimeoutMs, this.timeoutMs);
-    const result = await this.#exec(containerId, argv, timeoutMs);
+    const result = await this.#exec(containerId, argv, timeoutMs, what);
     if (result.exitCode !== 0) {
-      throw new ReplicationCommandError(`${what} failed: ${describeFailure(argv, timeoutMs, result)}`);
+      throw new ReplicationCommandError(what, `${what} failed: ${describeFailure(argv, timeoutMs, result)}`);
     }
     return result.stdout.trim();
   }
 
-  async #exec(containerId: string, argv: string[] | readonly string[], timeoutMs: number): Promise<ExecResult> {
+  async #exec(containerId: string, argv: readonly string[], timeoutMs: number, what: string): Promise<ExecResult> {
     try {
       return await this.docker.exec(containerId, [...argv], timeoutMs);
     } catch (error) {
-      throw new ReplicationCommandError((error as Error).message, { cause: error });
+      throw new ReplicationCommandError(what, (error as Error).message, { cause: error });
     }
   }
 }

@@ -1,7 +1,7 @@
 import type {
   AssignmentRecord,
+  Endpoint,
   InstanceSecret,
-  IoPolicy,
   ReplicaRole,
   ServiceReplicationRecipe,
 } from '@service-foundry/core';
@@ -43,13 +43,6 @@ export function fillCommand(template: readonly string[], values: Record<string, 
   return template.map((arg) => arg.replace(/\{\{(\w+)\}\}/g, (whole, name: string) => values[name] ?? whole));
 }
 
-export function sameIo(a: IoPolicy | undefined, b: IoPolicy | undefined): boolean {
-  return a?.durability === b?.durability && a?.localIo === b?.localIo;
-}
-
-export function sameEndpoint(
-  a: { host: string; port: number } | undefined,
-  b: { host: string; port: number } | undefined,
-): boolean {
+export function sameEndpoint(a: Endpoint | undefined, b: Endpoint | undefined): boolean {
   return a?.host === b?.host && a?.port === b?.port;
 }

@@ -1,4 +1,4 @@
-import type { InstanceSecret, SecretFilesSpec, ServiceRuntime } from '@service-foundry/core';
+import { CatalogError, type InstanceSecret, type SecretFilesSpec, type ServiceRuntime } from '@service-foundry/core';
 import { pack } from 'tar-stream';
 
 /**
@@ -56,7 +56,7 @@ export function replicaSecrets(
 /** Throws unless `dir` is a plain absolute path the tar can name (the catalog checks it too). */
 function checkedDir(dir: string): string {
   if (!/^(\/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$/.test(dir))
-    throw new Error(`secret files directory ${dir} is not a plain path`);
+    throw new CatalogError(`secret files directory ${dir} is not a plain path`);
   return dir.slice(1);
 }
 
@@ -80,7 +80,7 @@ export async function secretFilesArchive(secretFiles: SecretFiles): Promise<Buff
   archive.entry({ name: `${dir}/`, type: 'directory', mode: 0o500, uid, gid, mtime });
   for (const [name, content] of Object.entries(secretFiles.files)) {
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name))
-      throw new Error(`secret file name ${name} is not one path segment`);
+      throw new CatalogError(`secret file name ${name} is not one path segment`);
     archive.entry({ name: `${dir}/${name}`, type: 'file', mode: 0o400, uid, gid, mtime }, content);
   }
   archive.finalize();

@@ -1,13 +1,14 @@
 import {
   type AssignmentRecord,
   type CatalogEntry,
+  DockerError,
   type Etcd3,
   type EventLog,
   json,
   type Keyspace,
   type Logger,
-  type NodeRecord,
-  readJson,
+  nodeCodec,
+  readRecord,
   replicaId,
   type SeedRecord,
   type TransferStatusRecord,
@@ -16,6 +17,7 @@ import { pullSnapshot, type TransferProgress } from '@service-foundry/volumes';
 import type { AgentVolumeConfig } from './config.js';
 import { labelKeys, type NodeIdentity, type ReplicaRef, replicaLabels, replicaResourceName } from './container-spec.js';
 import type { ContainerState, DockerRuntime } from './docker-runtime.js';
+import { NoVolumeServerError, SeedOverRunningReplicaError, SourceNodeUnavailableError } from './errors.js';
 import { currentReplicaVolume } from './replica-volumes.js';
 import { formatBytes, transferFigures } from './transfer-figures.js';
 
@@ -188,10 +190,10 @@ export class Seeder {
   async #prepare(ref: ReplicaRef, container: ContainerState | undefined, sourceNode: string): Promise<string> {
     const { volumes, client, keys } = this.#deps;
     if (!volumes) {
-      throw new Error(`node ${this.#deps.identity.node} has no volume server configured (agent config "volumes")`);
+      throw new NoVolumeServerError(this.#deps.identity.node);
     }
     if (container?.running) {
-      throw new Error(`replica ${ref.ordinal} runs on this node; refusing to copy over the volume it uses`);
+      throw new SeedOverRunningReplicaError(ref.ordinal);
     }
     return volumeUrlOf(client, keys, sourceNode);
   }
@@ -210,7 +212,7 @@ export class Seeder {
       ...(native ? { [labelKeys.generation]: String(generation) } : {}),
     });
     const info = await docker.inspectVolume(name);
-    if (!info) throw new Error(`volume ${name} vanished right after it was created`);
+    if (!info) throw new DockerError(`volume ${name} vanished right after it was created`);
     return info.mountpoint;
   }
 
@@ -229,8 +231,8 @@ function now(): string {
 
 /** The URL a node announces for its volume server. */
 export async function volumeUrlOf(client: Etcd3, keys: Keyspace, node: string): Promise<string> {
-  const record = await readJson<NodeRecord>(client, keys.node(node));
-  if (!record) throw new Error(`source node ${node} is not alive`);
-  if (typeof record.value.volumeUrl !== 'string') throw new Error(`source node ${node} serves no volumes`);
+  const record = await readRecord(client, nodeCodec, keys.node(node));
+  if (!record) throw new SourceNodeUnavailableError(node, 'not alive');
+  if (record.value.volumeUrl === undefined) throw new SourceNodeUnavailableError(node, 'serves no volumes');
   return record.value.volumeUrl;
 }

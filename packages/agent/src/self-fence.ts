@@ -40,7 +40,7 @@ interface Episode {
  *   on its next start; with `localIo: unsafe` the user chose to risk that.
  * - Nothing here talks to etcd: etcd is what cannot be reached. Statuses are queued, the
  *   event is written once the lease is back.
- * - While fenced no primary starts or is promoted (ReplicatedReconciler asks `active`).
+ * - While fenced no primary starts or is promoted (decisions see `selfFenced`).
  *   When the lease is back nothing is restarted here: the next reconcile applies rule 2,
  *   which starts a killed primary again only if `primary/<id>` still names it at its epoch.
  */

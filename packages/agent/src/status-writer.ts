@@ -1,4 +1,5 @@
 import {
+  BadRecordError,
   type Etcd3,
   type IoPolicy,
   json,
@@ -7,10 +8,12 @@ import {
   type ReplicaRole,
   type ReplicaState,
   type ReplicaStatus,
-  readJson,
+  readRecord,
   replicaId,
+  statusCodec,
 } from '@service-foundry/core';
 import type { ReplicaRef } from './container-spec.js';
+import { StatusDeleteError } from './errors.js';
 
 /** The parts of a status the reconciler decides; the writer adds identity and time. */
 export interface StatusUpdate {
@@ -120,7 +123,7 @@ export class StatusWriter {
   async remove(ref: ReplicaRef): Promise<void> {
     const id = replicaId(ref.instanceId, ref.ordinal);
     this.#latest.set(id, { ref, status: null });
-    if (!(await this.#flush(id))) throw new Error(`could not delete the status of ${id}`);
+    if (!(await this.#flush(id))) throw new StatusDeleteError(id);
   }
 
   /** Writes every known status again, e.g. under a new lease. */
@@ -148,7 +151,11 @@ export class StatusWriter {
    * status is written by its new node, and the old node's clean-up must not erase it.
    */
   async #deleteOwn(key: string): Promise<void> {
-    const current = await readJson<Partial<ReplicaStatus>>(this.client, key);
+    const current = await readRecord(this.client, statusCodec, key).catch((error: unknown) => {
+      // Not a status this agent could have written: it is not ours to delete.
+      if (error instanceof BadRecordError) return undefined;
+      throw error;
+    });
     if (!current || current.value.node !== this.node) return;
     await this.client.if(key, 'Mod', '==', current.modRevision).then(this.client.delete().key(key)).commit();
   }

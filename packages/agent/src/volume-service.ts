@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type EventLog, type Logger, parseServedVolume, type Versioned } from '@service-foundry/core';
+import { type EventLog, type Logger, ProcessError, parseServedVolume, type Versioned } from '@service-foundry/core';
 import { createVolumeServer, type TransferEvent } from '@service-foundry/volumes';
+import type { AssignmentRead } from './assignment-watcher.js';
 import type { AgentVolumeConfig } from './config.js';
 import { labelKeys, type NodeIdentity, type ReplicaRef, replicaResourceName } from './container-spec.js';
 import type { DockerRuntime } from './docker-runtime.js';
@@ -17,7 +18,7 @@ export interface VolumeServiceDeps {
   events: EventLog;
   log: Logger;
   /** The assignment of a replica as last seen by the watch (for its generation). */
-  assignmentOf: (ref: ReplicaRef) => Versioned<unknown> | undefined;
+  assignmentOf: (ref: ReplicaRef) => Versioned<AssignmentRead> | undefined;
   /** The directory of a completed backup in this node's store, or undefined. */
   backupDir: (instanceId: string, backupId: string) => Promise<string | undefined>;
   /** The catalog's `flush` command of a service, if it has one. */
@@ -46,7 +47,6 @@ export class VolumeService {
     const { config, identity, log } = this.#deps;
     const volumes = createVolumeServer({
       secret: config.secret,
-      allowPush: false,
       fsync: config.fsync,
       resolveVolumeDir: (name) => this.resolve(name),
       onTransfer: (event) => this.#report(event),
@@ -101,8 +101,8 @@ export class VolumeService {
       const mounted = Object.values(container.volumeMounts)[0];
       if (mounted) return mounted;
     }
-    const assignment = this.#deps.assignmentOf(ref)?.value as { generation?: unknown } | undefined;
-    const generation = typeof assignment?.generation === 'number' ? assignment.generation : 0;
+    const read = this.#deps.assignmentOf(ref)?.value;
+    const generation = read?.ok ? (read.record.generation ?? 0) : 0;
     const name = await currentReplicaVolume(docker, identity, ref, generation);
     return (await docker.volumeExists(name)) ? name : undefined;
   }
@@ -121,7 +121,9 @@ export class VolumeService {
     const started = Date.now();
     try {
       const result = await docker.exec(container.id, [...command], this.#deps.commandTimeoutMs);
-      if (result.exitCode !== 0) throw new Error(`exit code ${result.exitCode}: ${result.stderr.trim().slice(-300)}`);
+      if (result.exitCode !== 0) {
+        throw new ProcessError(`exit code ${result.exitCode}: ${result.stderr.trim().slice(-300)}`, result.exitCode);
+      }
       log.info({ instanceId: ref.instanceId, ordinal: ref.ordinal, ms: Date.now() - started }, 'flushed before a copy');
     } catch (error) {
       log.warn({ err: error, instanceId: ref.instanceId, ordinal: ref.ordinal }, 'flush before a copy failed');

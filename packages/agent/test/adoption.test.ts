@@ -5,11 +5,11 @@ import {
   type AssignmentRecord,
   connectEtcd,
   type Etcd3,
-  type EventRecord,
+  eventCodec,
   Keyspace,
-  type ReplicaStatus,
-  readJson,
   readPrefix,
+  readRecord,
+  statusCodec,
   waitFor,
 } from '@service-foundry/core';
 import { type AgentOptions, replicaResourceName, startAgent } from '../src/index.js';
@@ -107,7 +107,7 @@ describe('containers the agent finds on its node', () => {
     assert.equal((await neighbour.inspect()).State.Running, true, "another node's container keeps running");
     const events = await waitFor(
       async () => {
-        const all = await readPrefix<EventRecord>(client, keys.events());
+        const all = await readPrefix(client, eventCodec, keys.events());
         const found = [...all.items.values()].filter((e) => e.value.kind === 'orphan-container-stopped');
         return found.length > 0 ? found : undefined;
       },
@@ -138,14 +138,18 @@ describe('containers the agent finds on its node', () => {
       .value(JSON.stringify(assignment))
       .exec();
     const runningStatus = async () => {
-      const status = await readJson<ReplicaStatus>(client, keys.status(instanceId, 0));
+      const status = await readRecord(client, statusCodec, keys.status(instanceId, 0));
       return status?.value.state === 'running' ? status : undefined;
     };
 
     const first = await startAgent(options(root, node, clusterId), { log: testLogger() });
     const before = await waitFor(runningStatus, { description: 'running under the first agent', timeoutMs: 30_000 });
     await first.stop();
-    assert.equal(await readJson(client, keys.status(instanceId, 0)), undefined, 'status went with the lease');
+    assert.equal(
+      await readRecord(client, statusCodec, keys.status(instanceId, 0)),
+      undefined,
+      'status went with the lease',
+    );
     const name = replicaResourceName(node, { instanceId, ordinal: 0 });
     const untouched = await containerState(name);
     assert.equal(untouched?.State.Running, true, 'stop() leaves containers running');

@@ -6,17 +6,18 @@ import { join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import {
   type BackupRecord,
+  backupCodec,
   Catalog,
   connectEtcd,
   type Etcd3,
   EventLog,
-  type EventRecord,
+  eventCodec,
   json,
   Keyspace,
   PrefixMirror,
   type PrimaryRecord,
-  readJson,
   readPrefix,
+  readRecord,
   waitFor,
 } from '@service-foundry/core';
 import { BackupRunner, type BackupStore, DirectoryBackupStore } from '../src/backups/index.js';
@@ -150,7 +151,7 @@ describe('backups taken by the agent of the primary', () => {
     const backupWhere = async (id: string, state: BackupRecord['state'], timeoutMs = 60_000) => {
       const settled = await waitFor(
         async () => {
-          const current = (await readJson<BackupRecord>(client, keys.backup(instanceId, id)))?.value;
+          const current = (await readRecord(client, backupCodec, keys.backup(instanceId, id)))?.value;
           const final = current?.state === state || current?.state === 'completed' || current?.state === 'failed';
           return final ? current : undefined;
         },
@@ -160,7 +161,7 @@ describe('backups taken by the agent of the primary', () => {
       return settled;
     };
     const eventsOf = async (kind: string) =>
-      [...(await readPrefix<EventRecord>(client, keys.events())).items.values()]
+      [...(await readPrefix(client, eventCodec, keys.events())).items.values()]
         .map((item) => item.value)
         .filter((event) => event.kind === kind && event.instanceId === instanceId);
     return {
@@ -185,12 +186,12 @@ describe('backups taken by the agent of the primary', () => {
     await writeTree(replica.mountpoint, files);
     await s.putPrimary(s.node);
     await s.putBackup(requested(s.instanceId, s.backupId, withHook.name));
-    const asRequested = await readJson<BackupRecord>(client, s.keys.backup(s.instanceId, s.backupId));
+    const asRequested = await readRecord(client, backupCodec, s.keys.backup(s.instanceId, s.backupId));
     assert.ok(asRequested);
 
     // Every version of the record, so a write by the other node's runner could not go unseen.
     const versions: BackupRecord[] = [];
-    const history = new PrefixMirror<BackupRecord>(client, s.keys.backup(s.instanceId, s.backupId), testLogger());
+    const history = new PrefixMirror(client, backupCodec, s.keys.backup(s.instanceId, s.backupId), testLogger());
     history.on('change', (changes) => {
       for (const change of changes) if (change.current) versions.push(change.current.value);
     });
@@ -203,7 +204,7 @@ describe('backups taken by the agent of the primary', () => {
     const otherNode = uniqueId('node-b');
     const other = await s.startRunner(withHook, otherNode, new DirectoryBackupStore({ root: otherRoot }));
     await other.idle();
-    const untouched = await readJson<BackupRecord>(client, s.keys.backup(s.instanceId, s.backupId));
+    const untouched = await readRecord(client, backupCodec, s.keys.backup(s.instanceId, s.backupId));
     assert.equal(untouched?.modRevision, asRequested.modRevision);
 
     const startedAt = Date.now();
@@ -318,7 +319,7 @@ describe('backups taken by the agent of the primary', () => {
     await s.putBackup(running(s.backupId, s.node));
     const elsewhereId = uniqueId('b');
     await s.putBackup(running(elsewhereId, 'some-other-node'));
-    const elsewhere = await readJson<BackupRecord>(client, s.keys.backup(s.instanceId, elsewhereId));
+    const elsewhere = await readRecord(client, backupCodec, s.keys.backup(s.instanceId, elsewhereId));
     // What the interrupted run had copied so far.
     await writeTree(await s.store.destination(s.instanceId, s.backupId), { 'db/partial': 'half a file' });
 
@@ -326,7 +327,7 @@ describe('backups taken by the agent of the primary', () => {
     const failed = await s.backupWhere(s.backupId, 'failed', 10_000);
     assert.equal(failed.message, `the agent on ${s.node} restarted during the backup`);
     assert.deepEqual(await listOrNothing(join(s.storeRoot, s.instanceId)), []);
-    const other = await readJson<BackupRecord>(client, s.keys.backup(s.instanceId, elsewhereId));
+    const other = await readRecord(client, backupCodec, s.keys.backup(s.instanceId, elsewhereId));
     assert.equal(other?.modRevision, elsewhere?.modRevision, "another node's running backup is not touched");
   });
 });

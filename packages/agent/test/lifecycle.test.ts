@@ -3,13 +3,15 @@ import { rm } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import {
   type AssignmentRecord,
+  assignmentCodec,
   connectEtcd,
   type Etcd3,
   type InstanceSecret,
   Keyspace,
   PrefixMirror,
   type ReplicaStatus,
-  readJson,
+  readRecord,
+  statusCodec,
   waitFor,
 } from '@service-foundry/core';
 import { replicaResourceName, startAgent } from '../src/index.js';
@@ -70,7 +72,7 @@ describe('replica lifecycle with a real container', () => {
     // Every state the status key goes through, in order, so short-lived states are not missed.
     const seen: (ReplicaStatus | undefined)[] = [];
     const history: string[] = [];
-    const statusMirror = new PrefixMirror<ReplicaStatus>(client, keys.instanceStatuses(instanceId), testLogger());
+    const statusMirror = new PrefixMirror(client, statusCodec, keys.instanceStatuses(instanceId), testLogger());
     statusMirror.on('change', (changes) => {
       for (const change of changes) {
         seen.push(change.current?.value);
@@ -96,7 +98,7 @@ describe('replica lifecycle with a real container', () => {
     const assignmentKey = keys.assignment(node, instanceId, 0);
     // Assignment first: the agent must wait for the secret rather than fail.
     await client.put(assignmentKey).value(JSON.stringify(assignment)).exec();
-    const waiting = await waitFor(() => readJson<ReplicaStatus>(client, keys.status(instanceId, 0)), {
+    const waiting = await waitFor(() => readRecord(client, statusCodec, keys.status(instanceId, 0)), {
       description: 'a status while the secret is missing',
     });
     assert.equal(waiting.value.state, 'creating');
@@ -105,7 +107,7 @@ describe('replica lifecycle with a real container', () => {
 
     const running = await waitFor(
       async () => {
-        const status = await readJson<ReplicaStatus>(client, keys.status(instanceId, 0));
+        const status = await readRecord(client, statusCodec, keys.status(instanceId, 0));
         return status?.value.state === 'running' ? status.value : undefined;
       },
       { description: 'status running', timeoutMs: 30_000 },
@@ -161,7 +163,7 @@ describe('replica lifecycle with a real container', () => {
     assert.equal(failed.containerId, info.Id);
     await waitFor(
       async () => {
-        const status = await readJson<ReplicaStatus>(client, keys.status(instanceId, 0));
+        const status = await readRecord(client, statusCodec, keys.status(instanceId, 0));
         return history.lastIndexOf('running') > history.indexOf('failed') && status?.value.state === 'running';
       },
       { description: 'running again after the crash', timeoutMs: 30_000 },
@@ -170,18 +172,18 @@ describe('replica lifecycle with a real container', () => {
     assert.equal(restarted?.Id, info.Id, 'the existing container was started again, not replaced');
 
     // Removal: status removing, then container, volume, status and assignment all gone.
-    const current = await readJson<AssignmentRecord>(client, assignmentKey);
+    const current = await readRecord(client, assignmentCodec, assignmentKey);
     assert.ok(current);
     await client
       .put(assignmentKey)
       .value(JSON.stringify({ ...assignment, desired: 'removed' }))
       .exec();
-    await waitFor(async () => (await readJson(client, assignmentKey)) === undefined, {
+    await waitFor(async () => (await readRecord(client, assignmentCodec, assignmentKey)) === undefined, {
       description: 'assignment deleted by the agent',
       timeoutMs: 45_000,
     });
     assert.ok(history.includes('removing'), `went through removing: ${history.join(',')}`);
-    assert.equal(await readJson(client, keys.status(instanceId, 0)), undefined, 'status deleted');
+    assert.equal(await readRecord(client, statusCodec, keys.status(instanceId, 0)), undefined, 'status deleted');
     assert.equal(await containerState(name), undefined, 'container removed');
     assert.equal(await volumeExists(name), false, 'volume removed');
   });
@@ -224,7 +226,7 @@ describe('replica lifecycle with a real container', () => {
       .exec();
     const status = await waitFor(
       async () => {
-        const s = await readJson<ReplicaStatus>(client, keys.status('i1', 2));
+        const s = await readRecord(client, statusCodec, keys.status('i1', 2));
         return s?.value.state === 'failed' ? s.value : undefined;
       },
       { description: 'failed status for a missing image' },

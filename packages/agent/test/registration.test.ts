@@ -10,12 +10,12 @@ import {
   type AssignmentRecord,
   connectEtcd,
   type Etcd3,
-  type EventRecord,
+  eventCodec,
   Keyspace,
-  type NodeRecord,
-  type ReplicaStatus,
-  readJson,
+  nodeCodec,
   readPrefix,
+  readRecord,
+  statusCodec,
   waitFor,
 } from '@service-foundry/core';
 import { startAgent } from '../src/index.js';
@@ -63,7 +63,7 @@ describe('node registration', () => {
     );
     try {
       assert.equal(agent.node, node);
-      const record = await readJson<NodeRecord>(client, keys.node(node));
+      const record = await readRecord(client, nodeCodec, keys.node(node));
       assert.ok(record, 'node key exists after start');
       assert.equal(record.value.name, node);
       assert.equal(record.value.address, '127.0.0.7');
@@ -77,7 +77,7 @@ describe('node registration', () => {
     } finally {
       await agent.stop();
     }
-    assert.equal(await readJson(client, keys.node(node)), undefined, 'node key gone right after stop()');
+    assert.equal(await readRecord(client, nodeCodec, keys.node(node)), undefined, 'node key gone right after stop()');
   });
 
   test('a revoked lease is replaced: node and replica statuses come back under the new lease', async (t) => {
@@ -114,27 +114,27 @@ describe('node registration', () => {
       .put(keys.assignment(node, 'inst-1', 0))
       .value(JSON.stringify(assignment))
       .exec();
-    const firstStatus = await waitFor(() => readJson<ReplicaStatus>(client, keys.status('inst-1', 0)), {
+    const firstStatus = await waitFor(() => readRecord(client, statusCodec, keys.status('inst-1', 0)), {
       description: 'failed status for an unknown service',
     });
     assert.equal(firstStatus.value.state, 'failed');
     assert.match(firstStatus.value.message, /no-such-service is not in the catalog/);
 
-    const before = await readJson<NodeRecord>(client, keys.node(node));
+    const before = await readRecord(client, nodeCodec, keys.node(node));
     assert.ok(before);
     assert.equal(firstStatus.lease, before.lease, 'statuses are written under the node lease');
     await client.leaseClient.leaseRevoke({ ID: before.lease });
 
     const again = await waitFor(
       async () => {
-        const current = await readJson<NodeRecord>(client, keys.node(node));
+        const current = await readRecord(client, nodeCodec, keys.node(node));
         return current && current.lease !== before.lease ? current : undefined;
       },
       { description: 'node registered again under a new lease', timeoutMs: 10_000 },
     );
     const status = await waitFor(
       async () => {
-        const current = await readJson<ReplicaStatus>(client, keys.status('inst-1', 0));
+        const current = await readRecord(client, statusCodec, keys.status('inst-1', 0));
         return current?.lease === again.lease ? current : undefined;
       },
       { description: 'status rewritten under the new lease', timeoutMs: 10_000 },
@@ -142,7 +142,7 @@ describe('node registration', () => {
     assert.equal(status.value.state, 'failed');
     const events = await waitFor(
       async () => {
-        const all = await readPrefix<EventRecord>(client, keys.events());
+        const all = await readPrefix(client, eventCodec, keys.events());
         const found = [...all.items.values()].filter((e) => e.value.kind === 'node-lease-lost');
         return found.length > 0 ? found : undefined;
       },
@@ -191,12 +191,12 @@ describe('node registration', () => {
     });
 
     await waitFor(() => /"msg":"ready"/.test(output), { description: `"ready" from the agent; output: ${output}` });
-    const registered = await readJson<NodeRecord>(client, keys.node(node));
+    const registered = await readRecord(client, nodeCodec, keys.node(node));
     assert.ok(registered, 'node key exists once the agent is ready');
 
     child.kill('SIGSTOP');
     const pausedAt = Date.now();
-    await waitFor(async () => (await readJson(client, keys.node(node))) === undefined, {
+    await waitFor(async () => (await readRecord(client, nodeCodec, keys.node(node))) === undefined, {
       description: 'node key to expire while the agent is paused',
       timeoutMs: ttlSeconds * 1000 + 3000,
     });
@@ -204,7 +204,7 @@ describe('node registration', () => {
     assert.ok(vanishedAfterMs <= ttlSeconds * 1000 + 3000, `vanished after ${vanishedAfterMs} ms`);
 
     child.kill('SIGCONT');
-    const back = await waitFor(() => readJson<NodeRecord>(client, keys.node(node)), {
+    const back = await waitFor(() => readRecord(client, nodeCodec, keys.node(node)), {
       description: 'node registered again after the pause',
       timeoutMs: 10_000,
     });
@@ -212,6 +212,6 @@ describe('node registration', () => {
 
     child.kill('SIGTERM');
     assert.equal(await exited, 0, `agent exits 0 on SIGTERM; output: ${output}`);
-    assert.equal(await readJson(client, keys.node(node)), undefined, 'lease revoked on a clean stop');
+    assert.equal(await readRecord(client, nodeCodec, keys.node(node)), undefined, 'lease revoked on a clean stop');
   });
 });

@@ -3,6 +3,7 @@ import {
   type AssignmentRecord,
   type Etcd3,
   type EventRecord,
+  eventCodec,
   type InstanceSecret,
   Keyspace,
   type PrimaryRecord,
@@ -106,7 +107,7 @@ export async function startReplicationHarness(
     events: async (kind) =>
       waitFor(
         async () => {
-          const all = await readPrefix<EventRecord>(client, keys.events());
+          const all = await readPrefix(client, eventCodec, keys.events());
           const found = [...all.items.values()].map((e) => e.value).filter((e) => e.kind === kind);
           return found.length > 0 ? found : undefined;
         },

@@ -6,7 +6,8 @@ import {
   type Etcd3,
   type Keyspace,
   type ReplicaStatus,
-  readJson,
+  readRecord,
+  statusCodec,
   waitFor,
 } from '@service-foundry/core';
 import { DockerRuntime } from '../src/docker-runtime.js';
@@ -162,7 +163,7 @@ export async function statusWhere(
   try {
     return await waitFor(
       async () => {
-        last = (await readJson<ReplicaStatus>(client, keys.status(instanceId, ordinal)))?.value;
+        last = (await readRecord(client, statusCodec, keys.status(instanceId, ordinal)))?.value;
         return last && accept(last) ? last : undefined;
       },
       { description, timeoutMs, intervalMs: 50 },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { connectEtcd, type Etcd3, readJson, waitFor } from '@service-foundry/core';
+import { assignmentCodec, connectEtcd, type Etcd3, readRecord, waitFor } from '@service-foundry/core';
 import { startAgent } from '../src/index.js';
 import {
   containerState,
@@ -88,10 +88,13 @@ describe('replicated services: rebuilds and adoption', () => {
 
     // Removal deletes the volume in use only; the superseded one stays for an operator.
     await h.assign(0, { role: 'replica', epoch, upstream: { host: '10.9.9.9', port: 5432 }, desired: 'removed' });
-    await waitFor(async () => (await readJson(client, h.keys.assignment(h.node, h.instanceId, 0))) === undefined, {
-      description: 'assignment deleted after removal',
-      timeoutMs: 20_000,
-    });
+    await waitFor(
+      async () => (await readRecord(client, assignmentCodec, h.keys.assignment(h.node, h.instanceId, 0))) === undefined,
+      {
+        description: 'assignment deleted after removal',
+        timeoutMs: 20_000,
+      },
+    );
     assert.equal(await volumeExists(newVolume), false, 'the volume in use is removed');
     assert.equal(await volumeExists(h.container(0)), true, 'the superseded volume is kept');
   });

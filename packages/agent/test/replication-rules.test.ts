@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { connectEtcd, type Etcd3, PrefixMirror, type ReplicaStatus } from '@service-foundry/core';
+import { connectEtcd, type Etcd3, PrefixMirror, type ReplicaStatus, statusCodec } from '@service-foundry/core';
 import { containerState, startTestEtcd, type TestEtcd, testLogger, volumeExists } from './helpers.js';
 import { networkAddressOf, startReplicationHarness, testSecret } from './replication-harness.js';
 import { ensureReplicatedImage, shellIn, writeReplicatedCatalog } from './replication-helpers.js';
 
-/** Rules 1–5 of ReplicatedReconciler's table, against the busybox recipe (replication-helpers.ts). */
+/** Rules 1–5 (src/replica-decisions.ts) with real containers, against the busybox recipe (replication-helpers.ts). */
 describe('replicated services: roles, epochs, follow and io', () => {
   let etcd: TestEtcd;
   let client: Etcd3;
@@ -91,7 +91,7 @@ describe('replicated services: roles, epochs, follow and io', () => {
 
     // Unchanged values are not rewritten on every probe (every 200 ms here): at most once per 5 s.
     const writes: ReplicaStatus[] = [];
-    const mirror = new PrefixMirror<ReplicaStatus>(client, h.keys.status(h.instanceId, 0), testLogger());
+    const mirror = new PrefixMirror(client, statusCodec, h.keys.status(h.instanceId, 0), testLogger());
     mirror.on('change', (changes) => {
       for (const change of changes) if (change.current) writes.push(change.current.value);
     });

@@ -8,12 +8,12 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
   connectEtcd,
-  type EventRecord,
+  eventCodec,
   Keyspace,
-  type NodeRecord,
+  nodeCodec,
   type PrimaryRecord,
-  readJson,
   readPrefix,
+  readRecord,
   startEtcd,
   waitFor,
 } from '@service-foundry/core';
@@ -168,10 +168,10 @@ test('a node that cannot renew its lease kills its primary before the TTL and ke
     15_000,
   );
   assert.match(refused.message, new RegExp(`is at epoch ${newEpoch}`));
-  assert.ok(await readJson<NodeRecord>(client, keys.node(node)), 'the node is registered again');
+  assert.ok(await readRecord(client, nodeCodec, keys.node(node)), 'the node is registered again');
   const fenced = await waitFor(
     async () => {
-      const all = await readPrefix<EventRecord>(client, keys.events());
+      const all = await readPrefix(client, eventCodec, keys.events());
       return [...all.items.values()].map((e) => e.value).find((e) => e.kind === 'node-self-fenced');
     },
     { description: 'a node-self-fenced event' },

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
+import type { BackupView } from '@service-foundry/api';
 import {
   type BackupRecord,
+  backupCodec,
   type CatalogEntry,
   type InstanceRecord,
   isBackupId,
@@ -17,11 +19,8 @@ import { concurrencyError, conflict } from './osb-errors.js';
 /** Transactions lost to concurrent writers before the request is given up. */
 const maxAttempts = 5;
 
-/** A backup as the operator API answers it: the record plus the hook's program, for display. */
-export type BackupView = BackupRecord & { hook?: string };
-
 /** `b-` + UTC `yyyymmddThhmmss` + `-` + 6 random hex digits: sorts by time, unique enough to never collide. */
-export function newBackupId(now: Date = new Date()): string {
+function newBackupId(now: Date = new Date()): string {
   const stamp = now
     .toISOString()
     .replace(/\.\d{3}Z$/, '')
@@ -44,7 +43,7 @@ function newestFirst(a: BackupRecord, b: BackupRecord): number {
 }
 
 async function readBackups(ctx: BrokerContext, instanceId: string) {
-  return readPrefix<BackupRecord>(ctx.client, ctx.keys.instanceBackups(instanceId));
+  return readPrefix(ctx.client, backupCodec, ctx.keys.instanceBackups(instanceId));
 }
 
 export async function listBackups(ctx: BrokerContext, instanceId: string): Promise<BackupRecord[]> {
@@ -70,7 +69,7 @@ export async function backupOwner(ctx: BrokerContext, idOrName: string): Promise
     const own = await listBackups(ctx, idOrName);
     if (own[0]) return { instanceId: idOrName, name: own[0].instanceName };
   }
-  const all = await readPrefix<BackupRecord>(ctx.client, ctx.keys.backups());
+  const all = await readPrefix(ctx.client, backupCodec, ctx.keys.backups());
   const ids = new Set(
     [...all.items.values()].filter((b) => b.value.instanceName === idOrName).map((b) => b.value.instanceId),
   );

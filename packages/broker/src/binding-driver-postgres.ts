@@ -1,6 +1,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import type { ServiceBindingRecipe } from '@service-foundry/core';
 import pg from 'pg';
+import { UnknownPlaceholderError, UnsafeBindingValueError } from './errors.js';
 
 /** Where and as whom the broker connects to run a binding's statements. */
 export interface BindingTarget {
@@ -36,7 +37,7 @@ const scramIterations = 4096;
  * the server: not its statement log, not `pg_stat_activity`. The broker's passwords are
  * ASCII letters and digits, which SASLprep leaves unchanged.
  */
-export function scramVerifier(password: string, salt: Buffer = randomBytes(16)): string {
+function scramVerifier(password: string, salt: Buffer = randomBytes(16)): string {
   const salted = pbkdf2Sync(password, salt, scramIterations, 32, 'sha256');
   const clientKey = createHmac('sha256', salted).update('Client Key').digest();
   const storedKey = createHash('sha256').update(clientKey).digest();
@@ -53,8 +54,8 @@ export function renderStatement(statement: string, values: Record<string, string
   return statement.replace(/\{\{([a-zA-Z]+)\}\}/g, (_, name: string) => {
     const value = values[name];
     const shape = placeholderShapes[name];
-    if (value === undefined || !shape) throw new Error(`statement uses unknown placeholder {{${name}}}`);
-    if (!shape.test(value)) throw new Error(`value for {{${name}}} has an unsafe shape`);
+    if (value === undefined || !shape) throw new UnknownPlaceholderError(name);
+    if (!shape.test(value)) throw new UnsafeBindingValueError(name);
     return value;
   });
 }

@@ -1,5 +1,6 @@
 import {
   type BindingRecord,
+  bindingCodec,
   type Etcd3,
   type Keyspace,
   readSealed,
@@ -21,11 +22,11 @@ export class BindingStore {
   ) {}
 
   get(instanceId: string, bindingId: string): Promise<Versioned<BindingRecord> | undefined> {
-    return readSealed<BindingRecord>(this.client, this.box, this.keys.binding(instanceId, bindingId));
+    return readSealed(this.client, this.box, bindingCodec, this.keys.binding(instanceId, bindingId));
   }
 
   async list(instanceId: string): Promise<BindingRecord[]> {
-    const items = await readSealedPrefix<BindingRecord>(this.client, this.box, this.keys.instanceBindings(instanceId));
+    const items = await readSealedPrefix(this.client, this.box, bindingCodec, this.keys.instanceBindings(instanceId));
     return items.map((item) => item.value);
   }
 

@@ -1,4 +1,5 @@
 import {
+  catalogDirSchema,
   configCompiler,
   type EtcdTlsFiles,
   etcdEndpointsSchema,
@@ -92,7 +93,7 @@ export const compileBrokerConfig = configCompiler<BrokerConfig>('broker config',
         properties: { ...login.properties, role: { type: 'string', enum: ['operator', 'viewer'] } },
       },
     },
-    catalogDir: { type: 'string', default: '' },
+    catalogDir: catalogDirSchema,
     routerHost: { type: 'string', default: '127.0.0.1', minLength: 1 },
     routerPortRange: {
       type: 'object',

@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import { ErrorCodes } from '@service-foundry/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { authenticateChallenge } from './auth.js';
-import { BrokerErrorCodes, methodNotAllowed, notFound, OsbError, toOsbError } from './osb-errors.js';
+import { BrokerErrorCodes } from './errors.js';
+import { methodNotAllowed, notFound, OsbError, toOsbError } from './osb-errors.js';
 
 /** Methods a route can have; a 405 lists those the path answers to. */
 const methods = ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'] as const;

@@ -1,3 +1,5 @@
+/** The operator API's replies, as `@service-foundry/api` declares them for the broker and `sf`. */
+export type * from '@service-foundry/api';
 export type { ApiArea, Principal, Role } from './api-areas.js';
 export { authenticatedUser, authHook, Logins, principalOf } from './auth.js';
 export {
@@ -16,7 +18,7 @@ export {
   type OperatorRole,
   type RouterPortRange,
 } from './config.js';
-export type { InstanceDetail, InstanceSummary, NodeView, ReplicaView } from './operator-views.js';
-export { BrokerErrorCodes, OsbError, type OsbErrorBody, toOsbError } from './osb-errors.js';
+export { type BrokerErrorCode, BrokerErrorCodes } from './errors.js';
+export { OsbError, type OsbErrorBody, toOsbError } from './osb-errors.js';
 export { supportedApiVersion } from './osb-headers.js';
 export { buildServer, type RunningBroker, startBroker } from './server.js';

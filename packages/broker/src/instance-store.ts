@@ -2,17 +2,20 @@ import {
   type Etcd3,
   type InstanceRecord,
   type InstanceSecret,
+  instanceCodec,
   json,
   type Keyspace,
   type OperationRecord,
-  readJson,
   readPrefix,
+  readRecord,
   readSealed,
   type SecretBox,
   sealedValue,
+  secretCodec,
   type Versioned,
 } from '@service-foundry/core';
 import type { RouterPortRange } from './config.js';
+import { BrokerErrorCodes } from './errors.js';
 import { describeScope, holdsName } from './instance-scope.js';
 import { concurrencyError, conflict, OsbError } from './osb-errors.js';
 
@@ -48,15 +51,15 @@ export class InstanceStore {
   ) {}
 
   get(id: string): Promise<Versioned<InstanceRecord> | undefined> {
-    return readJson<InstanceRecord>(this.client, this.keys.instance(id));
+    return readRecord(this.client, instanceCodec, this.keys.instance(id));
   }
 
   async secret(id: string): Promise<InstanceSecret | undefined> {
-    return (await readSealed<InstanceSecret>(this.client, this.box, this.keys.secret(id)))?.value;
+    return (await readSealed(this.client, this.box, secretCodec, this.keys.secret(id)))?.value;
   }
 
   async list(): Promise<Versioned<InstanceRecord>[]> {
-    return [...(await readPrefix<InstanceRecord>(this.client, this.keys.instances())).items.values()];
+    return [...(await readPrefix(this.client, instanceCodec, this.keys.instances())).items.values()];
   }
 
   /**
@@ -68,7 +71,7 @@ export class InstanceStore {
   async create(draft: Omit<InstanceRecord, 'routerPort'>, secret: InstanceSecret): Promise<CreateOutcome> {
     const instanceKey = this.keys.instance(draft.id);
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
-      const instances = await readPrefix<InstanceRecord>(this.client, this.keys.instances());
+      const instances = await readPrefix(this.client, instanceCodec, this.keys.instances());
       const existing = instances.items.get(instanceKey);
       if (existing) return { created: false, existing };
       // Names are unique per scope. The answer never names the holder's id: the caller is
@@ -124,7 +127,7 @@ export class InstanceStore {
       503,
       'RouterPortsExhausted',
       `every router port from ${this.portRange.min} to ${this.portRange.max} is in use; an operator must widen routerPortRange`,
-      'SF_ERR_UNAVAILABLE',
+      BrokerErrorCodes.unavailable,
     );
   }
 

@@ -1,110 +1,33 @@
+import type { InstanceDetail, InstanceSummary, NodeView, ReplicaView } from '@service-foundry/api';
 import {
-  type BackupRecord,
+  allocationCodec,
+  backupCodec,
+  decodeKeyValues,
   type EventRecord,
-  type FailoverPolicy,
+  eventCodec,
   type InstanceRecord,
-  type InstanceRestore,
-  type InstanceScope,
-  type IoPolicy,
+  instanceCodec,
   Keyspace,
-  type NodeAllocation,
-  type NodeControlRecord,
-  type NodeFenceRecord,
-  type NodeRecord,
-  type OperationRecord,
+  nodeCodec,
+  nodeControlCodec,
+  nodeFenceCodec,
   type PlacementRecord,
-  type PrimaryRecord,
-  type RelocationRecord,
+  placementCodec,
+  primaryCodec,
   type ReplicaStatus,
-  type Resources,
   type RouteRecord,
-  readJson,
   readPrefix,
-  type SchedulingStatusRecord,
+  readRecord,
+  relocationCodec,
+  routeCodec,
+  schedulingStatusCodec,
+  statusCodec,
   sumAllocated,
-  type TransferStatusRecord,
+  transferStatusCodec,
   type Versioned,
 } from '@service-foundry/core';
 import type { BrokerContext } from './broker-context.js';
 import { pickByName } from './instance-lookup.js';
-
-/** One instance in `GET /sf/v1/instances`. */
-export interface InstanceSummary {
-  id: string;
-  name: string;
-  service: string;
-  plan: string;
-  phase: InstanceRecord['phase'];
-  message: string;
-  operation: OperationRecord;
-  replicas: { desired: number; placed: number; running: number };
-  /** Where clients connect (the router), once the controller published a route. */
-  route: { host: string; port: number } | null;
-  createdAt: string;
-  /** Where the name is unique: the platform's organization and space; null: the operators' scope. */
-  scope: InstanceScope | null;
-}
-
-export interface ReplicaView {
-  ordinal: number;
-  node: string | null;
-  /** The agent's state, or `placed`/`pending` before an agent reported. */
-  state: string;
-  host: string | null;
-  port: number | null;
-  message: string;
-  /** Replication role and position as the agent applied and read them. */
-  role: string | null;
-  position: string | null;
-  /** IO settings in force on this replica. */
-  io: IoPolicy | null;
-}
-
-/** `GET /sf/v1/instances/:id`: the summary plus replicas, primary and bindings (never passwords). */
-export interface InstanceDetail extends InstanceSummary {
-  replicaDetails: ReplicaView[];
-  /** epoch = mod revision of the primary key, the instance's fencing token. */
-  primary: { node: string; ordinal: number; epoch: number } | null;
-  bindings: { id: string; name: string; username: string; createdAt: string }[];
-  /** Why replicas are not all placed (written by the scheduler); null when nothing waits. */
-  scheduling: Omit<SchedulingStatusRecord, 'instanceId'> | null;
-  /** Durability and local IO asked for; null on instances from before replication. */
-  io: IoPolicy | null;
-  failover: FailoverPolicy | null;
-  /** The replica relocation updated last (running or finished); null when none was ever asked for. */
-  relocation: RelocationRecord | null;
-  /** The newest backup of the instance; null when it has none. */
-  backup: BackupRecord | null;
-  /** Set on an instance restored from a backup: which one, and whether its data is copied yet. */
-  restore: InstanceRestore | null;
-  /** Volume-shipping plans: the copy interval (the RPO) and each standby's last complete copy. */
-  shipping: {
-    intervalSeconds: number;
-    standbys: Array<{
-      ordinal: number;
-      node: string;
-      from: string;
-      copiedAt: string | null;
-      snapshots: number;
-      state: string;
-    }>;
-  } | null;
-}
-
-export interface NodeView {
-  name: string;
-  /** False when only an allocation is left: the agent's lease expired. */
-  alive: boolean;
-  address: string | null;
-  labels: Record<string, string>;
-  capacity: Resources | null;
-  allocated: Resources;
-  replicas: { instanceId: string; ordinal: number; resources: Resources; state: string | null }[];
-  /** Operator controls (`sf node cordon|drain`); null when never set. */
-  control: Pick<NodeControlRecord, 'cordoned' | 'draining' | 'reason' | 'by' | 'updatedAt'> | null;
-  /** STONITH state of the node; null when never fenced. */
-  fence: NodeFenceRecord['state'] | null;
-}
 
 /** Values under `prefix/<instanceId>/...`, grouped by instance id. */
 function byInstance<T>(prefix: string, items: Map<string, Versioned<T>>): Map<string, Versioned<T>[]> {
@@ -133,10 +56,10 @@ export class OperatorViews {
   async #state(): Promise<ClusterView> {
     const { client, keys } = this.ctx;
     const [instances, placements, statuses, routes] = await Promise.all([
-      readPrefix<InstanceRecord>(client, keys.instances()),
-      readPrefix<PlacementRecord>(client, keys.placements()),
-      readPrefix<ReplicaStatus>(client, keys.statuses()),
-      readPrefix<RouteRecord>(client, keys.routes()),
+      readPrefix(client, instanceCodec, keys.instances()),
+      readPrefix(client, placementCodec, keys.placements()),
+      readPrefix(client, statusCodec, keys.statuses()),
+      readPrefix(client, routeCodec, keys.routes()),
     ]);
     return {
       instances: [...instances.items.values()].map((i) => i.value),
@@ -182,12 +105,12 @@ export class OperatorViews {
     if (!instance) return undefined;
     const { client, keys } = this.ctx;
     const [primary, bindings, scheduling, relocations, backups, transfers] = await Promise.all([
-      readJson<PrimaryRecord>(client, keys.primary(instance.id)),
+      readRecord(client, primaryCodec, keys.primary(instance.id)),
       this.ctx.bindings.list(instance.id),
-      readJson<SchedulingStatusRecord>(client, keys.schedulingStatus(instance.id)),
-      readPrefix<RelocationRecord>(client, keys.instanceRelocations(instance.id)),
-      readPrefix<BackupRecord>(client, keys.instanceBackups(instance.id)),
-      readPrefix<TransferStatusRecord>(client, `${keys.transfers()}${instance.id}/`),
+      readRecord(client, schedulingStatusCodec, keys.schedulingStatus(instance.id)),
+      readPrefix(client, relocationCodec, keys.instanceRelocations(instance.id)),
+      readPrefix(client, backupCodec, keys.instanceBackups(instance.id)),
+      readPrefix(client, transferStatusCodec, `${keys.transfers()}${instance.id}/`),
     ]);
     const shippingPlan = this.ctx.catalog.byServiceName(instance.serviceName)?.plans[instance.planName]?.volumeShipping;
     const standbys = shippingPlan
@@ -260,11 +183,11 @@ export class OperatorViews {
   async nodes(): Promise<NodeView[]> {
     const { client, keys } = this.ctx;
     const [nodes, allocations, statuses, controls, fences] = await Promise.all([
-      readPrefix<NodeRecord>(client, keys.nodes()),
-      readPrefix<NodeAllocation>(client, keys.allocations()),
-      readPrefix<ReplicaStatus>(client, keys.statuses()),
-      readPrefix<NodeControlRecord>(client, keys.nodeControls()),
-      readPrefix<NodeFenceRecord>(client, keys.fences()),
+      readPrefix(client, nodeCodec, keys.nodes()),
+      readPrefix(client, allocationCodec, keys.allocations()),
+      readPrefix(client, statusCodec, keys.statuses()),
+      readPrefix(client, nodeControlCodec, keys.nodeControls()),
+      readPrefix(client, nodeFenceCodec, keys.fences()),
     ]);
     const controlOf = new Map([...controls.items.values()].map((c) => [c.value.node, c.value]));
     const fenceOf = new Map([...fences.items.values()].map((f) => [f.value.node, f.value.state]));
@@ -316,14 +239,8 @@ export class OperatorViews {
       .sort('Key', 'Descend')
       .limit(limit)
       .exec();
-    const events: EventRecord[] = [];
-    for (const kv of res.kvs) {
-      try {
-        events.push(JSON.parse(kv.value.toString()) as EventRecord);
-      } catch {
-        // An undecodable event is skipped rather than failing the whole listing.
-      }
-    }
-    return events.reverse();
+    // A malformed event is skipped (and logged) rather than failing the whole listing.
+    const { items } = decodeKeyValues(eventCodec, res.kvs, this.ctx.log);
+    return [...items.values()].map((item) => item.value).reverse();
   }
 }

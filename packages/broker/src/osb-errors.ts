@@ -1,24 +1,12 @@
-import { ErrorCodes, isSfError } from '@service-foundry/core';
+import { ErrorCodes, isEtcdClientError, isSfError } from '@service-foundry/core';
+import { type BrokerErrorCode, BrokerErrorCodes } from './errors.js';
 import { requestLimits } from './limits.js';
-
-/**
- * Codes the broker reports that core has no class for. They follow core's SF_ERR_* naming
- * and, like core's, never change meaning once released.
- */
-export const BrokerErrorCodes = {
-  unauthorized: 'SF_ERR_UNAUTHORIZED',
-  forbidden: 'SF_ERR_FORBIDDEN',
-  tooLarge: 'SF_ERR_TOO_LARGE',
-  unavailable: 'SF_ERR_UNAVAILABLE',
-  internal: 'SF_ERR_INTERNAL',
-  binding: 'SF_ERR_BINDING',
-} as const;
 
 /** Every error response: OSB's `error` + `description`, plus our stable code. */
 export interface OsbErrorBody {
   error: string;
   description: string;
-  sf_code: string;
+  sf_code: BrokerErrorCode;
 }
 
 /** An error that already knows its HTTP status and OSB body. */
@@ -27,7 +15,7 @@ export class OsbError extends Error {
     readonly status: number,
     readonly error: string,
     description: string,
-    readonly sfCode: string,
+    readonly sfCode: BrokerErrorCode,
     options?: ErrorOptions,
   ) {
     super(description, options);
@@ -77,7 +65,7 @@ export const methodNotAllowed = (description: string) =>
   new OsbError(405, 'MethodNotAllowed', description, ErrorCodes.invalidInput);
 
 /** Status and OSB error name for each core error code, for errors that escape a route. */
-const sfCodeStatus: Record<string, { status: number; error: string }> = {
+const sfCodeStatus: Partial<Record<BrokerErrorCode, { status: number; error: string }>> = {
   [ErrorCodes.invalidInput]: { status: 400, error: 'BadRequest' },
   [ErrorCodes.notFound]: { status: 404, error: 'NotFound' },
   [ErrorCodes.conflict]: { status: 409, error: 'Conflict' },
@@ -139,14 +127,6 @@ const statusNames: Record<number, string> = {
   415: 'UnsupportedMediaType',
   431: 'RequestHeaderFieldsTooLarge',
 };
-
-/**
- * The etcd3 client's errors carry no code; their class names say where they come from. The
- * circuit-breaker errors come from the client's connection pool after repeated failures.
- */
-function isEtcdClientError(error: Error): boolean {
-  return /^(GRPC|Etcd|ClientClosed|ClientRuntime|BrokenCircuit|IsolatedCircuit)/.test(error.constructor.name);
-}
 
 interface FastifyLikeError extends Error {
   code?: string;

@@ -1,16 +1,20 @@
+import type { RelocationsView } from '@service-foundry/api';
 import {
+  ErrorCodes,
   type InstanceRecord,
   isKeySegment,
   json,
-  type NodeControlRecord,
-  type NodeFenceRecord,
-  type NodeRecord,
+  nodeCodec,
+  nodeControlCodec,
+  nodeFenceCodec,
   type PlacementRecord,
-  type PrimaryRecord,
+  placementCodec,
+  primaryCodec,
   type RelocationRecord,
-  readJson,
   readPrefix,
-  type TransferStatusRecord,
+  readRecord,
+  relocationCodec,
+  transferStatusCodec,
 } from '@service-foundry/core';
 import type { BrokerContext } from './broker-context.js';
 import { BodyProblems } from './operator-input.js';
@@ -46,7 +50,7 @@ export function parseRelocationBody(body: unknown): RelocationAsk {
   };
 }
 
-const unsuitable = (description: string) => new OsbError(422, 'UnsuitableNode', description, 'SF_ERR_INVALID_INPUT');
+const unsuitable = (description: string) => new OsbError(422, 'UnsuitableNode', description, ErrorCodes.invalidInput);
 
 /** Why `to` cannot take replica `ordinal` of `instance`, or undefined when it can. */
 async function targetProblem(
@@ -61,9 +65,9 @@ async function targetProblem(
   const current = placements.find((p) => p.ordinal === ordinal);
   if (current?.node === to) return `${replica} is already on node ${to}`;
   const [node, control, fence] = await Promise.all([
-    readJson<NodeRecord>(client, keys.node(to)),
-    readJson<NodeControlRecord>(client, keys.nodeControl(to)),
-    readJson<NodeFenceRecord>(client, keys.fence(to)),
+    readRecord(client, nodeCodec, keys.node(to)),
+    readRecord(client, nodeControlCodec, keys.nodeControl(to)),
+    readRecord(client, nodeFenceCodec, keys.fence(to)),
   ]);
   if (!node) return `node ${to} is not live: no agent holds its lease (see \`sf nodes\`)`;
   const fenceState = fence?.value.state;
@@ -92,8 +96,8 @@ export async function requestRelocation(
   const { client, keys } = ctx;
   if (instance.phase !== 'ready') throw conflict(`instance ${instance.name} is ${instance.phase}`);
   const [primary, placed] = await Promise.all([
-    readJson<PrimaryRecord>(client, keys.primary(instance.id)),
-    readPrefix<PlacementRecord>(client, keys.instancePlacements(instance.id)),
+    readRecord(client, primaryCodec, keys.primary(instance.id)),
+    readPrefix(client, placementCodec, keys.instancePlacements(instance.id)),
   ]);
   const ordinal = ask.ordinal ?? primary?.value.ordinal ?? 0;
   const placementKey = keys.placement(instance.id, ordinal);
@@ -105,7 +109,7 @@ export async function requestRelocation(
     if (problem) throw unsuitable(problem);
   }
   const relocationKey = keys.relocation(instance.id, ordinal);
-  const existing = await readJson<RelocationRecord>(client, relocationKey);
+  const existing = await readRecord(client, relocationCodec, relocationKey);
   if (existing && !finished.has(existing.value.phase)) {
     const { phase, from, to } = existing.value;
     throw conflict(
@@ -144,15 +148,12 @@ export async function requestRelocation(
 }
 
 /** Every relocation record of the instance and every transfer its replicas' volumes are in. */
-export async function relocationsOf(
-  ctx: BrokerContext,
-  instanceId: string,
-): Promise<{ relocations: RelocationRecord[]; transfers: TransferStatusRecord[] }> {
+export async function relocationsOf(ctx: BrokerContext, instanceId: string): Promise<RelocationsView> {
   const { client, keys } = ctx;
   const [relocations, transfers] = await Promise.all([
-    readPrefix<RelocationRecord>(client, keys.instanceRelocations(instanceId)),
+    readPrefix(client, relocationCodec, keys.instanceRelocations(instanceId)),
     // keys.transfer() names one transfer; its instance prefix is the same path one level up.
-    readPrefix<TransferStatusRecord>(client, `${keys.transfers()}${instanceId}/`),
+    readPrefix(client, transferStatusCodec, `${keys.transfers()}${instanceId}/`),
   ]);
   return {
     relocations: [...relocations.items.values()].map((r) => r.value).sort((a, b) => a.ordinal - b.ordinal),

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { type BackupRecord, type InstanceRecord, isBackupId, readJson } from '@service-foundry/core';
+import {
+  backupCodec,
+  type InstanceRecord,
+  isBackupId,
+  readRecord,
+  readRecords,
+  relocationCodec,
+} from '@service-foundry/core';
 import type { BackupOwner } from './backup-requests.js';
 import type { BrokerContext } from './broker-context.js';
 import { describeScope, holdsName } from './instance-scope.js';
@@ -48,7 +55,7 @@ export async function requestRestoreInPlace(
   const { client, keys } = ctx;
   const live = owner.instance;
   if (!live) throw conflict(`instance ${owner.name} was deleted; restore its backup into a new one with --as NAME`);
-  const backup = (await readJson<BackupRecord>(client, keys.backup(owner.instanceId, backupId)))?.value;
+  const backup = (await readRecord(client, backupCodec, keys.backup(owner.instanceId, backupId)))?.value;
   if (!backup) throw notFound(`instance ${owner.name} has no backup ${backupId} (see \`sf backups ${owner.name}\`)`);
   if (backup.state !== 'completed' || !backup.node) {
     throw conflict(`backup ${backupId} of ${owner.name} is ${backup.state}; only a completed backup can be restored`);
@@ -62,10 +69,8 @@ export async function requestRestoreInPlace(
       `instance ${owner.name} has an operation in progress (${instance.operation.type}); try again when it ends`,
     );
   }
-  const relocations = await client.getAll().prefix(keys.instanceRelocations(instance.id)).json();
-  const moving = Object.values(relocations as Record<string, { phase?: string }>).find(
-    (r) => r.phase !== 'done' && r.phase !== 'failed',
-  );
+  const relocations = await readRecords(client, relocationCodec, keys.instanceRelocations(instance.id), ctx.log);
+  const moving = relocations.find((r) => r.phase !== 'done' && r.phase !== 'failed');
   if (moving) throw conflict(`instance ${owner.name} is being relocated (${moving.phase}); restore it afterwards`);
   const startedAt = new Date().toISOString();
   const next: InstanceRecord = {
@@ -108,7 +113,7 @@ export async function requestRestore(
   by: string,
 ): Promise<InstanceRecord> {
   const { client, keys } = ctx;
-  const backup = (await readJson<BackupRecord>(client, keys.backup(owner.instanceId, backupId)))?.value;
+  const backup = (await readRecord(client, backupCodec, keys.backup(owner.instanceId, backupId)))?.value;
   if (!backup) throw notFound(`instance ${owner.name} has no backup ${backupId} (see \`sf backups ${owner.name}\`)`);
   if (backup.state !== 'completed' || !backup.node) {
     throw conflict(`backup ${backupId} of ${owner.name} is ${backup.state}; only a completed backup can be restored`);

@@ -3,7 +3,6 @@ import {
   Catalog,
   connectEtcd,
   createLogger,
-  defaultCatalogDir,
   ErrorCodes,
   EventLog,
   Keyspace,
@@ -128,7 +127,7 @@ export interface RunningBroker {
 export async function startBroker(input: unknown, options: { log?: Logger } = {}): Promise<RunningBroker> {
   const config = loadBrokerConfig(input);
   const log = options.log ?? createLogger({ name: 'broker' });
-  const catalog = await Catalog.load(config.catalogDir || defaultCatalogDir());
+  const catalog = await Catalog.load(config.catalogDir);
   const plans = new PlanRegistry(catalog);
   const keys = new Keyspace(config.keyspaceRoot);
   const secrets = await SecretBox.fromKeyFile(config.secretsKeyFile);

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type BackupRecord, type EventRecord, isBackupId, json, readJson, readPrefix } from '@service-foundry/core';
+import {
+  type BackupRecord,
+  backupCodec,
+  type EventRecord,
+  isBackupId,
+  json,
+  readPrefix,
+  readRecord,
+} from '@service-foundry/core';
 import type { InstanceDetail } from '../src/index.js';
 import {
   assertOsbError,
@@ -26,12 +34,12 @@ describe('broker: backup requests (sf backup, sf backups)', () => {
   const requestBackup = (instance: string, options: CallOptions = { body: {} }) =>
     call(h.broker.url, 'POST', backupsPath(instance), options);
   const stored = async (instanceId: string) =>
-    [...(await readPrefix<BackupRecord>(h.client, h.keys.instanceBackups(instanceId))).items.values()].map(
+    [...(await readPrefix(h.client, backupCodec, h.keys.instanceBackups(instanceId))).items.values()].map(
       (b) => b.value,
     );
   /** What the agent writes as it takes the backup. */
   const setState = async (instanceId: string, backupId: string, change: Partial<BackupRecord>) => {
-    const current = await readJson<BackupRecord>(h.client, h.keys.backup(instanceId, backupId));
+    const current = await readRecord(h.client, backupCodec, h.keys.backup(instanceId, backupId));
     assert.ok(current);
     await h.client
       .put(h.keys.backup(instanceId, backupId))

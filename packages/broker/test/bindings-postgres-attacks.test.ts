@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type InstanceSecret, readSealed, waitFor } from '@service-foundry/core';
+import { readSealed, secretCodec, waitFor } from '@service-foundry/core';
 import pg from 'pg';
 import {
   call,
@@ -91,8 +91,8 @@ describe('broker: a binding user attacking its Postgres instance', () => {
       body: provisionBody(),
     });
     assert.equal(res.status, 202, res.text);
-    const secret = (await readSealed<InstanceSecret>(h.client, secretBox, h.keys.secret(instanceId)))
-      ?.value as InstanceSecret;
+    const secret = (await readSealed(h.client, secretBox, secretCodec, h.keys.secret(instanceId)))?.value;
+    assert.ok(secret, 'the instance secret is stored');
     await postgres.setAdminPassword(secret.adminPassword);
     await markReady(h.client, h.keys, instanceId);
     attacker = await bind('attacker');

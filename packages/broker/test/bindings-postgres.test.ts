@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type BindingRecord, type InstanceSecret, readSealed } from '@service-foundry/core';
+import { bindingCodec, readSealed, secretCodec } from '@service-foundry/core';
 import pg from 'pg';
 import type { InstanceDetail } from '../src/index.js';
 import {
@@ -66,8 +66,8 @@ describe('broker: bindings make real database users', () => {
     });
     assert.equal(res.status, 202, res.text);
     assert.equal((await readInstance(h.client, h.keys, instanceId))?.routerPort, postgres.port);
-    const secret = (await readSealed<InstanceSecret>(h.client, secretBox, h.keys.secret(instanceId)))
-      ?.value as InstanceSecret;
+    const secret = (await readSealed(h.client, secretBox, secretCodec, h.keys.secret(instanceId)))?.value;
+    assert.ok(secret, 'the instance secret is stored');
     await postgres.setAdminPassword(secret.adminPassword);
     await markReady(h.client, h.keys, instanceId);
   });
@@ -105,8 +105,8 @@ describe('broker: bindings make real database users', () => {
     ]);
     assert.match(stored.rows[0]?.rolpassword, /^SCRAM-SHA-256\$4096:/);
 
-    const record = (await readSealed<BindingRecord>(h.client, secretBox, h.keys.binding(instanceId, 'app-one')))
-      ?.value as BindingRecord;
+    const record = (await readSealed(h.client, secretBox, bindingCodec, h.keys.binding(instanceId, 'app-one')))?.value;
+    assert.ok(record, 'the binding is stored');
     assert.equal(record.name, 'orders-app');
     assert.equal(record.username, first.username);
   });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { json, type NodeAllocation, type NodeRecord, readSealed } from '@service-foundry/core';
-import type { FenceHistoryEntry } from '@service-foundry/fencing';
+import { type FenceHistoryEntry, fenceDevicesCodec } from '@service-foundry/fencing';
 import { assertOsbError, call, type Harness, secretBox, startHarness, uniqueId, username } from './helpers.js';
 
 describe('broker: fencing operator API', () => {
@@ -61,7 +61,7 @@ describe('broker: fencing operator API', () => {
   const devicesPath = (node: string) => `/sf/v1/nodes/${node}/fence-devices`;
   /** The stored devices as the controller reads them: opened with the secrets key. */
   const storedDevices = async (node: string) => {
-    const stored = await readSealed<unknown>(h.client, secretBox, h.keys.fenceDevices(node));
+    const stored = await readSealed(h.client, secretBox, fenceDevicesCodec, h.keys.fenceDevices(node));
     return stored ? JSON.stringify(stored.value) : null;
   };
   const rawDevices = async (node: string) => h.client.get(h.keys.fenceDevices(node)).string();

@@ -11,8 +11,10 @@ import {
   type Etcd3,
   type EtcdProcess,
   type InstanceRecord,
+  instanceCodec,
   json,
   Keyspace,
+  readRecord,
   SecretBox,
   startEtcd,
 } from '@service-foundry/core';
@@ -148,8 +150,7 @@ export async function dumpKeyspace(client: Etcd3, keys: Keyspace): Promise<strin
 }
 
 export async function readInstance(client: Etcd3, keys: Keyspace, id: string): Promise<InstanceRecord | undefined> {
-  const raw = await client.get(keys.instance(id)).string();
-  return raw === null ? undefined : (JSON.parse(raw) as InstanceRecord);
+  return (await readRecord(client, instanceCodec, keys.instance(id)))?.value;
 }
 
 /** What the controller does once the route is up. */

@@ -4,13 +4,12 @@ import {
   type EventRecord,
   json,
   type NodeAllocation,
-  type NodeControlRecord,
   type NodeRecord,
-  readJson,
+  nodeControlCodec,
+  readRecord,
   type SchedulingStatusRecord,
 } from '@service-foundry/core';
-import type { InstanceDetail, NodeView } from '../src/index.js';
-import type { NodeControlView } from '../src/routes/node-controls.js';
+import type { InstanceDetail, NodeControlView, NodeView } from '../src/index.js';
 import {
   assertOsbError,
   call,
@@ -49,7 +48,7 @@ describe('broker: node controls (cordon, drain, uncordon) and scheduling status'
     await h?.close();
   });
 
-  const control = () => readJson<NodeControlRecord>(h.client, h.keys.nodeControl('node-c'));
+  const control = () => readRecord(h.client, nodeControlCodec, h.keys.nodeControl('node-c'));
 
   it('cordon stops new placements on a node, recorded with who and why', async () => {
     const res = await call(h.broker.url, 'POST', '/sf/v1/nodes/node-c/cordon', {

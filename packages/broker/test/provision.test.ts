@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type InstanceSecret, readSealed } from '@service-foundry/core';
+import { decodeRecord, readSealed, sealedEnvelopeCodec, secretCodec } from '@service-foundry/core';
 import {
   assertOsbError,
   call,
@@ -53,10 +53,12 @@ describe('broker: provision, last_operation, deprovision', () => {
     assert.equal(record.operation.id, operation);
     assert.equal(record.operation.state, 'in progress');
     assert.ok(record.routerPort >= 41000 && record.routerPort <= 41099);
-    const stored = JSON.parse((await h.client.get(h.keys.secret(id)).string()) ?? 'null');
+    const raw = (await h.client.get(h.keys.secret(id)).string()) ?? 'null';
+    const stored = decodeRecord(sealedEnvelopeCodec, h.keys.secret(id), raw);
     assert.equal(stored.sealed, 'sf-aead-1', 'the secret is stored sealed, never in clear');
     assert.doesNotMatch(JSON.stringify(stored), /postgres/);
-    const secret = (await readSealed<InstanceSecret>(h.client, secretBox, h.keys.secret(id)))?.value as InstanceSecret;
+    const secret = (await readSealed(h.client, secretBox, secretCodec, h.keys.secret(id)))?.value;
+    assert.ok(secret, 'the instance secret is stored');
     assert.equal(secret.adminUser, 'postgres');
     assert.match(secret.adminPassword, /^[A-Za-z0-9]{32}$/);
     assert.equal(await h.client.get(h.keys.routerPort(record.routerPort)).string(), JSON.stringify(id));

@@ -9,8 +9,9 @@ import {
   type PlacementRecord,
   type PrimaryRecord,
   type RelocationRecord,
-  readJson,
   readPrefix,
+  readRecord,
+  relocationCodec,
   type TransferStatusRecord,
 } from '@service-foundry/core';
 import type { InstanceDetail } from '../src/index.js';
@@ -37,11 +38,11 @@ describe('broker: relocation requests (sf relocate)', () => {
   const relocate = (instance: string, options: CallOptions = {}) =>
     call(h.broker.url, 'POST', `/sf/v1/instances/${encodeURIComponent(instance)}/relocate`, options);
   const relocations = async () =>
-    [...(await readPrefix<RelocationRecord>(h.client, h.keys.instanceRelocations(id))).items.values()].map(
+    [...(await readPrefix(h.client, relocationCodec, h.keys.instanceRelocations(id))).items.values()].map(
       (r) => r.value,
     );
   const setPhase = async (ordinal: number, phase: RelocationRecord['phase']) => {
-    const current = await readJson<RelocationRecord>(h.client, h.keys.relocation(id, ordinal));
+    const current = await readRecord(h.client, relocationCodec, h.keys.relocation(id, ordinal));
     assert.ok(current);
     const next: RelocationRecord = { ...current.value, phase, message: phase, updatedAt: now() };
     await h.client.put(h.keys.relocation(id, ordinal)).value(json(next)).exec();
@@ -264,7 +265,7 @@ describe('broker: relocation requests (sf relocate)', () => {
     ]);
     assert.deepEqual(results.map((r) => r.status).sort(), [202, 409], results.map((r) => r.text).join('\n'));
     const winner = results.find((r) => r.status === 202)?.body as RelocationRecord;
-    const stored = await readJson<RelocationRecord>(h.client, h.keys.relocation(id, 0));
+    const stored = await readRecord(h.client, relocationCodec, h.keys.relocation(id, 0));
     assert.deepEqual(stored?.value, winner);
   });
 });

@@ -4,9 +4,10 @@ import {
   type BackupRecord,
   type EventRecord,
   type InstanceRecord,
-  type InstanceSecret,
   json,
+  type RelocationRecord,
   readSealed,
+  secretCodec,
 } from '@service-foundry/core';
 import type { InstanceDetail } from '../src/index.js';
 import {
@@ -79,10 +80,20 @@ describe('broker: restoring a backup in place (sf restore NAME BACKUP)', () => {
     assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
 
     const moving = h.keys.relocation(id, 0);
-    await h.client
-      .put(moving)
-      .value(json({ phase: 'copying' }))
-      .exec();
+    const relocation: RelocationRecord = {
+      instanceId: id,
+      ordinal: 0,
+      from: 'node-1',
+      to: 'node-2',
+      keepSource: false,
+      phase: 'copying',
+      message: 'copying',
+      reason: 'operator',
+      requestedBy: 'alice',
+      requestedAt: new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
+    };
+    await h.client.put(moving).value(json(relocation)).exec();
     before = await dumpKeyspace(h.client, h.keys);
     const relocating = await restore(name, { body: { backup: completed.id } });
     assert.equal(relocating.status, 409, relocating.text);
@@ -157,7 +168,7 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
     return record;
   };
   const secretOf = async (instanceId: string) =>
-    (await readSealed<InstanceSecret>(h.client, secretBox, h.keys.secret(instanceId)))?.value;
+    (await readSealed(h.client, secretBox, secretCodec, h.keys.secret(instanceId)))?.value;
 
   before(async () => {
     h = await startHarness({ routerPortRange: { min: 42000, max: 42099 } });

@@ -3,8 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { InstanceRecord } from '@service-foundry/core';
-import { defaultCatalogDir } from '@service-foundry/core';
+import { defaultCatalogDir, instanceCodec, readRecord } from '@service-foundry/core';
 import {
   assertOsbError,
   call,
@@ -64,8 +63,7 @@ describe('broker: updates (IO settings live; plans and sizes not yet)', () => {
       body: provisionBody({ plan_id: mediumPlanId }),
     });
     assert.equal(res.status, 202);
-    const raw = await h.client.get(h.keys.instance(other)).string();
-    assert.equal(JSON.parse(raw ?? '{}').replicas, 2);
+    assert.equal((await readRecord(h.client, instanceCodec, h.keys.instance(other)))?.value.replicas, 2);
   });
 
   it('refuses updates while provisioning with ConcurrencyError', async () => {
@@ -103,10 +101,9 @@ describe('broker: updates (IO settings live; plans and sizes not yet)', () => {
       body: { service_id: postgresServiceId, parameters: { local_io: 'batched' } },
     });
     assert.equal(res.status, 202, res.text);
-    const raw = await h.client.get(h.keys.instance(id)).string();
-    const record = JSON.parse(raw ?? '{}') as InstanceRecord;
+    const record = (await readRecord(h.client, instanceCodec, h.keys.instance(id)))?.value;
     assert.deepEqual(
-      record.io,
+      record?.io,
       { durability: 'remote-fsync', localIo: 'batched' },
       'a two-replica plan defaults to synchronous',
     );

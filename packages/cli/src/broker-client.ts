@@ -4,6 +4,14 @@ import type { Target } from './target.js';
 
 const apiVersion = '2.17';
 
+/** Per-call settings of {@link BrokerClient.request}. */
+export interface RequestOptions {
+  /** Headers added to the login and API version. @default {} */
+  headers?: Record<string, string>;
+  /** How long to wait for the answer. @default 60000 */
+  timeoutMs?: number;
+}
+
 /** Talks to the broker: OSB endpoints for the lifecycle, `/sf/v1` for operator views. */
 export class BrokerClient {
   readonly #auth: string;
@@ -12,7 +20,12 @@ export class BrokerClient {
     this.#auth = `Basic ${Buffer.from(`${target.username}:${target.password}`).toString('base64')}`;
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: RequestOptions = {},
+  ): Promise<{ status: number; body: T }> {
     let res: Response;
     try {
       res = await fetch(new URL(path, this.target.url), {
@@ -21,9 +34,10 @@ export class BrokerClient {
           authorization: this.#auth,
           'x-broker-api-version': apiVersion,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...options.headers,
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(60_000),
+        signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
       });
     } catch (error) {
       throw new BrokerError(

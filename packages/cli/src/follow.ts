@@ -1,5 +1,4 @@
-import { setTimeout as delay } from 'node:timers/promises';
-import { TimeoutError } from '@service-foundry/core';
+import { waitFor } from '@service-foundry/core';
 import { BrokerError } from './errors.js';
 
 export interface FollowOptions {
@@ -12,6 +11,9 @@ export interface FollowOptions {
 /** Exit code after Ctrl-C, as shells report a process ended by SIGINT. */
 export const interruptedExitCode = 130;
 
+/** The broker did not answer at all (no HTTP status): worth asking again. */
+const unreachable = (error: unknown) => error instanceof BrokerError && error.status === 0;
+
 /**
  * Polls `step` until it returns a value. Ctrl-C stops the following, not the work the
  * cluster does (the controller and agents carry on): the result is then `undefined` and
@@ -23,25 +25,16 @@ export async function follow<T>(step: () => Promise<T | undefined>, options: Fol
   const onSigint = () => interrupt.abort();
   process.once('SIGINT', onSigint);
   try {
-    const deadline = Date.now() + options.timeoutMs;
-    let unreachable: BrokerError | undefined;
-    for (;;) {
-      try {
-        const value = await step();
-        if (value !== undefined) return value;
-      } catch (error) {
-        if (!(error instanceof BrokerError && error.status === 0)) throw error;
-        unreachable = error;
-      }
-      if (Date.now() >= deadline) {
-        throw new TimeoutError(options.what, options.timeoutMs, unreachable ? { cause: unreachable } : undefined);
-      }
-      try {
-        await delay(options.intervalMs, undefined, { signal: interrupt.signal });
-      } catch {
-        return undefined;
-      }
-    }
+    return await waitFor(step, {
+      description: options.what,
+      timeoutMs: options.timeoutMs,
+      intervalMs: options.intervalMs,
+      signal: interrupt.signal,
+      retryOn: unreachable,
+    });
+  } catch (error) {
+    if (interrupt.signal.aborted && (error as Error).name === 'AbortError') return undefined;
+    throw error;
   } finally {
     process.removeListener('SIGINT', onSigint);
   }

@@ -15,28 +15,3 @@ export function printJson(value: unknown): void {
 export function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
-
-/**
- * Progress for long waits: on a terminal one line rewritten in place, elsewhere a line
- * each time the message changes (so CI logs stay readable).
- */
-export class Progress {
-  #last = '';
-  #started = Date.now();
-  readonly #tty = process.stderr.isTTY === true;
-
-  update(message: string): void {
-    const elapsed = ((Date.now() - this.#started) / 1000).toFixed(1);
-    if (this.#tty) {
-      process.stderr.write(`\r\x1b[K${message} (${elapsed} s)`);
-    } else if (message !== this.#last) {
-      process.stderr.write(`${message} (${elapsed} s)\n`);
-    }
-    this.#last = message;
-  }
-
-  done(message: string): void {
-    const elapsed = ((Date.now() - this.#started) / 1000).toFixed(1);
-    process.stderr.write(`${this.#tty ? '\r\x1b[K' : ''}${message} (${elapsed} s)\n`);
-  }
-}

@@ -26,7 +26,7 @@ const compileTarget = configCompiler<Target>('CLI target', {
   },
 });
 
-export function targetFile(): string {
+function targetFile(): string {
   return join(stateDir(), 'cli.json');
 }
 

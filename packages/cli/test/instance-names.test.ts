@@ -11,9 +11,9 @@ import {
   createLogger,
   type Etcd3,
   type EtcdProcess,
-  type InstanceRecord,
+  instanceCodec,
   Keyspace,
-  readJson,
+  readRecord,
   SecretBox,
   startEtcd,
 } from '@service-foundry/core';
@@ -108,7 +108,7 @@ describe('cli: instance names are resolved by the broker, per space', () => {
     const deleted = await sf('delete-service', 'orders', '--no-wait');
     assert.equal(deleted.code, 1, deleted.stderr);
     for (const id of [inSpaceA, inSpaceB]) {
-      assert.equal((await readJson<InstanceRecord>(client, keys.instance(id)))?.value.phase, 'provisioning');
+      assert.equal((await readRecord(client, instanceCodec, keys.instance(id)))?.value.phase, 'provisioning');
     }
   });
 

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { BackupView } from '@service-foundry/api';
 import type { RelocationRecord } from '@service-foundry/core';
-import { type BackupView, backupSummary } from '../src/commands/backups.js';
+import { backupSummary } from '../src/commands/backups.js';
 import { relocationSummary } from '../src/commands/relocate.js';
-import { formatBytes, ProgressDisplay, renderProgressLine } from '../src/progress-bar.js';
+import { formatBytes } from '../src/format.js';
+import { ProgressDisplay, renderProgressLine } from '../src/progress-display.js';
 
 const precopy = {
   label: 'pre-copy',
@@ -72,6 +74,28 @@ describe('cli: transfer progress line', () => {
       ['pre-copy 5', 'pre-copy 30', 'pre-copy 60', 'pre-copy 99', 'pre-copy 100', 'final delta 0'],
     );
     assert.ok(log.chunks.every((c) => c.endsWith('\n') && !c.includes('\r')));
+  });
+
+  it('shows a long wait as a status line with the time waited, and ends it with a line that stays', () => {
+    const tty = recorder(true);
+    const onTerminal = new ProgressDisplay(tty.stream);
+    onTerminal.status('create pg1: in progress');
+    onTerminal.status('create pg1: in progress');
+    onTerminal.done('create pg1: succeeded');
+    assert.equal(tty.chunks.length, 3);
+    assert.ok(tty.chunks[0]?.startsWith('\r\x1b[K'), 'redrawn in place');
+    assert.match(tty.chunks[0] ?? '', /create pg1: in progress \(\d+\.\d s\)$/);
+    assert.ok(tty.chunks[2]?.startsWith('\r\x1b[K'));
+    assert.match(tty.chunks[2] ?? '', /create pg1: succeeded \(\d+\.\d s\)\n$/);
+
+    const log = recorder(false);
+    const inLog = new ProgressDisplay(log.stream);
+    for (const message of ['starting etcd', 'starting etcd', 'starting broker']) inLog.status(message);
+    inLog.done('ready');
+    assert.deepEqual(
+      log.chunks.map((c) => c.replace(/ \(\d+\.\d s\)\n$/, '')),
+      ['starting etcd', 'starting broker', 'ready'],
+    );
   });
 });
 

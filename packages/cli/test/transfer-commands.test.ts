@@ -8,18 +8,22 @@ import { after, before, describe, it } from 'node:test';
 import { type RunningBroker, startBroker } from '@service-foundry/broker';
 import {
   type BackupRecord,
+  backupCodec,
   connectEtcd,
   createLogger,
   type Etcd3,
   type EtcdProcess,
   type InstanceRecord,
+  instanceCodec,
   json,
   Keyspace,
   type NodeRecord,
   type PlacementRecord,
+  type RecordCodec,
   type RelocationRecord,
-  readJson,
   readPrefix,
+  readRecord,
+  relocationCodec,
   SecretBox,
   startEtcd,
   type TransferStatusRecord,
@@ -79,8 +83,8 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
       timeoutMs: 15_000,
       intervalMs: 20,
     });
-  const update = async <T>(key: string, change: (current: T) => T) => {
-    const current = await readJson<T>(client, key);
+  const update = async <T>(codec: RecordCodec<T>, key: string, change: (current: T) => T) => {
+    const current = await readRecord(client, codec, key);
     assert.ok(current, key);
     await client
       .put(key)
@@ -117,7 +121,11 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
       body: JSON.stringify({ service_id: postgresServiceId, plan_id: smallPlanId, context: { instance_name: 'pg1' } }),
     });
     assert.equal(res.status, 202, await res.text());
-    await update<InstanceRecord>(keys.instance(id), (i) => ({ ...i, phase: 'ready', message: 'primary on node-1' }));
+    await update<InstanceRecord>(instanceCodec, keys.instance(id), (i) => ({
+      ...i,
+      phase: 'ready',
+      message: 'primary on node-1',
+    }));
     for (const node of ['node-1', 'node-2']) {
       const record: NodeRecord = {
         name: node,
@@ -169,7 +177,13 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
     await shows(run, 'Relocating pg1 replica 0 from node-1 to node-2');
     const key = keys.relocation(id, 0);
     const phase = (p: RelocationRecord['phase'], extra: Partial<RelocationRecord> = {}) =>
-      update<RelocationRecord>(key, (r) => ({ ...r, phase: p, message: p, updatedAt: now(), ...extra }));
+      update<RelocationRecord>(relocationCodec, key, (r) => ({
+        ...r,
+        phase: p,
+        message: p,
+        updatedAt: now(),
+        ...extra,
+      }));
     await shows(run, 'waiting for the controller');
     await phase('copying');
     await client
@@ -230,7 +244,7 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
   it('sf relocate exits 1 with the message of a failed relocation, and Ctrl-C leaves one running', async () => {
     const failing = sf('relocate', 'pg1', '--to', 'node-2');
     await shows(failing, 'waiting for the controller');
-    await update<RelocationRecord>(keys.relocation(id, 0), (r) => ({
+    await update<RelocationRecord>(relocationCodec, keys.relocation(id, 0), (r) => ({
       ...r,
       phase: 'failed',
       message: 'node-2 ran out of disk',
@@ -243,15 +257,15 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
     interrupted.child.kill('SIGINT');
     assert.equal(await interrupted.exit, 130);
     assert.match(interrupted.stdout(), /the relocation keeps running/);
-    const record = await readJson<RelocationRecord>(client, keys.relocation(id, 0));
+    const record = await readRecord(client, relocationCodec, keys.relocation(id, 0));
     assert.equal(record?.value.phase, 'requested', 'the request stays for the controller');
-    await update<RelocationRecord>(keys.relocation(id, 0), (r) => ({ ...r, phase: 'done' }));
+    await update<RelocationRecord>(relocationCodec, keys.relocation(id, 0), (r) => ({ ...r, phase: 'done' }));
   });
 
   it('sf backup follows the agent to a summary; sf backups lists it', async () => {
     const run = sf('backup', 'pg1');
     await shows(run, 'Backing up pg1 as b-');
-    const [listed] = [...(await readPrefix<BackupRecord>(client, keys.instanceBackups(id))).items.values()];
+    const [listed] = [...(await readPrefix(client, backupCodec, keys.instanceBackups(id))).items.values()];
     assert.ok(listed);
     const key = listed.key;
     await shows(run, 'waiting for the agent of the primary');
@@ -263,7 +277,7 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
       elapsedMs: 600,
       mbPerSecond: 40,
     };
-    await update<BackupRecord>(key, (b) => ({
+    await update<BackupRecord>(backupCodec, key, (b) => ({
       ...b,
       state: 'running',
       node: 'node-1',
@@ -283,7 +297,7 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
       durationMs: 1200,
       mbPerSecond: 40,
     };
-    await update<BackupRecord>(key, (b) => ({
+    await update<BackupRecord>(backupCodec, key, (b) => ({
       ...b,
       state: 'completed',
       message: 'completed',
@@ -315,14 +329,14 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
   });
 
   it('sf restore --as follows the copy until the new instance is ready; without --as it restores in place', async () => {
-    const [backup] = [...(await readPrefix<BackupRecord>(client, keys.instanceBackups(id))).items.values()];
+    const [backup] = [...(await readPrefix(client, backupCodec, keys.instanceBackups(id))).items.values()];
     assert.ok(backup);
 
     const run = sf('restore', 'pg1', backup.value.id, '--as', 'pg1-copy');
     await shows(run, `Restoring backup ${backup.value.id} of pg1 as pg1-copy`);
     const copy = await waitFor(
       async () =>
-        [...(await readPrefix<InstanceRecord>(client, keys.instances())).items.values()].find(
+        [...(await readPrefix(client, instanceCodec, keys.instances())).items.values()].find(
           (i) => i.value.name === 'pg1-copy',
         ),
       { description: 'the restored instance', timeoutMs: 10_000 },
@@ -333,7 +347,8 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
       .value(json(transfer(copy.value.id, 'node-2', 800_000_000, 'restore')))
       .exec();
     await shows(run, 'restore [');
-    await update<InstanceRecord>(
+    await update(
+      instanceCodec,
       keys.instance(copy.value.id),
       (i) =>
         ({
@@ -343,7 +358,7 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
         }) as InstanceRecord,
     );
     await shows(run, 'starting replicas');
-    await update<InstanceRecord>(keys.instance(copy.value.id), (i) => ({
+    await update<InstanceRecord>(instanceCodec, keys.instance(copy.value.id), (i) => ({
       ...i,
       phase: 'ready',
       message: 'primary on node-2',
@@ -364,13 +379,13 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
     // In place: the same instance, followed until its update operation ends. The relocation
     // left running by the Ctrl-C test would (rightly) block it.
     await client.delete().prefix(keys.instanceRelocations(id)).exec();
-    await update<InstanceRecord>(keys.instance(id), (i) => ({
+    await update<InstanceRecord>(instanceCodec, keys.instance(id), (i) => ({
       ...i,
       operation: { ...i.operation, state: 'succeeded' },
     }));
     const inPlace = sf('restore', 'pg1', backup.value.id);
     await shows(inPlace, `Restoring backup ${backup.value.id} over pg1: every replica stops`);
-    await update<InstanceRecord>(keys.instance(id), (i) => ({
+    await update<InstanceRecord>(instanceCodec, keys.instance(id), (i) => ({
       ...i,
       message: `backup ${backup.value.id} restored in place`,
       operation: { ...i.operation, state: 'succeeded' },

@@ -4,7 +4,15 @@ import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { describeAjvErrors } from './config.js';
 import { CatalogError } from './errors.js';
-import type { Resources } from './types.js';
+import {
+  type Durability,
+  durabilities,
+  type FencingPolicy,
+  fencingPolicies,
+  type LocalIo,
+  localIos,
+  type Resources,
+} from './records/shared.js';
 
 /** The OSB plan object, as served by `GET /v2/catalog`. */
 export interface OsbPlan {
@@ -78,9 +86,9 @@ export type ReplicationMode = 'native' | 'volume-shipping' | 'none';
 
 /** Parameter defaults a plan declares: IO and failover settings. */
 export interface PlanDefaults {
-  durability?: 'async' | 'received' | 'remote-fsync';
-  local_io?: 'fsync' | 'batched' | 'unsafe';
-  fencing?: 'required' | 'best-effort' | 'off';
+  durability?: Durability;
+  local_io?: LocalIo;
+  fencing?: FencingPolicy;
   fencing_timeout_s?: number;
   max_lag_bytes?: number;
 }
@@ -324,9 +332,9 @@ const entrySchema = {
             type: 'object',
             additionalProperties: false,
             properties: {
-              durability: { enum: ['async', 'received', 'remote-fsync'] },
-              local_io: { enum: ['fsync', 'batched', 'unsafe'] },
-              fencing: { enum: ['required', 'best-effort', 'off'] },
+              durability: { enum: durabilities },
+              local_io: { enum: localIos },
+              fencing: { enum: fencingPolicies },
               fencing_timeout_s: { type: 'integer', minimum: 1 },
               max_lag_bytes: { type: 'integer', minimum: 0 },
             },

@@ -4,6 +4,8 @@
  * Each component's config schema spreads these properties into its own.
  */
 
+import { defaultCatalogDir } from './catalog.js';
+
 /** Files of an etcd client identity. The certificate's CN is the etcd user name. */
 export interface EtcdTlsFiles {
   /** PEM of the CA that signed etcd's server certificate. */
@@ -49,3 +51,6 @@ export const keyspaceRootSchema = {
 
 /** Path of the file holding the key that seals secrets stored in etcd (core `SecretBox`). */
 export const secretsKeyFileSchema = absolutePath;
+
+/** Folder of the services catalog, `<dir>/<service>/service.json`; defaults to `defaultCatalogDir()`. */
+export const catalogDirSchema = { type: 'string', minLength: 1, default: defaultCatalogDir() } as const;

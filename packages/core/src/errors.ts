@@ -15,6 +15,7 @@ export const ErrorCodes = {
   staleEpoch: 'SF_ERR_STALE_EPOCH',
   process: 'SF_ERR_PROCESS',
   secretBox: 'SF_ERR_SECRET_BOX',
+  badRecord: 'SF_ERR_BAD_RECORD',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -62,26 +63,11 @@ export class ConflictError extends SfError {
   }
 }
 
-export class GoneError extends SfError {
-  constructor(message: string) {
-    super(ErrorCodes.gone, message);
-  }
-}
-
 export class TimeoutError extends SfError {
   readonly waitedMs: number;
   constructor(what: string, waitedMs: number, options?: ErrorOptions) {
     super(ErrorCodes.timeout, `timed out after ${waitedMs} ms waiting for ${what}`, options);
     this.waitedMs = waitedMs;
-  }
-}
-
-/** A write lost its compare-and-swap: the view it was based on is out of date. */
-export class StaleEpochError extends SfError {
-  readonly key: string;
-  constructor(key: string, expected: string) {
-    super(ErrorCodes.staleEpoch, `stale view of ${key}: expected revision ${expected}`);
-    this.key = key;
   }
 }
 
@@ -112,6 +98,26 @@ export class SecretBoxError extends SfError {
   constructor(context: string, reason: string) {
     super(ErrorCodes.secretBox, `cannot open the secret at ${context}: ${reason}`);
     this.context = context;
+  }
+}
+
+/**
+ * A value read from etcd is not the record its key holds (not JSON, a field missing or of
+ * the wrong type, an unknown enum value, a record naming another key). Readers skip or
+ * refuse it; they never act on it.
+ */
+export class BadRecordError extends SfError {
+  /** The etcd key the value was read from. */
+  readonly key: string;
+  /** Which record the key should hold (`assignment`, `route`, …). */
+  readonly record: string;
+  /** One entry per field at fault, each starting with the field's JSON pointer. */
+  readonly problems: readonly string[];
+  constructor(key: string, record: string, problems: readonly string[]) {
+    super(ErrorCodes.badRecord, `bad ${record} record at ${key}: ${problems.join('; ')}`);
+    this.key = key;
+    this.record = record;
+    this.problems = problems;
   }
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import type { Keyspace } from './keyspace.js';
-import type { EventRecord } from './types.js';
+import type { EventRecord } from './records/index.js';
 
 /** Events expire on their own; one lease per hour-long window keeps that cheap. */
 const eventTtlSeconds = 24 * 3600;

@@ -5,7 +5,9 @@
  * docs/keyspace.md lists every key with its writer, readers and lifetime.
  */
 
-const segment = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Ids and names used inside keys, as a JSON-schema pattern (record codecs check fields with it). */
+export const keySegmentPattern = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
+const segment = new RegExp(keySegmentPattern);
 
 /** Ids and names used inside keys: no slashes, nothing that could escape a prefix. */
 export function isKeySegment(value: string): boolean {

@@ -1,13 +1,9 @@
-import type { AllocatedReplica, Resources } from './types.js';
+import type { AllocatedReplica, Resources } from './records/index.js';
 
 export const noResources: Resources = Object.freeze({ cpuMillis: 0, memoryMb: 0, diskMb: 0 });
 
 export function addResources(a: Resources, b: Resources): Resources {
   return { cpuMillis: a.cpuMillis + b.cpuMillis, memoryMb: a.memoryMb + b.memoryMb, diskMb: a.diskMb + b.diskMb };
-}
-
-export function subtractResources(a: Resources, b: Resources): Resources {
-  return { cpuMillis: a.cpuMillis - b.cpuMillis, memoryMb: a.memoryMb - b.memoryMb, diskMb: a.diskMb - b.diskMb };
 }
 
 export function fitsWithin(request: Resources, free: Resources): boolean {

@@ -121,7 +121,8 @@ export class SecretBox {
     return this.seal(JSON.stringify(value), context);
   }
 
-  openJson<T>(sealed: SealedSecret, context: string): T {
-    return JSON.parse(this.open(sealed, context)) as T;
+  /** The opened JSON value, unchecked: records read it through their codec (sealed-records.ts). */
+  openJson(sealed: SealedSecret, context: string): unknown {
+    return JSON.parse(this.open(sealed, context));
   }
 }

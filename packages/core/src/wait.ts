@@ -9,12 +9,19 @@ export interface WaitOptions {
   /** @default 100 */
   intervalMs?: number;
   signal?: AbortSignal;
+  /**
+   * Which errors thrown by `probe` mean "not yet"; any other ends the wait at once, thrown
+   * as it is.
+   * @default every error
+   */
+  retryOn?: (error: unknown) => boolean;
 }
 
 /**
  * Polls `probe` until it returns a value other than `undefined`/`false`, or the deadline
- * passes. Errors thrown by `probe` count as "not yet" and the last one becomes the cause
- * of the timeout, so a caller sees why the condition never held.
+ * passes. Errors thrown by `probe` count as "not yet" (those `retryOn` accepts, when given)
+ * and the last one becomes the cause of the timeout, so a caller sees why the condition
+ * never held.
  */
 export async function waitFor<T>(
   probe: () => Promise<T | undefined | false> | T | undefined | false,
@@ -30,6 +37,7 @@ export async function waitFor<T>(
       const value = await probe();
       if (value !== undefined && value !== false) return value;
     } catch (error) {
+      if (options.retryOn && !options.retryOn(error)) throw error;
       lastError = error;
     }
     if (Date.now() >= deadline) {

@@ -1,4 +1,10 @@
-import { configCompiler, InvalidConfigError, InvalidInputError } from '@service-foundry/core';
+import {
+  BadRecordError,
+  configCompiler,
+  InvalidConfigError,
+  InvalidInputError,
+  type RecordCodec,
+} from '@service-foundry/core';
 import type { JSONSchemaType } from 'ajv';
 import { isSecretOption, redactionMarker } from './secrets.js';
 
@@ -146,10 +152,24 @@ export function parseFenceDevices(input: unknown): Readonly<FenceDevicesInput> {
   }
 }
 
-/** Validates a stored `fence-devices/<node>` value. Throws InvalidConfigError. */
+/** Validates a `fence-devices/<node>` value before it is stored (defaults filled in). Throws InvalidConfigError. */
 export function parseFenceDevicesRecord(value: unknown): Readonly<FenceDevicesRecord> {
   return compileRecord(value);
 }
+
+/** The codec of `fence-devices/<node>` as read back (opened by core's readSealed). Throws BadRecordError. */
+export const fenceDevicesCodec: RecordCodec<Readonly<FenceDevicesRecord>> = {
+  name: 'fence devices',
+  schema: recordSchema,
+  parse(key, value) {
+    try {
+      return compileRecord(value);
+    } catch (error) {
+      if (error instanceof InvalidConfigError) throw new BadRecordError(key, 'fence devices', error.problems);
+      throw error;
+    }
+  },
+};
 
 /** The label of a device in history: its name, else its agent's base name. */
 export function deviceLabel(device: Pick<FenceDeviceConfig, 'name' | 'agent'>): string {

@@ -1,10 +1,13 @@
 import {
+  ConflictError,
+  decodeKeyValues,
   type Etcd3,
   InvalidConfigError,
   InvalidInputError,
   json,
   type Keyspace,
-  readJson,
+  readPrefix,
+  readRecord,
   readSealed,
   type SecretBox,
   SecretBoxError,
@@ -12,13 +15,14 @@ import {
   type Versioned,
 } from '@service-foundry/core';
 import {
-  type FenceDevicesInput,
   type FenceDevicesRecord,
+  fenceDevicesCodec,
   keepRedactedSecrets,
   parseFenceDevices,
   parseFenceDevicesRecord,
 } from './device-config.js';
 import type { FenceAgents } from './fence-agents.js';
+import { fenceHistoryCodec, storedFenceCodec } from './fence-records.js';
 import type { StoredFenceRecord } from './fence-state-machine.js';
 import type { FenceHistoryEntry } from './history.js';
 
@@ -37,13 +41,13 @@ export class FenceStore {
   ) {}
 
   record(node: string): Promise<Versioned<StoredFenceRecord> | undefined> {
-    return readJson<StoredFenceRecord>(this.client, this.keys.fence(node));
+    return readRecord(this.client, storedFenceCodec, this.keys.fence(node));
   }
 
-  /** Every node's fence record. */
+  /** Every node's fence record (malformed ones skipped and logged). */
   async records(): Promise<StoredFenceRecord[]> {
-    const res = await this.client.getAll().prefix(this.keys.fences()).strings();
-    return Object.values(res).map((raw) => JSON.parse(raw) as StoredFenceRecord);
+    const snapshot = await readPrefix(this.client, storedFenceCodec, this.keys.fences());
+    return [...snapshot.items.values()].map((item) => item.value);
   }
 
   /**
@@ -90,28 +94,28 @@ export class FenceStore {
       .prefix(this.keys.fenceHistory())
       .sort('Key', 'Descend')
       .limit(node ? 0 : limit)
-      .strings();
-    const entries = Object.entries(res)
-      .sort(([a], [b]) => (a < b ? 1 : a > b ? -1 : 0))
-      .map(([, raw]) => JSON.parse(raw) as FenceHistoryEntry);
+      .exec();
+    const entries = [...decodeKeyValues(fenceHistoryCodec, res.kvs).items.values()]
+      .sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0))
+      .map((item) => item.value);
     return (node ? entries.filter((e) => e.node === node) : entries).slice(0, limit);
   }
 
   /**
-   * The node's fence devices, validated. Undefined when none are configured; an invalid
-   * stored value throws InvalidConfigError (reported as the fencing failure's reason).
+   * The node's fence devices, validated. Undefined when none are configured; a stored value
+   * that does not open throws InvalidConfigError, one that is malformed BadRecordError
+   * (either is reported as the fencing failure's reason).
    */
   async devices(node: string): Promise<Readonly<FenceDevicesRecord> | undefined> {
-    const stored = await this.#readDevices(node);
-    return stored ? parseFenceDevicesRecord(stored.value) : undefined;
+    return (await this.#readDevices(node))?.value;
   }
 
-  /** The sealed record, opened; a value that is not JSON or does not open is an invalid config. */
-  async #readDevices(node: string): Promise<Versioned<unknown> | undefined> {
+  /** The sealed record, opened and checked; a value that does not open is an invalid config. */
+  async #readDevices(node: string): Promise<Versioned<Readonly<FenceDevicesRecord>> | undefined> {
     try {
-      return await readSealed<unknown>(this.client, this.box, this.keys.fenceDevices(node));
+      return await readSealed(this.client, this.box, fenceDevicesCodec, this.keys.fenceDevices(node));
     } catch (error) {
-      if (error instanceof SecretBoxError || error instanceof SyntaxError) {
+      if (error instanceof SecretBoxError) {
         throw new InvalidConfigError(`fence devices of ${node}`, [
           `stored value is not a sealed record: ${error.message}`,
         ]);
@@ -130,7 +134,7 @@ export class FenceStore {
     const parsed = parseFenceDevices(input);
     const key = this.keys.fenceDevices(node);
     for (let attempt = 0; attempt < 5; attempt++) {
-      const current = (await this.#readDevices(node)) as Versioned<FenceDevicesInput> | undefined;
+      const current = await this.#readDevices(node);
       const merged = keepRedactedSecrets(parsed, current?.value);
       const problems = await this.agents.configProblems(merged);
       if (problems.length > 0) throw new InvalidInputError('invalid fence devices', problems);
@@ -146,7 +150,7 @@ export class FenceStore {
       const res = await guard.then(this.client.put(key).value(sealedValue(this.box, key, record))).commit();
       if (res.succeeded) return record;
     }
-    throw new Error(`fence devices of ${node} kept changing while being written; try again`);
+    throw new ConflictError(`fence devices of ${node} kept changing while being written; try again`);
   }
 
   async deleteDevices(node: string): Promise<boolean> {

@@ -14,6 +14,7 @@ export {
   type FenceDevicesRecord,
   type FenceLevelConfig,
   type FenceOptionValue,
+  fenceDevicesCodec,
   keepRedactedSecrets,
   maxDevicesPerLevel,
   maxLevels,
@@ -31,6 +32,7 @@ export {
 } from './device-runner.js';
 export { FenceAgentMetadataError, FenceAgentRefusedError, UnknownNodeError } from './errors.js';
 export { FenceAgents, type FenceAgentsOptions } from './fence-agents.js';
+export { fenceHistoryCodec, storedFenceCodec } from './fence-records.js';
 export type { FenceRequest, FenceResult, UnfenceRequest, UnfenceResult } from './fence-request.js';
 export {
   decideFence,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type EventRecord, readPrefix } from '@service-foundry/core';
+import { eventCodec, readPrefix } from '@service-foundry/core';
 import { Fencing, runFenceLevels } from '../src/index.js';
 import {
   device,
@@ -137,7 +137,7 @@ describe('fence levels: tried in order, a level needs all its devices', () => {
       ],
     );
 
-    const events = await readPrefix<EventRecord>(etcd.client, etcd.keys.events());
+    const events = await readPrefix(etcd.client, eventCodec, etcd.keys.events());
     const kinds = [...events.items.values()].filter((e) => e.value.node === 'node-3').map((e) => e.value.kind);
     assert.deepEqual(kinds.sort(), ['node-fenced', 'node-fencing']);
   });

@@ -1,4 +1,11 @@
-import { isKeySegment, Keyspace, type Logger, type MirrorChange, type RouteRecord } from '@service-foundry/core';
+import {
+  type BadRecordError,
+  isKeySegment,
+  Keyspace,
+  type Logger,
+  type MirrorChange,
+  type RouteRecord,
+} from '@service-foundry/core';
 import { Admission } from './admission.js';
 import type { RouterConfig } from './config.js';
 import { sessionBudget } from './fd-budget.js';
@@ -68,14 +75,32 @@ export class DataPath {
     return route.limits?.maxSessions ?? this.config.defaultMaxSessions;
   }
 
-  apply(prefix: string, change: MirrorChange<unknown>): void {
-    if (this.#closed) return;
-    const tail = Keyspace.tail(prefix, change.key);
+  #instanceIdOf(prefix: string, key: string): string | undefined {
+    const tail = Keyspace.tail(prefix, key);
     const instanceId = tail[0];
     if (tail.length !== 1 || instanceId === undefined || !isKeySegment(instanceId)) {
-      this.log.warn({ key: change.key }, 'ignoring a key that is not a route');
-      return;
+      this.log.warn({ key }, 'ignoring a key that is not a route');
+      return undefined;
     }
+    return instanceId;
+  }
+
+  /**
+   * A write the route codec refused: the route in force (if any) stays, and the reason is
+   * reported (status `rejected` / `lastError`) until a good write or a delete arrives.
+   */
+  refuse(prefix: string, error: BadRecordError): void {
+    if (this.#closed) return;
+    const instanceId = this.#instanceIdOf(prefix, error.key);
+    if (instanceId === undefined) return;
+    this.#refused.set(instanceId, error.message);
+    this.log.error({ instanceId, reason: error.message }, 'invalid route write ignored');
+  }
+
+  apply(prefix: string, change: MirrorChange<RouteRecord>): void {
+    if (this.#closed) return;
+    const instanceId = this.#instanceIdOf(prefix, change.key);
+    if (instanceId === undefined) return;
     // A deleted key also retires a refused write that never became a route.
     if (!change.current) this.#refused.delete(instanceId);
     const result = this.table.offer(instanceId, change.current?.value);

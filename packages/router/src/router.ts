@@ -1,4 +1,4 @@
-import { connectEtcd, createLogger, Keyspace, type Logger, PrefixMirror } from '@service-foundry/core';
+import { connectEtcd, createLogger, Keyspace, type Logger, PrefixMirror, routeCodec } from '@service-foundry/core';
 import { compileRouterConfig, type RouterOptions } from './config.js';
 import { DataPath } from './data-path.js';
 import type { RouterStatus } from './status.js';
@@ -26,9 +26,12 @@ export async function startRouter(options: RouterOptions, deps: RouterDependenci
   const keys = new Keyspace(config.keyspaceRoot);
   const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
   const data = new DataPath(config, log);
-  const mirror = new PrefixMirror<unknown>(client, keys.routes(), log);
+  const mirror = new PrefixMirror(client, routeCodec, keys.routes(), log);
   mirror.on('change', (changes) => {
     for (const change of changes) data.apply(mirror.prefix, change);
+  });
+  mirror.on('rejected', (errors) => {
+    for (const error of errors) data.refuse(mirror.prefix, error);
   });
   try {
     await data.startHttp();

@@ -100,7 +100,7 @@ describe('router main process', () => {
     await writeFile(file, '{ "etcdEndpoints": [');
     await expectUsageError(['--config', file], /not valid JSON/);
     await expectUsageError(['--config', join(dir, 'absent.json')], /cannot read config file .*ENOENT/);
-    await expectUsageError([], /--config is required/);
+    await expectUsageError([], /missing --config; usage:/);
   });
 
   describe('with a good config', () => {

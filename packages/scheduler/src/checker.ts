@@ -1,12 +1,15 @@
 import {
-  type AssignmentRecord,
+  allocationCodec,
+  assignmentCodec,
+  decodeKeyValues,
   type Etcd3,
   fitsWithin,
-  type InstanceRecord,
+  instanceCodec,
   Keyspace,
-  type NodeAllocation,
   type NodeRecord,
-  type PlacementRecord,
+  nodeCodec,
+  placementCodec,
+  type RecordCodec,
   readPrefix,
   replicaId,
   sumAllocated,
@@ -47,22 +50,23 @@ export async function checkPlacements(
   keys: Keyspace,
   options: CheckOptions = {},
 ): Promise<PlacementViolation[]> {
-  const first = await readPrefix<NodeRecord>(client, keys.nodes());
+  const first = await readPrefix(client, nodeCodec, keys.nodes());
   const at = first.revision;
   // Every other prefix at the nodes' revision: one consistent snapshot of the cluster.
-  const readKeyed = <T>(prefix: string) =>
+  const readKeyed = <T>(codec: RecordCodec<T>, prefix: string) =>
     client
       .getAll()
       .prefix(prefix)
       .revision(at)
       .exec()
-      .then((res) => res.kvs.map((kv) => ({ key: kv.key.toString(), value: JSON.parse(kv.value.toString()) as T })));
-  const read = <T>(prefix: string) => readKeyed<T>(prefix).then((items) => items.map((i) => i.value));
+      .then((res) => [...decodeKeyValues(codec, res.kvs).items.values()]);
+  const read = <T>(codec: RecordCodec<T>, prefix: string) =>
+    readKeyed(codec, prefix).then((items) => items.map((i) => i.value));
   const [allocations, placements, assignments, instances] = await Promise.all([
-    read<NodeAllocation>(keys.allocations()),
-    read<PlacementRecord>(keys.placements()),
-    readKeyed<AssignmentRecord>(keys.assignments()),
-    read<InstanceRecord>(keys.instances()),
+    read(allocationCodec, keys.allocations()),
+    read(placementCodec, keys.placements()),
+    readKeyed(assignmentCodec, keys.assignments()),
+    read(instanceCodec, keys.instances()),
   ]);
   const nodes = options.nodes ?? new Map([...first.items.values()].map((n) => [n.value.name, n.value]));
   const violations: PlacementViolation[] = [];

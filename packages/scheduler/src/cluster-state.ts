@@ -1,19 +1,30 @@
 import {
+  allocationCodec,
   type Etcd3,
   type InstanceRecord,
+  instanceCodec,
   type Keyspace,
   type Logger,
   type NodeAllocation,
   type NodeControlRecord,
   type NodeFenceRecord,
   type NodeRecord,
+  nodeCodec,
+  nodeControlCodec,
+  nodeFenceCodec,
   type PlacementRecord,
   PrefixMirror,
   type PrimaryRecord,
+  placementCodec,
+  primaryCodec,
   type ReplicaStatus,
   type RouteRecord,
+  routeCodec,
   type SchedulerMemberRecord,
   type SchedulingStatusRecord,
+  schedulerMemberCodec,
+  schedulingStatusCodec,
+  statusCodec,
   type Versioned,
 } from '@service-foundry/core';
 
@@ -45,17 +56,17 @@ export class ClusterState {
     readonly keys: Keyspace,
     log: Logger,
   ) {
-    this.nodes = new PrefixMirror(client, keys.nodes(), log);
-    this.allocations = new PrefixMirror(client, keys.allocations(), log);
-    this.instances = new PrefixMirror(client, keys.instances(), log);
-    this.placements = new PrefixMirror(client, keys.placements(), log);
-    this.statuses = new PrefixMirror(client, keys.statuses(), log);
-    this.primaries = new PrefixMirror(client, keys.primaries(), log);
-    this.routes = new PrefixMirror(client, keys.routes(), log);
-    this.nodeControls = new PrefixMirror(client, keys.nodeControls(), log);
-    this.fences = new PrefixMirror(client, keys.fences(), log);
-    this.schedulingStatuses = new PrefixMirror(client, keys.schedulingStatuses(), log);
-    this.schedulers = new PrefixMirror(client, keys.schedulers(), log);
+    this.nodes = new PrefixMirror(client, nodeCodec, keys.nodes(), log);
+    this.allocations = new PrefixMirror(client, allocationCodec, keys.allocations(), log);
+    this.instances = new PrefixMirror(client, instanceCodec, keys.instances(), log);
+    this.placements = new PrefixMirror(client, placementCodec, keys.placements(), log);
+    this.statuses = new PrefixMirror(client, statusCodec, keys.statuses(), log);
+    this.primaries = new PrefixMirror(client, primaryCodec, keys.primaries(), log);
+    this.routes = new PrefixMirror(client, routeCodec, keys.routes(), log);
+    this.nodeControls = new PrefixMirror(client, nodeControlCodec, keys.nodeControls(), log);
+    this.fences = new PrefixMirror(client, nodeFenceCodec, keys.fences(), log);
+    this.schedulingStatuses = new PrefixMirror(client, schedulingStatusCodec, keys.schedulingStatuses(), log);
+    this.schedulers = new PrefixMirror(client, schedulerMemberCodec, keys.schedulers(), log);
     this.nodes.on('change', (changes) => {
       for (const { current } of changes) if (current) this.lastKnownNodes.set(current.value.name, current.value);
     });
@@ -107,9 +118,9 @@ export class ClusterState {
     return out;
   }
 
-  statusesOf(instanceId: string): Array<{ value: ReplicaStatus; modRevision: string }> {
+  statusesOf(instanceId: string): Versioned<ReplicaStatus>[] {
     const prefix = this.keys.instanceStatuses(instanceId);
-    const out: Array<{ value: ReplicaStatus; modRevision: string }> = [];
+    const out: Versioned<ReplicaStatus>[] = [];
     for (const [key, item] of this.statuses.items) if (key.startsWith(prefix)) out.push(item);
     return out.sort((a, b) => a.value.ordinal - b.value.ordinal);
   }

@@ -1,5 +1,6 @@
 import {
   type Catalog,
+  catalogDirSchema,
   configCompiler,
   type EtcdTlsFiles,
   etcdEndpointsSchema,
@@ -81,7 +82,7 @@ export const compileSchedulerConfig = configCompiler<SchedulerConfig>('scheduler
     intervalMs: { type: 'integer', default: 2000, minimum: 50 },
     lockTtlSeconds: { type: 'integer', default: 10, minimum: 2 },
     provisionTimeoutMs: { type: 'integer', default: 300_000, minimum: 1000 },
-    catalogDir: { type: 'string', default: '', minLength: 0 },
+    catalogDir: catalogDirSchema,
     controller: { type: 'boolean', default: true },
     mode: { type: 'string', enum: ['active-active', 'leader'], default: 'leader' },
     nodesToScore: { type: 'integer', default: 64, minimum: 1, maximum: 100_000 },

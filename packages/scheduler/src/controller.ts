@@ -1,5 +1,6 @@
 import {
   type AssignmentRecord,
+  assignmentCodec,
   type Catalog,
   type Etcd3,
   type EventLog,
@@ -7,6 +8,7 @@ import {
   json,
   type Logger,
   type NodeFenceRecord,
+  nodeFenceCodec,
   PrefixMirror,
   type PrimaryRecord,
   type ReplicaStatus,
@@ -85,8 +87,8 @@ export class Controller {
     private readonly log: Logger,
     private readonly options: ControllerOptions,
   ) {
-    this.#assignments = new PrefixMirror(client, state.keys.assignments(), log);
-    this.#fences = new PrefixMirror(client, state.keys.fences(), log);
+    this.#assignments = new PrefixMirror(client, assignmentCodec, state.keys.assignments(), log);
+    this.#fences = new PrefixMirror(client, nodeFenceCodec, state.keys.fences(), log);
     this.#relocator = new Relocator(
       client,
       state,
@@ -153,7 +155,7 @@ export class Controller {
       if (a) assignments.set(p.ordinal, a);
     }
     const statuses = new Map<number, Versioned<ReplicaStatus>>();
-    for (const s of this.state.statusesOf(instance.id)) statuses.set(s.value.ordinal, s as Versioned<ReplicaStatus>);
+    for (const s of this.state.statusesOf(instance.id)) statuses.set(s.value.ordinal, s);
     const shipping = this.catalog.byServiceName(instance.serviceName)?.plans[instance.planName]?.volumeShipping;
     return {
       instance,

@@ -10,11 +10,12 @@ import {
   PrefixMirror,
   type PrimaryRecord,
   type RelocationRecord,
-  type ReplicaStatus,
+  relocationCodec,
   replicaId,
   replicaVolumeSource,
   type TransferFigures,
   type TransferStatusRecord,
+  transferStatusCodec,
   type Versioned,
 } from '@service-foundry/core';
 import type { ClusterState } from './cluster-state.js';
@@ -48,8 +49,8 @@ export class Relocator {
     private readonly events: EventLog,
     private readonly log: Logger,
   ) {
-    this.#relocations = new PrefixMirror(client, state.keys.relocations(), log);
-    this.#transfers = new PrefixMirror(client, state.keys.transfers(), log);
+    this.#relocations = new PrefixMirror(client, relocationCodec, state.keys.relocations(), log);
+    this.#transfers = new PrefixMirror(client, transferStatusCodec, state.keys.transfers(), log);
   }
 
   async start(onChange: () => void): Promise<void> {
@@ -95,9 +96,9 @@ export class Relocator {
       placement: this.state.placements.items.get(keys.placement(id, r.ordinal)),
       source: this.assignments.items.get(keys.assignment(r.from, id, r.ordinal)),
       target: r.to ? this.assignments.items.get(keys.assignment(r.to, id, r.ordinal)) : undefined,
-      status: this.state.statuses.items.get(keys.status(id, r.ordinal))?.value as ReplicaStatus | undefined,
+      status: this.state.statuses.items.get(keys.status(id, r.ordinal))?.value,
       transfer,
-      primary: this.state.primaries.items.get(keys.primary(id)) as Versioned<PrimaryRecord> | undefined,
+      primary: this.state.primaries.items.get(keys.primary(id)),
       route: this.state.routes.items.get(keys.route(id))?.value,
       liveNodes: new Set([...this.state.nodes.items.values()].map((n) => n.value.name)),
       now: Date.now(),

@@ -1,13 +1,4 @@
-import {
-  Catalog,
-  connectEtcd,
-  createLogger,
-  defaultCatalogDir,
-  EventLog,
-  Keyspace,
-  type Logger,
-  SecretBox,
-} from '@service-foundry/core';
+import { Catalog, connectEtcd, createLogger, EventLog, Keyspace, type Logger, SecretBox } from '@service-foundry/core';
 import { controllerFencer, Fencing } from '@service-foundry/fencing';
 import { ClusterState } from './cluster-state.js';
 import { CoalescingRunner } from './coalescing-runner.js';
@@ -31,7 +22,7 @@ export async function startScheduler(
   const keys = new Keyspace(config.keyspaceRoot);
   const secrets = await SecretBox.fromKeyFile(config.secretsKeyFile);
   const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
-  const catalog = await Catalog.load(config.catalogDir || defaultCatalogDir());
+  const catalog = await Catalog.load(config.catalogDir);
   const events = new EventLog(client, keys, config.name);
   const state = new ClusterState(client, keys, log);
   const scheduler = new Scheduler(client, state, schedulerOptionsFrom(config, catalog), events, log);

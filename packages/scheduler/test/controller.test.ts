@@ -1,16 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  type AssignmentRecord,
-  type InstanceRecord,
+  allocationCodec,
+  assignmentCodec,
+  instanceCodec,
   json,
-  type NodeAllocation,
-  type PlacementRecord,
-  type PrimaryRecord,
+  placementCodec,
+  primaryCodec,
   type ReplicaStatus,
-  type RouteRecord,
-  readJson,
   readPrefix,
+  readRecord,
+  routeCodec,
+  sealedEnvelopeCodec,
   waitFor,
 } from '@service-foundry/core';
 import { type RunningScheduler, startScheduler } from '../src/index.js';
@@ -43,7 +44,7 @@ describe('controller: provision to a routed primary, then teardown', () => {
     // Postgres replicates natively, so the controller first names the bootstrap primary.
     const assignment = await waitFor(
       async () => {
-        const a = await readJson<AssignmentRecord>(f.client, f.keys.assignment('node-a', 'pg1', 0));
+        const a = await readRecord(f.client, assignmentCodec, f.keys.assignment('node-a', 'pg1', 0));
         return a?.value.role === 'primary' ? a : undefined;
       },
       { description: 'assignment on node-a with the bootstrap primary role' },
@@ -67,14 +68,14 @@ describe('controller: provision to a routed primary, then teardown', () => {
     await f.client.put(f.keys.status('pg1', 0)).value(json(status)).lease(leaseId).exec();
     const ready = await waitFor(
       async () => {
-        const instance = await readJson<InstanceRecord>(f.client, f.keys.instance('pg1'));
+        const instance = await readRecord(f.client, instanceCodec, f.keys.instance('pg1'));
         return instance?.value.phase === 'ready' ? instance.value : undefined;
       },
       { description: 'pg1 ready' },
     );
     assert.equal(ready.operation.state, 'succeeded');
-    const primary = await readJson<PrimaryRecord>(f.client, f.keys.primary('pg1'));
-    const route = await readJson<RouteRecord>(f.client, f.keys.route('pg1'));
+    const primary = await readRecord(f.client, primaryCodec, f.keys.primary('pg1'));
+    const route = await readRecord(f.client, routeCodec, f.keys.route('pg1'));
     assert.ok(primary && route);
     assert.deepEqual(route.value.target, { host: '127.0.0.9', port: 5555 });
     assert.equal(route.value.port, 40123);
@@ -83,7 +84,7 @@ describe('controller: provision to a routed primary, then teardown', () => {
   });
 
   it('on deprovision, asks the agent to remove the replica, then frees capacity and deletes every record', async () => {
-    const instance = await readJson<InstanceRecord>(f.client, f.keys.instance('pg1'));
+    const instance = await readRecord(f.client, instanceCodec, f.keys.instance('pg1'));
     assert.ok(instance);
     await f.client
       .put(f.keys.instance('pg1'))
@@ -96,26 +97,30 @@ describe('controller: provision to a routed primary, then teardown', () => {
       )
       .exec();
     const key = f.keys.assignment('node-a', 'pg1', 0);
-    await waitFor(async () => (await readJson<AssignmentRecord>(f.client, key))?.value.desired === 'removed', {
+    await waitFor(async () => (await readRecord(f.client, assignmentCodec, key))?.value.desired === 'removed', {
       description: 'assignment marked removed',
     });
-    assert.equal(await readJson(f.client, f.keys.route('pg1')), undefined, 'route withdrawn before removal');
     assert.equal(
-      await readJson(f.client, f.keys.instance('pg1')).then((i) => i !== undefined),
+      await readRecord(f.client, routeCodec, f.keys.route('pg1')),
+      undefined,
+      'route withdrawn before removal',
+    );
+    assert.equal(
+      await readRecord(f.client, instanceCodec, f.keys.instance('pg1')).then((i) => i !== undefined),
       true,
       'instance kept until the agent confirms',
     );
     // The agent confirms removal by deleting its status and the assignment.
     await f.client.delete().key(f.keys.status('pg1', 0)).exec();
     await f.client.delete().key(key).exec();
-    await waitFor(async () => (await readJson(f.client, f.keys.instance('pg1'))) === undefined, {
+    await waitFor(async () => (await readRecord(f.client, instanceCodec, f.keys.instance('pg1'))) === undefined, {
       description: 'pg1 deleted',
     });
-    const allocation = await readJson<NodeAllocation>(f.client, f.keys.allocation('node-a'));
+    const allocation = await readRecord(f.client, allocationCodec, f.keys.allocation('node-a'));
     assert.deepEqual(allocation?.value.replicas, {});
-    assert.equal((await readPrefix<PlacementRecord>(f.client, f.keys.placements())).items.size, 0);
-    assert.equal(await readJson(f.client, f.keys.secret('pg1')), undefined);
-    assert.equal(await readJson(f.client, f.keys.primary('pg1')), undefined);
+    assert.equal((await readPrefix(f.client, placementCodec, f.keys.placements())).items.size, 0);
+    assert.equal(await readRecord(f.client, sealedEnvelopeCodec, f.keys.secret('pg1')), undefined);
+    assert.equal(await readRecord(f.client, primaryCodec, f.keys.primary('pg1')), undefined);
   });
 
   it('marks a provision failed when its replica fails, with the reason', async () => {
@@ -124,7 +129,7 @@ describe('controller: provision to a routed primary, then teardown', () => {
       .put(f.keys.instance('bad1'))
       .value(json({ ...instanceRecord('bad1', 1, { cpuMillis: 1, memoryMb: 1, diskMb: 1 }, 40124) }))
       .exec();
-    const placement = await waitFor(() => readJson<PlacementRecord>(f.client, f.keys.placement('bad1', 0)), {
+    const placement = await waitFor(() => readRecord(f.client, placementCodec, f.keys.placement('bad1', 0)), {
       description: 'bad1 placed',
     });
     const status: ReplicaStatus = {
@@ -138,7 +143,7 @@ describe('controller: provision to a routed primary, then teardown', () => {
     await f.client.put(f.keys.status('bad1', 0)).value(json(status)).lease(leaseId).exec();
     const failed = await waitFor(
       async () => {
-        const instance = await readJson<InstanceRecord>(f.client, f.keys.instance('bad1'));
+        const instance = await readRecord(f.client, instanceCodec, f.keys.instance('bad1'));
         return instance?.value.phase === 'failed' ? instance.value : undefined;
       },
       { description: 'bad1 failed' },

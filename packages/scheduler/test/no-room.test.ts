@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import {
-  type AssignmentRecord,
+  allocationCodec,
+  assignmentCodec,
   type InstanceRecord,
+  instanceCodec,
   json,
-  type NodeAllocation,
-  readJson,
-  type SchedulingStatusRecord,
+  placementCodec,
+  readRecord,
+  schedulingStatusCodec,
   waitFor,
 } from '@service-foundry/core';
 import { defaultNoRoomGraceMs } from '../src/controller/no-room.js';
@@ -40,7 +42,7 @@ describe('controller: a provision no node has room for fails fast and gives back
     await f.close();
   });
 
-  const readInstance = async (id: string) => (await readJson<InstanceRecord>(f.client, f.keys.instance(id)))?.value;
+  const readInstance = async (id: string) => (await readRecord(f.client, instanceCodec, f.keys.instance(id)))?.value;
   const failedInstance = (id: string) =>
     waitFor(
       async () => {
@@ -59,7 +61,7 @@ describe('controller: a provision no node has room for fails fast and gives back
       .value(json(instanceRecord('big', 1, { cpuMillis: 500, memoryMb: 1024, diskMb: 100 })))
       .exec();
     const status = await waitFor(
-      async () => (await readJson<SchedulingStatusRecord>(f.client, f.keys.schedulingStatus('big')))?.value,
+      async () => (await readRecord(f.client, schedulingStatusCodec, f.keys.schedulingStatus('big')))?.value,
       { description: 'the scheduler explains why big waits' },
     );
     assert.deepEqual(
@@ -89,13 +91,13 @@ describe('controller: a provision no node has room for fails fast and gives back
       .value(json(instanceRecord('pair', 2, { cpuMillis: 300, memoryMb: 300, diskMb: 300 })))
       .exec();
     const assignmentKey = f.keys.assignment('node-c', 'pair', 0);
-    await waitFor(() => readJson<AssignmentRecord>(f.client, assignmentKey), {
+    await waitFor(() => readRecord(f.client, assignmentCodec, assignmentKey), {
       description: 'replica 0 assigned to node-c',
     });
     const failed = await failedInstance('pair');
     assert.match(failed.operation.description, /^no node has room for "pair": each replica needs 300m cpu/);
     await waitFor(
-      async () => (await readJson<AssignmentRecord>(f.client, assignmentKey))?.value.desired === 'removed',
+      async () => (await readRecord(f.client, assignmentCodec, assignmentKey))?.value.desired === 'removed',
       {
         description: 'the failed provision asks the agent to remove replica 0',
       },
@@ -104,8 +106,8 @@ describe('controller: a provision no node has room for fails fast and gives back
     await f.client.delete().key(assignmentKey).exec();
     await waitFor(
       async () => {
-        const ledger = await readJson<NodeAllocation>(f.client, f.keys.allocation('node-c'));
-        const placement = await readJson(f.client, f.keys.placement('pair', 0));
+        const ledger = await readRecord(f.client, allocationCodec, f.keys.allocation('node-c'));
+        const placement = await readRecord(f.client, placementCodec, f.keys.placement('pair', 0));
         return ledger && Object.keys(ledger.value.replicas).length === 0 && !placement;
       },
       { description: 'node-c gets its capacity back' },
@@ -123,7 +125,7 @@ describe('controller: a provision no node has room for fails fast and gives back
     };
     await f.client.put(f.keys.instance('a-ready')).value(json(ready)).exec();
     await waitFor(
-      async () => (await readJson<SchedulingStatusRecord>(f.client, f.keys.schedulingStatus('a-ready')))?.value,
+      async () => (await readRecord(f.client, schedulingStatusCodec, f.keys.schedulingStatus('a-ready')))?.value,
       { description: 'the ready instance waits for room too' },
     );
     // A provision reported no room no earlier than the ready instance: once it has failed,

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { json, type PlacementRecord, readPrefix, waitFor } from '@service-foundry/core';
+import { json, placementCodec, readPrefix, schedulerMemberCodec, waitFor } from '@service-foundry/core';
 import { checkPlacements } from '../src/index.js';
 import { ChildScheduler } from './child-scheduler.js';
 import { type EtcdFixture, etcdFixture, instanceRecord, registerNode, secretsKeyFile } from './helpers.js';
@@ -55,9 +55,12 @@ describe('a scheduler stopped or killed while it holds node locks', () => {
     ];
     const last = victim ?? (await startVictim());
     children = [...children, ...others, last];
-    await waitFor(async () => (await readPrefix(f.client, f.keys.schedulers())).items.size === 3, {
-      description: 'three schedulers registered',
-    });
+    await waitFor(
+      async () => (await readPrefix(f.client, schedulerMemberCodec, f.keys.schedulers())).items.size === 3,
+      {
+        description: 'three schedulers registered',
+      },
+    );
     return { victim: last, others };
   }
 
@@ -83,7 +86,7 @@ describe('a scheduler stopped or killed while it holds node locks', () => {
   }
 
   async function allPlaced(count: number): Promise<void> {
-    await waitFor(async () => (await readPrefix(f.client, f.keys.placements())).items.size === count, {
+    await waitFor(async () => (await readPrefix(f.client, placementCodec, f.keys.placements())).items.size === count, {
       description: `${count} placements`,
       timeoutMs: 30_000,
     });
@@ -119,7 +122,7 @@ describe('a scheduler stopped or killed while it holds node locks', () => {
       const more = await createInstances('q', 30);
       await allPlaced(replicas + more);
       assert.deepEqual(await checkPlacements(f.client, f.keys, { expectAllPlaced: true }), []);
-      const placements = [...(await readPrefix<PlacementRecord>(f.client, f.keys.placements())).items.values()];
+      const placements = [...(await readPrefix(f.client, placementCodec, f.keys.placements())).items.values()];
       assert.equal(new Set(placements.map((p) => `${p.value.instanceId}/${p.value.ordinal}`)).size, replicas + more);
       for (const child of [victim, ...others]) assert.equal(await child.stop(), 0, `${child.name} exits 0 on SIGTERM`);
     });

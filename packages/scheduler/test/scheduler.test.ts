@@ -6,12 +6,14 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import {
   createLogger,
   defaultCatalogDir,
-  type EventRecord,
+  eventCodec,
   json,
-  type PlacementRecord,
-  readJson,
+  nodeCodec,
+  placementCodec,
   readPrefix,
-  type SchedulingStatusRecord,
+  readRecord,
+  schedulerMemberCodec,
+  schedulingStatusCodec,
   waitFor,
 } from '@service-foundry/core';
 import { checkPlacements, type RunningScheduler, startScheduler } from '../src/index.js';
@@ -54,10 +56,10 @@ describe('schedulers against a real etcd', () => {
     await scheduler.stop();
   }
   const placements = async () =>
-    [...(await readPrefix<PlacementRecord>(f.client, f.keys.placements())).items.values()].map((i) => i.value);
-  const status = (id: string) => readJson<SchedulingStatusRecord>(f.client, f.keys.schedulingStatus(id));
+    [...(await readPrefix(f.client, placementCodec, f.keys.placements())).items.values()].map((i) => i.value);
+  const status = (id: string) => readRecord(f.client, schedulingStatusCodec, f.keys.schedulingStatus(id));
   const events = async () =>
-    [...(await readPrefix<EventRecord>(f.client, f.keys.events())).items.values()].map((i) => i.value);
+    [...(await readPrefix(f.client, eventCodec, f.keys.events())).items.values()].map((i) => i.value);
   const create = (id: string, replicas: number, resources = slot) =>
     f.client
       .put(f.keys.instance(id))
@@ -82,9 +84,12 @@ describe('schedulers against a real etcd', () => {
       await start('race-b', { mode: 'active-active' }),
       await start('race-c', { mode: 'active-active' }),
     ];
-    await waitFor(async () => (await readPrefix(f.client, f.keys.schedulers())).items.size === 3, {
-      description: 'three schedulers registered',
-    });
+    await waitFor(
+      async () => (await readPrefix(f.client, schedulerMemberCodec, f.keys.schedulers())).items.size === 3,
+      {
+        description: 'three schedulers registered',
+      },
+    );
     for (let i = 0; i < 15; i++) await create(`db-${i}`, 3);
     await waitFor(async () => (await placements()).length === 45, { description: '45 placements', timeoutMs: 20_000 });
     await create('late-1', 1);
@@ -146,16 +151,20 @@ describe('schedulers against a real etcd', () => {
     await create('during', 1);
     const blocked = await waitFor(() => status('during'), { description: 'during explained', timeoutMs: 10_000 });
     assert.equal(blocked.value.pending[0]?.reason, 'no node fits (1 node: cordoned)');
-    assert.equal(await readJson(f.client, f.keys.placement('during', 0)), undefined);
+    assert.equal(await readRecord(f.client, placementCodec, f.keys.placement('during', 0)), undefined);
     await control('c1', false, true);
     const drain = await waitFor(
       async () => (await events()).find((e) => e.kind === 'node-draining' && e.node === 'c1'),
       { description: 'drain report', timeoutMs: 10_000 },
     );
     assert.equal(drain.message, 'node c1 is draining: 1 replica remain (before/0); relocating them one at a time');
-    assert.equal(await readJson(f.client, f.keys.placement('during', 0)), undefined, 'draining takes nothing new');
+    assert.equal(
+      await readRecord(f.client, placementCodec, f.keys.placement('during', 0)),
+      undefined,
+      'draining takes nothing new',
+    );
     await control('c1', false);
-    const placed = await waitFor(() => readJson<PlacementRecord>(f.client, f.keys.placement('during', 0)), {
+    const placed = await waitFor(() => readRecord(f.client, placementCodec, f.keys.placement('during', 0)), {
       description: 'placed after uncordon',
       timeoutMs: 10_000,
     });
@@ -167,18 +176,18 @@ describe('schedulers against a real etcd', () => {
     await registerNode(f, 'doomed', nodeSize, 5, { zone: 'a' });
     await create('stateful', 1);
     await start('converge', { lockTtlSeconds: 2 });
-    const first = await waitFor(() => readJson<PlacementRecord>(f.client, f.keys.placement('stateful', 0)), {
+    const first = await waitFor(() => readRecord(f.client, placementCodec, f.keys.placement('stateful', 0)), {
       description: 'first placement',
     });
     assert.equal(first.value.node, 'doomed');
     await registerNode(f, 'spare', nodeSize, 30, { zone: 'b' });
     const waiting = await waitFor(() => status('stateful'), { description: 'stateful explained', timeoutMs: 10_000 });
-    assert.equal(await readJson(f.client, f.keys.node('doomed')), undefined, 'the lease expired');
+    assert.equal(await readRecord(f.client, nodeCodec, f.keys.node('doomed')), undefined, 'the lease expired');
     assert.deepEqual(waiting.value.pending, [
       { ordinal: 0, reason: 'node doomed is not responding; waiting for fencing to confirm before moving replica 0' },
     ]);
     assert.equal(
-      (await readJson<PlacementRecord>(f.client, f.keys.placement('stateful', 0)))?.value.node,
+      (await readRecord(f.client, placementCodec, f.keys.placement('stateful', 0)))?.value.node,
       'doomed',
       'not moved while the node is only silent',
     );
@@ -195,12 +204,12 @@ describe('schedulers against a real etcd', () => {
       description: 'fencing failure shown',
       timeoutMs: 10_000,
     });
-    assert.equal((await readJson<PlacementRecord>(f.client, f.keys.placement('stateful', 0)))?.value.node, 'doomed');
+    assert.equal((await readRecord(f.client, placementCodec, f.keys.placement('stateful', 0)))?.value.node, 'doomed');
     // What the controller writes once the node is confirmed off.
     await fence('fenced');
     const moved = await waitFor(
       async () => {
-        const p = await readJson<PlacementRecord>(f.client, f.keys.placement('stateful', 0));
+        const p = await readRecord(f.client, placementCodec, f.keys.placement('stateful', 0));
         return p?.value.node === 'spare' ? p.value : undefined;
       },
       { description: 'moved to spare', timeoutMs: 10_000 },
@@ -226,7 +235,7 @@ describe('schedulers against a real etcd', () => {
     assert.deepEqual([...new Set((await placements()).map((p) => p.scheduler))], ['leader-1']);
     await stop(leader);
     await create('ldb-after', 1);
-    const after = await waitFor(() => readJson<PlacementRecord>(f.client, f.keys.placement('ldb-after', 0)), {
+    const after = await waitFor(() => readRecord(f.client, placementCodec, f.keys.placement('ldb-after', 0)), {
       description: 'placed by the standby',
       timeoutMs: 10_000,
     });
@@ -248,7 +257,7 @@ describe('schedulers against a real etcd', () => {
       const waiting = await waitFor(() => status('picky'), { description: 'picky explained', timeoutMs: 10_000 });
       assert.equal(waiting.value.pending[0]?.reason, 'no node fits (2 nodes: lacks label disk=ssd)');
       await registerNode(f, 'ssd-1', nodeSize, 30, { disk: 'ssd' });
-      const placed = await waitFor(() => readJson<PlacementRecord>(f.client, f.keys.placement('picky', 0)), {
+      const placed = await waitFor(() => readRecord(f.client, placementCodec, f.keys.placement('picky', 0)), {
         description: 'placed on the ssd node',
         timeoutMs: 10_000,
       });

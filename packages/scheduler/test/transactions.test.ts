@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import {
-  type AssignmentRecord,
+  allocationCodec,
+  assignmentCodec,
+  eventCodec,
   type InstanceRecord,
+  instanceCodec,
   json,
-  type NodeAllocation,
-  type PlacementRecord,
-  readJson,
+  placementCodec,
   readPrefix,
+  readRecord,
   type Versioned,
 } from '@service-foundry/core';
 import { checkPlacements, commitPlacements, lockNodes, type ReplicaToCommit } from '../src/index.js';
@@ -37,7 +39,7 @@ describe('placement transactions against a real etcd', () => {
       .put(f.keys.instance(id))
       .value(json(instanceRecord(id, replicas, small)))
       .exec();
-    const read = await readJson<InstanceRecord>(f.client, f.keys.instance(id));
+    const read = await readRecord(f.client, instanceCodec, f.keys.instance(id));
     assert.ok(read);
     return read;
   }
@@ -133,17 +135,18 @@ describe('placement transactions against a real etcd', () => {
       ['n1'],
     );
     assert.deepEqual(result.conflicted, ['n2']);
-    assert.equal((await readJson<PlacementRecord>(f.client, f.keys.placement('a', 0)))?.value.node, 'n1');
+    assert.equal((await readRecord(f.client, placementCodec, f.keys.placement('a', 0)))?.value.node, 'n1');
     assert.equal(
-      (await readJson<AssignmentRecord>(f.client, f.keys.assignment('n1', 'a', 0)))?.value.desired,
+      (await readRecord(f.client, assignmentCodec, f.keys.assignment('n1', 'a', 0)))?.value.desired,
       'running',
     );
-    assert.equal(await readJson(f.client, f.keys.placement('b', 0)), undefined);
-    assert.equal(await readJson(f.client, f.keys.assignment('n2', 'b', 0)), undefined);
-    assert.deepEqual((await readJson<NodeAllocation>(f.client, f.keys.allocation('n2')))?.value.replicas, {});
-    assert.equal(await readJson(f.client, f.keys.nodeLock('n1')), undefined, 'released by the commit');
-    assert.equal(await readJson(f.client, f.keys.nodeLock('n2')), undefined, 'released by the failure branch');
-    const events = await readPrefix<{ kind: string; instanceId: string }>(f.client, f.keys.events());
+    assert.equal(await readRecord(f.client, placementCodec, f.keys.placement('b', 0)), undefined);
+    assert.equal(await readRecord(f.client, assignmentCodec, f.keys.assignment('n2', 'b', 0)), undefined);
+    assert.deepEqual((await readRecord(f.client, allocationCodec, f.keys.allocation('n2')))?.value.replicas, {});
+    // Lock values are the owner's name, not JSON records: only their absence matters here.
+    assert.equal(await f.client.get(f.keys.nodeLock('n1')).string(), null, 'released by the commit');
+    assert.equal(await f.client.get(f.keys.nodeLock('n2')).string(), null, 'released by the failure branch');
+    const events = await readPrefix(f.client, eventCodec, f.keys.events());
     assert.deepEqual(
       [...events.items.values()].map((e) => [e.value.kind, e.value.instanceId]),
       [['replica-placed', 'a']],
@@ -170,8 +173,8 @@ describe('placement transactions against a real etcd', () => {
       context(),
     );
     assert.deepEqual(result.conflicted, ['n1']);
-    assert.equal(await readJson(f.client, f.keys.placement('a', 0)), undefined);
-    assert.equal(await readJson(f.client, f.keys.allocation('n1')), undefined);
+    assert.equal(await readRecord(f.client, placementCodec, f.keys.placement('a', 0)), undefined);
+    assert.equal(await readRecord(f.client, allocationCodec, f.keys.allocation('n1')), undefined);
     const lock = (await f.client.get(f.keys.nodeLock('n1')).exec()).kvs[0];
     assert.equal(lock?.lease, other, "the failure branch does not release someone else's lock");
   });
@@ -217,7 +220,7 @@ describe('placement transactions against a real etcd', () => {
     const [l1] = first.locked;
     assert.ok(l1);
     await commitPlacements(f.client, f.keys, [{ locked: l1, replicas: [toCommit(x, 0)] }], first.revision, context());
-    const placed = await readJson<PlacementRecord>(f.client, f.keys.placement('x', 0));
+    const placed = await readRecord(f.client, placementCodec, f.keys.placement('x', 0));
     assert.ok(placed);
     // A scheduler whose work list lags believes x/0 pending, yet its watched copy already
     // holds the placement at its current revision: the comparisons alone must refuse.
@@ -233,7 +236,7 @@ describe('placement transactions against a real etcd', () => {
       context(),
     );
     assert.deepEqual(result.conflicted, ['n2']);
-    assert.equal((await readJson<PlacementRecord>(f.client, f.keys.placement('x', 0)))?.value.node, 'n1');
+    assert.equal((await readRecord(f.client, placementCodec, f.keys.placement('x', 0)))?.value.node, 'n1');
     assert.deepEqual(await checkPlacements(f.client, f.keys, { expectAllPlaced: true }), []);
   });
 
@@ -255,7 +258,7 @@ describe('placement transactions against a real etcd', () => {
       context(),
     );
     assert.deepEqual(result.conflicted, ['n1']);
-    assert.equal(await readJson(f.client, f.keys.placement('a', 0)), undefined);
+    assert.equal(await readRecord(f.client, placementCodec, f.keys.placement('a', 0)), undefined);
   });
 
   it('moves a replica off a gone, fenced node: both ledgers, the placement history and the old assignment in one step', async () => {
@@ -277,7 +280,7 @@ describe('placement transactions against a real etcd', () => {
       .put(f.keys.fence('old'))
       .value(json({ node: 'old', state: 'fenced', reason: 'lease expired', by: 'controller', at: '' }))
       .exec();
-    const placement = await readJson<PlacementRecord>(f.client, f.keys.placement('x', 0));
+    const placement = await readRecord(f.client, placementCodec, f.keys.placement('x', 0));
     assert.ok(placement);
     const locks = await lockNodes(
       f.client,
@@ -294,20 +297,20 @@ describe('placement transactions against a real etcd', () => {
     const move = { ...toCommit(x, 0, { 0: placement.modRevision }), move: { from: placement.value, reads } };
     const result = await commitPlacements(f.client, f.keys, [{ locked, replicas: [move] }], locks.revision, context());
     assert.equal(result.committed.length, 1);
-    const moved = await readJson<PlacementRecord>(f.client, f.keys.placement('x', 0));
+    const moved = await readRecord(f.client, placementCodec, f.keys.placement('x', 0));
     assert.equal(moved?.value.node, 'new');
     assert.deepEqual(moved?.value.previousNodes, ['old']);
-    assert.deepEqual((await readJson<NodeAllocation>(f.client, f.keys.allocation('old')))?.value.replicas, {});
+    assert.deepEqual((await readRecord(f.client, allocationCodec, f.keys.allocation('old')))?.value.replicas, {});
     assert.deepEqual(
-      Object.keys((await readJson<NodeAllocation>(f.client, f.keys.allocation('new')))?.value.replicas ?? {}),
+      Object.keys((await readRecord(f.client, allocationCodec, f.keys.allocation('new')))?.value.replicas ?? {}),
       ['x/0'],
     );
     assert.equal(
-      (await readJson<AssignmentRecord>(f.client, f.keys.assignment('old', 'x', 0)))?.value.desired,
+      (await readRecord(f.client, assignmentCodec, f.keys.assignment('old', 'x', 0)))?.value.desired,
       'removed',
     );
     assert.equal(
-      (await readJson<AssignmentRecord>(f.client, f.keys.assignment('new', 'x', 0)))?.value.desired,
+      (await readRecord(f.client, assignmentCodec, f.keys.assignment('new', 'x', 0)))?.value.desired,
       'running',
     );
     const nodes = new Map([
@@ -338,7 +341,7 @@ describe('placement transactions against a real etcd', () => {
         .value(json({ node: 'old', state, reason: '', by: 'controller', at: '' }))
         .exec();
     await fence('fenced');
-    const placement = await readJson<PlacementRecord>(f.client, f.keys.placement('x', 0));
+    const placement = await readRecord(f.client, placementCodec, f.keys.placement('x', 0));
     assert.ok(placement);
     const locks = await lockNodes(
       f.client,
@@ -354,9 +357,9 @@ describe('placement transactions against a real etcd', () => {
     const move = { ...toCommit(x, 0, { 0: placement.modRevision }), move: { from: placement.value, reads } };
     const result = await commitPlacements(f.client, f.keys, [{ locked, replicas: [move] }], locks.revision, context());
     assert.deepEqual(result.conflicted, ['new']);
-    assert.equal((await readJson<PlacementRecord>(f.client, f.keys.placement('x', 0)))?.value.node, 'old');
+    assert.equal((await readRecord(f.client, placementCodec, f.keys.placement('x', 0)))?.value.node, 'old');
     assert.equal(
-      (await readJson<AssignmentRecord>(f.client, f.keys.assignment('old', 'x', 0)))?.value.desired,
+      (await readRecord(f.client, assignmentCodec, f.keys.assignment('old', 'x', 0)))?.value.desired,
       'running',
     );
   });

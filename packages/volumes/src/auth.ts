@@ -96,10 +96,6 @@ export class RequestVerifier {
     return { ok: true, nonce };
   }
 
-  verifyBody(nonce: string, proof: BodyProof, signature: unknown): boolean {
-    return verifyBodySignature(this.#secret, nonce, proof, signature);
-  }
-
   #forgetExpired(now: number): void {
     // Map keeps insertion order, which is nearly expiry order: stop at the first live one.
     for (const [nonce, expiresAt] of this.#seen) {

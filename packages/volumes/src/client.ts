@@ -1,22 +1,20 @@
-import type { ClientRequest } from 'node:http';
 import { isAbsolute, resolve } from 'node:path';
 import { InvalidInputError } from '@service-foundry/core';
-import { signBody, verifyBodySignature } from './auth.js';
-import { BodyChecksum, type BodyProof, readBodyTrailers, trailerAnnouncement } from './body-check.js';
+import { verifyBodySignature } from './auth.js';
+import { readBodyTrailers } from './body-check.js';
 import { compileTransferConfig, type TransferConfig, type TransferOptions } from './config.js';
 import { VolumeTransferError } from './errors.js';
 import { errorFromResponse, readJsonBody, responseOf, startSignedRequest } from './http-client.js';
 import type { Manifest } from './manifest.js';
 import { parseManifest } from './manifest-check.js';
-import { megabytesPerSecond, type ProgressListener, ProgressMeter } from './progress.js';
+import { type ProgressListener, ProgressMeter } from './progress.js';
 import { headerNames, isVolumeName } from './protocol.js';
 import { receivedResult, receiveSnapshot } from './receiver.js';
 import { lstatOrUndefined } from './safe-fs.js';
-import { streamSnapshot } from './sender.js';
 import { withVolumeLock } from './volume-lock.js';
-import { currentManifest, loadCache, prepareWorkDir, saveCache, storeManifest, workDirFor } from './work-dir.js';
+import { currentManifest, prepareWorkDir, workDirFor } from './work-dir.js';
 
-/** What one pull or push moved. */
+/** What one pull moved. */
 export interface TransferResult {
   volume: string;
   mode: 'full' | 'delta';
@@ -54,13 +52,6 @@ export interface PullOptions extends PeerOptions {
    * copy when the peer no longer knows that state); `none`: always a full copy.
    * @default 'auto'
    */
-  since?: 'auto' | 'none';
-}
-
-export interface PushOptions extends PeerOptions {
-  /** Directory to send. */
-  from: string;
-  /** `auto`: ask the peer for its copy's manifest and send a delta; `none`: full copy. @default 'auto' */
   since?: 'auto' | 'none';
 }
 
@@ -160,108 +151,5 @@ export async function pullSnapshot(options: PullOptions): Promise<TransferResult
     } finally {
       response.destroy();
     }
-  });
-}
-
-/** Request bytes buffered before waiting for the socket to drain (node's 16 KiB stalls the pipeline). */
-const requestBufferBytes = 8 * 1024 * 1024;
-
-function waitWritable(request: ClientRequest): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      request.off('drain', done);
-      request.off('close', done);
-      resolve();
-    };
-    request.on('drain', done);
-    request.on('close', done);
-  });
-}
-
-/** Whether the peer said "go on" (100 Continue) before answering. */
-function continued(request: ClientRequest): Promise<boolean> {
-  return new Promise((resolve) => {
-    request.once('continue', () => resolve(true));
-    request.once('response', () => resolve(false));
-    request.once('error', () => resolve(false));
-    request.once('close', () => resolve(false));
-  });
-}
-
-/**
- * Sends `from` to the peer's copy of the volume: a delta against the peer's current copy
- * when it has one (its manifest is fetched first), a full copy otherwise. The peer swaps
- * the copy in only when everything arrived and checked out.
- */
-export async function pushSnapshot(options: PushOptions): Promise<TransferResult> {
-  const config = transferConfig(options);
-  const from = checkPeer(options, options.from, 'from');
-  const startedAt = Date.now();
-  return withVolumeLock(from, async () => {
-    const work = workDirFor(from);
-    await prepareWorkDir(work);
-    const remote = options.since === 'none' ? undefined : await fetchManifest(options);
-    const cache = await loadCache(work);
-    const progress = new ProgressMeter(options.onProgress);
-    const { stream, done, recycle } = streamSnapshot(from, {
-      volume: options.name,
-      ...(remote ? { base: remote } : {}),
-      cache,
-      progress,
-    });
-    done.catch(() => undefined);
-    const path = `/volumes/${options.name}?base=${remote?.id ?? 'none'}`;
-    const headers = { 'content-type': 'application/x-tar', expect: '100-continue', trailer: trailerAnnouncement };
-    const { request, nonce } = startSignedRequest(config, options.url, 'PUT', path, headers, options.signal);
-    const pending = responseOf(request);
-    pending.catch(() => undefined);
-    const go = continued(request);
-    request.flushHeaders();
-    const checksum = new BodyChecksum();
-    if (await go) {
-      try {
-        for await (const chunk of stream as AsyncIterable<Buffer>) {
-          checksum.update(chunk);
-          request.write(chunk, () => recycle(chunk));
-          if (request.writableLength > requestBufferBytes) await waitWritable(request);
-          if (request.destroyed) break;
-        }
-        if (!request.destroyed) {
-          const proof: BodyProof = { crc32: checksum.hex(), ...(await done).control };
-          request.addTrailers({
-            [headerNames.bodyChecksum]: proof.crc32,
-            [headerNames.bodySignature]: signBody(config.secret, nonce, proof),
-          });
-          request.end();
-        }
-      } catch (error) {
-        request.destroy(error as Error);
-      }
-    } else {
-      stream.destroy();
-    }
-    const response = await pending;
-    if (response.statusCode !== 200) throw await errorFromResponse(response, `push of ${options.name}`);
-    const answer = (await readJsonBody(response, 1024 * 1024)) as Record<string, unknown>;
-    const sent = await done;
-    progress.finish();
-    await saveCache(work, cache);
-    await storeManifest(work, sent.manifest);
-    if (answer.manifestId !== sent.manifest.id)
-      throw new VolumeTransferError('the peer holds a different manifest than was sent');
-    const durationMs = Date.now() - startedAt;
-    return {
-      volume: options.name,
-      mode: sent.base ? 'delta' : 'full',
-      base: sent.base,
-      manifestId: sent.manifest.id,
-      wireBytes: checksum.bytes,
-      bytes: sent.sent.bytes,
-      files: sent.sent.files,
-      entries: sent.sent.entries,
-      deleted: sent.deleted.length,
-      durationMs,
-      mbPerSecond: megabytesPerSecond(sent.sent.bytes, durationMs),
-    };
   });
 }

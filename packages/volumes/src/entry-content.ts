@@ -92,22 +92,3 @@ export function entryContent(source: EntrySource): EntryContent {
       }),
   };
 }
-
-/** Content from any async iterable (tests, bodies that are not tar-stream entries). */
-export function iterableContent(source: AsyncIterable<Buffer>): EntryContent {
-  return {
-    consume: async (handler) => {
-      const chunks = source[Symbol.asyncIterator]();
-      for (;;) {
-        let next: IteratorResult<Buffer>;
-        try {
-          next = await chunks.next();
-        } catch (error) {
-          throw asStreamRefusal(error);
-        }
-        if (next.done) return;
-        await handler(next.value);
-      }
-    },
-  };
-}

@@ -15,7 +15,7 @@ export interface SignedRequest {
 export function startSignedRequest(
   config: Pick<TransferConfig, 'secret' | 'idleTimeoutMs'>,
   baseUrl: string,
-  method: 'GET' | 'PUT',
+  method: 'GET',
   path: string,
   headers: Record<string, string> = {},
   signal?: AbortSignal,
@@ -37,7 +37,7 @@ export function responseOf(request: ClientRequest): Promise<IncomingMessage> {
   });
 }
 
-export function asTransferError(error: unknown): Error {
+function asTransferError(error: unknown): Error {
   if (error instanceof VolumeTransferError) return error;
   const message = error instanceof Error ? error.message : String(error);
   return new VolumeTransferError(`volume transfer connection failed: ${message}`, undefined, { cause: error });

@@ -4,9 +4,7 @@ export {
   fetchManifest,
   type PeerOptions,
   type PullOptions,
-  type PushOptions,
   pullSnapshot,
-  pushSnapshot,
   type TransferResult,
 } from './client.js';
 export {

@@ -60,10 +60,10 @@ export const headerNames = {
 export const signaturePrefix = 'sf-volumes-v1';
 
 /** Volume names: what Docker accepts, bounded. */
-export const volumeNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+const volumeNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 
 /** Manifest ids are sha256 hex digests. */
-export const manifestIdPattern = /^[0-9a-f]{64}$/;
+const manifestIdPattern = /^[0-9a-f]{64}$/;
 
 export function isVolumeName(value: string): boolean {
   return volumeNamePattern.test(value);

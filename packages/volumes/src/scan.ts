@@ -24,7 +24,7 @@ export function msFromNs(ns: bigint): number {
   return Number((ns + 500_000n) / 1_000_000n);
 }
 
-export function entryFromStats(path: string, stats: BigIntStats): Omit<ManifestEntry, 'type' | 'sha256'> {
+function entryFromStats(path: string, stats: BigIntStats): Omit<ManifestEntry, 'type' | 'sha256'> {
   return {
     path,
     size: 0,

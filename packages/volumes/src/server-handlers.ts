@@ -1,13 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ConflictError, InvalidInputError, NotFoundError } from '@service-foundry/core';
+import { InvalidInputError, NotFoundError } from '@service-foundry/core';
 import { type RequestVerifier, signBody } from './auth.js';
-import { BodyChecksum, type BodyProof, readBodyTrailers, trailerAnnouncement } from './body-check.js';
+import { BodyChecksum, type BodyProof, trailerAnnouncement } from './body-check.js';
 import type { TransferConfig } from './config.js';
 import { VolumeTransferError } from './errors.js';
 import { sendJson, waitWritable } from './http-answers.js';
 import { megabytesPerSecond, ProgressMeter } from './progress.js';
 import { headerNames, isManifestId } from './protocol.js';
-import { receivedResult, receiveSnapshot } from './receiver.js';
 import { lstatOrUndefined } from './safe-fs.js';
 import { streamSnapshot } from './sender.js';
 import { withVolumeLock } from './volume-lock.js';
@@ -24,7 +23,8 @@ import {
 /** One finished (or failed) transfer, for logs and the cluster's event log. */
 export interface TransferEvent {
   volume: string;
-  direction: 'sent' | 'received';
+  /** Always `sent`: a server only serves copies (pulls); kept so a log line says which way. */
+  direction: 'sent';
   ok: boolean;
   /** Why it failed (no secrets, no file contents). */
   error?: string;
@@ -154,70 +154,4 @@ export async function serveSnapshot(
       throw error;
     }
   });
-}
-
-/**
- * `PUT /volumes/:name?base=<manifest id|none>`: receives a snapshot stream into this host's
- * copy; a delta only applies when the copy still is at `base` (409 otherwise).
- */
-export async function receiveUpload(
-  context: HandlerContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  name: string,
-  dir: string,
-  nonce: string,
-): Promise<void> {
-  const { config, report, verifier } = context;
-  const baseParam = new URL(req.url ?? '/', 'http://volume').searchParams.get('base') ?? 'none';
-  if (baseParam !== 'none' && !isManifestId(baseParam))
-    throw new InvalidInputError('base must be a manifest id or none');
-  const startedAt = Date.now();
-  const progress = new ProgressMeter();
-  const peer = req.socket.remoteAddress ?? 'unknown';
-  try {
-    await withVolumeLock(dir, async () => {
-      const work = workDirFor(dir);
-      await prepareWorkDir(work);
-      const current = baseParam === 'none' ? undefined : await currentManifest(work);
-      if (baseParam !== 'none' && current?.id !== baseParam) {
-        throw new ConflictError(`the copy of ${name} is no longer at manifest ${baseParam}: send a full copy`);
-      }
-      if (req.headers.expect === '100-continue') res.writeContinue();
-      const result = await receiveSnapshot(req as AsyncIterable<Buffer>, {
-        volume: name,
-        work,
-        offeredBase: current,
-        config,
-        progress,
-        verifyBody: (proof) => {
-          const trailers = readBodyTrailers(req.trailers);
-          if (trailers.crc32 !== proof.crc32) throw new InvalidInputError('body checksum does not match its trailer');
-          if (!verifier.verifyBody(nonce, proof, trailers.signature)) {
-            throw new InvalidInputError('body signature does not match');
-          }
-        },
-      });
-      const { entries, ...figures } = receivedResult(name, result, startedAt);
-      const event: TransferEvent = { ...figures, direction: 'received', ok: true, peer };
-      report(event);
-      sendJson(res, 200, { ...event, entries });
-    });
-  } catch (error) {
-    const durationMs = Date.now() - startedAt;
-    const got = progress.current();
-    report({
-      volume: name,
-      direction: 'received',
-      ok: false,
-      error: error instanceof Error ? error.message : String(error),
-      wireBytes: 0,
-      bytes: got.bytes,
-      files: got.files,
-      durationMs,
-      mbPerSecond: megabytesPerSecond(got.bytes, durationMs),
-      peer,
-    });
-    throw error;
-  }
 }

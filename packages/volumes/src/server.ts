@@ -5,13 +5,7 @@ import { RequestVerifier } from './auth.js';
 import { compileTransferConfig, type TransferConfig, type TransferOptions } from './config.js';
 import { describe, sendJson, statusOf } from './http-answers.js';
 import { isVolumeName } from './protocol.js';
-import {
-  type HandlerContext,
-  receiveUpload,
-  serveManifest,
-  serveSnapshot,
-  type TransferEvent,
-} from './server-handlers.js';
+import { type HandlerContext, serveManifest, serveSnapshot, type TransferEvent } from './server-handlers.js';
 
 export type { TransferEvent } from './server-handlers.js';
 
@@ -19,26 +13,21 @@ export interface VolumeServerOptions extends TransferOptions {
   /**
    * Where the volume called `name` lives on this host (e.g. a Docker volume's Mountpoint),
    * or undefined when this agent serves no such volume (→ 404). Names are already checked
-   * against Docker's volume name rules. A PUT may name a directory that does not exist yet.
+   * against Docker's volume name rules.
    */
   resolveVolumeDir: (name: string) => string | undefined | Promise<string | undefined>;
   /** Told about every transfer. @default nothing */
   onTransfer?: (event: TransferEvent) => void;
-  /**
-   * Accept `PUT` (a peer pushing a copy into a volume here). An agent serves its volumes
-   * for others to pull and never lets a peer write into them: it passes false.
-   * @default true
-   */
-  allowPush?: boolean;
 }
 
 export interface VolumeServer {
   /** The request listener; mount it on a node:http server (see attach for 100-continue). */
   handle: RequestListener;
   /**
-   * Listens on `server` for requests and for `Expect: 100-continue` PUTs (authenticated
-   * before the client sends its body), and lifts node's 5-minute whole-request timeout
-   * (transfers take as long as they take; the idle timeout still applies).
+   * Listens on `server` for requests, also those sent with `Expect: 100-continue` (answered
+   * before the client sends its body, so a refused one never gets to send it), and lifts
+   * node's 5-minute whole-request timeout (transfers take as long as they take; the idle
+   * timeout still applies).
    */
   attach(server: Server): void;
 }
@@ -47,11 +36,12 @@ const routePattern = /^\/volumes\/([^/?]+)(\/manifest|\/snapshot)?(?:\?.*)?$/;
 
 /**
  * The volume transfer endpoints as a node:http request listener: authentication first
- * (auth.ts), then `GET /volumes/:name/manifest`, `GET /volumes/:name/snapshot`,
- * `PUT /volumes/:name` (server-handlers.ts). See docs/volumes.md.
+ * (auth.ts), then `GET /volumes/:name/manifest` and `GET /volumes/:name/snapshot`
+ * (server-handlers.ts). Peers pull; nothing is ever pushed into a volume here (`PUT
+ * /volumes/:name` is refused). See docs/volumes.md.
  */
 export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
-  const { resolveVolumeDir, onTransfer, allowPush = true, ...transfer } = options;
+  const { resolveVolumeDir, onTransfer, ...transfer } = options;
   const config: Readonly<TransferConfig> = compileTransferConfig(transfer);
   const verifier = new RequestVerifier(config.secret, config.clockSkewMs);
   const context: HandlerContext = {
@@ -66,7 +56,7 @@ export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
     },
   };
 
-  async function route(req: IncomingMessage, res: ServerResponse, continuing: boolean): Promise<void> {
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
     // Authentication before anything else: an unsigned request learns nothing, not even
@@ -81,29 +71,23 @@ export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
     if (!match || !name) return sendJson(res, 404, { error: 'no such route' }, true);
     if (!isVolumeName(name)) return sendJson(res, 400, { error: 'invalid volume name' }, true);
     const action = match[2] ?? '';
-    if (action === '' && !allowPush) {
+    if (action === '') {
       res.setHeader('allow', 'GET');
       return sendJson(res, 405, { error: 'this server accepts no pushes; pull from it instead' }, true);
     }
-    const allowed = action === '' ? 'PUT' : 'GET';
-    if (method !== allowed) {
-      res.setHeader('allow', allowed);
-      return sendJson(res, 405, { error: `use ${allowed}` }, true);
+    if (method !== 'GET') {
+      res.setHeader('allow', 'GET');
+      return sendJson(res, 405, { error: 'use GET' }, true);
     }
     const dir = await resolveVolumeDir(name);
     if (dir === undefined || !isAbsolute(dir)) return sendJson(res, 404, { error: `no volume ${name} here` }, true);
     if (action === '/manifest') return serveManifest(res, name, dir);
-    if (action === '/snapshot') return serveSnapshot(context, req, res, name, dir, verdict.nonce);
-    if (!continuing && req.headers.expect === '100-continue') {
-      // node answered 100 already (no checkContinue listener); do not send another.
-      delete req.headers.expect;
-    }
-    return receiveUpload(context, req, res, name, dir, verdict.nonce);
+    return serveSnapshot(context, req, res, name, dir, verdict.nonce);
   }
 
-  const run = (req: IncomingMessage, res: ServerResponse, continuing: boolean) => {
+  const run = (req: IncomingMessage, res: ServerResponse) => {
     req.setTimeout(config.idleTimeoutMs, () => req.destroy());
-    route(req, res, continuing).catch((error: unknown) => {
+    route(req, res).catch((error: unknown) => {
       const status = statusOf(error);
       if (!req.complete) res.shouldKeepAlive = false;
       sendJson(res, status, describe(error), !req.complete);
@@ -112,11 +96,12 @@ export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
   };
 
   return {
-    handle: (req, res) => run(req, res, false),
+    handle: run,
     attach(server: Server) {
       server.requestTimeout = 0;
-      server.on('request', (req: IncomingMessage, res: ServerResponse) => run(req, res, false));
-      server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => run(req, res, true));
+      server.on('request', run);
+      // Never sends `100 Continue`: every answer here is final before any body is read.
+      server.on('checkContinue', run);
     },
   };
 }

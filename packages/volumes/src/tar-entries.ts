@@ -1,4 +1,5 @@
 import type { Header, Pack } from 'tar-stream';
+import { VolumeTransferError } from './errors.js';
 import { controlPaxKey, paxKeys, paxTimeFromMs } from './protocol.js';
 
 type EntryHeader = Partial<Header> & Pick<Header, 'name'>;
@@ -47,7 +48,7 @@ export async function addStreamedEntry(pack: Pack, header: EntryHeader, chunks: 
   }
   if (sink.destroyed) {
     await finished;
-    throw new Error('tar entry closed early');
+    throw new VolumeTransferError('tar entry closed early');
   }
   sink.end(undefined);
   await finished;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { headerNames, pullSnapshot, pushSnapshot, signRequest, startVolumeServer } from '../src/index.js';
+import { headerNames, pullSnapshot, signRequest } from '../src/index.js';
 import {
   fingerprint,
   listNames,
@@ -125,7 +125,7 @@ test('a PUT that asks to continue is refused before its body is sent', async (t)
   assert.deepEqual(await listNames(root), []);
 });
 
-test('a pull-only server (allowPush: false, as every agent runs it) refuses a signed push and writes nothing', async (t) => {
+test('a server is pull-only: it refuses a signed push and writes nothing', async (t) => {
   const root = await tempRoot(t);
   const source = join(root, 'source');
   const target = join(root, 'target');
@@ -133,21 +133,16 @@ test('a pull-only server (allowPush: false, as every agent runs it) refuses a si
   await writeFiles(target, { 'old.txt': 'previous copy' });
   const before = await fingerprint(target, { dirMtimes: true });
   const secret = testSecret();
-  const server = await startVolumeServer({
-    secret,
-    fsync: false,
-    allowPush: false,
-    resolveVolumeDir: (name) => ({ dst: target, vol: source })[name],
-  });
-  t.after(() => server.close());
+  const server = await startTestServer(t, secret, { dst: target, vol: source });
 
   const unsigned = await rawRequest(server.url, { method: 'PUT', path: '/volumes/dst?base=none' });
   assert.equal(unsigned.status, 401, 'authentication still comes first');
-  const pushed = await pushSnapshot({ url: server.url, secret, name: 'dst', from: source }).then(
-    () => 'accepted',
-    (error: Error) => error.message,
-  );
-  assert.match(pushed, /accepts no pushes/);
+  const body = await packToBuffer((p) => {
+    p.entry({ name: 'a.txt', size: 5 }, Buffer.from('hello'));
+  });
+  const pushed = await rawRequest(server.url, { method: 'PUT', path: '/volumes/dst?base=none', secret, body });
+  assert.equal(pushed.status, 405);
+  assert.match(errorOf(pushed.body), /accepts no pushes/);
   assert.equal(await fingerprint(target, { dirMtimes: true }), before, 'the copy on the server is untouched');
   const pulled = await pullSnapshot({ url: server.url, secret, name: 'vol', into: join(root, 'pulled') });
   assert.equal(pulled.files, 1, 'pulling still works');

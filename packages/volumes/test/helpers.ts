@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -116,8 +117,6 @@ export interface RawRequestOptions {
   /** Extra or overriding headers. */
   headers?: Record<string, string>;
   body?: Buffer;
-  /** Body trailers: `good` checksum and signature (needs control digests), `none`, or given values. */
-  trailers?: 'none' | Record<string, string>;
 }
 
 /** One HTTP request, as a peer (or an attacker) would send it, without the library's client. */
@@ -125,8 +124,6 @@ export function rawRequest(baseUrl: string, options: RawRequestOptions): Promise
   const url = new URL(options.path, baseUrl);
   const signed = options.secret ? signRequest(options.secret, options.method, `${url.pathname}${url.search}`) : {};
   const headers: Record<string, string> = { ...signed, ...(options.headers ?? {}) };
-  const trailers = options.trailers === 'none' ? undefined : options.trailers;
-  if (trailers) headers.trailer = Object.keys(trailers).join(', ');
   return new Promise((resolve, reject) => {
     const req = request(url, { method: options.method, headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -136,39 +133,48 @@ export function rawRequest(baseUrl: string, options: RawRequestOptions): Promise
     });
     req.on('error', reject);
     if (options.body) req.write(options.body);
-    if (trailers) req.addTrailers(trailers);
     req.end();
   });
 }
 
 /**
- * A signed PUT of a hand-made tar stream, with correct checksum and signature trailers
- * (the stream's own control entries are hashed the way the receiver hashes them), so a
- * refusal can only come from what is inside the stream.
+ * A peer that holds the cluster secret and answers every snapshot request with `tar`, its
+ * checksum and signature trailers correct for the request's nonce (`control`: the sha256 of
+ * the stream's control entries, as the receiver hashes them), so a pull can refuse it only
+ * for what is inside the stream.
  */
-export function putTar(
-  baseUrl: string,
+export async function startHostilePeer(
+  t: TestContext,
   secret: string,
-  name: string,
   tar: Buffer,
   control: { header: string; trailer: string },
-  base = 'none',
-): Promise<RawAnswer> {
-  const path = `/volumes/${name}?base=${base}`;
-  const url = new URL(path, baseUrl);
-  const signed = signRequest(secret, 'PUT', `${url.pathname}${url.search}`);
+): Promise<string> {
   const crc = (crc32(tar) >>> 0).toString(16).padStart(8, '0');
-  const proof = { crc32: crc, ...control };
-  return rawRequest(baseUrl, {
-    method: 'PUT',
-    path,
-    headers: { ...signed },
-    body: tar,
-    trailers: {
+  const server = createServer((req, res) => {
+    // The puller hangs up as soon as it refuses: that is not this peer's failure.
+    res.on('error', () => undefined);
+    const nonce = String(req.headers[headerNames.nonce] ?? '');
+    res.writeHead(200, {
+      'content-type': 'application/x-tar',
+      [headerNames.base]: 'none',
+      trailer: `${headerNames.bodyChecksum}, ${headerNames.bodySignature}`,
+    });
+    res.write(tar);
+    res.addTrailers({
       [headerNames.bodyChecksum]: crc,
-      [headerNames.bodySignature]: signBody(secret, signed[headerNames.nonce], proof),
-    },
+      [headerNames.bodySignature]: signBody(secret, nonce, { crc32: crc, ...control }),
+    });
+    res.end();
   });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 /** Collects a tar-stream pack into one buffer. */

@@ -4,11 +4,11 @@ import { createServer, get } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ErrorCodes, isSfError } from '@service-foundry/core';
 import type { Pack } from 'tar-stream';
 import {
   controlEntryHeader,
   pullSnapshot,
-  pushSnapshot,
   signRequest,
   snapshotFormat,
   VolumeTransferError,
@@ -19,9 +19,9 @@ import {
   listNames,
   packToBuffer,
   paxRecords,
-  putTar,
   randomContent,
   sha256Hex,
+  startHostilePeer,
   startTestServer,
   tempRoot,
   testSecret,
@@ -62,6 +62,14 @@ async function rawStream(...blocks: Buffer[]): Promise<{ tar: Buffer; header: st
   return { tar: Buffer.concat([body, ...blocks, Buffer.alloc(1024)]), header };
 }
 
+/** How a pull from a hostile peer ends: the error's stable code and message. */
+async function refusal(pull: Promise<unknown>): Promise<{ code: string; message: string }> {
+  return pull.then(
+    () => ({ code: 'accepted', message: 'the pull succeeded' }),
+    (error: unknown) => ({ code: isSfError(error) ? error.code : 'no code', message: (error as Error).message }),
+  );
+}
+
 test('malicious streams are refused: nothing is written outside the target and the old copy stays', async (t) => {
   const root = await tempRoot(t);
   const target = join(root, 'vol');
@@ -69,14 +77,16 @@ test('malicious streams are refused: nothing is written outside the target and t
   await writeFiles(outside, { sentinel: 'sentinel content' });
   await writeFiles(target, { 'old/data': randomContent(50_000), 'old/more': 'previous copy' });
   const secret = testSecret();
-  const server = await startTestServer(t, secret, { vol: target }, limits);
   const targetBefore = await fingerprint(target, { dirMtimes: true });
   const outsideBefore = await fingerprint(outside, { dirMtimes: true });
 
   async function assertRefused(what: string, stream: { tar: Buffer; header: string }, reason: RegExp) {
-    const answer = await putTar(server.url, secret, 'vol', stream.tar, { header: stream.header, trailer: '' });
-    assert.equal(answer.status, 400, `${what}: ${answer.status} ${answer.body}`);
-    assert.match((JSON.parse(answer.body) as { error: string }).error, reason, what);
+    const peer = await startHostilePeer(t, secret, stream.tar, { header: stream.header, trailer: '' });
+    const answer = await refusal(
+      pullSnapshot({ url: peer, secret, name: 'vol', into: target, since: 'none', limits, fsync: false }),
+    );
+    assert.equal(answer.code, ErrorCodes.invalidInput, `${what}: ${answer.code} ${answer.message}`);
+    assert.match(answer.message, reason, what);
     assert.equal(await fingerprint(target, { dirMtimes: true }), targetBefore, `${what}: the old copy is intact`);
     assert.equal(await fingerprint(outside, { dirMtimes: true }), outsideBefore, `${what}: nothing changed outside`);
     assert.equal(await readFile(join(outside, 'sentinel'), 'utf8'), 'sentinel content');
@@ -209,10 +219,11 @@ test('malicious streams are refused: nothing is written outside the target and t
     /malformed tar stream|Unexpected end/,
   );
 
-  // The server still works after all that.
+  // The receiving side still works after all that.
   const source = join(root, 'good-source');
   await writeFiles(source, { 'fine.txt': 'fine' });
-  const ok = await pushSnapshot({ url: server.url, secret, name: 'vol', from: source, fsync: false });
+  const server = await startTestServer(t, secret, { vol: source });
+  const ok = await pullSnapshot({ url: server.url, secret, name: 'vol', into: target, limits, fsync: false });
   assert.equal(ok.files, 1);
   assert.equal(await readFile(join(target, 'fine.txt'), 'utf8'), 'fine');
 });
@@ -228,12 +239,10 @@ test('a sender whose symlinks chain out of the volume is refused once the manife
   await writeFiles(target, { keep: 'previous copy' });
   const before = await fingerprint(target);
   const secret = testSecret();
-  const server = await startTestServer(t, secret, { vol: target });
-  await assert.rejects(
-    pushSnapshot({ url: server.url, secret, name: 'vol', from: source, fsync: false }),
-    (error: unknown) =>
-      error instanceof VolumeTransferError && error.status === 400 && /resolves outside the volume/.test(error.message),
-  );
+  const server = await startTestServer(t, secret, { vol: source });
+  const answer = await refusal(pullSnapshot({ url: server.url, secret, name: 'vol', into: target, fsync: false }));
+  assert.equal(answer.code, ErrorCodes.invalidInput, answer.message);
+  assert.match(answer.message, /resolves outside the volume/);
   assert.equal(await fingerprint(target), before);
 });
 
@@ -246,7 +255,6 @@ test('content or metadata that differ from the signed manifest are refused', asy
   await writeFiles(target, { keep: 'previous copy' });
   const before = await fingerprint(target);
   const origin = await startTestServer(t, secret, { vol: source });
-  const receiver = await startTestServer(t, secret, { vol: target });
 
   // A genuine snapshot, captured as an attacker on the wire would see it.
   const path = '/volumes/vol/snapshot?since=none';
@@ -270,15 +278,16 @@ test('content or metadata that differ from the signed manifest are refused', asy
     ['content', tamper('MARKER-1234', 'MARKER-9999'), /content \(sha256\) does not match/],
     ['mode', tamper('SF.mode=644', 'SF.mode=666'), /metadata does not match/],
   ] as const) {
-    const answer = await putTar(receiver.url, secret, 'vol', tar, { header: '', trailer: '' });
-    assert.equal(answer.status, 400, `${what}: ${answer.body}`);
-    assert.match((JSON.parse(answer.body) as { error: string }).error, reason);
+    const peer = await startHostilePeer(t, secret, tar, { header: '', trailer: '' });
+    const answer = await refusal(pullSnapshot({ url: peer, secret, name: 'vol', into: target, fsync: false }));
+    assert.equal(answer.code, ErrorCodes.invalidInput, `${what}: ${answer.message}`);
+    assert.match(answer.message, reason);
     assert.equal(await fingerprint(target), before);
   }
   // The genuine stream with a wrong signature (a body not made with the cluster secret).
-  const forged = await putTar(receiver.url, secret, 'vol', captured, { header: 'forged', trailer: 'forged' });
-  assert.equal(forged.status, 400);
-  assert.match((JSON.parse(forged.body) as { error: string }).error, /body signature does not match/);
+  const forger = await startHostilePeer(t, secret, captured, { header: 'forged', trailer: 'forged' });
+  const forged = await refusal(pullSnapshot({ url: forger, secret, name: 'vol', into: target, fsync: false }));
+  assert.match(forged.message, /not signed with the cluster secret/);
   assert.equal(await fingerprint(target), before);
 
   // A peer without the secret cannot feed a pulling agent a copy, even a genuine one.

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { buildManifest, pullSnapshot, pushSnapshot } from '../src/index.js';
+import { buildManifest, pullSnapshot } from '../src/index.js';
 import { fingerprint, randomContent, startTestServer, tempRoot, testSecret, writeFiles } from './helpers.js';
 
 const run = promisify(execFile);
@@ -42,16 +42,15 @@ async function makeVolume(dir: string): Promise<void> {
   await chmod(dir, 0o750);
 }
 
-test('a volume makes the round trip by pull and by push, entry for entry', async (t) => {
+test('a volume makes the round trip by pull, and back again from the copy, entry for entry', async (t) => {
   const root = await tempRoot(t);
   const source = join(root, 'source');
   await mkdir(source);
   await makeVolume(source);
   const secret = testSecret();
-  const pushedTo = join(root, 'pushed');
-  const server = await startTestServer(t, secret, { data: source, pushed: pushedTo });
-
   const into = join(root, 'pulled');
+  const server = await startTestServer(t, secret, { data: source, copy: into });
+
   const progress: number[] = [];
   const pulled = await pullSnapshot({
     url: server.url,
@@ -77,13 +76,14 @@ test('a volume makes the round trip by pull and by push, entry for entry', async
   assert.equal((await lstat(join(into, 'base/1/1259'))).uid, 999);
   assert.equal((await lstat(join(into, 'PG_VERSION'))).mtime.toISOString(), '2020-02-03T04:05:06.789Z');
 
-  const pushed = await pushSnapshot({ url: server.url, secret, name: 'pushed', from: into, fsync: false });
-  assert.equal(pushed.mode, 'full', 'the peer had no copy');
-  assert.equal(pushed.manifestId, sourceManifest.id);
-  assert.equal(await fingerprint(pushedTo, { dirMtimes: true }), await fingerprint(source, { dirMtimes: true }));
-  const received = server.events.find((e) => e.direction === 'received');
-  assert.equal(received?.ok, true);
-  assert.equal(received?.bytes, pushed.bytes);
+  const backTo = join(root, 'back');
+  const back = await pullSnapshot({ url: server.url, secret, name: 'copy', into: backTo, fsync: false });
+  assert.equal(back.mode, 'full', 'there was no copy yet');
+  assert.equal(back.manifestId, sourceManifest.id);
+  assert.equal(await fingerprint(backTo, { dirMtimes: true }), await fingerprint(source, { dirMtimes: true }));
+  const sent = server.events.find((e) => e.volume === 'copy');
+  assert.equal(sent?.ok, true);
+  assert.equal(sent?.bytes, back.bytes);
 });
 
 test('devices, FIFOs and sockets are left out of a manifest with a reason, and the rest still travels', async (t) => {

@@ -1,5 +1,6 @@
 import {
   type BackupRecord,
+  backupCodec,
   type Catalog,
   type Etcd3,
   type EventLog,
@@ -10,6 +11,7 @@ import {
   type Logger,
   PrefixMirror,
   type PrimaryRecord,
+  primaryCodec,
   type TransferProgressRecord,
   type Versioned,
 } from '@service-foundry/core';
@@ -101,8 +103,8 @@ export class BackupRunner {
   constructor(deps: BackupRunnerDeps) {
     this.#deps = deps;
     this.#log = deps.log.child({ component: 'backups' });
-    this.#backups = new PrefixMirror<BackupRecord>(deps.client, deps.keys.backups(), this.#log);
-    this.#primaries = new PrefixMirror<PrimaryRecord>(deps.client, deps.keys.primaries(), this.#log);
+    this.#backups = new PrefixMirror(deps.client, backupCodec, deps.keys.backups(), this.#log);
+    this.#primaries = new PrefixMirror(deps.client, primaryCodec, deps.keys.primaries(), this.#log);
   }
 
   async start(): Promise<void> {
@@ -178,27 +180,23 @@ export class BackupRunner {
   #wellFormed(item: Versioned<BackupRecord>): boolean {
     const tail = Keyspace.tail(this.#backups.prefix, item.key);
     const [instanceId, backupId] = tail;
-    const value = item.value as Partial<BackupRecord> | null;
     return (
       tail.length === 2 &&
       instanceId !== undefined &&
       backupId !== undefined &&
       isKeySegment(instanceId) &&
       isBackupId(backupId) &&
-      value?.instanceId === instanceId &&
-      value.id === backupId &&
-      typeof value.serviceName === 'string' &&
-      typeof value.requestedAt === 'string'
+      item.value.instanceId === instanceId &&
+      item.value.id === backupId
     );
   }
 
   #nextRequested(): { backup: Versioned<BackupRecord>; primary: Versioned<PrimaryRecord> } | undefined {
     let best: { backup: Versioned<BackupRecord>; primary: Versioned<PrimaryRecord> } | undefined;
     for (const backup of this.#backups.items.values()) {
-      if (backup.value?.state !== 'requested' || !this.#wellFormed(backup)) continue;
+      if (backup.value.state !== 'requested' || !this.#wellFormed(backup)) continue;
       const primary = this.#primaries.items.get(this.#deps.keys.primary(backup.value.instanceId));
-      const primaryNode = (primary?.value as PrimaryRecord | null | undefined)?.node;
-      if (!primary || primaryNode !== this.#deps.node) continue;
+      if (!primary || primary.value.node !== this.#deps.node) continue;
       const order = backup.value.requestedAt.localeCompare(best?.backup.value.requestedAt ?? '');
       if (!best || order < 0 || (order === 0 && backup.key < best.backup.key)) best = { backup, primary };
     }
@@ -331,7 +329,7 @@ export class BackupRunner {
   async #failInterrupted(): Promise<void> {
     const { client, node } = this.#deps;
     for (const item of [...this.#backups.items.values()]) {
-      if (item.value?.state !== 'running' || item.value.node !== node || !this.#wellFormed(item)) continue;
+      if (item.value.state !== 'running' || item.value.node !== node || !this.#wellFormed(item)) continue;
       const own = new OwnBackupRecord(client, item.key, item.value, item.modRevision);
       const source: BackupSource = {
         instanceId: item.value.instanceId,

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { type BackupRecord, type Etcd3, json, readJson } from '@service-foundry/core';
+import { type BackupRecord, backupCodec, type Etcd3, json, readRecord } from '@service-foundry/core';
 
 /** A copy of the record without its progress (progress only means something while running). */
 export function withoutProgress(record: BackupRecord): BackupRecord {
@@ -77,7 +77,7 @@ export class OwnBackupRecord {
       this.#revision = res.header.revision;
     } catch (error) {
       // The put may have been applied with its answer lost: adopt it when the key holds exactly our value.
-      const current = await readJson<BackupRecord>(client, key).catch(() => undefined);
+      const current = await readRecord(client, backupCodec, key).catch(() => undefined);
       if (!current || json(current.value) !== text) throw error;
       this.#revision = current.modRevision;
     }

@@ -1,4 +1,4 @@
-import { type BackupRecord, isBackupId, readJson } from '@service-foundry/core';
+import { backupCodec, isBackupId, readRecord } from '@service-foundry/core';
 import type { FastifyInstance } from 'fastify';
 import { backupOwner, backupView, listBackups, requestBackup } from '../backup-requests.js';
 import type { BrokerContext } from '../broker-context.js';
@@ -40,7 +40,7 @@ export function backupRoutes(app: FastifyInstance, ctx: BrokerContext): void {
     const backupId = request.params.backup;
     if (!isBackupId(backupId)) throw badRequest(`${JSON.stringify(backupId.slice(0, 100))} is not a backup id`);
     const owner = await backupOwner(ctx, request.params.id);
-    const record = await readJson<BackupRecord>(ctx.client, ctx.keys.backup(owner.instanceId, backupId));
+    const record = await readRecord(ctx.client, backupCodec, ctx.keys.backup(owner.instanceId, backupId));
     if (!record) throw notFound(`instance ${owner.name} has no backup ${backupId}`);
     return backupView(ctx, record.value);
   });

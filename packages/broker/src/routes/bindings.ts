@@ -1,11 +1,17 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
-import type { BindingRecord, InstanceRecord, ServiceBindingRecipe } from '@service-foundry/core';
+import {
+  type BindingRecord,
+  type InstanceRecord,
+  type ServiceBindingRecipe,
+  TimeoutError,
+  waitFor,
+} from '@service-foundry/core';
 import type { FastifyInstance } from 'fastify';
 import { type BindingDriver, type BindingTarget, PostgresBindingDriver } from '../binding-driver-postgres.js';
 import { RedisBindingDriver } from '../binding-driver-redis.js';
 import type { BrokerContext } from '../broker-context.js';
-import { BrokerErrorCodes, badRequest, concurrencyError, conflict, notFound, OsbError } from '../osb-errors.js';
+import { BrokerErrorCodes } from '../errors.js';
+import { badRequest, concurrencyError, conflict, notFound, OsbError } from '../osb-errors.js';
 import { validateParameters } from '../params-validation.js';
 import { randomPassword, randomUsername } from '../random.js';
 import { contextName, idParams, keySegmentParam, stringField } from '../request-checks.js';
@@ -86,17 +92,27 @@ const freshRouteGraceMs = 5000;
 /**
  * An instance turns ready when its route is written; the router opens that port a moment
  * later, when its watch delivers the route. A refused connection ran nothing, so it is tried
- * again, every 100 ms until the grace runs out; any other error is final.
+ * again, every 100 ms until the grace runs out (then that refusal is the answer); any other
+ * error is final.
  */
 async function throughFreshRoute<T>(work: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + freshRouteGraceMs;
-  for (;;) {
-    try {
-      return await work();
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() > deadline) throw error;
-      await delay(100);
-    }
+  let refusal: unknown;
+  const refused = (error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code !== 'ECONNREFUSED') return false;
+    refusal = error;
+    return true;
+  };
+  try {
+    // Boxed: work's own result may be undefined, which waitFor reads as "not yet".
+    const done = await waitFor(async () => ({ result: await work() }), {
+      description: 'the router to open the route',
+      timeoutMs: freshRouteGraceMs,
+      intervalMs: 100,
+      retryOn: refused,
+    });
+    return done.result;
+  } catch (error) {
+    throw refusal !== undefined && error instanceof TimeoutError && error.cause === refusal ? refusal : error;
   }
 }
 

@@ -1,3 +1,4 @@
+import type { FenceReply, UnfenceReply } from '@service-foundry/api';
 import { isKeySegment } from '@service-foundry/core';
 import {
   type FenceResult,
@@ -41,7 +42,7 @@ function checkFields(body: Record<string, unknown>, allowed: readonly string[]):
     throw badRequest(`unknown field ${JSON.stringify(unknown[0])}; allowed: ${allowed.join(', ')}`);
 }
 
-function fenceView(result: FenceResult) {
+function fenceView(result: FenceResult): FenceReply {
   return {
     node: result.node,
     state: result.state,
@@ -52,7 +53,7 @@ function fenceView(result: FenceResult) {
   };
 }
 
-function unfenceView(result: UnfenceResult) {
+function unfenceView(result: UnfenceResult): UnfenceReply {
   return {
     node: result.node,
     state: result.state,

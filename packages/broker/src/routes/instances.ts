@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { InstanceRecord, IoPolicy, OperationRecord } from '@service-foundry/core';
+import { ErrorCodes, type InstanceRecord, type IoPolicy, type OperationRecord } from '@service-foundry/core';
 import type { FastifyInstance } from 'fastify';
 import { requirePrincipal } from '../auth.js';
 import type { BrokerContext } from '../broker-context.js';
@@ -234,7 +234,7 @@ export function instanceRoutes(app: FastifyInstance, ctx: BrokerContext): void {
           422,
           'PlanChangeNotSupported',
           `instance ${id} cannot move from plan ${plan.plan.name} to ${target.plan.name}: plans of ${plan.entry.osb.name} are not updateable yet`,
-          'SF_ERR_INVALID_INPUT',
+          ErrorCodes.invalidInput,
         );
       }
       if (body.parameters !== undefined) {
@@ -252,7 +252,7 @@ export function instanceRoutes(app: FastifyInstance, ctx: BrokerContext): void {
             422,
             'UpdateNotSupported',
             `only ${[...liveUpdatableParameters].join(' and ')} can change on an existing instance (asked to change: ${fixed.join(', ')})`,
-            'SF_ERR_INVALID_INPUT',
+            ErrorCodes.invalidInput,
           );
         }
         if (changed.length > 0) {

@@ -1,10 +1,12 @@
+import type { NodeControlView } from '@service-foundry/api';
 import {
+  allocationCodec,
   isKeySegment,
   json,
-  type NodeAllocation,
   type NodeControlRecord,
-  type NodeRecord,
-  readJson,
+  nodeCodec,
+  nodeControlCodec,
+  readRecord,
   replicaId,
 } from '@service-foundry/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -16,15 +18,6 @@ type Action = 'cordon' | 'uncordon' | 'drain';
 type ControlRequest = FastifyRequest<{ Params: { node: string } }>;
 
 const maxReason = 500;
-
-/** What `POST /sf/v1/nodes/:node/{cordon,uncordon,drain}` answers. */
-export interface NodeControlView {
-  node: string;
-  control: NodeControlRecord;
-  /** Replicas the node still holds (`<instance>/<ordinal>`). */
-  remaining: string[];
-  message: string;
-}
 
 const next: Record<
   Action,
@@ -78,9 +71,9 @@ export function nodeControlRoutes(app: FastifyInstance, ctx: BrokerContext): voi
         const { node, reason, by } = parse(request);
         const { client, keys } = ctx;
         const [record, allocation, current] = await Promise.all([
-          readJson<NodeRecord>(client, keys.node(node)),
-          readJson<NodeAllocation>(client, keys.allocation(node)),
-          readJson<NodeControlRecord>(client, keys.nodeControl(node)),
+          readRecord(client, nodeCodec, keys.node(node)),
+          readRecord(client, allocationCodec, keys.allocation(node)),
+          readRecord(client, nodeControlCodec, keys.nodeControl(node)),
         ]);
         if (!record && !allocation && !current) throw notFound(`no node ${node} (see \`sf nodes\`)`);
         const control: NodeControlRecord = {

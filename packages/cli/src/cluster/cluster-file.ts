@@ -45,7 +45,7 @@ export interface ClusterFile {
   nodes: Array<{ name: string; address: string }>;
 }
 
-export const compileClusterFile = configCompiler<ClusterFile>('cluster file', {
+const compileClusterFile = configCompiler<ClusterFile>('cluster file', {
   type: 'object',
   additionalProperties: false,
   required: [
@@ -102,7 +102,7 @@ export const compileClusterFile = configCompiler<ClusterFile>('cluster file', {
   },
 });
 
-export function clusterFilePath(stateDir: string): string {
+function clusterFilePath(stateDir: string): string {
   return join(stateDir, 'cluster.json');
 }
 

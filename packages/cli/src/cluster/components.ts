@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitFor } from '@service-foundry/core';
+import { ProcessError, waitFor } from '@service-foundry/core';
 
 /** The platform processes `sf up` runs, in start order. */
 export type ComponentKind = 'etcd' | 'scheduler' | 'broker' | 'router' | 'agent';
@@ -44,7 +44,7 @@ export async function spawnComponent(
   await log.close();
   child.unref();
   const pid = child.pid;
-  if (!pid) throw new Error(`could not start ${name}`);
+  if (!pid) throw new ProcessError(`could not start ${name}`, null);
   await writePid(stateDir, name, pid);
   return pid;
 }

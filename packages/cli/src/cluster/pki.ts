@@ -8,7 +8,7 @@ import { type EtcdTlsFiles, etcdUsers, ProcessError, SecretBox } from '@service-
 const run = promisify(execFile);
 
 /** The DNS name in etcd's server certificate that clients check (endpoints are IPs). */
-export const etcdServerName = 'sf-etcd';
+const etcdServerName = 'sf-etcd';
 
 const caDays = 3650;
 const leafDays = 825;

@@ -1,17 +1,16 @@
-import type { BackupRecord, InstanceRestore, TransferStatusRecord } from '@service-foundry/core';
+import type { BackupList, BackupView, InstanceDetail, RelocationsView } from '@service-foundry/api';
+import type { BackupRecord } from '@service-foundry/core';
 import type { BrokerClient } from '../broker-client.js';
 import type { Command } from '../command.js';
 import { follow, interruptedExitCode } from '../follow.js';
+import { formatBytes, formatSeconds } from '../format.js';
 import { instancePath } from '../instance-path.js';
 import { printJson, printTable, say } from '../output.js';
-import { formatBytes, formatSeconds, ProgressDisplay } from '../progress-bar.js';
+import { ProgressDisplay } from '../progress-display.js';
 import { client } from './services.js';
 
 const pollMs = 250;
 const deadlineMs = 30 * 60_000;
-
-/** A backup as the broker answers it: the record plus the hook's program name. */
-export type BackupView = BackupRecord & { hook?: string };
 
 /** `2025-01-02 03:04:05Z`: seconds are enough in a table. */
 function shortTime(iso: string | undefined): string {
@@ -79,7 +78,7 @@ export const backups: Command = {
   args: ['INSTANCE'],
   options: { json: { type: 'boolean' } },
   async run([name = ''], options) {
-    const { backups: all } = await (await client()).get<{ backups: BackupView[] }>(`${instancePath(name)}/backups`);
+    const { backups: all } = await (await client()).get<BackupList>(`${instancePath(name)}/backups`);
     if (options.json) return printJson(all);
     printTable(
       ['id', 'state', 'taken', 'node', 'method', 'size', 'files', 'duration'],
@@ -97,28 +96,19 @@ export const backups: Command = {
   },
 };
 
-interface RestoredView {
-  id: string;
-  name: string;
-  phase: string;
-  message: string;
-  operation: { type: string; state: string; description: string };
-  restore: InstanceRestore | null;
-}
-
 /** A new instance is done when ready or failed; an in-place restore when its update operation ended. */
-function finished(view: RestoredView): boolean {
+function finished(view: InstanceDetail): boolean {
   if (view.restore?.inPlace) return view.operation.state !== 'in progress';
   return view.phase === 'ready' || view.phase === 'failed';
 }
 
 /** Follows the restore until it is done, drawing the copy of the backup into the receiving replica. */
-async function followRestore(broker: BrokerClient, created: RestoredView): Promise<RestoredView | undefined> {
+async function followRestore(broker: BrokerClient, created: InstanceDetail): Promise<InstanceDetail | undefined> {
   const display = new ProgressDisplay();
   let shown = '';
   const final = await follow(
     async () => {
-      const view = await broker.get<RestoredView>(`/sf/v1/instances/${created.id}`);
+      const view = await broker.get<InstanceDetail>(`/sf/v1/instances/${created.id}`);
       const copying = view.restore?.state === 'copying';
       const line = copying ? `copying backup ${view.restore?.backupId} from ${view.restore?.node}` : view.message;
       if (line && line !== shown) {
@@ -127,9 +117,7 @@ async function followRestore(broker: BrokerClient, created: RestoredView): Promi
       }
       if (finished(view)) return view;
       if (copying) {
-        const { transfers } = await broker.get<{ transfers: TransferStatusRecord[] }>(
-          `/sf/v1/instances/${created.id}/relocations`,
-        );
+        const { transfers } = await broker.get<RelocationsView>(`/sf/v1/instances/${created.id}/relocations`);
         const ordinal = view.restore?.ordinal ?? 0;
         const transfer = transfers.find((t) => t.ordinal === ordinal && t.state === 'copying' && t.progress);
         if (transfer?.progress) display.bar({ label: 'restore', ...transfer.progress });
@@ -150,7 +138,7 @@ export const restore: Command = {
   async run([name = '', backupId = ''], options) {
     const broker = await client();
     const body = { backup: backupId, ...(typeof options.as === 'string' ? { as: options.as } : {}) };
-    const created = (await broker.request<RestoredView>('POST', `${instancePath(name)}/restore`, body)).body;
+    const created = (await broker.request<InstanceDetail>('POST', `${instancePath(name)}/restore`, body)).body;
     const inPlace = created.restore?.inPlace === true;
     say(
       inPlace

@@ -1,18 +1,9 @@
-import type { EventRecord, NodeRecord, Resources } from '@service-foundry/core';
+import type { NodeView } from '@service-foundry/api';
+import type { EventRecord } from '@service-foundry/core';
 import type { Command } from '../command.js';
 import { intOption } from '../command.js';
 import { printJson, printTable } from '../output.js';
 import { client } from './services.js';
-
-interface NodeView extends Omit<NodeRecord, 'capacity' | 'address'> {
-  address: string | null;
-  alive: boolean;
-  capacity: Resources | null;
-  allocated: Resources;
-  replicas: Array<{ instanceId: string; ordinal: number }>;
-  control?: { cordoned: boolean; draining: boolean; reason: string } | null;
-  fence?: string | null;
-}
 
 /** What an operator most needs to know first: can the node take replicas, and why not. */
 function nodeState(n: NodeView): string {

@@ -1,61 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
+import type { FenceDevicesView, FenceHistoryView, FenceReply, UnfenceReply } from '@service-foundry/api';
+import { BrokerClient } from '../broker-client.js';
 import { type Command, intOption } from '../command.js';
-import { BrokerError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { printJson, printTable, say } from '../output.js';
 import { loadTarget } from '../target.js';
 
 /** Fencing runs every level of a node's devices: allow far longer than an ordinary call. */
 const fencingTimeoutMs = 15 * 60_000;
 const operatorName = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$/;
-
-interface DeviceOutcomeView {
-  level: number;
-  device: string;
-  agent: string;
-  ok: boolean;
-  reason: string;
-  durationMs: number;
-  steps: { action: string; exitCode: number | null; attempts: number }[];
-}
-
-interface HistoryView {
-  node: string;
-  action: string;
-  by: string;
-  reason: string;
-  startedAt: string;
-  durationMs: number;
-  result: string;
-  level?: number;
-  detail: string;
-  levels: { devices: DeviceOutcomeView[] }[];
-}
-
-interface FenceReply {
-  node: string;
-  state: string;
-  level?: number | null;
-  reason: string;
-  ranDevices: boolean;
-  history: HistoryView;
-}
-
-interface DevicesView {
-  node: string;
-  updatedAt: string;
-  updatedBy: string;
-  levels: {
-    devices: {
-      name?: string;
-      agent: string;
-      options: Record<string, unknown>;
-      timeoutSeconds: number;
-      retries: number;
-      confirm: string;
-    }[];
-  }[];
-}
 
 /** Who runs `sf`, for the broker's audit trail: `$SF_OPERATOR`, else the login name. */
 function operator(): string | undefined {
@@ -70,48 +24,19 @@ function operator(): string | undefined {
   return operatorName.test(name) ? name : undefined;
 }
 
-/**
- * One call to the operator API with the `X-SF-Operator` header (BrokerClient has no way to
- * add a header, and fencing needs a longer deadline than its calls).
- */
+/** One call to the operator API, with the `X-SF-Operator` header and fencing's long deadline. */
 async function operatorCall<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const target = await loadTarget();
   const who = operator();
-  const headers: Record<string, string> = {
-    authorization: `Basic ${Buffer.from(`${target.username}:${target.password}`).toString('base64')}`,
-    ...(who ? { 'x-sf-operator': who } : {}),
-    ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-  };
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, target.url), {
-      method,
-      headers,
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(fencingTimeoutMs),
-    });
-  } catch (error) {
-    throw new BrokerError(0, 'Unreachable', `cannot reach the broker at ${target.url}: ${(error as Error).message}`);
-  }
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    parsed = { description: text };
-  }
-  if (res.status >= 400) {
-    const err = (parsed ?? {}) as { error?: string; description?: string };
-    throw new BrokerError(res.status, err.error, err.description ?? `${method} ${path}: HTTP ${res.status}`);
-  }
-  return parsed as T;
+  const broker = new BrokerClient(await loadTarget());
+  const headers = who ? { 'x-sf-operator': who } : {};
+  return (await broker.request<T>(method, path, body, { headers, timeoutMs: fencingTimeoutMs })).body;
 }
 
 function nodePath(node: string, tail: string): string {
   return `/sf/v1/nodes/${encodeURIComponent(node)}/${tail}`;
 }
 
-function printDeviceOutcomes(history: HistoryView): void {
+function printDeviceOutcomes(history: FenceHistoryView): void {
   const rows = history.levels.flatMap((l) =>
     l.devices.map((d) => [
       d.level,
@@ -155,7 +80,7 @@ export const unfence: Command = {
   async run([node], options) {
     const body: Record<string, unknown> = typeof options.reason === 'string' ? { reason: options.reason } : {};
     if (options['no-power-on']) body.powerOn = false;
-    const reply = await operatorCall<FenceReply & { ok: boolean }>('POST', nodePath(node ?? '', 'unfence'), body);
+    const reply = await operatorCall<UnfenceReply>('POST', nodePath(node ?? '', 'unfence'), body);
     if (options.json) return printJson(reply);
     printDeviceOutcomes(reply.history);
     if (reply.ok)
@@ -174,7 +99,7 @@ export const fenceDevices: Command = {
   options: { set: { type: 'string' }, delete: { type: 'boolean' }, json: { type: 'boolean' } },
   async run([node], options) {
     const path = nodePath(node ?? '', 'fence-devices');
-    let view: DevicesView;
+    let view: FenceDevicesView;
     if (options.delete) {
       await operatorCall('DELETE', path);
       return say(`fence devices of ${node} deleted`);
@@ -186,9 +111,9 @@ export const fenceDevices: Command = {
       } catch (error) {
         throw new UsageError(`--set ${options.set}: ${(error as Error).message}`);
       }
-      view = await operatorCall<DevicesView>('PUT', path, config);
+      view = await operatorCall<FenceDevicesView>('PUT', path, config);
     } else {
-      view = await operatorCall<DevicesView>('GET', path);
+      view = await operatorCall<FenceDevicesView>('GET', path);
     }
     // The JSON form is what --set takes back (secrets come back as "[redacted]" and are kept).
     if (options.json) return printJson({ levels: view.levels });
@@ -220,7 +145,7 @@ export const fencingHistory: Command = {
   async run(_args, options) {
     const limit = intOption(options, 'limit', 50, 1, 1000);
     const node = typeof options.node === 'string' ? `&node=${encodeURIComponent(options.node)}` : '';
-    const entries = await operatorCall<HistoryView[]>('GET', `/sf/v1/fencing-history?limit=${limit}${node}`);
+    const entries = await operatorCall<FenceHistoryView[]>('GET', `/sf/v1/fencing-history?limit=${limit}${node}`);
     if (options.json) return printJson(entries);
     printTable(
       ['time', 'node', 'action', 'result', 'level', 'by', 'time taken', 'reason / detail'],

@@ -2,6 +2,7 @@ import { Catalog } from '@service-foundry/core';
 import { ensureCatalogImages } from '@service-foundry/images';
 import type { Command } from '../command.js';
 import { UsageError } from '../errors.js';
+import { formatBytes, formatSeconds } from '../format.js';
 import { printTable, say } from '../output.js';
 
 /** Builds the catalog's images offline from Debian packages, skipping tags that exist. */
@@ -11,8 +12,8 @@ export async function buildImages(catalog: Catalog, force: boolean): Promise<voi
     onProgress: (line: string) => process.stderr.write(`  ${line}\n`),
   });
   printTable(
-    ['image', 'size (MB)', 'built', 'seconds'],
-    results.map((r) => [r.tag, (r.sizeBytes / 1e6).toFixed(1), r.built ? 'yes' : 'cached', r.seconds.toFixed(1)]),
+    ['image', 'size', 'built', 'time'],
+    results.map((r) => [r.tag, formatBytes(r.sizeBytes), r.built ? 'yes' : 'cached', formatSeconds(r.seconds * 1000)]),
   );
 }
 

@@ -1,9 +1,10 @@
+import type { InstanceSummary } from '@service-foundry/api';
 import type { OsbService } from '@service-foundry/core';
 import { type BrokerClient, bindingIdFor } from '../broker-client.js';
 import { type Command, parametersOption } from '../command.js';
 import { UsageError } from '../errors.js';
 import { printJson, say } from '../output.js';
-import { client, findInstance, type InstanceSummary } from './services.js';
+import { client, findInstance } from './services.js';
 
 interface Credentials {
   host: string;

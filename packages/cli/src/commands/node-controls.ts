@@ -1,3 +1,4 @@
+import type { NodeControlView } from '@service-foundry/api';
 import type { Command } from '../command.js';
 import { UsageError } from '../errors.js';
 import { printJson, say } from '../output.js';
@@ -5,13 +6,6 @@ import { client } from './services.js';
 
 const actions = ['cordon', 'uncordon', 'drain'] as const;
 const listed = 20;
-
-interface NodeControlView {
-  node: string;
-  control: { cordoned: boolean; draining: boolean; reason: string; by: string; updatedAt: string };
-  remaining: string[];
-  message: string;
-}
 
 export const node: Command = {
   name: 'node',

@@ -1,10 +1,12 @@
-import type { RelocationRecord, TransferStatusRecord } from '@service-foundry/core';
+import type { RelocationsView } from '@service-foundry/api';
+import type { RelocationRecord } from '@service-foundry/core';
 import { type Command, intOption } from '../command.js';
 import { UsageError } from '../errors.js';
 import { follow, interruptedExitCode } from '../follow.js';
+import { formatBytes, formatRate, formatSeconds } from '../format.js';
 import { instancePath } from '../instance-path.js';
 import { say } from '../output.js';
-import { formatBytes, formatRate, formatSeconds, ProgressDisplay } from '../progress-bar.js';
+import { ProgressDisplay } from '../progress-display.js';
 import { client } from './services.js';
 
 const pollMs = 250;
@@ -45,11 +47,6 @@ export function relocationSummary(name: string, r: RelocationRecord): string {
   if (r.downtimeMs !== undefined) parts.push(`downtime ${formatSeconds(r.downtimeMs, 2)}`);
   const head = `relocated ${name} replica ${r.ordinal} from ${r.from} to ${r.to ?? '?'}`;
   return parts.length ? `${head}: ${parts.join(', ')}` : head;
-}
-
-interface RelocationsView {
-  relocations: RelocationRecord[];
-  transfers: TransferStatusRecord[];
 }
 
 export const relocate: Command = {

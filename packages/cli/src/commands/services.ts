@@ -1,33 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import {
-  type BackupRecord,
-  type InstanceRestore,
-  type OsbService,
-  type RelocationRecord,
-  waitFor,
-} from '@service-foundry/core';
+import type { InstanceDetail, InstanceSummary } from '@service-foundry/api';
+import { type OsbService, waitFor } from '@service-foundry/core';
 import { BrokerClient } from '../broker-client.js';
 import { type Command, intOption, parametersOption } from '../command.js';
 import { BrokerError, UsageError } from '../errors.js';
+import { formatBytes, formatSeconds } from '../format.js';
 import { instancePath } from '../instance-path.js';
-import { Progress, printJson, printTable, say } from '../output.js';
-import { formatBytes, formatSeconds } from '../progress-bar.js';
+import { printJson, printTable, say } from '../output.js';
+import { ProgressDisplay } from '../progress-display.js';
 import { loadTarget } from '../target.js';
-
-export interface InstanceSummary {
-  id: string;
-  name: string;
-  service: string;
-  plan: string;
-  phase: string;
-  message: string;
-  operation: { type: string; state: string; description: string };
-  replicas: { desired: number; placed: number; running: number };
-  route: { host: string; port: number } | null;
-  createdAt: string;
-  /** Where the name is unique: the platform's organization and space; null: the operators' scope. */
-  scope?: { organization: string; space: string } | null;
-}
 
 export async function client(): Promise<BrokerClient> {
   return new BrokerClient(await loadTarget());
@@ -46,13 +27,8 @@ export async function findInstance(broker: BrokerClient, name: string): Promise<
 }
 
 /** Polls `last_operation` until it leaves `in progress`, showing progress. */
-export async function waitForOperation(
-  broker: BrokerClient,
-  id: string,
-  what: string,
-  timeoutMs: number,
-): Promise<string> {
-  const progress = new Progress();
+async function waitForOperation(broker: BrokerClient, id: string, what: string, timeoutMs: number): Promise<string> {
+  const progress = new ProgressDisplay();
   let description = '';
   const state = await waitFor(
     async () => {
@@ -71,7 +47,7 @@ export async function waitForOperation(
       }
       description = op.description ?? '';
       if (op.state !== 'in progress') return op.state;
-      progress.update(`${what}: in progress${description ? ` — ${description}` : ''}`);
+      progress.status(`${what}: in progress${description ? ` — ${description}` : ''}`);
       return undefined;
     },
     { description: `${what} to finish`, timeoutMs, intervalMs: 500 },
@@ -168,32 +144,7 @@ export const service: Command = {
   async run([name], options) {
     const broker = await client();
     const summary = await findInstance(broker, name ?? '');
-    const detail = await broker.get<
-      InstanceSummary & {
-        replicaDetails?: Array<{
-          ordinal: number;
-          node: string | null;
-          state: string;
-          host?: string;
-          port?: number;
-          message: string;
-          role?: string | null;
-          position?: string | null;
-        }>;
-        primary?: { node: string; epoch: number } | null;
-        io?: { durability: string; localIo: string } | null;
-        failover?: { fencing: string; fencingTimeoutSeconds: number; maxLagBytes: number } | null;
-        bindings?: Array<{ id: string; name: string; username: string; createdAt: string }>;
-        scheduling?: { desired: number; placed: number; pending: Array<{ ordinal: number; reason: string }> } | null;
-        relocation?: RelocationRecord | null;
-        backup?: BackupRecord | null;
-        restore?: InstanceRestore | null;
-        shipping?: {
-          intervalSeconds: number;
-          standbys: Array<{ ordinal: number; node: string; copiedAt: string | null; snapshots: number }>;
-        } | null;
-      }
-    >(`/sf/v1/instances/${summary.id}`);
+    const detail = await broker.get<InstanceDetail>(`/sf/v1/instances/${summary.id}`);
     if (options.json) return printJson(detail);
     say(`name:            ${detail.name}`);
     say(`id:              ${detail.id}`);
@@ -224,7 +175,7 @@ export const service: Command = {
       say(`placement:       ${detail.scheduling.placed} of ${detail.scheduling.desired} replicas placed`);
       for (const p of detail.scheduling.pending) say(`  replica ${p.ordinal}:     ${p.reason}`);
     }
-    const replicas = detail.replicaDetails ?? [];
+    const replicas = detail.replicaDetails;
     if (replicas.length) {
       printTable(
         ['replica', 'node', 'role', 'state', 'address', 'position', 'message'],
@@ -239,7 +190,7 @@ export const service: Command = {
         ]),
       );
     }
-    const keys = detail.bindings ?? [];
+    const keys = detail.bindings;
     say(`keys:            ${keys.length ? keys.map((k) => k.name).join(', ') : '-'}`);
     const { relocation: r, backup: b, restore: from } = detail;
     if (from) say(`restored from:   backup ${from.backupId} of instance ${from.instanceId} (${from.state})`);

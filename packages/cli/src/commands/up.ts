@@ -12,7 +12,8 @@ import { ClusterPki } from '../cluster/pki.js';
 import { ephemeralOverlap, freePortOr } from '../cluster/ports.js';
 import { type Command, intOption } from '../command.js';
 import { UsageError } from '../errors.js';
-import { Progress, say } from '../output.js';
+import { say } from '../output.js';
+import { ProgressDisplay } from '../progress-display.js';
 import { saveTarget, stateDir } from '../target.js';
 import { buildImages } from './images.js';
 
@@ -172,28 +173,28 @@ export const up: Command = {
     await checkDocker();
     if (!options['skip-images']) await buildImages(await Catalog.load(), false);
 
-    const progress = new Progress();
+    const progress = new ProgressDisplay();
     const pki = new ClusterPki(join(dir, 'pki'));
-    progress.update('certificates (cluster CA, etcd, one identity per component)');
+    progress.status('certificates (cluster CA, etcd, one identity per component)');
     await pki.ensure(cluster.nodes.map((n) => n.name));
     const configs = new ComponentConfigs(cluster, pki, dir);
     if (cluster.externalEtcd.length === 0) {
       const pid = await readPid(dir, 'etcd');
-      if (pid && isAlive(pid)) progress.update(`etcd already running (pid ${pid})`);
+      if (pid && isAlive(pid)) progress.status(`etcd already running (pid ${pid})`);
       else {
-        progress.update('starting etcd (TLS, client certificates required)');
+        progress.status('starting etcd (TLS, client certificates required)');
         await writePid(dir, 'etcd', await startClusterEtcd(dir, cluster, pki));
       }
-      progress.update('etcd: one user and role per component, authentication on');
+      progress.status('etcd: one user and role per component, authentication on');
       await applyClusterAccess(configs.etcdEndpoints, cluster, pki);
     }
     for (const name of componentNames(cluster).filter((n) => n !== 'etcd')) {
       const pid = await readPid(dir, name);
       if (pid && isAlive(pid)) {
-        progress.update(`${name} already running (pid ${pid})`);
+        progress.status(`${name} already running (pid ${pid})`);
         continue;
       }
-      progress.update(`starting ${name}`);
+      progress.status(`starting ${name}`);
       if (name === 'scheduler') {
         await spawnComponent(dir, name, 'scheduler', configs.scheduler());
       } else if (name === 'broker') {
@@ -213,7 +214,7 @@ export const up: Command = {
     };
     await saveTarget(target);
     const broker = new BrokerClient(target);
-    progress.update('waiting for the broker and the nodes');
+    progress.status('waiting for the broker and the nodes');
     const names = componentNames(cluster);
     let died: string | undefined;
     await waitFor(

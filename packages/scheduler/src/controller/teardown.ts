@@ -1,14 +1,14 @@
 import {
-  type AssignmentRecord,
+  allocationCodec,
+  assignmentCodec,
   type Etcd3,
   type EventLog,
   type InstanceRecord,
   json,
   type Keyspace,
   type Logger,
-  type NodeAllocation,
   type PlacementRecord,
-  readJson,
+  readRecord,
   type Versioned,
 } from '@service-foundry/core';
 import { release } from '../reserve.js';
@@ -32,14 +32,14 @@ export async function releaseReplicas(
   }
   for (const placement of placements) {
     const assignmentKey = keys.assignment(placement.node, instanceId, placement.ordinal);
-    const assignment = await readJson<AssignmentRecord>(client, assignmentKey);
+    const assignment = await readRecord(client, assignmentCodec, assignmentKey);
     if (assignment && assignment.value.desired !== 'removed') {
       await client
         .if(assignmentKey, 'Mod', '==', assignment.modRevision)
         .then(client.put(assignmentKey).value(json({ ...assignment.value, desired: 'removed' })))
         .commit();
     } else if (!assignment) {
-      const allocation = await readJson<NodeAllocation>(client, keys.allocation(placement.node));
+      const allocation = await readRecord(client, allocationCodec, keys.allocation(placement.node));
       if (allocation) await release(client, keys, allocation, instanceId, placement.ordinal);
       else await client.delete().key(keys.placement(instanceId, placement.ordinal)).exec();
     }

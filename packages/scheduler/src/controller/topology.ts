@@ -1,11 +1,12 @@
-import type {
-  AssignmentRecord,
-  InstanceRecord,
-  IoPolicy,
-  PlacementRecord,
-  PrimaryRecord,
-  ReplicaStatus,
-  Versioned,
+import {
+  type AssignmentRecord,
+  type InstanceRecord,
+  type IoPolicy,
+  type PlacementRecord,
+  type PrimaryRecord,
+  type ReplicaStatus,
+  sameIo,
+  type Versioned,
 } from '@service-foundry/core';
 
 /** What the controller knows about one instance's replicas at one moment. */
@@ -34,10 +35,6 @@ export const defaultIo: IoPolicy = { durability: 'async', localIo: 'fsync' };
 
 function sameUpstream(a: AssignmentRecord['upstream'], b: AssignmentRecord['upstream']): boolean {
   return a?.host === b?.host && a?.port === b?.port;
-}
-
-function sameIo(a: IoPolicy | undefined, b: IoPolicy | undefined): boolean {
-  return a?.durability === b?.durability && a?.localIo === b?.localIo;
 }
 
 /**

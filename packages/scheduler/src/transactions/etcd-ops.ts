@@ -1,4 +1,4 @@
-import type { Versioned } from '@service-foundry/core';
+import { BadRecordError, decodeKeyValue, logRejected, type RecordCodec, type Versioned } from '@service-foundry/core';
 import type { Etcd3, ICompare, IKeyValue, IRequestOp, IResponseOp, ITxnRequest, ITxnResponse } from 'etcd3';
 
 /**
@@ -49,19 +49,19 @@ export function commitTxn(client: Etcd3, request: ITxnRequest): Promise<ITxnResp
   return client.kv.txn(request);
 }
 
-/** The single key a nested range returned, decoded as JSON; undefined when absent or unreadable. */
-export function decodeRange<T>(response: IResponseOp | undefined): Versioned<T> | undefined {
+/**
+ * The single key a nested range returned, read by `codec`; undefined when absent. A
+ * malformed value is logged and read as absent: the commit then compares a revision that
+ * no longer matches and fails, rather than deciding on a wrong value.
+ */
+export function decodeRange<T>(codec: RecordCodec<T>, response: IResponseOp | undefined): Versioned<T> | undefined {
   const kv: IKeyValue | undefined = response?.response_range?.kvs[0];
   if (!kv) return undefined;
   try {
-    return {
-      key: kv.key.toString(),
-      value: JSON.parse(kv.value.toString()) as T,
-      modRevision: kv.mod_revision,
-      createRevision: kv.create_revision,
-      lease: kv.lease,
-    };
-  } catch {
+    return decodeKeyValue(codec, kv);
+  } catch (error) {
+    if (!(error instanceof BadRecordError)) throw error;
+    logRejected(undefined, error);
     return undefined;
   }
 }

@@ -1,13 +1,19 @@
-import type {
-  AssignmentRecord,
-  Etcd3,
-  Keyspace,
-  NodeAllocation,
-  NodeControlRecord,
-  NodeFenceRecord,
-  NodeRecord,
-  PlacementRecord,
-  Versioned,
+import {
+  type AssignmentRecord,
+  allocationCodec,
+  assignmentCodec,
+  type Etcd3,
+  type Keyspace,
+  type NodeAllocation,
+  type NodeControlRecord,
+  type NodeFenceRecord,
+  type NodeRecord,
+  nodeCodec,
+  nodeControlCodec,
+  nodeFenceCodec,
+  type PlacementRecord,
+  placementCodec,
+  type Versioned,
 } from '@service-foundry/core';
 import { commitTxn, compare, decodeRange, op } from './etcd-ops.js';
 
@@ -117,19 +123,19 @@ export async function lockNodes(
     request.moves.forEach((m, j) => {
       const base = nodeReads + readsPerMove * j;
       moves.set(`${m.instanceId}/${m.ordinal}`, {
-        placement: decodeRange(r[base]),
-        oldAllocation: decodeRange(r[base + 1]),
-        oldAssignment: decodeRange(r[base + 2]),
-        oldNodeRecord: decodeRange(r[base + 3]),
-        oldFence: decodeRange(r[base + 4]),
+        placement: decodeRange(placementCodec, r[base]),
+        oldAllocation: decodeRange(allocationCodec, r[base + 1]),
+        oldAssignment: decodeRange(assignmentCodec, r[base + 2]),
+        oldNodeRecord: decodeRange(nodeCodec, r[base + 3]),
+        oldFence: decodeRange(nodeFenceCodec, r[base + 4]),
       });
     });
     locked.push({
       node: request.node,
-      allocation: decodeRange(r[1]),
-      record: known ? known.record : decodeRange(r[2]),
-      control: known ? known.control : decodeRange(r[3]),
-      fence: known ? known.fence : decodeRange(r[4]),
+      allocation: decodeRange(allocationCodec, r[1]),
+      record: known ? known.record : decodeRange(nodeCodec, r[2]),
+      control: known ? known.control : decodeRange(nodeControlCodec, r[3]),
+      fence: known ? known.fence : decodeRange(nodeFenceCodec, r[4]),
       moves,
     });
   });

@@ -1,7 +1,11 @@
 /**
- * Progress of volume transfers (relocation, backup, restore) as one line: pure formatting
- * here, and a small display that redraws the line on a terminal and logs steps elsewhere.
+ * Progress on stderr, the one display of the CLI: transfers (relocation, backup, restore)
+ * as one line with a bar, and long waits as a status line with the time waited. Pure
+ * rendering here, and a small display that redraws the line on a terminal and logs steps
+ * elsewhere.
  */
+
+import { formatBytes, formatRate, formatSeconds } from './format.js';
 
 /** What one progress line shows; sizes in bytes, throughput in MB/s (10^6 bytes). */
 export interface ProgressFigures {
@@ -15,41 +19,11 @@ export interface ProgressFigures {
   width: number;
 }
 
-const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
 const minBar = 10;
 const maxBar = 30;
 
-/** Decimal units like the transfer figures: `950 B`, `1.07 GB`, `512.0 MB`. */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 1000) return `${Math.max(0, Math.round(bytes || 0))} B`;
-  let unit = 0;
-  let value = bytes;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  let text = value < 10 ? value.toFixed(2) : value.toFixed(1);
-  // 999.96 MB rounds to "1000.0": say 1.00 GB instead.
-  if (Number(text) >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-    text = value.toFixed(2);
-  }
-  return `${text} ${units[unit]}`;
-}
-
-export function formatRate(mbPerSecond: number): string {
-  const rate = Number.isFinite(mbPerSecond) ? Math.max(0, mbPerSecond) : 0;
-  return `${rate >= 10 ? rate.toFixed(0) : rate.toFixed(1)} MB/s`;
-}
-
-/** `4.6 s`; downtimes take two digits (`0.84 s`). */
-export function formatSeconds(ms: number, digits = 1): string {
-  return `${(ms / 1000).toFixed(digits)} s`;
-}
-
 /** Whole percent of the planned bytes; 100 only once everything is there. */
-export function progressPercent(bytes: number, plannedBytes: number | undefined): number | undefined {
+function progressPercent(bytes: number, plannedBytes: number | undefined): number | undefined {
   if (plannedBytes === undefined || !(plannedBytes > 0)) return undefined;
   if (bytes >= plannedBytes) return 100;
   return Math.min(99, Math.max(0, Math.round((bytes / plannedBytes) * 100)));
@@ -95,9 +69,11 @@ export interface ProgressStream {
  */
 export class ProgressDisplay {
   readonly #tty: boolean;
+  readonly #started = Date.now();
   #drawn = false;
   #label: string | undefined;
   #quarter = -1;
+  #status: string | undefined;
 
   constructor(private readonly stream: ProgressStream = process.stderr) {
     this.#tty = stream.isTTY === true;
@@ -122,6 +98,31 @@ export class ProgressDisplay {
     this.#label = figures.label;
     this.#quarter = quarter;
     this.stream.write(`${renderProgressLine({ ...figures, width: 200 })}\n`);
+  }
+
+  /**
+   * A long wait's state with the time waited so far (`create pg1: in progress (4.2 s)`):
+   * redrawn on a terminal, logged when the message changes elsewhere.
+   */
+  status(message: string): void {
+    const line = `${message} (${this.#elapsed()})`;
+    if (this.#tty) {
+      this.stream.write(`\r\x1b[K${line}`);
+      this.#drawn = true;
+    } else if (message !== this.#status) {
+      this.stream.write(`${line}\n`);
+    }
+    this.#status = message;
+  }
+
+  /** The line that ends a wait, with the time it took. */
+  done(message: string): void {
+    this.stream.write(`${this.#tty ? '\r\x1b[K' : ''}${message} (${this.#elapsed()})\n`);
+    this.#drawn = false;
+  }
+
+  #elapsed(): string {
+    return formatSeconds(Date.now() - this.#started);
   }
 
   /** Removes the redrawn line (before a note or the summary); the next bar starts afresh. */

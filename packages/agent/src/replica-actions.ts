@@ -1,0 +1,108 @@
+import type { Endpoint, IoPolicy, ReplicaRole } from '@service-foundry/core';
+import type { AppliedView, ClaimPurpose, CreatePrerequisites, ReplicaObservation } from './replica-observation.js';
+import type { StatusUpdate } from './status-writer.js';
+
+/** Changes to what the agent remembers as applied; `undefined` forgets a field. */
+export type AppliedChanges = { -readonly [K in keyof AppliedView]?: AppliedView[K] | undefined };
+
+/** How a replicated container is created (rules 2 and 3). */
+export interface ReplicatedCreate {
+  role: ReplicaRole;
+  generation: number;
+  epoch?: number;
+  /** A replica's upstream, which it clones from on an empty volume. */
+  upstream?: Endpoint;
+}
+
+/**
+ * One thing the executor (replica-executor.ts) does. Decisions return them; the executor
+ * does exactly what they say, in order, and records what it found in the pass's facts.
+ */
+export type ReplicaAction =
+  // Reports
+  | { kind: 'write-status'; status: StatusUpdate }
+  | { kind: 'warn'; message: string }
+  | { kind: 'event'; event: 'replica-volume-superseded'; message: string }
+  | { kind: 'retry-after'; ms: number }
+  // Looks a decision needs before it can go on
+  | { kind: 'read-claim'; purpose: ClaimPurpose; epoch: number }
+  | { kind: 'look-up-prerequisites'; generation?: number }
+  | { kind: 'probe-role'; containerId: string }
+  // Docker
+  | { kind: 'ensure-volume'; name: string; generation?: number; rebuildEpoch?: number }
+  | { kind: 'create-container'; volume: string; replicated?: ReplicatedCreate }
+  | { kind: 'start'; containerId: string }
+  | { kind: 'stop'; containerId: string; timeoutSeconds: number }
+  | { kind: 'kill'; containerId: string }
+  | { kind: 'remove-container'; containerId: string }
+  | { kind: 'await-ready'; containerId: string }
+  | { kind: 'report-exit'; containerId: string; cause?: string }
+  // Replication commands (rule 4)
+  | { kind: 'promote'; containerId: string; epoch: number }
+  | { kind: 'follow'; containerId: string; upstream: Endpoint; epoch?: number }
+  | { kind: 'configure'; containerId: string; io: IoPolicy }
+  // What the agent remembers as applied (applied-replicas.ts)
+  | { kind: 'note'; containerId: string; changes: AppliedChanges }
+  | { kind: 'forget' }
+  | { kind: 'track-primary'; containerId: string; epoch?: number };
+
+/** A decision: what to do now, and whether to look again and decide the next step in this pass. */
+export interface ReplicaStep {
+  actions: ReplicaAction[];
+  next: 'look-again' | 'end-pass';
+}
+
+export function again(...actions: ReplicaAction[]): ReplicaStep {
+  return { actions, next: 'look-again' };
+}
+
+export function endPass(...actions: ReplicaAction[]): ReplicaStep {
+  return { actions, next: 'end-pass' };
+}
+
+export function writeStatus(status: StatusUpdate): ReplicaAction {
+  return { kind: 'write-status', status };
+}
+
+export function withContainer(containerId: string | undefined): { containerId?: string } {
+  return containerId === undefined ? {} : { containerId };
+}
+
+/** A refused or failed step is tried again this soon (and on every change). */
+export const retryMs = 1000;
+/** A replica or standby being replaced stops gracefully first (a possible primary is killed instead). */
+export const replaceStopTimeoutSeconds = 10;
+
+/**
+ * A failed container is started again only once `restartBackoffMs` passed since its
+ * failure, so the failure stays visible. The actions to wait, or none when it may start.
+ */
+export function restartBackoff(observed: ReplicaObservation, now: number): ReplicaAction[] {
+  const status = observed.status;
+  if (status?.state !== 'failed') return [];
+  const waitMs = observed.restartBackoffMs - (now - Date.parse(status.updatedAt));
+  return waitMs <= 0 ? [] : [{ kind: 'retry-after', ms: waitMs }];
+}
+
+/** The status saying what a create still waits for (image, secret). */
+export function unmetPrerequisites(prerequisites: Exclude<CreatePrerequisites, { kind: 'ready' }>): ReplicaAction[] {
+  switch (prerequisites.kind) {
+    case 'image-missing':
+      return [
+        writeStatus({ state: 'failed', message: `image ${prerequisites.image} not found: run \`sf images build\`` }),
+      ];
+    case 'secret-missing':
+      return [
+        writeStatus({ state: 'creating', message: 'waiting for the instance secret' }),
+        { kind: 'retry-after', ms: retryMs },
+      ];
+    case 'secret-invalid':
+      return [
+        writeStatus({
+          state: 'creating',
+          message: 'the instance secret is malformed or sealed with another key; waiting for a valid one',
+        }),
+        { kind: 'retry-after', ms: retryMs },
+      ];
+  }
+}

@@ -1,0 +1,71 @@
+import type { JSONSchemaType } from 'ajv';
+import { defineRecord } from './codec.js';
+import {
+  type Endpoint,
+  endpointSchema,
+  epoch,
+  type IoPolicy,
+  ioPolicySchema,
+  nonEmptyText,
+  optional,
+  ordinal,
+  port,
+  type ReplicaRole,
+  replicaRoles,
+  text,
+  timestamp,
+} from './shared.js';
+
+export const replicaStates = ['creating', 'starting', 'running', 'failed', 'removing', 'stopped'] as const;
+export type ReplicaState = (typeof replicaStates)[number];
+
+/** Actual state of a replica (`status/<id>/<ordinal>`), written by its agent under the node lease. */
+export interface ReplicaStatus {
+  instanceId: string;
+  ordinal: number;
+  node: string;
+  state: ReplicaState;
+  /** Where the service answers (node address and published port), once running. */
+  host?: string;
+  port?: number;
+  containerId?: string;
+  message: string;
+  updatedAt: string;
+  /** Role and epoch as applied inside the running service. */
+  role?: ReplicaRole;
+  epoch?: number;
+  /** Where other replicas reach this one for replication (container address on one machine). */
+  peer?: Endpoint;
+  /** Replication position (Postgres: LSN as a decimal integer); higher is more advanced. */
+  position?: string;
+  positionAt?: string;
+  /** The IO settings in force, once applied. */
+  io?: IoPolicy;
+  generation?: number;
+}
+
+const statusSchema: JSONSchemaType<ReplicaStatus> = {
+  type: 'object',
+  required: ['instanceId', 'ordinal', 'node', 'state', 'message', 'updatedAt'],
+  additionalProperties: true,
+  properties: {
+    instanceId: nonEmptyText,
+    ordinal,
+    node: nonEmptyText,
+    state: { type: 'string', enum: replicaStates },
+    host: optional(text),
+    port: optional(port),
+    containerId: optional(text),
+    message: text,
+    updatedAt: timestamp,
+    role: optional({ type: 'string', enum: replicaRoles }),
+    epoch: optional(epoch),
+    peer: optional(endpointSchema),
+    position: optional({ type: 'string', pattern: '^[0-9]+$' }),
+    positionAt: optional(timestamp),
+    io: optional(ioPolicySchema),
+    generation: optional(epoch),
+  },
+};
+
+export const statusCodec = defineRecord<ReplicaStatus>({ name: 'replica status', schema: statusSchema });
