@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { psql, startCluster, type TestCluster } from './support/cluster.js';
+import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { psql } from '@service-foundry/test-support/psql';
 
 const run = promisify(execFile);
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { docker, osb, startCluster, type TestCluster } from './support/cluster.js';
+import { osb, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { docker } from '@service-foundry/test-support/docker';
 
 describe('bad input gets a clear 4xx and creates nothing (I6)', () => {
   let cluster: TestCluster;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { psql, startCluster, type TestCluster } from './support/cluster.js';
+import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { psql } from '@service-foundry/test-support/psql';
 
 describe('the sf CLI drives the platform end to end', () => {
   let cluster: TestCluster;

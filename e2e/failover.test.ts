@@ -3,8 +3,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '@service-foundry/core';
-import { docker, killNode, startCluster, type TestCluster } from './support/cluster.js';
-import { lostWrites, Writer } from './support/writer.js';
+import { killNode, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { docker } from '@service-foundry/test-support/docker';
+import { lostWrites, Writer } from '@service-foundry/test-support/writer';
 
 interface Detail {
   id: string;

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '@service-foundry/core';
-import { containersOf, osb, psql, startCluster, type TestCluster, volumesOf } from './support/cluster.js';
+import { osb, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { containersOf, volumesOf } from '@service-foundry/test-support/docker';
+import { psql } from '@service-foundry/test-support/psql';
 
 interface Catalog {
   services: Array<{ id: string; name: string; plans: Array<{ id: string; name: string }> }>;

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '@service-foundry/core';
-import { containersOf, docker, killNode, startCluster, type TestCluster } from './support/cluster.js';
-import { redisCli, redisCliRaw } from './support/redis-cli.js';
+import { killNode, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { containersOf, docker } from '@service-foundry/test-support/docker';
+import { redisCli, redisCliRaw } from '@service-foundry/test-support/redis-cli';
 
 interface Credentials {
   host: string;

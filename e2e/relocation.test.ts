@@ -3,8 +3,10 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { waitFor } from '@service-foundry/core';
-import { containersOf, docker, killNode, psql, startCluster, type TestCluster, volumesOf } from './support/cluster.js';
-import { lostWrites, Writer } from './support/writer.js';
+import { killNode, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { containersOf, docker, volumesOf } from '@service-foundry/test-support/docker';
+import { psql } from '@service-foundry/test-support/psql';
+import { lostWrites, Writer } from '@service-foundry/test-support/writer';
 
 interface Detail {
   id: string;

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -17,8 +16,11 @@ import {
   secretCodec,
   waitFor,
 } from '@service-foundry/core';
-import { asLocalUser, nobody, processTexts } from './support/attacker.js';
-import { containersOf, docker, osb, psql, startCluster, type TestCluster } from './support/cluster.js';
+import { tempDirFor } from '@service-foundry/test-support';
+import { asLocalUser, nobody, processTexts } from '@service-foundry/test-support/attacker';
+import { osb, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { containersOf, docker } from '@service-foundry/test-support/docker';
+import { psql } from '@service-foundry/test-support/psql';
 
 interface Key {
   host: string;
@@ -314,28 +316,23 @@ describe('trust boundaries on a fresh platform, tried as each attacker', () => {
   });
 
   describe('an operator', () => {
-    it('cannot make a fence device run a shell, nor fence a node that does not exist', async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'sf-sec-'));
-      const marker = join(dir, 'pwned');
-      try {
-        for (const agent of ['sh', '/bin/sh', '/usr/sbin/../../bin/sh', 'fence_../../bin/sh']) {
-          const res = await osb(cluster, 'PUT', '/sf/v1/nodes/node-1/fence-devices', {
-            body: { levels: [{ devices: [{ agent, options: { x: `1; touch ${marker}` } }] }] },
-            version: null,
-          });
-          assert.equal(res.status, 400, agent);
-        }
-        const unknown = await osb(cluster, 'POST', '/sf/v1/nodes/no-such-node/fence', { body: {}, version: null });
-        assert.equal(unknown.status, 404);
-        const devices = await osb(cluster, 'PUT', '/sf/v1/nodes/no-such-node/fence-devices', {
-          body: { levels: [{ devices: [{ agent: 'fence_dummy', options: {} }] }] },
+    it('cannot make a fence device run a shell, nor fence a node that does not exist', async (t) => {
+      const marker = join(await tempDirFor(t, 'sf-sec'), 'pwned');
+      for (const agent of ['sh', '/bin/sh', '/usr/sbin/../../bin/sh', 'fence_../../bin/sh']) {
+        const res = await osb(cluster, 'PUT', '/sf/v1/nodes/node-1/fence-devices', {
+          body: { levels: [{ devices: [{ agent, options: { x: `1; touch ${marker}` } }] }] },
           version: null,
         });
-        assert.equal(devices.status, 404);
-        await assert.rejects(access(marker));
-      } finally {
-        await rm(dir, { recursive: true, force: true });
+        assert.equal(res.status, 400, agent);
       }
+      const unknown = await osb(cluster, 'POST', '/sf/v1/nodes/no-such-node/fence', { body: {}, version: null });
+      assert.equal(unknown.status, 404);
+      const devices = await osb(cluster, 'PUT', '/sf/v1/nodes/no-such-node/fence-devices', {
+        body: { levels: [{ devices: [{ agent: 'fence_dummy', options: {} }] }] },
+        version: null,
+      });
+      assert.equal(devices.status, 404);
+      await assert.rejects(access(marker));
     });
   });
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '@service-foundry/core';
-import { killNode, startCluster, type TestCluster } from './support/cluster.js';
-import { type RedisCredentials as Credentials, redisCli } from './support/redis-cli.js';
+import { killNode, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { type RedisCredentials as Credentials, redisCli } from '@service-foundry/test-support/redis-cli';
 
 interface Detail {
   id: string;

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Keyspace, readPrefix, statusCodec, waitFor } from '@service-foundry/core';
-import { killNode, startCluster, type TestCluster } from '../../e2e/support/cluster.js';
-import { lostWrites, Writer } from '../../e2e/support/writer.js';
+import { killNode, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { lostWrites, Writer } from '@service-foundry/test-support/writer';
 
 interface Detail {
   id: string;

@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { waitFor } from '@service-foundry/core';
+import { startCluster } from '@service-foundry/test-support/cluster';
+import { docker, volumesOf } from '@service-foundry/test-support/docker';
+import { psql } from '@service-foundry/test-support/psql';
 import pg from 'pg';
-import { docker, psql, startCluster, volumesOf } from '../../e2e/support/cluster.js';
 import { run } from './shell.js';
 import { makeGibVolume, outlastRacyWindow } from './volume-data.js';
 

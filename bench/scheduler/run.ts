@@ -11,9 +11,10 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectEtcd, createLogger, type InstanceRecord, json, Keyspace, SecretBox } from '@service-foundry/core';
 import { checkPlacements, type RunningScheduler, startScheduler } from '@service-foundry/scheduler';
+import { seededRandom } from '@service-foundry/test-support';
 import { cpuSeconds, difference, startEtcdCluster, unaryRequests } from './etcd-cluster.js';
 import { SimulatedNodes } from './simulated-nodes.js';
-import { instances, nodeShape, seededRandom } from './workload.js';
+import { instances, nodeShape } from './workload.js';
 
 const { values: args } = parseArgs({
   options: {

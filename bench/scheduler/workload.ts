@@ -1,17 +1,5 @@
 import type { InstanceRecord, Resources } from '@service-foundry/core';
 
-/** Small deterministic PRNG (mulberry32): the same seed gives the same cluster and workload. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function pick<T>(random: () => number, choices: ReadonlyArray<{ weight: number; value: T }>): T {
   const total = choices.reduce((n, c) => n + c.weight, 0);
   let roll = random() * total;

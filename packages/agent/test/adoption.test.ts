@@ -3,31 +3,18 @@ import { rm } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import {
   type AssignmentRecord,
-  connectEtcd,
   type Etcd3,
   eventCodec,
-  Keyspace,
+  type Keyspace,
   readPrefix,
   readRecord,
   statusCodec,
   waitFor,
 } from '@service-foundry/core';
-import { type AgentOptions, replicaResourceName, startAgent } from '../src/index.js';
-import {
-  containerState,
-  docker,
-  ensureTestImage,
-  putSecret,
-  removeClusterResources,
-  secretsKeyFile,
-  startTestEtcd,
-  type TestEtcd,
-  type TestService,
-  testLogger,
-  uniqueId,
-  volumeExists,
-  writeTestCatalog,
-} from './helpers.js';
+import { startTestEtcd, type TestEtcd, uniqueId, uniqueKeyspace } from '@service-foundry/test-support';
+import { containerState, docker, removeClusterResources, volumeExists } from '@service-foundry/test-support/docker';
+import { replicaResourceName } from '../src/index.js';
+import { ensureTestImage, putSecret, startTestAgent, type TestService, writeTestCatalog } from './helpers.js';
 
 describe('containers the agent finds on its node', () => {
   let etcd: TestEtcd;
@@ -37,31 +24,20 @@ describe('containers the agent finds on its node', () => {
 
   before(async () => {
     etcd = await startTestEtcd();
-    client = connectEtcd({ endpoints: [etcd.endpoint] });
+    client = etcd.client;
     image = await ensureTestImage();
     service = await writeTestCatalog(image);
   });
   after(async () => {
-    client.close();
     await etcd.stop();
     await rm(service.catalogDir, { recursive: true, force: true });
   });
 
-  function options(root: string, node: string, clusterId: string): AgentOptions {
-    return {
-      etcdEndpoints: [etcd.endpoint],
-      keyspaceRoot: root,
-      secretsKeyFile,
-      node,
-      reconcileIntervalMs: 300,
-      catalogDir: service.catalogDir,
-      clusterId,
-    };
-  }
+  const startNodeAgent = (keys: Keyspace, node: string, clusterId: string) =>
+    startTestAgent(etcd.endpoint, keys, { node, reconcileIntervalMs: 300, catalogDir: service.catalogDir, clusterId });
 
   test('a container labelled for this node without an assignment is stopped, its volume kept', async (t) => {
-    const root = `/${uniqueId('test')}`;
-    const keys = new Keyspace(root);
+    const keys = uniqueKeyspace();
     const node = uniqueId('orph');
     const clusterId = uniqueId('cl');
     t.after(() => removeClusterResources(clusterId));
@@ -90,7 +66,7 @@ describe('containers the agent finds on its node', () => {
     });
     await neighbour.start();
 
-    const agent = await startAgent(options(root, node, clusterId), { log: testLogger() });
+    const agent = await startNodeAgent(keys, node, clusterId);
     // After hooks run in registration order: stop the agent, then clean up again, or it
     // could recreate what the earlier clean-up removed.
     t.after(async () => {
@@ -118,8 +94,7 @@ describe('containers the agent finds on its node', () => {
   });
 
   test('a restarted agent adopts the running container instead of replacing it', async (t) => {
-    const root = `/${uniqueId('test')}`;
-    const keys = new Keyspace(root);
+    const keys = uniqueKeyspace();
     const node = uniqueId('adopt');
     const clusterId = uniqueId('cl');
     t.after(() => removeClusterResources(clusterId));
@@ -142,7 +117,7 @@ describe('containers the agent finds on its node', () => {
       return status?.value.state === 'running' ? status : undefined;
     };
 
-    const first = await startAgent(options(root, node, clusterId), { log: testLogger() });
+    const first = await startNodeAgent(keys, node, clusterId);
     const before = await waitFor(runningStatus, { description: 'running under the first agent', timeoutMs: 30_000 });
     await first.stop();
     assert.equal(
@@ -154,7 +129,7 @@ describe('containers the agent finds on its node', () => {
     const untouched = await containerState(name);
     assert.equal(untouched?.State.Running, true, 'stop() leaves containers running');
 
-    const second = await startAgent(options(root, node, clusterId), { log: testLogger() });
+    const second = await startNodeAgent(keys, node, clusterId);
     // After hooks run in registration order: stop the agent, then clean up again, or it
     // could recreate what the earlier clean-up removed.
     t.after(async () => {

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { docker } from '@service-foundry/test-support/docker';
 import { labelKeys, replicaResourceName } from '../src/container-spec.js';
-import { docker } from './helpers.js';
 
 export interface TestReplica {
   /** Container and volume name, as the agent names them. */

@@ -1,37 +1,34 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import {
   type BackupRecord,
   backupCodec,
   Catalog,
-  connectEtcd,
   type Etcd3,
   EventLog,
   eventCodec,
   json,
-  Keyspace,
   PrefixMirror,
   type PrimaryRecord,
   readPrefix,
   readRecord,
   waitFor,
 } from '@service-foundry/core';
+import {
+  silentLogger,
+  startTestEtcd,
+  type TestEtcd,
+  tempDirFor,
+  uniqueId,
+  uniqueKeyspace,
+} from '@service-foundry/test-support';
 import { BackupRunner, type BackupStore, DirectoryBackupStore } from '../src/backups/index.js';
 import { DockerRuntime } from '../src/docker-runtime.js';
 import { listOrNothing, readTree, startTestReplica, type TestReplica, writeTree } from './backup-helpers.js';
-import {
-  ensureTestImage,
-  startTestEtcd,
-  type TestEtcd,
-  type TestService,
-  testLogger,
-  uniqueId,
-  writeTestCatalog,
-} from './helpers.js';
+import { ensureTestImage, type TestService, writeTestCatalog } from './helpers.js';
 
 const hookDir = 'sf-backup';
 
@@ -70,7 +67,7 @@ describe('backups taken by the agent of the primary', () => {
 
   before(async () => {
     etcd = await startTestEtcd();
-    client = connectEtcd({ endpoints: [etcd.endpoint] });
+    client = etcd.client;
     image = await ensureTestImage();
     const copy = `mkdir -p {{path}} && cp -a /data/db {{path}}/`;
     withHook = await writeTestCatalog(image, { backup: { prepare: ['/bin/busybox', 'sh', '-c', copy], dir: hookDir } });
@@ -84,7 +81,6 @@ describe('backups taken by the agent of the primary', () => {
     });
   });
   after(async () => {
-    client.close();
     await etcd.stop();
     for (const service of [withHook, withoutHook, failingHook, symlinkHook]) {
       await rm(service.catalogDir, { recursive: true, force: true });
@@ -93,13 +89,12 @@ describe('backups taken by the agent of the primary', () => {
 
   /** A keyspace, node names, ids and a store of its own for one test. */
   async function scenario(t: TestContext) {
-    const keys = new Keyspace(`/${uniqueId('bk')}`);
+    const keys = uniqueKeyspace('bk');
     const node = uniqueId('node-a');
     const clusterId = uniqueId('cl');
     const instanceId = uniqueId('inst');
     const backupId = uniqueId('b');
-    const storeRoot = await mkdtemp(join(tmpdir(), 'sf-backup-store-'));
-    t.after(() => rm(storeRoot, { recursive: true, force: true }));
+    const storeRoot = await tempDirFor(t, 'sf-backup-store');
     const store = new DirectoryBackupStore({ root: storeRoot });
 
     const startRunner = async (service: TestService, runnerNode = node, runnerStore: BackupStore = store) => {
@@ -111,7 +106,7 @@ describe('backups taken by the agent of the primary', () => {
         node: runnerNode,
         clusterId,
         events: new EventLog(client, keys, `agent/${runnerNode}`),
-        log: testLogger(),
+        log: silentLogger(),
         store: runnerStore,
         commandTimeoutMs: 20_000,
         fsync: true,
@@ -191,7 +186,7 @@ describe('backups taken by the agent of the primary', () => {
 
     // Every version of the record, so a write by the other node's runner could not go unseen.
     const versions: BackupRecord[] = [];
-    const history = new PrefixMirror(client, backupCodec, s.keys.backup(s.instanceId, s.backupId), testLogger());
+    const history = new PrefixMirror(client, backupCodec, s.keys.backup(s.instanceId, s.backupId), silentLogger());
     history.on('change', (changes) => {
       for (const change of changes) if (change.current) versions.push(change.current.value);
     });
@@ -199,8 +194,7 @@ describe('backups taken by the agent of the primary', () => {
     t.after(() => history.close());
 
     // The runner of another node sees the request, and declines it: the primary is not on its node.
-    const otherRoot = await mkdtemp(join(tmpdir(), 'sf-backup-store-other-'));
-    t.after(() => rm(otherRoot, { recursive: true, force: true }));
+    const otherRoot = await tempDirFor(t, 'sf-backup-store-other');
     const otherNode = uniqueId('node-b');
     const other = await s.startRunner(withHook, otherNode, new DirectoryBackupStore({ root: otherRoot }));
     await other.idle();

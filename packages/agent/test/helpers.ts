@@ -1,36 +1,21 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import {
-  createLogger,
-  type Etcd3,
-  type EtcdProcess,
-  type InstanceSecret,
-  type Keyspace,
-  type Logger,
-  SecretBox,
-  sealedValue,
-  startEtcd,
-} from '@service-foundry/core';
-import Docker from 'dockerode';
-import { pack } from 'tar-stream';
+import { type Etcd3, type InstanceSecret, type Keyspace, sealedValue } from '@service-foundry/core';
+import { makeTempDir, secretBox, secretsKeyFile, silentLogger } from '@service-foundry/test-support';
+import { ensureBusyboxImage } from '@service-foundry/test-support/docker';
+import { type AgentOptions, type RunningAgent, startAgent } from '../src/index.js';
 
-export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-
-export function uniqueId(prefix: string): string {
-  return `${prefix}-${randomBytes(4).toString('hex')}`;
+/** The agent under test (its source), silent, on the etcd at `etcdEndpoint` under `keys`; `options` on top. */
+export function startTestAgent(
+  etcdEndpoint: string,
+  keys: Keyspace,
+  options: Omit<AgentOptions, 'etcdEndpoints' | 'secretsKeyFile'>,
+): Promise<RunningAgent> {
+  return startAgent(
+    { etcdEndpoints: [etcdEndpoint], keyspaceRoot: keys.root, secretsKeyFile, ...options },
+    { log: silentLogger() },
+  );
 }
-
-/** Quiet unless SF_LOG_LEVEL asks otherwise; the agent's own behaviour is what tests check. */
-export function testLogger(): Logger {
-  return createLogger({ name: 'agent-test', level: process.env.SF_LOG_LEVEL ?? 'silent' });
-}
-
-/** The key agents under test open instance secrets with (one per machine, made once). */
-export const secretsKeyFile = await SecretBox.ensureKeyFile(join(tmpdir(), 'sf-test-secrets.key'));
-const secretBox = await SecretBox.fromKeyFile(secretsKeyFile);
 
 /** Writes an instance secret the way the broker does: sealed for its key. */
 export async function putSecret(client: Etcd3, keys: Keyspace, instanceId: string, secret: InstanceSecret) {
@@ -41,89 +26,17 @@ export async function putSecret(client: Etcd3, keys: Keyspace, instanceId: strin
     .exec();
 }
 
-export interface TestEtcd {
-  endpoint: string;
-  stop(): Promise<void>;
-}
-
-export async function startTestEtcd(): Promise<TestEtcd> {
-  const dir = await mkdtemp(join(tmpdir(), 'sf-agent-etcd-'));
-  const etcd: EtcdProcess = await startEtcd({ dataDir: join(dir, 'data') });
-  return {
-    endpoint: etcd.endpoint,
-    stop: async () => {
-      await etcd.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+/** A catalog folder (the caller removes it) holding one service entry, `<name>/service.json`. */
+export async function writeCatalog(prefix: string, name: string, entry: object): Promise<string> {
+  const catalogDir = (await makeTempDir(prefix)).path;
+  await mkdir(join(catalogDir, name));
+  await writeFile(join(catalogDir, name, 'service.json'), JSON.stringify(entry, null, 2));
+  return catalogDir;
 }
 
 /** The port the test image's web server listens on inside the container. */
 export const testServicePort = 8080;
 export const testPage = 'hello from the service-foundry agent test\n';
-
-export interface BusyboxImageSpec {
-  /** Repository; the tag is a hash of the content and command, so a changed image gets a new tag. */
-  repo: string;
-  cmd: string[];
-  /** Served as /www/index.html. */
-  page: string;
-  /** busybox applets linked into /bin. */
-  applets?: string[];
-  /** Extra files, e.g. a script. */
-  files?: Array<{ name: string; mode: number; body: string }>;
-}
-
-async function busyboxRootfs(spec: BusyboxImageSpec): Promise<Buffer> {
-  const busybox = await readFile('/bin/busybox');
-  const archive = pack();
-  const mtime = new Date(0);
-  const chunks: Buffer[] = [];
-  archive.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-  const done = new Promise<void>((resolve, reject) => {
-    archive.on('end', resolve);
-    archive.on('error', reject);
-  });
-  for (const dir of ['bin', 'etc', 'www', 'tmp', 'data']) {
-    archive.entry({ name: `${dir}/`, type: 'directory', mode: dir === 'tmp' ? 0o1777 : 0o755, mtime });
-  }
-  archive.entry({ name: 'bin/busybox', mode: 0o755, mtime }, busybox);
-  for (const applet of spec.applets ?? []) {
-    archive.entry({ name: `bin/${applet}`, type: 'symlink', linkname: 'busybox', mtime });
-  }
-  for (const file of spec.files ?? []) archive.entry({ name: file.name, mode: file.mode, mtime }, file.body);
-  archive.entry({ name: 'etc/passwd', mode: 0o644, mtime }, 'root:x:0:0:root:/root:/bin/sh\n');
-  archive.entry({ name: 'www/index.html', mode: 0o644, mtime }, spec.page);
-  archive.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
-
-/**
- * A tiny image of busybox-static made with `docker import`, so tests need no registry and
- * no service image. Tagged by content hash and reused.
- */
-export async function ensureBusyboxImage(spec: BusyboxImageSpec): Promise<string> {
-  const tar = await busyboxRootfs(spec);
-  const hash = createHash('sha256').update(tar).update(JSON.stringify(spec.cmd)).digest('hex').slice(0, 16);
-  const image = `${spec.repo}:${hash}`;
-  try {
-    await docker.getImage(image).inspect();
-    return image;
-  } catch {
-    // Not built yet.
-  }
-  const progress = await docker.importImage(Readable.from([tar]), {
-    repo: spec.repo,
-    tag: hash,
-    changes: [`CMD ${JSON.stringify(spec.cmd)}`],
-  } as object);
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(progress, (error) => (error ? reject(error) : resolve()));
-  });
-  await docker.getImage(image).inspect();
-  return image;
-}
 
 /** The agent tests' service: busybox serving one page over HTTP. */
 export function ensureTestImage(): Promise<string> {
@@ -153,7 +66,6 @@ export interface TestCatalogOptions {
 
 /** A catalog with one service that runs the test image. */
 export async function writeTestCatalog(image: string, options: TestCatalogOptions = {}): Promise<TestService> {
-  const catalogDir = await mkdtemp(join(tmpdir(), 'sf-agent-catalog-'));
   const name = 'busybox-web';
   const adminPasswordFileEnv = 'TEST_ADMIN_PASSWORD_FILE';
   const secretsDir = '/run/sf-secrets';
@@ -192,42 +104,6 @@ export async function writeTestCatalog(image: string, options: TestCatalogOption
     image: { context: 'image', tag: image },
     ...(options.backup ? { backup: options.backup } : {}),
   };
-  await mkdir(join(catalogDir, name));
-  await writeFile(join(catalogDir, name, 'service.json'), JSON.stringify(entry, null, 2));
+  const catalogDir = await writeCatalog('sf-agent-catalog', name, entry);
   return { name, catalogDir, adminPasswordFileEnv, secretsDir, volumePath };
-}
-
-/** Removes every container and volume labelled with the test's cluster id. */
-export async function removeClusterResources(clusterId: string): Promise<void> {
-  const filters = JSON.stringify({ label: [`sf.cluster=${clusterId}`] });
-  for (const c of await docker.listContainers({ all: true, filters })) {
-    await docker
-      .getContainer(c.Id)
-      .remove({ force: true })
-      .catch(() => undefined);
-  }
-  const { Volumes } = await docker.listVolumes({ filters });
-  for (const v of Volumes ?? []) {
-    await docker
-      .getVolume(v.Name)
-      .remove()
-      .catch(() => undefined);
-  }
-}
-
-export async function volumeExists(name: string): Promise<boolean> {
-  try {
-    await docker.getVolume(name).inspect();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export async function containerState(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
-  try {
-    return await docker.getContainer(name).inspect();
-  } catch {
-    return undefined;
-  }
 }

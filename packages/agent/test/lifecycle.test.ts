@@ -4,33 +4,18 @@ import { after, before, describe, test } from 'node:test';
 import {
   type AssignmentRecord,
   assignmentCodec,
-  connectEtcd,
   type Etcd3,
   type InstanceSecret,
-  Keyspace,
   PrefixMirror,
   type ReplicaStatus,
   readRecord,
   statusCodec,
   waitFor,
 } from '@service-foundry/core';
-import { replicaResourceName, startAgent } from '../src/index.js';
-import {
-  containerState,
-  docker,
-  ensureTestImage,
-  putSecret,
-  removeClusterResources,
-  secretsKeyFile,
-  startTestEtcd,
-  type TestEtcd,
-  type TestService,
-  testLogger,
-  testPage,
-  uniqueId,
-  volumeExists,
-  writeTestCatalog,
-} from './helpers.js';
+import { silentLogger, startTestEtcd, type TestEtcd, uniqueId, uniqueKeyspace } from '@service-foundry/test-support';
+import { containerState, docker, removeClusterResources, volumeExists } from '@service-foundry/test-support/docker';
+import { replicaResourceName } from '../src/index.js';
+import { ensureTestImage, putSecret, startTestAgent, type TestService, testPage, writeTestCatalog } from './helpers.js';
 import { runtime } from './replication-helpers.js';
 
 describe('replica lifecycle with a real container', () => {
@@ -40,39 +25,31 @@ describe('replica lifecycle with a real container', () => {
 
   before(async () => {
     etcd = await startTestEtcd();
-    client = connectEtcd({ endpoints: [etcd.endpoint] });
+    client = etcd.client;
     service = await writeTestCatalog(await ensureTestImage());
   });
   after(async () => {
-    client.close();
     await etcd.stop();
     await rm(service.catalogDir, { recursive: true, force: true });
   });
 
   test('running → failed when killed → restarted → removed with its volume and assignment', async (t) => {
-    const root = `/${uniqueId('test')}`;
-    const keys = new Keyspace(root);
+    const keys = uniqueKeyspace();
     const node = uniqueId('life');
     const clusterId = uniqueId('cl');
     const instanceId = uniqueId('inst');
     const address = '127.0.0.1';
-    const agent = await startAgent(
-      {
-        etcdEndpoints: [etcd.endpoint],
-        keyspaceRoot: root,
-        secretsKeyFile,
-        node,
-        address,
-        reconcileIntervalMs: 500,
-        catalogDir: service.catalogDir,
-        clusterId,
-      },
-      { log: testLogger() },
-    );
+    const agent = await startTestAgent(etcd.endpoint, keys, {
+      node,
+      address,
+      reconcileIntervalMs: 500,
+      catalogDir: service.catalogDir,
+      clusterId,
+    });
     // Every state the status key goes through, in order, so short-lived states are not missed.
     const seen: (ReplicaStatus | undefined)[] = [];
     const history: string[] = [];
-    const statusMirror = new PrefixMirror(client, statusCodec, keys.instanceStatuses(instanceId), testLogger());
+    const statusMirror = new PrefixMirror(client, statusCodec, keys.instanceStatuses(instanceId), silentLogger());
     statusMirror.on('change', (changes) => {
       for (const change of changes) {
         seen.push(change.current?.value);
@@ -191,21 +168,10 @@ describe('replica lifecycle with a real container', () => {
   test('a missing image gives a failed status that says how to build it', async (t) => {
     const missing = `service-foundry-test/missing:${uniqueId('x')}`;
     const catalog = await writeTestCatalog(missing);
-    const root = `/${uniqueId('test')}`;
-    const keys = new Keyspace(root);
+    const keys = uniqueKeyspace();
     const node = uniqueId('noimg');
     const clusterId = uniqueId('cl');
-    const agent = await startAgent(
-      {
-        etcdEndpoints: [etcd.endpoint],
-        keyspaceRoot: root,
-        secretsKeyFile,
-        node,
-        catalogDir: catalog.catalogDir,
-        clusterId,
-      },
-      { log: testLogger() },
-    );
+    const agent = await startTestAgent(etcd.endpoint, keys, { node, catalogDir: catalog.catalogDir, clusterId });
     t.after(async () => {
       await agent.stop();
       await removeClusterResources(clusterId);

@@ -1,41 +1,28 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { spawnWatched, suiteTempDir } from '@service-foundry/test-support';
 import { compileAgentConfig } from '../src/index.js';
 
 const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
-function runMain(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [mainJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+async function runMain(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = spawnWatched(process.execPath, [mainJs, ...args]);
+  const { code } = await run.exited;
+  return { code, stdout: run.stdout(), stderr: run.stderr() };
 }
 
 describe('agent main with a bad invocation', () => {
-  let dir: string;
-  before(async () => {
+  const dir = suiteTempDir('sf-agent-config');
+  before(() => {
     assert.ok(existsSync(mainJs), `${mainJs} is missing: run \`npx tsc -b\` first`);
-    dir = await mkdtemp(join(tmpdir(), 'sf-agent-config-'));
   });
-  after(() => rm(dir, { recursive: true, force: true }));
 
   async function configFile(name: string, content: string): Promise<string> {
-    const file = join(dir, name);
+    const file = join(dir.path, name);
     await writeFile(file, content);
     return file;
   }
@@ -95,7 +82,7 @@ describe('agent main with a bad invocation', () => {
   });
 
   test('a file that does not exist', async () => {
-    assertOneLineError(await runMain(['--config', join(dir, 'absent.json')]), /cannot read config file .*ENOENT/);
+    assertOneLineError(await runMain(['--config', join(dir.path, 'absent.json')]), /cannot read config file .*ENOENT/);
   });
 
   test('no --config at all, or an unknown flag', async () => {

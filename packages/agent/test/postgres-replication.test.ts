@@ -3,25 +3,16 @@ import { after, before, describe, test } from 'node:test';
 import {
   type AssignmentRecord,
   Catalog,
-  connectEtcd,
   type Etcd3,
   type InstanceSecret,
-  Keyspace,
   type PrimaryRecord,
   type ReplicaStatus,
   waitFor,
 } from '@service-foundry/core';
-import { type RunningAgent, replicaResourceName, startAgent } from '../src/index.js';
-import {
-  containerState,
-  putSecret,
-  removeClusterResources,
-  secretsKeyFile,
-  startTestEtcd,
-  type TestEtcd,
-  testLogger,
-  uniqueId,
-} from './helpers.js';
+import { startTestEtcd, type TestEtcd, uniqueId, uniqueKeyspace } from '@service-foundry/test-support';
+import { containerState, removeClusterResources } from '@service-foundry/test-support/docker';
+import { type RunningAgent, replicaResourceName } from '../src/index.js';
+import { putSecret, startTestAgent } from './helpers.js';
 import { runtime, shellIn, statusWhere } from './replication-helpers.js';
 
 /**
@@ -36,20 +27,18 @@ describe('replicated Postgres driven by two agents', () => {
 
   before(async () => {
     etcd = await startTestEtcd();
-    client = connectEtcd({ endpoints: [etcd.endpoint] });
+    client = etcd.client;
     const entry = (await Catalog.load()).byServiceName('postgres');
     assert.ok(entry?.replication, 'the postgres catalog entry has a replication recipe');
     image = entry.runtime.image;
     assert.ok(await runtime.hasImage(image), `image ${image} is missing: run \`sf images build\``);
   });
   after(async () => {
-    client.close();
     await etcd.stop();
   });
 
   test('bootstrap, clone, io, promotion under a new epoch and the old primary rebuilt from the new one', async (t) => {
-    const root = `/${uniqueId('test')}`;
-    const keys = new Keyspace(root);
+    const keys = uniqueKeyspace();
     const clusterId = uniqueId('cl');
     const instanceId = uniqueId('pg');
     const nodes = [uniqueId('pga'), uniqueId('pgb')] as const;
@@ -59,16 +48,8 @@ describe('replicated Postgres driven by two agents', () => {
       await removeClusterResources(clusterId);
     });
     for (const node of nodes) {
-      const options = {
-        etcdEndpoints: [etcd.endpoint],
-        keyspaceRoot: root,
-        secretsKeyFile,
-        node,
-        reconcileIntervalMs: 500,
-        positionIntervalMs: 200,
-        clusterId,
-      };
-      agents.push(await startAgent(options, { log: testLogger() }));
+      const options = { node, reconcileIntervalMs: 500, positionIntervalMs: 200, clusterId };
+      agents.push(await startTestAgent(etcd.endpoint, keys, options));
     }
     const secret: InstanceSecret = {
       adminUser: 'postgres',

@@ -1,34 +1,19 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   type AssignmentRecord,
-  connectEtcd,
   type Etcd3,
   eventCodec,
-  Keyspace,
   nodeCodec,
   readPrefix,
   readRecord,
   statusCodec,
   waitFor,
 } from '@service-foundry/core';
-import { startAgent } from '../src/index.js';
-import {
-  removeClusterResources,
-  secretsKeyFile,
-  startTestEtcd,
-  type TestEtcd,
-  testLogger,
-  uniqueId,
-} from './helpers.js';
-
-const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+import { startTestEtcd, type TestEtcd, uniqueId, uniqueKeyspace } from '@service-foundry/test-support';
+import { removeClusterResources } from '@service-foundry/test-support/docker';
+import { startAgentProcess } from './agent-process.js';
+import { startTestAgent } from './helpers.js';
 
 describe('node registration', () => {
   let etcd: TestEtcd;
@@ -36,31 +21,23 @@ describe('node registration', () => {
 
   before(async () => {
     etcd = await startTestEtcd();
-    client = connectEtcd({ endpoints: [etcd.endpoint] });
+    client = etcd.client;
   });
   after(async () => {
-    client.close();
     await etcd.stop();
   });
 
   test('the node key lives under a lease with the configured TTL and vanishes on stop()', async () => {
-    const root = `/${uniqueId('test')}`;
-    const keys = new Keyspace(root);
+    const keys = uniqueKeyspace();
     const node = uniqueId('reg');
-    const agent = await startAgent(
-      {
-        etcdEndpoints: [etcd.endpoint],
-        keyspaceRoot: root,
-        secretsKeyFile,
-        node,
-        address: '127.0.0.7',
-        capacity: { cpuMillis: 2000 },
-        labels: { zone: 'a' },
-        leaseTtlSeconds: 5,
-        clusterId: uniqueId('cl'),
-      },
-      { log: testLogger() },
-    );
+    const agent = await startTestAgent(etcd.endpoint, keys, {
+      node,
+      address: '127.0.0.7',
+      capacity: { cpuMillis: 2000 },
+      labels: { zone: 'a' },
+      leaseTtlSeconds: 5,
+      clusterId: uniqueId('cl'),
+    });
     try {
       assert.equal(agent.node, node);
       const record = await readRecord(client, nodeCodec, keys.node(node));
@@ -81,22 +58,15 @@ describe('node registration', () => {
   });
 
   test('a revoked lease is replaced: node and replica statuses come back under the new lease', async (t) => {
-    const root = `/${uniqueId('test')}`;
-    const keys = new Keyspace(root);
+    const keys = uniqueKeyspace();
     const node = uniqueId('reg');
     const clusterId = uniqueId('cl');
-    const agent = await startAgent(
-      {
-        etcdEndpoints: [etcd.endpoint],
-        keyspaceRoot: root,
-        secretsKeyFile,
-        node,
-        leaseTtlSeconds: 2,
-        reconcileIntervalMs: 500,
-        clusterId,
-      },
-      { log: testLogger() },
-    );
+    const agent = await startTestAgent(etcd.endpoint, keys, {
+      node,
+      leaseTtlSeconds: 2,
+      reconcileIntervalMs: 500,
+      clusterId,
+    });
     t.after(async () => {
       await agent.stop();
       await removeClusterResources(clusterId);
@@ -152,49 +122,14 @@ describe('node registration', () => {
   });
 
   test('a paused agent process loses its node key within the TTL, and registers again when resumed', async (t) => {
-    assert.ok(existsSync(mainJs), `${mainJs} is missing: run \`npx tsc -b\` first`);
-    const root = `/${uniqueId('test')}`;
-    const keys = new Keyspace(root);
+    const keys = uniqueKeyspace();
     const node = uniqueId('paused');
-    const dir = await mkdtemp(join(tmpdir(), 'sf-agent-main-'));
-    const configFile = join(dir, 'agent.json');
     const ttlSeconds = 2;
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        etcdEndpoints: [etcd.endpoint],
-        keyspaceRoot: root,
-        secretsKeyFile,
-        node,
-        leaseTtlSeconds: ttlSeconds,
-      }),
-    );
-    const child: ChildProcess = spawn(process.execPath, [mainJs, '--config', configFile], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SF_LOG_LEVEL: 'info' },
-    });
-    let output = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.stderr?.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    t.after(async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGCONT');
-        child.kill('SIGKILL');
-        await exited;
-      }
-      await rm(dir, { recursive: true, force: true });
-    });
-
-    await waitFor(() => /"msg":"ready"/.test(output), { description: `"ready" from the agent; output: ${output}` });
+    const agent = await startAgentProcess(t, etcd.endpoint, keys, { node, leaseTtlSeconds: ttlSeconds });
     const registered = await readRecord(client, nodeCodec, keys.node(node));
     assert.ok(registered, 'node key exists once the agent is ready');
 
-    child.kill('SIGSTOP');
+    agent.child.kill('SIGSTOP');
     const pausedAt = Date.now();
     await waitFor(async () => (await readRecord(client, nodeCodec, keys.node(node))) === undefined, {
       description: 'node key to expire while the agent is paused',
@@ -203,15 +138,15 @@ describe('node registration', () => {
     const vanishedAfterMs = Date.now() - pausedAt;
     assert.ok(vanishedAfterMs <= ttlSeconds * 1000 + 3000, `vanished after ${vanishedAfterMs} ms`);
 
-    child.kill('SIGCONT');
+    agent.child.kill('SIGCONT');
     const back = await waitFor(() => readRecord(client, nodeCodec, keys.node(node)), {
       description: 'node registered again after the pause',
       timeoutMs: 10_000,
     });
     assert.notEqual(back.lease, registered.lease);
 
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0, `agent exits 0 on SIGTERM; output: ${output}`);
+    agent.child.kill('SIGTERM');
+    assert.equal((await agent.exited).code, 0, `agent exits 0 on SIGTERM; output: ${agent.output()}`);
     assert.equal(await readRecord(client, nodeCodec, keys.node(node)), undefined, 'lease revoked on a clean stop');
   });
 });

@@ -1,19 +1,28 @@
-import type { TestContext } from 'node:test';
+import { rm } from 'node:fs/promises';
+import { after, before, type TestContext } from 'node:test';
 import {
   type AssignmentRecord,
   type Etcd3,
   type EventRecord,
   eventCodec,
   type InstanceSecret,
-  Keyspace,
+  type Keyspace,
   type PrimaryRecord,
   type ReplicaStatus,
   readPrefix,
   waitFor,
 } from '@service-foundry/core';
-import { type AgentOptions, type RunningAgent, replicaResourceName, startAgent } from '../src/index.js';
-import { putSecret, removeClusterResources, secretsKeyFile, testLogger, uniqueId } from './helpers.js';
-import { assignmentFor, shellIn, statusWhere } from './replication-helpers.js';
+import { startTestEtcd, type TestEtcd, uniqueId, uniqueKeyspace } from '@service-foundry/test-support';
+import { removeClusterResources } from '@service-foundry/test-support/docker';
+import { type AgentOptions, type RunningAgent, replicaResourceName } from '../src/index.js';
+import { putSecret, startTestAgent } from './helpers.js';
+import {
+  assignmentFor,
+  ensureReplicatedImage,
+  shellIn,
+  statusWhere,
+  writeReplicatedCatalog,
+} from './replication-helpers.js';
 
 export const testSecret: InstanceSecret = {
   adminUser: 'admin',
@@ -46,30 +55,23 @@ export interface ReplicationHarness {
 
 export async function startReplicationHarness(
   t: TestContext,
-  client: Etcd3,
-  endpoint: string,
+  etcd: TestEtcd,
   catalogDir: string,
   options: Partial<AgentOptions> = {},
 ): Promise<ReplicationHarness> {
-  const root = `/${uniqueId('test')}`;
-  const keys = new Keyspace(root);
+  const { client } = etcd;
+  const keys = uniqueKeyspace();
   const node = uniqueId('repl');
   const clusterId = uniqueId('cl');
   const instanceId = uniqueId('inst');
-  const agent = await startAgent(
-    {
-      etcdEndpoints: [endpoint],
-      keyspaceRoot: root,
-      secretsKeyFile,
-      node,
-      reconcileIntervalMs: 500,
-      positionIntervalMs: 200,
-      catalogDir,
-      clusterId,
-      ...options,
-    },
-    { log: testLogger() },
-  );
+  const agent = await startTestAgent(etcd.endpoint, keys, {
+    node,
+    reconcileIntervalMs: 500,
+    positionIntervalMs: 200,
+    catalogDir,
+    clusterId,
+    ...options,
+  });
   t.after(async () => {
     await agent.stop();
     await removeClusterResources(clusterId);
@@ -113,6 +115,36 @@ export async function startReplicationHarness(
         },
         { description: `a ${kind} event`, timeoutMs: 10_000 },
       ),
+  };
+}
+
+/**
+ * The etcd and the replicated test service's catalog a suite's harnesses share, made before
+ * its tests and removed after them. Call it in the suite's body.
+ */
+export function replicationSuite(): {
+  readonly client: Etcd3;
+  start(t: TestContext, options?: Partial<AgentOptions>): Promise<ReplicationHarness>;
+} {
+  let etcd: TestEtcd | undefined;
+  let catalogDir = '';
+  before(async () => {
+    etcd = await startTestEtcd();
+    catalogDir = await writeReplicatedCatalog(await ensureReplicatedImage());
+  });
+  after(async () => {
+    await etcd?.stop();
+    if (catalogDir) await rm(catalogDir, { recursive: true, force: true });
+  });
+  const started = (): TestEtcd => {
+    if (!etcd) throw new Error('the replication suite has not started');
+    return etcd;
+  };
+  return {
+    get client() {
+      return started().client;
+    },
+    start: (t, options) => startReplicationHarness(t, started(), catalogDir, options),
   };
 }
 

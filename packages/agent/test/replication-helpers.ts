@@ -1,6 +1,3 @@
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   type AssignmentRecord,
   type Etcd3,
@@ -10,8 +7,9 @@ import {
   statusCodec,
   waitFor,
 } from '@service-foundry/core';
+import { ensureBusyboxImage } from '@service-foundry/test-support/docker';
 import { DockerRuntime } from '../src/docker-runtime.js';
-import { ensureBusyboxImage } from './helpers.js';
+import { writeCatalog } from './helpers.js';
 
 export const runtime = new DockerRuntime('/var/run/docker.sock');
 
@@ -72,8 +70,7 @@ export const replicatedServiceName = 'busybox-replicated';
 export const volumePath = '/data';
 
 /** A catalog with the replicated test service. */
-export async function writeReplicatedCatalog(image: string): Promise<string> {
-  const catalogDir = await mkdtemp(join(tmpdir(), 'sf-agent-repl-catalog-'));
+export function writeReplicatedCatalog(image: string): Promise<string> {
   const entry = {
     osb: {
       id: 'c1f1c0de-0000-4000-8000-000000000011',
@@ -120,9 +117,7 @@ export async function writeReplicatedCatalog(image: string): Promise<string> {
     },
     image: { context: 'image', tag: image },
   };
-  await mkdir(join(catalogDir, replicatedServiceName));
-  await writeFile(join(catalogDir, replicatedServiceName, 'service.json'), JSON.stringify(entry, null, 2));
-  return catalogDir;
+  return writeCatalog('sf-agent-repl-catalog', replicatedServiceName, entry);
 }
 
 /** Runs a shell command in a container and returns its stdout; throws unless it exits 0. */

@@ -1,38 +1,16 @@
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
-import { after, before, describe, test } from 'node:test';
-import { assignmentCodec, connectEtcd, type Etcd3, readRecord, waitFor } from '@service-foundry/core';
+import { describe, test } from 'node:test';
+import { assignmentCodec, readRecord, waitFor } from '@service-foundry/core';
+import { silentLogger } from '@service-foundry/test-support';
+import { containerState, removeClusterResources, volumeExists } from '@service-foundry/test-support/docker';
 import { startAgent } from '../src/index.js';
-import {
-  containerState,
-  removeClusterResources,
-  startTestEtcd,
-  type TestEtcd,
-  testLogger,
-  volumeExists,
-} from './helpers.js';
-import { startReplicationHarness } from './replication-harness.js';
-import { ensureReplicatedImage, shellIn, volumePath, writeReplicatedCatalog } from './replication-helpers.js';
+import { replicationSuite } from './replication-harness.js';
+import { shellIn, volumePath } from './replication-helpers.js';
 
 /** Rule 4e (rebuilds on a fresh volume, old data kept) and adoption by a restarted agent. */
 describe('replicated services: rebuilds and adoption', () => {
-  let etcd: TestEtcd;
-  let client: Etcd3;
-  let catalogDir: string;
-
-  before(async () => {
-    etcd = await startTestEtcd();
-    client = connectEtcd({ endpoints: [etcd.endpoint] });
-    catalogDir = await writeReplicatedCatalog(await ensureReplicatedImage());
-  });
-  after(async () => {
-    client.close();
-    await etcd.stop();
-    await rm(catalogDir, { recursive: true, force: true });
-  });
-
-  const start = (t: Parameters<typeof startReplicationHarness>[0]) =>
-    startReplicationHarness(t, client, etcd.endpoint, catalogDir);
+  const suite = replicationSuite();
+  const { start } = suite;
 
   async function mountedVolume(container: string): Promise<string | undefined> {
     return (await containerState(container))?.Mounts.find((m) => m.Destination === volumePath)?.Name;
@@ -89,7 +67,8 @@ describe('replicated services: rebuilds and adoption', () => {
     // Removal deletes the volume in use only; the superseded one stays for an operator.
     await h.assign(0, { role: 'replica', epoch, upstream: { host: '10.9.9.9', port: 5432 }, desired: 'removed' });
     await waitFor(
-      async () => (await readRecord(client, assignmentCodec, h.keys.assignment(h.node, h.instanceId, 0))) === undefined,
+      async () =>
+        (await readRecord(suite.client, assignmentCodec, h.keys.assignment(h.node, h.instanceId, 0))) === undefined,
       {
         description: 'assignment deleted after removal',
         timeoutMs: 20_000,
@@ -109,7 +88,7 @@ describe('replicated services: rebuilds and adoption', () => {
     const startedAt = (await containerState(h.container(0)))?.State.StartedAt;
     await h.agent.stop();
 
-    const second = await startAgent({ ...h.agent.config }, { log: testLogger() });
+    const second = await startAgent({ ...h.agent.config }, { log: silentLogger() });
     // Hooks run in registration order: the harness's clean-up ran before this agent stopped,
     // so this one stops the second agent and cleans up again, or it would recreate the container.
     t.after(async () => {

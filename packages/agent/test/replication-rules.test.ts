@@ -1,31 +1,16 @@
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { connectEtcd, type Etcd3, PrefixMirror, type ReplicaStatus, statusCodec } from '@service-foundry/core';
-import { containerState, startTestEtcd, type TestEtcd, testLogger, volumeExists } from './helpers.js';
-import { networkAddressOf, startReplicationHarness, testSecret } from './replication-harness.js';
-import { ensureReplicatedImage, shellIn, writeReplicatedCatalog } from './replication-helpers.js';
+import { PrefixMirror, type ReplicaStatus, statusCodec } from '@service-foundry/core';
+import { silentLogger } from '@service-foundry/test-support';
+import { containerState, volumeExists } from '@service-foundry/test-support/docker';
+import { networkAddressOf, replicationSuite, testSecret } from './replication-harness.js';
+import { shellIn } from './replication-helpers.js';
 
 /** Rules 1–5 (src/replica-decisions.ts) with real containers, against the busybox recipe (replication-helpers.ts). */
 describe('replicated services: roles, epochs, follow and io', () => {
-  let etcd: TestEtcd;
-  let client: Etcd3;
-  let catalogDir: string;
-
-  before(async () => {
-    etcd = await startTestEtcd();
-    client = connectEtcd({ endpoints: [etcd.endpoint] });
-    catalogDir = await writeReplicatedCatalog(await ensureReplicatedImage());
-  });
-  after(async () => {
-    client.close();
-    await etcd.stop();
-    await rm(catalogDir, { recursive: true, force: true });
-  });
-
-  const start = (t: Parameters<typeof startReplicationHarness>[0]) =>
-    startReplicationHarness(t, client, etcd.endpoint, catalogDir);
+  const suite = replicationSuite();
+  const { start } = suite;
 
   test('rule 1: without a role nothing is created; rule 3: a replica without an upstream waits', async (t) => {
     const h = await start(t);
@@ -91,7 +76,7 @@ describe('replicated services: roles, epochs, follow and io', () => {
 
     // Unchanged values are not rewritten on every probe (every 200 ms here): at most once per 5 s.
     const writes: ReplicaStatus[] = [];
-    const mirror = new PrefixMirror(client, statusCodec, h.keys.status(h.instanceId, 0), testLogger());
+    const mirror = new PrefixMirror(suite.client, statusCodec, h.keys.status(h.instanceId, 0), silentLogger());
     mirror.on('change', (changes) => {
       for (const change of changes) if (change.current) writes.push(change.current.value);
     });
@@ -133,7 +118,7 @@ describe('replicated services: roles, epochs, follow and io', () => {
   });
 
   test("rule 5 with peerAddress 'node': the peer is the node address and the published port", async (t) => {
-    const h = await startReplicationHarness(t, client, etcd.endpoint, catalogDir, {
+    const h = await suite.start(t, {
       peerAddress: 'node',
       address: '127.0.0.1',
     });

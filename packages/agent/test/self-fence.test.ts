@@ -1,28 +1,15 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import {
-  connectEtcd,
-  eventCodec,
-  Keyspace,
-  nodeCodec,
-  type PrimaryRecord,
-  readPrefix,
-  readRecord,
-  startEtcd,
-  waitFor,
-} from '@service-foundry/core';
+import { eventCodec, nodeCodec, type PrimaryRecord, readPrefix, readRecord, waitFor } from '@service-foundry/core';
+import { startTestEtcd, uniqueId, uniqueKeyspace } from '@service-foundry/test-support';
+import { containerState, removeClusterResources } from '@service-foundry/test-support/docker';
 import { replicaResourceName } from '../src/index.js';
-import { containerState, putSecret, removeClusterResources, secretsKeyFile, uniqueId } from './helpers.js';
+import { startAgentProcess } from './agent-process.js';
+import { putSecret } from './helpers.js';
 import { testSecret } from './replication-harness.js';
 import { assignmentFor, ensureReplicatedImage, statusWhere, writeReplicatedCatalog } from './replication-helpers.js';
 
-const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const ttlSeconds = 2;
 
 interface KillLine {
@@ -38,60 +25,29 @@ interface KillLine {
  * and once etcd is back does not start it again while the primary key names another epoch.
  */
 test('a node that cannot renew its lease kills its primary before the TTL and keeps it down after a failover', async (t) => {
-  assert.ok(existsSync(mainJs), `${mainJs} is missing: run \`npx tsc -b\` first`);
-  const dir = await mkdtemp(join(tmpdir(), 'sf-agent-fence-'));
-  const etcd = await startEtcd({ dataDir: join(dir, 'etcd') });
-  const client = connectEtcd({ endpoints: [etcd.endpoint] });
+  const etcd = await startTestEtcd();
+  const { client } = etcd;
   const catalogDir = await writeReplicatedCatalog(await ensureReplicatedImage());
-  const root = `/${uniqueId('test')}`;
-  const keys = new Keyspace(root);
+  const keys = uniqueKeyspace();
   const node = uniqueId('fence');
   const clusterId = uniqueId('cl');
   const instanceId = uniqueId('inst');
   let etcdPaused = false;
   t.after(async () => {
     if (etcdPaused) process.kill(etcd.pid, 'SIGCONT');
-    client.close();
     await etcd.stop();
     await removeClusterResources(clusterId);
     await rm(catalogDir, { recursive: true, force: true });
-    await rm(dir, { recursive: true, force: true });
   });
 
-  const configFile = join(dir, 'agent.json');
-  await writeFile(
-    configFile,
-    JSON.stringify({
-      etcdEndpoints: [etcd.endpoint],
-      keyspaceRoot: root,
-      secretsKeyFile,
-      node,
-      leaseTtlSeconds: ttlSeconds,
-      reconcileIntervalMs: 500,
-      positionIntervalMs: 500,
-      catalogDir,
-      clusterId,
-    }),
-  );
-  const child: ChildProcess = spawn(process.execPath, [mainJs, '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, SF_LOG_LEVEL: 'info' },
+  const agent = await startAgentProcess(t, etcd.endpoint, keys, {
+    node,
+    leaseTtlSeconds: ttlSeconds,
+    reconcileIntervalMs: 500,
+    positionIntervalMs: 500,
+    catalogDir,
+    clusterId,
   });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  await waitFor(() => /"msg":"ready"/.test(output), { description: `"ready" from the agent; output: ${output}` });
 
   // A bootstrap primary, then elected by hand as the controller would.
   await putSecret(client, keys, instanceId, testSecret);
@@ -135,7 +91,8 @@ test('a node that cannot renew its lease kills its primary before the TTL and ke
   const finishedAt = Date.parse(killed?.State.FinishedAt ?? '');
   const line = await waitFor(
     () =>
-      output
+      agent
+        .output()
         .split('\n')
         .filter((l) => l.includes('self-fenced: killed a primary'))
         .map((l) => JSON.parse(l) as KillLine)[0],
@@ -197,6 +154,6 @@ test('a node that cannot renew its lease kills its primary before the TTL and ke
   );
   assert.equal(back.containerId, before?.Id, 'the same container, data and all');
 
-  child.kill('SIGTERM');
-  assert.equal(await exited, 0, 'clean exit on SIGTERM');
+  agent.child.kill('SIGTERM');
+  assert.equal((await agent.exited).code, 0, 'clean exit on SIGTERM');
 });

@@ -1,53 +1,35 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { InvalidConfigError, json, type NodeRecord, waitFor } from '@service-foundry/core';
-import { loadBrokerConfig } from '../src/index.js';
+import { InvalidConfigError, waitFor } from '@service-foundry/core';
+import { secretsKeyFile, suiteTempDir, uniqueId } from '@service-foundry/test-support';
 import {
   assertOsbError,
   basicAuth,
   brokerLogins,
   call,
-  dumpKeyspace,
-  type Harness,
   operatorLogin,
   osbLogin,
   provisionBody,
-  rawHttp,
-  readInstance,
-  secretsKeyFile,
-  startHarness,
-  uniqueId,
   viewerLogin,
-} from './helpers.js';
-
-const mainJs = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/main.js');
+} from '@service-foundry/test-support/broker-calls';
+import { loadBrokerConfig } from '../src/index.js';
+import { type Harness, rawHttp, startBrokerMain, startHarness } from './helpers.js';
 
 describe('broker: two credentials — the platform reaches /v2, operators /sf/v1, viewers only read', () => {
   let h: Harness;
   before(async () => {
     h = await startHarness();
-    const node: NodeRecord = {
-      name: 'node-a',
-      address: '10.0.0.1',
-      capacity: { cpuMillis: 4000, memoryMb: 8192, diskMb: 100_000 },
-      labels: {},
-      startedAt: new Date().toISOString(),
-    };
-    await h.client.put(h.keys.node('node-a')).value(json(node)).exec();
+    await h.putNode('node-a');
   });
   after(async () => {
     await h?.close();
   });
 
   it('the platform login serves the OSB API and gets 403 on every operator route, changing nothing', async () => {
-    assert.equal((await call(h.broker.url, 'GET', '/v2/catalog', { auth: osbLogin })).status, 200);
-    const before = await dumpKeyspace(h.client, h.keys);
+    assert.equal((await h.call('GET', '/v2/catalog', { auth: osbLogin })).status, 200);
+    const before = await h.dump();
     for (const [method, path] of [
       ['GET', '/sf/v1/instances'],
       ['GET', '/sf/v1/nodes'],
@@ -56,12 +38,12 @@ describe('broker: two credentials — the platform reaches /v2, operators /sf/v1
       ['PUT', '/sf/v1/nodes/node-a/fence-devices'],
       ['POST', '/sf/v1/instances/x/relocate'],
     ] as const) {
-      const res = await call(h.broker.url, method, path, { auth: osbLogin, ...(method === 'GET' ? {} : { body: {} }) });
+      const res = await h.call(method, path, { auth: osbLogin, ...(method === 'GET' ? {} : { body: {} }) });
       assert.equal(res.status, 403, `${method} ${path}: ${res.text}`);
       assertOsbError(res.body, 'Forbidden');
       assert.match((res.body as { description: string }).description, /OSB API \(\/v2\/…\) only/);
     }
-    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'nothing was fenced, drained or changed');
+    assert.equal(await h.dump(), before, 'nothing was fenced, drained or changed');
   });
 
   it('decides the area on the route Fastify matched: encoded operator paths are still operator paths', async () => {
@@ -78,37 +60,32 @@ describe('broker: two credentials — the platform reaches /v2, operators /sf/v1
   });
 
   it('an operator reaches both APIs; its platform-less provision lands in the operators scope', async () => {
-    assert.equal((await call(h.broker.url, 'GET', '/sf/v1/nodes', { auth: operatorLogin })).status, 200);
-    assert.equal((await call(h.broker.url, 'GET', '/v2/catalog', { auth: operatorLogin })).status, 200);
+    assert.equal((await h.call('GET', '/sf/v1/nodes', { auth: operatorLogin })).status, 200);
+    assert.equal((await h.call('GET', '/v2/catalog', { auth: operatorLogin })).status, 200);
     const id = uniqueId('ops');
     const { organization_guid: _o, space_guid: _s, ...bare } = provisionBody({ context: { instance_name: 'ops-db' } });
-    const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${id}?accepts_incomplete=true`, {
+    const res = await h.call('PUT', `/v2/service_instances/${id}?accepts_incomplete=true`, {
       auth: operatorLogin,
       body: bare,
     });
     assert.equal(res.status, 202, res.text);
-    const record = await readInstance(h.client, h.keys, id);
+    const record = await h.readInstance(id);
     assert.equal(record?.scope, undefined, 'no platform scope: the operators’ own');
-    const asPlatform = await call(
-      h.broker.url,
-      'PUT',
-      `/v2/service_instances/${uniqueId('p')}?accepts_incomplete=true`,
-      {
-        auth: osbLogin,
-        body: bare,
-      },
-    );
+    const asPlatform = await h.call('PUT', `/v2/service_instances/${uniqueId('p')}?accepts_incomplete=true`, {
+      auth: osbLogin,
+      body: bare,
+    });
     assert.equal(asPlatform.status, 400, 'the platform must name its organization and space');
   });
 
   it('a viewer reads the operator API (GET, HEAD) and is refused everything else with 403', async () => {
     for (const path of ['/sf/v1/instances', '/sf/v1/nodes', '/sf/v1/events?limit=5', '/sf/v1/fencing-history']) {
-      const res = await call(h.broker.url, 'GET', path, { auth: viewerLogin });
+      const res = await h.call('GET', path, { auth: viewerLogin });
       assert.equal(res.status, 200, `${path}: ${res.text}`);
     }
-    const head = await call(h.broker.url, 'HEAD', '/sf/v1/nodes', { auth: viewerLogin });
+    const head = await h.call('HEAD', '/sf/v1/nodes', { auth: viewerLogin });
     assert.equal(head.status, 200);
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     for (const [method, path] of [
       ['POST', '/sf/v1/nodes/node-a/cordon'],
       ['POST', '/sf/v1/nodes/node-a/fence'],
@@ -118,12 +95,12 @@ describe('broker: two credentials — the platform reaches /v2, operators /sf/v1
       ['PUT', `/v2/service_instances/${uniqueId('v')}?accepts_incomplete=true`],
     ] as const) {
       const body = method === 'GET' ? {} : { body: provisionBody() };
-      const res = await call(h.broker.url, method, path, { auth: viewerLogin, ...body });
+      const res = await h.call(method, path, { auth: viewerLogin, ...body });
       assert.equal(res.status, 403, `${method} ${path}: ${res.text}`);
       assertOsbError(res.body, 'Forbidden');
       assert.match((res.body as { description: string }).description, /ops-viewer \(viewer\) may only read/);
     }
-    assert.equal(await dumpKeyspace(h.client, h.keys), before);
+    assert.equal(await h.dump(), before);
   });
 
   it('401, not 403, for an unknown user or a known user with a wrong password, on every area', async () => {
@@ -134,7 +111,7 @@ describe('broker: two credentials — the platform reaches /v2, operators /sf/v1
       { user: viewerLogin.user, password: `${viewerLogin.password}x` },
     ]) {
       for (const path of ['/v2/catalog', '/sf/v1/nodes', '/no-such-route']) {
-        const res = await call(h.broker.url, 'GET', path, { auth });
+        const res = await h.call('GET', path, { auth });
         assert.equal(res.status, 401, `${auth.user} ${path}`);
         assertOsbError(res.body, 'Unauthorized');
         assert.equal(res.headers.get('www-authenticate'), 'Basic realm="service-foundry"');
@@ -143,7 +120,7 @@ describe('broker: two credentials — the platform reaches /v2, operators /sf/v1
   });
 
   it('records the authenticated operator as "by" when the client does not name one', async () => {
-    const res = await call(h.broker.url, 'POST', '/sf/v1/nodes/node-a/cordon', { auth: operatorLogin, body: {} });
+    const res = await h.call('POST', '/sf/v1/nodes/node-a/cordon', { auth: operatorLogin, body: {} });
     assert.equal(res.status, 200, res.text);
     assert.equal((res.body as { control: { by: string } }).control.by, operatorLogin.user);
   });
@@ -185,34 +162,21 @@ describe('broker: login configuration', () => {
 });
 
 describe('broker: rejected logins are logged without credentials', () => {
-  let dir: string;
+  const dir = suiteTempDir('sf-broker-access');
   let h: Harness;
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sf-broker-access-'));
     h = await startHarness();
   });
   after(async () => {
     await h?.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('logs the 403 with who and why, and never a password or an Authorization header', async () => {
-    const file = join(dir, 'broker.json');
+    const file = join(dir.path, 'broker.json');
     const config = { etcdEndpoints: [h.etcd.endpoint], keyspaceRoot: h.keys.root, secretsKeyFile, port: 0 };
     await writeFile(file, JSON.stringify({ ...config, ...brokerLogins }));
-    const child = spawn(process.execPath, [mainJs, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
+    const { run, url } = await startBrokerMain(file);
     try {
-      const url = await waitFor(
-        () => {
-          const ready = stdout.split('\n').find((line) => line.includes('"broker ready"'));
-          return ready ? (JSON.parse(ready) as { url: string }).url : undefined;
-        },
-        { description: 'the broker ready line', timeoutMs: 15_000 },
-      );
       assert.equal((await call(url, 'GET', '/sf/v1/nodes', { auth: osbLogin })).status, 403);
       assert.equal((await call(url, 'POST', '/sf/v1/nodes/n/drain', { auth: viewerLogin })).status, 403);
       assert.equal(
@@ -221,7 +185,10 @@ describe('broker: rejected logins are logged without credentials', () => {
       );
       const rejected = await waitFor(
         () => {
-          const lines = stdout.split('\n').filter((line) => line.includes('"request rejected"'));
+          const lines = run
+            .stdout()
+            .split('\n')
+            .filter((line) => line.includes('"request rejected"'));
           return lines.length >= 3 ? lines : undefined;
         },
         { description: 'three rejection log lines' },
@@ -229,14 +196,13 @@ describe('broker: rejected logins are logged without credentials', () => {
       assert.match(rejected.join('\n'), /cf-platform \(the platform login\) reaches the OSB API/);
       assert.match(rejected.join('\n'), /ops-viewer \(viewer\) may only read/);
       for (const secret of [osbLogin.password, operatorLogin.password, viewerLogin.password, 'guess-1234']) {
-        assert.ok(!stdout.includes(secret), 'no password is logged');
+        assert.ok(!run.stdout().includes(secret), 'no password is logged');
       }
-      for (const login of [osbLogin, viewerLogin]) assert.ok(!stdout.includes(basicAuth(login).slice(6)));
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      assert.deepEqual(await exited, [0, null]);
+      for (const login of [osbLogin, viewerLogin]) assert.ok(!run.stdout().includes(basicAuth(login).slice(6)));
+      run.child.kill('SIGTERM');
+      assert.deepEqual(await run.exited, { code: 0, signal: null });
     } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (run.running()) run.child.kill('SIGKILL');
     }
   });
 });

@@ -9,20 +9,10 @@ import {
   readPrefix,
   readRecord,
 } from '@service-foundry/core';
+import { uniqueId } from '@service-foundry/test-support';
+import { assertOsbError, type CallOptions, username } from '@service-foundry/test-support/broker-calls';
 import type { InstanceDetail } from '../src/index.js';
-import {
-  assertOsbError,
-  type CallOptions,
-  call,
-  deleteLikeController,
-  dumpKeyspace,
-  type Harness,
-  markReady,
-  provisionBody,
-  startHarness,
-  uniqueId,
-  username,
-} from './helpers.js';
+import { type Harness, startHarness } from './helpers.js';
 
 describe('broker: backup requests (sf backup, sf backups)', () => {
   let h: Harness;
@@ -32,7 +22,7 @@ describe('broker: backup requests (sf backup, sf backups)', () => {
 
   const backupsPath = (instance: string) => `/sf/v1/instances/${encodeURIComponent(instance)}/backups`;
   const requestBackup = (instance: string, options: CallOptions = { body: {} }) =>
-    call(h.broker.url, 'POST', backupsPath(instance), options);
+    h.call('POST', backupsPath(instance), options);
   const stored = async (instanceId: string) =>
     [...(await readPrefix(h.client, backupCodec, h.keys.instanceBackups(instanceId))).items.values()].map(
       (b) => b.value,
@@ -53,19 +43,17 @@ describe('broker: backup requests (sf backup, sf backups)', () => {
       [id, name],
       [waitingId, uniqueId('waiting-db')],
     ] as const) {
-      const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${instanceId}?accepts_incomplete=true`, {
-        body: provisionBody({ context: { instance_name: instanceName } }),
-      });
+      const res = await h.provision(instanceId, { context: { instance_name: instanceName } });
       assert.equal(res.status, 202, res.text);
     }
-    await markReady(h.client, h.keys, id);
+    await h.markReady(id);
   });
   after(async () => {
     await h?.close();
   });
 
   it('rejects a body with fields, an unknown instance and one not ready, writing nothing', async () => {
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     const cases: Array<[string, CallOptions, number, string]> = [
       [name, { body: { full: true } }, 400, 'BadRequest'],
       [name, { body: [] }, 400, 'BadRequest'],
@@ -78,7 +66,7 @@ describe('broker: backup requests (sf backup, sf backups)', () => {
       assert.equal(res.status, status, `${instance} ${JSON.stringify(options.body)}: ${res.text}`);
       assertOsbError(res.body, error);
     }
-    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    assert.equal(await h.dump(), before, 'no key changed');
   });
 
   it('records a requested backup with a time-ordered id and an event', async () => {
@@ -107,12 +95,12 @@ describe('broker: backup requests (sf backup, sf backups)', () => {
       },
     );
     assert.deepEqual(await stored(id), [record]);
-    const events = (await call(h.broker.url, 'GET', '/sf/v1/events?limit=50')).body as EventRecord[];
+    const events = (await h.call('GET', '/sf/v1/events?limit=50')).body as EventRecord[];
     assert.deepEqual(
       events.filter((e) => e.kind === 'backup-requested').map((e) => [e.instanceId, e.message.includes(record.id)]),
       [[id, true]],
     );
-    const one = await call(h.broker.url, 'GET', `${backupsPath(name)}/${record.id}`);
+    const one = await h.call('GET', `${backupsPath(name)}/${record.id}`);
     assert.equal(one.status, 200, one.text);
     assert.deepEqual(one.body, record);
   });
@@ -120,7 +108,7 @@ describe('broker: backup requests (sf backup, sf backups)', () => {
   it('refuses another backup while one is requested or running, then lists them newest first', async () => {
     const [first] = await stored(id);
     assert.ok(first);
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     const whileRequested = await requestBackup(name);
     assert.equal(whileRequested.status, 409, whileRequested.text);
     assert.match(
@@ -136,7 +124,7 @@ describe('broker: backup requests (sf backup, sf backups)', () => {
     const whileRunning = await requestBackup(id);
     assert.equal(whileRunning.status, 409, whileRunning.text);
     assert.match((whileRunning.body as { description: string }).description, /is running/);
-    const afterRunning = await dumpKeyspace(h.client, h.keys);
+    const afterRunning = await h.dump();
     assert.equal(JSON.parse(afterRunning).rows.length, JSON.parse(before).rows.length, 'no backup key added');
 
     await setState(id, first.id, { state: 'completed', message: 'completed', completedAt: new Date().toISOString() });
@@ -148,7 +136,7 @@ describe('broker: backup requests (sf backup, sf backups)', () => {
     assert.equal(third.status, 202, 'a failed backup does not block the next one');
     const thirdRecord = third.body as BackupRecord;
 
-    const listed = await call(h.broker.url, 'GET', backupsPath(name));
+    const listed = await h.call('GET', backupsPath(name));
     assert.equal(listed.status, 200, listed.text);
     const { backups } = listed.body as { backups: BackupRecord[] };
     assert.deepEqual(
@@ -159,7 +147,7 @@ describe('broker: backup requests (sf backup, sf backups)', () => {
         [first.id, 'completed'],
       ],
     );
-    const detail = (await call(h.broker.url, 'GET', `/sf/v1/instances/${name}`)).body as InstanceDetail;
+    const detail = (await h.call('GET', `/sf/v1/instances/${name}`)).body as InstanceDetail;
     assert.equal(detail.backup?.id, thirdRecord.id, 'sf service shows the newest backup');
   });
 
@@ -174,26 +162,26 @@ describe('broker: backup requests (sf backup, sf backups)', () => {
   });
 
   it('answers 404 for an unknown backup and 400 for a malformed id', async () => {
-    const missing = await call(h.broker.url, 'GET', `${backupsPath(name)}/b-20000101T000000-000000`);
+    const missing = await h.call('GET', `${backupsPath(name)}/b-20000101T000000-000000`);
     assert.equal(missing.status, 404, missing.text);
     assertOsbError(missing.body, 'NotFound');
-    const malformed = await call(h.broker.url, 'GET', `${backupsPath(name)}/no.dots`);
+    const malformed = await h.call('GET', `${backupsPath(name)}/no.dots`);
     assert.equal(malformed.status, 400, malformed.text);
-    const nobody = await call(h.broker.url, 'GET', backupsPath('no-such-instance'));
+    const nobody = await h.call('GET', backupsPath('no-such-instance'));
     assert.equal(nobody.status, 404, nobody.text);
   });
 
   it('still lists the backups of a deleted instance, by its id or its old name', async () => {
-    const before = (await call(h.broker.url, 'GET', backupsPath(name))).body as { backups: BackupRecord[] };
-    await deleteLikeController(h.client, h.keys, id);
+    const before = (await h.call('GET', backupsPath(name))).body as { backups: BackupRecord[] };
+    await h.deleteLikeController(id);
     for (const key of [id, name]) {
-      const res = await call(h.broker.url, 'GET', backupsPath(key));
+      const res = await h.call('GET', backupsPath(key));
       assert.equal(res.status, 200, `${key}: ${res.text}`);
       assert.deepEqual(res.body, before);
     }
     const [newest] = before.backups;
     assert.ok(newest);
-    const one = await call(h.broker.url, 'GET', `${backupsPath(id)}/${newest.id}`);
+    const one = await h.call('GET', `${backupsPath(id)}/${newest.id}`);
     assert.equal(one.status, 200, one.text);
     const gone = await requestBackup(id);
     assert.equal(gone.status, 404, 'no new backups of a deleted instance');

@@ -1,18 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { uniqueId } from '@service-foundry/test-support';
 import {
   assertOsbError,
   type CallOptions,
-  call,
-  dumpKeyspace,
-  type Harness,
-  markReady,
   postgresServiceId,
   provisionBody,
   smallPlanId,
-  startHarness,
-  uniqueId,
-} from './helpers.js';
+} from '@service-foundry/test-support/broker-calls';
+import { type Harness, startHarness } from './helpers.js';
 
 interface BadCase {
   name: string;
@@ -35,9 +31,9 @@ describe('broker: bad input is refused with an OSB error and changes nothing in 
   before(async () => {
     h = await startHarness();
     const body = provisionBody({ context: { instance_name: 'taken-name' }, parameters: { replicas: 1 } });
-    assert.equal((await call(h.broker.url, 'PUT', put(existingId), { body })).status, 202);
-    await markReady(h.client, h.keys, existingId);
-    assert.equal((await call(h.broker.url, 'PUT', put(provisioningId), { body: provisionBody() })).status, 202);
+    assert.equal((await h.call('PUT', put(existingId), { body })).status, 202);
+    await h.markReady(existingId);
+    assert.equal((await h.call('PUT', put(provisioningId), { body: provisionBody() })).status, 202);
   });
   after(async () => {
     await h?.close();
@@ -332,30 +328,28 @@ describe('broker: bad input is refused with an OSB error and changes nothing in 
 
   for (const c of cases) {
     it(`${c.name} → ${c.status} ${c.error}`, async () => {
-      const before = await dumpKeyspace(h.client, h.keys);
-      const res = await call(h.broker.url, c.method, c.path(), c.options());
+      const before = await h.dump();
+      const res = await h.call(c.method, c.path(), c.options());
       assert.equal(res.status, c.status, res.text);
       assertOsbError(res.body, c.error);
       if (c.mentions) assert.match((res.body as { description: string }).description, c.mentions);
-      assert.equal(await dumpKeyspace(h.client, h.keys), before, 'the keyspace is byte-for-byte unchanged');
+      assert.equal(await h.dump(), before, 'the keyspace is byte-for-byte unchanged');
     });
   }
 
   it('unbind and deprovision of things that do not exist answer 410 and change nothing', async () => {
-    const before = await dumpKeyspace(h.client, h.keys);
-    const unbind = await call(
-      h.broker.url,
+    const before = await h.dump();
+    const unbind = await h.call(
       'DELETE',
       `/v2/service_instances/${existingId}/service_bindings/nope?service_id=${postgresServiceId}&plan_id=${smallPlanId}`,
     );
     assert.equal(unbind.status, 410);
     assert.deepEqual(unbind.body, {});
-    const deprovision = await call(
-      h.broker.url,
+    const deprovision = await h.call(
       'DELETE',
       `/v2/service_instances/${freshId}?accepts_incomplete=true&service_id=${postgresServiceId}&plan_id=${smallPlanId}`,
     );
     assert.equal(deprovision.status, 410);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before);
+    assert.equal(await h.dump(), before);
   });
 });

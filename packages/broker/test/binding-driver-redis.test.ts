@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Catalog, type CatalogEntry, freePort, waitFor } from '@service-foundry/core';
-import Dockerode from 'dockerode';
+import { uniqueId } from '@service-foundry/test-support';
+import { docker } from '@service-foundry/test-support/docker';
+import type Dockerode from 'dockerode';
 import { createClient } from 'redis';
 import { pack } from 'tar-stream';
 import type { BindingTarget } from '../src/binding-driver-postgres.js';
@@ -15,7 +17,6 @@ import { RedisBindingDriver } from '../src/binding-driver-redis.js';
  * an instance through the router.
  */
 
-const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
 const driver = new RedisBindingDriver();
 
 /** The admin password as the agent delivers it: a file owned by the service's user, mode 0400. */
@@ -60,7 +61,7 @@ describe('broker: Redis binding users, against the catalog image', () => {
   let entry: CatalogEntry;
   let target: BindingTarget;
   let container: Dockerode.Container | undefined;
-  const name = `sf-broker-redis-${randomBytes(4).toString('hex')}`;
+  const name = uniqueId('sf-broker-redis');
   const adminPassword = randomBytes(18).toString('hex');
 
   before(async () => {

@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { readSealed, secretCodec, waitFor } from '@service-foundry/core';
+import { waitFor } from '@service-foundry/core';
+import { uniqueId } from '@service-foundry/test-support';
 import pg from 'pg';
+import type { Harness } from './helpers.js';
+import type { LocalPostgres } from './local-postgres.js';
 import {
-  call,
-  type Harness,
-  markReady,
-  postgresServiceId,
-  provisionBody,
-  secretBox,
-  smallPlanId,
-  startHarness,
-  uniqueId,
-} from './helpers.js';
-import { type LocalPostgres, startLocalPostgres } from './local-postgres.js';
+  bindBody,
+  bindingPath,
+  type PostgresInstance,
+  startPostgresInstance,
+  unbindPath,
+} from './postgres-instance.js';
 
 interface Credentials {
   username: string;
@@ -49,23 +47,17 @@ async function asUser(uri: string, ...statements: string[]): Promise<pg.QueryRes
  * the database, reach other databases, keep a session after its key is deleted.
  */
 describe('broker: a binding user attacking its Postgres instance', () => {
+  let instance: PostgresInstance;
   let h: Harness;
   let postgres: LocalPostgres;
   const instanceId = uniqueId('atk');
-  const bindingPath = (id: string) => `/v2/service_instances/${instanceId}/service_bindings/${id}`;
   const bind = async (id: string): Promise<Credentials> => {
-    const res = await call(h.broker.url, 'PUT', bindingPath(id), {
-      body: { service_id: postgresServiceId, plan_id: smallPlanId, bind_resource: { app_guid: 'app-1' } },
-    });
+    const res = await h.call('PUT', bindingPath(instanceId, id), { body: bindBody() });
     assert.equal(res.status, 201, res.text);
     return (res.body as { credentials: Credentials }).credentials;
   };
   const unbind = async (id: string) => {
-    const res = await call(
-      h.broker.url,
-      'DELETE',
-      `${bindingPath(id)}?service_id=${postgresServiceId}&plan_id=${smallPlanId}`,
-    );
+    const res = await h.call('DELETE', unbindPath(instanceId, id));
     assert.equal(res.status, 200, res.text);
   };
   /** Every database-level and role-level setting, and every superuser: what an attack would change. */
@@ -85,21 +77,12 @@ describe('broker: a binding user attacking its Postgres instance', () => {
   let attacker: Credentials;
 
   before(async () => {
-    postgres = await startLocalPostgres();
-    h = await startHarness({ routerPortRange: { min: postgres.port, max: postgres.port }, bindTimeoutMs: 10_000 });
-    const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${instanceId}?accepts_incomplete=true`, {
-      body: provisionBody(),
-    });
-    assert.equal(res.status, 202, res.text);
-    const secret = (await readSealed(h.client, secretBox, secretCodec, h.keys.secret(instanceId)))?.value;
-    assert.ok(secret, 'the instance secret is stored');
-    await postgres.setAdminPassword(secret.adminPassword);
-    await markReady(h.client, h.keys, instanceId);
+    instance = await startPostgresInstance(instanceId, { bindTimeoutMs: 10_000 });
+    ({ h, postgres } = instance);
     attacker = await bind('attacker');
   });
   after(async () => {
-    await h?.close();
-    await postgres?.stop();
+    await instance?.close();
   });
 
   it('cannot make the admin session run its functions, nor change settings that reach it', async () => {

@@ -1,23 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bindingCodec, readSealed, secretCodec } from '@service-foundry/core';
+import { bindingCodec, readSealed } from '@service-foundry/core';
+import { secretBox, uniqueId } from '@service-foundry/test-support';
+import { assertOsbError } from '@service-foundry/test-support/broker-calls';
 import pg from 'pg';
 import type { InstanceDetail } from '../src/index.js';
+import type { Harness } from './helpers.js';
+import type { LocalPostgres } from './local-postgres.js';
 import {
-  assertOsbError,
-  call,
-  dumpKeyspace,
-  type Harness,
-  markReady,
-  postgresServiceId,
-  provisionBody,
-  readInstance,
-  secretBox,
-  smallPlanId,
-  startHarness,
-  uniqueId,
-} from './helpers.js';
-import { type LocalPostgres, startLocalPostgres } from './local-postgres.js';
+  bindBody,
+  bindingPath as bindingPathOf,
+  type PostgresInstance,
+  startPostgresInstance,
+  unbindPath as unbindPathOf,
+} from './postgres-instance.js';
 
 interface Credentials {
   host: string;
@@ -46,40 +42,26 @@ async function asUser(uri: string, sql: string): Promise<pg.QueryResult> {
  * the instance secret the broker generated (as the agent would pass it to the container).
  */
 describe('broker: bindings make real database users', () => {
+  let instance: PostgresInstance;
   let h: Harness;
   let postgres: LocalPostgres;
   const instanceId = uniqueId('db');
-  const bindingPath = (id: string) => `/v2/service_instances/${instanceId}/service_bindings/${id}`;
-  const unbindPath = (id: string) => `${bindingPath(id)}?service_id=${postgresServiceId}&plan_id=${smallPlanId}`;
-  const bindBody = (extra: Record<string, unknown> = {}) => ({
-    service_id: postgresServiceId,
-    plan_id: smallPlanId,
-    bind_resource: { app_guid: 'app-1' },
-    ...extra,
-  });
+  const bindingPath = (id: string) => bindingPathOf(instanceId, id);
+  const unbindPath = (id: string) => unbindPathOf(instanceId, id);
 
   before(async () => {
-    postgres = await startLocalPostgres();
-    h = await startHarness({ routerPortRange: { min: postgres.port, max: postgres.port }, bindTimeoutMs: 5000 });
-    const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${instanceId}?accepts_incomplete=true`, {
-      body: provisionBody(),
-    });
-    assert.equal(res.status, 202, res.text);
-    assert.equal((await readInstance(h.client, h.keys, instanceId))?.routerPort, postgres.port);
-    const secret = (await readSealed(h.client, secretBox, secretCodec, h.keys.secret(instanceId)))?.value;
-    assert.ok(secret, 'the instance secret is stored');
-    await postgres.setAdminPassword(secret.adminPassword);
-    await markReady(h.client, h.keys, instanceId);
+    instance = await startPostgresInstance(instanceId, { bindTimeoutMs: 5000 });
+    ({ h, postgres } = instance);
+    assert.equal((await h.readInstance(instanceId))?.routerPort, postgres.port);
   });
   after(async () => {
-    await h?.close();
-    await postgres?.stop();
+    await instance?.close();
   });
 
   let first: Credentials;
 
   it('binds: 201 with credentials of a new user that can connect and create tables', async () => {
-    const res = await call(h.broker.url, 'PUT', bindingPath('app-one'), {
+    const res = await h.call('PUT', bindingPath('app-one'), {
       body: bindBody({ context: { platform: 'cloudfoundry', binding_name: 'orders-app' } }),
     });
     assert.equal(res.status, 201, res.text);
@@ -112,28 +94,28 @@ describe('broker: bindings make real database users', () => {
   });
 
   it('answers a repeated identical bind with the same credentials, a different one with 409', async () => {
-    const repeat = await call(h.broker.url, 'PUT', bindingPath('app-one'), {
+    const repeat = await h.call('PUT', bindingPath('app-one'), {
       body: bindBody({ context: { platform: 'cloudfoundry', binding_name: 'orders-app' } }),
     });
     assert.equal(repeat.status, 200);
     assert.deepEqual((repeat.body as { credentials: Credentials }).credentials, first);
 
-    const before = await dumpKeyspace(h.client, h.keys);
-    const different = await call(h.broker.url, 'PUT', bindingPath('app-one'), {
+    const before = await h.dump();
+    const different = await h.call('PUT', bindingPath('app-one'), {
       body: bindBody({ context: { platform: 'cloudfoundry', binding_name: 'another-name' } }),
     });
     assert.equal(different.status, 409);
     assertOsbError(different.body, 'Conflict');
-    assert.equal(await dumpKeyspace(h.client, h.keys), before);
+    assert.equal(await h.dump(), before);
 
-    const fetched = await call(h.broker.url, 'GET', bindingPath('app-one'));
+    const fetched = await h.call('GET', bindingPath('app-one'));
     assert.equal(fetched.status, 200);
     assert.deepEqual((fetched.body as { credentials: Credentials }).credentials, first);
   });
 
   it('lets concurrent binds of one id create exactly one user', async () => {
     const results = await Promise.all(
-      [1, 2, 3].map(() => call(h.broker.url, 'PUT', bindingPath('app-race'), { body: bindBody() })),
+      [1, 2, 3].map(() => h.call('PUT', bindingPath('app-race'), { body: bindBody() })),
     );
     assert.deepEqual(results.map((r) => r.status).sort(), [200, 200, 201]);
     const usernames = new Set(results.map((r) => (r.body as { credentials: Credentials }).credentials.username));
@@ -143,7 +125,7 @@ describe('broker: bindings make real database users', () => {
   });
 
   it('shows bindings in the operator API without passwords', async () => {
-    const res = await call(h.broker.url, 'GET', `/sf/v1/instances/${instanceId}`);
+    const res = await h.call('GET', `/sf/v1/instances/${instanceId}`);
     const detail = res.body as InstanceDetail;
     assert.deepEqual(detail.bindings.map((b) => b.name).sort(), ['app-race', 'orders-app']);
     assert.ok(!res.text.includes(first.password));
@@ -152,7 +134,7 @@ describe('broker: bindings make real database users', () => {
   let second: Credentials;
 
   it('gives a second key the data the first one made', async () => {
-    const res = await call(h.broker.url, 'PUT', bindingPath('app-two'), { body: bindBody() });
+    const res = await h.call('PUT', bindingPath('app-two'), { body: bindBody() });
     assert.equal(res.status, 201, res.text);
     second = (res.body as { credentials: Credentials }).credentials;
     assert.notEqual(second.username, first.username);
@@ -167,7 +149,7 @@ describe('broker: bindings make real database users', () => {
   });
 
   it('unbinds: the user is gone, its tables stay with sf_app for the other keys, a repeat is 410', async () => {
-    const res = await call(h.broker.url, 'DELETE', unbindPath('app-one'));
+    const res = await h.call('DELETE', unbindPath('app-one'));
     assert.equal(res.status, 200, res.text);
     assert.deepEqual(res.body, {});
     const role = await postgres.admin('SELECT 1 FROM pg_roles WHERE rolname = $1', [first.username]);
@@ -183,18 +165,18 @@ describe('broker: bindings make real database users', () => {
     await asUser(second.uri, 'INSERT INTO orders VALUES (3)');
     assert.equal(await h.client.get(h.keys.binding(instanceId, 'app-one')).string(), null);
 
-    const again = await call(h.broker.url, 'DELETE', unbindPath('app-one'));
+    const again = await h.call('DELETE', unbindPath('app-one'));
     assert.equal(again.status, 410);
-    assert.equal((await call(h.broker.url, 'GET', bindingPath('app-one'))).status, 404);
+    assert.equal((await h.call('GET', bindingPath('app-one'))).status, 404);
   });
 
   it('reports an unreachable database as a 500 with a clear description and stores nothing', async () => {
     await postgres.stop();
-    const before = await dumpKeyspace(h.client, h.keys);
-    const res = await call(h.broker.url, 'PUT', bindingPath('app-late'), { body: bindBody() });
+    const before = await h.dump();
+    const res = await h.call('PUT', bindingPath('app-late'), { body: bindBody() });
     assert.equal(res.status, 500);
     assertOsbError(res.body, 'BindingFailed');
     assert.match((res.body as { description: string }).description, /ECONNREFUSED|connect/);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before);
+    assert.equal(await h.dump(), before);
   });
 });

@@ -1,21 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { defaultCatalogDir } from '@service-foundry/core';
-import {
-  assertOsbError,
-  call,
-  dumpKeyspace,
-  type Harness,
-  markReady,
-  postgresServiceId,
-  provisionBody,
-  readInstance,
-  startHarness,
-  uniqueId,
-} from './helpers.js';
+import { suiteTempDir, uniqueId } from '@service-foundry/test-support';
+import { assertOsbError, postgresServiceId, provisionBody } from '@service-foundry/test-support/broker-calls';
+import { type Harness, startHarness } from './helpers.js';
 
 const haSmallPlanId = '4ff07bf1-4cb4-487f-b373-fa97afb00ef8';
 
@@ -58,30 +48,26 @@ async function catalogWithoutSchemaGuards(dir: string): Promise<{ redisId: strin
 
 describe('broker: durability that waits for a standby needs one, on provision and on update', () => {
   let h: Harness;
-  let catalogDir: string;
+  const catalogDir = suiteTempDir('sf-broker-durability');
   let redis: { redisId: string; standbyPlanId: string };
   const single = uniqueId('single');
   const patch = `/v2/service_instances/${single}?accepts_incomplete=true`;
 
   before(async () => {
-    catalogDir = await mkdtemp(join(tmpdir(), 'sf-broker-durability-'));
-    redis = await catalogWithoutSchemaGuards(catalogDir);
-    h = await startHarness({ catalogDir });
+    redis = await catalogWithoutSchemaGuards(catalogDir.path);
+    h = await startHarness({ catalogDir: catalogDir.path });
     const body = provisionBody({ plan_id: haSmallPlanId, parameters: { replicas: 1, durability: 'async' } });
-    assert.equal((await call(h.broker.url, 'PUT', patch, { body })).status, 202);
-    await markReady(h.client, h.keys, single);
+    assert.equal((await h.call('PUT', patch, { body })).status, 202);
+    await h.markReady(single);
   });
   after(async () => {
     await h?.close();
-    await rm(catalogDir, { recursive: true, force: true });
   });
 
   it('refuses remote-fsync or received with one replica at provision (400, nothing stored)', async () => {
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     for (const durability of ['remote-fsync', 'received']) {
-      const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${uniqueId('p')}?accepts_incomplete=true`, {
-        body: provisionBody({ plan_id: haSmallPlanId, parameters: { replicas: 1, durability } }),
-      });
+      const res = await h.provision(uniqueId('p'), { plan_id: haSmallPlanId, parameters: { replicas: 1, durability } });
       assert.equal(res.status, 400, res.text);
       assertOsbError(res.body, 'BadRequest');
       assert.match(
@@ -90,57 +76,48 @@ describe('broker: durability that waits for a standby needs one, on provision an
       );
     }
     // The plan's default (remote-fsync) counts too: one replica without a durability is refused.
-    const byDefault = await call(
-      h.broker.url,
-      'PUT',
-      `/v2/service_instances/${uniqueId('d')}?accepts_incomplete=true`,
-      {
-        body: provisionBody({ plan_id: haSmallPlanId, parameters: { replicas: 1 } }),
-      },
-    );
+    const byDefault = await h.provision(uniqueId('d'), { plan_id: haSmallPlanId, parameters: { replicas: 1 } });
     assert.equal(byDefault.status, 400);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before);
+    assert.equal(await h.dump(), before);
   });
 
   it('refuses received on a plan whose standbys are volume copies', async () => {
-    const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${uniqueId('r')}?accepts_incomplete=true`, {
-      body: provisionBody({
-        service_id: redis.redisId,
-        plan_id: redis.standbyPlanId,
-        parameters: { durability: 'received' },
-      }),
+    const res = await h.provision(uniqueId('r'), {
+      service_id: redis.redisId,
+      plan_id: redis.standbyPlanId,
+      parameters: { durability: 'received' },
     });
     assert.equal(res.status, 400, res.text);
     assert.match((res.body as { description: string }).description, /streaming standby and this plan has none/);
   });
 
   it("refuses an update to remote-fsync or received, checked against the instance's replica count", async () => {
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     for (const durability of ['remote-fsync', 'received']) {
-      const res = await call(h.broker.url, 'PATCH', patch, {
+      const res = await h.call('PATCH', patch, {
         body: { service_id: postgresServiceId, parameters: { durability } },
       });
       assert.equal(res.status, 400, res.text);
       assert.match((res.body as { description: string }).description, /1 replica has none; use async/);
     }
-    assert.equal(await dumpKeyspace(h.client, h.keys), before);
-    const localIo = await call(h.broker.url, 'PATCH', patch, {
+    assert.equal(await h.dump(), before);
+    const localIo = await h.call('PATCH', patch, {
       body: { service_id: postgresServiceId, parameters: { local_io: 'batched' } },
     });
     assert.equal(localIo.status, 202, 'other live changes still work');
-    assert.deepEqual((await readInstance(h.client, h.keys, single))?.io, { durability: 'async', localIo: 'batched' });
+    assert.deepEqual((await h.readInstance(single))?.io, { durability: 'async', localIo: 'batched' });
   });
 
   it('allows remote-fsync with two replicas, at provision and by update', async () => {
     const id = uniqueId('pair');
     const path = `/v2/service_instances/${id}?accepts_incomplete=true`;
     const body = provisionBody({ plan_id: haSmallPlanId, parameters: { replicas: 2, durability: 'async' } });
-    assert.equal((await call(h.broker.url, 'PUT', path, { body })).status, 202);
-    await markReady(h.client, h.keys, id);
-    const res = await call(h.broker.url, 'PATCH', path, {
+    assert.equal((await h.call('PUT', path, { body })).status, 202);
+    await h.markReady(id);
+    const res = await h.call('PATCH', path, {
       body: { service_id: postgresServiceId, parameters: { durability: 'remote-fsync' } },
     });
     assert.equal(res.status, 202, res.text);
-    assert.equal((await readInstance(h.client, h.keys, id))?.io?.durability, 'remote-fsync');
+    assert.equal((await h.readInstance(id))?.io?.durability, 'remote-fsync');
   });
 });

@@ -1,37 +1,29 @@
 import assert from 'node:assert/strict';
-import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { json, type NodeAllocation, type NodeRecord, readSealed } from '@service-foundry/core';
+import { json, type NodeAllocation, readSealed } from '@service-foundry/core';
 import { type FenceHistoryEntry, fenceDevicesCodec } from '@service-foundry/fencing';
-import { assertOsbError, call, type Harness, secretBox, startHarness, uniqueId, username } from './helpers.js';
+import { secretBox, suiteTempDir, uniqueId } from '@service-foundry/test-support';
+import { assertOsbError, username } from '@service-foundry/test-support/broker-calls';
+import { type Harness, startHarness } from './helpers.js';
 
 describe('broker: fencing operator API', () => {
   let h: Harness;
-  let dir: string;
+  const dir = suiteTempDir('sf-broker-fencing');
   const secret = 'ipmi-password-42';
 
   before(async () => {
     h = await startHarness();
-    dir = await mkdtemp(join(tmpdir(), 'sf-broker-fencing-'));
   });
   after(async () => {
     await h.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   /** A node the cluster knows: its live node record, as its agent writes it. */
   async function liveNode(prefix = 'node'): Promise<string> {
     const node = uniqueId(prefix);
-    const record: NodeRecord = {
-      name: node,
-      address: '10.0.0.9',
-      capacity: { cpuMillis: 4000, memoryMb: 8192, diskMb: 100_000 },
-      labels: {},
-      startedAt: new Date().toISOString(),
-    };
-    await h.client.put(h.keys.node(node)).value(json(record)).exec();
+    await h.putNode(node, { address: '10.0.0.9' });
     return node;
   }
 
@@ -40,7 +32,7 @@ describe('broker: fencing operator API', () => {
    * level 2: fence_dummy keeping the node's power state in a file.
    */
   async function ipmiThenDummy(node: string) {
-    const statusFile = join(dir, `${node}.power`);
+    const statusFile = join(dir.path, `${node}.power`);
     await writeFile(statusFile, 'on');
     const levels = [
       {
@@ -69,7 +61,7 @@ describe('broker: fencing operator API', () => {
   it('stores validated fence devices and never answers a secret back', async () => {
     const node = await liveNode();
     const { levels } = await ipmiThenDummy(node);
-    const put = await call(h.broker.url, 'PUT', devicesPath(node), {
+    const put = await h.call('PUT', devicesPath(node), {
       body: { levels },
       headers: { 'x-sf-operator': 'alice' },
     });
@@ -85,7 +77,7 @@ describe('broker: fencing operator API', () => {
     assert.ok((await storedDevices(node))?.includes(secret), 'the controller needs the real password');
     assert.ok(!(await rawDevices(node))?.includes(secret), 'but etcd holds it sealed, never in clear');
 
-    const got = await call(h.broker.url, 'GET', devicesPath(node));
+    const got = await h.call('GET', devicesPath(node));
     assert.equal(got.status, 200);
     assert.ok(!got.text.includes(secret));
 
@@ -94,7 +86,7 @@ describe('broker: fencing operator API', () => {
     const editedDevice = edited.levels[0]?.devices[0];
     assert.ok(editedDevice);
     editedDevice.retries = 2;
-    const roundTrip = await call(h.broker.url, 'PUT', devicesPath(node), {
+    const roundTrip = await h.call('PUT', devicesPath(node), {
       body: { levels: edited.levels },
     });
     assert.equal(roundTrip.status, 200, roundTrip.text);
@@ -105,7 +97,7 @@ describe('broker: fencing operator API', () => {
   it('rejects bad device configs, saying why, and changes nothing', async () => {
     const node = await liveNode();
     const { levels } = await ipmiThenDummy(node);
-    assert.equal((await call(h.broker.url, 'PUT', devicesPath(node), { body: { levels } })).status, 200);
+    assert.equal((await h.call('PUT', devicesPath(node), { body: { levels } })).status, 200);
     const before = await storedDevices(node);
     const device = (fields: Record<string, unknown>) => ({ levels: [{ devices: [fields] }] });
     for (const [body, why] of [
@@ -121,23 +113,23 @@ describe('broker: fencing operator API', () => {
       [device({ agent: '/usr/bin/fence_x' }), /\/usr\/bin is not an allowed agent directory/],
       [device({ agent: 'fence_not_installed' }), /no fence_not_installed in the allowed agent directories/],
     ] as const) {
-      const res = await call(h.broker.url, 'PUT', devicesPath(node), { body });
+      const res = await h.call('PUT', devicesPath(node), { body });
       assert.equal(res.status, 400, JSON.stringify(body));
       assertOsbError(res.body, 'BadRequest');
       assert.match((res.body as { description: string }).description, why);
     }
     assert.equal(await storedDevices(node), before);
-    assert.equal((await call(h.broker.url, 'GET', devicesPath('bad..name/x'))).status, 404, 'a slash is no route');
-    assert.equal((await call(h.broker.url, 'GET', devicesPath('-bad'))).status, 400);
-    assert.equal((await call(h.broker.url, 'GET', devicesPath(uniqueId('none')))).status, 404);
+    assert.equal((await h.call('GET', devicesPath('bad..name/x'))).status, 404, 'a slash is no route');
+    assert.equal((await h.call('GET', devicesPath('-bad'))).status, 400);
+    assert.equal((await h.call('GET', devicesPath(uniqueId('none')))).status, 404);
   });
 
   it('the `sh` attack: refused with 400, nothing stored, and fencing runs nothing', async () => {
     const node = await liveNode();
-    const marker = join(dir, `${node}.pwned`);
+    const marker = join(dir.path, `${node}.pwned`);
     // Options become `key=value` lines on the agent's stdin, which sh would execute as root.
     for (const agent of ['sh', '/bin/sh', '/usr/sbin/../../bin/sh', 'fence_x/../../../bin/sh']) {
-      const res = await call(h.broker.url, 'PUT', devicesPath(node), {
+      const res = await h.call('PUT', devicesPath(node), {
         body: {
           levels: [{ devices: [{ agent, options: { x: `1; touch ${marker}` }, confirm: 'exit-code' }] }],
         },
@@ -147,7 +139,7 @@ describe('broker: fencing operator API', () => {
     }
     assert.equal(await storedDevices(node), null, 'nothing stored');
 
-    const fenced = await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`);
+    const fenced = await h.call('POST', `/sf/v1/nodes/${node}/fence`);
     assert.equal(fenced.status, 200, fenced.text);
     assert.equal((fenced.body as { state: string }).state, 'failed');
     assert.equal((fenced.body as { ranDevices: boolean }).ranDevices, false);
@@ -162,7 +154,7 @@ describe('broker: fencing operator API', () => {
       ['POST', `/sf/v1/nodes/${node}/fence`, { reason: 'typo' }],
       ['POST', `/sf/v1/nodes/${node}/unfence`, {}],
     ] as const) {
-      const res = await call(h.broker.url, method, path, { body });
+      const res = await h.call(method, path, { body });
       assert.equal(res.status, 404, `${method} ${path}: ${res.text}`);
       assertOsbError(res.body, 'NotFound');
       assert.equal(
@@ -172,7 +164,7 @@ describe('broker: fencing operator API', () => {
     }
     assert.equal(await storedDevices(node), null);
     assert.equal(await h.client.get(h.keys.fence(node)).string(), null);
-    const history = await call(h.broker.url, 'GET', `/sf/v1/fencing-history?node=${node}`);
+    const history = await h.call('GET', `/sf/v1/fencing-history?node=${node}`);
     assert.deepEqual(history.body, [], 'not even a history entry');
   });
 
@@ -186,9 +178,9 @@ describe('broker: fencing operator API', () => {
     };
     await h.client.put(h.keys.allocation(node)).value(json(ledger)).exec();
     const { levels, statusFile } = await ipmiThenDummy(node);
-    const put = await call(h.broker.url, 'PUT', devicesPath(node), { body: { levels } });
+    const put = await h.call('PUT', devicesPath(node), { body: { levels } });
     assert.equal(put.status, 200, put.text);
-    const fenced = await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`, { body: { reason: 'lost' } });
+    const fenced = await h.call('POST', `/sf/v1/nodes/${node}/fence`, { body: { reason: 'lost' } });
     assert.equal(fenced.status, 200, fenced.text);
     assert.equal((fenced.body as { state: string }).state, 'fenced');
     assert.equal(await readFile(statusFile, 'utf8'), 'off');
@@ -197,9 +189,9 @@ describe('broker: fencing operator API', () => {
   it('fences and unfences by hand, audited with the operator’s name', async () => {
     const node = await liveNode();
     const { levels, statusFile } = await ipmiThenDummy(node);
-    await call(h.broker.url, 'PUT', devicesPath(node), { body: { levels } });
+    await h.call('PUT', devicesPath(node), { body: { levels } });
 
-    const fenced = await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`, {
+    const fenced = await h.call('POST', `/sf/v1/nodes/${node}/fence`, {
       body: { reason: 'disk controller flapping' },
       headers: { 'x-sf-operator': 'bob' },
     });
@@ -215,18 +207,18 @@ describe('broker: fencing operator API', () => {
     assert.equal(outcome?.options.password, '[redacted]');
     assert.ok(!fenced.text.includes(secret));
     assert.equal(await readFile(statusFile, 'utf8'), 'off');
-    const state = await call(h.broker.url, 'GET', `/sf/v1/nodes/${node}/fence`);
+    const state = await h.call('GET', `/sf/v1/nodes/${node}/fence`);
     assert.equal((state.body as { state: string; by: string }).state, 'fenced');
     assert.equal((state.body as { by: string }).by, 'bob');
 
-    const unfenced = await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/unfence`, {
+    const unfenced = await h.call('POST', `/sf/v1/nodes/${node}/unfence`, {
       headers: { 'x-sf-operator': 'carol' },
     });
     assert.equal(unfenced.status, 200, unfenced.text);
     assert.equal((unfenced.body as { state: string }).state, 'unfenced');
     assert.equal(await readFile(statusFile, 'utf8'), 'on');
 
-    const history = await call(h.broker.url, 'GET', `/sf/v1/fencing-history?node=${node}`);
+    const history = await h.call('GET', `/sf/v1/fencing-history?node=${node}`);
     assert.equal(history.status, 200);
     const entries = history.body as FenceHistoryEntry[];
     assert.deepEqual(
@@ -237,34 +229,33 @@ describe('broker: fencing operator API', () => {
       ],
     );
     assert.ok(!history.text.includes(secret));
-    const one = await call(h.broker.url, 'GET', '/sf/v1/fencing-history?limit=1');
+    const one = await h.call('GET', '/sf/v1/fencing-history?limit=1');
     assert.equal((one.body as unknown[]).length, 1);
   });
 
   it('reports a failed fence (no devices) as such', async () => {
     const node = await liveNode();
-    const res = await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`);
+    const res = await h.call('POST', `/sf/v1/nodes/${node}/fence`);
     assert.equal(res.status, 200);
     assert.equal((res.body as { state: string }).state, 'failed');
     assert.equal((res.body as { reason: string }).reason, `no fence devices configured for node ${node}`);
     // Basic-auth user when no operator header is sent.
-    const [entry] = (await call(h.broker.url, 'GET', `/sf/v1/fencing-history?node=${node}`))
-      .body as FenceHistoryEntry[];
+    const [entry] = (await h.call('GET', `/sf/v1/fencing-history?node=${node}`)).body as FenceHistoryEntry[];
     assert.equal(entry?.by, username);
   });
 
   it('rejects bad requests', async () => {
     const node = await liveNode();
     const bad = [
-      await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`, { headers: { 'x-sf-operator': 'has space' } }),
-      await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`, { body: { reason: 7 } }),
-      await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/fence`, { body: { level: 1 } }),
-      await call(h.broker.url, 'POST', `/sf/v1/nodes/${node}/unfence`, { body: { powerOn: 'no' } }),
-      await call(h.broker.url, 'GET', '/sf/v1/fencing-history?limit=0'),
-      await call(h.broker.url, 'GET', '/sf/v1/fencing-history?limit=abc'),
+      await h.call('POST', `/sf/v1/nodes/${node}/fence`, { headers: { 'x-sf-operator': 'has space' } }),
+      await h.call('POST', `/sf/v1/nodes/${node}/fence`, { body: { reason: 7 } }),
+      await h.call('POST', `/sf/v1/nodes/${node}/fence`, { body: { level: 1 } }),
+      await h.call('POST', `/sf/v1/nodes/${node}/unfence`, { body: { powerOn: 'no' } }),
+      await h.call('GET', '/sf/v1/fencing-history?limit=0'),
+      await h.call('GET', '/sf/v1/fencing-history?limit=abc'),
     ];
     for (const res of bad) assert.equal(res.status, 400, res.text);
-    assert.equal((await call(h.broker.url, 'GET', '/sf/v1/fencing-history', { auth: null })).status, 401);
+    assert.equal((await h.call('GET', '/sf/v1/fencing-history', { auth: null })).status, 401);
     assert.equal(await h.client.get(h.keys.fence(node)).string(), null, 'nothing was fenced');
   });
 });

@@ -1,22 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { json, type NodeRecord } from '@service-foundry/core';
+import { seededRandom, uniqueId } from '@service-foundry/test-support';
 import {
   basicAuth,
-  call,
-  dumpKeyspace,
-  type Harness,
-  markReady,
   operatorLogin,
   osbLogin,
   postgresServiceId,
   provisionBody,
-  rawHttp,
   smallPlanId,
-  startHarness,
-  uniqueId,
   viewerLogin,
-} from './helpers.js';
+} from '@service-foundry/test-support/broker-calls';
+import { type Harness, rawHttp, startHarness } from './helpers.js';
 
 /**
  * Deterministic: a failure names its request number, and the same seed reproduces it.
@@ -24,18 +18,6 @@ import {
  */
 const seed = Number(process.env.SF_FUZZ_SEED ?? 0x5eed_2025);
 const requests = Number(process.env.SF_FUZZ_REQUESTS ?? 600);
-
-/** mulberry32: a small, good-enough PRNG with a 32-bit state. */
-function prng(state: number): () => number {
-  let s = state >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Fuzzed {
   method: string;
@@ -127,28 +109,18 @@ describe('broker: fuzzing every route — never a 5xx, and a rejected request ch
   const ready = uniqueId('fz-ready');
   before(async () => {
     h = await startHarness();
-    const node: NodeRecord = {
-      name: 'node-a',
-      address: '10.0.0.1',
-      capacity: { cpuMillis: 4000, memoryMb: 8192, diskMb: 100_000 },
-      labels: {},
-      startedAt: new Date().toISOString(),
-    };
-    await h.client.put(h.keys.node('node-a')).value(json(node)).exec();
-    const put = (id: string, name: string) =>
-      call(h.broker.url, 'PUT', `/v2/service_instances/${id}?accepts_incomplete=true`, {
-        body: provisionBody({ context: { instance_name: name } }),
-      });
+    await h.putNode('node-a');
+    const put = (id: string, name: string) => h.provision(id, { context: { instance_name: name } });
     assert.equal((await put(provisioning, 'fz-prov')).status, 202);
     assert.equal((await put(ready, 'fz-ready')).status, 202);
-    await markReady(h.client, h.keys, ready);
+    await h.markReady(ready);
   });
   after(async () => {
     await h?.close();
   });
 
   it(`${requests} mutated requests (seed ${seed.toString(16)})`, async (t) => {
-    const random = prng(seed);
+    const random = seededRandom(seed);
     const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)] as T;
     const chance = (p: number) => random() < p;
 
@@ -274,7 +246,7 @@ describe('broker: fuzzing every route — never a 5xx, and a rejected request ch
       ];
       const shown = `#${n} ${request.method} ${request.path.slice(0, 120)} ${JSON.stringify(Object.fromEntries(request.headers)).slice(0, 200)} ${String(request.body).slice(0, 200)}`;
 
-      const before = await dumpKeyspace(h.client, h.keys);
+      const before = await h.dump();
       const res = await rawHttp(h.broker.url, head.join('\r\n'), request.body);
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
       assert.ok(res.status >= 200 && res.status < 500, `${shown}\n→ ${res.status} ${res.text.slice(0, 300)}`);
@@ -288,11 +260,11 @@ describe('broker: fuzzing every route — never a 5xx, and a rejected request ch
           );
           assert.equal(typeof error?.description, 'string', shown);
         }
-        assert.equal(await dumpKeyspace(h.client, h.keys), before, `${shown}\n→ ${res.status}: etcd changed`);
+        assert.equal(await h.dump(), before, `${shown}\n→ ${res.status}: etcd changed`);
       }
     }
     // Still serving, and the mix reached past the first checks into the handlers.
-    assert.equal((await call(h.broker.url, 'GET', '/healthz', { auth: null })).status, 200);
+    assert.equal((await h.call('GET', '/healthz', { auth: null })).status, 200);
     const summary = [...statuses].sort((a, b) => a[0] - b[0]);
     t.diagnostic(`answers by status: ${summary.map(([status, count]) => `${status}×${count}`).join(', ')}`);
     assert.ok(

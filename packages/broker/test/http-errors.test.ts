@@ -3,15 +3,11 @@ import { after, before, describe, it } from 'node:test';
 import {
   assertOsbError,
   basicAuth,
-  call,
-  dumpKeyspace,
-  type Harness,
   operatorLogin,
   osbLogin,
   provisionBody,
-  rawHttp,
-  startHarness,
-} from './helpers.js';
+} from '@service-foundry/test-support/broker-calls';
+import { type Harness, rawHttp, startHarness } from './helpers.js';
 
 const osbHeaders = `Authorization: ${basicAuth(osbLogin)}\r\nX-Broker-API-Version: 2.17`;
 
@@ -135,24 +131,24 @@ describe("broker: Fastify's and Node's own errors are OSB error bodies", () => {
 
   for (const c of cases) {
     it(`${c.name} → ${c.status} ${c.error}`, async () => {
-      const before = await dumpKeyspace(h.client, h.keys);
+      const before = await h.dump();
       const res = await rawHttp(h.broker.url, c.head, c.body);
       assert.equal(res.status, c.status, res.text.slice(0, 300));
       assertOsbError(res.body, c.error);
       assert.match((res.body as { description: string }).description, c.mentions);
-      assert.equal(await dumpKeyspace(h.client, h.keys), before);
+      assert.equal(await h.dump(), before);
     });
   }
 
   it('a 405 lists the methods the path answers in Allow', async () => {
-    const res = await call(h.broker.url, 'DELETE', '/sf/v1/nodes', { auth: operatorLogin });
+    const res = await h.call('DELETE', '/sf/v1/nodes', { auth: operatorLogin });
     assert.equal(res.status, 405);
     assert.equal(res.headers.get('allow'), 'GET, HEAD');
     assertOsbError(res.body, 'MethodNotAllowed');
   });
 
   it('an unauthenticated request to an unknown route learns nothing but 401', async () => {
-    const res = await call(h.broker.url, 'POST', '/v2/catalog', { auth: null });
+    const res = await h.call('POST', '/v2/catalog', { auth: null });
     assert.equal(res.status, 401);
     assertOsbError(res.body, 'Unauthorized');
   });

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { secretFilesArchive } from '@service-foundry/agent';
 import { Catalog, freePort, waitFor } from '@service-foundry/core';
-import Docker from 'dockerode';
+import { uniqueId } from '@service-foundry/test-support';
+import { docker } from '@service-foundry/test-support/docker';
+import type Docker from 'dockerode';
 import pg from 'pg';
 
 /**
@@ -23,7 +25,6 @@ export interface LocalPostgres {
 export async function startLocalPostgres(port?: number): Promise<LocalPostgres> {
   const entry = (await Catalog.load()).byServiceName('postgres');
   if (!entry) throw new Error('no postgres entry in the services catalog');
-  const docker = new Docker();
   const listenPort = port ?? (await freePort());
   let adminPassword = randomBytes(12).toString('hex');
   const secretFiles = { spec: entry.runtime.secretFiles, files: { 'admin-password': adminPassword } };
@@ -33,7 +34,7 @@ export async function startLocalPostgres(port?: number): Promise<LocalPostgres> 
     SF_MAX_CONNECTIONS: String(entry.plans.small?.connections.service),
   };
   const container: Docker.Container = await docker.createContainer({
-    name: `sf-broker-test-pg-${randomBytes(4).toString('hex')}`,
+    name: uniqueId('sf-broker-test-pg'),
     Image: entry.runtime.image,
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     Labels: { 'sf.test': 'broker' },

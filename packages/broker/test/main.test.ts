@@ -1,30 +1,29 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { type EtcdProcess, startEtcd, waitFor } from '@service-foundry/core';
-import { brokerLogins, call, secretsKeyFile } from './helpers.js';
-
-const mainJs = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/main.js');
+import {
+  secretsKeyFile,
+  spawnWatched,
+  startTestEtcd,
+  suiteTempDir,
+  type TestEtcd,
+} from '@service-foundry/test-support';
+import { brokerLogins, call } from '@service-foundry/test-support/broker-calls';
+import { brokerMainJs, startBrokerMain } from './helpers.js';
 
 describe('broker: main.js process', () => {
-  let dir: string;
-  let etcd: EtcdProcess;
+  const dir = suiteTempDir('sf-broker-main');
+  let etcd: TestEtcd;
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sf-broker-main-'));
-    etcd = await startEtcd({ dataDir: join(dir, 'etcd') });
+    etcd = await startTestEtcd();
   });
   after(async () => {
     await etcd?.stop();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('starts from a config file, logs one ready line with its URL, and exits 0 on SIGTERM', async () => {
-    const file = join(dir, 'broker.json');
+    const file = join(dir.path, 'broker.json');
     const config = {
       etcdEndpoints: [etcd.endpoint],
       keyspaceRoot: '/test-main',
@@ -33,35 +32,23 @@ describe('broker: main.js process', () => {
       ...brokerLogins,
     };
     await writeFile(file, JSON.stringify(config));
-    const child = spawn(process.execPath, [mainJs, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
+    const { run, url } = await startBrokerMain(file);
     try {
-      const url = await waitFor(
-        () => {
-          const ready = stdout.split('\n').find((line) => line.includes('"broker ready"'));
-          return ready ? (JSON.parse(ready) as { url: string }).url : undefined;
-        },
-        { description: 'the broker ready line', timeoutMs: 15_000 },
-      );
       const res = await call(url, 'GET', '/v2/catalog');
       assert.equal(res.status, 200);
       for (const login of [...brokerLogins.operators, brokerLogins.osb]) {
-        assert.ok(!stdout.includes(login.password), 'no password is ever logged');
+        assert.ok(!run.stdout().includes(login.password), 'no password is ever logged');
       }
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const [code] = await exited;
+      run.child.kill('SIGTERM');
+      const { code } = await run.exited;
       assert.equal(code, 0);
     } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (run.running()) run.child.kill('SIGKILL');
     }
   });
 
   it('exits 2 with one clear line on stderr for a bad config', async () => {
-    const file = join(dir, 'bad.json');
+    const file = join(dir.path, 'bad.json');
     await writeFile(
       file,
       JSON.stringify({
@@ -72,15 +59,11 @@ describe('broker: main.js process', () => {
         colour: 'blue',
       }),
     );
-    const child = spawn(process.execPath, [mainJs, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const [code] = await once(child, 'exit');
+    const run = spawnWatched(process.execPath, [brokerMainJs, '--config', file]);
+    const { code } = await run.exited;
     assert.equal(code, 2);
-    const lines = stderr.trim().split('\n');
-    assert.equal(lines.length, 1, stderr);
+    const lines = run.stderr().trim().split('\n');
+    assert.equal(lines.length, 1, run.stderr());
     assert.match(lines[0] ?? '', /invalid broker config: .*password.*colour|invalid broker config: .*colour.*password/);
   });
 });

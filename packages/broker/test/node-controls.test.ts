@@ -4,22 +4,14 @@ import {
   type EventRecord,
   json,
   type NodeAllocation,
-  type NodeRecord,
   nodeControlCodec,
   readRecord,
   type SchedulingStatusRecord,
 } from '@service-foundry/core';
+import { uniqueId } from '@service-foundry/test-support';
+import { assertOsbError, type call, username } from '@service-foundry/test-support/broker-calls';
 import type { InstanceDetail, NodeControlView, NodeView } from '../src/index.js';
-import {
-  assertOsbError,
-  call,
-  dumpKeyspace,
-  type Harness,
-  provisionBody,
-  startHarness,
-  uniqueId,
-  username,
-} from './helpers.js';
+import { type Harness, startHarness } from './helpers.js';
 
 describe('broker: node controls (cordon, drain, uncordon) and scheduling status', () => {
   let h: Harness;
@@ -27,13 +19,6 @@ describe('broker: node controls (cordon, drain, uncordon) and scheduling status'
 
   before(async () => {
     h = await startHarness();
-    const node: NodeRecord = {
-      name: 'node-c',
-      address: '10.0.0.3',
-      capacity: { cpuMillis: 4000, memoryMb: 8192, diskMb: 100_000 },
-      labels: { zone: 'z1' },
-      startedAt: new Date().toISOString(),
-    };
     const allocation: NodeAllocation = {
       node: 'node-c',
       replicas: {
@@ -41,7 +26,7 @@ describe('broker: node controls (cordon, drain, uncordon) and scheduling status'
         'db-a/0': { instanceId: 'db-a', ordinal: 0, resources },
       },
     };
-    await h.client.put(h.keys.node('node-c')).value(json(node)).exec();
+    await h.putNode('node-c', { address: '10.0.0.3', labels: { zone: 'z1' } });
     await h.client.put(h.keys.allocation('node-c')).value(json(allocation)).exec();
   });
   after(async () => {
@@ -51,7 +36,7 @@ describe('broker: node controls (cordon, drain, uncordon) and scheduling status'
   const control = () => readRecord(h.client, nodeControlCodec, h.keys.nodeControl('node-c'));
 
   it('cordon stops new placements on a node, recorded with who and why', async () => {
-    const res = await call(h.broker.url, 'POST', '/sf/v1/nodes/node-c/cordon', {
+    const res = await h.call('POST', '/sf/v1/nodes/node-c/cordon', {
       body: { reason: 'disk replacement' },
       headers: { 'x-sf-operator': 'alice' },
     });
@@ -71,19 +56,19 @@ describe('broker: node controls (cordon, drain, uncordon) and scheduling status'
   });
 
   it('drain also reports what remains on the node; sf nodes shows it', async () => {
-    const res = await call(h.broker.url, 'POST', '/sf/v1/nodes/node-c/drain', { apiVersion: null });
+    const res = await h.call('POST', '/sf/v1/nodes/node-c/drain', { apiVersion: null });
     assert.equal(res.status, 200, res.text);
     const view = res.body as NodeControlView;
     assert.deepEqual(view.remaining, ['db-a/0', 'db-b/1']);
     assert.match(view.message, /2 replicas remain on it and move once volume relocation is available/);
     assert.equal(view.control.by, username, 'without X-SF-Operator, the operator the request was authenticated as');
     assert.equal(view.control.reason, `drain by ${username}`);
-    const nodes = (await call(h.broker.url, 'GET', '/sf/v1/nodes')).body as NodeView[];
+    const nodes = (await h.call('GET', '/sf/v1/nodes')).body as NodeView[];
     const c = nodes.find((n) => n.name === 'node-c');
     assert.equal(c?.control?.cordoned, true);
     assert.equal(c?.control?.draining, true);
     assert.equal(c?.fence, null);
-    const events = (await call(h.broker.url, 'GET', '/sf/v1/events?limit=10')).body as EventRecord[];
+    const events = (await h.call('GET', '/sf/v1/events?limit=10')).body as EventRecord[];
     assert.deepEqual(
       events.filter((e) => e.node === 'node-c').map((e) => e.kind),
       ['node-cordon', 'node-drain'],
@@ -91,7 +76,7 @@ describe('broker: node controls (cordon, drain, uncordon) and scheduling status'
   });
 
   it('uncordon lets the node take replicas again', async () => {
-    const res = await call(h.broker.url, 'POST', '/sf/v1/nodes/node-c/uncordon', { body: {} });
+    const res = await h.call('POST', '/sf/v1/nodes/node-c/uncordon', { body: {} });
     assert.equal(res.status, 200, res.text);
     const stored = await control();
     assert.equal(stored?.value.cordoned, false);
@@ -100,7 +85,7 @@ describe('broker: node controls (cordon, drain, uncordon) and scheduling status'
   });
 
   it('rejects bad input and unknown nodes, changing nothing', async () => {
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     const cases: Array<[string, Parameters<typeof call>[3], number, string]> = [
       ['/sf/v1/nodes/no-such-node/cordon', {}, 404, 'NotFound'],
       ['/sf/v1/nodes/bad%20name/cordon', {}, 400, 'BadRequest'],
@@ -111,20 +96,18 @@ describe('broker: node controls (cordon, drain, uncordon) and scheduling status'
       ['/sf/v1/nodes/node-c/cordon', { auth: null }, 401, 'Unauthorized'],
     ];
     for (const [path, options, status, error] of cases) {
-      const res = await call(h.broker.url, 'POST', path, options);
+      const res = await h.call('POST', path, options);
       assert.equal(res.status, status, `${path}: ${res.text}`);
       assertOsbError(res.body, error);
     }
-    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    assert.equal(await h.dump(), before, 'no key changed');
   });
 
   it("shows an instance's scheduling status: why its replicas are pending", async () => {
     const id = uniqueId('pending');
-    const put = await call(h.broker.url, 'PUT', `/v2/service_instances/${id}?accepts_incomplete=true`, {
-      body: provisionBody({ context: { instance_name: 'pending-db' } }),
-    });
+    const put = await h.provision(id, { context: { instance_name: 'pending-db' } });
     assert.equal(put.status, 202);
-    const none = (await call(h.broker.url, 'GET', `/sf/v1/instances/${id}`)).body as InstanceDetail;
+    const none = (await h.call('GET', `/sf/v1/instances/${id}`)).body as InstanceDetail;
     assert.equal(none.scheduling, null);
     // What the scheduler writes when no node fits.
     const status: SchedulingStatusRecord = {
@@ -135,7 +118,7 @@ describe('broker: node controls (cordon, drain, uncordon) and scheduling status'
       updatedAt: new Date().toISOString(),
     };
     await h.client.put(h.keys.schedulingStatus(id)).value(json(status)).exec();
-    const detail = (await call(h.broker.url, 'GET', '/sf/v1/instances/pending-db')).body as InstanceDetail;
+    const detail = (await h.call('GET', '/sf/v1/instances/pending-db')).body as InstanceDetail;
     assert.deepEqual(detail.scheduling?.pending, status.pending);
     assert.equal(detail.scheduling?.placed, 0);
     assert.equal(detail.scheduling?.desired, 1);

@@ -5,24 +5,15 @@ import {
   type EventRecord,
   json,
   type NodeAllocation,
-  type NodeRecord,
   type PlacementRecord,
   type PrimaryRecord,
   type ReplicaStatus,
   type RouteRecord,
   sealedValue,
 } from '@service-foundry/core';
+import { secretBox, uniqueId } from '@service-foundry/test-support';
 import type { InstanceDetail, InstanceSummary, NodeView } from '../src/index.js';
-import {
-  call,
-  type Harness,
-  markReady,
-  provisionBody,
-  readInstance,
-  secretBox,
-  startHarness,
-  uniqueId,
-} from './helpers.js';
+import { type Harness, startHarness } from './helpers.js';
 
 describe('broker: operator API', () => {
   let h: Harness;
@@ -32,24 +23,14 @@ describe('broker: operator API', () => {
 
   before(async () => {
     h = await startHarness();
-    const put = (id: string, name: string) =>
-      call(h.broker.url, 'PUT', `/v2/service_instances/${id}?accepts_incomplete=true`, {
-        body: provisionBody({ context: { instance_name: name } }),
-      });
+    const put = (id: string, name: string) => h.provision(id, { context: { instance_name: name } });
     assert.equal((await put(placedId, 'placed-db')).status, 202);
     assert.equal((await put(waitingId, 'waiting-db')).status, 202);
 
     // What the scheduler, an agent and the controller would have written for one replica.
     const { client, keys } = h;
-    const instance = await readInstance(client, keys, placedId);
+    const instance = await h.readInstance(placedId);
     assert.ok(instance);
-    const node: NodeRecord = {
-      name: 'node-a',
-      address: '10.0.0.1',
-      capacity: { cpuMillis: 4000, memoryMb: 8192, diskMb: 100_000 },
-      labels: { zone: 'z1' },
-      startedAt: new Date().toISOString(),
-    };
     const allocation: NodeAllocation = {
       node: 'node-a',
       replicas: { [`${placedId}/0`]: { instanceId: placedId, ordinal: 0, resources } },
@@ -79,7 +60,7 @@ describe('broker: operator API', () => {
       port: 32768,
       electedAt: new Date().toISOString(),
     };
-    await client.put(keys.node('node-a')).value(json(node)).exec();
+    await h.putNode('node-a', { labels: { zone: 'z1' } });
     await client.put(keys.allocation('node-a')).value(json(allocation)).exec();
     await client.put(keys.placement(placedId, 0)).value(json(placement)).exec();
     await client.put(keys.status(placedId, 0)).value(json(status)).exec();
@@ -92,7 +73,7 @@ describe('broker: operator API', () => {
       epoch: Number(elected.header.revision),
     };
     await client.put(keys.route(placedId)).value(json(route)).exec();
-    await markReady(client, keys, placedId);
+    await h.markReady(placedId);
     const binding: BindingRecord = {
       id: 'bind-1',
       instanceId: placedId,
@@ -119,7 +100,7 @@ describe('broker: operator API', () => {
   });
 
   it('lists instances with replica counts and routes', async () => {
-    const res = await call(h.broker.url, 'GET', '/sf/v1/instances', { apiVersion: null });
+    const res = await h.call('GET', '/sf/v1/instances', { apiVersion: null });
     assert.equal(res.status, 200);
     const list = res.body as InstanceSummary[];
     const placed = list.find((i) => i.id === placedId);
@@ -130,7 +111,7 @@ describe('broker: operator API', () => {
     assert.equal(placed.plan, 'small');
     assert.equal(placed.phase, 'ready');
     assert.deepEqual(placed.replicas, { desired: 1, placed: 1, running: 1 });
-    const instance = await readInstance(h.client, h.keys, placedId);
+    const instance = await h.readInstance(placedId);
     assert.deepEqual(placed.route, { host: '127.0.0.1', port: instance?.routerPort });
     assert.equal(waiting.phase, 'provisioning');
     assert.deepEqual(waiting.replicas, { desired: 1, placed: 0, running: 0 });
@@ -139,7 +120,7 @@ describe('broker: operator API', () => {
   });
 
   it('shows one instance by id or by name, with replicas, primary epoch and bindings but no passwords', async () => {
-    const byId = await call(h.broker.url, 'GET', `/sf/v1/instances/${placedId}`);
+    const byId = await h.call('GET', `/sf/v1/instances/${placedId}`);
     assert.equal(byId.status, 200);
     const detail = byId.body as InstanceDetail;
     assert.deepEqual(detail.replicaDetails, [
@@ -161,7 +142,7 @@ describe('broker: operator API', () => {
     assert.deepEqual(Object.keys(detail.bindings[0] ?? {}).sort(), ['createdAt', 'id', 'name', 'username']);
     assert.ok(!byId.text.includes('SECRETSECRET'), 'binding passwords never leave etcd through the operator API');
 
-    const byName = await call(h.broker.url, 'GET', '/sf/v1/instances/waiting-db');
+    const byName = await h.call('GET', '/sf/v1/instances/waiting-db');
     assert.equal(byName.status, 200);
     const waiting = byName.body as InstanceDetail;
     assert.equal(waiting.id, waitingId);
@@ -173,7 +154,7 @@ describe('broker: operator API', () => {
   });
 
   it('lists nodes with capacity, allocation and replicas, including nodes whose lease expired', async () => {
-    const res = await call(h.broker.url, 'GET', '/sf/v1/nodes');
+    const res = await h.call('GET', '/sf/v1/nodes');
     assert.equal(res.status, 200);
     const nodes = res.body as NodeView[];
     const a = nodes.find((n) => n.name === 'node-a');
@@ -189,7 +170,7 @@ describe('broker: operator API', () => {
   });
 
   it('lists the newest events, oldest first', async () => {
-    const res = await call(h.broker.url, 'GET', '/sf/v1/events?limit=50');
+    const res = await h.call('GET', '/sf/v1/events?limit=50');
     assert.equal(res.status, 200);
     const events = res.body as EventRecord[];
     const ours = events.filter((e) => e.kind === 'instance-provisioning');
@@ -199,7 +180,7 @@ describe('broker: operator API', () => {
     );
     const sorted = [...events].sort((x, y) => x.at.localeCompare(y.at));
     assert.deepEqual(events, sorted);
-    const one = await call(h.broker.url, 'GET', '/sf/v1/events?limit=1');
+    const one = await h.call('GET', '/sf/v1/events?limit=1');
     assert.deepEqual(
       (one.body as EventRecord[]).map((e) => e.instanceId),
       [waitingId],

@@ -3,15 +3,12 @@ import { after, before, describe, it } from 'node:test';
 import {
   assertOsbError,
   basicAuth,
-  dumpKeyspace,
-  type Harness,
   osbLogin,
   postgresServiceId,
-  rawHttp,
   smallPlanId,
-  startHarness,
   viewerLogin,
-} from './helpers.js';
+} from '@service-foundry/test-support/broker-calls';
+import { type Harness, rawHttp, startHarness } from './helpers.js';
 
 /**
  * Spellings of `/v2/catalog`: percent-encoded letters and digits (Fastify decodes them and
@@ -103,7 +100,7 @@ describe('broker: the API version and the login area are checked on the path Fas
   });
 
   it('an encoded provision without the version header is refused and writes nothing', async () => {
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     const body = JSON.stringify({
       service_id: postgresServiceId,
       plan_id: smallPlanId,
@@ -122,6 +119,6 @@ describe('broker: the API version and the login area are checked on the path Fas
       );
       assert.equal(res.status, 412, `${path}: ${res.text}`);
     }
-    assert.equal(await dumpKeyspace(h.client, h.keys), before);
+    assert.equal(await h.dump(), before);
   });
 });

@@ -1,20 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeRecord, readSealed, sealedEnvelopeCodec, secretCodec } from '@service-foundry/core';
+import { secretBox, uniqueId } from '@service-foundry/test-support';
 import {
   assertOsbError,
-  call,
-  deleteLikeController,
-  type Harness,
-  markReady,
   postgresServiceId,
   provisionBody,
-  readInstance,
-  secretBox,
   smallPlanId,
-  startHarness,
-  uniqueId,
-} from './helpers.js';
+} from '@service-foundry/test-support/broker-calls';
+import { type Harness, startHarness } from './helpers.js';
 
 const instancePath = (id: string) => `/v2/service_instances/${id}`;
 const provisionPath = (id: string) => `${instancePath(id)}?accepts_incomplete=true`;
@@ -36,12 +30,12 @@ describe('broker: provision, last_operation, deprovision', () => {
       context: { platform: 'cloudfoundry', instance_name: 'orders-db' },
       parameters: { replicas: 1 },
     });
-    const res = await call(h.broker.url, 'PUT', provisionPath(id), { body });
+    const res = await h.call('PUT', provisionPath(id), { body });
     assert.equal(res.status, 202);
     const { operation } = res.body as { operation: string };
     assert.match(operation, /^provision-[0-9a-f]{16}$/);
 
-    const record = await readInstance(h.client, h.keys, id);
+    const record = await h.readInstance(id);
     assert.ok(record);
     assert.equal(record.phase, 'provisioning');
     assert.equal(record.name, 'orders-db');
@@ -63,26 +57,26 @@ describe('broker: provision, last_operation, deprovision', () => {
     assert.match(secret.adminPassword, /^[A-Za-z0-9]{32}$/);
     assert.equal(await h.client.get(h.keys.routerPort(record.routerPort)).string(), JSON.stringify(id));
 
-    const polled = await call(h.broker.url, 'GET', `${instancePath(id)}/last_operation?operation=${operation}`);
+    const polled = await h.call('GET', `${instancePath(id)}/last_operation?operation=${operation}`);
     assert.equal(polled.status, 200);
     assert.equal((polled.body as { state: string }).state, 'in progress');
 
-    const again = await call(h.broker.url, 'PUT', provisionPath(id), { body });
+    const again = await h.call('PUT', provisionPath(id), { body });
     assert.equal(again.status, 202, 'a repeat while provisioning is still 202');
     assert.deepEqual(again.body, { operation });
 
-    assert.equal((await call(h.broker.url, 'GET', instancePath(id))).status, 404, 'not fetchable while provisioning');
+    assert.equal((await h.call('GET', instancePath(id))).status, 404, 'not fetchable while provisioning');
 
-    await markReady(h.client, h.keys, id);
-    const done = await call(h.broker.url, 'GET', `${instancePath(id)}/last_operation?operation=${operation}`);
+    await h.markReady(id);
+    const done = await h.call('GET', `${instancePath(id)}/last_operation?operation=${operation}`);
     assert.equal(done.status, 200);
     assert.deepEqual(done.body, { state: 'succeeded', description: 'instance is ready' });
 
-    const repeat = await call(h.broker.url, 'PUT', provisionPath(id), { body });
+    const repeat = await h.call('PUT', provisionPath(id), { body });
     assert.equal(repeat.status, 200);
     assert.deepEqual(repeat.body, {});
 
-    const fetched = await call(h.broker.url, 'GET', instancePath(id));
+    const fetched = await h.call('GET', instancePath(id));
     assert.equal(fetched.status, 200);
     assert.deepEqual(fetched.body, {
       service_id: postgresServiceId,
@@ -95,15 +89,15 @@ describe('broker: provision, last_operation, deprovision', () => {
     const id = uniqueId('plain');
     // Also: unknown top-level fields are ignored, and a body without Content-Type is read as JSON.
     const bare = { service_id: postgresServiceId, plan_id: smallPlanId, unknown_top_level_field: true };
-    const unscoped = await call(h.broker.url, 'PUT', provisionPath(id), { body: bare, contentType: null });
+    const unscoped = await h.call('PUT', provisionPath(id), { body: bare, contentType: null });
     assert.equal(unscoped.status, 400, 'a platform must say which organization and space (OSB 2.17)');
     assert.match((unscoped.body as { description: string }).description, /organization_guid and space_guid/);
-    const res = await call(h.broker.url, 'PUT', provisionPath(id), {
+    const res = await h.call('PUT', provisionPath(id), {
       body: { ...bare, organization_guid: 'org-1', space_guid: 'space-1' },
       contentType: null,
     });
     assert.equal(res.status, 202, res.text);
-    const record = await readInstance(h.client, h.keys, id);
+    const record = await h.readInstance(id);
     assert.equal(record?.name, id);
     assert.equal(record?.replicas, 1);
     assert.deepEqual(record?.parameters, {});
@@ -111,71 +105,65 @@ describe('broker: provision, last_operation, deprovision', () => {
 
   it('gives concurrent provisions distinct router ports, and one name to one instance only', async () => {
     const ids = Array.from({ length: 6 }, () => uniqueId('race'));
-    const results = await Promise.all(
-      ids.map((id) => call(h.broker.url, 'PUT', provisionPath(id), { body: provisionBody() })),
-    );
+    const results = await Promise.all(ids.map((id) => h.call('PUT', provisionPath(id), { body: provisionBody() })));
     assert.deepEqual(
       results.map((r) => r.status),
       ids.map(() => 202),
     );
-    const ports = await Promise.all(ids.map(async (id) => (await readInstance(h.client, h.keys, id))?.routerPort));
+    const ports = await Promise.all(ids.map(async (id) => (await h.readInstance(id))?.routerPort));
     assert.equal(new Set(ports).size, ids.length, `ports ${ports.join(',')}`);
 
     const contenders = [uniqueId('twin'), uniqueId('twin'), uniqueId('twin')];
     const body = provisionBody({ context: { instance_name: 'shared-name' } });
-    const raced = await Promise.all(contenders.map((id) => call(h.broker.url, 'PUT', provisionPath(id), { body })));
+    const raced = await Promise.all(contenders.map((id) => h.call('PUT', provisionPath(id), { body })));
     assert.deepEqual(raced.map((r) => r.status).sort(), [202, 409, 409], 'exactly one instance gets the name');
   });
 
   it('deprovisions asynchronously and answers 410 once the controller deleted the instance', async () => {
     const id = uniqueId('gone');
-    const created = await call(h.broker.url, 'PUT', provisionPath(id), { body: provisionBody() });
+    const created = await h.call('PUT', provisionPath(id), { body: provisionBody() });
     assert.equal(created.status, 202);
     const provisionOperation = (created.body as { operation: string }).operation;
-    await markReady(h.client, h.keys, id);
+    await h.markReady(id);
 
-    const res = await call(h.broker.url, 'DELETE', deletePath(id));
+    const res = await h.call('DELETE', deletePath(id));
     assert.equal(res.status, 202);
     const { operation } = res.body as { operation: string };
     assert.match(operation, /^deprovision-/);
-    const record = await readInstance(h.client, h.keys, id);
+    const record = await h.readInstance(id);
     assert.equal(record?.phase, 'deprovisioning');
     assert.equal(record?.operation.type, 'deprovision');
     assert.equal(record?.operation.state, 'in progress');
 
-    const again = await call(h.broker.url, 'DELETE', deletePath(id));
+    const again = await h.call('DELETE', deletePath(id));
     assert.equal(again.status, 202);
     assert.deepEqual(again.body, { operation }, 'a repeat returns the same operation');
 
-    const polled = await call(h.broker.url, 'GET', `${instancePath(id)}/last_operation?operation=${operation}`);
+    const polled = await h.call('GET', `${instancePath(id)}/last_operation?operation=${operation}`);
     assert.equal((polled.body as { state: string }).state, 'in progress');
-    const repeatPut = await call(h.broker.url, 'PUT', provisionPath(id), { body: provisionBody() });
+    const repeatPut = await h.call('PUT', provisionPath(id), { body: provisionBody() });
     assert.equal(repeatPut.status, 422);
     assertOsbError(repeatPut.body, 'ConcurrencyError');
 
-    await deleteLikeController(h.client, h.keys, id);
-    const gone = await call(h.broker.url, 'GET', `${instancePath(id)}/last_operation?operation=${operation}`);
+    await h.deleteLikeController(id);
+    const gone = await h.call('GET', `${instancePath(id)}/last_operation?operation=${operation}`);
     assert.equal(gone.status, 410);
     assert.deepEqual(gone.body, {});
-    assert.equal((await call(h.broker.url, 'GET', `${instancePath(id)}/last_operation`)).status, 410);
-    const provisionPoll = await call(
-      h.broker.url,
-      'GET',
-      `${instancePath(id)}/last_operation?operation=${provisionOperation}`,
-    );
+    assert.equal((await h.call('GET', `${instancePath(id)}/last_operation`)).status, 410);
+    const provisionPoll = await h.call('GET', `${instancePath(id)}/last_operation?operation=${provisionOperation}`);
     assert.equal(provisionPoll.status, 404, 'polling a provision of a missing instance is 404 (OSB 2.17)');
     assertOsbError(provisionPoll.body, 'NotFound');
 
-    const deleted = await call(h.broker.url, 'DELETE', deletePath(id));
+    const deleted = await h.call('DELETE', deletePath(id));
     assert.equal(deleted.status, 410);
     assert.deepEqual(deleted.body, {});
   });
 
   it('deprovisions an instance that is still provisioning', async () => {
     const id = uniqueId('early');
-    assert.equal((await call(h.broker.url, 'PUT', provisionPath(id), { body: provisionBody() })).status, 202);
-    const res = await call(h.broker.url, 'DELETE', deletePath(id), { contentType: 'application/json', rawBody: '' });
+    assert.equal((await h.call('PUT', provisionPath(id), { body: provisionBody() })).status, 202);
+    const res = await h.call('DELETE', deletePath(id), { contentType: 'application/json', rawBody: '' });
     assert.equal(res.status, 202, res.text);
-    assert.equal((await readInstance(h.client, h.keys, id))?.phase, 'deprovisioning');
+    assert.equal((await h.readInstance(id))?.phase, 'deprovisioning');
   });
 });

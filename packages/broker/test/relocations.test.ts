@@ -5,7 +5,6 @@ import {
   json,
   type NodeControlRecord,
   type NodeFenceRecord,
-  type NodeRecord,
   type PlacementRecord,
   type PrimaryRecord,
   type RelocationRecord,
@@ -14,19 +13,10 @@ import {
   relocationCodec,
   type TransferStatusRecord,
 } from '@service-foundry/core';
+import { uniqueId } from '@service-foundry/test-support';
+import { assertOsbError, type CallOptions, username } from '@service-foundry/test-support/broker-calls';
 import type { InstanceDetail } from '../src/index.js';
-import {
-  assertOsbError,
-  type CallOptions,
-  call,
-  dumpKeyspace,
-  type Harness,
-  markReady,
-  provisionBody,
-  startHarness,
-  uniqueId,
-  username,
-} from './helpers.js';
+import { type Harness, startHarness } from './helpers.js';
 
 describe('broker: relocation requests (sf relocate)', () => {
   let h: Harness;
@@ -36,7 +26,7 @@ describe('broker: relocation requests (sf relocate)', () => {
   const now = () => new Date().toISOString();
 
   const relocate = (instance: string, options: CallOptions = {}) =>
-    call(h.broker.url, 'POST', `/sf/v1/instances/${encodeURIComponent(instance)}/relocate`, options);
+    h.call('POST', `/sf/v1/instances/${encodeURIComponent(instance)}/relocate`, options);
   const relocations = async () =>
     [...(await readPrefix(h.client, relocationCodec, h.keys.instanceRelocations(id))).items.values()].map(
       (r) => r.value,
@@ -54,23 +44,14 @@ describe('broker: relocation requests (sf relocate)', () => {
       [id, name],
       [waitingId, uniqueId('waiting-db')],
     ] as const) {
-      const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${instanceId}?accepts_incomplete=true`, {
-        body: provisionBody({ context: { instance_name: instanceName } }),
-      });
+      const res = await h.provision(instanceId, { context: { instance_name: instanceName } });
       assert.equal(res.status, 202, res.text);
     }
     // What agents, the scheduler and the controller would have written: five nodes, two of
     // the instance's replicas placed (0 on node-1, the primary 1 on node-2).
     const { client, keys } = h;
     for (const node of ['node-1', 'node-2', 'node-3', 'node-4', 'node-5', 'node-6']) {
-      const record: NodeRecord = {
-        name: node,
-        address: '10.0.0.1',
-        capacity: { cpuMillis: 4000, memoryMb: 8192, diskMb: 100_000 },
-        labels: {},
-        startedAt: now(),
-      };
-      await client.put(keys.node(node)).value(json(record)).exec();
+      await h.putNode(node);
     }
     const control = (node: string, cordoned: boolean, draining: boolean): NodeControlRecord => ({
       node,
@@ -106,14 +87,14 @@ describe('broker: relocation requests (sf relocate)', () => {
       electedAt: now(),
     };
     await client.put(keys.primary(id)).value(json(primary)).exec();
-    await markReady(client, keys, id);
+    await h.markReady(id);
   });
   after(async () => {
     await h?.close();
   });
 
   it('rejects bad bodies with every problem listed, and writes nothing', async () => {
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     const cases: unknown[] = [
       { ordinal: -1 },
       { ordinal: 1.5 },
@@ -141,11 +122,11 @@ describe('broker: relocation requests (sf relocate)', () => {
     assertOsbError(unknown.body, 'NotFound');
     const unauthenticated = await relocate(name, { body: {}, auth: null });
     assert.equal(unauthenticated.status, 401);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    assert.equal(await h.dump(), before, 'no key changed');
   });
 
   it('refuses a target node that cannot take the replica (422), and an instance or replica not in shape (409)', async () => {
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     const unsuitable: Array<[Record<string, unknown>, RegExp]> = [
       [{ ordinal: 0, to: 'node-1' }, /already on node node-1/],
       [{ ordinal: 0, to: 'node-9' }, /node node-9 is not live/],
@@ -169,7 +150,7 @@ describe('broker: relocation requests (sf relocate)', () => {
     const waiting = await relocate(waitingId, { body: {} });
     assert.equal(waiting.status, 409, waiting.text);
     assert.match((waiting.body as { description: string }).description, /is provisioning$/);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    assert.equal(await h.dump(), before, 'no key changed');
   });
 
   it('records one relocation of the primary by default, by name, with an event; shows it in sf service', async () => {
@@ -196,7 +177,7 @@ describe('broker: relocation requests (sf relocate)', () => {
       },
     );
     assert.deepEqual(await relocations(), [record], 'exactly one record, as answered');
-    const events = (await call(h.broker.url, 'GET', '/sf/v1/events?limit=50')).body as EventRecord[];
+    const events = (await h.call('GET', '/sf/v1/events?limit=50')).body as EventRecord[];
     const requested = events.filter((e) => e.kind === 'relocation-requested');
     assert.equal(requested.length, 1);
     assert.equal(requested[0]?.instanceId, id);
@@ -226,7 +207,7 @@ describe('broker: relocation requests (sf relocate)', () => {
       .put(h.keys.transfer(id, 1, 'node-6'))
       .value(json(transfer))
       .exec();
-    const listed = await call(h.broker.url, 'GET', `/sf/v1/instances/${id}/relocations`);
+    const listed = await h.call('GET', `/sf/v1/instances/${id}/relocations`);
     assert.equal(listed.status, 200, listed.text);
     const body = listed.body as { relocations: RelocationRecord[]; transfers: TransferStatusRecord[] };
     assert.deepEqual(
@@ -234,17 +215,17 @@ describe('broker: relocation requests (sf relocate)', () => {
       [[1, 'copying', 'node-6']],
     );
     assert.deepEqual(body.transfers, [transfer]);
-    const detail = (await call(h.broker.url, 'GET', `/sf/v1/instances/${name}`)).body as InstanceDetail;
+    const detail = (await h.call('GET', `/sf/v1/instances/${name}`)).body as InstanceDetail;
     assert.equal(detail.relocation?.phase, 'copying');
     assert.equal(detail.relocation?.from, 'node-2');
   });
 
   it('refuses a second relocation of a replica while one runs, and allows it once that one finished', async () => {
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     const second = await relocate(name, { body: { ordinal: 1 } });
     assert.equal(second.status, 409, second.text);
     assert.match((second.body as { description: string }).description, /already being relocated .*\(phase copying\)/);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    assert.equal(await h.dump(), before, 'no key changed');
 
     await setPhase(1, 'done');
     const again = await relocate(name, { body: { ordinal: 1, to: 'node-1' } });

@@ -1,19 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { jsonDepth } from '../src/request-limits.js';
+import { uniqueId } from '@service-foundry/test-support';
 import {
   assertOsbError,
-  call,
-  dumpKeyspace,
-  type Harness,
-  markReady,
   postgresServiceId,
   provisionBody,
-  readInstance,
   smallPlanId,
-  startHarness,
-  uniqueId,
-} from './helpers.js';
+} from '@service-foundry/test-support/broker-calls';
+import { jsonDepth } from '../src/request-limits.js';
+import { type Harness, startHarness } from './helpers.js';
 
 const put = (id: string) => `/v2/service_instances/${id}?accepts_incomplete=true`;
 
@@ -44,39 +39,39 @@ describe('broker: size and depth limits on context, parameters and bodies', () =
   });
 
   it('a deeply nested context is a 400, the first time and the second, and stores nothing', async () => {
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     const id = uniqueId('deep');
     for (const levels of [9, 100, 5000, 5000, 10_000]) {
-      const res = await call(h.broker.url, 'PUT', put(id), { rawBody: provisionText(`"context":${nested(levels)}`) });
+      const res = await h.call('PUT', put(id), { rawBody: provisionText(`"context":${nested(levels)}`) });
       const expected = levels > 15 ? /request body nests more than 16/ : /context nests more than 8/;
       assert.equal(res.status, 400, `${levels} levels: ${res.text}`);
       assertOsbError(res.body, 'BadRequest');
       assert.match((res.body as { description: string }).description, expected);
     }
-    const params = await call(h.broker.url, 'PUT', put(id), { rawBody: provisionText(`"parameters":${nested(9)}`) });
+    const params = await h.call('PUT', put(id), { rawBody: provisionText(`"parameters":${nested(9)}`) });
     assert.equal(params.status, 400);
     assert.match((params.body as { description: string }).description, /parameters nests more than 8/);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before);
+    assert.equal(await h.dump(), before);
   });
 
   it('a context or parameters over 16 KiB is a 413 and stores nothing; 8 levels and 16 KiB are accepted', async () => {
-    const before = await dumpKeyspace(h.client, h.keys);
-    const big = await call(h.broker.url, 'PUT', put(uniqueId('big')), {
+    const before = await h.dump();
+    const big = await h.call('PUT', put(uniqueId('big')), {
       body: provisionBody({ context: { blob: 'x'.repeat(17_000) } }),
     });
     assert.equal(big.status, 413, big.text);
     assertOsbError(big.body, 'PayloadTooLarge');
     assert.match((big.body as { description: string }).description, /context is \d+ bytes of JSON; at most 16384/);
-    const huge = await call(h.broker.url, 'PUT', put(uniqueId('huge')), {
+    const huge = await h.call('PUT', put(uniqueId('huge')), {
       body: provisionBody({ context: { blob: 'x'.repeat(900_000) } }),
     });
     assert.equal(huge.status, 413, 'a 900 KB context is refused with the body');
     assertOsbError(huge.body, 'PayloadTooLarge');
-    const bigParams = await call(h.broker.url, 'PUT', put(uniqueId('bigp')), {
+    const bigParams = await h.call('PUT', put(uniqueId('bigp')), {
       body: provisionBody({ parameters: { local_io: 'fsync', pad: 'é'.repeat(9000) } }),
     });
     assert.equal(bigParams.status, 413, 'bytes are UTF-8 bytes');
-    assert.equal(await dumpKeyspace(h.client, h.keys), before);
+    assert.equal(await h.dump(), before);
 
     const id = uniqueId('edge');
     let deepest: Record<string, unknown> = { instance_name: 'edge-db' };
@@ -84,29 +79,29 @@ describe('broker: size and depth limits on context, parameters and bodies', () =
     const context = { ...deepest, pad: '' };
     context.pad = 'y'.repeat(16_384 - Buffer.byteLength(JSON.stringify(context)));
     assert.equal(Buffer.byteLength(JSON.stringify(context)), 16_384);
-    const ok = await call(h.broker.url, 'PUT', put(id), { body: provisionBody({ context }) });
+    const ok = await h.call('PUT', put(id), { body: provisionBody({ context }) });
     assert.equal(ok.status, 202, ok.text);
-    assert.deepEqual((await readInstance(h.client, h.keys, id))?.context, context);
+    assert.deepEqual((await h.readInstance(id))?.context, context);
   });
 
   it('binding bodies have the same limits', async () => {
     const id = uniqueId('bound');
-    assert.equal((await call(h.broker.url, 'PUT', put(id), { body: provisionBody() })).status, 202);
-    await markReady(h.client, h.keys, id);
-    const before = await dumpKeyspace(h.client, h.keys);
+    assert.equal((await h.call('PUT', put(id), { body: provisionBody() })).status, 202);
+    await h.markReady(id);
+    const before = await h.dump();
     const path = `/v2/service_instances/${id}/service_bindings/b-1`;
     const base = `"service_id":"${postgresServiceId}","plan_id":"${smallPlanId}"`;
-    const deep = await call(h.broker.url, 'PUT', path, { rawBody: `{${base},"context":${nested(5000)}}` });
+    const deep = await h.call('PUT', path, { rawBody: `{${base},"context":${nested(5000)}}` });
     assert.equal(deep.status, 400);
-    const wide = await call(h.broker.url, 'PUT', path, {
+    const wide = await h.call('PUT', path, {
       body: { service_id: postgresServiceId, plan_id: smallPlanId, context: { x: 'z'.repeat(20_000) } },
     });
     assert.equal(wide.status, 413);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before);
+    assert.equal(await h.dump(), before);
   });
 
   it('an operator body nesting too deep is a 400 too', async () => {
-    const res = await call(h.broker.url, 'POST', '/sf/v1/nodes/node-x/cordon', { rawBody: nested(3000) });
+    const res = await h.call('POST', '/sf/v1/nodes/node-x/cordon', { rawBody: nested(3000) });
     assert.equal(res.status, 400);
     assert.match((res.body as { description: string }).description, /nests more than 16/);
   });

@@ -9,21 +9,10 @@ import {
   readSealed,
   secretCodec,
 } from '@service-foundry/core';
+import { secretBox, uniqueId } from '@service-foundry/test-support';
+import { assertOsbError, type CallOptions } from '@service-foundry/test-support/broker-calls';
 import type { InstanceDetail } from '../src/index.js';
-import {
-  assertOsbError,
-  type CallOptions,
-  call,
-  deleteLikeController,
-  dumpKeyspace,
-  type Harness,
-  markReady,
-  provisionBody,
-  readInstance,
-  secretBox,
-  startHarness,
-  uniqueId,
-} from './helpers.js';
+import { type Harness, startHarness } from './helpers.js';
 
 const haSmallPlanId = '4ff07bf1-4cb4-487f-b373-fa97afb00ef8';
 
@@ -32,7 +21,7 @@ describe('broker: restoring a backup in place (sf restore NAME BACKUP)', () => {
   const id = uniqueId('pg');
   const name = uniqueId('pg1');
   const restore = (instance: string, options: CallOptions) =>
-    call(h.broker.url, 'POST', `/sf/v1/instances/${encodeURIComponent(instance)}/restore`, options);
+    h.call('POST', `/sf/v1/instances/${encodeURIComponent(instance)}/restore`, options);
   const putBackup = async (state: BackupRecord['state']) => {
     const backupId = `b-20250102T030405-${Math.random().toString(16).slice(2, 8).padEnd(6, '0')}`;
     const record: BackupRecord = {
@@ -53,9 +42,7 @@ describe('broker: restoring a backup in place (sf restore NAME BACKUP)', () => {
 
   before(async () => {
     h = await startHarness({ routerPortRange: { min: 42100, max: 42199 } });
-    const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${id}?accepts_incomplete=true`, {
-      body: provisionBody({ plan_id: haSmallPlanId, context: { instance_name: name }, parameters: {} }),
-    });
+    const res = await h.provision(id, { plan_id: haSmallPlanId, context: { instance_name: name }, parameters: {} });
     assert.equal(res.status, 202, res.text);
   });
   after(async () => {
@@ -64,20 +51,20 @@ describe('broker: restoring a backup in place (sf restore NAME BACKUP)', () => {
 
   it('refuses while the instance is not ready, being relocated, or its backup not complete, writing nothing', async () => {
     const completed = await putBackup('completed');
-    let before = await dumpKeyspace(h.client, h.keys);
+    let before = await h.dump();
     const provisioning = await restore(name, { body: { backup: completed.id } });
     assert.equal(provisioning.status, 409, provisioning.text);
     assert.match((provisioning.body as { description: string }).description, /is provisioning/);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    assert.equal(await h.dump(), before, 'no key changed');
 
-    await markReady(h.client, h.keys, id);
+    await h.markReady(id);
     const running = await putBackup('running');
-    before = await dumpKeyspace(h.client, h.keys);
+    before = await h.dump();
     const notDone = await restore(name, { body: { backup: running.id } });
     assert.equal(notDone.status, 409, notDone.text);
     const missing = await restore(name, { body: { backup: 'b-20000101T000000-000000' } });
     assert.equal(missing.status, 404, missing.text);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    assert.equal(await h.dump(), before, 'no key changed');
 
     const moving = h.keys.relocation(id, 0);
     const relocation: RelocationRecord = {
@@ -94,11 +81,11 @@ describe('broker: restoring a backup in place (sf restore NAME BACKUP)', () => {
       updatedAt: new Date().toISOString(),
     };
     await h.client.put(moving).value(json(relocation)).exec();
-    before = await dumpKeyspace(h.client, h.keys);
+    before = await h.dump();
     const relocating = await restore(name, { body: { backup: completed.id } });
     assert.equal(relocating.status, 409, relocating.text);
     assert.match((relocating.body as { description: string }).description, /being relocated \(copying\)/);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    assert.equal(await h.dump(), before, 'no key changed');
     await h.client.delete().key(moving).exec();
     await h.client.delete().key(h.keys.backup(id, running.id)).exec();
   });
@@ -109,7 +96,7 @@ describe('broker: restoring a backup in place (sf restore NAME BACKUP)', () => {
     assert.equal(res.status, 202, res.text);
     const view = res.body as InstanceDetail;
     assert.equal(view.id, id, 'the same instance');
-    const instance = await readInstance(h.client, h.keys, id);
+    const instance = await h.readInstance(id);
     assert.deepEqual(instance?.restore, {
       instanceId: id,
       backupId: backup.id,
@@ -132,7 +119,7 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
   const parameters = { replicas: 2, durability: 'received' };
 
   const restore = (instance: string, options: CallOptions) =>
-    call(h.broker.url, 'POST', `/sf/v1/instances/${encodeURIComponent(instance)}/restore`, options);
+    h.call('POST', `/sf/v1/instances/${encodeURIComponent(instance)}/restore`, options);
   /** A backup record in the state the agent leaves it in. */
   const putBackup = async (instanceId: string, instanceName: string, state: BackupRecord['state']) => {
     const backupId = `b-20250102T030405-${Math.random().toString(16).slice(2, 8).padEnd(6, '0')}`;
@@ -172,11 +159,9 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
 
   before(async () => {
     h = await startHarness({ routerPortRange: { min: 42000, max: 42099 } });
-    const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${id}?accepts_incomplete=true`, {
-      body: provisionBody({ plan_id: haSmallPlanId, context: { instance_name: name }, parameters }),
-    });
+    const res = await h.provision(id, { plan_id: haSmallPlanId, context: { instance_name: name }, parameters });
     assert.equal(res.status, 202, res.text);
-    await markReady(h.client, h.keys, id);
+    await h.markReady(id);
   });
   after(async () => {
     await h?.close();
@@ -184,7 +169,7 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
 
   it('rejects bad bodies (400), writing nothing', async () => {
     const backup = await putBackup(id, name, 'completed');
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     const bad: unknown[] = [
       {},
       { backup: 'a.b', as: 'x' },
@@ -199,20 +184,20 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
     }
     const missing = await restore(name, { body: { backup: 'b-20000101T000000-000000', as: 'copy' } });
     assert.equal(missing.status, 404, missing.text);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    assert.equal(await h.dump(), before, 'no key changed');
   });
 
   it('refuses a backup that is not completed (409)', async () => {
     for (const state of ['requested', 'running', 'failed'] as const) {
       const backup = await putBackup(id, name, state);
-      const before = await dumpKeyspace(h.client, h.keys);
+      const before = await h.dump();
       const res = await restore(name, { body: { backup: backup.id, as: `${name}-copy` } });
       assert.equal(res.status, 409, `${state}: ${res.text}`);
       assert.match(
         (res.body as { description: string }).description,
         new RegExp(`is ${state}; only a completed backup`),
       );
-      assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+      assert.equal(await h.dump(), before, 'no key changed');
     }
   });
 
@@ -227,8 +212,8 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
     assert.deepEqual(view.restore, { instanceId: id, backupId: backup.id, node: 'node-2', state: 'copying' });
     assert.notEqual(view.id, id);
 
-    const record = await readInstance(h.client, h.keys, view.id);
-    const source = await readInstance(h.client, h.keys, id);
+    const record = await h.readInstance(view.id);
+    const source = await h.readInstance(id);
     assert.ok(record && source);
     assert.deepEqual(
       {
@@ -258,18 +243,18 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
     assert.ok(sourceSecret?.adminPassword);
     assert.deepEqual(await secretOf(view.id), sourceSecret, "the restored data holds the source's users");
 
-    const events = (await call(h.broker.url, 'GET', '/sf/v1/events?limit=50')).body as EventRecord[];
+    const events = (await h.call('GET', '/sf/v1/events?limit=50')).body as EventRecord[];
     assert.deepEqual(
       events.filter((e) => e.kind === 'restore-requested').map((e) => e.instanceId),
       [view.id],
     );
-    const shown = (await call(h.broker.url, 'GET', `/sf/v1/instances/${copyName}`)).body as InstanceDetail;
+    const shown = (await h.call('GET', `/sf/v1/instances/${copyName}`)).body as InstanceDetail;
     assert.equal(shown.restore?.backupId, backup.id);
   });
 
   it("refuses a name already taken in the operators' scope, or an instance id (409), writing nothing", async () => {
     const backup = await putBackup(id, name, 'completed');
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     // A restored instance is the operators': the name of the previous restore is taken there.
     // (The source's own name is its platform space's, where the restored instance does not live.)
     for (const taken of [`${name}-copy`, id]) {
@@ -277,19 +262,21 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
       assert.equal(res.status, 409, `${taken}: ${res.text}`);
       assert.match((res.body as { description: string }).description, /is taken in the operators' scope/);
     }
-    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
+    assert.equal(await h.dump(), before, 'no key changed');
   });
 
   it("restores a deleted instance's backup with the plan's defaults while its credentials remain", async () => {
     const otherId = uniqueId('gone');
     const otherName = uniqueId('gone-db');
-    const put = await call(h.broker.url, 'PUT', `/v2/service_instances/${otherId}?accepts_incomplete=true`, {
-      body: provisionBody({ plan_id: haSmallPlanId, context: { instance_name: otherName }, parameters }),
+    const put = await h.provision(otherId, {
+      plan_id: haSmallPlanId,
+      context: { instance_name: otherName },
+      parameters,
     });
     assert.equal(put.status, 202, put.text);
     const backup = await putBackup(otherId, otherName, 'completed');
     const secret = await secretOf(otherId);
-    const source = await readInstance(h.client, h.keys, otherId);
+    const source = await h.readInstance(otherId);
     assert.ok(source);
     // The instance record goes; its secret is still there.
     await h.client.delete().key(h.keys.instance(otherId)).exec();
@@ -297,7 +284,7 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
 
     const res = await restore(otherName, { body: { backup: backup.id, as: `${otherName}-back` } });
     assert.equal(res.status, 202, res.text);
-    const record = await readInstance(h.client, h.keys, (res.body as InstanceDetail).id);
+    const record = await h.readInstance((res.body as InstanceDetail).id);
     assert.deepEqual(record?.parameters, {});
     assert.equal(record?.replicas, 3, "ha-small's default");
     assert.deepEqual(await secretOf(record?.id ?? ''), secret);
@@ -305,9 +292,9 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
 
   it('refuses to restore when the source credentials are gone, and creates no instance', async () => {
     const backup = await putBackup(id, name, 'completed');
-    await deleteLikeController(h.client, h.keys, id);
+    await h.deleteLikeController(id);
     assert.equal(await secretOf(id), undefined);
-    const before = await dumpKeyspace(h.client, h.keys);
+    const before = await h.dump();
     const countBefore = (await h.client.getAll().prefix(h.keys.instances()).keys()).length;
     const res = await restore(id, { body: { backup: backup.id, as: `${name}-late` } });
     assert.equal(res.status, 409, res.text);
@@ -316,8 +303,8 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
       `the credentials of instance ${name} are gone; its backups cannot be restored`,
     );
     assert.equal((await h.client.getAll().prefix(h.keys.instances()).keys()).length, countBefore);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before, 'no key changed');
-    const instances = (await call(h.broker.url, 'GET', '/sf/v1/instances')).body as InstanceRecord[];
+    assert.equal(await h.dump(), before, 'no key changed');
+    const instances = (await h.call('GET', '/sf/v1/instances')).body as InstanceRecord[];
     assert.ok(!instances.some((i) => i.name === `${name}-late`));
   });
 });

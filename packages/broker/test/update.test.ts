@@ -1,21 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { defaultCatalogDir, instanceCodec, readRecord } from '@service-foundry/core';
-import {
-  assertOsbError,
-  call,
-  dumpKeyspace,
-  type Harness,
-  markReady,
-  postgresServiceId,
-  provisionBody,
-  smallPlanId,
-  startHarness,
-  uniqueId,
-} from './helpers.js';
+import { suiteTempDir, uniqueId } from '@service-foundry/test-support';
+import { assertOsbError, postgresServiceId, smallPlanId } from '@service-foundry/test-support/broker-calls';
+import { type Harness, startHarness } from './helpers.js';
 
 const mediumPlanId = 'test-medium-plan';
 
@@ -40,42 +30,37 @@ async function catalogWithTwoPlans(dir: string): Promise<void> {
 
 describe('broker: updates (IO settings live; plans and sizes not yet)', () => {
   let h: Harness;
-  let catalogDir: string;
+  const catalogDir = suiteTempDir('sf-broker-catalog');
   const id = uniqueId('upd');
   const patch = `/v2/service_instances/${id}?accepts_incomplete=true`;
 
   before(async () => {
-    catalogDir = await mkdtemp(join(tmpdir(), 'sf-broker-catalog-'));
-    await catalogWithTwoPlans(catalogDir);
-    h = await startHarness({ catalogDir });
-    const body = provisionBody({ plan_id: mediumPlanId, parameters: { replicas: 2 } });
-    const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${id}?accepts_incomplete=true`, { body });
+    await catalogWithTwoPlans(catalogDir.path);
+    h = await startHarness({ catalogDir: catalogDir.path });
+    const res = await h.provision(id, { plan_id: mediumPlanId, parameters: { replicas: 2 } });
     assert.equal(res.status, 202, res.text);
   });
   after(async () => {
     await h?.close();
-    await rm(catalogDir, { recursive: true, force: true });
   });
 
   it('takes the plan default replicas from the catalog sizing', async () => {
     const other = uniqueId('default');
-    const res = await call(h.broker.url, 'PUT', `/v2/service_instances/${other}?accepts_incomplete=true`, {
-      body: provisionBody({ plan_id: mediumPlanId }),
-    });
+    const res = await h.provision(other, { plan_id: mediumPlanId });
     assert.equal(res.status, 202);
-    assert.equal((await readRecord(h.client, instanceCodec, h.keys.instance(other)))?.value.replicas, 2);
+    assert.equal((await h.readInstance(other))?.replicas, 2);
   });
 
   it('refuses updates while provisioning with ConcurrencyError', async () => {
-    const res = await call(h.broker.url, 'PATCH', patch, { body: { service_id: postgresServiceId } });
+    const res = await h.call('PATCH', patch, { body: { service_id: postgresServiceId } });
     assert.equal(res.status, 422);
     assertOsbError(res.body, 'ConcurrencyError');
   });
 
   it('refuses a plan change and a parameter change with 422 and leaves etcd alone', async () => {
-    await markReady(h.client, h.keys, id);
-    const before = await dumpKeyspace(h.client, h.keys);
-    const plan = await call(h.broker.url, 'PATCH', patch, {
+    await h.markReady(id);
+    const before = await h.dump();
+    const plan = await h.call('PATCH', patch, {
       body: { service_id: postgresServiceId, plan_id: smallPlanId },
     });
     assert.equal(plan.status, 422);
@@ -83,21 +68,21 @@ describe('broker: updates (IO settings live; plans and sizes not yet)', () => {
     assert.match((plan.body as { description: string }).description, /medium to small/);
 
     // The plan's update schema lists what may change live; anything else is bad input.
-    const params = await call(h.broker.url, 'PATCH', patch, {
+    const params = await h.call('PATCH', patch, {
       body: { service_id: postgresServiceId, parameters: { replicas: 3 } },
     });
     assert.equal(params.status, 400);
     assert.match((params.body as { description: string }).description, /replicas/);
 
-    const wrongService = await call(h.broker.url, 'PATCH', patch, {
+    const wrongService = await h.call('PATCH', patch, {
       body: { service_id: 'other', plan_id: mediumPlanId },
     });
     assert.equal(wrongService.status, 400);
-    assert.equal(await dumpKeyspace(h.client, h.keys), before);
+    assert.equal(await h.dump(), before);
   });
 
   it('applies a local_io change asynchronously: 202, new IO policy and an update operation in etcd', async () => {
-    const res = await call(h.broker.url, 'PATCH', patch, {
+    const res = await h.call('PATCH', patch, {
       body: { service_id: postgresServiceId, parameters: { local_io: 'batched' } },
     });
     assert.equal(res.status, 202, res.text);
@@ -110,15 +95,15 @@ describe('broker: updates (IO settings live; plans and sizes not yet)', () => {
     assert.equal(record.operation.type, 'update');
     assert.equal(record.operation.id, (res.body as { operation: string }).operation);
     assert.equal(record.parameters.local_io, 'batched');
-    const sync = await call(h.broker.url, 'PATCH', `/v2/service_instances/${id}`, {
+    const sync = await h.call('PATCH', `/v2/service_instances/${id}`, {
       body: { service_id: postgresServiceId, parameters: { local_io: 'fsync' } },
     });
     assert.equal(sync.status, 422, 'an update that needs work is asynchronous');
-    await markReady(h.client, h.keys, id);
+    await h.markReady(id);
   });
 
   it('accepts an update that changes nothing with 200 {}', async () => {
-    const res = await call(h.broker.url, 'PATCH', patch, {
+    const res = await h.call('PATCH', patch, {
       body: {
         service_id: postgresServiceId,
         plan_id: mediumPlanId,
@@ -130,7 +115,7 @@ describe('broker: updates (IO settings live; plans and sizes not yet)', () => {
     assert.deepEqual(res.body, {});
     assert.equal(
       (
-        await call(h.broker.url, 'PATCH', `/v2/service_instances/${uniqueId('nope')}`, {
+        await h.call('PATCH', `/v2/service_instances/${uniqueId('nope')}`, {
           body: { service_id: postgresServiceId },
         })
       ).status,

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -11,16 +10,26 @@ import {
   connectEtcd,
   type Etcd3,
   EtcdPermissionDeniedError,
-  type EtcdProcess,
   etcdUsers,
   Keyspace,
   keyFamilies,
-  startEtcd,
 } from '@service-foundry/core';
+import { makeTempDir, startTestEtcd, type TempDir, type TestEtcd } from '@service-foundry/test-support';
 import { applyClusterAccess } from '../src/cluster/etcd-bootstrap.js';
 import { ClusterPki } from '../src/cluster/pki.js';
 
 const run = promisify(execFile);
+
+/** True when etcd let the request through, false when it refused it for lack of permission (any other error fails). */
+function permitted(request: Promise<unknown>, what: string): Promise<boolean> {
+  return request.then(
+    () => true,
+    (error: unknown) => {
+      assert.ok(error instanceof EtcdPermissionDeniedError, `${what}: ${error}`);
+      return false;
+    },
+  );
+}
 
 /**
  * etcd as `sf up` runs it: TLS only, client certificates required, RBAC on. Every
@@ -28,9 +37,9 @@ const run = promisify(execFile);
  * what the table grants works, what it does not grant is refused by etcd itself.
  */
 describe('etcd access: TLS, client certificates and one role per component', () => {
-  let dir: string;
+  let dir: TempDir;
   let pki: ClusterPki;
-  let etcd: EtcdProcess;
+  let etcd: TestEtcd;
   const keys = new Keyspace('/sf');
   const nodes = ['node-1', 'node-2'];
   const clients = new Map<string, Etcd3>();
@@ -44,13 +53,10 @@ describe('etcd access: TLS, client certificates and one role per component', () 
   };
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sf-etcd-access-'));
-    pki = new ClusterPki(join(dir, 'pki'));
+    dir = await makeTempDir('sf-etcd-access');
+    pki = new ClusterPki(join(dir.path, 'pki'));
     await pki.ensure(nodes);
-    etcd = await startEtcd({
-      dataDir: join(dir, 'etcd'),
-      tls: { caFile: pki.caFile, ...pki.server, client: pki.client(etcdUsers.root) },
-    });
+    etcd = await startTestEtcd({ tls: { caFile: pki.caFile, ...pki.server, client: pki.client(etcdUsers.root) } });
     const cluster = { keyspaceRoot: keys.root, nodes: nodes.map((name) => ({ name, address: '127.0.0.1' })) };
     await applyClusterAccess([etcd.endpoint], cluster as never, pki);
   });
@@ -58,7 +64,7 @@ describe('etcd access: TLS, client certificates and one role per component', () 
   after(async () => {
     for (const client of clients.values()) client.close();
     await etcd?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await dir?.remove();
   });
 
   it('keeps every key 0600 in a 0700 folder', async () => {
@@ -135,28 +141,9 @@ describe('etcd access: TLS, client certificates and one role per component', () 
         const access = family.access[kind];
         const canRead = access === 'r' || access === 'rw';
         const canWrite = access === 'w' || access === 'rw';
-        const read = await client
-          .get(key)
-          .string()
-          .then(
-            () => true,
-            (error: unknown) => {
-              assert.ok(error instanceof EtcdPermissionDeniedError, `${user} read ${key}: ${error}`);
-              return false;
-            },
-          );
+        const read = await permitted(client.get(key).string(), `${user} read ${key}`);
         assert.equal(read, canRead, `${user} reading ${family.family}`);
-        const wrote = await client
-          .put(key)
-          .value('x')
-          .exec()
-          .then(
-            () => true,
-            (error: unknown) => {
-              assert.ok(error instanceof EtcdPermissionDeniedError, `${user} write ${key}: ${error}`);
-              return false;
-            },
-          );
+        const wrote = await permitted(client.put(key).value('x').exec(), `${user} write ${key}`);
         assert.equal(wrote, canWrite, `${user} writing ${family.family}`);
       }
     });

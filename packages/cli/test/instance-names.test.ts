@@ -1,102 +1,40 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type RunningBroker, startBroker } from '@service-foundry/broker';
-import {
-  connectEtcd,
-  createLogger,
-  type Etcd3,
-  type EtcdProcess,
-  instanceCodec,
-  Keyspace,
-  readRecord,
-  SecretBox,
-  startEtcd,
-} from '@service-foundry/core';
-
-const cliMain = resolve(import.meta.dirname, '../dist/main.js');
-const platform = { username: 'cf-platform', password: 'platform-horse-battery' };
-const operator = { username: 'ops-bob', password: 'operator-horse-battery' };
-const postgresServiceId = '4f6f0a8e-5d8a-4c43-9a57-2a4f1d3c6b01';
-const smallPlanId = 'b0c6c1d2-83a4-4a8e-8d2f-6e1f0c9a7b11';
+import { instanceCodec, readRecord } from '@service-foundry/core';
+import { uniqueId } from '@service-foundry/test-support';
+import type { Harness } from '@service-foundry/test-support/broker-harness';
+import { type CliHarness, startCliHarness } from './helpers.js';
 
 /** `sf` names instances the way the operator API resolves them: one resolver, in the broker. */
 describe('cli: instance names are resolved by the broker, per space', () => {
-  let dir: string;
-  let etcd: EtcdProcess;
-  let client: Etcd3;
-  let broker: RunningBroker;
-  const keys = new Keyspace(`/cli-names-${randomBytes(6).toString('hex')}`);
-  const inSpaceA = `pg-a-${randomBytes(4).toString('hex')}`;
-  const inSpaceB = `pg-b-${randomBytes(4).toString('hex')}`;
+  let cli: CliHarness;
+  let h: Harness;
+  const inSpaceA = uniqueId('pg-a');
+  const inSpaceB = uniqueId('pg-b');
 
   const sf = async (...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => {
-    const child = spawn(process.execPath, [cliMain, ...args], {
-      env: { ...process.env, SF_HOME: join(dir, 'sf-home') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const code = await new Promise<number | null>((done) => child.on('close', done));
-    return { code, stdout, stderr };
+    const run = cli.sf(...args);
+    const { code } = await run.exited;
+    return { code, stdout: run.stdout(), stderr: run.stderr() };
   };
 
   const provision = async (id: string, space: string) => {
-    const res = await fetch(`${broker.url}/v2/service_instances/${id}?accepts_incomplete=true`, {
-      method: 'PUT',
-      headers: {
-        authorization: `Basic ${Buffer.from(`${platform.username}:${platform.password}`).toString('base64')}`,
-        'x-broker-api-version': '2.17',
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify({
-        service_id: postgresServiceId,
-        plan_id: smallPlanId,
-        organization_guid: 'org-1',
-        space_guid: space,
-        context: { platform: 'cloudfoundry', instance_name: 'orders' },
-      }),
+    const res = await h.provision(id, {
+      organization_guid: 'org-1',
+      space_guid: space,
+      context: { platform: 'cloudfoundry', instance_name: 'orders' },
     });
-    assert.equal(res.status, 202, await res.text());
+    assert.equal(res.status, 202, res.text);
   };
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sf-cli-names-'));
-    etcd = await startEtcd({ dataDir: join(dir, 'etcd') });
-    client = connectEtcd({ endpoints: [etcd.endpoint] });
-    broker = await startBroker(
-      {
-        etcdEndpoints: [etcd.endpoint],
-        keyspaceRoot: keys.root,
-        secretsKeyFile: await SecretBox.ensureKeyFile(join(tmpdir(), 'sf-test-secrets.key')),
-        port: 0,
-        osb: platform,
-        operators: [{ ...operator, role: 'operator' }],
-      },
-      { log: createLogger({ name: 'cli-names-test', level: 'silent' }) },
-    );
-    await mkdir(join(dir, 'sf-home'), { mode: 0o700 });
-    await writeFile(join(dir, 'sf-home', 'cli.json'), JSON.stringify({ url: broker.url, ...operator }), {
-      mode: 0o600,
-    });
+    cli = await startCliHarness();
+    h = cli.h;
     await provision(inSpaceA, 'space-a');
     await provision(inSpaceB, 'space-b');
   });
   after(async () => {
-    await broker?.stop();
-    client?.close();
-    await etcd?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await cli?.close();
   });
 
   it('a name held in two spaces is refused with the spaces listed, and nothing is deleted', async () => {
@@ -108,7 +46,7 @@ describe('cli: instance names are resolved by the broker, per space', () => {
     const deleted = await sf('delete-service', 'orders', '--no-wait');
     assert.equal(deleted.code, 1, deleted.stderr);
     for (const id of [inSpaceA, inSpaceB]) {
-      assert.equal((await readRecord(client, instanceCodec, keys.instance(id)))?.value.phase, 'provisioning');
+      assert.equal((await readRecord(h.client, instanceCodec, h.keys.instance(id)))?.value.phase, 'provisioning');
     }
   });
 

@@ -1,83 +1,38 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type RunningBroker, startBroker } from '@service-foundry/broker';
 import {
   type BackupRecord,
   backupCodec,
-  connectEtcd,
-  createLogger,
   type Etcd3,
-  type EtcdProcess,
   type InstanceRecord,
   instanceCodec,
   json,
-  Keyspace,
-  type NodeRecord,
+  type Keyspace,
   type PlacementRecord,
   type RecordCodec,
   type RelocationRecord,
   readPrefix,
   readRecord,
   relocationCodec,
-  SecretBox,
-  startEtcd,
   type TransferStatusRecord,
   waitFor,
 } from '@service-foundry/core';
+import { uniqueId, type WatchedProcess } from '@service-foundry/test-support';
+import { operatorLogin, postgresServiceId, smallPlanId } from '@service-foundry/test-support/broker-calls';
+import { type CliHarness, startCliHarness } from './helpers.js';
 
 /**
  * The transfer commands against a real broker and etcd. The test plays the controller and
  * the agents: it writes the records they would write, one step at a time, and waits for
  * the CLI to show each step before taking the next.
  */
-const cliMain = resolve(import.meta.dirname, '../dist/main.js');
-const username = 'platform';
-const password = 'correct-horse-battery';
-const postgresServiceId = '4f6f0a8e-5d8a-4c43-9a57-2a4f1d3c6b01';
-const smallPlanId = 'b0c6c1d2-83a4-4a8e-8d2f-6e1f0c9a7b11';
-
-interface Run {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exit: Promise<number | null>;
-}
-
 describe('cli: sf relocate, backup, backups, restore follow the work to its end', () => {
-  let dir: string;
-  let etcd: EtcdProcess;
+  let cli: CliHarness;
   let client: Etcd3;
-  let broker: RunningBroker;
-  const keys = new Keyspace(`/cli-${randomBytes(6).toString('hex')}`);
-  const id = `pg-${randomBytes(4).toString('hex')}`;
-  const running: ChildProcess[] = [];
-
-  const sf = (...args: string[]): Run => {
-    const child = spawn(process.execPath, [cliMain, ...args], {
-      env: {
-        ...process.env,
-        SF_HOME: join(dir, 'sf-home'),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    running.push(child);
-    let out = '';
-    let err = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    const exit = new Promise<number | null>((done) => child.on('close', (code) => done(code)));
-    return { child, stdout: () => out, stderr: () => err, exit };
-  };
-  const shows = (run: Run, text: string) =>
+  let keys: Keyspace;
+  const id = uniqueId('pg');
+  const sf = (...args: string[]): WatchedProcess => cli.sf(...args);
+  const shows = (run: WatchedProcess, text: string) =>
     waitFor(() => run.stderr().includes(text) || run.stdout().includes(text), {
       description: `the CLI to show ${JSON.stringify(text)}`,
       timeoutMs: 15_000,
@@ -94,48 +49,20 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
   const now = () => new Date().toISOString();
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sf-cli-test-'));
-    etcd = await startEtcd({ dataDir: join(dir, 'etcd') });
-    client = connectEtcd({ endpoints: [etcd.endpoint] });
-    broker = await startBroker(
-      {
-        etcdEndpoints: [etcd.endpoint],
-        keyspaceRoot: keys.root,
-        secretsKeyFile: await SecretBox.ensureKeyFile(join(tmpdir(), 'sf-test-secrets.key')),
-        port: 0,
-        osb: { username: 'cf-platform', password: 'platform-horse-battery' },
-        // The CLI uses an operator's login (the operator API, and /v2 for its own instances).
-        operators: [{ username, password, role: 'operator' }],
-      },
-      { log: createLogger({ name: 'cli-test', level: 'silent' }) },
-    );
-    // The CLI reads its target (and the password) from $SF_HOME/cli.json, as after `sf up`.
-    await mkdir(join(dir, 'sf-home'), { mode: 0o700 });
-    await writeFile(join(dir, 'sf-home', 'cli.json'), JSON.stringify({ url: broker.url, username, password }), {
-      mode: 0o600,
+    cli = await startCliHarness();
+    ({ client, keys } = cli.h);
+    // Made by an operator (the CLI's login reaches /v2 for its own instances): no platform scope.
+    const res = await cli.h.call('PUT', `/v2/service_instances/${id}?accepts_incomplete=true`, {
+      auth: operatorLogin,
+      body: { service_id: postgresServiceId, plan_id: smallPlanId, context: { instance_name: 'pg1' } },
     });
-    const auth = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
-    const res = await fetch(`${broker.url}/v2/service_instances/${id}?accepts_incomplete=true`, {
-      method: 'PUT',
-      headers: { authorization: auth, 'x-broker-api-version': '2.17', 'content-type': 'application/json' },
-      body: JSON.stringify({ service_id: postgresServiceId, plan_id: smallPlanId, context: { instance_name: 'pg1' } }),
-    });
-    assert.equal(res.status, 202, await res.text());
+    assert.equal(res.status, 202, res.text);
     await update<InstanceRecord>(instanceCodec, keys.instance(id), (i) => ({
       ...i,
       phase: 'ready',
       message: 'primary on node-1',
     }));
-    for (const node of ['node-1', 'node-2']) {
-      const record: NodeRecord = {
-        name: node,
-        address: '127.0.0.1',
-        capacity: { cpuMillis: 4000, memoryMb: 8192, diskMb: 100_000 },
-        labels: {},
-        startedAt: now(),
-      };
-      await client.put(keys.node(node)).value(json(record)).exec();
-    }
+    for (const node of ['node-1', 'node-2']) await cli.h.putNode(node, { address: '127.0.0.1' });
     const placement: PlacementRecord = {
       instanceId: id,
       ordinal: 0,
@@ -146,11 +73,7 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
     await client.put(keys.placement(id, 0)).value(json(placement)).exec();
   });
   after(async () => {
-    for (const child of running) if (child.exitCode === null) child.kill('SIGKILL');
-    await broker?.stop();
-    client?.close();
-    await etcd?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await cli?.close();
   });
 
   const transfer = (instanceId: string, node: string, bytes: number, message: string): TransferStatusRecord => ({
@@ -216,7 +139,7 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
     });
     await shows(run, 'switching to node-2');
     await phase('done', { downtimeMs: 840 });
-    assert.equal(await run.exit, 0, run.stderr());
+    assert.equal((await run.exited).code, 0, run.stderr());
     assert.equal(
       run.stdout().trim().split('\n').at(-1),
       'relocated pg1 replica 0 from node-1 to node-2: pre-copy 1.07 GB in 4.6 s (233 MB/s), final delta 10.6 MB in 0.3 s, downtime 0.84 s',
@@ -237,7 +160,7 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
     );
 
     const detail = sf('service', 'pg1');
-    assert.equal(await detail.exit, 0, detail.stderr());
+    assert.equal((await detail.exited).code, 0, detail.stderr());
     assert.match(detail.stdout(), /last relocation: replica 0 node-1 → node-2: done — done$/m);
   });
 
@@ -249,13 +172,13 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
       phase: 'failed',
       message: 'node-2 ran out of disk',
     }));
-    assert.equal(await failing.exit, 1);
+    assert.equal((await failing.exited).code, 1);
     assert.match(failing.stdout(), /relocation of pg1 replica 0 failed: node-2 ran out of disk/);
 
     const interrupted = sf('relocate', id);
     await shows(interrupted, 'waiting for the controller');
     interrupted.child.kill('SIGINT');
-    assert.equal(await interrupted.exit, 130);
+    assert.equal((await interrupted.exited).code, 130);
     assert.match(interrupted.stdout(), /the relocation keeps running/);
     const record = await readRecord(client, relocationCodec, keys.relocation(id, 0));
     assert.equal(record?.value.phase, 'requested', 'the request stays for the controller');
@@ -304,14 +227,14 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
       completedAt: now(),
       figures,
     }));
-    assert.equal(await run.exit, 0, run.stderr());
+    assert.equal((await run.exited).code, 0, run.stderr());
     assert.equal(
       run.stdout().trim().split('\n').at(-1),
       `backup ${listed.value.id} of pg1 completed: 48.2 MB, 1203 files in 1.2 s (copied while stopped) on node-1`,
     );
 
     const table = sf('backups', 'pg1');
-    assert.equal(await table.exit, 0, table.stderr());
+    assert.equal((await table.exited).code, 0, table.stderr());
     const [header, row] = table.stdout().trim().split('\n');
     assert.match(header ?? '', /^id\s+state\s+taken\s+node\s+method\s+size\s+files\s+duration$/);
     assert.match(
@@ -321,7 +244,7 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
       ),
     );
     const asJson = sf('backups', 'pg1', '--json');
-    assert.equal(await asJson.exit, 0);
+    assert.equal((await asJson.exited).code, 0);
     assert.deepEqual(
       (JSON.parse(asJson.stdout()) as BackupRecord[]).map((b) => b.id),
       [listed.value.id],
@@ -363,14 +286,14 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
       phase: 'ready',
       message: 'primary on node-2',
     }));
-    assert.equal(await run.exit, 0, run.stderr());
+    assert.equal((await run.exited).code, 0, run.stderr());
     assert.equal(
       run.stdout().trim().split('\n').at(-1),
       `restored backup ${backup.value.id} of pg1 as pg1-copy (ready)`,
     );
 
     const detail = sf('service', 'pg1-copy');
-    assert.equal(await detail.exit, 0, detail.stderr());
+    assert.equal((await detail.exited).code, 0, detail.stderr());
     assert.match(
       detail.stdout(),
       new RegExp(`restored from:\\s+backup ${backup.value.id} of instance ${id} \\(copied\\)`),
@@ -390,7 +313,7 @@ describe('cli: sf relocate, backup, backups, restore follow the work to its end'
       message: `backup ${backup.value.id} restored in place`,
       operation: { ...i.operation, state: 'succeeded' },
     }));
-    assert.equal(await inPlace.exit, 0, inPlace.stderr());
+    assert.equal((await inPlace.exited).code, 0, inPlace.stderr());
     assert.equal(
       inPlace.stdout().trim().split('\n').at(-1),
       `restored backup ${backup.value.id} of pg1 in place (ready)`,

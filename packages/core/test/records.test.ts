@@ -1,24 +1,17 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
+import { captureLog, startTestEtcd, type TestEtcd, uniqueKeyspace } from '@service-foundry/test-support';
 import {
   allocationCodec,
   assignmentCodec,
   BadRecordError,
   backupCodec,
   bindingCodec,
-  connectEtcd,
   ErrorCodes,
   type Etcd3,
-  type EtcdProcess,
   eventCodec,
   instanceCodec,
-  Keyspace,
   type MirrorChange,
   type NodeRecord,
   nodeCodec,
@@ -40,7 +33,6 @@ import {
   schedulingStatusCodec,
   sealedValue,
   secretCodec,
-  startEtcd,
   statusCodec,
   transferStatusCodec,
   waitFor,
@@ -357,22 +349,12 @@ describe('record codecs', () => {
 });
 
 /** A logger whose lines the test can read. */
-function capturingLog() {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { log: pino({ level: 'warn' }, sink), lines };
-}
+const capturingLog = () => captureLog({ level: 'warn' });
 
 describe('reads through codecs (real etcd)', () => {
-  let dir: string;
-  let etcd: EtcdProcess;
+  let etcd: TestEtcd;
   let client: Etcd3;
-  const keys = new Keyspace(`/records-${randomBytes(4).toString('hex')}`);
+  const keys = uniqueKeyspace('records');
   const node = (name: string): NodeRecord => ({
     name,
     address: '10.0.0.1',
@@ -383,14 +365,11 @@ describe('reads through codecs (real etcd)', () => {
   const put = (key: string, value: string) => client.put(key).value(value).exec();
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sf-records-'));
-    etcd = await startEtcd({ dataDir: join(dir, 'etcd') });
-    client = connectEtcd({ endpoints: [etcd.endpoint] });
+    etcd = await startTestEtcd();
+    client = etcd.client;
   });
   after(async () => {
-    client?.close();
     await etcd?.stop();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('readRecord returns the record, undefined when absent, and throws on a malformed one', async () => {

@@ -1,19 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
+import { suiteTempDir } from '@service-foundry/test-support';
 import { InvalidConfigError, isSealedSecret, SecretBox, SecretBoxError } from '../src/index.js';
 
 describe('SecretBox: credentials sealed before they enter etcd', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sf-secret-box-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = suiteTempDir('sf-secret-box');
 
   const box = new SecretBox(randomBytes(32));
   const key = '/sf/secrets/i1';
@@ -39,7 +33,7 @@ describe('SecretBox: credentials sealed before they enter etcd', () => {
   });
 
   it('reads a key file only when no one else can: 0600, 32 bytes', async () => {
-    const file = join(dir, 'secrets.key');
+    const file = join(dir.path, 'secrets.key');
     await SecretBox.createKeyFile(file);
     assert.equal((await stat(file)).mode & 0o777, 0o600);
     const a = await SecretBox.fromKeyFile(file);
@@ -52,14 +46,14 @@ describe('SecretBox: credentials sealed before they enter etcd', () => {
       assert.match(error.message, /readable by group or others/);
       return true;
     });
-    const short = join(dir, 'short.key');
+    const short = join(dir.path, 'short.key');
     await writeFile(short, `${randomBytes(16).toString('base64')}\n`, { mode: 0o600 });
     await assert.rejects(SecretBox.fromKeyFile(short), /must hold 32 bytes/);
-    await assert.rejects(SecretBox.fromKeyFile(join(dir, 'absent.key')), /ENOENT/);
+    await assert.rejects(SecretBox.fromKeyFile(join(dir.path, 'absent.key')), /ENOENT/);
   });
 
   it('processes racing to create a key file all end up with the same whole key', async () => {
-    const file = join(dir, 'shared.key');
+    const file = join(dir.path, 'shared.key');
     const paths = await Promise.all(Array.from({ length: 16 }, () => SecretBox.ensureKeyFile(file)));
     assert.ok(paths.every((p) => p === file));
     const boxes = await Promise.all(paths.map((p) => SecretBox.fromKeyFile(p)));

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { chmod, chown, copyFile, mkdir, realpath, symlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { InvalidConfigError } from '@service-foundry/core';
+import { suiteTempDir } from '@service-foundry/test-support';
 import {
   compileFencingOptions,
   defaultAgentDirs,
@@ -12,7 +13,7 @@ import {
   resolveAgent,
   simAgentPath,
 } from '../src/index.js';
-import { tempDir, writeAgent } from './helpers.js';
+import { writeAgent } from './helpers.js';
 
 /** The refusal's reason, failing the test if `agent` was accepted. */
 async function refusal(agent: string, dirs: readonly string[]): Promise<string> {
@@ -28,20 +29,14 @@ async function refusal(agent: string, dirs: readonly string[]): Promise<string> 
 }
 
 describe('fence agent allow-list: only fence_* executables in allow-listed directories run', () => {
-  let allowed: { path: string; remove(): Promise<void> };
-  let outside: { path: string; remove(): Promise<void> };
+  const allowed = suiteTempDir('sf-fencing-allowed');
+  const outside = suiteTempDir('sf-fencing-outside');
   let dirs: string[];
   let good: string;
 
   before(async () => {
-    allowed = await tempDir('allowed');
-    outside = await tempDir('outside');
     dirs = [allowed.path];
     good = await writeAgent(allowed.path, 'good', 'exit 0');
-  });
-  after(async () => {
-    await allowed.remove();
-    await outside.remove();
   });
 
   it('resolves a fence_* name in an allowed directory, and its absolute path there', async () => {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
+import { suiteTempDir } from '@service-foundry/test-support';
 import {
   FenceAgentMetadataError,
   FenceAgentRefusedError,
@@ -9,18 +10,14 @@ import {
   type FenceOptionValue,
   parseAgentMetadata,
 } from '../src/index.js';
-import { tempDir, testAgents, writeAgent } from './helpers.js';
+import { testAgents, writeAgent } from './helpers.js';
 
 describe('agent metadata: options are checked against what the agent declares', () => {
-  let dir: { path: string; remove(): Promise<void> };
+  const dir = suiteTempDir('sf-fencing-metadata');
   let agents: FenceAgents;
 
   before(async () => {
-    dir = await tempDir('metadata');
     agents = testAgents(dir.path);
-  });
-  after(async () => {
-    await dir.remove();
   });
 
   /** The problems of one device, as the operator API reports them. */

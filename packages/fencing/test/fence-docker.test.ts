@@ -6,18 +6,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createServer, type Server } from 'node:tls';
 import { promisify } from 'node:util';
+import { silentLogger, suiteTempDir, uniqueId } from '@service-foundry/test-support';
+import { docker, removeContainer } from '@service-foundry/test-support/docker';
 import { powerOffAndConfirm, runDeviceAction } from '../src/index.js';
-import {
-  device,
-  docker,
-  ensureSleepImage,
-  removeContainer,
-  runContext,
-  silentLogger,
-  startSleeper,
-  tempDir,
-  uniqueId,
-} from './helpers.js';
+import { device, ensureSleepImage, runContext, startSleeper } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -86,7 +78,7 @@ async function makeCertificates(
  * connection to the host's Docker socket.
  */
 describe('fence_docker against the Docker API over TLS', () => {
-  let dir: { path: string; remove(): Promise<void> };
+  const dir = suiteTempDir('sf-fencing-docker-tls');
   let server: Server;
   let port: number;
   let certs: Awaited<ReturnType<typeof makeCertificates>>;
@@ -95,7 +87,6 @@ describe('fence_docker against the Docker API over TLS', () => {
   const log = silentLogger();
 
   before(async () => {
-    dir = await tempDir('docker-tls');
     certs = await makeCertificates(dir.path);
     server = createServer(
       {
@@ -131,7 +122,6 @@ describe('fence_docker against the Docker API over TLS', () => {
     if (containerId) await removeContainer(containerId);
     for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => server?.close(resolve));
-    await dir?.remove();
   });
 
   const fenceDocker = () =>

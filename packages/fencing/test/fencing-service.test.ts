@@ -3,24 +3,19 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ConflictError, json, sealedValue, waitFor } from '@service-foundry/core';
-import { Fencing, fenceNode, type StoredFenceRecord, unfenceNode } from '../src/index.js';
 import {
-  dummyDevice,
-  fastOptions,
-  powerFile,
-  readPower,
   secretBox,
   silentLogger,
   startTestEtcd,
+  suiteTempDir,
   type TestEtcd,
-  tempDir,
-  testAgentDirs,
   uniqueId,
-  writeAgent,
-} from './helpers.js';
+} from '@service-foundry/test-support';
+import { Fencing, fenceNode, type StoredFenceRecord, unfenceNode } from '../src/index.js';
+import { dummyDevice, fastOptions, powerFile, readPower, testAgentDirs, writeAgent } from './helpers.js';
 
 describe('fenceNode / unfenceNode against etcd', () => {
-  let dir: { path: string; remove(): Promise<void> };
+  const dir = suiteTempDir('sf-fencing-service');
   let etcd: TestEtcd;
   let fencing: Fencing;
   /** Fast, with the test's own agents allow-listed. */
@@ -28,14 +23,12 @@ describe('fenceNode / unfenceNode against etcd', () => {
   const log = silentLogger();
 
   before(async () => {
-    dir = await tempDir('service');
     etcd = await startTestEtcd();
     options = { ...fastOptions, agentDirs: testAgentDirs(dir.path) };
     fencing = new Fencing(etcd.client, etcd.keys, options, { log, secrets: secretBox });
   });
   after(async () => {
     await etcd.stop();
-    await dir.remove();
   });
 
   /**

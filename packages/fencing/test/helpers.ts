@@ -1,20 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import {
-  connectEtcd,
-  type Etcd3,
-  type EtcdProcess,
-  Keyspace,
-  type Logger,
-  SecretBox,
-  startEtcd,
-} from '@service-foundry/core';
-import Docker from 'dockerode';
-import { pino } from 'pino';
-import { pack } from 'tar-stream';
+import type { Logger } from '@service-foundry/core';
+import { docker, ensureBusyboxImage } from '@service-foundry/test-support/docker';
 import {
   type DeviceRunContext,
   defaultAgentDirs,
@@ -24,38 +11,6 @@ import {
   type FencingOptions,
   parseFenceDevices,
 } from '../src/index.js';
-
-export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-
-/** The key fence devices are sealed with in tests (one per machine, made once). */
-export const secretBox = await SecretBox.fromKeyFile(
-  await SecretBox.ensureKeyFile(join(tmpdir(), 'sf-test-secrets.key')),
-);
-
-export function uniqueId(prefix: string): string {
-  return `${prefix}-${randomBytes(4).toString('hex')}`;
-}
-
-export async function tempDir(prefix: string): Promise<{ path: string; remove(): Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), `sf-fencing-${prefix}-`));
-  return { path, remove: () => rm(path, { recursive: true, force: true }) };
-}
-
-/** A logger whose every line is kept, to check what reaches logs. */
-export function capturingLogger(): { log: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  return { log: pino({ level: 'debug' }, sink), lines };
-}
-
-export function silentLogger(): Logger {
-  return pino({ level: process.env.SF_TEST_LOG_LEVEL ?? 'silent' });
-}
 
 /**
  * A fence agent `fence_<name>` in `dir` (a `/bin/sh` script) whose behaviour the test
@@ -149,30 +104,6 @@ export async function readPower(path: string): Promise<string> {
   return (await readFile(path, 'utf8')).trim();
 }
 
-export interface TestEtcd {
-  etcd: EtcdProcess;
-  client: Etcd3;
-  keys: Keyspace;
-  stop(): Promise<void>;
-}
-
-/** A real etcd in a temp dir, a client, and a keyspace root of the test's own. */
-export async function startTestEtcd(): Promise<TestEtcd> {
-  const dir = await tempDir('etcd');
-  const etcd = await startEtcd({ dataDir: join(dir.path, 'data') });
-  const client = connectEtcd({ endpoints: [etcd.endpoint] });
-  return {
-    etcd,
-    client,
-    keys: new Keyspace(`/test-${randomBytes(6).toString('hex')}`),
-    stop: async () => {
-      client.close();
-      await etcd.stop();
-      await dir.remove();
-    },
-  };
-}
-
 /** True while a process with this pid exists and is not a zombie. */
 export async function processRuns(pid: number): Promise<boolean> {
   try {
@@ -184,47 +115,9 @@ export async function processRuns(pid: number): Promise<boolean> {
   }
 }
 
-async function busyboxTar(): Promise<Buffer> {
-  const busybox = await readFile('/bin/busybox');
-  const archive = pack();
-  const mtime = new Date(0);
-  const chunks: Buffer[] = [];
-  archive.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-  const done = new Promise<void>((resolve, reject) => {
-    archive.on('end', resolve);
-    archive.on('error', reject);
-  });
-  archive.entry({ name: 'bin/', type: 'directory', mode: 0o755, mtime });
-  archive.entry({ name: 'bin/busybox', mode: 0o755, mtime }, busybox);
-  archive.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
-
-/**
- * A tiny image (busybox-static, `sleep` as PID 1) made with `docker import` like the agent
- * tests' images: no registry needed. Tagged by content and reused.
- */
-export async function ensureSleepImage(): Promise<string> {
-  const tar = await busyboxTar();
-  const cmd = ['/bin/busybox', 'sleep', '3600'];
-  const hash = createHash('sha256').update(tar).update(JSON.stringify(cmd)).digest('hex').slice(0, 16);
-  const image = `service-foundry-test/busybox:sleep-${hash}`;
-  try {
-    await docker.getImage(image).inspect();
-    return image;
-  } catch {
-    // Not imported yet.
-  }
-  const progress = await docker.importImage(Readable.from([tar]), {
-    repo: 'service-foundry-test/busybox',
-    tag: `sleep-${hash}`,
-    changes: [`CMD ${JSON.stringify(cmd)}`],
-  } as object);
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(progress, (error) => (error ? reject(error) : resolve()));
-  });
-  return image;
+/** A tiny image (busybox-static, `sleep` as PID 1): no registry needed. */
+export function ensureSleepImage(): Promise<string> {
+  return ensureBusyboxImage({ repo: 'service-foundry-test/busybox', cmd: ['/bin/busybox', 'sleep', '3600'] });
 }
 
 /** Starts a sleeping container with `labels`; the caller removes it by id. */
@@ -237,11 +130,4 @@ export async function startSleeper(image: string, name: string, labels: Record<s
   });
   await container.start();
   return container.id;
-}
-
-export async function removeContainer(id: string): Promise<void> {
-  await docker
-    .getContainer(id)
-    .remove({ force: true })
-    .catch(() => undefined);
 }

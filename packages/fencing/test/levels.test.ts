@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { eventCodec, readPrefix } from '@service-foundry/core';
+import { secretBox, silentLogger, startTestEtcd, suiteTempDir, type TestEtcd } from '@service-foundry/test-support';
 import { Fencing, runFenceLevels } from '../src/index.js';
 import {
   device,
@@ -9,28 +10,21 @@ import {
   powerFile,
   readPower,
   runContext,
-  secretBox,
-  silentLogger,
-  startTestEtcd,
-  type TestEtcd,
-  tempDir,
   testAgentDirs,
   testAgents,
   writeAgent,
 } from './helpers.js';
 
 describe('fence levels: tried in order, a level needs all its devices', () => {
-  let dir: { path: string; remove(): Promise<void> };
+  const dir = suiteTempDir('sf-fencing-levels');
   let etcd: TestEtcd;
   const log = silentLogger();
 
   before(async () => {
-    dir = await tempDir('levels');
     etcd = await startTestEtcd();
   });
   after(async () => {
     await etcd.stop();
-    await dir.remove();
   });
 
   /** Level 1 fails, level 2 has one good and one bad device, level 3 has two good ones. */

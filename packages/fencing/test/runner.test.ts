@@ -1,36 +1,30 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { waitFor } from '@service-foundry/core';
+import { captureLog, silentLogger, suiteTempDir } from '@service-foundry/test-support';
 import { encodeAgentOptions, powerOffAndConfirm, runDeviceAction } from '../src/index.js';
 import {
-  capturingLogger,
   device,
   dummyDevice,
   powerFile,
   processRuns,
   readPower,
   runContext,
-  silentLogger,
-  tempDir,
   testAgents,
   writeAgent,
 } from './helpers.js';
 
 describe('device runner: one device, the fence-agent protocol', () => {
-  let dir: { path: string; remove(): Promise<void> };
+  const dir = suiteTempDir('sf-fencing-runner');
   const log = silentLogger();
   /** The runner's context with the test's own agents allow-listed. */
   let context: (logger?: typeof log, node?: string) => ReturnType<typeof runContext>;
 
   before(async () => {
-    dir = await tempDir('runner');
     const agents = testAgents(dir.path);
     context = (logger = log, node = 'node-1') => runContext(logger, node, agents);
-  });
-  after(async () => {
-    await dir.remove();
   });
 
   it('reads fence_dummy status: exit 0 = ON, exit 2 = OFF', async () => {
@@ -151,7 +145,7 @@ describe('device runner: one device, the fence-agent protocol', () => {
   it('never shows a secret: not in history output, options or logs', async () => {
     // A space is fine in a secret: agents quote secrets or send them in-band.
     const secret = 'hunter2 very-secret';
-    const { log: capture, lines } = capturingLogger();
+    const captured = captureLog();
     // An agent that echoes what it was sent, password included, as some do in warnings.
     const echo = await writeAgent(
       dir.path,
@@ -162,15 +156,15 @@ describe('device runner: one device, the fence-agent protocol', () => {
     const outcome = await powerOffAndConfirm(
       1,
       device({ agent: echo, options: { ip: '10.0.0.9', password: secret }, confirm: 'exit-code' }),
-      context(capture),
+      context(captured.log),
     );
     assert.equal(outcome.ok, true, outcome.reason);
     const off = outcome.steps[0];
     assert.match(off?.stderr ?? '', /Ignoring option 'password=\[redacted\]/);
     assert.equal(outcome.options.password, '[redacted]');
-    assert.ok(lines.length > 0);
+    assert.ok(captured.lines.length > 0);
     assert.ok(!JSON.stringify(outcome).includes(secret));
-    assert.ok(!lines.join('').includes(secret));
+    assert.ok(!captured.text().includes(secret));
   });
 
   it('reports a missing agent as the device’s failure', async () => {

@@ -3,40 +3,21 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { silentLogger, spawnWatched, suiteTempDir, uniqueId } from '@service-foundry/test-support';
+import { docker, removeContainer } from '@service-foundry/test-support/docker';
 import { powerOffAndConfirm, simAgentPath } from '../src/index.js';
-import {
-  device,
-  docker,
-  ensureSleepImage,
-  processRuns,
-  removeContainer,
-  runContext,
-  silentLogger,
-  startSleeper,
-  tempDir,
-  uniqueId,
-} from './helpers.js';
+import { device, ensureSleepImage, processRuns, runContext, startSleeper } from './helpers.js';
 
 /** Runs bin/fence_sf_sim as Pacemaker would: options on stdin, the answer in the exit code. */
-function sim(options: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(simAgentPath(), [], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(
-      Object.entries(options)
-        .map(([k, v]) => `${k}=${v}\n`)
-        .join(''),
-    );
-  });
+async function sim(options: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = spawnWatched(simAgentPath(), [], { stdio: ['pipe', 'pipe', 'pipe'] });
+  run.child.stdin?.end(
+    Object.entries(options)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+  );
+  const { code } = await run.exited;
+  return { code, stdout: run.stdout(), stderr: run.stderr() };
 }
 
 /**
@@ -56,20 +37,18 @@ async function fakeAgent(
 }
 
 describe('fence_sf_sim: the one-machine simulation’s fence agent', () => {
-  let dir: { path: string; remove(): Promise<void> };
+  const dir = suiteTempDir('sf-fencing-sim');
   let image: string;
   const cluster = uniqueId('sfsim');
   const containers: string[] = [];
   const agents: ChildProcess[] = [];
 
   before(async () => {
-    dir = await tempDir('sim');
     image = await ensureSleepImage();
   });
   after(async () => {
     for (const id of containers) await removeContainer(id);
     for (const agent of agents) if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGKILL');
-    await dir.remove();
   });
 
   async function container(node: string, clusterId = cluster): Promise<string> {

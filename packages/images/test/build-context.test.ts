@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { tempDirFor } from '@service-foundry/test-support';
 import { extract } from 'tar-stream';
 import { splitTag } from '../src/base-image.js';
 import { packBuildContext } from '../src/build-context.js';
 import { debootstrapProgressFilter } from '../src/debootstrap.js';
 
 async function contextDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'sf-context-test-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDirFor(t, 'sf-context-test');
   return dir;
 }
 

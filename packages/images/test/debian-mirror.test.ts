@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { InvalidConfigError } from '@service-foundry/core';
+import { tempDirFor } from '@service-foundry/test-support';
 import { findDebianMirror, parseDeb822Sources, parseOneLineSources } from '../src/debian-mirror.js';
 
 // As Debian's cloud images ship it: main suites and security on different stanzas.
@@ -68,8 +68,7 @@ test('one-line sources: deb lines with and without options, comments and other s
 });
 
 async function aptDir(t: { after: (fn: () => Promise<void>) => void }, files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'sf-apt-test-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDirFor(t, 'sf-apt-test');
   await mkdir(join(dir, 'sources.list.d'));
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
   return dir;

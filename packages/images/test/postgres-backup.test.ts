@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Catalog, type CatalogEntry, freePort, waitFor } from '@service-foundry/core';
-import Dockerode from 'dockerode';
+import { uniqueId } from '@service-foundry/test-support';
+import { docker } from '@service-foundry/test-support/docker';
 import { ensureServiceImage } from '../src/index.js';
 import {
   backupPath,
@@ -37,8 +38,6 @@ import { createServiceContainer } from './service-containers.js';
  * transactions still matches).
  */
 
-const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
-
 async function postgresEntry(): Promise<CatalogEntry> {
   const entry = (await Catalog.load()).byServiceName('postgres');
   assert.ok(entry?.backup, 'services-catalog/postgres has a backup recipe');
@@ -47,7 +46,7 @@ async function postgresEntry(): Promise<CatalogEntry> {
 }
 
 async function newCluster(entry: CatalogEntry, made: Made): Promise<Cluster & { prefix: string }> {
-  const prefix = `sf-pgbackup-test-${randomBytes(4).toString('hex')}`;
+  const prefix = uniqueId('sf-pgbackup-test');
   const network = await docker.createNetwork({ Name: prefix, Labels: { 'sf.test': 'images' } });
   made.track('network', network.id);
   return {

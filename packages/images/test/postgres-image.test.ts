@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { Catalog, type CatalogEntry, freePort, waitFor } from '@service-foundry/core';
-import Dockerode from 'dockerode';
+import { uniqueId } from '@service-foundry/test-support';
+import { docker } from '@service-foundry/test-support/docker';
+import type Dockerode from 'dockerode';
 import { ensureBaseImage, ensureCatalogImages, ensureServiceImage, formatSize } from '../src/index.js';
 import { createServiceContainer, secretPaths } from './service-containers.js';
 
@@ -15,7 +17,6 @@ import { createServiceContainer, secretPaths } from './service-containers.js';
  * real psql (keys share the app's data; unbinding keeps it while locking the user out).
  */
 
-const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
 const maxImageBytes = 150 * 1024 * 1024;
 
 interface PsqlResult {
@@ -120,7 +121,7 @@ test('postgres image: offline build, cached by tag, serves the binding recipe', 
   );
   assert.ok(cached.every((r) => r.seconds < 5));
 
-  const name = `sf-images-test-${randomBytes(4).toString('hex')}`;
+  const name = uniqueId('sf-images-test');
   const adminPassword = randomBytes(18).toString('base64url');
   const port = await freePort();
   await docker.createVolume({ Name: name, Labels: { 'sf.test': 'images' } });
@@ -231,7 +232,7 @@ test('postgres image: refuses to create a cluster without an admin password', { 
   ];
   for (const { env, said } of cases) {
     const container = await docker.createContainer({
-      name: `sf-images-test-nopw-${randomBytes(4).toString('hex')}`,
+      name: uniqueId('sf-images-test-nopw'),
       Image: entry.runtime.image,
       Env: [...Object.entries(entry.runtime.env).map(([key, value]) => `${key}=${value}`), ...env],
       Labels: { 'sf.test': 'images' },

@@ -5,7 +5,8 @@ import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { pidsLimit } from '@service-foundry/agent';
 import { Catalog, freePort, waitFor } from '@service-foundry/core';
-import Dockerode from 'dockerode';
+import { uniqueId } from '@service-foundry/test-support';
+import { docker } from '@service-foundry/test-support/docker';
 import { ensureServiceImage } from '../src/index.js';
 import { execIn } from './postgres-nodes.js';
 import { createServiceContainer, secretPaths, testPlan } from './service-containers.js';
@@ -16,8 +17,6 @@ import { createServiceContainer, secretPaths, testPlan } from './service-contain
  * processes show, the plan's max_connections in force, and a flood of connections that
  * never authenticate (each one a forked backend) survived instead of OOM-killing it.
  */
-
-const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
 
 function adminPsql(port: number, password: string, sql: string): Promise<string> {
   const args = ['-X', '-A', '-t', '-q', '-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'sf', '-c', sql];
@@ -42,7 +41,7 @@ test('postgres image: passwords only in files, the plan connection limits, a con
     replicationPassword: randomBytes(18).toString('base64url'),
   };
   const port = await freePort();
-  const name = `sf-images-limits-${randomBytes(4).toString('hex')}`;
+  const name = uniqueId('sf-images-limits');
   const container = await createServiceContainer(
     docker,
     entry,

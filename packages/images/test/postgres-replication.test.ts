@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Catalog, type CatalogEntry, waitFor } from '@service-foundry/core';
-import Dockerode from 'dockerode';
+import { docker } from '@service-foundry/test-support/docker';
 import { ensureServiceImage, formatSize } from '../src/index.js';
 import {
   awaitReady,
@@ -26,8 +26,6 @@ import {
  * one Docker network, remote-fsync durability (a write waits for a standby's flush),
  * and a failover by promote + follow after the primary is killed.
  */
-
-const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
 
 async function postgresEntry(): Promise<CatalogEntry> {
   const entry = (await Catalog.load()).byServiceName('postgres');

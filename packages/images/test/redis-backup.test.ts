@@ -5,7 +5,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Catalog, type CatalogEntry, freePort, waitFor } from '@service-foundry/core';
-import Dockerode from 'dockerode';
+import { uniqueId } from '@service-foundry/test-support';
+import { docker } from '@service-foundry/test-support/docker';
+import type Dockerode from 'dockerode';
 import { ensureServiceImage } from '../src/index.js';
 import {
   backupPath,
@@ -27,7 +29,6 @@ import { createServiceContainer } from './service-containers.js';
  * began, its binding users, and no half-applied script.
  */
 
-const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
 const labels = { 'sf.test': 'images' };
 
 interface Auth {
@@ -73,7 +74,7 @@ async function newInstance(made: Made): Promise<Instance> {
   const entry = (await Catalog.load()).byServiceName('redis');
   assert.ok(entry?.backup, 'services-catalog/redis has a backup recipe');
   await ensureServiceImage(entry, { docker, onProgress: () => {} });
-  const prefix = `sf-redisbackup-test-${randomBytes(4).toString('hex')}`;
+  const prefix = uniqueId('sf-redisbackup-test');
   const network = await docker.createNetwork({ Name: prefix, Labels: labels });
   made.track('network', network.id);
   const admin = { user: entry.runtime.adminUser, password: randomBytes(18).toString('base64url') };

@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { Catalog, type CatalogEntry, freePort, waitFor } from '@service-foundry/core';
+import { uniqueId } from '@service-foundry/test-support';
 import Dockerode from 'dockerode';
 import { ensureBaseImage, ensureServiceImage, formatSize } from '../src/index.js';
 import { execIn } from './postgres-nodes.js';
@@ -50,7 +51,7 @@ test('redis image: offline build, ACL users, replication and the sf-redis recipe
   t.diagnostic(`image ${image.tag}: ${formatSize(image.sizeBytes)}, built=${image.built}, ${image.seconds} s`);
   assert.ok(image.sizeBytes < maxImageBytes, `${image.tag} is ${formatSize(image.sizeBytes)}, over 40 MiB`);
 
-  const prefix = `sf-redis-test-${randomBytes(4).toString('hex')}`;
+  const prefix = uniqueId('sf-redis-test');
   const adminPassword = randomBytes(18).toString('base64url');
   const replicationPassword = randomBytes(18).toString('base64url');
   const admin = { user: entry.runtime.adminUser, password: adminPassword };

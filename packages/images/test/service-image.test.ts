@@ -1,32 +1,29 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type CatalogEntry, DockerError } from '@service-foundry/core';
-import Dockerode from 'dockerode';
+import { makeTempDir, uniqueId } from '@service-foundry/test-support';
+import { docker } from '@service-foundry/test-support/docker';
 import { ensureServiceImage, imageId, imageSize } from '../src/index.js';
 
 /** Small throwaway entries built FROM the real base image (built first if missing). */
-
-const docker = new Dockerode({ socketPath: '/var/run/docker.sock' });
 
 async function entryWithDockerfile(
   t: { after: (fn: () => Promise<void>) => void },
   dockerfile: string,
 ): Promise<CatalogEntry> {
-  const dir = await mkdtemp(join(tmpdir(), 'sf-images-entry-'));
-  const tag = `service-foundry-test/images-${randomBytes(4).toString('hex')}:1`;
+  const dir = await makeTempDir('sf-images-entry');
+  const tag = `service-foundry-test/${uniqueId('images')}:1`;
   t.after(async () => {
     await docker
       .getImage(tag)
       .remove({ force: true })
       .catch(() => {});
-    await rm(dir, { recursive: true, force: true });
+    await dir.remove();
   });
-  await mkdir(join(dir, 'image'));
-  await writeFile(join(dir, 'image', 'Dockerfile'), dockerfile);
+  await mkdir(join(dir.path, 'image'));
+  await writeFile(join(dir.path, 'image', 'Dockerfile'), dockerfile);
   return {
     osb: { id: 'test', name: 'images-test', description: 'test', bindable: false, plans: [] },
     plans: {},
@@ -43,7 +40,7 @@ async function entryWithDockerfile(
     },
     binding: { driver: 'postgres', database: 'x', create: [], drop: [], uriScheme: 'x' },
     image: { context: 'image', tag },
-    dir,
+    dir: dir.path,
   };
 }
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
+import { suiteTempDir } from '@service-foundry/test-support';
 import { clientKey } from '../src/client-key.js';
 import { openFileLimit, sessionBudget } from '../src/fd-budget.js';
 
@@ -34,16 +34,10 @@ describe('clientKey', () => {
 });
 
 describe('session budget', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sf-router-limits-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = suiteTempDir('sf-router-limits');
 
   const limitsFile = async (soft: string): Promise<string> => {
-    const file = join(dir, `limits-${soft}`);
+    const file = join(dir.path, `limits-${soft}`);
     await writeFile(
       file,
       [
@@ -59,7 +53,7 @@ describe('session budget', () => {
   it('reads the soft RLIMIT_NOFILE of the process', async () => {
     assert.equal(openFileLimit(await limitsFile('20000')), 20_000);
     assert.equal(openFileLimit(await limitsFile('unlimited')), 1_048_576);
-    assert.equal(openFileLimit(join(dir, 'missing')), 1024, 'not Linux: the usual default');
+    assert.equal(openFileLimit(join(dir.path, 'missing')), 1024, 'not Linux: the usual default');
     assert.ok(openFileLimit() >= 1024, 'this machine');
   });
 

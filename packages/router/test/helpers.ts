@@ -1,70 +1,38 @@
-import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import {
-  connectEtcd,
-  createLogger,
-  type Etcd3,
-  type EtcdProcess,
-  json,
-  Keyspace,
-  type Logger,
-  type RouteRecord,
-  startEtcd,
-  waitFor,
-} from '@service-foundry/core';
-import { pino } from 'pino';
+import { json, type RouteRecord, waitFor } from '@service-foundry/core';
+import type { TestEtcd } from '@service-foundry/test-support';
+import type { RunningRouter } from '../src/index.js';
 
-export const testLog: Logger = createLogger({ name: 'router-test', level: process.env.SF_LOG_LEVEL ?? 'silent' });
-
-export interface TestEtcd {
-  etcd: EtcdProcess;
-  client: Etcd3;
-  keys: Keyspace;
-  root: string;
-  stop(): Promise<void>;
+/** What a router test started, each part possibly not started (its `before` failed early). */
+export interface RouterTestParts {
+  /** Client-side connections still open: sockets, test clients. */
+  connections?: Iterable<{ destroy(): void }>;
+  router?: RunningRouter | undefined;
+  /** Stand-in databases and HTTP backends. */
+  backends?: Array<{ close(): Promise<void> } | undefined>;
+  env?: TestEtcd | undefined;
 }
 
-/**
- * A real etcd with its data in a fresh temp dir, removed again if etcd does not start.
- * The free port picked for it can be taken by another process (tests of other packages
- * run side by side) before etcd binds it: then a second and a third try get new ports.
- */
-async function startEtcdInTempDir(): Promise<{ etcd: EtcdProcess; dataDir: string }> {
-  for (let attempt = 1; ; attempt += 1) {
-    const dataDir = await mkdtemp(join(tmpdir(), 'sf-router-etcd-'));
-    try {
-      return { etcd: await startEtcd({ dataDir }), dataDir };
-    } catch (error) {
-      await rm(dataDir, { recursive: true, force: true });
-      if (attempt === 3) throw error;
-    }
-  }
-}
-
-/** A real etcd on free ports with a keyspace root no other test uses. */
-export async function startTestEtcd(): Promise<TestEtcd> {
-  const { etcd, dataDir } = await startEtcdInTempDir();
-  const client = connectEtcd({ endpoints: [etcd.endpoint] });
-  const root = `/test-${randomUUID().slice(0, 8)}`;
-  return {
-    etcd,
-    client,
-    keys: new Keyspace(root),
-    root,
-    stop: async () => {
-      client.close();
-      await etcd.stop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
+/** Ends a router test's parts in order: client connections, the router, the backends, etcd. */
+export async function stopRouterTest(parts: RouterTestParts): Promise<void> {
+  for (const connection of parts.connections ?? []) connection.destroy();
+  await parts.router?.stop();
+  for (const backend of parts.backends ?? []) await backend?.close();
+  await parts.env?.stop();
 }
 
 export async function putRoute(env: TestEtcd, route: RouteRecord): Promise<void> {
   await env.client.put(env.keys.route(route.instanceId)).value(json(route));
+}
+
+/** A TCP route from the router's `port` to a stand-in on loopback `targetPort`, epoch 1 unless `fields` say otherwise. */
+export function tcpRoute(
+  instanceId: string,
+  port: number,
+  targetPort: number,
+  fields: Partial<RouteRecord> = {},
+): RouteRecord {
+  return { instanceId, protocol: 'tcp', port, target: { host: '127.0.0.1', port: targetPort }, epoch: 1, ...fields };
 }
 
 export interface EchoServer {
@@ -174,22 +142,4 @@ export async function tryConnect(port: number): Promise<string> {
     });
     socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
   });
-}
-
-/** A log line the router wrote, as parsed JSON. */
-export type LogLine = Record<string, unknown> & { msg?: string };
-
-/**
- * A real pino logger writing into memory, for tests that check what the router logs
- * (and how often).
- */
-export function captureLog(): { log: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as LogLine);
-      callback();
-    },
-  });
-  return { log: pino({ name: 'router-test', level: 'debug' }, stream), lines };
 }

@@ -4,8 +4,9 @@ import { type IncomingHttpHeaders, type IncomingMessage, request } from 'node:ht
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type RouteRecord, waitFor } from '@service-foundry/core';
+import { silentLogger, startTestEtcd, type TestEtcd } from '@service-foundry/test-support';
 import { type RouterOptions, type RouteStatus, type RunningRouter, startRouter } from '../src/index.js';
-import { putRoute, startTestEtcd, TestClient, type TestEtcd, testLog } from './helpers.js';
+import { putRoute, stopRouterTest, TestClient } from './helpers.js';
 import { type HttpBackend, startHttpBackend } from './http-backend.js';
 
 interface Reply {
@@ -91,8 +92,8 @@ function httpFixture(options: Partial<RouterOptions>, limits?: { maxSessions: nu
       f.env = await startTestEtcd();
       f.backend = await startHttpBackend('backend');
       f.router = await startRouter(
-        { etcdEndpoints: [f.env.etcd.endpoint], keyspaceRoot: f.env.root, httpPort: 0, ...options },
-        { log: testLog },
+        { etcdEndpoints: [f.env.endpoint], keyspaceRoot: f.env.keys.root, httpPort: 0, ...options },
+        { log: silentLogger() },
       );
       const route: RouteRecord = {
         instanceId: 'web-1',
@@ -106,13 +107,13 @@ function httpFixture(options: Partial<RouterOptions>, limits?: { maxSessions: nu
       await putRoute(f.env, route);
       await waitFor(() => f.status()?.listening, { description: 'http route served', timeoutMs: 5000, intervalMs: 20 });
     },
-    stop: async () => {
-      for (const socket of f.sockets) socket.destroy();
-      for (const client of f.clients) client.destroy();
-      await f.router?.stop();
-      await f.backend?.close();
-      await f.env?.stop();
-    },
+    stop: () =>
+      stopRouterTest({
+        connections: [...f.sockets, ...f.clients],
+        router: f.router,
+        backends: [f.backend],
+        env: f.env,
+      }),
   };
   return f;
 }

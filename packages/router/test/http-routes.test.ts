@@ -4,8 +4,9 @@ import { type IncomingHttpHeaders, request } from 'node:http';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { freePort, type RouteRecord, waitFor } from '@service-foundry/core';
+import { silentLogger, startTestEtcd, type TestEtcd } from '@service-foundry/test-support';
 import { type RunningRouter, startRouter } from '../src/index.js';
-import { putRoute, startTestEtcd, type TestEtcd, testLog } from './helpers.js';
+import { putRoute, stopRouterTest } from './helpers.js';
 import { type HttpBackend, startHttpBackend, textFrame, websocketAccept } from './http-backend.js';
 
 interface Reply {
@@ -111,8 +112,8 @@ describe('HTTP routes', () => {
     backendA = await startHttpBackend('backend-A');
     backendB = await startHttpBackend('backend-B');
     router = await startRouter(
-      { etcdEndpoints: [env.etcd.endpoint], keyspaceRoot: env.root, httpPort: 0, connectTimeoutMs: 2000 },
-      { log: testLog },
+      { etcdEndpoints: [env.endpoint], keyspaceRoot: env.keys.root, httpPort: 0, connectTimeoutMs: 2000 },
+      { log: silentLogger() },
     );
     assert.ok(router.httpPort, 'http port bound');
     httpPort = router.httpPort;
@@ -126,13 +127,7 @@ describe('HTTP routes', () => {
     });
   });
 
-  after(async () => {
-    for (const socket of sockets) socket.destroy();
-    await router?.stop();
-    await backendA?.close();
-    await backendB?.close();
-    await env?.stop();
-  });
+  after(() => stopRouterTest({ connections: sockets, router, backends: [backendA, backendB], env }));
 
   it('routes by Host header (case and port ignored) to different backends', async () => {
     const a = await get('app-a.example.test', '/hello?x=1');

@@ -2,16 +2,9 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { freePort, waitFor } from '@service-foundry/core';
+import { silentLogger, startTestEtcd, type TestEtcd } from '@service-foundry/test-support';
 import { type RouteStatus, type RunningRouter, startRouter } from '../src/index.js';
-import {
-  type EchoServer,
-  putRoute,
-  startEchoServer,
-  startTestEtcd,
-  TestClient,
-  type TestEtcd,
-  testLog,
-} from './helpers.js';
+import { type EchoServer, putRoute, startEchoServer, stopRouterTest, TestClient, tcpRoute } from './helpers.js';
 
 // Long enough that a busy machine stalling the event loop cannot pass for idling.
 const idleTimeoutMs = 800;
@@ -65,45 +58,20 @@ describe('TCP idle timeout', () => {
     ticker = await startOneWay(true);
     sink = await startOneWay(false);
     router = await startRouter(
-      { etcdEndpoints: [env.etcd.endpoint], keyspaceRoot: env.root, idleTimeoutMs },
-      { log: testLog },
+      { etcdEndpoints: [env.endpoint], keyspaceRoot: env.keys.root, idleTimeoutMs },
+      { log: silentLogger() },
     );
   });
 
-  after(async () => {
-    for (const client of clients) client.destroy();
-    await router?.stop();
-    await echo?.close();
-    await ticker?.close();
-    await sink?.close();
-    await env?.stop();
-  });
+  after(() => stopRouterTest({ connections: clients, router, backends: [echo, ticker, sink], env }));
 
   it('closes a session with no bytes either way, and keeps sessions with traffic in either direction', async () => {
     const echoPort = await freePort();
     const tickPort = await freePort();
     const sinkPort = await freePort();
-    await putRoute(env, {
-      instanceId: 'pg-echo',
-      protocol: 'tcp',
-      port: echoPort,
-      target: { host: '127.0.0.1', port: echo.port },
-      epoch: 1,
-    });
-    await putRoute(env, {
-      instanceId: 'pg-tick',
-      protocol: 'tcp',
-      port: tickPort,
-      target: { host: '127.0.0.1', port: ticker.port },
-      epoch: 1,
-    });
-    await putRoute(env, {
-      instanceId: 'pg-sink',
-      protocol: 'tcp',
-      port: sinkPort,
-      target: { host: '127.0.0.1', port: sink.port },
-      epoch: 1,
-    });
+    await putRoute(env, tcpRoute('pg-echo', echoPort, echo.port));
+    await putRoute(env, tcpRoute('pg-tick', tickPort, ticker.port));
+    await putRoute(env, tcpRoute('pg-sink', sinkPort, sink.port));
     await waitFor(() => ['pg-echo', 'pg-tick', 'pg-sink'].every((id) => status(id)?.listening), {
       description: 'routes bound',
       timeoutMs: 5000,

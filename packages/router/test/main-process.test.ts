@@ -1,48 +1,23 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitFor } from '@service-foundry/core';
 import {
-  type EchoServer,
-  putRoute,
-  startEchoServer,
+  spawnWatched,
   startTestEtcd,
-  TestClient,
+  suiteTempDir,
   type TestEtcd,
-  tryConnect,
-} from './helpers.js';
+  type WatchedProcess,
+} from '@service-foundry/test-support';
+import { type EchoServer, putRoute, startEchoServer, TestClient, tcpRoute, tryConnect } from './helpers.js';
 
 const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
-interface Run {
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function runMain(args: string[]): Run {
-  const child = spawn(process.execPath, [mainJs, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, SF_LOG_LEVEL: 'info' },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, stdout: () => stdout, stderr: () => stderr, exited };
+function runMain(args: string[]): WatchedProcess {
+  return spawnWatched(process.execPath, [mainJs, ...args], { env: { ...process.env, SF_LOG_LEVEL: 'info' } });
 }
 
 async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -58,12 +33,11 @@ async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): P
 }
 
 describe('router main process', () => {
-  let dir: string;
-  const running: Run[] = [];
+  const dir = suiteTempDir('sf-router-main');
+  const running: WatchedProcess[] = [];
 
   before(async () => {
     assert.ok(existsSync(mainJs), `${mainJs} is missing: run \`npx tsc -b\` first`);
-    dir = await mkdtemp(join(tmpdir(), 'sf-router-main-'));
   });
 
   after(async () => {
@@ -73,7 +47,6 @@ describe('router main process', () => {
         await run.exited;
       }
     }
-    await rm(dir, { recursive: true, force: true });
   });
 
   const expectUsageError = async (args: string[], pattern: RegExp) => {
@@ -88,7 +61,7 @@ describe('router main process', () => {
   };
 
   it('exits 2 with a one-line message for a bad config file', async () => {
-    const file = join(dir, 'bad.json');
+    const file = join(dir.path, 'bad.json');
     await writeFile(file, JSON.stringify({ etcdEndpoints: 'http://127.0.0.1:2379', listenPort: 7000 }));
     const line = await expectUsageError(['--config', file], /^router: .*bad\.json: invalid router config: /);
     assert.match(line, /\/etcdEndpoints must be array/);
@@ -96,10 +69,10 @@ describe('router main process', () => {
   });
 
   it('exits 2 for a config file that is not JSON, is missing, or not given', async () => {
-    const file = join(dir, 'broken.json');
+    const file = join(dir.path, 'broken.json');
     await writeFile(file, '{ "etcdEndpoints": [');
     await expectUsageError(['--config', file], /not valid JSON/);
-    await expectUsageError(['--config', join(dir, 'absent.json')], /cannot read config file .*ENOENT/);
+    await expectUsageError(['--config', join(dir.path, 'absent.json')], /cannot read config file .*ENOENT/);
     await expectUsageError([], /missing --config; usage:/);
   });
 
@@ -119,15 +92,9 @@ describe('router main process', () => {
 
     it('logs ready, routes, and exits 0 on SIGTERM', async () => {
       const port = await freePort();
-      await putRoute(env, {
-        instanceId: 'main-1',
-        protocol: 'tcp',
-        port,
-        target: { host: '127.0.0.1', port: primary.port },
-        epoch: 7,
-      });
-      const file = join(dir, 'good.json');
-      await writeFile(file, JSON.stringify({ etcdEndpoints: [env.etcd.endpoint], keyspaceRoot: env.root }));
+      await putRoute(env, tcpRoute('main-1', port, primary.port, { epoch: 7 }));
+      const file = join(dir.path, 'good.json');
+      await writeFile(file, JSON.stringify({ etcdEndpoints: [env.endpoint], keyspaceRoot: env.keys.root }));
       const run = runMain(['--config', file]);
       running.push(run);
 

@@ -2,56 +2,70 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { freePort, type RouteRecord, waitFor } from '@service-foundry/core';
-import { type RouteStatus, type RunningRouter, startRouter } from '../src/index.js';
+import { captureLog, type LogLine, startTestEtcd, type TestEtcd } from '@service-foundry/test-support';
+import { type RouterOptions, type RouteStatus, type RunningRouter, startRouter } from '../src/index.js';
 import {
-  captureLog,
   type EchoServer,
-  type LogLine,
   putRoute,
   startEchoServer,
-  startTestEtcd,
+  stopRouterTest,
   TestClient,
-  type TestEtcd,
+  tcpRoute,
   tryConnect,
 } from './helpers.js';
 
-describe('TCP route limits', () => {
-  let env: TestEtcd;
-  let backend: EchoServer;
-  let router: RunningRouter;
-  let lines: LogLine[];
-  const clients: TestClient[] = [];
+/** A router (its log captured) in front of one stand-in database, `db`, and the client sessions a test opened. */
+function tcpFixture(options: Partial<RouterOptions>) {
+  const f = {
+    env: undefined as unknown as TestEtcd,
+    backend: undefined as unknown as EchoServer,
+    router: undefined as unknown as RunningRouter,
+    lines: [] as LogLine[],
+    clients: [] as TestClient[],
+    status: (id: string): RouteStatus | undefined => f.router.status().routes.find((r) => r.instanceId === id),
+    /** A session that must get through: resolves once the database's greeting arrived. */
+    admitted: async (port: number, from: string): Promise<TestClient> => {
+      const client = await TestClient.connect(port, from);
+      f.clients.push(client);
+      await client.waitForText('db\n');
+      return client;
+    },
+    /** A session that must be refused: closed at once, without a byte from the database. */
+    refused: async (port: number, from: string): Promise<void> => {
+      const seenBefore = f.backend.accepted();
+      const startedAt = Date.now();
+      const client = TestClient.start(port, from);
+      f.clients.push(client);
+      await client.waitForClose(1000);
+      assert.ok(Date.now() - startedAt < 1000, 'closed within a second');
+      assert.equal(client.received, '', 'nothing from the database reached the refused client');
+      assert.equal(f.backend.accepted(), seenBefore, 'the database never saw the refused connection');
+    },
+    start: async () => {
+      f.env = await startTestEtcd();
+      f.backend = await startEchoServer('db');
+      const capture = captureLog();
+      f.lines = capture.lines;
+      f.router = await startRouter(
+        { etcdEndpoints: [f.env.endpoint], keyspaceRoot: f.env.keys.root, idleTimeoutMs: 0, ...options },
+        { log: capture.log },
+      );
+    },
+    stop: () => stopRouterTest({ connections: f.clients, router: f.router, backends: [f.backend], env: f.env }),
+  };
+  return f;
+}
 
-  const status = (id: string): RouteStatus | undefined => router.status().routes.find((r) => r.instanceId === id);
-  /** A session that must get through: resolves once the database's greeting arrived. */
-  const admitted = async (port: number, from: string): Promise<TestClient> => {
-    const client = await TestClient.connect(port, from);
-    clients.push(client);
-    await client.waitForText('db\n');
-    return client;
-  };
-  /** A session that must be refused: closed at once, without a byte from the database. */
-  const refused = async (port: number, from: string): Promise<void> => {
-    const seenBefore = backend.accepted();
-    const startedAt = Date.now();
-    const client = TestClient.start(port, from);
-    clients.push(client);
-    await client.waitForClose(1000);
-    assert.ok(Date.now() - startedAt < 1000, 'closed within a second');
-    assert.equal(client.received, '', 'nothing from the database reached the refused client');
-    assert.equal(backend.accepted(), seenBefore, 'the database never saw the refused connection');
-  };
+describe('TCP route limits', () => {
+  const f = tcpFixture({ defaultMaxSessions: 3, limitLogIntervalMs: 300 });
+  const { status, admitted, refused } = f;
   const route = (instanceId: string, port: number, limits?: unknown, epoch = 1): RouteRecord =>
-    ({
-      instanceId,
-      protocol: 'tcp',
-      port,
-      target: { host: '127.0.0.1', port: backend.port },
+    tcpRoute(instanceId, port, f.backend.port, {
       epoch,
       ...(limits === undefined ? {} : { limits }),
-    }) as RouteRecord;
+    } as Partial<RouteRecord>);
   const serve = async (record: RouteRecord): Promise<void> => {
-    await putRoute(env, record);
+    await putRoute(f.env, record);
     const expected = record.limits?.maxSessions ?? 3;
     await waitFor(
       () => status(record.instanceId)?.listening && status(record.instanceId)?.limits.maxSessions === expected,
@@ -59,29 +73,8 @@ describe('TCP route limits', () => {
     );
   };
 
-  before(async () => {
-    env = await startTestEtcd();
-    backend = await startEchoServer('db');
-    const capture = captureLog();
-    lines = capture.lines;
-    router = await startRouter(
-      {
-        etcdEndpoints: [env.etcd.endpoint],
-        keyspaceRoot: env.root,
-        defaultMaxSessions: 3,
-        idleTimeoutMs: 0,
-        limitLogIntervalMs: 300,
-      },
-      { log: capture.log },
-    );
-  });
-
-  after(async () => {
-    for (const client of clients) client.destroy();
-    await router?.stop();
-    await backend?.close();
-    await env?.stop();
-  });
+  before(() => f.start());
+  after(() => f.stop());
 
   it('lets N sessions through, refuses the N+1-th at once, and admits again once one closes', async () => {
     const port = await freePort();
@@ -139,19 +132,19 @@ describe('TCP route limits', () => {
 
   it('refuses a record with malformed limits with a clear log line, and keeps serving the others', async () => {
     const port = await freePort();
-    await putRoute(env, route('pg-bad', port, { maxSessions: 'lots' }));
-    const rejection = await waitFor(() => router.status().rejected.find((r) => r.instanceId === 'pg-bad'), {
+    await putRoute(f.env, route('pg-bad', port, { maxSessions: 'lots' }));
+    const rejection = await waitFor(() => f.router.status().rejected.find((r) => r.instanceId === 'pg-bad'), {
       description: 'malformed limits refused',
       timeoutMs: 5000,
       intervalMs: 20,
     });
     assert.match(rejection.reason, /\/limits\/maxSessions must be integer/);
-    const logged = lines.find((l) => l.msg === 'invalid route write ignored' && l.instanceId === 'pg-bad');
+    const logged = f.lines.find((l) => l.msg === 'invalid route write ignored' && l.instanceId === 'pg-bad');
     assert.match(String(logged?.reason), /\/limits\/maxSessions must be integer/);
     assert.equal(await tryConnect(port), 'ECONNREFUSED', 'no listener for a refused record');
 
     // A route already served keeps its last good record when a write breaks its limits.
-    await putRoute(env, route('pg-limit', status('pg-limit')?.port ?? 0, null, 2));
+    await putRoute(f.env, route('pg-limit', status('pg-limit')?.port ?? 0, null, 2));
     await waitFor(() => /limits must be an object/.test(status('pg-limit')?.lastError ?? ''), {
       description: 'null limits refused',
       timeoutMs: 5000,
@@ -159,7 +152,7 @@ describe('TCP route limits', () => {
     });
     assert.equal(status('pg-limit')?.epoch, 1);
     assert.equal(status('pg-limit')?.limits.maxSessions, 4);
-    await env.client.delete().key(env.keys.route('pg-bad'));
+    await f.env.client.delete().key(f.env.keys.route('pg-bad'));
   });
 
   it('logs refusals as one line per route and reason per interval, with the count', async () => {
@@ -167,10 +160,10 @@ describe('TCP route limits', () => {
     await serve(route('pg-flood', port, { maxSessions: 1 }));
     await admitted(port, '127.0.0.2');
     const flood = Array.from({ length: 30 }, () => TestClient.start(port, '127.0.0.3'));
-    clients.push(...flood);
+    f.clients.push(...flood);
     await waitFor(() => flood.every((c) => c.closed), { description: 'flood refused', timeoutMs: 5000 });
     assert.equal(status('pg-flood')?.limited.routeLimit, 30);
-    const summary = () => lines.filter((l) => l.msg === 'sessions refused: limit reached' && l.scope === 'pg-flood');
+    const summary = () => f.lines.filter((l) => l.msg === 'sessions refused: limit reached' && l.scope === 'pg-flood');
     await waitFor(() => summary().reduce((sum, l) => sum + Number(l.count), 0) === 30, {
       description: 'refusals logged',
       timeoutMs: 5000,
@@ -184,64 +177,21 @@ describe('TCP route limits', () => {
     // A child shell inherits the limit Node raised at start-up: an independent reading.
     const nofile = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
     const reserve = Math.max(128, Math.ceil(nofile / 10));
-    assert.equal(router.status().sessions.maxOpenSessions, Math.floor((nofile - reserve) / 2));
-    assert.ok(router.status().sessions.maxOpenSessions * 2 < nofile);
+    assert.equal(f.router.status().sessions.maxOpenSessions, Math.floor((nofile - reserve) / 2));
+    assert.ok(f.router.status().sessions.maxOpenSessions * 2 < nofile);
   });
 });
 
 describe('TCP session budget and per-client total', () => {
-  let env: TestEtcd;
-  let backend: EchoServer;
-  let router: RunningRouter;
-  const clients: TestClient[] = [];
-  const status = (id: string): RouteStatus | undefined => router.status().routes.find((r) => r.instanceId === id);
-  const admitted = async (port: number, from: string): Promise<TestClient> => {
-    const client = await TestClient.connect(port, from);
-    clients.push(client);
-    await client.waitForText('db\n');
-    return client;
-  };
-  const refused = async (port: number, from: string): Promise<void> => {
-    const client = TestClient.start(port, from);
-    clients.push(client);
-    await client.waitForClose(1000);
-    assert.equal(client.received, '');
-  };
-
-  before(async () => {
-    env = await startTestEtcd();
-    backend = await startEchoServer('db');
-    router = await startRouter(
-      {
-        etcdEndpoints: [env.etcd.endpoint],
-        keyspaceRoot: env.root,
-        maxOpenSessions: 4,
-        maxSessionsPerClient: 3,
-        clientRouteShare: 1,
-        idleTimeoutMs: 0,
-      },
-      { log: captureLog().log },
-    );
-  });
-
-  after(async () => {
-    for (const client of clients) client.destroy();
-    await router?.stop();
-    await backend?.close();
-    await env?.stop();
-  });
+  const f = tcpFixture({ maxOpenSessions: 4, maxSessionsPerClient: 3, clientRouteShare: 1 });
+  const { status, admitted, refused } = f;
+  before(() => f.start());
+  after(() => f.stop());
 
   it('shares one budget across routes and caps one address across routes', async () => {
     const ports = [await freePort(), await freePort()] as const;
     for (const [i, port] of ports.entries()) {
-      await putRoute(env, {
-        instanceId: `pg-${i}`,
-        protocol: 'tcp',
-        port,
-        target: { host: '127.0.0.1', port: backend.port },
-        epoch: 1,
-        limits: { maxSessions: 10 },
-      });
+      await putRoute(f.env, tcpRoute(`pg-${i}`, port, f.backend.port, { limits: { maxSessions: 10 } }));
       await waitFor(() => status(`pg-${i}`)?.listening, { description: `pg-${i} bound`, timeoutMs: 5000 });
     }
     await admitted(ports[0], '127.0.0.2');
@@ -251,7 +201,7 @@ describe('TCP session budget and per-client total', () => {
     assert.equal(status('pg-1')?.limited.clientLimit, 1, 'one address, three sessions over two routes');
 
     await admitted(ports[0], '127.0.0.3');
-    assert.deepEqual(router.status().sessions, {
+    assert.deepEqual(f.router.status().sessions, {
       open: 4,
       maxOpenSessions: 4,
       maxSessionsPerClient: 3,
@@ -261,10 +211,13 @@ describe('TCP session budget and per-client total', () => {
     await refused(ports[0], '127.0.0.4');
     assert.equal(status('pg-1')?.limited.fdBudget, 1);
     assert.equal(status('pg-0')?.limited.fdBudget, 1);
-    assert.equal(backend.sockets.size, 4, 'the budget bounds what reaches the databases');
+    assert.equal(f.backend.sockets.size, 4, 'the budget bounds what reaches the databases');
 
     third.destroy();
-    await waitFor(() => router.status().sessions.open === 3, { description: 'budget slot released', timeoutMs: 2000 });
+    await waitFor(() => f.router.status().sessions.open === 3, {
+      description: 'budget slot released',
+      timeoutMs: 2000,
+    });
     await admitted(ports[1], '127.0.0.4');
   });
 });

@@ -2,16 +2,16 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { freePort, type RouteRecord, waitFor } from '@service-foundry/core';
+import { silentLogger, startTestEtcd, type TestEtcd } from '@service-foundry/test-support';
 import { type RouteStatus, type RunningRouter, startRouter } from '../src/index.js';
 import {
   TestClient as Client,
   type EchoServer,
   putRoute,
   startEchoServer,
-  startTestEtcd,
+  stopRouterTest,
   type TestClient,
-  type TestEtcd,
-  testLog,
+  tcpRoute,
   tryConnect,
 } from './helpers.js';
 
@@ -31,29 +31,18 @@ describe('TCP routes', () => {
     clients.push(client);
     return client;
   };
-  const route = (target: EchoServer, epoch: number): RouteRecord => ({
-    instanceId,
-    protocol: 'tcp',
-    port: routerPort,
-    target: { host: '127.0.0.1', port: target.port },
-    epoch,
-  });
+  const route = (target: EchoServer, epoch: number): RouteRecord =>
+    tcpRoute(instanceId, routerPort, target.port, { epoch });
 
   before(async () => {
     env = await startTestEtcd();
     primaryA = await startEchoServer('primary-A');
     primaryB = await startEchoServer('primary-B');
     routerPort = await freePort();
-    router = await startRouter({ etcdEndpoints: [env.etcd.endpoint], keyspaceRoot: env.root }, { log: testLog });
+    router = await startRouter({ etcdEndpoints: [env.endpoint], keyspaceRoot: env.keys.root }, { log: silentLogger() });
   });
 
-  after(async () => {
-    for (const client of clients) client.destroy();
-    await router?.stop();
-    await primaryA?.close();
-    await primaryB?.close();
-    await env?.stop();
-  });
+  after(() => stopRouterTest({ connections: clients, router, backends: [primaryA, primaryB], env }));
 
   it('accepts on the route port and forwards bytes both ways, half-close included', async () => {
     await putRoute(env, route(primaryA, 10));
@@ -141,13 +130,7 @@ describe('TCP routes', () => {
   it('drops the client at once when the target is down', async () => {
     const port = await freePort();
     const deadTarget = await freePort();
-    await putRoute(env, {
-      instanceId: 'dead-1',
-      protocol: 'tcp',
-      port,
-      target: { host: '127.0.0.1', port: deadTarget },
-      epoch: 1,
-    });
+    await putRoute(env, tcpRoute('dead-1', port, deadTarget));
     await waitFor(() => routeStatus('dead-1')?.listening, {
       description: 'dead route bound',
       timeoutMs: 5000,
@@ -167,13 +150,7 @@ describe('TCP routes', () => {
     const squatter = createServer();
     await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
     try {
-      await putRoute(env, {
-        instanceId: 'busy-1',
-        protocol: 'tcp',
-        port,
-        target: { host: '127.0.0.1', port: primaryA.port },
-        epoch: 5,
-      });
+      await putRoute(env, tcpRoute('busy-1', port, primaryA.port, { epoch: 5 }));
       const failing = await waitFor(
         () => router.status().routes.find((r) => r.instanceId === 'busy-1' && r.lastError),
         {

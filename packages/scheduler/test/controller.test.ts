@@ -14,25 +14,20 @@ import {
   sealedEnvelopeCodec,
   waitFor,
 } from '@service-foundry/core';
+import { startTestEtcd, type TestEtcd } from '@service-foundry/test-support';
 import { type RunningScheduler, startScheduler } from '../src/index.js';
-import { type EtcdFixture, etcdFixture, instanceRecord, registerNode, secretsKeyFile } from './helpers.js';
+import { instanceRecord, registerNode, schedulerConfig } from './helpers.js';
 
 describe('controller: provision to a routed primary, then teardown', () => {
-  let f: EtcdFixture;
+  let f: TestEtcd;
   let scheduler: RunningScheduler;
   before(async () => {
-    f = await etcdFixture();
-    scheduler = await startScheduler({
-      etcdEndpoints: [f.etcd.endpoint],
-      keyspaceRoot: f.keys.root,
-      secretsKeyFile,
-      intervalMs: 100,
-      name: 'ctl',
-    });
+    f = await startTestEtcd();
+    scheduler = await startScheduler(schedulerConfig(f, { intervalMs: 100, name: 'ctl' }));
   });
   after(async () => {
     await scheduler.stop();
-    await f.close();
+    await f.stop();
   });
 
   it('elects the running replica, publishes its route at the primary epoch, and marks the instance ready', async () => {

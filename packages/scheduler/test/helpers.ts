@@ -1,54 +1,12 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  connectEtcd,
-  type Etcd3,
-  type EtcdProcess,
-  type InstanceRecord,
-  json,
-  Keyspace,
-  type NodeRecord,
-  type Resources,
-  SecretBox,
-  startEtcd,
-} from '@service-foundry/core';
+import { type InstanceRecord, json, type NodeRecord, type Resources } from '@service-foundry/core';
+import { secretsKeyFile, type TestEtcd } from '@service-foundry/test-support';
 
-/** The key schedulers under test open sealed secrets with (one per machine, made once). */
-export const secretsKeyFile = await SecretBox.ensureKeyFile(join(tmpdir(), 'sf-test-secrets.key'));
-
-export interface EtcdFixture {
-  etcd: EtcdProcess;
-  client: Etcd3;
-  /** The current test's keyspace; `isolate()` gives each test its own. */
-  keys: Keyspace;
-  isolate(): void;
-  close(): Promise<void>;
-}
-
-function uniqueKeyspace(): Keyspace {
-  return new Keyspace(`/test-${randomBytes(4).toString('hex')}`);
-}
-
-export async function etcdFixture(): Promise<EtcdFixture> {
-  const dir = await mkdtemp(join(tmpdir(), 'sf-sched-test-'));
-  const etcd = await startEtcd({ dataDir: join(dir, 'etcd') });
-  const client = connectEtcd({ endpoints: [etcd.endpoint] });
-  const fixture: EtcdFixture = {
-    etcd,
-    client,
-    keys: uniqueKeyspace(),
-    isolate: () => {
-      fixture.keys = uniqueKeyspace();
-    },
-    close: async () => {
-      client.close();
-      await etcd.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-  return fixture;
+/**
+ * A scheduler config on the fixture's etcd and current keyspace (`isolate()` gives each
+ * test its own), passes every 200 ms, `fields` on top.
+ */
+export function schedulerConfig(f: TestEtcd, fields: Record<string, unknown> = {}): Record<string, unknown> {
+  return { etcdEndpoints: [f.endpoint], keyspaceRoot: f.keys.root, secretsKeyFile, intervalMs: 200, ...fields };
 }
 
 /**
@@ -56,7 +14,7 @@ export async function etcdFixture(): Promise<EtcdFixture> {
  * this record; no container runs behind it in these tests.
  */
 export async function registerNode(
-  f: EtcdFixture,
+  f: TestEtcd,
   name: string,
   capacity: Resources,
   ttlSeconds = 30,

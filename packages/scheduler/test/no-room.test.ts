@@ -11,35 +11,30 @@ import {
   schedulingStatusCodec,
   waitFor,
 } from '@service-foundry/core';
+import { startTestEtcd, type TestEtcd } from '@service-foundry/test-support';
 import { defaultNoRoomGraceMs } from '../src/controller/no-room.js';
 import { type RunningScheduler, startScheduler } from '../src/index.js';
-import { type EtcdFixture, etcdFixture, instanceRecord, registerNode, secretsKeyFile } from './helpers.js';
+import { instanceRecord, registerNode, schedulerConfig } from './helpers.js';
 
 /** What users were promised: a provision that cannot fit fails well within this. */
 const failFastMs = 30_000;
 
 describe('controller: a provision no node has room for fails fast and gives back what it took', () => {
-  let f: EtcdFixture;
+  let f: TestEtcd;
   let scheduler: RunningScheduler | undefined;
   before(async () => {
-    f = await etcdFixture();
+    f = await startTestEtcd();
   });
   beforeEach(async () => {
     f.isolate();
-    scheduler = await startScheduler({
-      etcdEndpoints: [f.etcd.endpoint],
-      keyspaceRoot: f.keys.root,
-      secretsKeyFile,
-      intervalMs: 200,
-      name: 'no-room',
-    });
+    scheduler = await startScheduler(schedulerConfig(f, { name: 'no-room' }));
   });
   afterEach(async () => {
     await scheduler?.stop();
     scheduler = undefined;
   });
   after(async () => {
-    await f.close();
+    await f.stop();
   });
 
   const readInstance = async (id: string) => (await readRecord(f.client, instanceCodec, f.keys.instance(id)))?.value;

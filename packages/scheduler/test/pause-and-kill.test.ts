@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { json, placementCodec, readPrefix, schedulerMemberCodec, waitFor } from '@service-foundry/core';
+import { makeTempDir, startTestEtcd, type TempDir, type TestEtcd } from '@service-foundry/test-support';
 import { checkPlacements } from '../src/index.js';
 import { ChildScheduler } from './child-scheduler.js';
-import { type EtcdFixture, etcdFixture, instanceRecord, registerNode, secretsKeyFile } from './helpers.js';
+import { instanceRecord, registerNode, schedulerConfig } from './helpers.js';
 
 const slot = { cpuMillis: 100, memoryMb: 100, diskMb: 100 };
 const nodeSize = { cpuMillis: 1000, memoryMb: 1000, diskMb: 1000 };
@@ -14,18 +12,18 @@ const nodeSize = { cpuMillis: 1000, memoryMb: 1000, diskMb: 1000 };
 const lockTtlSeconds = 3;
 
 describe('a scheduler stopped or killed while it holds node locks', () => {
-  let f: EtcdFixture;
-  let dir: string;
+  let f: TestEtcd;
+  let dir: TempDir;
   let children: ChildScheduler[] = [];
   before(async () => {
-    f = await etcdFixture();
-    dir = await mkdtemp(join(tmpdir(), 'sf-sched-children-'));
+    f = await startTestEtcd();
+    dir = await makeTempDir('sf-sched-children');
   });
   beforeEach(() => f.isolate());
   after(async () => {
     await Promise.all(children.map((c) => c.kill()));
-    await f.close();
-    await rm(dir, { recursive: true, force: true });
+    await f.stop();
+    await dir?.remove();
   });
 
   /**
@@ -36,22 +34,14 @@ describe('a scheduler stopped or killed while it holds node locks', () => {
     mode: 'leader' | 'active-active',
   ): Promise<{ victim: ChildScheduler; others: ChildScheduler[] }> {
     for (let i = 0; i < 30; i++) await registerNode(f, `node-${i}`, nodeSize, 60, { zone: `z${i % 3}` });
-    const config = {
-      etcdEndpoints: [f.etcd.endpoint],
-      keyspaceRoot: f.keys.root,
-      secretsKeyFile,
-      intervalMs: 200,
-      lockTtlSeconds,
-      controller: false,
-      mode,
-    };
+    const config = schedulerConfig(f, { lockTtlSeconds, controller: false, mode });
     const name = (suffix: string) => `${f.keys.root.slice(1)}-${suffix}`;
     const startVictim = () =>
-      ChildScheduler.start(dir, name('victim'), { ...config, faultInjection: { stopAfterLockAcquire: true } });
+      ChildScheduler.start(dir.path, name('victim'), { ...config, faultInjection: { stopAfterLockAcquire: true } });
     const victim = mode === 'leader' ? await startVictim() : undefined;
     const others = [
-      await ChildScheduler.start(dir, name('a'), config),
-      await ChildScheduler.start(dir, name('b'), config),
+      await ChildScheduler.start(dir.path, name('a'), config),
+      await ChildScheduler.start(dir.path, name('b'), config),
     ];
     const last = victim ?? (await startVictim());
     children = [...children, ...others, last];

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import {
-  createLogger,
   defaultCatalogDir,
   eventCodec,
   json,
@@ -16,38 +14,29 @@ import {
   schedulingStatusCodec,
   waitFor,
 } from '@service-foundry/core';
+import { silentLogger, startTestEtcd, type TestEtcd, tempDirFor } from '@service-foundry/test-support';
 import { checkPlacements, type RunningScheduler, startScheduler } from '../src/index.js';
-import { type EtcdFixture, etcdFixture, instanceRecord, registerNode, secretsKeyFile } from './helpers.js';
+import { instanceRecord, registerNode, schedulerConfig } from './helpers.js';
 
 const slot = { cpuMillis: 200, memoryMb: 100, diskMb: 100 };
 const nodeSize = { cpuMillis: 1000, memoryMb: 10_000, diskMb: 10_000 };
-const log = createLogger({ name: 'scheduler-test', level: process.env.SF_TEST_LOG_LEVEL ?? 'silent' });
 
 describe('schedulers against a real etcd', () => {
-  let f: EtcdFixture;
+  let f: TestEtcd;
   const running: RunningScheduler[] = [];
   before(async () => {
-    f = await etcdFixture();
+    f = await startTestEtcd();
   });
   beforeEach(() => f.isolate());
   after(async () => {
     await Promise.all(running.map((s) => s.stop()));
-    await f.close();
+    await f.stop();
   });
 
   async function start(name: string, extra: Record<string, unknown> = {}): Promise<RunningScheduler> {
-    const scheduler = await startScheduler(
-      {
-        etcdEndpoints: [f.etcd.endpoint],
-        keyspaceRoot: f.keys.root,
-        secretsKeyFile,
-        intervalMs: 200,
-        controller: false,
-        name,
-        ...extra,
-      },
-      { log },
-    );
+    const scheduler = await startScheduler(schedulerConfig(f, { controller: false, name, ...extra }), {
+      log: silentLogger('scheduler-test'),
+    });
     running.push(scheduler);
     return scheduler;
   }
@@ -242,28 +231,24 @@ describe('schedulers against a real etcd', () => {
     assert.equal(after.value.scheduler, 'leader-2');
   });
 
-  it("places a plan's replicas only on nodes with the labels it requires", async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'sf-catalog-'));
-    try {
-      await cp(join(defaultCatalogDir(), 'postgres', 'service.json'), join(dir, 'postgres', 'service.json'));
-      const file = join(dir, 'postgres', 'service.json');
-      const entry = JSON.parse(await readFile(file, 'utf8'));
-      entry.plans.small.constraints = { nodeLabels: { disk: 'ssd' } };
-      await writeFile(file, JSON.stringify(entry));
-      await registerNode(f, 'hdd-1', nodeSize, 30, { disk: 'hdd' });
-      await registerNode(f, 'hdd-2', nodeSize, 30, {});
-      await create('picky', 1);
-      await start('labels', { catalogDir: dir });
-      const waiting = await waitFor(() => status('picky'), { description: 'picky explained', timeoutMs: 10_000 });
-      assert.equal(waiting.value.pending[0]?.reason, 'no node fits (2 nodes: lacks label disk=ssd)');
-      await registerNode(f, 'ssd-1', nodeSize, 30, { disk: 'ssd' });
-      const placed = await waitFor(() => readRecord(f.client, placementCodec, f.keys.placement('picky', 0)), {
-        description: 'placed on the ssd node',
-        timeoutMs: 10_000,
-      });
-      assert.equal(placed.value.node, 'ssd-1');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+  it("places a plan's replicas only on nodes with the labels it requires", async (t) => {
+    const dir = await tempDirFor(t, 'sf-catalog');
+    await cp(join(defaultCatalogDir(), 'postgres', 'service.json'), join(dir, 'postgres', 'service.json'));
+    const file = join(dir, 'postgres', 'service.json');
+    const entry = JSON.parse(await readFile(file, 'utf8'));
+    entry.plans.small.constraints = { nodeLabels: { disk: 'ssd' } };
+    await writeFile(file, JSON.stringify(entry));
+    await registerNode(f, 'hdd-1', nodeSize, 30, { disk: 'hdd' });
+    await registerNode(f, 'hdd-2', nodeSize, 30, {});
+    await create('picky', 1);
+    await start('labels', { catalogDir: dir });
+    const waiting = await waitFor(() => status('picky'), { description: 'picky explained', timeoutMs: 10_000 });
+    assert.equal(waiting.value.pending[0]?.reason, 'no node fits (2 nodes: lacks label disk=ssd)');
+    await registerNode(f, 'ssd-1', nodeSize, 30, { disk: 'ssd' });
+    const placed = await waitFor(() => readRecord(f.client, placementCodec, f.keys.placement('picky', 0)), {
+      description: 'placed on the ssd node',
+      timeoutMs: 10_000,
+    });
+    assert.equal(placed.value.node, 'ssd-1');
   });
 });

@@ -12,18 +12,19 @@ import {
   readRecord,
   type Versioned,
 } from '@service-foundry/core';
+import { startTestEtcd, type TestEtcd } from '@service-foundry/test-support';
 import { checkPlacements, commitPlacements, lockNodes, type ReplicaToCommit } from '../src/index.js';
-import { type EtcdFixture, etcdFixture, instanceRecord, registerNode } from './helpers.js';
+import { instanceRecord, registerNode } from './helpers.js';
 
 const size = { cpuMillis: 4000, memoryMb: 4096, diskMb: 4096 };
 const small = { cpuMillis: 100, memoryMb: 100, diskMb: 100 };
 
 describe('placement transactions against a real etcd', () => {
-  let f: EtcdFixture;
+  let f: TestEtcd;
   let lease: string;
   let eventLease: string;
   before(async () => {
-    f = await etcdFixture();
+    f = await startTestEtcd();
   });
   beforeEach(async () => {
     f.isolate();
@@ -31,7 +32,7 @@ describe('placement transactions against a real etcd', () => {
     eventLease = await f.client.lease(60, { autoKeepAlive: false }).grant();
   });
   after(async () => {
-    await f.close();
+    await f.stop();
   });
 
   async function createInstance(id: string, replicas: number): Promise<Versioned<InstanceRecord>> {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { tempDirFor } from '@service-foundry/test-support';
 import { headerNames, pullSnapshot, signRequest } from '../src/index.js';
 import {
   fingerprint,
@@ -10,7 +11,6 @@ import {
   randomContent,
   rawRequest,
   startTestServer,
-  tempRoot,
   testSecret,
   writeFiles,
 } from './helpers.js';
@@ -20,7 +20,7 @@ function errorOf(body: string): string {
 }
 
 test('requests without a valid signature are refused with 401 before anything is read or written', async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   const target = join(root, 'target');
   await writeFiles(source, { 'a.txt': 'hello' });
@@ -100,7 +100,7 @@ test('requests without a valid signature are refused with 401 before anything is
 });
 
 test('a PUT that asks to continue is refused before its body is sent', async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const target = join(root, 'target');
   const secret = testSecret();
   const server = await startTestServer(t, secret, { dst: target });
@@ -126,7 +126,7 @@ test('a PUT that asks to continue is refused before its body is sent', async (t)
 });
 
 test('a server is pull-only: it refuses a signed push and writes nothing', async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   const target = join(root, 'target');
   await writeFiles(source, { 'a.txt': 'hello' });

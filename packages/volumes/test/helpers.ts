@@ -1,8 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { crc32 } from 'node:zlib';
@@ -20,13 +19,6 @@ import {
 
 export function testSecret(): string {
   return randomBytes(24).toString('hex');
-}
-
-/** A private temporary folder, removed after the test. */
-export async function tempRoot(t: TestContext, prefix = 'sf-volumes-'): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), prefix));
-  t.after(() => rm(root, { recursive: true, force: true }));
-  return root;
 }
 
 /**

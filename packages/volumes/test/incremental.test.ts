@@ -2,16 +2,9 @@ import assert from 'node:assert/strict';
 import { appendFile, chmod, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { tempDirFor } from '@service-foundry/test-support';
 import { buildManifest, diffManifests, pullSnapshot } from '../src/index.js';
-import {
-  fingerprint,
-  outlastRacyWindow,
-  randomContent,
-  startTestServer,
-  tempRoot,
-  testSecret,
-  writeFiles,
-} from './helpers.js';
+import { fingerprint, outlastRacyWindow, randomContent, startTestServer, testSecret, writeFiles } from './helpers.js';
 
 /** 100 files of 64 KiB in 10 folders, and one 8 MiB file. */
 async function makeVolume(dir: string): Promise<void> {
@@ -26,7 +19,7 @@ async function makeVolume(dir: string): Promise<void> {
 const overheadAllowance = 64 * 1024;
 
 test('a pull after changes sends only the changed files and applies the deletions', async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   await makeVolume(source);
   const secret = testSecret();
@@ -88,7 +81,7 @@ test('a pull after changes sends only the changed files and applies the deletion
 });
 
 test("a copy changed behind the receiver's back is replaced by a full copy, not patched", async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   await makeVolume(source);
   const secret = testSecret();

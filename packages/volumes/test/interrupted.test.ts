@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { promisify } from 'node:util';
 import { waitFor } from '@service-foundry/core';
+import { tempDirFor } from '@service-foundry/test-support';
 import { pullSnapshot, VolumeTransferError, workDirFor } from '../src/index.js';
 import {
   fingerprint,
@@ -13,7 +14,6 @@ import {
   outlastRacyWindow,
   randomContent,
   startTestServer,
-  tempRoot,
   testSecret,
   writeFiles,
 } from './helpers.js';
@@ -75,7 +75,7 @@ async function makeVolume(dir: string, seed: string): Promise<void> {
 }
 
 test('a pull cut midway leaves the copy as it was, and simply repeating it succeeds', async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   await makeVolume(source, 'one');
   const secret = testSecret();
@@ -103,7 +103,7 @@ test('a pull cut midway leaves the copy as it was, and simply repeating it succe
 });
 
 test('a pull can be aborted with its signal, leaving the copy as it was', async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   await makeVolume(source, 'one');
   const secret = testSecret();
@@ -120,7 +120,7 @@ test('a pull can be aborted with its signal, leaving the copy as it was', async 
 });
 
 test('a swap interrupted between its two renames is finished or undone by the next transfer', async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   await makeVolume(source, 'one');
   const secret = testSecret();

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ErrorCodes, isSfError } from '@service-foundry/core';
+import { tempDirFor } from '@service-foundry/test-support';
 import type { Pack } from 'tar-stream';
 import {
   controlEntryHeader,
@@ -23,7 +24,6 @@ import {
   sha256Hex,
   startHostilePeer,
   startTestServer,
-  tempRoot,
   testSecret,
   ustarHeader,
   writeFiles,
@@ -71,7 +71,7 @@ async function refusal(pull: Promise<unknown>): Promise<{ code: string; message:
 }
 
 test('malicious streams are refused: nothing is written outside the target and the old copy stays', async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const target = join(root, 'vol');
   const outside = join(root, 'outside');
   await writeFiles(outside, { sentinel: 'sentinel content' });
@@ -229,7 +229,7 @@ test('malicious streams are refused: nothing is written outside the target and t
 });
 
 test('a sender whose symlinks chain out of the volume is refused once the manifest shows the chain', async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   await mkdir(join(source, 'a'), { recursive: true });
   // Each link alone stays inside; followed together, `x` is the volume's parent.
@@ -247,7 +247,7 @@ test('a sender whose symlinks chain out of the volume is refused once the manife
 });
 
 test('content or metadata that differ from the signed manifest are refused', async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   await writeFiles(source, { 'data.bin': Buffer.concat([randomContent(10_000), Buffer.from('MARKER-1234')]) });
   const secret = testSecret();

@@ -5,8 +5,9 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { tempDirFor } from '@service-foundry/test-support';
 import { buildManifest, pullSnapshot } from '../src/index.js';
-import { fingerprint, randomContent, startTestServer, tempRoot, testSecret, writeFiles } from './helpers.js';
+import { fingerprint, randomContent, startTestServer, testSecret, writeFiles } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -43,7 +44,7 @@ async function makeVolume(dir: string): Promise<void> {
 }
 
 test('a volume makes the round trip by pull, and back again from the copy, entry for entry', async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   await mkdir(source);
   await makeVolume(source);
@@ -87,7 +88,7 @@ test('a volume makes the round trip by pull, and back again from the copy, entry
 });
 
 test('devices, FIFOs and sockets are left out of a manifest with a reason, and the rest still travels', async (t) => {
-  const root = await tempRoot(t);
+  const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   await writeFiles(source, { 'keep.txt': 'kept' });
   await run('mkfifo', [join(source, 'fifo')]);

@@ -1,14 +1,16 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { connectEtcd, type Etcd3, etcdUsers } from '@service-foundry/core';
-import Docker from 'dockerode';
-import { ClusterPki } from '../../packages/cli/src/cluster/pki.js';
+// Not part of the CLI's API: the tests reach into the cluster's PKI as `sf up` lays it out.
+import { ClusterPki } from '../../cli/src/cluster/pki.js';
+import { docker } from './docker.js';
+import { makeTempDir } from './temp-dir.js';
 
 const run = promisify(execFile);
-const cliMain = resolve(import.meta.dirname, '../../packages/cli/dist/main.js');
+const cliMain = resolve(import.meta.dirname, '../../cli/dist/main.js');
 
 export interface SfResult {
   code: number;
@@ -33,8 +35,6 @@ export interface TestCluster {
   /** `sf down --purge`, then checks nothing labelled with this cluster is left. */
   destroy(): Promise<void>;
 }
-
-export const docker = new Docker();
 
 /**
  * A block of 100 router ports no other test cluster on this machine uses: test files run
@@ -72,7 +72,7 @@ async function reserveRouterPorts(): Promise<{ base: number; release: () => Prom
  * its own router port range, so test files can run side by side.
  */
 export async function startCluster(nodes = 3): Promise<TestCluster> {
-  const home = await mkdtemp(join(tmpdir(), 'sf-e2e-'));
+  const { path: home, remove: removeHome } = await makeTempDir('sf-e2e');
   const { base, release } = await reserveRouterPorts();
   const routerPorts = { min: base, max: base + 99 };
   const sf = async (...args: string[]): Promise<SfResult> => {
@@ -111,7 +111,7 @@ export async function startCluster(nodes = 3): Promise<TestCluster> {
     });
   const destroy = async () => {
     const down = await sf('down', '--purge');
-    await rm(home, { recursive: true, force: true });
+    await removeHome();
     await release();
     if (down.code !== 0) throw new Error(`sf down --purge failed: ${down.stderr}`);
     if (cluster.clusterId) {
@@ -142,24 +142,6 @@ export async function startCluster(nodes = 3): Promise<TestCluster> {
   };
 }
 
-/** Runs SQL with the real psql client; returns rows as tab-separated lines. */
-export async function psql(uri: string, sql: string): Promise<{ ok: boolean; out: string; err: string }> {
-  try {
-    const { stdout, stderr } = await run(
-      'psql',
-      [uri, '-X', '-q', '-A', '-t', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', sql],
-      {
-        timeout: 30_000,
-        env: { ...process.env, PGCONNECT_TIMEOUT: '10' },
-      },
-    );
-    return { ok: true, out: stdout.trim(), err: stderr };
-  } catch (error) {
-    const e = error as { stdout?: string; stderr?: string };
-    return { ok: false, out: e.stdout ?? '', err: e.stderr ?? '' };
-  }
-}
-
 /** An OSB request as another platform would send it. */
 export async function osb(
   cluster: TestCluster,
@@ -188,15 +170,6 @@ export async function osb(
   });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
-
-export async function containersOf(instanceId: string): Promise<Docker.ContainerInfo[]> {
-  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`sf.instance=${instanceId}`] }) });
-}
-
-export async function volumesOf(instanceId: string): Promise<string[]> {
-  const { Volumes } = await docker.listVolumes({ filters: JSON.stringify({ label: [`sf.instance=${instanceId}`] }) });
-  return (Volumes ?? []).map((v) => v.Name);
 }
 
 /** Kills a simulated node the hard way: its agent (kill -9) and its containers. */
