@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { clusterCaFile } from '@service-foundry/test-support/cluster-ca';
 import { psql } from '@service-foundry/test-support/psql';
 
 const run = promisify(execFile);
@@ -28,7 +29,7 @@ describe("backups and restores, with the services' own consistent copies", () =>
   let cluster: TestCluster;
 
   before(async () => {
-    cluster = await startCluster(3);
+    cluster = await startCluster(3, { sharedEngine: true });
   });
   after(async () => {
     await cluster?.destroy();
@@ -139,6 +140,8 @@ describe("backups and restores, with the services' own consistent copies", () =>
           '--pass',
           k.password,
           '--no-auth-warning',
+          // The key's TLS, checked against the cluster CA (its ca_certificate).
+          ...['--tls', '--cacert', clusterCaFile() ?? ''],
           ...command,
         ],
         {

@@ -6,7 +6,7 @@ import { psql } from '@service-foundry/test-support/psql';
 describe('the sf CLI drives the platform end to end', () => {
   let cluster: TestCluster;
   before(async () => {
-    cluster = await startCluster(2);
+    cluster = await startCluster(2, { sharedEngine: true });
   });
   after(async () => {
     await cluster?.destroy();

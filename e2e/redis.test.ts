@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '@service-foundry/core';
 import { killNode, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { clusterCaFile } from '@service-foundry/test-support/cluster-ca';
 import { containersOf, docker } from '@service-foundry/test-support/docker';
 import { redisCli, redisCliRaw } from '@service-foundry/test-support/redis-cli';
 
@@ -27,7 +28,7 @@ describe('Redis ha-small: ACL binding through the router, replicated writes surv
     JSON.parse((await cluster.sf('service', 'r1', '--json')).stdout) as Detail;
 
   before(async () => {
-    cluster = await startCluster(3);
+    cluster = await startCluster(3, { sharedEngine: true });
   });
   after(async () => {
     await cluster?.destroy();
@@ -44,12 +45,14 @@ describe('Redis ha-small: ACL binding through the router, replicated writes surv
     assert.equal(credentials.host, '127.0.0.1');
     assert.equal(
       credentials.uri,
-      `redis://${credentials.username}:${credentials.password}@127.0.0.1:${credentials.port}`,
+      `rediss://${credentials.username}:${credentials.password}@127.0.0.1:${credentials.port}`,
     );
     assert.equal(await redisCli(credentials, 'SET', 'k', 'v'), 'OK');
     assert.equal(await redisCli(credentials, 'GET', 'k'), 'v');
-    // The default user is disabled: no anonymous access through the router.
-    assert.match(await redisCliRaw(['-h', '127.0.0.1', '-p', String(credentials.port), 'GET', 'k']), /NOAUTH/);
+    // The default user is disabled: no anonymous access through the router. And no plaintext at all.
+    const server = ['-h', '127.0.0.1', '-p', String(credentials.port)];
+    assert.match(await redisCliRaw([...server, '--tls', '--cacert', clusterCaFile() ?? '', 'GET', 'k']), /NOAUTH/);
+    assert.doesNotMatch(await redisCliRaw([...server, 'GET', 'k']), /NOAUTH|^v$/);
   });
 
   it('after the primary node is killed, GET through the router returns the replicated value', async () => {
@@ -66,7 +69,17 @@ describe('Redis ha-small: ACL binding through the router, replicated writes surv
       await waitFor(
         async () => {
           const exec = await docker.getContainer(replica.Id).exec({
-            Cmd: ['redis-cli', '--no-auth-warning', '--user', credentials.username, 'GET', 'k'],
+            // The server's local socket: its TCP port speaks TLS only.
+            Cmd: [
+              'redis-cli',
+              '-s',
+              '/run/redis/redis.sock',
+              '--no-auth-warning',
+              '--user',
+              credentials.username,
+              'GET',
+              'k',
+            ],
             Env: [`REDISCLI_AUTH=${credentials.password}`],
             AttachStdout: true,
             AttachStderr: true,

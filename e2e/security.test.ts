@@ -51,10 +51,14 @@ describe('trust boundaries on a fresh platform, tried as each attacker', () => {
     return JSON.parse(res.stdout) as T;
   };
   const newKey = (key: string) => sfJson<Key>('create-service-key', name, key);
-  const as = (key: Key, sql: string, database = 'sf') => psql(key.uri.replace(/\/sf$/, `/${database}`), sql);
+  const as = (key: Key, sql: string, database = 'sf') => {
+    const uri = new URL(key.uri);
+    uri.pathname = `/${database}`;
+    return psql(uri.toString(), sql);
+  };
 
   before(async () => {
-    cluster = await startCluster(3);
+    cluster = await startCluster(3, { sharedEngine: true });
     const created = await cluster.sf('create-service', 'postgres', 'small', name);
     assert.equal(created.code, 0, created.stderr);
     instanceId = (await sfJson<{ id: string }>('service', name)).id;

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# Brings up Service Foundry on this machine (etcd, scheduler, broker, router, 3 agents as
-# 3 nodes) and walks through what an app developer does: provision Postgres, get
-# credentials, connect with psql through the router. Leaves the platform running.
+# Brings up Service Foundry on this machine (etcd, scheduler, broker, router and 3 nodes,
+# each its own network namespace with its own dockerd and agent) and walks through what an
+# app developer does: provision Postgres, get credentials, connect with psql through the
+# router. Leaves the platform running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 sf() { node packages/cli/dist/main.js "$@"; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-step "sf up: etcd, scheduler, broker, router and three nodes"
+step "sf up: etcd, scheduler, broker, router and three isolated nodes"
 sf up
 
 step "sf marketplace"
 sf marketplace
 
-step "sf nodes"
+step "sf nodes, sf status: each node its own namespace, address, dockerd and agent"
 sf nodes
+sf status
 
 name=demo-db
 if sf service "$name" >/dev/null 2>&1; then
@@ -30,6 +32,11 @@ step "sf create-service-key $name demo-key (a real Postgres role)"
 creds=$(sf create-service-key "$name" demo-key --json)
 echo "$creds"
 uri=$(node -e 'process.stdout.write(JSON.parse(process.argv[1]).uri)' "$creds")
+# The key asks psql to verify the server (sslmode=verify-full) against the cluster CA it
+# carries (ca_certificate): libpq wants that CA as a file.
+ca_file="$(realpath "${SF_HOME:-.sf}")/demo-key-ca.crt"
+node -e 'process.stdout.write(JSON.parse(process.argv[1]).ca_certificate)' "$creds" > "$ca_file"
+uri="$uri&sslrootcert=$ca_file"
 
 step "psql through the router: create a table, write and read a row"
 psql "$uri" -v ON_ERROR_STOP=1 <<'SQL'

@@ -12,7 +12,8 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 missing=()
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v dockerd >/dev/null || missing+=(docker.io)
-for pkg in debootstrap postgresql-client redis-tools busybox-static iproute2 ca-certificates fence-agents openssl netcat-openbsd curl util-linux; do
+# iproute2, iptables and util-linux (nsenter, umount) run the isolated nodes of `sf up`.
+for pkg in debootstrap postgresql-client postgresql-contrib redis-tools busybox-static iproute2 iptables ca-certificates fence-agents openssl netcat-openbsd curl util-linux haproxy iperf3; do
   installed "$pkg" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then

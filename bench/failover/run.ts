@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Keyspace, readPrefix, statusCodec, waitFor } from '@service-foundry/core';
 import { killNode, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { percentile } from '@service-foundry/test-support/percentile';
 import { lostWrites, Writer } from '@service-foundry/test-support/writer';
 
 interface Detail {
@@ -10,11 +11,6 @@ interface Detail {
 }
 
 const failovers = Number(process.env.FAILOVERS ?? 5);
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
 
 /** Samples replica statuses: two running replicas reporting role primary at once is split brain. */
 function watchSplitBrain(cluster: TestCluster, instanceId: string): { stop(): Promise<number> } {

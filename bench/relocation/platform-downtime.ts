@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { waitFor } from '@service-foundry/core';
 import { startCluster } from '@service-foundry/test-support/cluster';
+import { withClusterCa } from '@service-foundry/test-support/cluster-ca';
 import { docker, volumesOf } from '@service-foundry/test-support/docker';
 import { psql } from '@service-foundry/test-support/psql';
 import pg from 'pg';
@@ -36,7 +37,11 @@ class Prober {
   start(): void {
     this.#loop = (async () => {
       while (this.#running) {
-        const client = new pg.Client({ connectionString: this.uri, connectionTimeoutMillis: 500, query_timeout: 500 });
+        const client = new pg.Client({
+          connectionString: withClusterCa(this.uri),
+          connectionTimeoutMillis: 500,
+          query_timeout: 500,
+        });
         try {
           await client.connect();
           await client.query('SELECT 1');

@@ -4,7 +4,7 @@ import { AssignmentWatcher } from './assignment-watcher.js';
 import { BackupRunner, DirectoryBackupStore } from './backups/index.js';
 import { type AgentConfig, type AgentOptions, compileAgentConfig } from './config.js';
 import { ContainerLifecycle } from './container-lifecycle.js';
-import type { NodeIdentity, ReplicaRef } from './container-spec.js';
+import { loadContainerTls, type NodeIdentity, type ReplicaRef } from './container-spec.js';
 import { DockerRuntime } from './docker-runtime.js';
 import { NodeRegistrationError, VolumeServerStartError } from './errors.js';
 import { NodeRegistration } from './node-registration.js';
@@ -57,11 +57,17 @@ export async function startAgent(
   const docker = new DockerRuntime(config.dockerSocket);
   await docker.ping();
   const secrets = await SecretBox.fromKeyFile(config.secretsKeyFile);
+  const serviceTls = config.serviceTls ? await loadContainerTls(config.serviceTls, config.peerAddress) : undefined;
 
   // Connections and what every part shares.
   const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
   const keys = new Keyspace(config.keyspaceRoot);
-  const identity: NodeIdentity = { clusterId: config.clusterId, node: config.node, address: config.address };
+  const identity: NodeIdentity = {
+    clusterId: config.clusterId,
+    node: config.node,
+    address: config.address,
+    ...(serviceTls ? { serviceTls } : {}),
+  };
   const events = new EventLog(client, keys, `agent/${config.node}`);
 
   // The node lease, and the replica statuses written under it (again under a new lease).

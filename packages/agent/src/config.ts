@@ -79,6 +79,25 @@ export interface AgentOptions {
    * @default undefined
    */
   volumes?: AgentVolumeOptions;
+  /**
+   * This node's service certificate (issued by the cluster CA, naming the node's address
+   * and the router's hosts), its key and the CA. The agent puts the three into every
+   * container of a service whose catalog entry has `runtime.tls` (as files, like the
+   * passwords): replication between nodes and client connections are TLS with it. Without
+   * it, such services are not run here (the replica's status says why).
+   * @default undefined
+   */
+  serviceTls?: TlsFilesOptions;
+}
+
+/** PEM files: the cluster CA, a certificate it issued and that certificate's key. */
+export interface TlsFilesOptions {
+  /** The cluster CA certificate. Required. */
+  caFile: string;
+  /** This node's certificate. Required. */
+  certFile: string;
+  /** Its private key (mode 0600). Required. */
+  keyFile: string;
 }
 
 export interface AgentVolumeOptions {
@@ -90,6 +109,13 @@ export interface AgentVolumeOptions {
   backupDir?: string;
   /** fsync received volumes before they are swapped in. @default true */
   fsync?: boolean;
+  /**
+   * The node's volume certificate (CN `sf-volumes.<node>`, naming the node's address) and
+   * the cluster CA: the volume server speaks HTTPS with it and accepts only peers that
+   * present such a certificate; pulls present it and accept only servers whose certificate
+   * names the address they dial. Required: volumes never cross nodes in clear.
+   */
+  tls: TlsFilesOptions;
 }
 
 export interface AgentVolumeConfig {
@@ -97,6 +123,7 @@ export interface AgentVolumeConfig {
   port: number;
   backupDir: string;
   fsync: boolean;
+  tls: TlsFilesOptions;
 }
 
 /** The validated, defaulted, frozen form of {@link AgentOptions}. */
@@ -121,12 +148,21 @@ export interface AgentConfig {
   selfFenceCheckIntervalMs: number;
   replicationCommandTimeoutMs: number;
   volumes?: AgentVolumeConfig;
+  serviceTls?: TlsFilesOptions;
 }
 
 /** What the schema checks: the margin's default depends on the TTL, so it is filled in afterwards. */
 type AgentConfigInput = Omit<AgentConfig, 'selfFenceMarginMs'> & { selfFenceMarginMs?: number };
 
 const keySegment = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
+
+const absolutePath = { type: 'string', pattern: '^/', maxLength: 4096 } as const;
+const tlsFilesSchema = {
+  type: 'object',
+  required: ['caFile', 'certFile', 'keyFile'],
+  additionalProperties: false,
+  properties: { caFile: absolutePath, certFile: absolutePath, keyFile: absolutePath },
+} as const;
 const ipv4 = '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$';
 
 /** ajv's JSONSchemaType, taken from core so the agent does not depend on ajv itself. */
@@ -193,15 +229,17 @@ const schema: AgentConfigSchema = {
     volumes: {
       type: 'object',
       nullable: true,
-      required: ['secret', 'port', 'backupDir', 'fsync'],
+      required: ['secret', 'port', 'backupDir', 'fsync', 'tls'],
       additionalProperties: false,
       properties: {
         secret: { type: 'string', minLength: 16 },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 0 },
         backupDir: { type: 'string', pattern: '^/', default: '/var/lib/service-foundry/backups' },
         fsync: { type: 'boolean', default: true },
+        tls: tlsFilesSchema,
       },
     },
+    serviceTls: { ...tlsFilesSchema, nullable: true },
   },
 };
 

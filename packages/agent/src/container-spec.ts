@@ -3,15 +3,17 @@ import {
   type CatalogEntry,
   CatalogError,
   type InstanceSecret,
+  InvalidConfigError,
   isKeySegment,
   type PlanConnections,
+  planClientTls,
   type ReplicaRole,
   type ServiceRuntime,
 } from '@service-foundry/core';
 import type Docker from 'dockerode';
-import { replicaSecrets, type SecretFiles } from './secret-files.js';
+import { type ContainerTls, type ReplicaSecretsOptions, replicaSecrets, type SecretFiles } from './secret-files.js';
 
-export { secretFilesArchive } from './secret-files.js';
+export { loadContainerTls, replicaSecrets, secretFilesArchive, tlsEnv } from './secret-files.js';
 
 /** Docker labels that tie a container or volume to its cluster, node and replica. */
 export const labelKeys = {
@@ -33,6 +35,11 @@ export interface NodeIdentity {
   node: string;
   /** Host address the container's port is published on. */
   address: string;
+  /**
+   * The node's service certificate (agent config `serviceTls`), given to every container of
+   * a service with `runtime.tls`. @default undefined (such services are refused here)
+   */
+  serviceTls?: ContainerTls;
 }
 
 export interface ReplicaRef {
@@ -121,7 +128,19 @@ export function containerCreateOptions(
   if (!plan) throw new CatalogError(`plan ${assignment.planName} of service ${entry.osb.name} is not in the catalog`);
   const name = replicaResourceName(identity.node, assignment);
   const replicationPasswordFileEnv = replicated ? entry.replication?.env.replicationPasswordFile : undefined;
-  const secrets = replicaSecrets(runtime, secret, replicationPasswordFileEnv ? { replicationPasswordFileEnv } : {});
+  const secretOptions: ReplicaSecretsOptions = replicationPasswordFileEnv ? { replicationPasswordFileEnv } : {};
+  const clients = planClientTls(entry, assignment.planName);
+  if (clients !== 'none') {
+    // Never a TLS-capable service in clear because this node lacks its certificate: its
+    // replication and clients would cross the network unencrypted.
+    if (!identity.serviceTls) {
+      throw new InvalidConfigError('agent config', [
+        `service ${entry.osb.name} serves TLS (plan ${assignment.planName}: clients ${clients}) but node ${identity.node} has no service certificate (serviceTls); not starting ${name}`,
+      ]);
+    }
+    secretOptions.tls = { material: identity.serviceTls, clients };
+  }
+  const secrets = replicaSecrets(runtime, secret, secretOptions);
   const env = {
     ...runtime.env,
     ...secrets.env,

@@ -1,4 +1,12 @@
-import { CatalogError, type InstanceSecret, type SecretFilesSpec, type ServiceRuntime } from '@service-foundry/core';
+import { readFile } from 'node:fs/promises';
+import {
+  CatalogError,
+  type ClientTlsMode,
+  type InstanceSecret,
+  InvalidConfigError,
+  type SecretFilesSpec,
+  type ServiceRuntime,
+} from '@service-foundry/core';
 import { pack } from 'tar-stream';
 
 /**
@@ -12,7 +20,59 @@ import { pack } from 'tar-stream';
 export const secretFileNames = {
   adminPassword: 'admin-password',
   replicationPassword: 'replication-password',
+  tlsCert: 'tls-cert',
+  tlsKey: 'tls-key',
+  tlsCa: 'tls-ca',
 } as const;
+
+/**
+ * The variables through which an image with `runtime.tls` learns about TLS: the paths of
+ * the node's certificate, its key and the cluster CA (files, never their content), the
+ * plan's client mode, and how a replica checks its upstream's certificate.
+ */
+export const tlsEnv = {
+  certFile: 'SF_TLS_CERT_FILE',
+  keyFile: 'SF_TLS_KEY_FILE',
+  caFile: 'SF_TLS_CA_FILE',
+  clients: 'SF_TLS_CLIENTS',
+  peerVerify: 'SF_TLS_PEER_VERIFY',
+} as const;
+
+/**
+ * How a replica checks its upstream's certificate, in libpq's words. `verify-full`: issued
+ * by the cluster CA and naming the address dialled, which holds when replicas stream from
+ * node addresses (`peerAddress: node`: the node's certificate names its address).
+ * `verify-ca`: issued by the cluster CA; for replicas streaming from container addresses on
+ * one shared Docker Engine, which Docker hands out at start and no certificate can name.
+ */
+export type PeerVerify = 'verify-full' | 'verify-ca';
+
+/** The node's service certificate as a container receives it (agent config `serviceTls`). */
+export interface ContainerTls {
+  cert: string;
+  key: string;
+  ca: string;
+  peerVerify: PeerVerify;
+}
+
+/** Reads the node's service certificate, key and CA once (agent start); a missing file is a config error. */
+export async function loadContainerTls(
+  files: { caFile: string; certFile: string; keyFile: string },
+  peerAddress: 'container' | 'node',
+): Promise<ContainerTls> {
+  const problems: string[] = [];
+  const read = async (field: keyof typeof files) => {
+    const content = await readFile(files[field], 'utf8').catch((error: NodeJS.ErrnoException) => {
+      problems.push(`serviceTls.${field} ${files[field]}: ${error.code ?? error.message}`);
+      return '';
+    });
+    if (content !== '' && !content.includes('-----BEGIN ')) problems.push(`serviceTls.${field} holds no PEM block`);
+    return content;
+  };
+  const [cert, key, ca] = [await read('certFile'), await read('keyFile'), await read('caFile')];
+  if (problems.length > 0) throw new InvalidConfigError('agent config', problems);
+  return { cert, key, ca, peerVerify: peerAddress === 'node' ? 'verify-full' : 'verify-ca' };
+}
 
 export interface SecretFiles {
   /** Where the files go and who owns them (the catalog's `runtime.secretFiles`). */
@@ -33,6 +93,11 @@ export interface ReplicaSecretsOptions {
    * @default undefined (no replication password: a standalone container)
    */
   replicationPasswordFileEnv?: string;
+  /**
+   * Also the node's certificate, key and CA (`tlsEnv`), and the plan's client TLS mode.
+   * @default undefined (no TLS: a service without `runtime.tls`)
+   */
+  tls?: { material: ContainerTls; clients: ClientTlsMode };
 }
 
 /** The admin password (and, for a replicated container, the replication password) as files. */
@@ -49,6 +114,19 @@ export function replicaSecrets(
   if (options.replicationPasswordFileEnv !== undefined && secret.replicationPassword !== undefined) {
     files[secretFileNames.replicationPassword] = secret.replicationPassword;
     env[options.replicationPasswordFileEnv] = `${dir}/${secretFileNames.replicationPassword}`;
+  }
+  if (options.tls) {
+    const { material, clients } = options.tls;
+    // The key is as secret as a password (0400, the service's user); the certificate and
+    // the CA travel the same way so the image finds all three in one place.
+    files[secretFileNames.tlsCert] = material.cert;
+    files[secretFileNames.tlsKey] = material.key;
+    files[secretFileNames.tlsCa] = material.ca;
+    env[tlsEnv.certFile] = `${dir}/${secretFileNames.tlsCert}`;
+    env[tlsEnv.keyFile] = `${dir}/${secretFileNames.tlsKey}`;
+    env[tlsEnv.caFile] = `${dir}/${secretFileNames.tlsCa}`;
+    env[tlsEnv.clients] = clients;
+    env[tlsEnv.peerVerify] = material.peerVerify;
   }
   return { secretFiles: { spec: runtime.secretFiles, files }, env };
 }

@@ -20,6 +20,7 @@ import type { ContainerState, DockerRuntime } from './docker-runtime.js';
 import { NoVolumeServerError, SeedOverRunningReplicaError, SourceNodeUnavailableError } from './errors.js';
 import { currentReplicaVolume } from './replica-volumes.js';
 import { formatBytes, transferFigures } from './transfer-figures.js';
+import { peerTransferOptions } from './volume-service.js';
 
 /** Progress is written to etcd at most this often (the CLI polls it for its bar). */
 const progressIntervalMs = 500;
@@ -124,8 +125,7 @@ export class Seeder {
       let lastWrite = 0;
       const result = await pullSnapshot({
         url,
-        secret: (this.#deps.volumes as AgentVolumeConfig).secret,
-        fsync: (this.#deps.volumes as AgentVolumeConfig).fsync,
+        ...peerTransferOptions(this.#deps.volumes as AgentVolumeConfig),
         name: seed.from.volume,
         into,
         signal,

@@ -1,7 +1,13 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type EventLog, type Logger, ProcessError, parseServedVolume, type Versioned } from '@service-foundry/core';
-import { createVolumeServer, type TransferEvent } from '@service-foundry/volumes';
+import {
+  createVolumeServer,
+  type PeerOptions,
+  readVolumeTls,
+  serverTlsOptions,
+  type TransferEvent,
+} from '@service-foundry/volumes';
 import type { AssignmentRead } from './assignment-watcher.js';
 import type { AgentVolumeConfig } from './config.js';
 import { labelKeys, type NodeIdentity, type ReplicaRef, replicaResourceName } from './container-spec.js';
@@ -10,6 +16,20 @@ import { currentReplicaVolume } from './replica-volumes.js';
 import { formatBytes } from './transfer-figures.js';
 
 const routineEventIntervalMs = 60_000;
+
+/**
+ * The common name of every agent's volume certificate is this prefix and the node's name
+ * (`sf up` issues them so). A volume server accepts only clients whose certificate is
+ * named so: another certificate of the cluster CA (an etcd client's) gets no further than
+ * the handshake's `403`, even with the cluster secret.
+ */
+export const volumePeerPrefix = 'sf-volumes.';
+const volumePeerPattern = /^sf-volumes\.[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** What a pull from another node's volume server needs from this node's config: secret, fsync, TLS. */
+export function peerTransferOptions(config: AgentVolumeConfig): Pick<PeerOptions, 'secret' | 'fsync' | 'tls'> {
+  return { secret: config.secret, fsync: config.fsync, tls: config.tls };
+}
 
 export interface VolumeServiceDeps {
   config: AgentVolumeConfig;
@@ -30,8 +50,9 @@ export interface VolumeServiceDeps {
 /**
  * The node's volume server (docs/volumes.md): other agents pull the volumes of this node's
  * replicas (`replica.<id>.<n>`) and the backups in its store (`backup.<id>.<backup>`),
- * authenticated with the cluster secret. It serves, never receives: a peer cannot write
- * into a volume here (every copy onto this node is a pull this agent decided to make).
+ * over HTTPS with the node's volume certificate, from clients presenting theirs (mutual
+ * TLS), authenticated with the cluster secret. It serves, never receives: a peer cannot
+ * write into a volume here (every copy onto this node is a pull this agent decided to make).
  */
 export class VolumeService {
   readonly #deps: VolumeServiceDeps;
@@ -48,10 +69,11 @@ export class VolumeService {
     const volumes = createVolumeServer({
       secret: config.secret,
       fsync: config.fsync,
+      clientNamePattern: volumePeerPattern,
       resolveVolumeDir: (name) => this.resolve(name),
       onTransfer: (event) => this.#report(event),
     });
-    const server = createServer();
+    const server = createServer(serverTlsOptions(await readVolumeTls(config.tls)));
     volumes.attach(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -62,7 +84,7 @@ export class VolumeService {
     });
     this.#server = server;
     const { port } = server.address() as AddressInfo;
-    const url = `http://${identity.address}:${port}`;
+    const url = `https://${identity.address}:${port}`;
     log.info({ url }, 'volume server listening');
     return url;
   }

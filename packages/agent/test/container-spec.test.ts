@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { type AssignmentRecord, Catalog, type InstanceSecret } from '@service-foundry/core';
+import { after, before, test } from 'node:test';
+import { type AssignmentRecord, Catalog, type InstanceSecret, InvalidConfigError } from '@service-foundry/core';
+import { makeTestPki, type TestPki } from '@service-foundry/test-support/test-pki';
 import { extract } from 'tar-stream';
-import { containerCreateOptions, pidsLimit } from '../src/container-spec.js';
+import { containerCreateOptions, type NodeIdentity, pidsLimit } from '../src/container-spec.js';
 import { replicationEnv } from '../src/replication-spec.js';
-import { secretFilesArchive } from '../src/secret-files.js';
+import { type ContainerTls, loadContainerTls, secretFilesArchive } from '../src/secret-files.js';
 
 /**
  * What the agent asks Docker for, from the real catalog: passwords only as files (the tar
@@ -18,7 +19,19 @@ const secret: InstanceSecret = {
   replicationUser: 'sf_replicator',
   replicationPassword: 'Repl1cati0nPassw0rdRepl',
 };
-const identity = { clusterId: 'c1', node: 'n1', address: '127.0.1.1' };
+const bare = { clusterId: 'c1', node: 'n1', address: '127.0.1.1' };
+/** The node as `sf up` configures it: with its service certificate (a real one, from a test CA). */
+let identity: NodeIdentity;
+let tls: ContainerTls;
+let pki: TestPki;
+before(async () => {
+  pki = await makeTestPki([{ name: 'n1', address: '127.0.1.1' }]);
+  tls = await loadContainerTls(pki.serviceTls('n1'), 'node');
+  identity = { ...bare, serviceTls: tls };
+});
+after(async () => {
+  await pki?.remove();
+});
 
 function assignment(planName: string): AssignmentRecord {
   return {
@@ -101,12 +114,15 @@ test('a replicated Postgres container: passwords as files only, the plan limits 
       ['run/sf-secrets/', 'directory', '500', 999, 999, ''],
       ['run/sf-secrets/admin-password', 'file', '400', 999, 999, secret.adminPassword],
       ['run/sf-secrets/replication-password', 'file', '400', 999, 999, secret.replicationPassword],
+      ['run/sf-secrets/tls-cert', 'file', '400', 999, 999, tls.cert],
+      ['run/sf-secrets/tls-key', 'file', '400', 999, 999, tls.key],
+      ['run/sf-secrets/tls-ca', 'file', '400', 999, 999, tls.ca],
     ],
   );
 
-  // A standalone container (no replication) gets the admin password only.
+  // A standalone container (no replication) gets the admin password and the TLS files only.
   const standalone = containerCreateOptions(identity, record, entry, secret);
-  assert.deepEqual(Object.keys(standalone.secretFiles.files), ['admin-password']);
+  assert.deepEqual(Object.keys(standalone.secretFiles.files), ['admin-password', 'tls-cert', 'tls-key', 'tls-ca']);
   assert.ok(!standalone.options.Env?.some((e) => e.startsWith('SF_REPLICATION_PASSWORD_FILE=')));
 });
 
@@ -121,4 +137,54 @@ test('refuses a plan the catalog lacks and secret paths a tar could abuse', asyn
   await assert.rejects(secretFilesArchive({ spec, files: { '../etc/passwd': 'x' } }), /not one path segment/);
   await assert.rejects(secretFilesArchive({ spec: { ...spec, dir: '/run/../etc' }, files: {} }), /not a plain path/);
   await assert.rejects(secretFilesArchive({ spec: { ...spec, dir: 'run' }, files: {} }), /not a plain path/);
+});
+
+test('a TLS service gets the node certificate as files, the plan mode and the peer check in its env', async () => {
+  const catalog = await Catalog.load();
+  const postgres = catalog.byServiceName('postgres');
+  const redis = catalog.byServiceName('redis');
+  assert.ok(postgres?.runtime.tls && redis?.runtime.tls, 'both catalog images serve TLS');
+  const spec = containerCreateOptions(identity, assignment('small'), postgres, secret);
+  const env = spec.options.Env ?? [];
+  for (const expected of [
+    'SF_TLS_CERT_FILE=/run/sf-secrets/tls-cert',
+    'SF_TLS_KEY_FILE=/run/sf-secrets/tls-key',
+    'SF_TLS_CA_FILE=/run/sf-secrets/tls-ca',
+    'SF_TLS_CLIENTS=required',
+    // Peers stream from node addresses (peerAddress node): the name is checked.
+    'SF_TLS_PEER_VERIFY=verify-full',
+  ]) {
+    assert.ok(env.includes(expected), expected);
+  }
+  // The key is in no variable, nor anywhere in what Docker is told.
+  assert.ok(!JSON.stringify(spec.options).includes('PRIVATE KEY'));
+  // Replicas on one shared engine stream from container addresses: the CA is checked, not the name.
+  const shared = { ...bare, serviceTls: await loadContainerTls(pki.serviceTls('n1'), 'container') };
+  assert.ok(
+    containerCreateOptions(shared, assignment('small'), postgres, secret).options.Env?.includes(
+      'SF_TLS_PEER_VERIFY=verify-ca',
+    ),
+  );
+  // A plan that makes client TLS optional says so to the image.
+  const small = postgres.plans.small ?? assert.fail('plan small');
+  const optional = { ...postgres, plans: { ...postgres.plans, small: { ...small, tls: 'optional' as const } } };
+  assert.ok(
+    containerCreateOptions(identity, assignment('small'), optional, secret).options.Env?.includes(
+      'SF_TLS_CLIENTS=optional',
+    ),
+  );
+
+  // Without the node's certificate a TLS service is not started in clear: refused, saying why.
+  assert.throws(
+    () => containerCreateOptions(bare, assignment('small'), postgres, secret),
+    (error: unknown) =>
+      error instanceof InvalidConfigError &&
+      /serves TLS .* has no service certificate \(serviceTls\)/.test(error.message),
+  );
+  // A service without runtime.tls gets none of it.
+  const { tls: _none, ...runtime } = postgres.runtime;
+  const { tls: _planTls, ...smallPlan } = small;
+  const plain = { ...postgres, runtime, plans: { small: smallPlan } };
+  const plainEnv = containerCreateOptions(bare, assignment('small'), plain, secret).options.Env ?? [];
+  assert.ok(!plainEnv.some((e) => e.startsWith('SF_TLS_')));
 });

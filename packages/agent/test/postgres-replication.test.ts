@@ -11,6 +11,7 @@ import {
 } from '@service-foundry/core';
 import { startTestEtcd, type TestEtcd, uniqueId, uniqueKeyspace } from '@service-foundry/test-support';
 import { containerState, removeClusterResources } from '@service-foundry/test-support/docker';
+import { makeTestPki, type TestPki } from '@service-foundry/test-support/test-pki';
 import { type RunningAgent, replicaResourceName } from '../src/index.js';
 import { putSecret, startTestAgent } from './helpers.js';
 import { runtime, shellIn, statusWhere } from './replication-helpers.js';
@@ -24,9 +25,12 @@ describe('replicated Postgres driven by two agents', () => {
   let etcd: TestEtcd;
   let client: Etcd3;
   let image: string;
+  // The image serves TLS only: each agent gives its containers the node's service certificate.
+  let pki: TestPki;
 
   before(async () => {
     etcd = await startTestEtcd();
+    pki = await makeTestPki([{ name: 'pg-node', address: '127.0.0.1' }]);
     client = etcd.client;
     const entry = (await Catalog.load()).byServiceName('postgres');
     assert.ok(entry?.replication, 'the postgres catalog entry has a replication recipe');
@@ -35,6 +39,7 @@ describe('replicated Postgres driven by two agents', () => {
   });
   after(async () => {
     await etcd.stop();
+    await pki?.remove();
   });
 
   test('bootstrap, clone, io, promotion under a new epoch and the old primary rebuilt from the new one', async (t) => {
@@ -48,7 +53,13 @@ describe('replicated Postgres driven by two agents', () => {
       await removeClusterResources(clusterId);
     });
     for (const node of nodes) {
-      const options = { node, reconcileIntervalMs: 500, positionIntervalMs: 200, clusterId };
+      const options = {
+        node,
+        reconcileIntervalMs: 500,
+        positionIntervalMs: 200,
+        clusterId,
+        serviceTls: pki.serviceTls('pg-node'),
+      };
       agents.push(await startTestAgent(etcd.endpoint, keys, options));
     }
     const secret: InstanceSecret = {

@@ -11,6 +11,11 @@ export interface BindingTarget {
   adminUser: string;
   adminPassword: string;
   timeoutMs: number;
+  /**
+   * TLS through the router: the server's certificate must chain to `ca` (PEM, the cluster
+   * CA; no system CA is trusted) and name `host`. @default undefined (plaintext)
+   */
+  tls?: { ca: string };
 }
 
 /** A driver makes and removes one user per binding inside a service instance. */
@@ -134,6 +139,8 @@ export class PostgresBindingDriver implements BindingDriver {
       query_timeout: target.timeoutMs,
       application_name: 'service-foundry-broker',
       options: adminSessionOptions,
+      // rejectUnauthorized with the host checked: libpq's verify-full.
+      ...(target.tls ? { ssl: { ca: target.tls.ca, rejectUnauthorized: true } } : {}),
     });
     // A connection dropped mid-work surfaces through the pending query; this keeps the
     // emitter from crashing the process meanwhile.

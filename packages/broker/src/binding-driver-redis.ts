@@ -22,14 +22,16 @@ function renderCommands(statements: readonly string[], values: Record<string, st
  * the caller decides whether to try again.
  */
 function adminClient(target: BindingTarget) {
+  const socket = {
+    host: target.host,
+    port: target.port,
+    connectTimeout: target.timeoutMs,
+    socketTimeout: target.timeoutMs,
+    reconnectStrategy: false as const,
+  };
   return createClient({
-    socket: {
-      host: target.host,
-      port: target.port,
-      connectTimeout: target.timeoutMs,
-      socketTimeout: target.timeoutMs,
-      reconnectStrategy: false,
-    },
+    // With TLS, the server's certificate must chain to the cluster CA and name the host.
+    socket: target.tls ? { ...socket, tls: true, ca: target.tls.ca, rejectUnauthorized: true } : socket,
     username: target.adminUser,
     password: target.adminPassword,
     RESP: 2,

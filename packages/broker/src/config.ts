@@ -59,6 +59,14 @@ export interface BrokerConfig {
   routerPortRange: RouterPortRange;
   /** Deadline for connecting to an instance and running a binding's statements. @default 30000 */
   bindTimeoutMs: number;
+  /**
+   * The cluster CA (PEM file) the services' certificates chain to. With it, the broker's
+   * own sessions to TLS services go through the router with TLS, verifying that the
+   * server's certificate names `routerHost`; bindings carry it (`ca_certificate`) and ask
+   * for verification (`sslmode=verify-full`, `rediss://`). Without it, both are plaintext.
+   * @default undefined
+   */
+  serviceCaFile?: string;
 }
 
 const login = {
@@ -106,6 +114,7 @@ export const compileBrokerConfig = configCompiler<BrokerConfig>('broker config',
       },
     },
     bindTimeoutMs: { type: 'integer', default: 30_000, minimum: 100 },
+    serviceCaFile: { type: 'string', pattern: '^/', nullable: true },
   },
 });
 

@@ -5,6 +5,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { authenticateChallenge } from './auth.js';
 import { BrokerErrorCodes } from './errors.js';
 import { methodNotAllowed, notFound, OsbError, toOsbError } from './osb-errors.js';
+import { speaks } from './osb-version.js';
 
 /** Methods a route can have; a 405 lists those the path answers to. */
 const methods = ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'] as const;
@@ -15,7 +16,7 @@ function answer(request: FastifyRequest, reply: FastifyReply, thrown: unknown): 
   if (osb.status >= 500) request.log.error({ err: thrown }, 'request failed');
   else request.log.info({ error: osb.error, description: osb.message }, 'request rejected');
   if (osb.status === 401) reply.header('WWW-Authenticate', authenticateChallenge);
-  return reply.code(osb.status).send(osb.body());
+  return reply.code(osb.status).send(osb.body(speaks(request, 'operationOutcome')));
 }
 
 /**

@@ -2,11 +2,10 @@ import type { InstanceRecord, InstanceScope } from '@service-foundry/core';
 import type { Principal } from './api-areas.js';
 import { badRequest } from './osb-errors.js';
 
-/** What a provision body may say about where the instance lives (OSB 2.17). */
+/** What a provision body says about where the instance lives (OSB 2.17). */
 export interface ScopeFields {
   organization_guid?: unknown;
   space_guid?: unknown;
-  context?: Record<string, unknown>;
 }
 
 function scopeField(value: unknown, where: string): string | undefined {
@@ -19,28 +18,21 @@ function scopeField(value: unknown, where: string): string | undefined {
 }
 
 /**
- * The scope in which a provision's name must be unique. OSB 2.17 requires the top-level
- * `organization_guid` and `space_guid` (Cloud Foundry repeats them in `context`); a
- * Kubernetes platform sends `context.namespace` and `context.clusterid`. Only an operator
- * may send none: its instances live in the operators' own scope (undefined).
+ * The scope in which a provision's name must be unique: the top-level `organization_guid`
+ * and `space_guid`, which OSB 2.17 makes REQUIRED (Cloud Foundry repeats them in `context`;
+ * Kubernetes sends its cluster id and namespace there). A platform that omits either gets
+ * 400, whatever its `context` says. Only an operator may send neither: its instances live
+ * in the operators' own scope (undefined).
  */
 export function provisionScope(body: ScopeFields, principal: Principal): InstanceScope | undefined {
-  const context = body.context ?? {};
-  const organization =
-    scopeField(body.organization_guid, 'organization_guid') ??
-    scopeField(context.organization_guid, 'context.organization_guid');
-  const space = scopeField(body.space_guid, 'space_guid') ?? scopeField(context.space_guid, 'context.space_guid');
+  const organization = scopeField(body.organization_guid, 'organization_guid');
+  const space = scopeField(body.space_guid, 'space_guid');
   if (organization !== undefined && space !== undefined) return { organization, space };
-  if (organization !== undefined || space !== undefined) {
-    throw badRequest('organization_guid and space_guid go together: send both or neither');
-  }
-  const namespace = scopeField(context.namespace, 'context.namespace');
-  if (namespace !== undefined) {
-    return { organization: scopeField(context.clusterid, 'context.clusterid') ?? 'kubernetes', space: namespace };
-  }
-  if (principal.role === 'operator') return undefined;
+  if (organization === undefined && space === undefined && principal.role === 'operator') return undefined;
   throw badRequest(
-    'organization_guid and space_guid are required (OSB 2.17; or context.namespace from Kubernetes): instance names are unique per space',
+    organization === undefined && space === undefined
+      ? 'organization_guid and space_guid are required (OSB 2.17): instance names are unique per organization and space'
+      : `${organization === undefined ? 'organization_guid' : 'space_guid'} is required (OSB 2.17): send organization_guid and space_guid together`,
   );
 }
 

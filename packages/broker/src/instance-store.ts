@@ -2,6 +2,7 @@ import {
   type Etcd3,
   type InstanceRecord,
   type InstanceSecret,
+  type InstanceTombstoneRecord,
   instanceCodec,
   json,
   type Keyspace,
@@ -12,6 +13,7 @@ import {
   type SecretBox,
   sealedValue,
   secretCodec,
+  tombstoneCodec,
   type Versioned,
 } from '@service-foundry/core';
 import type { RouterPortRange } from './config.js';
@@ -52,6 +54,11 @@ export class InstanceStore {
 
   get(id: string): Promise<Versioned<InstanceRecord> | undefined> {
     return readRecord(this.client, instanceCodec, this.keys.instance(id));
+  }
+
+  /** The record that `id` existed and was deleted, while its lease lasts. */
+  async tombstone(id: string): Promise<InstanceTombstoneRecord | undefined> {
+    return (await readRecord(this.client, tombstoneCodec, this.keys.tombstone(id)))?.value;
   }
 
   async secret(id: string): Promise<InstanceSecret | undefined> {
@@ -163,7 +170,8 @@ export class InstanceStore {
 
   /**
    * Applies `change` to the current record in one transaction comparing its revision,
-   * retried from a fresh read; `change` may throw to reject without writing.
+   * retried from a fresh read; `change` may throw to reject without writing, or return the
+   * record it was given to write nothing.
    */
   async update(id: string, change: (current: InstanceRecord) => InstanceRecord): Promise<InstanceRecord | undefined> {
     const key = this.keys.instance(id);
@@ -171,6 +179,7 @@ export class InstanceStore {
       const current = await this.get(id);
       if (!current) return undefined;
       const record = change(current.value);
+      if (record === current.value) return record;
       const res = await this.client
         .if(key, 'Mod', '==', current.modRevision)
         .then(this.client.put(key).value(json(record)))

@@ -7,10 +7,24 @@ export interface OsbErrorBody {
   error: string;
   description: string;
   sf_code: BrokerErrorCode;
+  /** Errors of an update or a deprovision only (OSB 2.16). */
+  instance_usable?: boolean;
+  /** Errors of an update only (OSB 2.16). */
+  update_repeatable?: boolean;
+}
+
+/** What a failed update or deprovision leaves: OSB's `instance_usable` and `update_repeatable`. */
+export interface OperationOutcome {
+  instanceUsable: boolean;
+  /** Updates only; absent for a deprovision. */
+  updateRepeatable?: boolean;
 }
 
 /** An error that already knows its HTTP status and OSB body. */
 export class OsbError extends Error {
+  /** Set on errors of an update or deprovision; sent to platforms of OSB 2.16 and later. */
+  outcome: OperationOutcome | undefined;
+
   constructor(
     readonly status: number,
     readonly error: string,
@@ -22,8 +36,20 @@ export class OsbError extends Error {
     this.name = 'OsbError';
   }
 
-  body(): OsbErrorBody {
-    return { error: this.error, description: this.message, sf_code: this.sfCode };
+  /** Marks this as an error of an update or deprovision that leaves `outcome`. */
+  withOutcome(outcome: OperationOutcome): this {
+    this.outcome = outcome;
+    return this;
+  }
+
+  /** The body; `withOutcome` when the platform knows `instance_usable` (2.16). */
+  body(withOutcome = false): OsbErrorBody {
+    const body: OsbErrorBody = { error: this.error, description: this.message, sf_code: this.sfCode };
+    if (withOutcome && this.outcome) {
+      body.instance_usable = this.outcome.instanceUsable;
+      if (this.outcome.updateRepeatable !== undefined) body.update_repeatable = this.outcome.updateRepeatable;
+    }
+    return body;
   }
 }
 
@@ -46,6 +72,13 @@ export const asyncRequired = (what: string) =>
 /** OSB: another operation on the same resource is in progress; the platform must wait. */
 export const concurrencyError = (description: string) =>
   new OsbError(422, 'ConcurrencyError', description, ErrorCodes.conflict);
+
+/**
+ * OSB: the `maintenance_info.version` of a provision or update is not the plan's in the
+ * catalog; the platform should fetch the catalog again.
+ */
+export const maintenanceInfoConflict = (description: string) =>
+  new OsbError(422, 'MaintenanceInfoConflict', description, ErrorCodes.conflict);
 
 export const unauthorized = () =>
   new OsbError(401, 'Unauthorized', 'missing or wrong HTTP basic-auth credentials', BrokerErrorCodes.unauthorized);

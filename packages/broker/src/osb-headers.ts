@@ -1,8 +1,9 @@
 import { ErrorCodes } from '@service-foundry/core';
 import type { FastifyRequest } from 'fastify';
 import { OsbError } from './osb-errors.js';
+import { oldestMinor, parseApiVersion } from './osb-version.js';
 
-/** The OSB version this broker implements; any 2.x platform is served. */
+/** The OSB version this broker implements; 2.11 to 2.17 are served (see osb-version.ts). */
 export const supportedApiVersion = '2.17';
 
 function preconditionFailed(description: string): OsbError {
@@ -16,15 +17,15 @@ function preconditionFailed(description: string): OsbError {
  */
 export async function requireApiVersion(request: FastifyRequest): Promise<void> {
   const header = request.headers['x-broker-api-version'];
-  if (typeof header !== 'string' || header.trim() === '') {
-    throw preconditionFailed(`the X-Broker-API-Version header is required (this broker speaks ${supportedApiVersion})`);
+  const verdict = parseApiVersion(header);
+  if (verdict.ok) return;
+  const served = `2.${oldestMinor} to ${supportedApiVersion}`;
+  if (verdict.reason === 'missing') {
+    throw preconditionFailed(`the X-Broker-API-Version header is required (this broker serves ${served})`);
   }
-  const match = /^(\d+)\.(\d+)$/.exec(header.trim());
-  if (match?.[1] !== '2') {
-    throw preconditionFailed(
-      `X-Broker-API-Version ${JSON.stringify(header.slice(0, 20))} is not supported; use 2.x (this broker speaks ${supportedApiVersion})`,
-    );
-  }
+  throw preconditionFailed(
+    `X-Broker-API-Version ${JSON.stringify(String(header).slice(0, 20))} is not supported; use 2.${oldestMinor} or later (this broker serves ${served})`,
+  );
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   type PlanSizing,
 } from '@service-foundry/core';
 import ajvDraft04, { type ValidateFunction } from 'ajv-draft-04';
+import { checkPlanMaintenance } from './maintenance-info.js';
 import { badRequest } from './osb-errors.js';
 
 /**
@@ -53,6 +54,7 @@ export class PlanRegistry {
         const where = `${entry.dir}/service.json plan ${plan.name}`;
         const sizing = entry.plans[plan.name];
         if (!sizing) throw new CatalogError(`${where}: no sizing under "plans"`);
+        checkPlanMaintenance(plan, where);
         const schemas = plan.schemas;
         this.#plans.set(PlanRegistry.#key(entry.osb.id, plan.id), {
           entry,

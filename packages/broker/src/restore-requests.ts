@@ -165,6 +165,8 @@ export async function requestRestore(
         startedAt,
       },
       ...resolvePolicies(plan.sizing, parameters),
+      // A new instance runs the plan's current image, whatever the backup's source ran.
+      ...(plan.plan.maintenance_info ? { maintenanceVersion: plan.plan.maintenance_info.version } : {}),
       restore: { instanceId: owner.instanceId, backupId, node: backup.node, state: 'copying' },
     },
     { ...secret },

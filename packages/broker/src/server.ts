@@ -12,6 +12,7 @@ import {
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
 import { apiAreaOf } from './api-areas.js';
 import { authHook, Logins } from './auth.js';
+import { trimBindingFields } from './binding-response-fields.js';
 import { BindingStore } from './binding-store.js';
 import type { BrokerContext } from './broker-context.js';
 import { loadBrokerConfig } from './config.js';
@@ -26,7 +27,9 @@ import { backupRoutes } from './routes/backups.js';
 import { bindingRoutes } from './routes/bindings.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { fencingRoutes } from './routes/fencing.js';
+import { instanceUpdateRoutes } from './routes/instance-update.js';
 import { instanceRoutes } from './routes/instances.js';
+import { lastOperationRoutes } from './routes/last-operations.js';
 import { nodeControlRoutes } from './routes/node-controls.js';
 import { operatorRoutes } from './routes/operator.js';
 import { relocationRoutes } from './routes/relocations.js';
@@ -86,6 +89,7 @@ export function buildServer(ctx: BrokerContext): FastifyInstance {
     if (apiAreaOf(request) === 'osb') await requireApiVersion(request);
   });
   app.addHook('preValidation', checkBodyLimits);
+  app.addHook('preSerialization', trimBindingFields);
   app.addHook('onSend', async (request, reply, payload) => {
     const identity = requestIdentity(request);
     if (identity) reply.header('X-Broker-API-Request-Identity', identity);
@@ -108,6 +112,8 @@ export function buildServer(ctx: BrokerContext): FastifyInstance {
   app.get('/healthz', async () => ({ status: 'ok' }));
   catalogRoutes(app, ctx);
   instanceRoutes(app, ctx);
+  instanceUpdateRoutes(app, ctx);
+  lastOperationRoutes(app, ctx);
   bindingRoutes(app, ctx);
   operatorRoutes(app, ctx);
   nodeControlRoutes(app, ctx);

@@ -58,23 +58,29 @@ describe('broker: instance names are unique per organization and space', () => {
     assert.equal(same.status, 202, 'the identical repeat is still accepted');
   });
 
-  it('takes the scope from the context when the top-level fields are absent, and from Kubernetes namespaces', async () => {
+  it('takes the scope from the top-level fields only: a platform sending it only in the context gets 400', async () => {
     const cf = uniqueId('ctx');
     const body = cfBody('org-3', 'space-c', 'orders');
     delete body.organization_guid;
     delete body.space_guid;
-    assert.equal((await h.call('PUT', put(cf), { body })).status, 202);
-    assert.deepEqual((await h.readInstance(cf))?.scope, { organization: 'org-3', space: 'space-c' });
-    const k8s = uniqueId('k8s');
-    const res = await h.call('PUT', put(k8s), {
+    const before = await h.dump();
+    const onlyContext = await h.call('PUT', put(cf), { body });
+    assert.equal(onlyContext.status, 400, 'organization_guid and space_guid are REQUIRED (OSB 2.17)');
+    assertOsbError(onlyContext.body, 'BadRequest');
+    const k8s = await h.call('PUT', put(uniqueId('k8s')), {
       body: {
         service_id: body.service_id,
         plan_id: body.plan_id,
         context: { platform: 'kubernetes', clusterid: 'c-1', namespace: 'shop', instance_name: 'orders' },
       },
     });
-    assert.equal(res.status, 202, res.text);
-    assert.deepEqual((await h.readInstance(k8s))?.scope, { organization: 'c-1', space: 'shop' });
+    assert.equal(k8s.status, 400, k8s.text);
+    assert.equal(await h.dump(), before);
+    const scoped = await h.call('PUT', put(cf), {
+      body: { ...body, organization_guid: 'c-1', space_guid: 'shop' },
+    });
+    assert.equal(scoped.status, 202, scoped.text);
+    assert.deepEqual((await h.readInstance(cf))?.scope, { organization: 'c-1', space: 'shop' });
   });
 
   it('refuses half a scope or a malformed one with 400', async () => {

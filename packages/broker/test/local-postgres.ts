@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { secretFilesArchive } from '@service-foundry/agent';
+import { loadContainerTls, replicaSecrets, secretFilesArchive } from '@service-foundry/agent';
 import { Catalog, freePort, waitFor } from '@service-foundry/core';
 import { uniqueId } from '@service-foundry/test-support';
 import { docker } from '@service-foundry/test-support/docker';
@@ -22,15 +22,29 @@ export interface LocalPostgres {
   stop(): Promise<void>;
 }
 
-export async function startLocalPostgres(port?: number): Promise<LocalPostgres> {
+export interface LocalPostgresOptions {
+  /**
+   * Serve TLS with this service certificate (its SAN must name 127.0.0.1), given to the
+   * container as the agent gives it; clients must then use TLS. @default undefined (plaintext, as by hand)
+   */
+  tls?: { caFile: string; certFile: string; keyFile: string };
+}
+
+export async function startLocalPostgres(port?: number, options: LocalPostgresOptions = {}): Promise<LocalPostgres> {
   const entry = (await Catalog.load()).byServiceName('postgres');
   if (!entry) throw new Error('no postgres entry in the services catalog');
   const listenPort = port ?? (await freePort());
   let adminPassword = randomBytes(12).toString('hex');
-  const secretFiles = { spec: entry.runtime.secretFiles, files: { 'admin-password': adminPassword } };
+  const tls = options.tls ? await loadContainerTls(options.tls, 'node') : undefined;
+  const made = replicaSecrets(
+    entry.runtime,
+    { adminUser: 'postgres', adminPassword },
+    tls ? { tls: { material: tls, clients: 'required' } } : {},
+  );
+  const secretFiles = made.secretFiles;
   const env = {
     ...entry.runtime.env,
-    [entry.runtime.adminPasswordFileEnv]: `${secretFiles.spec.dir}/admin-password`,
+    ...made.env,
     SF_MAX_CONNECTIONS: String(entry.plans.small?.connections.service),
   };
   const container: Docker.Container = await docker.createContainer({
@@ -56,6 +70,7 @@ export async function startLocalPostgres(port?: number): Promise<LocalPostgres> 
       database: 'sf',
       // Like the broker's admin session: nothing a binding user plants runs here.
       options: '-c search_path=pg_catalog,pg_temp',
+      ...(tls ? { ssl: { ca: tls.ca } } : {}),
     });
     client.on('error', () => undefined);
     await client.connect();

@@ -3,7 +3,7 @@ import { readSealed, secretCodec } from '@service-foundry/core';
 import { secretBox } from '@service-foundry/test-support';
 import { postgresServiceId, smallPlanId } from '@service-foundry/test-support/broker-calls';
 import { type Harness, startHarness } from './helpers.js';
-import { type LocalPostgres, startLocalPostgres } from './local-postgres.js';
+import { type LocalPostgres, type LocalPostgresOptions, startLocalPostgres } from './local-postgres.js';
 
 /**
  * An instance the broker provisioned and a real PostgreSQL standing in for it behind the
@@ -21,8 +21,9 @@ export interface PostgresInstance {
 export async function startPostgresInstance(
   instanceId: string,
   config: Record<string, unknown>,
+  options: LocalPostgresOptions = {},
 ): Promise<PostgresInstance> {
-  const postgres = await startLocalPostgres();
+  const postgres = await startLocalPostgres(undefined, options);
   let h: Harness | undefined;
   try {
     h = await startHarness({ routerPortRange: { min: postgres.port, max: postgres.port }, ...config });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { decodeRecord, readSealed, sealedEnvelopeCodec, secretCodec } from '@service-foundry/core';
+import { Catalog, decodeRecord, readSealed, sealedEnvelopeCodec, secretCodec } from '@service-foundry/core';
 import { secretBox, uniqueId } from '@service-foundry/test-support';
 import {
   assertOsbError,
@@ -82,6 +82,7 @@ describe('broker: provision, last_operation, deprovision', () => {
       service_id: postgresServiceId,
       plan_id: smallPlanId,
       parameters: { replicas: 1 },
+      maintenance_info: (await Catalog.load()).byServiceId(postgresServiceId)?.osb.plans[0]?.maintenance_info,
     });
   });
 
@@ -151,8 +152,10 @@ describe('broker: provision, last_operation, deprovision', () => {
     assert.deepEqual(gone.body, {});
     assert.equal((await h.call('GET', `${instancePath(id)}/last_operation`)).status, 410);
     const provisionPoll = await h.call('GET', `${instancePath(id)}/last_operation?operation=${provisionOperation}`);
-    assert.equal(provisionPoll.status, 404, 'polling a provision of a missing instance is 404 (OSB 2.17)');
-    assertOsbError(provisionPoll.body, 'NotFound');
+    assert.equal(provisionPoll.status, 410, 'a deleted instance is gone, whichever operation is polled');
+    const never = await h.call('GET', `${instancePath(uniqueId('never'))}/last_operation`);
+    assert.equal(never.status, 404, 'an instance that never existed is not found (OSB 2.17)');
+    assertOsbError(never.body, 'NotFound');
 
     const deleted = await h.call('DELETE', deletePath(id));
     assert.equal(deleted.status, 410);

@@ -17,3 +17,13 @@ export class BrokerError extends SfError {
     this.osbError = osbError;
   }
 }
+
+/**
+ * This machine could not do what an isolated node needs (a namespace, a link, a dockerd,
+ * an iptables rule): the message names the step and what the tool said.
+ */
+export class NodeRuntimeError extends SfError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('SF_ERR_PROCESS', message, options);
+  }
+}

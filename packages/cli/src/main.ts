@@ -2,7 +2,9 @@
 import { isSfError } from '@service-foundry/core';
 import { type Command, parseCommandLine, usageOf } from './command.js';
 import { backup, backups, restore } from './commands/backups.js';
+import { chaos } from './commands/chaos.js';
 import { events, nodes } from './commands/cluster.js';
+import { certs, etcdRoles } from './commands/deploy-tools.js';
 import { down } from './commands/down.js';
 import { fence, fenceDevices, fencingHistory, unfence } from './commands/fencing.js';
 import { images } from './commands/images.js';
@@ -33,6 +35,7 @@ const commands: Command[] = [
   deleteServiceKey,
   unbindService,
   relocate,
+  chaos,
   backup,
   backups,
   restore,
@@ -43,6 +46,8 @@ const commands: Command[] = [
   unfence,
   fenceDevices,
   fencingHistory,
+  certs,
+  etcdRoles,
 ];
 
 function help(): void {

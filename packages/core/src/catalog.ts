@@ -21,6 +21,14 @@ export interface OsbPlan {
   description: string;
   free?: boolean;
   bindable?: boolean;
+  /** OSB 2.15: the plan's image and configuration generation (semver 2.0). */
+  maintenance_info?: { version: string; description?: string };
+  /** OSB 2.15: overrides the service's `plan_updateable`. */
+  plan_updateable?: boolean;
+  /** OSB 2.15: how long a platform should poll an operation, in seconds. */
+  maximum_polling_duration?: number;
+  /** OSB 2.17: whether bindings of the plan can be rotated (`predecessor_binding_id`). */
+  binding_rotatable?: boolean;
   metadata?: Record<string, unknown>;
   schemas?: {
     service_instance?: {
@@ -40,6 +48,8 @@ export interface OsbService {
   plan_updateable?: boolean;
   instances_retrievable?: boolean;
   bindings_retrievable?: boolean;
+  /** OSB 2.15: whether a PATCH carrying only a changed `context` is welcome. */
+  allow_context_updates?: boolean;
   tags?: string[];
   metadata?: Record<string, unknown>;
   plans: OsbPlan[];
@@ -62,6 +72,34 @@ export interface PlanSizing {
   volumeShipping?: { intervalSeconds: number };
   /** Connection limits sized to the plan's memory (see {@link PlanConnections}). */
   connections: PlanConnections;
+  /**
+   * Whether clients may connect without TLS. Only for services with `runtime.tls`, and only
+   * a mode its `runtime.tls.clients` lists; replication is TLS either way.
+   * @default 'required'
+   */
+  tls?: ClientTlsMode;
+}
+
+/** `required`: clients must use TLS; `optional`: TLS offered, plaintext accepted too. */
+export type ClientTlsMode = 'required' | 'optional';
+
+/**
+ * How a service's containers use the node's service certificate: the agent puts it, its
+ * key and the cluster CA into them as files (`SF_TLS_*_FILE`), and the image serves client
+ * connections and replication over TLS with it.
+ */
+export interface ServiceTlsSpec {
+  /** The client TLS modes the image can honour (a plan's `tls` must be one of them). */
+  clients: ClientTlsMode[];
+}
+
+/** The client TLS mode of a plan: its own, `required` by default, `none` for a service without TLS. */
+export function planClientTls(
+  entry: Pick<CatalogEntry, 'runtime' | 'plans'>,
+  planName: string,
+): ClientTlsMode | 'none' {
+  if (!entry.runtime.tls) return 'none';
+  return entry.plans[planName]?.tls ?? 'required';
 }
 
 /**
@@ -123,6 +161,8 @@ export interface ServiceRuntime {
   /** A command run inside the container; exit 0 means ready. */
   readiness: { exec: string[]; timeoutSeconds: number };
   stopSignal?: string;
+  /** Absent: the image has no TLS; its plans cannot name a `tls` mode. */
+  tls?: ServiceTlsSpec;
 }
 
 /** Where and for whom the agent writes a container's secret files. */
@@ -317,6 +357,7 @@ const entrySchema = {
             },
           },
           replicas: { type: 'integer', minimum: 1, maximum: 9 },
+          tls: { enum: ['required', 'optional'] },
           volumeShipping: {
             type: 'object',
             required: ['intervalSeconds'],
@@ -386,6 +427,14 @@ const entrySchema = {
           },
         },
         stopSignal: { type: 'string' },
+        tls: {
+          type: 'object',
+          required: ['clients'],
+          additionalProperties: false,
+          properties: {
+            clients: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['required', 'optional'] } },
+          },
+        },
       },
     },
     binding: {
@@ -451,6 +500,12 @@ export class Catalog {
       for (const plan of entry.osb.plans) {
         const sizing = entry.plans[plan.name];
         if (!sizing) throw new CatalogError(`${file}: plan ${plan.name} has no sizing under "plans"`);
+        const clientTls = entry.runtime.tls ? (sizing.tls ?? 'required') : sizing.tls;
+        if (clientTls !== undefined && !entry.runtime.tls?.clients.includes(clientTls)) {
+          throw new CatalogError(
+            `${file}: plan ${plan.name}: tls ${clientTls} is not one of the image's client TLS modes (runtime.tls.clients: ${JSON.stringify(entry.runtime.tls?.clients ?? [])})`,
+          );
+        }
         if (sizing.connections.router >= sizing.connections.service) {
           throw new CatalogError(
             `${file}: plan ${plan.name}: connections.router (${sizing.connections.router}) must be below connections.service (${sizing.connections.service})`,

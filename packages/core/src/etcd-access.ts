@@ -38,6 +38,7 @@ export const keyFamilies: readonly KeyFamilyAccess[] = [
   { family: 'instances/', prefix: (k) => k.instances(), access: { broker: 'rw', scheduler: 'rw' } },
   { family: 'secrets/', prefix: (k) => k.secrets(), access: { broker: 'rw', scheduler: 'w', agent: 'r' } },
   { family: 'router-ports/', prefix: (k) => k.routerPorts(), access: { broker: 'rw', scheduler: 'rw' } },
+  { family: 'tombstones/', prefix: (k) => k.tombstones(), access: { broker: 'r', scheduler: 'w' } },
   { family: 'scheduling/', prefix: (k) => k.schedulingStatuses(), access: { broker: 'r', scheduler: 'rw' } },
   { family: 'placements/', prefix: (k) => k.placements(), access: { broker: 'r', scheduler: 'rw' } },
   { family: 'assignments/', prefix: (k) => k.assignments(), access: { broker: 'r', scheduler: 'rw' } },

@@ -17,6 +17,12 @@ export interface EtcdProcessOptions {
   clientPort?: number;
   /** @default a free loopback port */
   peerPort?: number;
+  /**
+   * More addresses to serve clients on besides 127.0.0.1 (isolated nodes reach etcd on
+   * this machine's address on their segment). Each must be this machine's.
+   * @default []
+   */
+  extraClientHosts?: string[];
   /** File that receives etcd's output. @default `<dataDir>/etcd.log` */
   logFile?: string;
   /** Keep running after this process exits (for `sf up`). @default false */
@@ -83,6 +89,9 @@ export async function startEtcd(options: EtcdProcessOptions): Promise<EtcdProces
   const peerPort = options.peerPort ?? (await freePort());
   const scheme = options.tls ? 'https' : 'http';
   const endpoint = `${scheme}://127.0.0.1:${clientPort}`;
+  const clientUrls = [endpoint, ...(options.extraClientHosts ?? []).map((h) => `${scheme}://${h}:${clientPort}`)].join(
+    ',',
+  );
   const peerUrl = `${scheme}://127.0.0.1:${peerPort}`;
   const tlsArgs = options.tls
     ? [
@@ -107,9 +116,9 @@ export async function startEtcd(options: EtcdProcessOptions): Promise<EtcdProces
       '--data-dir',
       options.dataDir,
       '--listen-client-urls',
-      endpoint,
+      clientUrls,
       '--advertise-client-urls',
-      endpoint,
+      clientUrls,
       '--listen-peer-urls',
       peerUrl,
       '--initial-advertise-peer-urls',

@@ -104,6 +104,13 @@ export class Keyspace {
   routerPort(port: number): string {
     return `${this.routerPorts()}${port}`;
   }
+  /** Instances that existed and were deleted (`InstanceTombstoneRecord`), each under a lease. */
+  tombstones(): string {
+    return `${this.root}/tombstones/`;
+  }
+  tombstone(instanceId: string): string {
+    return `${this.tombstones()}${check(instanceId, 'instance id')}`;
+  }
 
   /** Why an instance's replicas are not all placed; written by schedulers. */
   schedulingStatuses(): string {

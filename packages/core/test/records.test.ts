@@ -34,6 +34,7 @@ import {
   sealedValue,
   secretCodec,
   statusCodec,
+  tombstoneCodec,
   transferStatusCodec,
   waitFor,
 } from '../src/index.js';
@@ -89,7 +90,17 @@ const families: Family[] = [
       createdAt: at,
       phase: 'ready',
       message: '',
-      operation: { id: 'op', type: 'provision', state: 'succeeded', description: '', startedAt: at },
+      operation: {
+        id: 'op',
+        type: 'update',
+        state: 'failed',
+        description: '',
+        startedAt: at,
+        request: { parameters: { local_io: 'batched' }, maintenanceVersion: '4.0.0' },
+        instanceUsable: true,
+        updateRepeatable: false,
+      },
+      maintenanceVersion: '4.0.0',
       io: { durability: 'remote-fsync', localIo: 'fsync' },
       failover: { fencing: 'required', fencingTimeoutSeconds: 30, maxLagBytes: 0 },
     },
@@ -271,6 +282,13 @@ const families: Family[] = [
     missing: 'name',
     badEnum: ['mode', 'anarchy'],
   },
+  {
+    codec: tombstoneCodec,
+    key: '/sf/tombstones/i1',
+    valid: { id: 'i1', serviceId: 's', planId: 'p', operationId: 'deprovision-1', deletedAt: at },
+    wrongType: ['deletedAt', 7],
+    missing: 'operationId',
+  },
 ];
 
 function rejects(family: Family, value: unknown, field: string): void {
@@ -331,7 +349,7 @@ describe('record codecs', () => {
     );
   });
 
-  it('checks an assignment and a route against the key they are stored under', () => {
+  it('checks an assignment, a route and a tombstone against the key they are stored under', () => {
     const assignment = families.find((f) => f.codec === assignmentCodec) as Family;
     assert.throws(
       () => assignmentCodec.parse('/sf/assignments/n1/i2/0', assignment.valid),
@@ -345,6 +363,11 @@ describe('record codecs', () => {
     assert.throws(() => assignmentCodec.parse(assignment.key, badSeed), /\/seed\/from\/volume/);
     const route = families.find((f) => f.codec === routeCodec) as Family;
     assert.throws(() => routeCodec.parse('/sf/routes/i2', route.valid), /stored under i2 names instance i1/);
+    const tombstone = families.find((f) => f.codec === tombstoneCodec) as Family;
+    assert.throws(
+      () => tombstoneCodec.parse('/sf/tombstones/i2', tombstone.valid),
+      /stored under i2 names instance i1/,
+    );
   });
 });
 

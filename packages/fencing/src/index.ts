@@ -62,4 +62,16 @@ export { type AgentMetadata, type AgentParameter, parseAgentMetadata } from './m
 export { checkAgentOptions, defaultRefusedOptions, type OptionProblem } from './option-check.js';
 export { compileFencingOptions, type FencingOptions } from './options.js';
 export { isSecretOption, redactionMarker, redactOptions, redactText, secretValues } from './secrets.js';
+export { mountsUnder, unmountUnder } from './sim/mounts.js';
+export { namespaceProcesses, netnsInode, netnsPath } from './sim/namespace-processes.js';
+export {
+  type BootProcess,
+  type BootResult,
+  bootNode,
+  bootProcessPid,
+  type NodeBootFile,
+  nodePowerState,
+  powerOffNode,
+  readBootFile,
+} from './sim/node-boot.js';
 export { deviceWorstCaseMs, worstCaseMs } from './worst-case.js';

@@ -58,3 +58,30 @@ export async function untrustedExecutable(path: string): Promise<string | undefi
     allowSticky = true;
   }
 }
+
+/**
+ * Why the data file at `path` must not be trusted to say what to run, or undefined: the
+ * same rule as {@link untrustedExecutable} without the execute bit (a regular file, owned
+ * by root or this user, writable by nobody else, in directories held the same way).
+ */
+export async function untrustedDataFile(path: string): Promise<string | undefined> {
+  let stats: Stats;
+  try {
+    stats = await stat(path);
+  } catch (error) {
+    return `${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`;
+  }
+  if (!stats.isFile()) return `${path} is not a regular file`;
+  const fileProblem = distrust(path, stats, false);
+  if (fileProblem) return fileProblem;
+  let dir = dirname(path);
+  let allowSticky = false;
+  for (;;) {
+    const problem = distrust(dir, await stat(dir), allowSticky);
+    if (problem) return problem;
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+    allowSticky = true;
+  }
+}

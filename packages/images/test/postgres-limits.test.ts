@@ -89,11 +89,16 @@ test('postgres image: passwords only in files, the plan connection limits, a con
   assert.ok(info.Config.Env.includes(`${entry.runtime.adminPasswordFileEnv}=${secretPaths(entry).admin}`));
   // The files: the service's user only, read-only.
   const listing = await execIn(docker, container, ['ls', '-ln', entry.runtime.secretFiles.dir]);
-  const modes = listing.stdout
+  const files = listing.stdout
     .split('\n')
     .filter((line) => line.startsWith('-'))
-    .map((line) => line.split(/\s+/).slice(0, 4).join(' '));
-  assert.deepEqual(modes, ['-r-------- 1 999 999', '-r-------- 1 999 999']);
+    .map((line) => line.split(/\s+/));
+  // The passwords, and the node's certificate, its key and the CA (as the agent gives them).
+  assert.deepEqual(
+    files.map((fields) => fields.at(-1)),
+    ['admin-password', 'replication-password', 'tls-ca', 'tls-cert', 'tls-key'],
+  );
+  for (const fields of files) assert.equal(fields.slice(0, 4).join(' '), '-r-------- 1 999 999', fields.at(-1));
 
   const settings = await adminPsql(
     port,

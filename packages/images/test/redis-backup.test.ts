@@ -8,6 +8,7 @@ import { Catalog, type CatalogEntry, freePort, waitFor } from '@service-foundry/
 import { uniqueId } from '@service-foundry/test-support';
 import { docker } from '@service-foundry/test-support/docker';
 import type Dockerode from 'dockerode';
+import { createClient } from 'redis';
 import { ensureServiceImage } from '../src/index.js';
 import {
   backupPath,
@@ -19,7 +20,7 @@ import {
   runPrepare,
   treeOf,
 } from './backup-volumes.js';
-import { createServiceContainer } from './service-containers.js';
+import { createServiceContainer, redisCliTls, testPki } from './service-containers.js';
 
 /**
  * The Redis backup recipe (`sf-redis backup-prepare {{path}}`) driven as the agent drives
@@ -51,13 +52,15 @@ interface Instance {
 }
 
 /** The host's redis-cli; its output, error replies included, whatever its exit code. */
-function redisCli(port: number, auth: Auth, ...command: string[]): Promise<string> {
+async function redisCli(port: number, auth: Auth, ...command: string[]): Promise<string> {
+  // The containers serve TLS only, as the agent runs them (the test CA checks the server).
   const args = [
     '-h',
     '127.0.0.1',
     '-p',
     String(port),
     '--no-auth-warning',
+    ...(await redisCliTls()),
     '--user',
     auth.user,
     '--pass',
@@ -155,17 +158,36 @@ const keySum = `local s = 0 for i = 1, ${keys} do s = s + tonumber(redis.call('G
 const writeOne =
   "local n = redis.call('INCR', 'w:n') redis.call('RPUSH', 'w:log', n) redis.call('INCRBY', 'w:sum', n) return n";
 
-/** Writes one script at a time until stopped; `acked` is the last write the server acknowledged. */
+/**
+ * Writes one script at a time until stopped, on one TLS connection as an app would hold
+ * it (a redis-cli per write would spend its time in process starts and handshakes);
+ * `acked` is the last write the server acknowledged.
+ */
 function startWriter(node: RedisNode, auth: Auth) {
   const state = { acked: 0, stopped: false, error: '' };
   const done = (async () => {
-    while (!state.stopped) {
-      const reply = await redisCli(node.port, auth, 'EVAL', writeOne, '0');
-      if (!/^\d+$/.test(reply)) {
-        state.error = reply;
-        return;
+    const client = createClient({
+      socket: { host: '127.0.0.1', port: node.port, tls: true, ca: await readFile((await testPki()).caFile, 'utf8') },
+      username: auth.user,
+      password: auth.password,
+      RESP: 2,
+      disableClientInfo: true,
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      while (!state.stopped) {
+        const reply = String(await client.sendCommand(['EVAL', writeOne, '0']));
+        if (!/^\d+$/.test(reply)) {
+          state.error = reply;
+          return;
+        }
+        state.acked = Number(reply);
       }
-      state.acked = Number(reply);
+    } catch (error) {
+      state.error = (error as Error).message;
+    } finally {
+      if (client.isOpen) client.destroy();
     }
   })();
   return {

@@ -7,7 +7,7 @@ import { uniqueId } from '@service-foundry/test-support';
 import Dockerode from 'dockerode';
 import { ensureBaseImage, ensureServiceImage, formatSize } from '../src/index.js';
 import { execIn } from './postgres-nodes.js';
-import { createServiceContainer, testPlan } from './service-containers.js';
+import { createServiceContainer, redisCliTls, testPlan } from './service-containers.js';
 
 /**
  * Builds (first run, ~30 s) or reuses the Redis image, then runs a primary and a replica
@@ -27,8 +27,9 @@ interface RedisNode {
 }
 
 /** The host's redis-cli; its output, error replies included, whatever its exit code. */
-function redisCli(port: number, auth: { user: string; password: string } | undefined, ...command: string[]) {
-  const args = ['-h', '127.0.0.1', '-p', String(port), '--no-auth-warning'];
+async function redisCli(port: number, auth: { user: string; password: string } | undefined, ...command: string[]) {
+  // The containers serve TLS only, as the agent runs them (the test CA checks the server).
+  const args = ['-h', '127.0.0.1', '-p', String(port), '--no-auth-warning', ...(await redisCliTls())];
   if (auth) args.push('--user', auth.user, '--pass', auth.password);
   return new Promise<string>((resolve) => {
     execFile('redis-cli', [...args, ...command], { timeout: 15_000 }, (_error, stdout, stderr) =>

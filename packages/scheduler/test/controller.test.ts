@@ -12,6 +12,8 @@ import {
   readRecord,
   routeCodec,
   sealedEnvelopeCodec,
+  tombstoneCodec,
+  tombstoneTtlSeconds,
   waitFor,
 } from '@service-foundry/core';
 import { startTestEtcd, type TestEtcd } from '@service-foundry/test-support';
@@ -116,6 +118,13 @@ describe('controller: provision to a routed primary, then teardown', () => {
     assert.equal((await readPrefix(f.client, placementCodec, f.keys.placements())).items.size, 0);
     assert.equal(await readRecord(f.client, sealedEnvelopeCodec, f.keys.secret('pg1')), undefined);
     assert.equal(await readRecord(f.client, primaryCodec, f.keys.primary('pg1')), undefined);
+    // In the same transaction: the record that pg1 existed (OSB last_operation: 410, not 404), under a lease.
+    const tombstone = await readRecord(f.client, tombstoneCodec, f.keys.tombstone('pg1'));
+    assert.equal(tombstone?.value.operationId, instance.value.operation.id);
+    const lease = (await f.client.get(f.keys.tombstone('pg1')).exec()).kvs[0]?.lease;
+    assert.ok(lease && lease !== '0');
+    const ttl = await f.client.leaseClient.leaseTimeToLive({ ID: lease });
+    assert.equal(Number(ttl.grantedTTL), tombstoneTtlSeconds);
   });
 
   it('marks a provision failed when its replica fails, with the reason', async () => {

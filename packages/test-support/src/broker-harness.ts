@@ -2,11 +2,13 @@ import {
   type Etcd3,
   type InstanceRecord,
   instanceCodec,
+  instanceTombstone,
   json,
   type Keyspace,
   type Logger,
   type NodeRecord,
   readRecord,
+  tombstoneTtlSeconds,
 } from '@service-foundry/core';
 import { brokerLogins, type CallOptions, call, provisionBody, type Reply } from './broker-calls.js';
 import { startTestEtcd, type TestEtcd } from './etcd.js';
@@ -45,7 +47,7 @@ export interface Harness {
   readInstance(id: string): Promise<InstanceRecord | undefined>;
   /** What the controller does once the route is up. */
   markReady(id: string): Promise<void>;
-  /** What the controller does at the end of a teardown: everything of the instance goes at once. */
+  /** What the controller does at the end of a teardown: everything of the instance goes at once, a tombstone stays. */
   deleteLikeController(id: string): Promise<void>;
   /** A node record as an agent registers it (4 cpu, 8 GiB, 100 GB on 10.0.0.1), `fields` on top. */
   putNode(name: string, fields?: Partial<NodeRecord>): Promise<NodeRecord>;
@@ -105,10 +107,15 @@ export async function startBrokerHarness(options: BrokerHarnessOptions): Promise
     },
     deleteLikeController: async (id) => {
       const record = await instance(id);
+      const lease = await client.lease(tombstoneTtlSeconds, { autoKeepAlive: false }).grant();
       await client
         .if(keys.instance(id), 'Version', '>', 0)
         .then(
           client.delete().key(keys.instance(id)),
+          client
+            .put(keys.tombstone(id))
+            .value(json(instanceTombstone(record, new Date())))
+            .lease(lease),
           client.delete().key(keys.secret(id)),
           client.delete().key(keys.routerPort(record.routerPort)),
           client.delete().prefix(keys.instanceBindings(id)),

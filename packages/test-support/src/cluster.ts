@@ -4,9 +4,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { connectEtcd, type Etcd3, etcdUsers } from '@service-foundry/core';
-// Not part of the CLI's API: the tests reach into the cluster's PKI as `sf up` lays it out.
+// Not part of the CLI's API: the tests reach into the cluster's PKI and its isolated nodes
+// as `sf up` lays them out.
+import type { ClusterFile } from '../../cli/src/cluster/cluster-file.js';
+import { isolatedRuntime } from '../../cli/src/cluster/isolated-nodes.js';
+import type { NodeRuntime } from '../../cli/src/cluster/node-runtime.js';
 import { ClusterPki } from '../../cli/src/cluster/pki.js';
-import { docker } from './docker.js';
+import { trustClusterCa } from './cluster-ca.js';
+import { docker, registerNodeEngines } from './docker.js';
 import { makeTempDir } from './temp-dir.js';
 
 const run = promisify(execFile);
@@ -31,6 +36,8 @@ export interface TestCluster {
   /** An etcd client with another identity `sf up` made (e.g. `sf-router`). */
   etcdAs(user: string): Etcd3;
   routerPorts: { min: number; max: number };
+  /** The nodes' runtime when they are isolated (namespaces, own dockerds): faults go through it. */
+  nodes: NodeRuntime | undefined;
   sf(...args: string[]): Promise<SfResult>;
   /** `sf down --purge`, then checks nothing labelled with this cluster is left. */
   destroy(): Promise<void>;
@@ -69,9 +76,14 @@ async function reserveRouterPorts(): Promise<{ base: number; release: () => Prom
 
 /**
  * A whole platform from the CLI, as a user starts it: `sf up` in a fresh state folder with
- * its own router port range, so test files can run side by side.
+ * its own router port range, so test files can run side by side. Its nodes are what `sf up`
+ * chooses by default (isolated nodes on a machine that allows them) unless `sharedEngine`.
+ * Files about nodes (isolation, failover, relocation, TLS between nodes, chaos) use isolated
+ * nodes; files about a feature the node runtime does not change (OSB, bindings, backups,
+ * bad input) share the machine's engine: each isolated node loads every image into its own
+ * dockerd, which on a two-core runner costs minutes per file.
  */
-export async function startCluster(nodes = 3): Promise<TestCluster> {
+export async function startCluster(nodes = 3, options: { sharedEngine?: boolean } = {}): Promise<TestCluster> {
   const { path: home, remove: removeHome } = await makeTempDir('sf-e2e');
   const { base, release } = await reserveRouterPorts();
   const routerPorts = { min: base, max: base + 99 };
@@ -95,15 +107,13 @@ export async function startCluster(nodes = 3): Promise<TestCluster> {
     String(nodes),
     '--router-ports',
     `${routerPorts.min}-${routerPorts.max}`,
+    ...(options.sharedEngine ? ['--shared-engine'] : []),
   );
-  const cluster = JSON.parse(await readFile(join(home, 'cluster.json'), 'utf8').catch(() => '{}')) as {
-    clusterId?: string;
-    etcdClientPort?: number;
-    osbUsername?: string;
-    osbPassword?: string;
-    viewerUsername?: string;
-    viewerPassword?: string;
-  };
+  const cluster = JSON.parse(
+    await readFile(join(home, 'cluster.json'), 'utf8').catch(() => '{}'),
+  ) as Partial<ClusterFile>;
+  const runtime = cluster.clusterId && cluster.nodes ? isolatedRuntime(home, cluster as ClusterFile) : undefined;
+  const unregister = registerNodeEngines(runtime?.nodes.map((n) => n.engine.socket) ?? []);
   const etcdAs = (user: string) =>
     connectEtcd({
       endpoints: [`https://127.0.0.1:${cluster.etcdClientPort}`],
@@ -111,9 +121,12 @@ export async function startCluster(nodes = 3): Promise<TestCluster> {
     });
   const destroy = async () => {
     const down = await sf('down', '--purge');
+    unregister();
+    const leftovers = runtime ? await runtime.leftovers() : [];
     await removeHome();
     await release();
     if (down.code !== 0) throw new Error(`sf down --purge failed: ${down.stderr}`);
+    if (leftovers.length) throw new Error(`isolated nodes left behind: ${leftovers.join('; ')}`);
     if (cluster.clusterId) {
       const left = await docker.listContainers({
         all: true,
@@ -127,6 +140,7 @@ export async function startCluster(nodes = 3): Promise<TestCluster> {
     await destroy().catch(() => undefined);
     throw new Error(`sf up failed (${upResult.code}): ${upResult.stderr}\n${logs.slice(-2000)}`);
   }
+  trustClusterCa(join(home, 'pki', 'ca.crt'));
   const target = JSON.parse(await readFile(join(home, 'cli.json'), 'utf8')) as TestCluster['broker'];
   return {
     home,
@@ -137,6 +151,7 @@ export async function startCluster(nodes = 3): Promise<TestCluster> {
     etcdAsRoot: () => etcdAs(etcdUsers.root),
     etcdAs,
     routerPorts,
+    nodes: runtime,
     sf,
     destroy,
   };
@@ -172,8 +187,16 @@ export async function osb(
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
 
-/** Kills a simulated node the hard way: its agent (kill -9) and its containers. */
+/**
+ * Kills a node the hard way. An isolated node loses its power: every process of its
+ * namespace (dockerd, containers, agent) at once. A node sharing this machine's engine
+ * loses its agent (kill -9) and its containers.
+ */
 export async function killNode(cluster: TestCluster, node: string): Promise<void> {
+  if (cluster.nodes) {
+    await cluster.nodes.powerOff(node);
+    return;
+  }
   const pid = Number((await readFile(join(cluster.home, 'run', `agent-${node}.pid`), 'utf8')).trim());
   process.kill(pid, 'SIGKILL');
   const containers = await docker.listContainers({

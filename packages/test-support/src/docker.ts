@@ -4,8 +4,120 @@ import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
 
-/** The Docker Engine the tests run containers on: the agent's default socket, whatever DOCKER_HOST says. */
-export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+const hostSocket = '/var/run/docker.sock';
+
+/** This machine's Docker Engine: the agent's default socket, whatever DOCKER_HOST says. */
+export const hostDocker = new Docker({ socketPath: hostSocket });
+
+/** The engines of isolated nodes of the clusters this process started, by socket. */
+const nodeEngines = new Map<string, Docker>();
+/** Which engine listed a container (by id) or a volume (by name). */
+const owners = new Map<string, Docker>();
+
+/**
+ * Adds the Docker Engines of a cluster's isolated nodes to {@link docker}; the function
+ * returned removes them again (when the cluster is destroyed).
+ */
+export function registerNodeEngines(sockets: readonly string[]): () => void {
+  for (const socket of sockets) nodeEngines.set(socket, new Docker({ socketPath: socket }));
+  return () => {
+    for (const socket of sockets) {
+      const engine = nodeEngines.get(socket);
+      nodeEngines.delete(socket);
+      for (const [key, owner] of owners) if (owner === engine) owners.delete(key);
+    }
+  };
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: dockerode's own callback type
+type Callback<T> = (error?: any, result?: T) => void;
+type VolumeList = { Volumes: Docker.VolumeInspectInfo[]; Warnings: string[] };
+
+/** A node engine whose socket does not answer: its node is powered off, and runs nothing. */
+function engineDown(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ECONNREFUSED' || code === 'ENOENT';
+}
+
+/**
+ * Every engine a test may find a cluster's containers on, seen as one: this machine's and
+ * those of the isolated nodes registered with {@link registerNodeEngines}. Container and
+ * volume lists merge what each engine answers (a node engine that does not answer — its
+ * node is powered off — contributes nothing); a container or volume handle goes to the
+ * engine that listed it, anything else (images, names never listed) to this machine's.
+ */
+class AllEngines extends Docker {
+  constructor() {
+    super({ socketPath: hostSocket });
+  }
+
+  #engines(): Docker[] {
+    return [hostDocker, ...nodeEngines.values()];
+  }
+
+  // dockerode's callback forms are declared so the class stays a Docker; tests use promises.
+  override listContainers(options: Docker.ContainerListOptions, callback: Callback<Docker.ContainerInfo[]>): void;
+  override listContainers(callback: Callback<Docker.ContainerInfo[]>): void;
+  override listContainers(options?: Docker.ContainerListOptions): Promise<Docker.ContainerInfo[]>;
+  override listContainers(options?: unknown, callback?: unknown): Promise<Docker.ContainerInfo[]> | undefined {
+    if (typeof options === 'function' || callback !== undefined) throw new Error('use the promise form');
+    return this.#containers((options ?? {}) as Docker.ContainerListOptions);
+  }
+
+  async #containers(options: Docker.ContainerListOptions): Promise<Docker.ContainerInfo[]> {
+    const all: Docker.ContainerInfo[] = [];
+    for (const engine of this.#engines()) {
+      let list: Docker.ContainerInfo[];
+      try {
+        list = await engine.listContainers(options);
+      } catch (error) {
+        if (engine !== hostDocker && engineDown(error)) continue;
+        throw error;
+      }
+      for (const c of list) owners.set(c.Id, engine);
+      all.push(...list);
+    }
+    return all;
+  }
+
+  override listVolumes(options: Docker.VolumeListOptions, callback: Callback<VolumeList>): void;
+  override listVolumes(callback: Callback<VolumeList>): void;
+  override listVolumes(options?: Docker.VolumeListOptions): Promise<VolumeList>;
+  override listVolumes(options?: unknown, callback?: unknown): Promise<VolumeList> | undefined {
+    if (typeof options === 'function' || callback !== undefined) throw new Error('use the promise form');
+    return this.#volumes((options ?? {}) as Docker.VolumeListOptions);
+  }
+
+  async #volumes(options: Docker.VolumeListOptions): Promise<VolumeList> {
+    const merged: VolumeList = { Volumes: [], Warnings: [] };
+    for (const engine of this.#engines()) {
+      let list: VolumeList;
+      try {
+        list = await engine.listVolumes(options);
+      } catch (error) {
+        if (engine !== hostDocker && engineDown(error)) continue;
+        throw error;
+      }
+      for (const v of list.Volumes ?? []) owners.set(`volume:${v.Name}`, engine);
+      merged.Volumes.push(...(list.Volumes ?? []));
+    }
+    return merged;
+  }
+
+  override getContainer(id: string): Docker.Container {
+    return (owners.get(id) ?? hostDocker).getContainer(id);
+  }
+
+  override getVolume(name: string): Docker.Volume {
+    return (owners.get(`volume:${name}`) ?? hostDocker).getVolume(name);
+  }
+}
+
+/**
+ * The Docker Engine(s) the tests look at: this machine's, plus the isolated nodes' of the
+ * clusters this process started (see {@link AllEngines}).
+ */
+export const docker: Docker = new AllEngines();
 
 export interface BusyboxImageSpec {
   /** Repository; the tag is a hash of the content and command, so a changed image gets a new tag. */

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { clusterCaFile } from './cluster-ca.js';
 
 const run = promisify(execFile);
 
@@ -9,11 +10,15 @@ export interface RedisCredentials {
   port: number;
   username: string;
   password: string;
+  /** The key says TLS (then the server is checked against the cluster CA, cluster-ca.ts). */
+  tls?: boolean;
 }
 
 /** The real redis-cli (Debian's redis-tools), as a user of the key runs it. */
 export function redisCli(credentials: RedisCredentials, ...command: string[]): Promise<string> {
   const args = ['-h', credentials.host, '-p', String(credentials.port), '--user', credentials.username];
+  const ca = clusterCaFile();
+  if (credentials.tls && ca) args.push('--tls', '--cacert', ca);
   return redisCliRaw([...args, '--pass', credentials.password, '--no-auth-warning', ...command]);
 }
 

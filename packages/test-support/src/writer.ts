@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
+import { withClusterCa } from './cluster-ca.js';
 
 export interface Ack {
   id: number;
@@ -30,7 +31,7 @@ export class Writer {
   ) {}
 
   static async prepare(uri: string, table = 'writes'): Promise<void> {
-    const client = new pg.Client({ connectionString: uri });
+    const client = new pg.Client({ connectionString: withClusterCa(uri) });
     await client.connect();
     try {
       await client.query(`CREATE TABLE IF NOT EXISTS ${table} (id bigint PRIMARY KEY, at timestamptz DEFAULT now())`);
@@ -61,7 +62,11 @@ export class Writer {
     while (!this.#stop) {
       try {
         if (!client) {
-          client = new pg.Client({ connectionString: this.uri, connectionTimeoutMillis: 1000, query_timeout: 5000 });
+          client = new pg.Client({
+            connectionString: withClusterCa(this.uri),
+            connectionTimeoutMillis: 1000,
+            query_timeout: 5000,
+          });
           client.on('error', () => undefined);
           client.on('notice', (notice) => {
             if (/synchronous replication/i.test(notice.message ?? '')) localOnly = true;
@@ -87,7 +92,7 @@ export class Writer {
 
 /** Which acknowledged writes the instance no longer has. */
 export async function lostWrites(uri: string, acked: readonly Ack[], table = 'writes'): Promise<number[]> {
-  const client = new pg.Client({ connectionString: uri, connectionTimeoutMillis: 5000 });
+  const client = new pg.Client({ connectionString: withClusterCa(uri), connectionTimeoutMillis: 5000 });
   await client.connect();
   try {
     const { rows } = await client.query<{ id: string }>(`SELECT id FROM ${table}`);

@@ -11,6 +11,7 @@ import { type ProgressListener, ProgressMeter } from './progress.js';
 import { headerNames, isVolumeName } from './protocol.js';
 import { receivedResult, receiveSnapshot } from './receiver.js';
 import { lstatOrUndefined } from './safe-fs.js';
+import { clientTlsOptions, readVolumeTls, type VolumeTlsFiles } from './tls.js';
 import { withVolumeLock } from './volume-lock.js';
 import { currentManifest, prepareWorkDir, workDirFor } from './work-dir.js';
 
@@ -36,8 +37,14 @@ export interface TransferResult {
 }
 
 export interface PeerOptions extends TransferOptions {
-  /** The peer's volume server, `http://host:port`. */
+  /** The peer's volume server: `https://host:port` with `tls`, else `http://host:port`. */
   url: string;
+  /**
+   * Dial the peer over TLS: its certificate must come from `caFile`'s CA and name the URL's
+   * host; this end presents `certFile` (mutual TLS). With it, an `http:` URL is refused
+   * (no downgrade); without it, an `https:` one is. @default undefined (plain HTTP)
+   */
+  tls?: VolumeTlsFiles;
   /** The volume's name on the peer (Docker volume name rules). */
   name: string;
   onProgress?: ProgressListener;
@@ -72,6 +79,10 @@ function checkPeer(options: PeerOptions, dir: string, dirField: string): string 
   try {
     const url = new URL(options.url);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') problems.push('url must be http: or https:');
+    else if (options.tls && url.protocol !== 'https:')
+      problems.push(`url ${options.url} is not https: (TLS is configured)`);
+    else if (!options.tls && url.protocol === 'https:')
+      problems.push(`url ${options.url} is https: but no tls files are given`);
   } catch {
     problems.push(`url ${JSON.stringify(options.url)} is not a URL`);
   }
@@ -84,14 +95,11 @@ function checkPeer(options: PeerOptions, dir: string, dirField: string): string 
 export async function fetchManifest(options: PeerOptions): Promise<Manifest | undefined> {
   const config = transferConfig(options);
   checkPeer(options, '/', 'dir');
-  const { request } = startSignedRequest(
-    config,
-    options.url,
-    'GET',
-    `/volumes/${options.name}/manifest`,
-    {},
-    options.signal,
-  );
+  const tls = options.tls ? clientTlsOptions(await readVolumeTls(options.tls)) : undefined;
+  const { request } = startSignedRequest(config, options.url, 'GET', `/volumes/${options.name}/manifest`, {
+    signal: options.signal,
+    tls,
+  });
   const response = responseOf(request);
   request.end();
   const answer = await response;
@@ -116,6 +124,7 @@ export async function fetchManifest(options: PeerOptions): Promise<Manifest | un
 export async function pullSnapshot(options: PullOptions): Promise<TransferResult> {
   const config = transferConfig(options);
   const into = checkPeer(options, options.into, 'into');
+  const tls = options.tls ? clientTlsOptions(await readVolumeTls(options.tls)) : undefined;
   const startedAt = Date.now();
   return withVolumeLock(into, async () => {
     const work = workDirFor(into);
@@ -124,7 +133,7 @@ export async function pullSnapshot(options: PullOptions): Promise<TransferResult
     if (existed) await prepareWorkDir(work);
     const local = options.since === 'none' || !existed ? undefined : await currentManifest(work);
     const path = `/volumes/${options.name}/snapshot?since=${local?.id ?? 'none'}`;
-    const { request, nonce } = startSignedRequest(config, options.url, 'GET', path, {}, options.signal);
+    const { request, nonce } = startSignedRequest(config, options.url, 'GET', path, { signal: options.signal, tls });
     const pending = responseOf(request);
     request.end();
     const response = await pending;

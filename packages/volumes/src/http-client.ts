@@ -1,5 +1,5 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { type RequestOptions as HttpsRequestOptions, request as httpsRequest } from 'node:https';
 import { signRequest } from './auth.js';
 import type { TransferConfig } from './config.js';
 import { VolumeTransferError } from './errors.js';
@@ -11,19 +11,30 @@ export interface SignedRequest {
   nonce: string;
 }
 
+export interface SignedRequestOptions {
+  headers?: Record<string, string>;
+  signal?: AbortSignal | undefined;
+  /** TLS options of an `https:` peer (tls.ts clientTlsOptions). */
+  tls?: HttpsRequestOptions | undefined;
+}
+
 /** Starts a signed request to a peer's volume server (headers not yet flushed). */
 export function startSignedRequest(
   config: Pick<TransferConfig, 'secret' | 'idleTimeoutMs'>,
   baseUrl: string,
   method: 'GET',
   path: string,
-  headers: Record<string, string> = {},
-  signal?: AbortSignal,
+  options: SignedRequestOptions = {},
 ): SignedRequest {
   const url = new URL(path, baseUrl);
   const signed = signRequest(config.secret, method, `${url.pathname}${url.search}`);
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  const request = send(url, { method, headers: { ...headers, ...signed }, ...(signal ? { signal } : {}) });
+  const common = {
+    method,
+    headers: { ...options.headers, ...signed },
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  const request =
+    url.protocol === 'https:' ? httpsRequest(url, { ...options.tls, ...common }) : httpRequest(url, common);
   request.setTimeout(config.idleTimeoutMs, () => {
     request.destroy(new VolumeTransferError(`${method} ${url.pathname}: no data for ${config.idleTimeoutMs} ms`));
   });

@@ -26,6 +26,7 @@ export type { SnapshotHeader, SnapshotTrailer } from './sender.js';
 export {
   createVolumeServer,
   type StartedVolumeServer,
+  type StartVolumeServerOptions,
   startVolumeServer,
   type TransferEvent,
   type VolumeServer,
@@ -33,4 +34,12 @@ export {
 } from './server.js';
 export { racyWindowMs } from './stat-cache.js';
 export { controlEntryHeader, volumeEntryHeader } from './tar-entries.js';
+export {
+  clientCertificateOf,
+  clientTlsOptions,
+  readVolumeTls,
+  serverTlsOptions,
+  type VolumeTlsFiles,
+  type VolumeTlsMaterial,
+} from './tls.js';
 export { workDirFor } from './work-dir.js';

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { RequestVerifier } from './auth.js';
@@ -6,6 +7,7 @@ import { compileTransferConfig, type TransferConfig, type TransferOptions } from
 import { describe, sendJson, statusOf } from './http-answers.js';
 import { isVolumeName } from './protocol.js';
 import { type HandlerContext, serveManifest, serveSnapshot, type TransferEvent } from './server-handlers.js';
+import { clientCertificateOf, readVolumeTls, serverTlsOptions, type VolumeTlsFiles } from './tls.js';
 
 export type { TransferEvent } from './server-handlers.js';
 
@@ -18,6 +20,12 @@ export interface VolumeServerOptions extends TransferOptions {
   resolveVolumeDir: (name: string) => string | undefined | Promise<string | undefined>;
   /** Told about every transfer. @default nothing */
   onTransfer?: (event: TransferEvent) => void;
+  /**
+   * The common name a client certificate must have (mutual TLS, tls.ts): checked before the
+   * signature, answered `403` otherwise. On plain HTTP no request has one, so every request
+   * is refused. @default undefined (any client; the TLS handshake already checked the issuer)
+   */
+  clientNamePattern?: RegExp;
 }
 
 export interface VolumeServer {
@@ -41,7 +49,7 @@ const routePattern = /^\/volumes\/([^/?]+)(\/manifest|\/snapshot)?(?:\?.*)?$/;
  * /volumes/:name` is refused). See docs/volumes.md.
  */
 export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
-  const { resolveVolumeDir, onTransfer, ...transfer } = options;
+  const { resolveVolumeDir, onTransfer, clientNamePattern, ...transfer } = options;
   const config: Readonly<TransferConfig> = compileTransferConfig(transfer);
   const verifier = new RequestVerifier(config.secret, config.clockSkewMs);
   const context: HandlerContext = {
@@ -59,6 +67,13 @@ export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
+    if (clientNamePattern) {
+      const name = clientCertificateOf(req.socket)?.subject?.CN;
+      if (typeof name !== 'string' || !clientNamePattern.test(name)) {
+        sendJson(res, 403, { error: 'forbidden: the client certificate does not name a volume peer' }, true);
+        return;
+      }
+    }
     // Authentication before anything else: an unsigned request learns nothing, not even
     // whether a volume or route exists, and its body is never read.
     const verdict = verifier.verify(method, path, req.headers);
@@ -108,19 +123,32 @@ export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
 
 export interface StartedVolumeServer {
   server: Server;
-  /** `http://host:port` */
+  /** `https://host:port` with `tls`, else `http://host:port` */
   url: string;
   port: number;
   close(): Promise<void>;
 }
 
-/** A node:http server serving only volumes, listening on `host:port` (port 0: any free one). */
-export async function startVolumeServer(
-  options: VolumeServerOptions & { host?: string; port?: number },
-): Promise<StartedVolumeServer> {
-  const { host = '127.0.0.1', port = 0, ...rest } = options;
+export interface StartVolumeServerOptions extends VolumeServerOptions {
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** 0: any free port. @default 0 */
+  port?: number;
+  /**
+   * Serve HTTPS with this certificate, and accept only clients presenting a certificate of
+   * the same CA (tls.ts). @default undefined (plain HTTP: tests and single-host setups)
+   */
+  tls?: VolumeTlsFiles;
+}
+
+/**
+ * A node:http(s) server serving only volumes, listening on `host:port` (port 0: any free
+ * one). With `tls`, the certificate files are read once, here.
+ */
+export async function startVolumeServer(options: StartVolumeServerOptions): Promise<StartedVolumeServer> {
+  const { host = '127.0.0.1', port = 0, tls, ...rest } = options;
   const volumes = createVolumeServer(rest);
-  const server = createServer();
+  const server: Server = tls ? createHttpsServer(serverTlsOptions(await readVolumeTls(tls))) : createServer();
   volumes.attach(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -133,7 +161,7 @@ export async function startVolumeServer(
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     server,
-    url: `http://${shown}:${address.port}`,
+    url: `${tls ? 'https' : 'http'}://${shown}:${address.port}`,
     port: address.port,
     close: () =>
       new Promise<void>((resolve) => {

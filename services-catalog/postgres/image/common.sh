@@ -89,8 +89,81 @@ write_passfile() {
   mv -f "$1.tmp" "$1"
 }
 
+# TLS (README.md "TLS"): the platform's agent gives a container the node's certificate,
+# its key and the cluster CA as files named by SF_TLS_CERT_FILE, SF_TLS_KEY_FILE and
+# SF_TLS_CA_FILE, the plan's client mode in SF_TLS_CLIENTS (required | optional) and how a
+# standby checks its upstream in SF_TLS_PEER_VERIFY (verify-full | verify-ca). Without
+# SF_TLS_CERT_FILE the image runs without TLS (by hand only: the agent never starts a
+# TLS-capable service without its certificate).
+tls_enabled() {
+  [ -n "${SF_TLS_CERT_FILE:-}" ]
+}
+
+# check_tls: the TLS variables are complete and their files readable; 1 with $REPLY otherwise.
+check_tls() {
+  tls_enabled || return 0
+  for var in SF_TLS_CERT_FILE SF_TLS_KEY_FILE SF_TLS_CA_FILE; do
+    eval "file=\${$var:-}"
+    case "$file" in
+      /*) ;;
+      *) REPLY="$var '$file' is not an absolute path (TLS needs the certificate, its key and the CA)" && return 1 ;;
+    esac
+    case "$file" in
+      *[!A-Za-z0-9/_.-]*) REPLY="$var '$file' may only hold letters, digits and / _ . -" && return 1 ;;
+    esac
+    if [ ! -f "$file" ] || [ ! -r "$file" ]; then
+      REPLY="$var names '$file', which is not a readable file" && return 1
+    fi
+  done
+  case "${SF_TLS_CLIENTS:-required}" in
+    required | optional) ;;
+    *) REPLY="SF_TLS_CLIENTS '${SF_TLS_CLIENTS}' is neither required nor optional" && return 1 ;;
+  esac
+  case "${SF_TLS_PEER_VERIFY:-verify-full}" in
+    verify-full | verify-ca) ;;
+    *) REPLY="SF_TLS_PEER_VERIFY '${SF_TLS_PEER_VERIFY}' is neither verify-full nor verify-ca" && return 1 ;;
+  esac
+}
+
+# The libpq options of a standby's connection to its upstream: TLS checked against the
+# cluster CA (and, with verify-full, the upstream's address in its certificate).
+replication_tls_options() {
+  if tls_enabled; then
+    printf ' sslmode=%s sslrootcert=%s' "${SF_TLS_PEER_VERIFY:-verify-full}" "$SF_TLS_CA_FILE"
+  fi
+}
+
 # replication_conninfo HOST PORT USER NAME: primary_conninfo of a standby of HOST:PORT.
 replication_conninfo() {
-  printf 'host=%s port=%s user=%s passfile=%s application_name=%s connect_timeout=5' \
-    "$1" "$2" "$3" "$PGDATA/$REPLICATION_PASSFILE" "$4"
+  printf 'host=%s port=%s user=%s passfile=%s application_name=%s connect_timeout=5%s' \
+    "$1" "$2" "$3" "$PGDATA/$REPLICATION_PASSFILE" "$4" "$(replication_tls_options)"
+}
+
+# write_hba FILE DATABASE: the whole pg_hba.conf (first match decides, no match is a
+# refusal). Over the network, a SCRAM password only: the admin; members of sf_app (binding
+# users) to DATABASE only; replication for roles with the REPLICATION attribute. With TLS,
+# replication lines are hostssl (never in clear), and so are the others unless the plan's
+# client mode is optional. The local socket serves the platform's commands run in the
+# container (docker exec): postgres only. Rewritten on every start, so the file always
+# matches the container's TLS settings (a restored volume, an older image's cluster).
+write_hba() {
+  clients=host
+  replication=host
+  if tls_enabled; then
+    replication=hostssl
+    [ "${SF_TLS_CLIENTS:-required}" = optional ] || clients=hostssl
+  fi
+  cat > "$1.tmp" << HBA
+# Service Foundry (sf-postgres-entrypoint). TYPE DATABASE USER ADDRESS METHOD
+local   all             postgres                                trust
+local   replication     postgres                                trust
+$clients    all             postgres        0.0.0.0/0               scram-sha-256
+$clients    all             postgres        ::/0                    scram-sha-256
+$clients    $2    +sf_app         0.0.0.0/0               scram-sha-256
+$clients    $2    +sf_app         ::/0                    scram-sha-256
+$replication    replication     all             0.0.0.0/0               scram-sha-256
+$replication    replication     all             ::/0                    scram-sha-256
+HBA
+  chmod 0600 "$1.tmp"
+  mv -f "$1.tmp" "$1"
 }

@@ -22,6 +22,12 @@
 # (max_connections = $SF_MAX_CONNECTIONS, the plan's; authentication_timeout 10 s) on its
 # command line, above anything in the configuration files.
 #
+# TLS (common.sh, README.md "TLS"): with SF_TLS_CERT_FILE, SF_TLS_KEY_FILE and
+# SF_TLS_CA_FILE the server serves TLS with that certificate (ssl=on on its command line),
+# pg_hba.conf allows replication over TLS only (hostssl) and clients too unless
+# SF_TLS_CLIENTS=optional, and a standby clones and streams with sslmode
+# $SF_TLS_PEER_VERIFY (verify-full by default) against the CA.
+#
 # Arguments starting with "-" are passed to postgres (e.g. -c synchronous_commit=on);
 # any other command is run instead of postgres (e.g. `psql --version`).
 set -eu
@@ -53,6 +59,7 @@ SF_REPLICATION_USER=${SF_REPLICATION_USER:-}
 [ -z "$SF_REPLICATION_USER" ] || check_sql_name "$SF_REPLICATION_USER" SF_REPLICATION_USER || die "$REPLY"
 read_secret SF_REPLICATION_PASSWORD || die "$REPLY"
 replication_password=$SECRET
+check_tls || die "$REPLY"
 
 # Connection limits: each connection is a process of its own, so the plan sizes their
 # number to its memory (see README.md). The reserved slots keep the platform's own
@@ -107,23 +114,10 @@ create_cluster() {
     --auth-local=trust --auth-host=scram-sha-256 > /dev/null
   rm -f "$pwfile"
 
-  # The whole file, replacing initdb's: the first matching line decides, no match is a
-  # refusal. Over the network (the router and the platform's network decide who reaches
-  # the port) with a SCRAM password only: the admin; members of sf_app (binding users) to
-  # the app's database only; replication for roles with the REPLICATION attribute only
-  # (the replication role can open no database: CONNECT is revoked). The local socket is
-  # for the platform's commands run in the container (docker exec): postgres only.
-  cat > "$staging/pg_hba.conf" << HBA
-# Service Foundry (sf-postgres-entrypoint). TYPE DATABASE USER ADDRESS METHOD
-local   all             postgres                                trust
-local   replication     postgres                                trust
-host    all             postgres        0.0.0.0/0               scram-sha-256
-host    all             postgres        ::/0                    scram-sha-256
-host    $SF_DATABASE    +sf_app         0.0.0.0/0               scram-sha-256
-host    $SF_DATABASE    +sf_app         ::/0                    scram-sha-256
-host    replication     all             0.0.0.0/0               scram-sha-256
-host    replication     all             ::/0                    scram-sha-256
-HBA
+  # The whole file, replacing initdb's (common.sh write_hba; written again on every start):
+  # SCRAM passwords over the network, TLS for replication always and for clients unless the
+  # plan says optional; the replication role can open no database (CONNECT is revoked).
+  write_hba "$staging/pg_hba.conf" "$SF_DATABASE"
   # Copied to every clone, so standbys stream and serve reads with the same settings.
   # wal_keep_size lets a standby that was briefly away catch up without a slot (a slot
   # of a dead standby would hold WAL until the disk fills); wal_log_hints keeps pg_rewind
@@ -200,7 +194,11 @@ clone_replica() {
   trap 'rm -f "$passfile"' EXIT
   write_passfile "$passfile" "$SF_REPLICATION_USER" "$replication_password"
 
-  log "cloning $host:$port as $SF_REPLICA_NAME (waiting up to ${timeout}s for it to answer)"
+  # The clone's connection is checked like the stream after it (replication_tls_options).
+  if tls_enabled; then
+    export PGSSLMODE="${SF_TLS_PEER_VERIFY:-verify-full}" PGSSLROOTCERT="$SF_TLS_CA_FILE"
+  fi
+  log "cloning $host:$port as $SF_REPLICA_NAME (waiting up to ${timeout}s for it to answer${PGSSLMODE:+, TLS $PGSSLMODE})"
   started=$(date +%s)
   deadline=$((started + timeout))
   attempt=0
@@ -226,6 +224,7 @@ clone_replica() {
     sleep 1
   done
 
+  unset PGSSLMODE PGSSLROOTCERT
   # Streams with a password file on the volume rather than a password in
   # postgresql.auto.conf (which a clone of this standby would copy and SHOW displays).
   write_passfile "$staging/$REPLICATION_PASSFILE" "$SF_REPLICATION_USER" "$replication_password"
@@ -259,6 +258,22 @@ fi
 # start wrote; without a name the file is left as it is.
 if [ -n "$SF_REPLICA_NAME" ]; then
   write_node_conf "$PGDATA"
+fi
+# Who may connect how follows this container's TLS settings, whatever an older image, a
+# restored backup or the previous start left.
+write_hba "$PGDATA/pg_hba.conf" "$SF_DATABASE"
+# A standby's stream to its upstream likewise: the TLS options of its primary_conninfo are
+# this container's (an older image's standby streamed without them).
+auto_conf="$PGDATA/postgresql.auto.conf"
+if [ -e "$PGDATA/standby.signal" ] && grep -q "^primary_conninfo = '" "$auto_conf" 2> /dev/null; then
+  sed -i -e "/^primary_conninfo = '/{s/ sslmode=[^ ']*//g; s/ sslrootcert=[^ ']*//g; s|'\$|$(replication_tls_options)'|}" \
+    "$auto_conf" || die "cannot update primary_conninfo in $auto_conf"
+fi
+if tls_enabled; then
+  # On the command line, above ALTER SYSTEM: nothing a session can do turns TLS off.
+  set -- -c ssl=on -c "ssl_cert_file=$SF_TLS_CERT_FILE" -c "ssl_key_file=$SF_TLS_KEY_FILE" \
+    -c ssl_min_protocol_version=TLSv1.2 "$@"
+  log "TLS on: clients ${SF_TLS_CLIENTS:-required}, replication required (standbys check their upstream: ${SF_TLS_PEER_VERIFY:-verify-full})"
 fi
 
 # The server and its children have no use for the passwords (nor for the platform's

@@ -61,6 +61,10 @@ printf 'passwd: files\ngroup: files\nhosts: files dns\n' > "$OUT/etc/nsswitch.co
 # A fresh named volume takes the owner and mode of the directory it is mounted over.
 chown "$REDIS_UID:$REDIS_GID" "$OUT/data"
 chmod 0700 "$OUT/data"
+# The local socket's folder (common.sh LOCAL_SOCKET): only the server's user reaches it.
+mkdir -p "$OUT/run/redis"
+chown "$REDIS_UID:$REDIS_GID" "$OUT/run/redis"
+chmod 0700 "$OUT/run/redis"
 chmod 1777 "$OUT/tmp"
 
 # Fail the build here, not at first start, when a library or the loader is missing.

@@ -18,3 +18,47 @@ read_secret() {
   fi
   return 0
 }
+
+# Local commands (sf-redis, the sync loop) reach the server over this unix socket (mode
+# 0700, user redis): no TLS handshake for the probes the agent runs several times a second,
+# and no password on the network.
+LOCAL_SOCKET=/run/redis/redis.sock
+
+# TLS (README.md "TLS"): the platform's agent gives a container the node's certificate,
+# its key and the cluster CA as files named by SF_TLS_CERT_FILE, SF_TLS_KEY_FILE and
+# SF_TLS_CA_FILE. Without SF_TLS_CERT_FILE the image runs without TLS (by hand only: the
+# agent never starts a TLS-capable service without its certificate).
+tls_enabled() {
+  [ -n "${SF_TLS_CERT_FILE:-}" ]
+}
+
+# check_tls: the TLS variables are complete and their files readable; 1 with $REPLY otherwise.
+check_tls() {
+  tls_enabled || return 0
+  for var in SF_TLS_CERT_FILE SF_TLS_KEY_FILE SF_TLS_CA_FILE; do
+    eval "file=\${$var:-}"
+    case "$file" in
+      /*) ;;
+      *) REPLY="$var '$file' is not an absolute path (TLS needs the certificate, its key and the CA)" && return 1 ;;
+    esac
+    case "$file" in
+      *[!A-Za-z0-9/_.-]*) REPLY="$var '$file' may only hold letters, digits and / _ . -" && return 1 ;;
+    esac
+    if [ ! -f "$file" ] || [ ! -r "$file" ]; then
+      REPLY="$var names '$file', which is not a readable file" && return 1
+    fi
+  done
+  # One port serves clients and replicas (the router forwards that one): Redis cannot
+  # speak TLS and plaintext on one port, so a plan cannot make TLS optional.
+  case "${SF_TLS_CLIENTS:-required}" in
+    required) ;;
+    *) REPLY="SF_TLS_CLIENTS '${SF_TLS_CLIENTS}': Redis serves clients and replicas on one TLS port; only required is possible" && return 1 ;;
+  esac
+}
+
+# redis-cli options for a TLS connection to another server (checked against the cluster CA).
+remote_tls_options() {
+  if tls_enabled; then
+    printf '%s\n' --tls --cacert "$SF_TLS_CA_FILE"
+  fi
+}

@@ -15,7 +15,12 @@
 # a command line.
 #
 # Every start: maxclients = $SF_MAX_CONNECTIONS (the plan's) and `timeout 600` (idle
-# clients are closed after 10 minutes) on redis-server's command line, above the file.
+# clients are closed after 10 minutes) on redis-server's command line, above the file, and
+# so are the ports: with the node's certificate (SF_TLS_CERT_FILE, SF_TLS_KEY_FILE,
+# SF_TLS_CA_FILE) port 6379 speaks TLS only (`port 0`, `tls-port 6379`), for clients and
+# replicas alike, and a replica streams from its upstream over TLS (`tls-replication yes`,
+# the upstream's certificate checked against the CA); without them (by hand) 6379 is
+# plaintext. Local commands use the unix socket $LOCAL_SOCKET (mode 0700).
 #
 # Redis does not replicate ACL users, so a background loop (`sf-redis sync-users`, once a
 # second) copies the binding users of the primary onto each replica: a user bound before
@@ -58,6 +63,7 @@ esac
   die "SF_MAX_CONNECTIONS $max_clients is outside 4..100000"
 
 [ -w "$DATA" ] || die "$DATA is not writable by $(id -un) (uid $(id -u)); a bind-mounted folder must belong to uid 999"
+check_tls || die "$REPLY"
 umask 077
 
 write_config() {
@@ -146,7 +152,19 @@ unset admin_password replication_password SECRET
   done
 ) &
 unset REDIS_ADMIN_PASSWORD SF_REPLICATION_PASSWORD
+# Settings on the command line win over the file, which CONFIG REWRITE fills with whatever
+# was in force: a container started without TLS after one with it is plaintext again.
+if tls_enabled; then
+  # tls-auth-clients no: clients and replicas log in with their ACL passwords; the server
+  # proves itself with the node's certificate.
+  set -- --port 0 --tls-port 6379 --tls-cert-file "$SF_TLS_CERT_FILE" --tls-key-file "$SF_TLS_KEY_FILE" \
+    --tls-ca-cert-file "$SF_TLS_CA_FILE" --tls-auth-clients no --tls-replication yes \
+    --tls-protocols "TLSv1.2 TLSv1.3" "$@"
+  log "TLS on port 6379 for clients and replicas (plaintext refused)"
+else
+  set -- --port 6379 --tls-port 0 --tls-replication no "$@"
+fi
 # timeout: an idle client (not a replica, nor a pub/sub subscriber or a blocked client,
 # which Redis exempts) is closed after 10 minutes, so leaked connections do not hold
 # maxclients slots for ever; client libraries reconnect.
-exec redis-server "$CONF" --maxclients "$max_clients" --timeout 600 "$@"
+exec redis-server "$CONF" --maxclients "$max_clients" --timeout 600 --unixsocket "$LOCAL_SOCKET" --unixsocketperm 700 "$@"

@@ -1,7 +1,9 @@
 #!/bin/sh
 # sf-redis: the readiness check and the replication commands of the catalog's Redis recipe,
 # run by the platform's agent with `docker exec` in a running container. Talks to the
-# local server as the admin user; the password comes from the container's secret file
+# local server over its unix socket (common.sh LOCAL_SOCKET) as the admin user, and to an
+# upstream over TLS when the container has the node's certificate (SF_TLS_CA_FILE); the
+# password comes from the container's secret file
 # (REDIS_ADMIN_PASSWORD_FILE) to redis-cli through REDISCLI_AUTH, never from a command
 # line or the exec's environment. Each command prints a short result and
 # exits 0, or prints the reason on stderr and exits non-zero (1: refused or failed,
@@ -47,7 +49,7 @@ admin_password() {
 # so replies starting with ERR/WRONGPASS/NOPERM... are failures too.
 local_redis() {
   admin_password || exit 1
-  reply=$(REDISCLI_AUTH=$ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -h 127.0.0.1 -p 6379 "$@" 2>&1) ||
+  reply=$(REDISCLI_AUTH=$ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -s "$LOCAL_SOCKET" "$@" 2>&1) ||
     fail "redis-cli $1: $reply"
   case "$reply" in
     ERR* | WRONGPASS* | NOPERM* | NOAUTH* | LOADING* | "Could not connect"* | "Error:"* | "AUTH failed"*) fail "$1: $reply" ;;
@@ -169,7 +171,9 @@ cmd_sync_users() {
   user=${SF_REPLICATION_USER:-}
   read_secret SF_REPLICATION_PASSWORD || fail "$REPLY"
   [ -n "$user" ] && [ -n "$SECRET" ] || fail "no replication login (SF_REPLICATION_USER, SF_REPLICATION_PASSWORD_FILE)"
-  upstream=$(REDISCLI_AUTH=$SECRET redis-cli --no-auth-warning --user "$user" -h "$host" -p "$port" ACL LIST 2>&1) ||
+  # shellcheck disable=SC2046
+  upstream=$(REDISCLI_AUTH=$SECRET redis-cli --no-auth-warning $(remote_tls_options) --user "$user" -h "$host" -p "$port" \
+    ACL LIST 2>&1) ||
     fail "ACL LIST on $host:$port: $upstream"
   case "$upstream" in
     user\ *) ;;
@@ -251,7 +255,7 @@ cmd_backup_prepare() {
   mkdir "$target" || fail "cannot create $target"
   snapshot=$target/.snapshot.rdb
   # As the admin, like every sf-redis command (REDISCLI_AUTH, not the command line).
-  output=$(REDISCLI_AUTH=$ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -h 127.0.0.1 -p 6379 \
+  output=$(REDISCLI_AUTH=$ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -s "$LOCAL_SOCKET" \
     --rdb "$snapshot" 2>&1) ||
     fail "redis-cli --rdb failed: $(printf '%s\n' "$output" | grep -v '^sending REPLCONF' | head -n 2 | tr '\n' ' ')"
   [ "$(head -c 5 "$snapshot" 2> /dev/null)" = REDIS ] ||

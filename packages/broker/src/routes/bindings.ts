@@ -1,7 +1,9 @@
+import { readFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import {
   type BindingRecord,
   type InstanceRecord,
+  planClientTls,
   type ServiceBindingRecipe,
   TimeoutError,
   waitFor,
@@ -9,6 +11,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import { type BindingDriver, type BindingTarget, PostgresBindingDriver } from '../binding-driver-postgres.js';
 import { RedisBindingDriver } from '../binding-driver-redis.js';
+import { refuseUnsupportedRotation } from '../binding-rotation.js';
 import type { BrokerContext } from '../broker-context.js';
 import { BrokerErrorCodes } from '../errors.js';
 import { badRequest, concurrencyError, conflict, notFound, OsbError } from '../osb-errors.js';
@@ -46,11 +49,63 @@ const bindingDrivers: Record<ServiceBindingRecipe['driver'], BindingDriver> = {
 /** JDBC sub-protocol per driver, for Java clients (Redis has no JDBC URL). */
 const jdbcNames: Partial<Record<ServiceBindingRecipe['driver'], string>> = { postgres: 'postgresql' };
 
+/**
+ * How a binding asks its client to verify the server, per driver: libpq's (and pgJDBC's)
+ * `sslmode=verify-full` — TLS, a certificate chaining to the CA given, naming the host —
+ * and Redis's `rediss://` scheme (TLS; clients check the name as they do for any TLS).
+ */
+const tlsUri: Record<ServiceBindingRecipe['driver'], { scheme?: string; query?: string; jdbcQuery?: string }> = {
+  postgres: { query: 'sslmode=verify-full', jdbcQuery: 'ssl=true&sslmode=verify-full' },
+  redis: { scheme: 'rediss' },
+};
+
+/**
+ * The cluster CA the services' certificates chain to (broker config `serviceCaFile`),
+ * read on first use and kept: it lives as long as the cluster.
+ */
+let serviceCa: { file: string; pem: Promise<string> } | undefined;
+function serviceCaPem(ctx: BrokerContext): Promise<string> | undefined {
+  const file = ctx.config.serviceCaFile;
+  if (file === undefined) return undefined;
+  if (serviceCa?.file !== file) {
+    const pem = readFile(file, 'utf8').then((text) => {
+      if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`${file} holds no PEM certificate`);
+      return text;
+    });
+    // A failed read is tried again on the next request instead of being kept.
+    pem.catch(() => {
+      if (serviceCa?.pem === pem) serviceCa = undefined;
+    });
+    serviceCa = { file, pem };
+  }
+  return serviceCa.pem;
+}
+
+/** The CA PEM when the instance's plan speaks TLS and the broker knows the CA; else undefined (plaintext). */
+async function tlsCaFor(ctx: BrokerContext, instance: InstanceRecord): Promise<string | undefined> {
+  const { entry, plan } = ctx.plans.resolve(instance.serviceId, instance.planId);
+  if (planClientTls(entry, plan.name) === 'none') return undefined;
+  const pem = serviceCaPem(ctx);
+  if (!pem) return undefined;
+  try {
+    return await pem;
+  } catch (error) {
+    throw new OsbError(
+      500,
+      'InternalError',
+      `cannot read the cluster CA (serviceCaFile): ${(error as Error).message}`,
+      BrokerErrorCodes.internal,
+      { cause: error },
+    );
+  }
+}
+
 function credentialsOf(
   ctx: BrokerContext,
   instance: InstanceRecord,
   recipe: ServiceBindingRecipe,
   binding: BindingRecord,
+  ca: string | undefined,
 ) {
   const host = ctx.config.routerHost;
   const port = instance.routerPort;
@@ -58,7 +113,10 @@ function credentialsOf(
   const { username, password } = binding;
   const database = recipe.database;
   const jdbcName = jdbcNames[recipe.driver];
-  const uri = `${recipe.uriScheme}://${username}:${password}@${hostInUrl}:${port}`;
+  const tls = ca === undefined ? undefined : tlsUri[recipe.driver];
+  const scheme = tls?.scheme ?? recipe.uriScheme;
+  const base = `${scheme}://${username}:${password}@${hostInUrl}:${port}${database === undefined ? '' : `/${database}`}`;
+  const jdbcQuery = `user=${username}&password=${password}${tls?.jdbcQuery ? `&${tls.jdbcQuery}` : ''}`;
   return {
     credentials: {
       host,
@@ -66,10 +124,13 @@ function credentialsOf(
       ...(database === undefined ? {} : { database }),
       username,
       password,
-      uri: database === undefined ? uri : `${uri}/${database}`,
+      uri: tls?.query ? `${base}?${tls.query}` : base,
       ...(jdbcName === undefined || database === undefined
         ? {}
-        : { jdbcUrl: `jdbc:${jdbcName}://${hostInUrl}:${port}/${database}?user=${username}&password=${password}` }),
+        : { jdbcUrl: `jdbc:${jdbcName}://${hostInUrl}:${port}/${database}?${jdbcQuery}` }),
+      // What an app needs to verify the server end to end: TLS is on, and this CA (PEM)
+      // is the only issuer to trust for it.
+      ...(ca === undefined ? {} : { tls: true, ca_certificate: ca }),
     },
     endpoints: [{ host, ports: [String(port)], protocol: 'tcp' }],
   };
@@ -119,7 +180,11 @@ async function throughFreshRoute<T>(work: () => Promise<T>): Promise<T> {
 export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
   const recipeOf = (instance: InstanceRecord) => ctx.plans.resolve(instance.serviceId, instance.planId).entry.binding;
 
-  async function adminTarget(instance: InstanceRecord, recipe: ServiceBindingRecipe): Promise<BindingTarget> {
+  async function adminTarget(
+    instance: InstanceRecord,
+    recipe: ServiceBindingRecipe,
+    ca: string | undefined,
+  ): Promise<BindingTarget> {
     const secret = await ctx.instances.secret(instance.id);
     if (!secret)
       throw new OsbError(
@@ -135,6 +200,7 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       adminUser: secret.adminUser,
       adminPassword: secret.adminPassword,
       timeoutMs: ctx.config.bindTimeoutMs,
+      ...(ca === undefined ? {} : { tls: { ca } }),
     };
   }
 
@@ -165,16 +231,18 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       if (!(plan.plan.bindable ?? plan.entry.osb.bindable)) {
         throw badRequest(`plan ${plan.entry.osb.name}/${plan.plan.name} is not bindable`);
       }
+      refuseUnsupportedRotation(request, plan, body);
       const parameters = body.parameters ?? {};
       validateParameters(plan, 'binding create', parameters);
       const context = body.context ?? {};
       const name = contextName(context, 'binding_name', bindingId);
       const recipe = plan.entry.binding;
 
+      const ca = await tlsCaFor(ctx, instance);
       const existing = await ctx.bindings.get(instanceId, bindingId);
       if (existing) {
         repeatAnswer(existing.value, parameters, context);
-        return reply.code(200).send(credentialsOf(ctx, instance, recipe, existing.value));
+        return reply.code(200).send(credentialsOf(ctx, instance, recipe, existing.value, ca));
       }
       if (instance.phase !== 'ready') {
         throw concurrencyError(
@@ -193,7 +261,7 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
         parameters,
       };
       const driver = bindingDrivers[recipe.driver];
-      const target = await adminTarget(instance, recipe);
+      const target = await adminTarget(instance, recipe, ca);
       try {
         await throughFreshRoute(() => driver.createUser(target, recipe, record.username, record.password));
       } catch (error) {
@@ -214,11 +282,11 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
         const winner = await ctx.bindings.get(instanceId, bindingId);
         if (!winner) throw concurrencyError(`instance ${instanceId} changed while binding; retry`);
         repeatAnswer(winner.value, parameters, context);
-        return reply.code(200).send(credentialsOf(ctx, instance, recipe, winner.value));
+        return reply.code(200).send(credentialsOf(ctx, instance, recipe, winner.value, ca));
       }
       request.log.info({ instanceId, bindingId, username: record.username }, 'binding created');
       await ctx.events.record('binding-created', `binding "${name}" (user ${record.username}) created`, { instanceId });
-      return reply.code(201).send(credentialsOf(ctx, instance, recipe, record));
+      return reply.code(201).send(credentialsOf(ctx, instance, recipe, record, ca));
     },
   );
 
@@ -231,7 +299,8 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       const instance = (await ctx.instances.get(instanceId))?.value;
       const binding = instance ? (await ctx.bindings.get(instanceId, bindingId))?.value : undefined;
       if (!instance || !binding) throw notFound(`binding ${bindingId} of instance ${instanceId} does not exist`);
-      return { ...credentialsOf(ctx, instance, recipeOf(instance), binding), parameters: binding.parameters };
+      const ca = await tlsCaFor(ctx, instance);
+      return { ...credentialsOf(ctx, instance, recipeOf(instance), binding, ca), parameters: binding.parameters };
     },
   );
 
@@ -265,7 +334,7 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
         const recipe = recipeOf(instance);
         try {
           await bindingDrivers[recipe.driver].dropUser(
-            await adminTarget(instance, recipe),
+            await adminTarget(instance, recipe, await tlsCaFor(ctx, instance)),
             recipe,
             binding.value.username,
           );

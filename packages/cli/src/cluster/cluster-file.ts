@@ -41,7 +41,16 @@ export interface ClusterFile {
    * `sf up` that needs it. Never logged.
    */
   volumeSecret?: string;
-  /** Simulated nodes: one agent each, sharing this machine's Docker Engine. */
+  /**
+   * How the nodes run on this machine. `isolated`: each its own network namespace, dockerd
+   * and agent, on a segment of its own (node-runtime.ts); `shared`: agents sharing this
+   * machine's Docker Engine and network, each on a loopback address.
+   * @default 'shared' (clusters set up before isolated nodes existed)
+   */
+  nodeRuntime: 'isolated' | 'shared';
+  /** Isolated nodes: the address block they use (node segment 10.213.K.0/24). @default undefined */
+  nodeBlock?: number;
+  /** The nodes, in order (an isolated node's index, from 1, gives its address). */
   nodes: Array<{ name: string; address: string }>;
 }
 
@@ -89,6 +98,8 @@ const compileClusterFile = configCompiler<ClusterFile>('cluster file', {
     routerPortMin: { type: 'integer', minimum: 1024, maximum: 65535 },
     routerPortMax: { type: 'integer', minimum: 1024, maximum: 65535 },
     volumeSecret: { type: 'string', minLength: 16, nullable: true },
+    nodeRuntime: { type: 'string', enum: ['isolated', 'shared'], default: 'shared' },
+    nodeBlock: { type: 'integer', minimum: 0, maximum: 255, nullable: true },
     nodes: {
       type: 'array',
       minItems: 1,

@@ -64,12 +64,32 @@ export class ComponentConfigs {
       ],
       routerHost: c.routerHost,
       routerPortRange: { min: c.routerPortMin, max: c.routerPortMax },
+      // The CA the services' certificates chain to: the broker's own sessions verify them,
+      // and bindings hand it to apps.
+      serviceCaFile: this.pki.caFile,
     };
   }
 
-  agent(node: { name: string; address: string }, volumeSecret: string) {
+  /**
+   * A node's agent. On an isolated node (`isolated`) it reaches etcd on this machine's
+   * segment address, runs containers on its node's own dockerd, and peers reach its
+   * replicas at the node address and published port, as on separate hosts.
+   */
+  agent(
+    node: { name: string; address: string },
+    volumeSecret: string,
+    isolated?: { etcdHost: string; dockerSocket: string },
+  ) {
+    const common = this.#common(etcdUsers.agent(node.name));
     return {
-      ...this.#common(etcdUsers.agent(node.name)),
+      ...common,
+      ...(isolated
+        ? {
+            etcdEndpoints: [`https://${isolated.etcdHost}:${this.cluster.etcdClientPort}`],
+            dockerSocket: isolated.dockerSocket,
+            peerAddress: 'node' as const,
+          }
+        : {}),
       secretsKeyFile: this.pki.secretsKeyFile,
       node: node.name,
       address: node.address,
@@ -78,7 +98,13 @@ export class ComponentConfigs {
       // Fresh replication positions let the controller choose a new primary without waiting.
       positionIntervalMs: 250,
       positionRefreshMs: 500,
-      volumes: { secret: volumeSecret, port: 0, backupDir: join(this.stateDir, 'backups', node.name) },
+      volumes: {
+        secret: volumeSecret,
+        port: 0,
+        backupDir: join(this.stateDir, 'backups', node.name),
+        tls: this.pki.volumeTls(node.name),
+      },
+      serviceTls: this.pki.serviceTls(node.name),
     };
   }
 }

@@ -21,7 +21,8 @@ export function componentPaths(stateDir: string, name: string): ComponentPaths {
   };
 }
 
-function mainOf(kind: Exclude<ComponentKind, 'etcd'>): string {
+/** The entry point of a component's package: `node <it> --config FILE` runs the component. */
+export function mainOf(kind: Exclude<ComponentKind, 'etcd'>): string {
   return join(dirname(fileURLToPath(import.meta.resolve(`@service-foundry/${kind}`))), 'main.js');
 }
 
@@ -32,9 +33,7 @@ export async function spawnComponent(
   kind: Exclude<ComponentKind, 'etcd'>,
   config: unknown,
 ): Promise<number> {
-  const paths = componentPaths(stateDir, name);
-  for (const file of Object.values(paths)) await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  await writeFile(paths.configFile, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  const paths = await writeComponentConfig(stateDir, name, config);
   const log = await open(paths.logFile, 'a');
   const child = spawn(process.execPath, [mainOf(kind), '--config', paths.configFile], {
     detached: true,
@@ -47,6 +46,14 @@ export async function spawnComponent(
   if (!pid) throw new ProcessError(`could not start ${name}`, null);
   await writePid(stateDir, name, pid);
   return pid;
+}
+
+/** Writes a component's config file (0600) and makes its pid and log folders. */
+export async function writeComponentConfig(stateDir: string, name: string, config: unknown): Promise<ComponentPaths> {
+  const paths = componentPaths(stateDir, name);
+  for (const file of Object.values(paths)) await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  await writeFile(paths.configFile, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  return paths;
 }
 
 export async function writePid(stateDir: string, name: string, pid: number): Promise<void> {

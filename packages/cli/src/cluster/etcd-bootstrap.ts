@@ -5,12 +5,19 @@ import type { ClusterPki } from './pki.js';
 
 /**
  * Starts the cluster's own etcd: TLS on client and peer URLs, client certificates
- * required (no anonymous access, not even on loopback). Returns its pid.
+ * required (no anonymous access, not even on loopback). It serves clients on 127.0.0.1 and
+ * on `extraHosts` (this machine's address on the isolated nodes' segment). Returns its pid.
  */
-export async function startClusterEtcd(stateDir: string, cluster: Readonly<ClusterFile>, pki: ClusterPki) {
+export async function startClusterEtcd(
+  stateDir: string,
+  cluster: Readonly<ClusterFile>,
+  pki: ClusterPki,
+  extraHosts: readonly string[] = [],
+) {
   const etcd = await startEtcd({
     dataDir: join(stateDir, 'etcd'),
     clientPort: cluster.etcdClientPort,
+    extraClientHosts: [...extraHosts],
     peerPort: cluster.etcdPeerPort,
     logFile: join(stateDir, 'logs', 'etcd.log'),
     detached: true,

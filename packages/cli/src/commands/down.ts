@@ -2,7 +2,9 @@ import { rm } from 'node:fs/promises';
 import Docker from 'dockerode';
 import { readClusterFile } from '../cluster/cluster-file.js';
 import { stopComponent } from '../cluster/components.js';
+import { isolatedRuntime } from '../cluster/isolated-nodes.js';
 import type { Command } from '../command.js';
+import { NodeRuntimeError } from '../errors.js';
 import { say } from '../output.js';
 import { stateDir } from '../target.js';
 import { componentNames } from './up.js';
@@ -37,10 +39,20 @@ export const down: Command = {
     for (const name of order) {
       say(`${name}: ${await stopComponent(dir, name)}`);
     }
+    const runtime = isolatedRuntime(dir, cluster);
+    if (runtime) {
+      // Their dockerds (which stop their containers cleanly unless purging), then the
+      // namespaces, the switch and this machine's link to it.
+      await runtime.teardown({ purge: options.purge === true });
+      const left = await runtime.leftovers();
+      if (left.length) throw new NodeRuntimeError(`isolated nodes not fully removed: ${left.join('; ')}`);
+      say(`nodes: ${runtime.nodes.length} dockerds stopped, namespaces and ${runtime.layout.hostLink} removed`);
+    }
     if (options.purge) {
       const removed = await purgeDocker(cluster.clusterId);
       await rm(dir, { recursive: true, force: true });
-      say(`Purged ${removed.containers} containers, ${removed.volumes} volumes and ${dir}`);
+      const nodeData = runtime ? ', the nodes’ engines (their images, containers and volumes)' : '';
+      say(`Purged ${removed.containers} containers, ${removed.volumes} volumes${nodeData} and ${dir}`);
     } else {
       say('Service containers and volumes are kept; `sf up` resumes, `sf down --purge` deletes them.');
     }

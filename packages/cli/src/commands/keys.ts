@@ -6,7 +6,7 @@ import { UsageError } from '../errors.js';
 import { printJson, say } from '../output.js';
 import { client, findInstance } from './services.js';
 
-interface Credentials {
+export interface Credentials {
   host: string;
   port: number;
   database?: string;
@@ -26,6 +26,31 @@ async function ids(broker: BrokerClient, instance: InstanceSummary): Promise<{ s
   return { service_id: offering.id, plan_id: plan.id };
 }
 
+/** Creates (or gets again: the same request is idempotent) the key `key` of an instance. */
+export async function createKeyOf(
+  broker: BrokerClient,
+  instance: InstanceSummary,
+  key: string,
+  parameters: Record<string, unknown> = {},
+): Promise<{ created: boolean; credentials: Credentials }> {
+  if (!keyName.test(key)) throw new UsageError(`KEY must match ${keyName}`);
+  const res = await broker.request<{ credentials: Credentials }>(
+    'PUT',
+    `/v2/service_instances/${instance.id}/service_bindings/${bindingIdFor(instance.id, key)}`,
+    { ...(await ids(broker, instance)), context: { platform: 'service-foundry', binding_name: key }, parameters },
+  );
+  return { created: res.status !== 200, credentials: res.body.credentials };
+}
+
+/** Deletes a key: its database user goes (and its sessions end); the data stays. */
+export async function deleteKeyOf(broker: BrokerClient, instance: InstanceSummary, key: string): Promise<void> {
+  const query = new URLSearchParams(await ids(broker, instance));
+  await broker.request(
+    'DELETE',
+    `/v2/service_instances/${instance.id}/service_bindings/${bindingIdFor(instance.id, key)}?${query}`,
+  );
+}
+
 function printCredentials(credentials: Credentials, json: boolean): void {
   if (json) {
     printJson(credentials);
@@ -41,19 +66,12 @@ function createKey(name: string, summary: string): Command {
     args: ['SERVICE_INSTANCE', 'KEY'],
     options: { c: { type: 'string' }, json: { type: 'boolean' } },
     async run([instanceName, key], options) {
-      if (!keyName.test(key ?? '')) throw new UsageError(`KEY must match ${keyName}`);
       const parameters = parametersOption(options);
       const broker = await client();
       const instance = await findInstance(broker, instanceName ?? '');
-      const bindingId = bindingIdFor(instance.id, key ?? '');
-      const res = await broker.request<{ credentials: Credentials }>(
-        'PUT',
-        `/v2/service_instances/${instance.id}/service_bindings/${bindingId}`,
-        { ...(await ids(broker, instance)), context: { platform: 'service-foundry', binding_name: key }, parameters },
-      );
-      if (!options.json)
-        say(`${res.status === 200 ? 'Key already exists' : 'Created key'} ${key} for ${instanceName}:`);
-      printCredentials(res.body.credentials, options.json === true);
+      const { created, credentials } = await createKeyOf(broker, instance, key ?? '', parameters);
+      if (!options.json) say(`${created ? 'Created key' : 'Key already exists'} ${key} for ${instanceName}:`);
+      printCredentials(credentials, options.json === true);
     },
   };
 }
@@ -87,11 +105,7 @@ function deleteKey(name: string, summary: string): Command {
     async run([instanceName, key]) {
       const broker = await client();
       const instance = await findInstance(broker, instanceName ?? '');
-      const query = new URLSearchParams(await ids(broker, instance));
-      await broker.request(
-        'DELETE',
-        `/v2/service_instances/${instance.id}/service_bindings/${bindingIdFor(instance.id, key ?? '')}?${query}`,
-      );
+      await deleteKeyOf(broker, instance, key ?? '');
       say(`Deleted key ${key}: its database user is gone; data it created stays with the instance.`);
     },
   };

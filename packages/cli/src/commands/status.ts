@@ -1,6 +1,8 @@
 import { BrokerClient } from '../broker-client.js';
 import { readClusterFile } from '../cluster/cluster-file.js';
 import { isAlive, readPid } from '../cluster/components.js';
+import { isolatedRuntime } from '../cluster/isolated-nodes.js';
+import type { NodeState } from '../cluster/node-runtime.js';
 import type { Command } from '../command.js';
 import { printJson, printTable, say } from '../output.js';
 import { loadTarget, stateDir } from '../target.js';
@@ -19,6 +21,10 @@ export const status: Command = {
       const pid = await readPid(dir, name);
       components.push({ name, pid: pid ?? null, running: pid !== undefined && isAlive(pid) });
     }
+    const runtime = cluster ? isolatedRuntime(dir, cluster) : undefined;
+    const isolatedNodes: NodeState[] = [];
+    for (const node of runtime?.nodes ?? [])
+      isolatedNodes.push(await (runtime as NonNullable<typeof runtime>).state(node.name));
     let broker: { url: string; reachable: boolean; nodes?: number; instances?: number } | undefined;
     try {
       const target = await loadTarget();
@@ -31,17 +37,45 @@ export const status: Command = {
     } catch (error) {
       broker = { url: (error as Error).message, reachable: false };
     }
-    if (options.json) return printJson({ stateDir: dir, clusterId: cluster?.clusterId ?? null, components, broker });
+    const nodeRuntime = cluster?.nodeRuntime ?? null;
+    if (options.json) {
+      return printJson({
+        stateDir: dir,
+        clusterId: cluster?.clusterId ?? null,
+        nodeRuntime,
+        components,
+        ...(runtime ? { nodeSegment: runtime.addressing.segment, isolatedNodes } : {}),
+        broker,
+      });
+    }
     say(`cluster: ${cluster?.clusterId ?? `none in ${dir}`}`);
     printTable(
       ['component', 'pid', 'state'],
       components.map((c) => [c.name, c.pid ?? '-', c.running ? 'running' : 'stopped']),
     );
+    if (runtime) {
+      say(`isolated nodes on ${runtime.addressing.segment} (this machine: ${runtime.addressing.hostAddress})`);
+      printTable(
+        ['node', 'address', 'power', 'link', 'partitions', 'dockerd', 'agent'],
+        isolatedNodes.map((n) => [
+          n.node,
+          n.address,
+          n.power,
+          n.link,
+          n.partitions.join(',') || '-',
+          n.dockerd ?? '-',
+          n.agent ? `${n.agent.pid}${n.agent.paused ? ' (paused)' : ''}` : '-',
+        ]),
+      );
+    } else if (cluster) {
+      say('nodes share this machine’s Docker Engine');
+    }
     say(
       broker.reachable
         ? `broker ${broker.url}: ${broker.nodes} nodes, ${broker.instances} service instances`
         : `broker: ${broker.url}`,
     );
-    if (!broker.reachable || components.some((c) => !c.running)) process.exitCode = 1;
+    const nodeDown = isolatedNodes.some((n) => n.power === 'off' || n.link !== 'up' || n.partitions.length > 0);
+    if (!broker.reachable || components.some((c) => !c.running) || nodeDown) process.exitCode = 1;
   },
 };

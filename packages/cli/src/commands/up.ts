@@ -1,56 +1,35 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Catalog, freePort, ProcessError, waitFor } from '@service-foundry/core';
-import { simAgentPath } from '@service-foundry/fencing';
 import { BrokerClient } from '../broker-client.js';
 import { type ClusterFile, newPassword, readClusterFile, writeClusterFile } from '../cluster/cluster-file.js';
 import { ComponentConfigs } from '../cluster/component-configs.js';
-import { componentPaths, isAlive, readPid, spawnComponent, writePid } from '../cluster/components.js';
+import {
+  componentPaths,
+  isAlive,
+  readPid,
+  spawnComponent,
+  writeComponentConfig,
+  writePid,
+} from '../cluster/components.js';
 import { checkDocker } from '../cluster/docker-check.js';
 import { applyClusterAccess, startClusterEtcd } from '../cluster/etcd-bootstrap.js';
+import {
+  agentBootProcess,
+  chooseNodeRuntime,
+  isolatedRuntime,
+  type NodeRuntimeChoice,
+} from '../cluster/isolated-nodes.js';
+import { holdBlock, nodeAddressing, reserveBlock } from '../cluster/node-addresses.js';
 import { ClusterPki } from '../cluster/pki.js';
 import { ephemeralOverlap, freePortOr } from '../cluster/ports.js';
+import { configureSimulatedFencing } from '../cluster/simulated-fencing.js';
 import { type Command, intOption } from '../command.js';
 import { UsageError } from '../errors.js';
 import { say } from '../output.js';
 import { ProgressDisplay } from '../progress-display.js';
 import { saveTarget, stateDir } from '../target.js';
 import { buildImages } from './images.js';
-
-/**
- * Gives each simulated node a fence device unless an operator configured one: the project's
- * own `fence_sf_sim`, which "powers off" a node by killing its agent and its containers.
- */
-async function configureSimulatedFencing(broker: BrokerClient, dir: string, cluster: ClusterFile): Promise<void> {
-  for (const node of cluster.nodes) {
-    const path = `/sf/v1/nodes/${node.name}/fence-devices`;
-    const existing = await broker.request('GET', path).then(
-      () => true,
-      (error: unknown) => {
-        if ((error as { status?: number }).status === 404) return false;
-        throw error;
-      },
-    );
-    if (existing) continue;
-    await broker.request('PUT', path, {
-      levels: [
-        {
-          devices: [
-            {
-              agent: simAgentPath(),
-              options: {
-                plug: node.name,
-                cluster: cluster.clusterId,
-                pid_file: componentPaths(dir, `agent-${node.name}`).pidFile,
-              },
-              timeoutSeconds: 10,
-            },
-          ],
-        },
-      ],
-    });
-  }
-}
 
 export function componentNames(cluster: Pick<ClusterFile, 'nodes' | 'externalEtcd'>): string[] {
   // Agents before the scheduler: a controller that starts first would find the primaries'
@@ -64,7 +43,10 @@ export function componentNames(cluster: Pick<ClusterFile, 'nodes' | 'externalEtc
   ];
 }
 
-async function firstCluster(options: Record<string, string | boolean | undefined>): Promise<ClusterFile> {
+async function firstCluster(
+  options: Record<string, string | boolean | undefined>,
+  dir: string,
+): Promise<{ cluster: ClusterFile; choice: NodeRuntimeChoice }> {
   const nodeCount = intOption(options, 'nodes', 3, 1, 20);
   const ports = typeof options['router-ports'] === 'string' ? options['router-ports'] : '30000-30999';
   const match = /^(\d+)-(\d+)$/.exec(ports);
@@ -76,11 +58,19 @@ async function firstCluster(options: Record<string, string | boolean | undefined
   const externalTls = externalEtcdTls(options, external.length > 0);
   // Memorable fixed ports by default; --random-ports lets several clusters start at once.
   const port = (preferred: number) => (options['random-ports'] ? freePort() : freePortOr(preferred));
-  return {
-    clusterId: `sf-${newPassword()
-      .slice(0, 8)
-      .toLowerCase()
-      .replace(/[^a-z0-9]/g, 'x')}`,
+  const clusterId = `sf-${newPassword()
+    .slice(0, 8)
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, 'x')}`;
+  const choice = await chooseNodeRuntime({
+    sharedEngine: options['shared-engine'] === true,
+    externalEtcd: external.length > 0,
+    nodes: nodeCount,
+  });
+  const block = choice.mode === 'isolated' ? await reserveBlock(dir, `${clusterId}-`) : undefined;
+  const addressing = block === undefined ? undefined : nodeAddressing(block);
+  const cluster: ClusterFile = {
+    clusterId,
     keyspaceRoot: '/sf',
     externalEtcd: external,
     ...(externalTls ? { externalEtcdTls: externalTls } : {}),
@@ -98,10 +88,16 @@ async function firstCluster(options: Record<string, string | boolean | undefined
     routerHttpPort: await port(8480),
     routerPortMin: min,
     routerPortMax: max,
-    // Each simulated node gets its own loopback address, so a replica's address says which
-    // node holds it, as on a real network.
-    nodes: Array.from({ length: nodeCount }, (_, i) => ({ name: `node-${i + 1}`, address: `127.0.1.${i + 1}` })),
+    nodeRuntime: choice.mode,
+    ...(block === undefined ? {} : { nodeBlock: block }),
+    // An isolated node's address is on its segment; a node sharing this machine's network
+    // gets a loopback address of its own, so a replica's address still says which node holds it.
+    nodes: Array.from({ length: nodeCount }, (_, i) => ({
+      name: `node-${i + 1}`,
+      address: addressing ? addressing.nodeAddress(i + 1) : `127.0.1.${i + 1}`,
+    })),
   };
+  return { cluster, choice };
 }
 
 /** `--etcd-ca/--etcd-cert/--etcd-key`: the identity components use with an external etcd. */
@@ -139,14 +135,19 @@ export const up: Command = {
     'etcd-ca': { type: 'string' },
     'etcd-cert': { type: 'string' },
     'etcd-key': { type: 'string' },
+    'shared-engine': { type: 'boolean' },
   },
   async run(_args, options) {
     const dir = stateDir();
     let cluster = await readClusterFile(dir);
     if (!cluster) {
-      cluster = await firstCluster(options);
+      const first = await firstCluster(options, dir);
+      cluster = first.cluster;
       await writeClusterFile(dir, cluster);
       say(`New cluster ${cluster.clusterId}; state in ${dir}`);
+      say(
+        `Nodes: ${first.choice.mode === 'isolated' ? 'isolated' : 'sharing this machine’s Docker Engine'} — ${first.choice.reason}`,
+      );
       const overlap = await ephemeralOverlap(cluster.routerPortMin, cluster.routerPortMax);
       if (overlap) {
         say(
@@ -158,10 +159,15 @@ export const up: Command = {
       options.etcd ||
       options['etcd-ca'] ||
       options['broker-port'] ||
-      options['router-ports']
+      options['router-ports'] ||
+      options['shared-engine']
     ) {
       throw new UsageError(
         `cluster already set up in ${dir}: run \`sf down --purge\` to start over with other options`,
+      );
+    } else {
+      say(
+        `Nodes: ${cluster.nodeRuntime === 'isolated' ? 'isolated' : 'sharing this machine’s Docker Engine'}, as this cluster was set up (\`sf down --purge\` to choose again)`,
       );
     }
     const completed = withMissingSecrets(cluster);
@@ -174,21 +180,51 @@ export const up: Command = {
     if (!options['skip-images']) await buildImages(await Catalog.load(), false);
 
     const progress = new ProgressDisplay();
+    const runtime = isolatedRuntime(dir, cluster);
+    if (runtime) {
+      await holdBlock(runtime.spec.block, dir, `${cluster.clusterId}-`);
+      progress.status(
+        `node network ${runtime.addressing.segment} (a namespace per node, a switch, this machine at ${runtime.addressing.hostAddress})`,
+      );
+      await runtime.ensureNetwork();
+    }
+    const etcdHosts = runtime ? [runtime.addressing.hostAddress] : [];
     const pki = new ClusterPki(join(dir, 'pki'));
-    progress.status('certificates (cluster CA, etcd, one identity per component)');
-    await pki.ensure(cluster.nodes.map((n) => n.name));
+    progress.status('certificates (cluster CA, etcd, one identity per component, volume and service TLS per node)');
+    await pki.ensure(cluster.nodes, { routerHosts: [cluster.routerHost], etcdHosts });
     const configs = new ComponentConfigs(cluster, pki, dir);
     if (cluster.externalEtcd.length === 0) {
       const pid = await readPid(dir, 'etcd');
       if (pid && isAlive(pid)) progress.status(`etcd already running (pid ${pid})`);
       else {
         progress.status('starting etcd (TLS, client certificates required)');
-        await writePid(dir, 'etcd', await startClusterEtcd(dir, cluster, pki));
+        await writePid(dir, 'etcd', await startClusterEtcd(dir, cluster, pki, etcdHosts));
       }
       progress.status('etcd: one user and role per component, authentication on');
       await applyClusterAccess(configs.etcdEndpoints, cluster, pki);
     }
+    const images = runtime ? (await Catalog.load()).entries.map((e) => e.runtime.image) : [];
+    if (runtime) {
+      // Isolated nodes are powered on as wholes, side by side: dockerd, the images, the agent.
+      progress.status(`powering on ${runtime.nodes.map((n) => n.name).join(', ')} (dockerd, images, agent each)`);
+      const booted = await Promise.all(
+        cluster.nodes.map(async (node) => {
+          const isolated = runtime.node(node.name);
+          const agentConfig = configs.agent(node, volumeSecret, {
+            etcdHost: runtime.addressing.hostAddress,
+            dockerSocket: isolated.engine.socket,
+          });
+          await writeComponentConfig(dir, `agent-${node.name}`, agentConfig);
+          await runtime.prepareNode(node.name, [agentBootProcess(dir, node.name)]);
+          const result = await runtime.powerOn(node.name, { images });
+          return `${node.name} ${result.started.length ? `started ${result.started.join(', ')}` : 'already on'}`;
+        }),
+      );
+      progress.status(`nodes: ${booted.join('; ')}`);
+    }
     for (const name of componentNames(cluster).filter((n) => n !== 'etcd')) {
+      const node = cluster.nodes.find((n) => `agent-${n.name}` === name);
+      if (runtime && node) continue;
       const pid = await readPid(dir, name);
       if (pid && isAlive(pid)) {
         progress.status(`${name} already running (pid ${pid})`);
@@ -201,9 +237,7 @@ export const up: Command = {
         await spawnComponent(dir, name, 'broker', configs.broker());
       } else if (name === 'router') {
         await spawnComponent(dir, name, 'router', configs.router());
-      } else {
-        const node = cluster.nodes.find((n) => `agent-${n.name}` === name);
-        if (!node) continue;
+      } else if (node) {
         await spawnComponent(dir, name, 'agent', configs.agent(node, volumeSecret));
       }
     }
@@ -231,7 +265,7 @@ export const up: Command = {
       },
       {
         description: `the broker at ${target.url} and ${cluster.nodes.length} nodes (logs in ${join(dir, 'logs')})`,
-        timeoutMs: 60_000,
+        timeoutMs: 120_000,
         intervalMs: 200,
       },
     );
@@ -240,9 +274,12 @@ export const up: Command = {
       const tail = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
       throw new ProcessError(`${died} exited during start-up; last lines of ${logFile}:\n${tail}`, null);
     }
-    await configureSimulatedFencing(broker, dir, cluster);
+    await configureSimulatedFencing(broker, dir, cluster, runtime);
+    const where = runtime
+      ? `isolated nodes on ${runtime.addressing.segment}`
+      : 'nodes sharing this machine’s Docker Engine';
     progress.done(
-      `Service Foundry is up: broker ${target.url}, ${cluster.nodes.length} nodes, router on ${cluster.routerHost}`,
+      `Service Foundry is up: broker ${target.url}, ${cluster.nodes.length} ${where}, router on ${cluster.routerHost}`,
     );
     say(`Logs: ${join(dir, 'logs')}. Try \`sf marketplace\`, \`sf nodes\`; stop with \`sf down\`.`);
   },

@@ -14,8 +14,8 @@
  *   `primaryCodec`, `routeCodec` (checks its key's instance, tcp port, http hostname),
  *   `bindingCodec`, `eventCodec`, `nodeControlCodec`, `nodeFenceCodec`,
  *   `schedulingStatusCodec`, `transferStatusCodec`, `relocationCodec`, `backupCodec`,
- *   `schedulerMemberCodec`. The fencing package defines its own (stored fence record, fence
- *   history, fence devices) the same way.
+ *   `schedulerMemberCodec`, `tombstoneCodec` (checks its key's instance). The fencing
+ *   package defines its own (stored fence record, fence history, fence devices) the same way.
  * - Reads (etcd-reads.ts, prefix-mirror.ts, sealed-records.ts):
  *   `readRecord(client, codec, key)` → `Versioned<T> | undefined`, throws BadRecordError;
  *   `readPrefix(client, codec, prefix, log?)` → `{ revision, items, rejected }` and
@@ -53,4 +53,5 @@ export * from './scheduling-status.js';
 export * from './secret.js';
 export * from './shared.js';
 export * from './status.js';
+export * from './tombstone.js';
 export * from './transfer.js';

@@ -25,12 +25,25 @@ export type OperationType = (typeof operationTypes)[number];
 export const operationStates = ['in progress', 'succeeded', 'failed'] as const;
 export type OperationState = (typeof operationStates)[number];
 
+/** What an update asked for: a re-sent identical request answers with the same operation (OSB). */
+export interface UpdateRequest {
+  planId?: string;
+  parameters?: Record<string, unknown>;
+  maintenanceVersion?: string;
+}
+
 export interface OperationRecord {
   id: string;
   type: OperationType;
   state: OperationState;
   description: string;
   startedAt: string;
+  /** Updates: what was asked (absent on updates not asked through OSB, e.g. a restore). */
+  request?: UpdateRequest;
+  /** A failed update or deprovision: whether the instance still serves (OSB `instance_usable`). Absent: true. */
+  instanceUsable?: boolean;
+  /** A failed update: whether asking again may succeed (OSB `update_repeatable`). Absent: true. */
+  updateRepeatable?: boolean;
 }
 
 /** Per-instance failover rules, from the plan and the user's parameters. */
@@ -98,7 +111,23 @@ export interface InstanceRecord {
    * own scope (instances `sf` created without a platform, and records from before scopes).
    */
   scope?: InstanceScope;
+  /**
+   * The plan's `maintenance_info.version` the instance runs (image and configuration
+   * generation), set at provision. Absent: created before versions were recorded.
+   */
+  maintenanceVersion?: string;
 }
+
+const updateRequestSchema: JSONSchemaType<UpdateRequest> = {
+  type: 'object',
+  required: [],
+  additionalProperties: true,
+  properties: {
+    planId: optional(text),
+    parameters: optional(anyObject),
+    maintenanceVersion: optional(text),
+  },
+};
 
 const operationSchema: JSONSchemaType<OperationRecord> = {
   type: 'object',
@@ -110,6 +139,9 @@ const operationSchema: JSONSchemaType<OperationRecord> = {
     state: { type: 'string', enum: operationStates },
     description: text,
     startedAt: timestamp,
+    request: optional(updateRequestSchema),
+    instanceUsable: optional(flag),
+    updateRepeatable: optional(flag),
   },
 };
 
@@ -185,6 +217,7 @@ const instanceSchema: JSONSchemaType<InstanceRecord> = {
     failover: optional(failoverPolicySchema),
     restore: optional(restoreSchema),
     scope: optional(scopeSchema),
+    maintenanceVersion: optional(nonEmptyText),
   },
 };
 

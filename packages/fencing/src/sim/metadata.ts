@@ -34,6 +34,13 @@ const parameters: SimParameter[] = [
   { name: 'cluster', required: true, description: 'Cluster id (Docker label sf.cluster)', type: 'string' },
   { name: 'pid_file', required: false, description: "Pid file of the node's agent process", type: 'string' },
   {
+    name: 'boot_file',
+    required: false,
+    description:
+      "An isolated node's boot file (sf up writes it): off kills every process of its namespace, on boots it",
+    type: 'string',
+  },
+  {
     name: 'docker_socket',
     required: false,
     description: 'Docker Engine socket',
@@ -68,7 +75,7 @@ export function simAgentMetadata(): string {
   return [
     '<?xml version="1.0" ?>',
     '<resource-agent name="fence_sf_sim" shortdesc="Fence agent for a simulated Service Foundry node">',
-    '<longdesc>Powers off a node of the one-machine simulation: SIGKILLs its agent process and its Docker containers. Powering on is a no-op: simulated nodes are started by sf up.</longdesc>',
+    '<longdesc>Powers a node of the one-machine simulation off and on. An isolated node (boot_file): off kills every process of its network namespace at once (dockerd, containers, agent), on starts them as sf up does. A node sharing the host Docker Engine: off SIGKILLs its agent process and its containers; on is a no-op (sf up starts those nodes).</longdesc>',
     '<parameters>',
     ...params,
     '</parameters>',

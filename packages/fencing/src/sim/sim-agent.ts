@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { simAgentProcess } from './agent-process.js';
 import { dockerReachable, killContainer, liveContainers } from './docker-socket.js';
 import { simAgentMetadata } from './metadata.js';
+import { bootNode, type NodeBootFile, nodePowerState, powerOffNode, readBootFile } from './node-boot.js';
 
 /** Exit codes of the fence-agent protocol. */
 export const exitCodes = { ok: 0, error: 1, statusOff: 2 } as const;
@@ -15,6 +16,8 @@ interface Target {
   node: string;
   cluster: string;
   pidFile: string | undefined;
+  /** An isolated node (its own network namespace and dockerd): its boot file. */
+  bootFile: string | undefined;
   socket: string;
   powerTimeoutMs: number;
 }
@@ -33,6 +36,7 @@ function target(options: ReadonlyMap<string, string>): Target {
     node,
     cluster,
     pidFile: options.get('pid_file') || undefined,
+    bootFile: options.get('boot_file') || undefined,
     socket: options.get('docker_socket') || '/var/run/docker.sock',
     powerTimeoutMs: timeout * 1000,
   };
@@ -82,6 +86,40 @@ async function powerOff(t: Target, out: SimAgentOutput): Promise<number> {
   }
 }
 
+async function isolatedBoot(t: Target): Promise<Readonly<NodeBootFile>> {
+  const boot = await readBootFile(t.bootFile as string);
+  if (boot.node !== t.node) throw new UsageFailure(`boot_file is node ${boot.node}'s, not ${t.node}'s`);
+  return boot;
+}
+
+/**
+ * An isolated node has a real power switch: off kills every process of its network
+ * namespace at once (dockerd, containerd, shims, containers, agent), on boots it the way
+ * `sf up` does, status is ON while any of them lives.
+ */
+async function isolatedAction(action: 'status' | 'off' | 'on', t: Target, out: SimAgentOutput): Promise<number> {
+  const boot = await isolatedBoot(t);
+  const state = await nodePowerState(boot);
+  if (action === 'status') {
+    out.stdout(`Status: ${state === 'on' ? 'ON' : 'OFF'}`);
+    return state === 'on' ? exitCodes.ok : exitCodes.statusOff;
+  }
+  if (action === 'off') {
+    if (state === 'off') {
+      out.stdout('Success: Already OFF');
+      return exitCodes.ok;
+    }
+    await powerOffNode(boot, t.powerTimeoutMs);
+    out.stdout('Success: Powered OFF');
+    return exitCodes.ok;
+  }
+  const booted = await bootNode(boot, Math.max(t.powerTimeoutMs, 60_000));
+  out.stdout(
+    booted.started.length ? `Success: Powered ON (started ${booted.started.join(', ')})` : 'Success: Already ON',
+  );
+  return exitCodes.ok;
+}
+
 async function listPlugs(t: { cluster: string; socket: string }, out: SimAgentOutput): Promise<number> {
   const nodes = new Set<string>();
   for (const c of await liveContainers(t.socket, [`sf.cluster=${t.cluster}`])) {
@@ -93,10 +131,13 @@ async function listPlugs(t: { cluster: string; socket: string }, out: SimAgentOu
 }
 
 /**
- * One invocation of fence_sf_sim. `status` exits 0 (ON) or 2 (OFF); `off` SIGKILLs the
- * node's agent (from its pid file) and every container labelled with the node and the
- * cluster, then waits until none runs; `on` does nothing (simulated nodes are started by
- * `sf up`); `reboot` is `off`. Any failure to find out exits 1: unknown is never OFF.
+ * One invocation of fence_sf_sim. With `boot_file` (an isolated node): `off` kills every
+ * process of the node's network namespace, `on` boots it again, `reboot` is `off`, `status`
+ * is ON while any of them lives. Without (agents sharing one Docker Engine): `status`
+ * exits 0 (ON) or 2 (OFF); `off` SIGKILLs the node's agent (from its pid file) and every
+ * container labelled with the node and the cluster, then waits until none runs; `on` does
+ * nothing (those nodes are started by `sf up`); `reboot` is `off`. Any failure to find
+ * out exits 1: unknown is never OFF.
  */
 export async function runSimAgent(options: ReadonlyMap<string, string>, out: SimAgentOutput): Promise<number> {
   const action = options.get('action') || options.get('o') || 'reboot';
@@ -120,17 +161,24 @@ export async function runSimAgent(options: ReadonlyMap<string, string>, out: Sim
         target(options);
         return exitCodes.ok;
       case 'status': {
-        const state = await powerState(target(options));
+        const t = target(options);
+        if (t.bootFile) return await isolatedAction('status', t, out);
+        const state = await powerState(t);
         out.stdout(`Status: ${state.on ? 'ON' : 'OFF'}`);
         return state.on ? exitCodes.ok : exitCodes.statusOff;
       }
       case 'off':
-      case 'reboot':
-        return await powerOff(target(options), out);
-      case 'on':
-        target(options);
+      case 'reboot': {
+        const t = target(options);
+        // `reboot` stays off: a fenced node comes back through unfencing (`on`), never by itself.
+        return t.bootFile ? await isolatedAction('off', t, out) : await powerOff(t, out);
+      }
+      case 'on': {
+        const t = target(options);
+        if (t.bootFile) return await isolatedAction('on', t, out);
         out.stdout('Success: Powered ON (nothing started: simulated nodes are started by sf up)');
         return exitCodes.ok;
+      }
       default:
         out.stderr(`Failed: Unrecognised action '${action}'`);
         return exitCodes.error;

@@ -4,11 +4,13 @@ import {
   type Etcd3,
   type EventLog,
   type InstanceRecord,
+  instanceTombstone,
   json,
   type Keyspace,
   type Logger,
   type PlacementRecord,
   readRecord,
+  tombstoneTtlSeconds,
   type Versioned,
 } from '@service-foundry/core';
 import { release } from '../reserve.js';
@@ -65,10 +67,16 @@ export async function teardownStep(
   // Backups outlive their instance, and the data in them holds the instance's users: the
   // credentials stay while any backup of it exists, so that `sf restore` can still use them.
   const backups = await client.getAll().prefix(keys.instanceBackups(id)).count();
+  // OSB: last_operation answers 410 for a deleted instance, 404 for one that never existed.
+  const tombstoneLease = await client.lease(tombstoneTtlSeconds, { autoKeepAlive: false }).grant();
   const res = await client
     .if(keys.instance(id), 'Mod', '==', instance.modRevision)
     .then(
       client.delete().key(keys.instance(id)),
+      client
+        .put(keys.tombstone(id))
+        .value(json(instanceTombstone(instance.value, new Date())))
+        .lease(tombstoneLease),
       ...(backups > 0 ? [] : [client.delete().key(keys.secret(id))]),
       client.delete().key(keys.routerPort(instance.value.routerPort)),
       client.delete().key(keys.schedulingStatus(id)),

@@ -1,0 +1,83 @@
+import { readdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { BootProcess } from '@service-foundry/fencing';
+import type { ClusterFile } from './cluster-file.js';
+import { componentPaths, mainOf } from './components.js';
+import { maxIsolatedNodes } from './node-addresses.js';
+import { systemPath, whichBinary } from './node-engine.js';
+import { NodeRuntime } from './node-runtime.js';
+
+export type NodeRuntimeChoice = { mode: 'isolated' | 'shared'; reason: string };
+
+/**
+ * Isolated nodes wherever this machine allows them: root (namespaces, veths, a dockerd
+ * per node), `ip netns`, `nsenter`, `dockerd` and `iptables`; `--shared-engine` asks for
+ * agents sharing this machine's Docker Engine instead. The reason is printed by `sf up`.
+ */
+export async function chooseNodeRuntime(options: {
+  sharedEngine: boolean;
+  externalEtcd: boolean;
+  nodes: number;
+}): Promise<NodeRuntimeChoice> {
+  if (options.sharedEngine) return { mode: 'shared', reason: '--shared-engine' };
+  const missing = (what: string) => ({ mode: 'shared' as const, reason: `isolated nodes need ${what}` });
+  if (process.platform !== 'linux') return missing('Linux network namespaces');
+  if (process.getuid?.() !== 0) return missing('root (namespaces, veths and a dockerd per node)');
+  if (options.externalEtcd) {
+    return missing('the etcd `sf up` runs (with --etcd the node namespaces could not reach it)');
+  }
+  if (options.nodes > maxIsolatedNodes) return missing(`at most ${maxIsolatedNodes} nodes`);
+  for (const tool of ['ip', 'nsenter', 'dockerd', 'iptables', 'umount']) {
+    if (!(await whichBinary(tool))) return missing(`\`${tool}\` (bash scripts/setup.sh installs it)`);
+  }
+  if (!(await readdir('/proc/self/ns').catch(() => [] as string[])).includes('net')) {
+    return missing('network namespaces in this kernel');
+  }
+  return {
+    mode: 'isolated',
+    reason:
+      'each node its own network namespace, dockerd and agent (this machine allows it; --shared-engine to share one Docker Engine)',
+  };
+}
+
+/** The runtime of a cluster's isolated nodes, or undefined when its nodes share one engine. */
+export function isolatedRuntime(stateDir: string, cluster: Readonly<ClusterFile>): NodeRuntime | undefined {
+  if (cluster.nodeRuntime !== 'isolated' || cluster.nodeBlock === undefined) return undefined;
+  return new NodeRuntime({
+    clusterId: cluster.clusterId,
+    stateDir,
+    block: cluster.nodeBlock,
+    nodes: cluster.nodes.map((n) => ({ name: n.name })),
+    etcdPorts: cluster.externalEtcd.length ? [] : [cluster.etcdClientPort],
+  });
+}
+
+/** Variables a component reads from its environment, passed on to the agents a node boots. */
+const passedOn = ['SF_LOG_LEVEL', 'SF_CATALOG_DIR'];
+
+/**
+ * The boot entry of a node's agent: `node packages/agent/dist/main.js --config FILE`, the
+ * same command a real host runs (docs/deploy.md), here inside the node's namespace.
+ */
+export function agentBootProcess(stateDir: string, node: string): BootProcess {
+  const name = `agent-${node}`;
+  const paths = componentPaths(stateDir, name);
+  const env: Record<string, string> = {
+    PATH: `${systemPath()}:${dirname(process.execPath)}`,
+    LANG: 'C.UTF-8',
+    SF_COMPONENT: name,
+  };
+  for (const variable of passedOn) {
+    const value = process.env[variable];
+    if (value !== undefined) env[variable] = value;
+  }
+  return {
+    name,
+    argv: [process.execPath, mainOf('agent'), '--config', paths.configFile],
+    env,
+    pidFile: paths.pidFile,
+    logFile: paths.logFile,
+    staleFiles: [],
+    volatileDirs: [],
+  };
+}

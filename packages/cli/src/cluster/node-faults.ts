@@ -1,0 +1,90 @@
+import { NodeRuntimeError } from '../errors.js';
+import { hostCommand } from './host-command.js';
+
+/**
+ * Partitions of one isolated node, as iptables rules inside its own namespace. They live
+ * in the `mangle` table, which the node's dockerd never rewrites, and match only traffic
+ * crossing the node's `eth0`: on the way in (PREROUTING) and on the way out
+ * (POSTROUTING, which also sees what the node's containers send after routing), so the
+ * agent, dockerd's port proxies and the containers are all cut alike.
+ *
+ * | fault  | chain       | dropped                                                        |
+ * | ------ | ----------- | -------------------------------------------------------------- |
+ * | etcd   | `SF-ETCD`   | TCP to/from this machine's segment address on the etcd ports   |
+ * | peers  | `SF-PEERS`  | everything to/from the segment except this machine's address   |
+ *
+ * Packets are dropped, not refused: a partition is silence, as on a real network.
+ */
+export type PartitionKind = 'etcd' | 'peers';
+
+const chains: Record<PartitionKind, string> = { etcd: 'SF-ETCD', peers: 'SF-PEERS' };
+const hooks = [
+  ['PREROUTING', '-i'],
+  ['POSTROUTING', '-o'],
+] as const;
+
+function iptables(netns: string, args: string[]): Promise<string> {
+  return hostCommand('nsenter', [`--net=/run/netns/${netns}`, '--', 'iptables', '-w', '-t', 'mangle', ...args]);
+}
+
+async function chainRules(netns: string): Promise<string[]> {
+  return (await iptables(netns, ['-S'])).split('\n');
+}
+
+function rulesFor(kind: PartitionKind, hostAddress: string, etcdPorts: readonly number[]): string[][] {
+  if (kind === 'peers') {
+    return [
+      ['-s', hostAddress, '-j', 'RETURN'],
+      ['-d', hostAddress, '-j', 'RETURN'],
+      ['-j', 'DROP'],
+    ];
+  }
+  const ports = etcdPorts.join(',');
+  return [
+    ['-s', hostAddress, '-p', 'tcp', '-m', 'multiport', '--sports', ports, '-j', 'DROP'],
+    ['-d', hostAddress, '-p', 'tcp', '-m', 'multiport', '--dports', ports, '-j', 'DROP'],
+  ];
+}
+
+/** Cuts the node off (idempotent: a partition in place is rebuilt, not doubled). */
+export async function partition(
+  netns: string,
+  kind: PartitionKind,
+  hostAddress: string,
+  etcdPorts: readonly number[],
+): Promise<void> {
+  const chain = chains[kind];
+  if (kind === 'etcd' && etcdPorts.length === 0) throw new NodeRuntimeError('no etcd port to cut');
+  const existing = await chainRules(netns);
+  if (!existing.includes(`-N ${chain}`)) await iptables(netns, ['-N', chain]);
+  await iptables(netns, ['-F', chain]);
+  for (const rule of rulesFor(kind, hostAddress, etcdPorts)) await iptables(netns, ['-A', chain, ...rule]);
+  for (const [hook, dir] of hooks) {
+    if (!existing.includes(`-A ${hook} ${dir} eth0 -j ${chain}`)) {
+      await iptables(netns, ['-I', hook, dir, 'eth0', '-j', chain]);
+    }
+  }
+}
+
+/** Removes a partition; healing one that is not in place does nothing. */
+export async function heal(netns: string, kind: PartitionKind): Promise<void> {
+  const chain = chains[kind];
+  const existing = await chainRules(netns);
+  for (const [hook, dir] of hooks) {
+    if (existing.includes(`-A ${hook} ${dir} eth0 -j ${chain}`)) {
+      await iptables(netns, ['-D', hook, dir, 'eth0', '-j', chain]);
+    }
+  }
+  if (existing.includes(`-N ${chain}`)) {
+    await iptables(netns, ['-F', chain]);
+    await iptables(netns, ['-X', chain]);
+  }
+}
+
+/** The partitions in place on a node. */
+export async function partitions(netns: string): Promise<PartitionKind[]> {
+  const existing = await chainRules(netns);
+  return (Object.keys(chains) as PartitionKind[]).filter((kind) =>
+    existing.includes(`-A PREROUTING -i eth0 -j ${chains[kind]}`),
+  );
+}

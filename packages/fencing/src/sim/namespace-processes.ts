@@ -1,0 +1,110 @@
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { waitFor } from '@service-foundry/core';
+
+/** Where `ip netns add NAME` mounts a network namespace. */
+export function netnsPath(name: string): string {
+  return `/run/netns/${name}`;
+}
+
+/** The inode of a named network namespace, or undefined when it does not exist. */
+export async function netnsInode(name: string): Promise<number | undefined> {
+  try {
+    return (await stat(netnsPath(name))).ino;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+interface ProcEntry {
+  pid: number;
+  ppid: number;
+  /** The inode of its network namespace; undefined for zombies and kernel threads. */
+  netns: number | undefined;
+}
+
+async function procEntries(): Promise<ProcEntry[]> {
+  const entries: ProcEntry[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    const pid = Number(name);
+    try {
+      const text = await readFile(`/proc/${pid}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces and parentheses): state, ppid, …
+      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] === 'Z' || fields[0] === 'X') continue;
+      const link = await readlink(`/proc/${pid}/ns/net`).catch(() => '');
+      const inode = /^net:\[([0-9]+)\]$/.exec(link)?.[1];
+      entries.push({ pid, ppid: Number(fields[1]), netns: inode ? Number(inode) : undefined });
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return entries;
+}
+
+/**
+ * Every live process of a simulated node: those in its network namespace (dockerd,
+ * containerd, the shims, docker-proxy, the agent) and all their descendants (the
+ * containers' processes, which live in namespaces of their own under the shims).
+ * Empty when the namespace does not exist.
+ */
+export async function namespaceProcesses(name: string): Promise<number[]> {
+  const inode = await netnsInode(name);
+  if (inode === undefined) return [];
+  const entries = await procEntries();
+  const children = new Map<number, number[]>();
+  for (const e of entries) children.set(e.ppid, [...(children.get(e.ppid) ?? []), e.pid]);
+  const found = new Set<number>();
+  const queue = entries.filter((e) => e.netns === inode).map((e) => e.pid);
+  while (queue.length) {
+    const pid = queue.pop() as number;
+    if (pid <= 1 || pid === process.pid || found.has(pid)) continue;
+    found.add(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return [...found].sort((a, b) => a - b);
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+/**
+ * A power loss: every process of the node dies at once. All of them are stopped first
+ * (SIGSTOP, repeated until no new one appears), so none can notice its peers dying and
+ * react — no dockerd shutting containers down cleanly, no agent writing a last status —
+ * then all are killed. Resolves when none is left; rejects after `timeoutMs`.
+ */
+export async function killNamespaceProcesses(name: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  const stopped = new Set<number>();
+  for (;;) {
+    const fresh = (await namespaceProcesses(name)).filter((pid) => !stopped.has(pid));
+    if (fresh.length === 0) break;
+    for (const pid of fresh) {
+      signal(pid, 'SIGSTOP');
+      stopped.add(pid);
+    }
+    if (Date.now() >= deadline) break;
+  }
+  for (const pid of stopped) signal(pid, 'SIGKILL');
+  await waitFor(
+    async () => {
+      const left = await namespaceProcesses(name);
+      // A process that was forking while the others were stopped: kill it too.
+      for (const pid of left) signal(pid, 'SIGKILL');
+      return left.length === 0;
+    },
+    {
+      description: `every process of namespace ${name} to die`,
+      timeoutMs: Math.max(1000, deadline - Date.now()),
+      intervalMs: 50,
+    },
+  );
+  return stopped.size;
+}

@@ -1,0 +1,28 @@
+/**
+ * The CA of the cluster a test process talks to (`$SF_HOME/pki/ca.crt` of `startCluster`),
+ * the one every binding hands its app as `ca_certificate`: the tests' clients verify the
+ * services with it, as an app would. libpq (psql) finds it in `PGSSLROOTCERT`; node-postgres
+ * and redis-cli are given it by `withClusterCa` and `redis-cli.ts`.
+ */
+let caFile: string | undefined;
+
+/** Trust `file` for the services of the cluster this process started (startCluster calls it). */
+export function trustClusterCa(file: string): void {
+  caFile = file;
+  process.env.PGSSLROOTCERT = file;
+}
+
+/** The cluster CA file, once a cluster was started in this process. */
+export function clusterCaFile(): string | undefined {
+  return caFile;
+}
+
+/**
+ * A binding URI that asks for verification (`sslmode=verify-…`) with the cluster CA named in
+ * it (`sslrootcert`), which node-postgres reads (it ignores `PGSSLROOTCERT`); any other URI
+ * as it is.
+ */
+export function withClusterCa(uri: string): string {
+  if (caFile === undefined || !/[?&]sslmode=verify-/.test(uri) || /[?&]sslrootcert=/.test(uri)) return uri;
+  return `${uri}&sslrootcert=${encodeURIComponent(caFile)}`;
+}
