@@ -12,8 +12,9 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 missing=()
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v dockerd >/dev/null || missing+=(docker.io)
-# iproute2, iptables and util-linux (nsenter, umount) run the isolated nodes of `sf up`.
-for pkg in debootstrap postgresql-client postgresql-contrib redis-tools busybox-static iproute2 iptables ca-certificates fence-agents openssl netcat-openbsd curl util-linux haproxy iperf3; do
+# iproute2, iptables and util-linux (nsenter, umount) run the isolated nodes of `sf up`;
+# chromium is the real browser the dashboard test drives (playwright-core downloads none).
+for pkg in debootstrap postgresql-client postgresql-contrib redis-tools busybox-static iproute2 iptables ca-certificates fence-agents openssl netcat-openbsd curl util-linux haproxy iperf3 chromium; do
   installed "$pkg" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then

@@ -15,6 +15,7 @@
  *   agent paused). Faults the platform does not fail over for (peer partition, a killed
  *   control-plane process) are reported per kind, not mixed into the RTO.
  */
+import { waitFor } from '@service-foundry/core';
 import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
 import { percentile } from '@service-foundry/test-support/percentile';
 
@@ -71,7 +72,9 @@ function plan(nodes: readonly string[]): Planned[] {
     },
     { instance, kind: 'kill-process', target: `agent-${nodes[index % nodes.length]}`, failover: false },
   ];
-  return instances.flatMap((instance, index) => perInstance(instance.name, index));
+  // Kind-major: a shorter run still meets every kind on every instance early.
+  const rows = instances.map((instance, index) => perInstance(instance.name, index));
+  return (rows[0] ?? []).flatMap((_, kind) => rows.map((row) => row[kind] as Planned));
 }
 
 async function provision(cluster: TestCluster): Promise<void> {
@@ -98,7 +101,39 @@ function parseReport(stdout: string): RoundJson | undefined {
   }
 }
 
+interface Whole {
+  phase: string;
+  primary: unknown;
+  replicas: { desired: number };
+  replicaDetails: Array<{ state: string }>;
+}
+
+/**
+ * A fault on a node hits every instance with a replica there, and `sf chaos` waits only for
+ * its own instance: the next round starts once all of them are whole again.
+ */
+async function allWhole(cluster: TestCluster): Promise<void> {
+  await waitFor(
+    async () => {
+      for (const { name } of instances) {
+        const shown = await cluster.sf('service', name, '--json');
+        if (shown.code !== 0) return undefined;
+        const detail = JSON.parse(shown.stdout) as Whole;
+        const running = detail.replicaDetails.filter((r) => r.state === 'running').length;
+        if (detail.phase !== 'ready' || !detail.primary || running !== detail.replicas.desired) return undefined;
+      }
+      return true;
+    },
+    { description: 'every instance at full strength', timeoutMs: 600_000, intervalMs: 2000 },
+  );
+}
+
 async function runRound(cluster: TestCluster, round: Planned): Promise<RoundJson | string> {
+  const ready = await allWhole(cluster).then(
+    () => undefined,
+    (error: Error) => error.message,
+  );
+  if (ready) return ready;
   const args = ['chaos', round.instance, '--fault', round.kind, '--target', round.target];
   const result = await cluster.sf(...args, '--duration', String(durationS), '--json');
   // Exit 1 with a JSON report is a broken promise, which is a result; anything else is an error.
@@ -109,14 +144,50 @@ async function runRound(cluster: TestCluster, round: Planned): Promise<RoundJson
 
 const figure = (ms: number) => Number((ms / 1000).toFixed(2));
 
+type Outcome = { planned: Planned; report: RoundJson };
+
+const syncNames = new Set<string>(instances.filter((i) => i.sync).map((i) => i.name));
+
+/** The figures of the rounds so far: printed after each round, and as the last line. */
+function figures(results: readonly Outcome[], errors: number) {
+  const lost = (sync: boolean) =>
+    results
+      .filter((r) => syncNames.has(r.planned.instance) === sync)
+      .reduce((sum, r) => sum + r.report.verdict.lost.length, 0);
+  const rtos = results.filter((r) => r.planned.failover).map((r) => r.report.verdict.longestGapMs);
+  return {
+    faults: results.length,
+    kinds: [...new Set(results.map((r) => r.planned.kind))],
+    errors,
+    lost_sync: lost(true),
+    lost_async: lost(false),
+    split_brain: results.filter((r) => r.report.verdict.oldPrimaryWritesAfterPromotion > 0).length,
+    old_primary_writes_after_promotion: results.reduce(
+      (sum, r) => sum + r.report.verdict.oldPrimaryWritesAfterPromotion,
+      0,
+    ),
+    rto_rounds: rtos.length,
+    rto_p50_s: figure(percentile(rtos, 50)),
+    rto_p99_s: figure(percentile(rtos, 99)),
+  };
+}
+
 const cluster = await startCluster(3);
 try {
   process.stderr.write(`cluster up; provisioning ${instances.map((i) => i.name).join(', ')}\n`);
   await provision(cluster);
   const cycle = plan(['node-1', 'node-2', 'node-3']);
-  const results: Array<{ planned: Planned; report: RoundJson }> = [];
+  const results: Outcome[] = [];
   const errors: Array<{ planned: Planned; error: string }> = [];
-  for (let i = 0; i < faults; i++) {
+  // SIGINT/SIGTERM end the run after the current round: its figures are still printed.
+  let interrupted = false;
+  const interrupt = () => {
+    interrupted = true;
+    process.stderr.write('stopping after this round\n');
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  for (let i = 0; i < faults && !interrupted; i++) {
     const planned = cycle[i % cycle.length] as Planned;
     const started = Date.now();
     const report = await runRound(cluster, planned);
@@ -133,15 +204,8 @@ try {
         `old-primary writes ${v.oldPrimaryWritesAfterPromotion}, ${v.promiseKept ? 'kept' : `BROKEN (${v.broken.join('; ')})`} ` +
         `[${((Date.now() - started) / 1000).toFixed(0)} s]\n`,
     );
+    process.stderr.write(`so far: ${JSON.stringify(figures(results, errors.length))}\n`);
   }
-
-  const syncNames = new Set<string>(instances.filter((i) => i.sync).map((i) => i.name));
-  const lost = (sync: boolean) =>
-    results
-      .filter((r) => syncNames.has(r.planned.instance) === sync)
-      .reduce((sum, r) => sum + r.report.verdict.lost.length, 0);
-  const rtos = results.filter((r) => r.planned.failover).map((r) => r.report.verdict.longestGapMs);
-  const kinds = [...new Set(results.map((r) => r.planned.kind))];
 
   console.log('instance         fault            target       rounds  gap p50   gap max   lost  broken');
   const groups = new Map<string, typeof results>();
@@ -167,25 +231,10 @@ try {
   }
   for (const { planned, error } of errors) console.log(`error: ${planned.instance} ${planned.kind}: ${error}`);
   console.log(
-    `${results.length} rounds, ${errors.length} errors; RTO over ${rtos.length} failover rounds ` +
+    `${results.length} rounds, ${errors.length} errors; RTO over the failover rounds ` +
       `(target p50 <= 3 s, p99 <= 6 s); etcd-member-loss needs a 3-member etcd, which sf up does not run yet`,
   );
-  console.log(
-    JSON.stringify({
-      faults: results.length,
-      kinds,
-      errors: errors.length,
-      lost_sync: lost(true),
-      lost_async: lost(false),
-      split_brain: results.filter((r) => r.report.verdict.oldPrimaryWritesAfterPromotion > 0).length,
-      old_primary_writes_after_promotion: results.reduce(
-        (sum, r) => sum + r.report.verdict.oldPrimaryWritesAfterPromotion,
-        0,
-      ),
-      rto_p50_s: figure(percentile(rtos, 50)),
-      rto_p99_s: figure(percentile(rtos, 99)),
-    }),
-  );
+  console.log(JSON.stringify(figures(results, errors.length)));
 } finally {
   await cluster.destroy();
 }

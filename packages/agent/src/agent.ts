@@ -1,4 +1,15 @@
-import { Catalog, connectEtcd, createLogger, EventLog, Keyspace, type Logger, SecretBox } from '@service-foundry/core';
+import {
+  Catalog,
+  CountingEventLog,
+  connectEtcd,
+  createLogger,
+  createMetricsRegistry,
+  Keyspace,
+  type Logger,
+  type MetricsServer,
+  maybeStartMetricsServer,
+  SecretBox,
+} from '@service-foundry/core';
 import { AppliedReplicas } from './applied-replicas.js';
 import { AssignmentWatcher } from './assignment-watcher.js';
 import { BackupRunner, DirectoryBackupStore } from './backups/index.js';
@@ -7,6 +18,7 @@ import { ContainerLifecycle } from './container-lifecycle.js';
 import { loadContainerTls, type NodeIdentity, type ReplicaRef } from './container-spec.js';
 import { DockerRuntime } from './docker-runtime.js';
 import { NodeRegistrationError, VolumeServerStartError } from './errors.js';
+import { MeteredStatusWriter, registerAgentMetrics } from './metrics.js';
 import { NodeRegistration } from './node-registration.js';
 import { PositionReporter } from './position-reporter.js';
 import { Reconciler } from './reconciler.js';
@@ -16,7 +28,6 @@ import { ReplicaTeardown } from './replica-teardown.js';
 import { ReplicationCommands } from './replication-commands.js';
 import { Seeder } from './seeder.js';
 import { SelfFence } from './self-fence.js';
-import { StatusWriter } from './status-writer.js';
 import { VolumeService } from './volume-service.js';
 
 export interface AgentDeps {
@@ -28,6 +39,8 @@ export interface RunningAgent {
   /** The node this agent represents. */
   node: string;
   config: Readonly<AgentConfig>;
+  /** `http://host:port/metrics` when the config asks for metrics. */
+  metricsUrl?: string;
   /**
    * When etcd last confirmed the node lease (ms since the epoch, send time of the confirmed
    * keepalive): the lease is valid at least until this plus `leaseTtlSeconds`.
@@ -68,11 +81,12 @@ export async function startAgent(
     address: config.address,
     ...(serviceTls ? { serviceTls } : {}),
   };
-  const events = new EventLog(client, keys, `agent/${config.node}`);
+  const registry = createMetricsRegistry('agent');
+  const events = new CountingEventLog(client, keys, `agent/${config.node}`, registry);
 
   // The node lease, and the replica statuses written under it (again under a new lease).
   const registration = new NodeRegistration({ client, keys, leaseTtlSeconds: config.leaseTtlSeconds, log, events });
-  const statuses = new StatusWriter(client, keys, config.node, () => registration.leaseId(), log);
+  const statuses = new MeteredStatusWriter(registry, client, keys, config.node, () => registration.leaseId(), log);
   registration.afterReRegistering(() => statuses.rewriteAll());
 
   // When replicas are reconciled: on every assignment change, on retries and in a periodic pass.
@@ -105,6 +119,13 @@ export async function startAgent(
     onLifted: () => watcher.reconcileAll(),
   });
   const selfFenced = () => selfFence.active;
+  const meter = registerAgentMetrics({
+    registry,
+    statuses,
+    events,
+    lastRenewedAt: () => registration.lastRenewedAt,
+    selfFenced,
+  });
 
   // Each replica: observe → decide (pure) → execute, or tear down, or seed its volume.
   const lifecycle = new ContainerLifecycle({ client, keys, secrets, docker, statuses, identity, events, log });
@@ -145,6 +166,7 @@ export async function startAgent(
     volumes: config.volumes,
     leaseId: () => registration.leaseId(),
     retryLater,
+    onReceived: (bytes, wireBytes) => meter.transferred('received', bytes, wireBytes),
   });
   const reconciler = new Reconciler({
     docker,
@@ -186,6 +208,7 @@ export async function startAgent(
         backupDir: async (instanceId, backupId) => backupStore?.completedDir(instanceId, backupId),
         flushCommand: (serviceName) => catalog.byServiceName(serviceName)?.flush,
         commandTimeoutMs: config.replicationCommandTimeoutMs,
+        onSent: (bytes, wireBytes) => meter.transferred('sent', bytes, wireBytes),
       })
     : undefined;
   const backups = new BackupRunner({
@@ -202,7 +225,9 @@ export async function startAgent(
     fsync: config.volumes?.fsync ?? true,
   });
 
+  let metrics: MetricsServer | undefined;
   const shutdown = async () => {
+    await metrics?.stop();
     await positions.stop();
     await backups.stop();
     await selfFence.stop();
@@ -231,6 +256,7 @@ export async function startAgent(
     await watcher.start((ref, signal) => reconciler.reconcile(ref, signal));
     await backups.start();
     positions.start();
+    metrics = await maybeStartMetricsServer(registry, config.metrics);
   } catch (error) {
     await shutdown();
     throw error;
@@ -251,6 +277,7 @@ export async function startAgent(
   return {
     node: config.node,
     config,
+    ...(metrics ? { metricsUrl: metrics.url } : {}),
     lastRenewedAt: () => registration.lastRenewedAt,
     selfFenced,
     stop: () => {

@@ -6,6 +6,8 @@ import {
   etcdTlsSchema,
   InvalidConfigError,
   keyspaceRootSchema,
+  type MetricsListen,
+  metricsListenSchema,
   type Resources,
   secretsKeyFileSchema,
 } from '@service-foundry/core';
@@ -88,6 +90,8 @@ export interface AgentOptions {
    * @default undefined
    */
   serviceTls?: TlsFilesOptions;
+  /** Where `/metrics` is served (docs/metrics.md); absent: not served. @default undefined */
+  metrics?: MetricsListen;
 }
 
 /** PEM files: the cluster CA, a certificate it issued and that certificate's key. */
@@ -149,6 +153,7 @@ export interface AgentConfig {
   replicationCommandTimeoutMs: number;
   volumes?: AgentVolumeConfig;
   serviceTls?: TlsFilesOptions;
+  metrics?: MetricsListen;
 }
 
 /** What the schema checks: the margin's default depends on the TTL, so it is filled in afterwards. */
@@ -240,6 +245,7 @@ const schema: AgentConfigSchema = {
       },
     },
     serviceTls: { ...tlsFilesSchema, nullable: true },
+    metrics: metricsListenSchema,
   },
 };
 

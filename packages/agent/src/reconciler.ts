@@ -70,7 +70,14 @@ export class Reconciler {
       const replicated = catalog.byServiceName(value.serviceName)?.replication !== undefined;
       return teardown.remove(ref, { ...read, value }, container, replicated);
     }
-    if (value.desired === 'stopped') return teardown.stop(ref, container, value.movedTo !== undefined);
+    if (value.desired === 'stopped') {
+      return teardown.stop(
+        ref,
+        container,
+        value.movedTo !== undefined,
+        catalog.byServiceName(value.serviceName)?.flush,
+      );
+    }
     try {
       const entry = catalog.byServiceName(value.serviceName);
       if (!entry) {

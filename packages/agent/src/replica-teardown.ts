@@ -29,17 +29,39 @@ export class ReplicaTeardown {
   constructor(private readonly deps: ReplicaTeardownDeps) {}
 
   /**
-   * Desired `stopped` (a relocation's source during its final copy): a graceful stop, so
-   * the service flushes everything to its volume, which is kept. Nothing restarts it until
-   * the assignment says `running` again.
+   * Desired `stopped` (a relocation's source during its final copy, a switchover's old
+   * primary): a graceful stop, so the service flushes everything to its volume, which is
+   * kept. Nothing restarts it until the assignment says `running` again.
    */
-  async stop(ref: ReplicaRef, container: ContainerState | undefined, moved: boolean): Promise<void> {
+  async stop(
+    ref: ReplicaRef,
+    container: ContainerState | undefined,
+    moved: boolean,
+    flush?: readonly string[],
+  ): Promise<void> {
     const { docker, statuses, events, identity, log } = this.deps;
+    if (container?.running && flush) {
+      // The catalog's flush (Postgres: CHECKPOINT) while the service still serves: the
+      // shutdown then has little left to write, and the stop — the pause clients see in a
+      // switchover or a relocation — is short. A failed flush only makes the stop longer.
+      const flushed = await docker
+        .exec(container.id, [...flush], stopTimeoutSeconds * 1000)
+        .catch((error: unknown) => ({
+          exitCode: null,
+          stderr: (error as Error).message,
+        }));
+      if (flushed.exitCode !== 0) {
+        log.warn(
+          { instanceId: ref.instanceId, ordinal: ref.ordinal, stderr: flushed.stderr },
+          'flush before stop failed',
+        );
+      }
+    }
     if (container?.running) {
       // `stopped` is written only once Docker says the container exited: the controller
       // copies the final delta as soon as it reads it.
       await docker.stopContainer(container.id, stopTimeoutSeconds);
-      log.info({ instanceId: ref.instanceId, ordinal: ref.ordinal }, 'replica stopped for relocation');
+      log.info({ instanceId: ref.instanceId, ordinal: ref.ordinal }, 'replica stopped; its volume is kept');
       await events.record('replica-stopped', `replica ${ref.ordinal} stopped on ${identity.node}; its volume is kept`, {
         instanceId: ref.instanceId,
         node: identity.node,

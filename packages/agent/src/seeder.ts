@@ -39,6 +39,8 @@ export interface SeederDeps {
   volumes: AgentVolumeConfig | undefined;
   leaseId: () => Promise<string>;
   retryLater: (ref: ReplicaRef, ms: number) => void;
+  /** Told of every complete copy received (metrics). @default undefined */
+  onReceived?: (bytes: number, wireBytes: number) => void;
 }
 
 interface SeedMemory {
@@ -145,6 +147,7 @@ export class Seeder {
         },
       });
       const figures = transferFigures(result);
+      this.#deps.onReceived?.(result.bytes, result.wireBytes);
       const summary =
         `${result.mode} copy of ${seed.from.volume} from ${seed.from.node}: ${formatBytes(result.bytes)}, ` +
         `${result.files} files, ${result.deleted} deleted, ${(result.durationMs / 1000).toFixed(2)} s, ${result.mbPerSecond} MB/s`;

@@ -45,6 +45,8 @@ export interface VolumeServiceDeps {
   flushCommand: (serviceName: string) => readonly string[] | undefined;
   /** Deadline of the flush command. */
   commandTimeoutMs: number;
+  /** Told of every copy served (metrics). @default undefined */
+  onSent?: (bytes: number, wireBytes: number) => void;
 }
 
 /**
@@ -155,6 +157,7 @@ export class VolumeService {
   #report(event: TransferEvent): void {
     const { events, log, identity } = this.#deps;
     const served = parseServedVolume(event.volume);
+    if (event.ok) this.#deps.onSent?.(event.bytes, event.wireBytes);
     const what = `${event.direction} ${event.mode ?? ''} snapshot of ${event.volume}`.replace('  ', ' ');
     const message = event.ok
       ? `${what} (${event.peer}): ${formatBytes(event.bytes)} in ${event.files} files, ${(event.durationMs / 1000).toFixed(1)} s, ${event.mbPerSecond} MB/s`

@@ -6,6 +6,8 @@ import {
   etcdTlsSchema,
   InvalidConfigError,
   keyspaceRootSchema,
+  type MetricsListen,
+  metricsListenSchema,
   secretsKeyFileSchema,
 } from '@service-foundry/core';
 
@@ -67,6 +69,8 @@ export interface BrokerConfig {
    * @default undefined
    */
   serviceCaFile?: string;
+  /** Where `/metrics` is served (docs/metrics.md); absent: not served. @default undefined */
+  metrics?: MetricsListen;
 }
 
 const login = {
@@ -115,6 +119,7 @@ export const compileBrokerConfig = configCompiler<BrokerConfig>('broker config',
     },
     bindTimeoutMs: { type: 'integer', default: 30_000, minimum: 100 },
     serviceCaFile: { type: 'string', pattern: '^/', nullable: true },
+    metrics: metricsListenSchema,
   },
 });
 

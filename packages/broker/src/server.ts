@@ -3,13 +3,16 @@ import {
   Catalog,
   connectEtcd,
   createLogger,
+  createMetricsRegistry,
   ErrorCodes,
   EventLog,
   Keyspace,
   type Logger,
+  maybeStartMetricsServer,
   SecretBox,
 } from '@service-foundry/core';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
+import type { Registry } from 'prom-client';
 import { apiAreaOf } from './api-areas.js';
 import { authHook, Logins } from './auth.js';
 import { trimBindingFields } from './binding-response-fields.js';
@@ -19,6 +22,7 @@ import { loadBrokerConfig } from './config.js';
 import { clientErrorHandler, frameworkErrors, installErrorAnswers } from './http-errors.js';
 import { InstanceStore } from './instance-store.js';
 import { requestLimits } from './limits.js';
+import { instrumentRequests, watchOperations } from './metrics.js';
 import { OsbError } from './osb-errors.js';
 import { originatingPlatform, requestIdentity, requireApiVersion } from './osb-headers.js';
 import { PlanRegistry } from './params-validation.js';
@@ -26,6 +30,8 @@ import { checkBodyLimits, rejectLongUrls } from './request-limits.js';
 import { backupRoutes } from './routes/backups.js';
 import { bindingRoutes } from './routes/bindings.js';
 import { catalogRoutes } from './routes/catalog.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { explainRoutes } from './routes/explain.js';
 import { fencingRoutes } from './routes/fencing.js';
 import { instanceUpdateRoutes } from './routes/instance-update.js';
 import { instanceRoutes } from './routes/instances.js';
@@ -33,6 +39,7 @@ import { lastOperationRoutes } from './routes/last-operations.js';
 import { nodeControlRoutes } from './routes/node-controls.js';
 import { operatorRoutes } from './routes/operator.js';
 import { relocationRoutes } from './routes/relocations.js';
+import { switchoverRoutes } from './routes/switchover.js';
 
 const unsupportedMediaType = () =>
   new OsbError(
@@ -62,7 +69,7 @@ function installBodyParsers(app: FastifyInstance): void {
 }
 
 /** The Fastify app with every route, hook and error mapping; not yet listening. */
-export function buildServer(ctx: BrokerContext): FastifyInstance {
+export function buildServer(ctx: BrokerContext, registry?: Registry): FastifyInstance {
   const app = Fastify({
     // Typed as Fastify's own logger interface so the app is a plain FastifyInstance.
     loggerInstance: ctx.log as FastifyBaseLogger,
@@ -81,6 +88,7 @@ export function buildServer(ctx: BrokerContext): FastifyInstance {
   });
   installBodyParsers(app);
   installErrorAnswers(app);
+  if (registry) instrumentRequests(app, registry);
 
   app.addHook('onRequest', rejectLongUrls);
   app.addHook('onRequest', authHook(new Logins(ctx.config.osb, ctx.config.operators)));
@@ -116,9 +124,12 @@ export function buildServer(ctx: BrokerContext): FastifyInstance {
   lastOperationRoutes(app, ctx);
   bindingRoutes(app, ctx);
   operatorRoutes(app, ctx);
+  explainRoutes(app, ctx);
+  dashboardRoutes(app, ctx);
   nodeControlRoutes(app, ctx);
   fencingRoutes(app, ctx);
   relocationRoutes(app, ctx);
+  switchoverRoutes(app, ctx);
   backupRoutes(app, ctx);
   return app;
 }
@@ -126,6 +137,8 @@ export function buildServer(ctx: BrokerContext): FastifyInstance {
 export interface RunningBroker {
   /** Base URL, e.g. `http://127.0.0.1:8470`. */
   url: string;
+  /** `http://host:port/metrics` when the config asks for metrics. */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -150,12 +163,19 @@ export async function startBroker(input: unknown, options: { log?: Logger } = {}
     log,
     secrets,
   };
-  const app = buildServer(ctx);
+  const registry = createMetricsRegistry('broker');
+  const app = buildServer(ctx, registry);
+  let stopWatching: (() => Promise<void>) | undefined;
+  let metrics: Awaited<ReturnType<typeof maybeStartMetricsServer>>;
   try {
     // Fail at startup, not on the first request, when etcd is unreachable.
     await client.getAll().prefix(keys.instances()).count();
     await app.listen({ host: config.host, port: config.port });
+    // The operations watch exists for the metrics only.
+    if (config.metrics) stopWatching = await watchOperations(client, keys, registry, log);
+    metrics = await maybeStartMetricsServer(registry, config.metrics);
   } catch (error) {
+    await stopWatching?.();
     await app.close().catch(() => undefined);
     client.close();
     throw error;
@@ -169,7 +189,10 @@ export async function startBroker(input: unknown, options: { log?: Logger } = {}
   );
   return {
     url,
+    ...(metrics ? { metricsUrl: metrics.url } : {}),
     stop: async () => {
+      await metrics?.stop();
+      await stopWatching?.();
       await app.close();
       client.close();
     },

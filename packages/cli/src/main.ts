@@ -6,6 +6,7 @@ import { chaos } from './commands/chaos.js';
 import { events, nodes } from './commands/cluster.js';
 import { certs, etcdRoles } from './commands/deploy-tools.js';
 import { down } from './commands/down.js';
+import { explain } from './commands/explain.js';
 import { fence, fenceDevices, fencingHistory, unfence } from './commands/fencing.js';
 import { images } from './commands/images.js';
 import { bindService, createServiceKey, deleteServiceKey, serviceKey, unbindService } from './commands/keys.js';
@@ -13,6 +14,7 @@ import { node } from './commands/node-controls.js';
 import { relocate } from './commands/relocate.js';
 import { createService, deleteService, marketplace, service, services, updateService } from './commands/services.js';
 import { status } from './commands/status.js';
+import { switchover } from './commands/switchover.js';
 import { target } from './commands/target.js';
 import { up } from './commands/up.js';
 import { UsageError } from './errors.js';
@@ -28,6 +30,7 @@ const commands: Command[] = [
   updateService,
   services,
   service,
+  explain,
   deleteService,
   createServiceKey,
   bindService,
@@ -35,6 +38,7 @@ const commands: Command[] = [
   deleteServiceKey,
   unbindService,
   relocate,
+  switchover,
   chaos,
   backup,
   backups,

@@ -225,6 +225,13 @@ export interface ServiceReplicationRecipe {
   position: string[];
   /** Print `primary` or `replica`. */
   role: string[];
+  /**
+   * The `durability` settings under which the service acknowledges a write only once a
+   * standby has it (what makes the most advanced standby hold every acknowledged write).
+   * `sf explain` says "nothing acknowledged is lost" only under these.
+   * @default [] (replication is asynchronous whatever `durability` says)
+   */
+  acknowledgedOnStandby?: Durability[];
 }
 
 /**
@@ -311,6 +318,7 @@ const replicationSchema = {
     configure: command,
     position: command,
     role: command,
+    acknowledgedOnStandby: { type: 'array', items: { enum: durabilities }, uniqueItems: true },
   },
 };
 

@@ -16,6 +16,10 @@ export const ErrorCodes = {
   process: 'SF_ERR_PROCESS',
   secretBox: 'SF_ERR_SECRET_BOX',
   badRecord: 'SF_ERR_BAD_RECORD',
+  /** A switchover was refused: no replica can take over without losing writes (or the instance cannot switch now). */
+  switchoverRefused: 'SF_ERR_SWITCHOVER_REFUSED',
+  /** A switchover started but was abandoned; the old primary serves again (the record says why). */
+  switchoverFailed: 'SF_ERR_SWITCHOVER_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

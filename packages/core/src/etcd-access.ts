@@ -35,6 +35,7 @@ export const keyFamilies: readonly KeyFamilyAccess[] = [
   { family: 'fence/', prefix: (k) => k.fences(), access: { broker: 'rw', scheduler: 'rw' } },
   { family: 'fence-devices/', prefix: (k) => k.allFenceDevices(), access: { broker: 'rw', scheduler: 'r' } },
   { family: 'fence-history/', prefix: (k) => k.fenceHistory(), access: { broker: 'rw', scheduler: 'rw' } },
+  { family: 'fence-checks/', prefix: (k) => k.fenceChecks(), access: { broker: 'r', scheduler: 'rw' } },
   { family: 'instances/', prefix: (k) => k.instances(), access: { broker: 'rw', scheduler: 'rw' } },
   { family: 'secrets/', prefix: (k) => k.secrets(), access: { broker: 'rw', scheduler: 'w', agent: 'r' } },
   { family: 'router-ports/', prefix: (k) => k.routerPorts(), access: { broker: 'rw', scheduler: 'rw' } },
@@ -48,6 +49,7 @@ export const keyFamilies: readonly KeyFamilyAccess[] = [
   { family: 'bindings/', prefix: (k) => k.bindings(), access: { broker: 'rw', scheduler: 'w' } },
   { family: 'transfers/', prefix: (k) => k.transfers(), access: { broker: 'r', scheduler: 'rw', agent: 'rw' } },
   { family: 'relocations/', prefix: (k) => k.relocations(), access: { broker: 'rw', scheduler: 'rw' } },
+  { family: 'switchovers/', prefix: (k) => k.switchovers(), access: { broker: 'rw', scheduler: 'rw' } },
   { family: 'backups/', prefix: (k) => k.backups(), access: { broker: 'rw', scheduler: 'rw', agent: 'rw' } },
   { family: 'events/', prefix: (k) => k.events(), access: { broker: 'rw', scheduler: 'rw', agent: 'rw' } },
 ];

@@ -82,6 +82,13 @@ export class Keyspace {
   fenceHistory(): string {
     return `${this.root}/fence-history/`;
   }
+  /** The controller's last health check of a node's fence devices (`FenceCheckRecord`). */
+  fenceChecks(): string {
+    return `${this.root}/fence-checks/`;
+  }
+  fenceCheck(node: string): string {
+    return `${this.fenceChecks()}${check(node, 'node')}`;
+  }
   fenceHistoryEntry(atMs: number, tieBreaker: string): string {
     return `${this.fenceHistory()}${String(atMs).padStart(15, '0')}-${check(tieBreaker, 'history id')}`;
   }
@@ -191,6 +198,14 @@ export class Keyspace {
   }
   relocation(instanceId: string, ordinal: number): string {
     return `${this.instanceRelocations(instanceId)}${ordinal}`;
+  }
+
+  /** Planned primary changes (`SwitchoverRecord`), one per instance; the last one stays. */
+  switchovers(): string {
+    return `${this.root}/switchovers/`;
+  }
+  switchover(instanceId: string): string {
+    return `${this.switchovers()}${check(instanceId, 'instance id')}`;
   }
 
   /** Backups (`BackupRecord`); they outlive their instance. */

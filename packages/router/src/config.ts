@@ -4,6 +4,8 @@ import {
   etcdEndpointsSchema,
   etcdTlsSchema,
   keyspaceRootSchema,
+  type MetricsListen,
+  metricsListenSchema,
 } from '@service-foundry/core';
 
 /** Options of one router process; compiled once into a frozen {@link RouterConfig}. */
@@ -49,14 +51,18 @@ export interface RouterOptions {
   maxOpenSessions?: number | null;
   /** Refused and idle-closed sessions are logged as one line per route and reason per interval. @default 10000 */
   limitLogIntervalMs?: number;
+  /** Where `/metrics` is served (docs/metrics.md); absent: not served. @default undefined */
+  metrics?: MetricsListen;
 }
 
-export type RouterConfig = Readonly<Required<Omit<RouterOptions, 'etcdTls'>> & Pick<RouterOptions, 'etcdTls'>>;
+export type RouterConfig = Readonly<
+  Required<Omit<RouterOptions, 'etcdTls' | 'metrics'>> & Pick<RouterOptions, 'etcdTls' | 'metrics'>
+>;
 
 // Ajv's schema type models `nullable` only for optional fields, so the schema is typed
 // with httpPort and maxOpenSessions optional; `default: null` makes them always present.
-type SchemaShape = Required<Omit<RouterOptions, 'httpPort' | 'etcdTls' | 'maxOpenSessions'>> &
-  Pick<RouterOptions, 'httpPort' | 'etcdTls' | 'maxOpenSessions'>;
+type SchemaShape = Required<Omit<RouterOptions, 'httpPort' | 'etcdTls' | 'maxOpenSessions' | 'metrics'>> &
+  Pick<RouterOptions, 'httpPort' | 'etcdTls' | 'maxOpenSessions' | 'metrics'>;
 
 const compile = configCompiler<SchemaShape>('router config', {
   type: 'object',
@@ -75,6 +81,7 @@ const compile = configCompiler<SchemaShape>('router config', {
     idleTimeoutMs: { type: 'integer', default: 300_000, minimum: 0, maximum: 2_147_483_647 },
     maxOpenSessions: { type: 'integer', nullable: true, default: null, minimum: 1, maximum: 1_000_000 },
     limitLogIntervalMs: { type: 'integer', default: 10_000, minimum: 100, maximum: 3_600_000 },
+    metrics: metricsListenSchema,
   },
 });
 

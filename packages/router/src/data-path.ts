@@ -12,6 +12,7 @@ import { sessionBudget } from './fd-budget.js';
 import { HttpLimits } from './http-limits.js';
 import { type HttpRouter, startHttpRouter } from './http-router.js';
 import { httpPortScope, LimitTally } from './limit-tally.js';
+import type { RouterMeter } from './metrics.js';
 import { RouteTable } from './route-table.js';
 import { SessionRegistry } from './sessions.js';
 import type { RouterStatus, RouteStatus } from './status.js';
@@ -33,6 +34,7 @@ export class DataPath {
   constructor(
     private readonly config: RouterConfig,
     private readonly log: Logger,
+    private readonly meter?: RouterMeter,
   ) {
     const budget = sessionBudget(config.maxOpenSessions);
     if (budget.exceedsLimit) {
@@ -46,7 +48,7 @@ export class DataPath {
       maxSessionsPerClient: config.maxSessionsPerClient,
       clientRouteShare: config.clientRouteShare,
     });
-    this.#tally = new LimitTally(log, config.limitLogIntervalMs);
+    this.#tally = new LimitTally(log, config.limitLogIntervalMs, (scope, reason) => meter?.refused(scope, reason));
   }
 
   get httpPort(): number | null {
@@ -147,6 +149,7 @@ export class DataPath {
           admission: this.#admission,
           tally: this.#tally,
           log: this.log,
+          ...(this.meter ? { meter: this.meter } : {}),
         });
         this.#listeners.set(instanceId, created);
         created.start();
@@ -155,6 +158,7 @@ export class DataPath {
     // Only after new connections already go to the new target: cut whatever still talks
     // to the primary of an older epoch.
     const cut = previous ? this.#sessions.cutOlderThan(instanceId, route.epoch) : 0;
+    if (previous && route.epoch > previous.epoch) this.meter?.epochSwitched(instanceId);
     this.log.info(
       {
         instanceId,

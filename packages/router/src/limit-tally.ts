@@ -31,9 +31,12 @@ export class LimitTally {
   constructor(
     private readonly log: Logger,
     private readonly intervalMs: number,
+    /** Told of every count (metrics). @default undefined */
+    private readonly onCount?: (scope: string, reason: LimitReason) => void,
   ) {}
 
   count(scope: string, reason: LimitReason): void {
+    this.onCount?.(scope, reason);
     let totals = this.#totals.get(scope);
     if (!totals) {
       totals = zero();

@@ -1,6 +1,17 @@
-import { connectEtcd, createLogger, Keyspace, type Logger, PrefixMirror, routeCodec } from '@service-foundry/core';
+import {
+  connectEtcd,
+  createLogger,
+  createMetricsRegistry,
+  Keyspace,
+  type Logger,
+  type MetricsServer,
+  maybeStartMetricsServer,
+  PrefixMirror,
+  routeCodec,
+} from '@service-foundry/core';
 import { compileRouterConfig, type RouterOptions } from './config.js';
 import { DataPath } from './data-path.js';
+import { RouterMeter } from './metrics.js';
 import type { RouterStatus } from './status.js';
 
 export interface RouterDependencies {
@@ -14,6 +25,8 @@ export interface RunningRouter {
   status(): RouterStatus;
   /** The bound HTTP port (the real one when the config asked for 0), or `null`. */
   readonly httpPort: number | null;
+  /** `http://host:port/metrics` when the config asks for metrics. */
+  readonly metricsUrl?: string;
 }
 
 /**
@@ -25,7 +38,9 @@ export async function startRouter(options: RouterOptions, deps: RouterDependenci
   const log = deps.log ?? createLogger({ name: 'router' });
   const keys = new Keyspace(config.keyspaceRoot);
   const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
-  const data = new DataPath(config, log);
+  const registry = createMetricsRegistry('router');
+  const data: DataPath = new DataPath(config, log, new RouterMeter(registry, () => data.status()));
+  let metrics: MetricsServer | undefined;
   const mirror = new PrefixMirror(client, routeCodec, keys.routes(), log);
   mirror.on('change', (changes) => {
     for (const change of changes) data.apply(mirror.prefix, change);
@@ -36,6 +51,7 @@ export async function startRouter(options: RouterOptions, deps: RouterDependenci
   try {
     await data.startHttp();
     await mirror.start();
+    metrics = await maybeStartMetricsServer(registry, config.metrics);
   } catch (error) {
     await mirror.close();
     await data.close();
@@ -47,8 +63,10 @@ export async function startRouter(options: RouterOptions, deps: RouterDependenci
   return {
     httpPort: data.httpPort,
     status: () => data.status(),
+    ...(metrics ? { metricsUrl: metrics.url } : {}),
     stop: () => {
       stopping ??= (async () => {
+        await metrics?.stop();
         await mirror.close();
         await data.close();
         client.close();

@@ -3,6 +3,7 @@ import type { Logger } from '@service-foundry/core';
 import type { Admission } from './admission.js';
 import { clientKey } from './client-key.js';
 import type { LimitTally } from './limit-tally.js';
+import type { RouterMeter } from './metrics.js';
 import type { SessionRegistry } from './sessions.js';
 import { type Bridge, bridgeToTarget, type TcpTarget } from './tcp-session.js';
 
@@ -19,6 +20,8 @@ export interface TcpListenerOptions {
   admission: Admission;
   tally: LimitTally;
   log: Logger;
+  /** @default undefined (no metrics) */
+  meter?: RouterMeter;
 }
 
 const firstRetryMs = 200;
@@ -133,7 +136,7 @@ export class TcpListener {
       client.destroy();
       return;
     }
-    const { instanceId, connectTimeoutMs, idleTimeoutMs, sessions, admission, tally, log } = this.options;
+    const { instanceId, connectTimeoutMs, idleTimeoutMs, sessions, admission, tally, log, meter } = this.options;
     // A peer that reset before we looked has no address: nothing left to serve.
     if (client.remoteAddress === undefined) {
       client.destroy();
@@ -149,13 +152,16 @@ export class TcpListener {
       return;
     }
     let unregister = () => {};
+    meter?.opened(instanceId, this.port);
     const bridge: Bridge = bridgeToTarget(client, this.#target, {
       instanceId,
       connectTimeoutMs,
       idleTimeoutMs,
       log,
       onIdle: () => tally.count(instanceId, 'idleTimeout'),
+      onConnectError: () => meter?.connectError(instanceId, this.port),
       onClosed: () => {
+        meter?.closed(instanceId, this.port, client.bytesRead, client.bytesWritten);
         this.#bridges.delete(bridge);
         release();
         unregister();

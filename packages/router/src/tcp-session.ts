@@ -18,6 +18,8 @@ export interface BridgeOptions {
   onIdle: () => void;
   /** Called once, after both sockets have closed. */
   onClosed: () => void;
+  /** Called when the target could not be reached (metrics). @default undefined */
+  onConnectError?: () => void;
 }
 
 export interface Bridge {
@@ -56,8 +58,10 @@ export function bridgeToTarget(client: Socket, target: TcpTarget, options: Bridg
     if (reported) return;
     reported = true;
     const fields = { instanceId, target: `${target.host}:${target.port}`, epoch: target.epoch, side, err: error };
-    if (side === 'target' && !connected) log.warn(fields, 'cannot reach route target');
-    else if (quietCodes.has(error.code ?? '')) log.debug(fields, 'tcp session ended abruptly');
+    if (side === 'target' && !connected) {
+      options.onConnectError?.();
+      log.warn(fields, 'cannot reach route target');
+    } else if (quietCodes.has(error.code ?? '')) log.debug(fields, 'tcp session ended abruptly');
     else log.warn(fields, 'tcp session failed');
   };
   client.on('error', report('client'));

@@ -7,6 +7,8 @@ import {
   etcdTlsSchema,
   type InstanceRecord,
   keyspaceRootSchema,
+  type MetricsListen,
+  metricsListenSchema,
   secretsKeyFileSchema,
 } from '@service-foundry/core';
 import type { SchedulerOptions } from './scheduler.js';
@@ -65,6 +67,14 @@ export interface SchedulerConfig {
    * @default { stopAfterLockAcquire: false }
    */
   faultInjection: { stopAfterLockAcquire: boolean };
+  /** Where `/metrics` is served (docs/metrics.md); absent: not served. @default undefined */
+  metrics?: MetricsListen;
+  /**
+   * How often the controller runs `status` on every fence device (`fence-checks/<node>`,
+   * read by `sf explain`); 0 turns the checks off.
+   * @default 60000
+   */
+  fenceCheckIntervalMs: number;
 }
 
 const weight = { type: 'number', minimum: 0, maximum: 100 } as const;
@@ -109,6 +119,8 @@ export const compileSchedulerConfig = configCompiler<SchedulerConfig>('scheduler
       default: { stopAfterLockAcquire: false },
       properties: { stopAfterLockAcquire: { type: 'boolean', default: false } },
     },
+    metrics: metricsListenSchema,
+    fenceCheckIntervalMs: { type: 'integer', default: 60_000, minimum: 0, maximum: 86_400_000 },
   },
 });
 

@@ -20,6 +20,7 @@ import { decideFailover, defaultFailoverPolicy, type Fencer } from './controller
 import { defaultNoRoomGraceMs, noRoomReason, provisionLacksRoom } from './controller/no-room.js';
 import { type RestoreContext, restoreStep } from './controller/restore.js';
 import { restoreInPlaceStep } from './controller/restore-in-place.js';
+import { SwitchoverDriver } from './controller/switchover-driver.js';
 import { releaseReplicas, teardownStep } from './controller/teardown.js';
 import { desiredAssignments, type InstanceView } from './controller/topology.js';
 import { shippingAssignments } from './controller/volume-shipping.js';
@@ -56,6 +57,7 @@ export interface ControllerOptions {
  *
  * | phase          | condition                                   | action                                   |
  * |----------------|---------------------------------------------|------------------------------------------|
+ * | any live       | a switchover under way                      | its state machine (switchover.ts)        |
  * | any live       | primary's node gone                         | failover state machine (failover.ts)     |
  * | any live       | assignments differ from topology.ts's table | rewrite them (compare their revisions)   |
  * | any live       | no primary, the bootstrap replica running   | elect it: put primary (version == 0)     |
@@ -78,6 +80,7 @@ export class Controller {
   readonly #relocator: Relocator;
   readonly #startedAt = Date.now();
   readonly #restoreContext: RestoreContext;
+  readonly #switchovers: SwitchoverDriver;
 
   constructor(
     private readonly client: Etcd3,
@@ -98,6 +101,7 @@ export class Controller {
       events,
       log,
     );
+    this.#switchovers = new SwitchoverDriver(client, state.keys, events, log);
     this.#restoreContext = {
       client,
       keys: state.keys,
@@ -108,13 +112,23 @@ export class Controller {
   }
 
   async start(onChange: () => void): Promise<void> {
-    await Promise.all([this.#assignments.start(), this.#fences.start(), this.#relocator.start(onChange)]);
+    await Promise.all([
+      this.#assignments.start(),
+      this.#fences.start(),
+      this.#relocator.start(onChange),
+      this.#switchovers.start(onChange),
+    ]);
     this.#assignments.on('change', onChange);
     this.#fences.on('change', onChange);
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.#assignments.close(), this.#fences.close(), this.#relocator.close()]);
+    await Promise.all([
+      this.#assignments.close(),
+      this.#fences.close(),
+      this.#relocator.close(),
+      this.#switchovers.close(),
+    ]);
   }
 
   async pass(): Promise<void> {
@@ -172,6 +186,16 @@ export class Controller {
   async #converge(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<void> {
     const id = instance.value.id;
     const primary = view.primary;
+    // A planned switchover (switchover.ts) steps first; the rest of the pass then follows
+    // the primary key it moves, exactly as after a failover.
+    if (this.#switchovers.active(id)) {
+      await this.#switchovers.step({
+        instance,
+        view,
+        route: this.state.routes.items.get(this.state.keys.route(id))?.value,
+        lastPrimaryPosition: this.#primaryPositions.get(id),
+      });
+    }
     if (primary && !view.liveNodes.has(primary.value.node)) {
       await this.#failover(instance, view);
       return;

@@ -1,14 +1,28 @@
-import { Catalog, connectEtcd, createLogger, EventLog, Keyspace, type Logger, SecretBox } from '@service-foundry/core';
-import { controllerFencer, Fencing } from '@service-foundry/fencing';
+import {
+  Catalog,
+  CountingEventLog,
+  connectEtcd,
+  createLogger,
+  createMetricsRegistry,
+  Keyspace,
+  type Logger,
+  maybeStartMetricsServer,
+  SecretBox,
+} from '@service-foundry/core';
+import { Fencing } from '@service-foundry/fencing';
 import { ClusterState } from './cluster-state.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import { compileSchedulerConfig, schedulerOptionsFrom } from './config.js';
 import type { Fencer } from './controller/failover.js';
 import { Controller } from './controller.js';
+import { FenceDeviceChecks } from './fence-device-checks.js';
+import { meteredFencer, registerSchedulerMetrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 
 export interface RunningScheduler {
   readonly name: string;
+  /** `http://host:port/metrics` when the config asks for metrics. */
+  readonly metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -23,16 +37,19 @@ export async function startScheduler(
   const secrets = await SecretBox.fromKeyFile(config.secretsKeyFile);
   const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
   const catalog = await Catalog.load(config.catalogDir);
-  const events = new EventLog(client, keys, config.name);
+  const registry = createMetricsRegistry('scheduler');
+  const events = new CountingEventLog(client, keys, config.name, registry);
   const state = new ClusterState(client, keys, log);
+  registerSchedulerMetrics({ registry, state, events, name: config.name, mode: config.mode });
   const scheduler = new Scheduler(client, state, schedulerOptionsFrom(config, catalog), events, log);
   const runners = [
     new CoalescingRunner('scheduler', async () => void (await scheduler.pass()), config.intervalMs, log),
   ];
+  const fencing = new Fencing(client, keys, {}, { log, secrets });
   const controller = new Controller(client, state, catalog, events, log, {
     provisionTimeoutMs: config.provisionTimeoutMs,
     // STONITH: the controller runs each node's fence levels before it moves a primary.
-    fencer: options.fencer ?? controllerFencer(new Fencing(client, keys, {}, { log, secrets }), config.name),
+    fencer: options.fencer ?? meteredFencer(registry, fencing, config.name),
     wake: () => controllerRunner.poke(),
   });
   const controllerRunner = new CoalescingRunner('controller', () => controller.pass(), config.intervalMs, log);
@@ -44,10 +61,27 @@ export async function startScheduler(
   state.onChange(pokeAll);
   if (config.controller) await controller.start(pokeAll);
   for (const runner of runners) runner.start();
+  const fenceChecks =
+    config.controller && config.fenceCheckIntervalMs > 0
+      ? new FenceDeviceChecks({
+          client,
+          keys,
+          fencing,
+          nodes: () => state.lastKnownNodes.keys(),
+          intervalMs: config.fenceCheckIntervalMs,
+          log,
+          registry,
+        })
+      : undefined;
+  await fenceChecks?.start();
+  const metrics = await maybeStartMetricsServer(registry, config.metrics);
   log.info({ name: config.name, keyspaceRoot: config.keyspaceRoot, controller: config.controller }, 'scheduler ready');
   return {
     name: config.name,
+    ...(metrics ? { metricsUrl: metrics.url } : {}),
     stop: async () => {
+      await metrics?.stop();
+      await fenceChecks?.stop();
       await Promise.all(runners.map((r) => r.stop()));
       await state.close();
       await controller.close();

@@ -1,6 +1,5 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
-import { type DirectProbe, remember, retryPauseMs, type Workload } from './workload.js';
+import { type DirectProbe, type Workload, WorkloadLoop, type WriteOutcome } from './workload.js';
 
 /** Postgres SQLSTATE classes that answer "this did not happen" (not a broken connection). */
 const definiteRefusal = /^(23|25|42|53|54|55|57P0[1-3]|22)/;
@@ -39,33 +38,21 @@ function clientConfig(target: PostgresTarget, connectTimeoutMs: number, queryTim
  * wait for the standby into a WARNING and reports success with only a local copy: such a
  * write is in doubt, never acknowledged.
  */
-export class PostgresWorkload implements Workload {
-  readonly sent: number[] = [];
-  readonly acknowledged: Array<{ id: number; at: number }> = [];
-  readonly refused: number[] = [];
-  readonly errors: Array<{ at: number; message: string }> = [];
-  #next = 1;
-  #stop = false;
-  #running: Promise<void> | undefined;
+export class PostgresWorkload extends WorkloadLoop<pg.Client> implements Workload {
+  /** Set by a NOTICE during the current write: the standby wait was cancelled. */
+  #localOnly = false;
 
   constructor(
     private readonly target: PostgresTarget,
     private readonly run: string,
-  ) {}
+  ) {
+    super();
+  }
 
   async prepare(): Promise<void> {
     await this.#once(
       `CREATE TABLE IF NOT EXISTS ${table(this.run)} (id bigint PRIMARY KEY, at timestamptz DEFAULT now())`,
     );
-  }
-
-  start(): void {
-    this.#running = this.#loop();
-  }
-
-  async stop(): Promise<void> {
-    this.#stop = true;
-    await this.#running;
   }
 
   async readBack(): Promise<Set<number>> {
@@ -88,37 +75,30 @@ export class PostgresWorkload implements Workload {
     }
   }
 
-  async #loop(): Promise<void> {
-    let client: pg.Client | undefined;
-    let localOnly = false;
-    while (!this.#stop) {
-      let id: number | undefined;
-      try {
-        if (!client) {
-          const fresh = new pg.Client(clientConfig(this.target, 1000, 5000));
-          fresh.on('error', () => undefined);
-          fresh.on('notice', (notice) => {
-            if (/synchronous replication/i.test(notice.message ?? '')) localOnly = true;
-          });
-          await fresh.connect();
-          client = fresh;
-        }
-        id = this.#next++;
-        this.sent.push(id);
-        localOnly = false;
-        await client.query(`INSERT INTO ${table(this.run)} (id) VALUES ($1)`, [id]);
-        if (localOnly) remember(this.errors, `write ${id} committed locally only (the standby wait was cancelled)`);
-        else this.acknowledged.push({ id, at: Date.now() });
-      } catch (error) {
-        const code = (error as { code?: string }).code ?? '';
-        if (id !== undefined && definiteRefusal.test(code)) this.refused.push(id);
-        remember(this.errors, (error as Error).message);
-        await client?.end().catch(() => undefined);
-        client = undefined;
-        await delay(retryPauseMs);
-      }
-    }
-    await client?.end().catch(() => undefined);
+  protected async connect(): Promise<pg.Client> {
+    const client = new pg.Client(clientConfig(this.target, 1000, 5000));
+    client.on('error', () => undefined);
+    client.on('notice', (notice) => {
+      if (/synchronous replication/i.test(notice.message ?? '')) this.#localOnly = true;
+    });
+    await client.connect();
+    return client;
+  }
+
+  protected async write(client: pg.Client, id: number): Promise<WriteOutcome> {
+    this.#localOnly = false;
+    await client.query(`INSERT INTO ${table(this.run)} (id) VALUES ($1)`, [id]);
+    return this.#localOnly
+      ? { kind: 'in-doubt', why: 'committed locally only (the standby wait was cancelled)' }
+      : { kind: 'acknowledged' };
+  }
+
+  protected isRefusal(error: unknown): boolean {
+    return definiteRefusal.test((error as { code?: string }).code ?? '');
+  }
+
+  protected async close(client: pg.Client): Promise<void> {
+    await client.end();
   }
 }
 

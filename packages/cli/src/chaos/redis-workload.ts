@@ -1,6 +1,5 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import { createClient } from 'redis';
-import { type DirectProbe, remember, retryPauseMs, type Workload } from './workload.js';
+import { type DirectProbe, type Workload, WorkloadLoop, type WriteOutcome } from './workload.js';
 
 export interface RedisTarget {
   host: string;
@@ -27,20 +26,14 @@ type RedisClient = ReturnType<typeof connect>;
  * Numbered SETs. Where the durability promises a copy on a replica, each SET is followed by
  * `WAIT 1 <timeout>` and counts as acknowledged only when a replica has it.
  */
-export class RedisWorkload implements Workload {
-  readonly sent: number[] = [];
-  readonly acknowledged: Array<{ id: number; at: number }> = [];
-  readonly refused: number[] = [];
-  readonly errors: Array<{ at: number; message: string }> = [];
-  #next = 1;
-  #stop = false;
-  #running: Promise<void> | undefined;
-
+export class RedisWorkload extends WorkloadLoop<RedisClient> implements Workload {
   constructor(
     private readonly target: RedisTarget,
     private readonly run: string,
     private readonly waitForReplica: boolean,
-  ) {}
+  ) {
+    super();
+  }
 
   #key(id: number): string {
     return `sf-chaos:${this.run}:${id}`;
@@ -48,15 +41,6 @@ export class RedisWorkload implements Workload {
 
   async prepare(): Promise<void> {
     await this.#once(async () => undefined);
-  }
-
-  start(): void {
-    this.#running = this.#loop();
-  }
-
-  async stop(): Promise<void> {
-    this.#stop = true;
-    await this.#running;
   }
 
   async readBack(): Promise<Set<number>> {
@@ -87,40 +71,28 @@ export class RedisWorkload implements Workload {
     }
   }
 
-  async #loop(): Promise<void> {
-    let client: RedisClient | undefined;
-    while (!this.#stop) {
-      let id: number | undefined;
-      try {
-        if (!client) {
-          const fresh = connect(this.target, 1000);
-          fresh.on('error', () => undefined);
-          await fresh.connect();
-          client = fresh;
-        }
-        id = this.#next++;
-        this.sent.push(id);
-        const reply = await client.set(this.#key(id), String(Date.now()));
-        if (reply !== 'OK') {
-          this.refused.push(id);
-          continue;
-        }
-        if (this.waitForReplica && (await client.wait(1, 2000)) < 1) {
-          remember(this.errors, `write ${id} reached no replica within 2 s`);
-          continue;
-        }
-        this.acknowledged.push({ id, at: Date.now() });
-      } catch (error) {
-        const message = (error as Error).message;
-        // An error reply (READONLY, NOPERM, OOM…) says the SET did not happen.
-        if (id !== undefined && /^(READONLY|NOPERM|OOM|ERR|WRONGTYPE|MISCONF)/.test(message)) this.refused.push(id);
-        remember(this.errors, message);
-        await client?.disconnect().catch(() => undefined);
-        client = undefined;
-        await delay(retryPauseMs);
-      }
+  protected async connect(): Promise<RedisClient> {
+    const client = connect(this.target, 1000);
+    client.on('error', () => undefined);
+    await client.connect();
+    return client;
+  }
+
+  protected async write(client: RedisClient, id: number): Promise<WriteOutcome> {
+    if ((await client.set(this.#key(id), String(Date.now()))) !== 'OK') return { kind: 'refused' };
+    if (this.waitForReplica && (await client.wait(1, 2000)) < 1) {
+      return { kind: 'in-doubt', why: 'reached no replica within 2 s' };
     }
-    await client?.quit().catch(() => undefined);
+    return { kind: 'acknowledged' };
+  }
+
+  /** An error reply (READONLY, NOPERM, OOM…) says the SET did not happen. */
+  protected isRefusal(error: unknown): boolean {
+    return /^(READONLY|NOPERM|OOM|ERR|WRONGTYPE|MISCONF)/.test((error as Error).message);
+  }
+
+  protected async close(client: RedisClient): Promise<void> {
+    await client.disconnect();
   }
 }
 

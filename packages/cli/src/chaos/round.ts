@@ -159,7 +159,12 @@ export async function runRound(ctx: FaultContext, options: RoundOptions, progres
     );
     progress(`back to full strength ${((Date.now() - healedAt) / 1000).toFixed(1)} s after the heal`);
     await workload.stop();
-    const readBack = await workload.readBack();
+    // A restarted router binds its route ports a moment after `sf up` returns.
+    const readBack = await waitFor(() => workload.readBack().catch(() => undefined), {
+      description: `reading ${before.name}'s writes back through the router`,
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
     const result = verdict(
       {
         sent: workload.sent,

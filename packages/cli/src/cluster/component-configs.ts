@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { type EtcdTlsFiles, etcdUsers } from '@service-foundry/core';
+import { nodeAgentMetricsPort } from '../metrics-endpoints.js';
 import type { ClusterFile } from './cluster-file.js';
 import type { ClusterPki } from './pki.js';
 
@@ -12,6 +13,9 @@ const agentLeaseTtlSeconds = 3;
  * key; with an external etcd all of them use the identity given to `sf up`.
  */
 export class ComponentConfigs {
+  /** Loopback `/metrics` port per component name; `sf up` fills it in (metrics-endpoints.ts). */
+  metricsPorts: Record<string, number> = {};
+
   constructor(
     private readonly cluster: Readonly<ClusterFile>,
     private readonly pki: ClusterPki,
@@ -29,6 +33,11 @@ export class ComponentConfigs {
     return this.pki.client(user);
   }
 
+  #metrics(name: string) {
+    const port = this.metricsPorts[name];
+    return port === undefined ? {} : { metrics: { host: '127.0.0.1', port } };
+  }
+
   #common(user: string) {
     const tls = this.etcdIdentity(user);
     return {
@@ -39,7 +48,12 @@ export class ComponentConfigs {
   }
 
   scheduler() {
-    return { ...this.#common(etcdUsers.scheduler), secretsKeyFile: this.pki.secretsKeyFile, name: 'scheduler-1' };
+    return {
+      ...this.#common(etcdUsers.scheduler),
+      secretsKeyFile: this.pki.secretsKeyFile,
+      name: 'scheduler-1',
+      ...this.#metrics('scheduler'),
+    };
   }
 
   router() {
@@ -47,6 +61,7 @@ export class ComponentConfigs {
       ...this.#common(etcdUsers.router),
       listenHost: this.cluster.routerHost,
       httpPort: this.cluster.routerHttpPort,
+      ...this.#metrics('router'),
     };
   }
 
@@ -67,6 +82,7 @@ export class ComponentConfigs {
       // The CA the services' certificates chain to: the broker's own sessions verify them,
       // and bindings hand it to apps.
       serviceCaFile: this.pki.caFile,
+      ...this.#metrics('broker'),
     };
   }
 
@@ -105,6 +121,10 @@ export class ComponentConfigs {
         tls: this.pki.volumeTls(node.name),
       },
       serviceTls: this.pki.serviceTls(node.name),
+      // An isolated node is a host of its own: its agent serves metrics on its address.
+      ...(isolated
+        ? { metrics: { host: node.address, port: nodeAgentMetricsPort } }
+        : this.#metrics(`agent-${node.name}`)),
     };
   }
 }

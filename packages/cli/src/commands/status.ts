@@ -4,6 +4,7 @@ import { isAlive, readPid } from '../cluster/components.js';
 import { isolatedRuntime } from '../cluster/isolated-nodes.js';
 import type { NodeState } from '../cluster/node-runtime.js';
 import type { Command } from '../command.js';
+import { metricsEndpoints } from '../metrics-endpoints.js';
 import { printJson, printTable, say } from '../output.js';
 import { loadTarget, stateDir } from '../target.js';
 import { componentNames } from './up.js';
@@ -38,6 +39,7 @@ export const status: Command = {
       broker = { url: (error as Error).message, reachable: false };
     }
     const nodeRuntime = cluster?.nodeRuntime ?? null;
+    const metrics = cluster ? await metricsEndpoints(dir, componentNames(cluster)) : [];
     if (options.json) {
       return printJson({
         stateDir: dir,
@@ -46,6 +48,7 @@ export const status: Command = {
         components,
         ...(runtime ? { nodeSegment: runtime.addressing.segment, isolatedNodes } : {}),
         broker,
+        metrics,
       });
     }
     say(`cluster: ${cluster?.clusterId ?? `none in ${dir}`}`);
@@ -75,6 +78,11 @@ export const status: Command = {
         ? `broker ${broker.url}: ${broker.nodes} nodes, ${broker.instances} service instances`
         : `broker: ${broker.url}`,
     );
+    if (metrics.length)
+      printTable(
+        ['component', 'metrics'],
+        metrics.map((m) => [m.name, m.url]),
+      );
     const nodeDown = isolatedNodes.some((n) => n.power === 'off' || n.link !== 'up' || n.partitions.length > 0);
     if (!broker.reachable || components.some((c) => !c.running) || nodeDown) process.exitCode = 1;
   },

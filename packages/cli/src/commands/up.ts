@@ -26,6 +26,7 @@ import { ephemeralOverlap, freePortOr } from '../cluster/ports.js';
 import { configureSimulatedFencing } from '../cluster/simulated-fencing.js';
 import { type Command, intOption } from '../command.js';
 import { UsageError } from '../errors.js';
+import { assignMetricsPorts } from '../metrics-endpoints.js';
 import { say } from '../output.js';
 import { ProgressDisplay } from '../progress-display.js';
 import { saveTarget, stateDir } from '../target.js';
@@ -193,6 +194,13 @@ export const up: Command = {
     progress.status('certificates (cluster CA, etcd, one identity per component, volume and service TLS per node)');
     await pki.ensure(cluster.nodes, { routerHosts: [cluster.routerHost], etcdHosts });
     const configs = new ComponentConfigs(cluster, pki, dir);
+    const loopbackComponents = componentNames(cluster).filter(
+      (n) => n !== 'etcd' && !(runtime && n.startsWith('agent-')),
+    );
+    configs.metricsPorts = await assignMetricsPorts(dir, loopbackComponents, async (n) => {
+      const pid = await readPid(dir, n);
+      return pid !== undefined && isAlive(pid);
+    });
     if (cluster.externalEtcd.length === 0) {
       const pid = await readPid(dir, 'etcd');
       if (pid && isAlive(pid)) progress.status(`etcd already running (pid ${pid})`);

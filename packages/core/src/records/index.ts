@@ -13,7 +13,7 @@
  *   ordinal, a primary has an epoch, a seed names a served volume), `statusCodec`,
  *   `primaryCodec`, `routeCodec` (checks its key's instance, tcp port, http hostname),
  *   `bindingCodec`, `eventCodec`, `nodeControlCodec`, `nodeFenceCodec`,
- *   `schedulingStatusCodec`, `transferStatusCodec`, `relocationCodec`, `backupCodec`,
+ *   `schedulingStatusCodec`, `transferStatusCodec`, `relocationCodec`, `switchoverCodec`, `backupCodec`,
  *   `schedulerMemberCodec`, `tombstoneCodec` (checks its key's instance). The fencing
  *   package defines its own (stored fence record, fence history, fence devices) the same way.
  * - Reads (etcd-reads.ts, prefix-mirror.ts, sealed-records.ts):
@@ -41,6 +41,7 @@ export * from './binding.js';
 export * from './codec.js';
 export * from './event.js';
 export * from './fence.js';
+export * from './fence-check.js';
 export * from './instance.js';
 export * from './node.js';
 export * from './node-control.js';
@@ -53,5 +54,6 @@ export * from './scheduling-status.js';
 export * from './secret.js';
 export * from './shared.js';
 export * from './status.js';
+export * from './switchover.js';
 export * from './tombstone.js';
 export * from './transfer.js';

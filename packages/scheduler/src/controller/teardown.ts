@@ -82,6 +82,7 @@ export async function teardownStep(
       client.delete().key(keys.schedulingStatus(id)),
       client.delete().prefix(keys.instanceBindings(id)),
       client.delete().prefix(keys.instanceRelocations(id)),
+      client.delete().key(keys.switchover(id)),
     )
     .commit();
   if (res.succeeded) {

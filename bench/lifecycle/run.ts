@@ -1,0 +1,155 @@
+import { cp } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SwitchoverRecord } from '@service-foundry/core';
+import { waitFor } from '@service-foundry/core';
+import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { type Ack, lostWrites, Writer } from '@service-foundry/test-support/writer';
+
+/**
+ * Switchovers of a three-replica Postgres (`ha-small`, `remote-fsync`) under a continuous
+ * writer through the router: the longest pause between two acknowledged writes around each
+ * switchover, and the acknowledged writes lost at the end. Baseline, measured in the same
+ * run on the same writer: the longest pause between two writes over a quiet window of the
+ * same length with no switchover (what the writer and machine do by themselves).
+ */
+
+interface Detail {
+  id: string;
+  primary: { node: string; epoch: number } | null;
+  replicaDetails: Array<{ ordinal: number; node: string; state: string }>;
+}
+
+/** `SWITCHOVERS` (default 10, at least 1). */
+const switchovers = Math.max(1, Number(process.env.SWITCHOVERS ?? 10));
+/**
+ * `SWITCHOVER_TRACE=1`: after each switchover, its events, the writer's pauses and errors
+ * on stderr; `SWITCHOVER_TRACE_LOGS=DIR`: the cluster's logs copied to DIR before teardown.
+ */
+const trace = process.env.SWITCHOVER_TRACE === '1';
+const traceLogs = process.env.SWITCHOVER_TRACE_LOGS;
+/** Acknowledgements looked at on each side of a switchover's window. */
+const marginMs = 2000;
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+/** The longest interval between consecutive acknowledgements within [from, to]. */
+function longestPause(acked: readonly Ack[], from: number, to: number): number {
+  const inside = acked.filter((a) => a.at >= from && a.at <= to).map((a) => a.at);
+  let longest = 0;
+  for (let i = 1; i < inside.length; i++)
+    longest = Math.max(longest, (inside[i] as number) - (inside[i - 1] as number));
+  return longest / 1000;
+}
+
+async function sfJson<T>(cluster: TestCluster, ...args: string[]): Promise<T> {
+  const result = await cluster.sf(...args, '--json');
+  if (result.code !== 0) throw new Error(`sf ${args.join(' ')}: ${result.stderr || result.stdout}`);
+  return JSON.parse(result.stdout) as T;
+}
+
+const cluster = await startCluster(3);
+try {
+  const name = 'bench-switchover';
+  const created = await cluster.sf(
+    'create-service',
+    'postgres',
+    'ha-small',
+    name,
+    '-c',
+    JSON.stringify({ durability: 'remote-fsync' }),
+  );
+  if (created.code !== 0) throw new Error(created.stderr || created.stdout);
+  const key = await sfJson<{ uri: string }>(cluster, 'create-service-key', name, 'bench');
+  const detail = () => sfJson<Detail>(cluster, 'service', name);
+  const allRunning = () =>
+    waitFor(async () => (await detail()).replicaDetails.filter((r) => r.state === 'running').length === 3, {
+      description: 'three running replicas',
+      timeoutMs: 180_000,
+      intervalMs: 250,
+    });
+  await Writer.prepare(key.uri);
+  const writer = new Writer(key.uri);
+  const gaps: number[] = [];
+  const windows: number[] = [];
+  let baseline = 0;
+  writer.start();
+  try {
+    await allRunning();
+    await waitFor(() => writer.acked.length >= 200, { description: '200 writes', timeoutMs: 120_000 });
+    for (let i = 0; i < switchovers; i++) {
+      await allRunning();
+      const acked = writer.acked.length;
+      await waitFor(() => writer.acked.length >= acked + 100, { description: '100 writes', timeoutMs: 120_000 });
+      const startedAt = Date.now();
+      const record = await sfJson<SwitchoverRecord>(cluster, 'switchover', name);
+      const doneAt = Date.now();
+      if (record.phase !== 'done') throw new Error(`switchover ${i + 1} ${record.phase}: ${record.message}`);
+      // The pause can only end after the switchover did: wait for writes on the new primary.
+      await waitFor(() => writer.firstAckAfter(doneAt + marginMs), {
+        description: 'writes after the switchover',
+        timeoutMs: 120_000,
+      });
+      const gap = longestPause(writer.acked, startedAt - marginMs, doneAt + marginMs);
+      gaps.push(gap);
+      if (trace) {
+        const events = await sfJson<Array<{ at: string; kind: string; message: string }>>(
+          cluster,
+          'events',
+          '--limit',
+          '60',
+        );
+        for (const e of events.filter((e) => Date.parse(e.at) >= startedAt - 500)) {
+          process.stderr.write(`  ${e.at} ${e.kind}: ${e.message.slice(0, 140)}\n`);
+        }
+        const pauses = writer.acked.filter(
+          (a, j) => j > 0 && a.at - (writer.acked[j - 1] as Ack).at > 300 && a.at >= startedAt - marginMs,
+        );
+        for (const a of pauses.slice(0, 5)) process.stderr.write(`  write resumed ${new Date(a.at).toISOString()}\n`);
+        for (const e of writer.errors.filter((e) => e.at >= startedAt).slice(0, 8))
+          process.stderr.write(`  writer error ${new Date(e.at).toISOString()} ${e.message.slice(0, 100)}\n`);
+      }
+      windows.push(doneAt - startedAt + 2 * marginMs);
+      process.stderr.write(
+        `switchover ${i + 1}/${switchovers}: replica ${record.from.ordinal} (${record.from.node}) → ${record.to.ordinal} (${record.to.node}), ` +
+          `write gap ${gap.toFixed(3)} s, controller's stop→route ${((record.gapMs ?? 0) / 1000).toFixed(3)} s\n`,
+      );
+    }
+    // Baseline: the same writer, no switchover, over a window as long as the longest one above.
+    await allRunning();
+    const quietFrom = Date.now();
+    const quietMs = Math.max(...windows);
+    await waitFor(() => writer.firstAckAfter(quietFrom + quietMs), {
+      description: 'a quiet window of writes',
+      timeoutMs: quietMs + 60_000,
+    });
+    baseline = longestPause(writer.acked, quietFrom, quietFrom + quietMs);
+  } finally {
+    await writer.stop();
+  }
+  const lost = await lostWrites(key.uri, writer.acked);
+  const p50 = percentile(gaps, 50);
+  const max = Math.max(...gaps);
+  console.log(
+    `postgres ha-small remote-fsync, 3 replicas: ${gaps.length} switchovers, write gap through the router ` +
+      `p50 ${p50.toFixed(3)} s, max ${max.toFixed(3)} s (target p50 <= 0.5 s, max <= 1 s); ` +
+      `acknowledged ${writer.acked.length}, lost ${lost.length}`,
+  );
+  console.log(`baseline: longest pause of the same writer without a switchover ${baseline.toFixed(3)} s`);
+  console.log('rolling upgrades are not built: upgrade_gap_max_s is null');
+  console.log(
+    JSON.stringify({
+      switchover_gap_p50_s: Number(p50.toFixed(3)),
+      switchover_gap_max_s: Number(max.toFixed(3)),
+      upgrade_gap_max_s: null,
+      lost: lost.length,
+      switchovers: gaps.length,
+      baseline_pause_max_s: Number(baseline.toFixed(3)),
+    }),
+  );
+} finally {
+  if (traceLogs) await cp(join(cluster.home, 'logs'), traceLogs, { recursive: true });
+  await cluster.destroy();
+}
