@@ -14,5 +14,5 @@ npx tsc -p tsconfig.test.json
 node packages/cli/dist/main.js images build
 shopt -s nullglob
 files=(packages/*/test/*.test.ts e2e/*.test.ts)
-node --import tsx --test --test-concurrency=4 --test-timeout=600000 "${files[@]}"
+node --import tsx --test --test-concurrency=4 --test-timeout=900000 "${files[@]}"
 echo "test.sh: finished in $(($(date +%s) - start)) s"
