@@ -71,7 +71,6 @@ describe('sf switchover: planned primary change', () => {
       // frozen container blocked in `runc init`, and `docker unpause` behind it.
       const still = await detail('pg');
       assert.deepEqual(still.primary, current.primary, 'nothing changed');
-      assert.match(await events(), /switchover-refused/);
     });
 
     it('moves the primary to the asked replica under a writer, losing no acknowledged write; the old primary rejoins', async () => {

@@ -155,10 +155,17 @@ describe('backups taken by the agent of the primary', () => {
       assert.equal(settled.state, state, `backup ${id} ended ${settled.state}: ${settled.message}`);
       return settled;
     };
-    const eventsOf = async (kind: string) =>
-      [...(await readPrefix(client, eventCodec, keys.events())).items.values()]
-        .map((item) => item.value)
-        .filter((event) => event.kind === kind && event.instanceId === instanceId);
+    // The runner writes a backup's event just after its record: wait for the first one.
+    const eventsOf = (kind: string) =>
+      waitFor(
+        async () => {
+          const found = [...(await readPrefix(client, eventCodec, keys.events())).items.values()]
+            .map((item) => item.value)
+            .filter((event) => event.kind === kind && event.instanceId === instanceId);
+          return found.length > 0 ? found : undefined;
+        },
+        { description: `a ${kind} event`, timeoutMs: 15_000 },
+      );
     return {
       keys,
       node,
