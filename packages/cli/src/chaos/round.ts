@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { InstanceDetail, NodeView } from '@service-foundry/api';
-import { waitFor } from '@service-foundry/core';
+import { type EventRecord, waitFor } from '@service-foundry/core';
 import type { BrokerClient } from '../broker-client.js';
 import { type Credentials, createKeyOf, deleteKeyOf } from '../commands/keys.js';
 import { UsageError } from '../errors.js';
@@ -43,6 +43,20 @@ export interface RoundResult {
 type Progress = (line: string) => void;
 
 const detailOf = (broker: BrokerClient, name: string) => broker.get<InstanceDetail>(instancePath(name));
+
+/**
+ * When the controller wrote the new primary, from its `failover-promote` (or
+ * `switchover-promote`) event: sampling `sf service` sees it late on a busy machine, and a
+ * late promotion time would excuse old-primary writes made after the real one.
+ */
+async function promotionEventAt(broker: BrokerClient, instanceId: string, since: number): Promise<number | undefined> {
+  const events = await broker.get<EventRecord[]>('/sf/v1/events?limit=500').catch(() => []);
+  const times = events
+    .filter((e) => e.instanceId === instanceId && /^(failover|switchover)-promote$/.test(e.kind))
+    .map((e) => Date.parse(e.at))
+    .filter((at) => at >= since);
+  return times.length ? Math.min(...times) : undefined;
+}
 
 /** All replicas running, a primary, and every replica reporting a role: back to full strength. */
 function whole(detail: InstanceDetail): boolean {
@@ -158,6 +172,8 @@ export async function runRound(ctx: FaultContext, options: RoundOptions, progres
       { description: `${before.name} back to full strength`, timeoutMs: options.recoveryTimeoutMs, intervalMs: 250 },
     );
     progress(`back to full strength ${((Date.now() - healedAt) / 1000).toFixed(1)} s after the heal`);
+    const recorded = await promotionEventAt(broker, before.id, faultAt);
+    if (recorded !== undefined) promotedAt = Math.min(recorded, promotedAt ?? recorded);
     await workload.stop();
     // A restarted router binds its route ports a moment after `sf up` returns.
     const readBack = await waitFor(() => workload.readBack().catch(() => undefined), {
