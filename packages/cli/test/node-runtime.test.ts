@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { access, chmod, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -15,20 +15,51 @@ import { NodeRuntime } from '../src/cluster/node-runtime.js';
 
 const run = promisify(execFile);
 
+/** Runs a command inside `netns`, or on this machine when undefined. */
+function inNamespace(netns: string | undefined, argv: string[]): string[] {
+  return netns ? ['nsenter', `--net=/run/netns/${netns}`, '--', ...argv] : argv;
+}
+
 /**
  * Opens a TCP connection to host:port from inside `netns` (or from this machine), as a
- * client on that node would: true once connected, false on refusal or silence (a dropped
- * SYN) within `timeoutMs`.
+ * client on that node would: true once connected; false once it is refused or fails
+ * (RST, host unreachable), or once the kernel has retransmitted its SYN without an answer
+ * (`ss` shows the socket still in SYN-SENT with a retransmission): the partition dropped it.
  */
-async function reachable(netns: string | undefined, host: string, port: number, timeoutMs = 2500): Promise<boolean> {
-  const script = `const s=require('net').connect(${port},'${host}');s.setTimeout(${timeoutMs},()=>process.exit(1));s.on('connect',()=>process.exit(0));s.on('error',()=>process.exit(1));`;
-  const argv = [process.execPath, '-e', script];
+async function reachable(netns: string | undefined, host: string, port: number): Promise<boolean> {
+  const script = `const s=require('net').connect(${port},'${host}');s.on('connect',()=>process.exit(0));s.on('error',()=>process.exit(1));`;
+  const [command, ...args] = inNamespace(netns, [process.execPath, '-e', script]);
+  const child = spawn(command as string, args, { stdio: 'ignore' });
+  let exitCode: number | null | undefined;
+  child.once('exit', (code) => {
+    exitCode = code;
+  });
+  const [ss, ...ssArgs] = inNamespace(netns, [
+    'ss',
+    '-Htni',
+    'state',
+    'syn-sent',
+    'dst',
+    host,
+    'dport',
+    '=',
+    `:${port}`,
+  ]);
   try {
-    if (netns) await run('nsenter', [`--net=/run/netns/${netns}`, '--', ...argv], { timeout: timeoutMs + 20_000 });
-    else await run(argv[0] as string, argv.slice(1), { timeout: timeoutMs + 20_000 });
-    return true;
-  } catch {
-    return false;
+    return await waitFor(
+      async () => {
+        if (exitCode !== undefined) return { connected: exitCode === 0 };
+        const { stdout } = await run(ss as string, ssArgs);
+        return /retrans:\d+\/[1-9]/.test(stdout) ? { connected: false } : undefined;
+      },
+      {
+        description: `a connection to ${host}:${port} to open, fail or lose its SYN`,
+        timeoutMs: 30_000,
+        intervalMs: 50,
+      },
+    ).then((outcome) => outcome.connected);
+  } finally {
+    child.kill('SIGKILL');
   }
 }
 
