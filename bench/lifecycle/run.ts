@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { SwitchoverRecord } from '@service-foundry/core';
 import { waitFor } from '@service-foundry/core';
 import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { percentile } from '@service-foundry/test-support/percentile';
 import { type Ack, lostWrites, Writer } from '@service-foundry/test-support/writer';
 
 /**
@@ -29,11 +30,6 @@ const trace = process.env.SWITCHOVER_TRACE === '1';
 const traceLogs = process.env.SWITCHOVER_TRACE_LOGS;
 /** Acknowledgements looked at on each side of a switchover's window. */
 const marginMs = 2000;
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
 
 /** The longest interval between consecutive acknowledgements within [from, to]. */
 function longestPause(acked: readonly Ack[], from: number, to: number): number {

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { type DirectProbe, type Workload, WorkloadLoop, type WriteOutcome } from './workload.js';
+import { DirectWriter, type Workload, WorkloadLoop, type WriteOutcome } from './workload.js';
 
 /** Postgres SQLSTATE classes that answer "this did not happen" (not a broken connection). */
 const definiteRefusal = /^(23|25|42|53|54|55|57P0[1-3]|22)/;
@@ -106,34 +106,28 @@ export class PostgresWorkload extends WorkloadLoop<pg.Client> implements Workloa
  * Writes straight to one server (a replica's own host and port, in `target`), bypassing the
  * router. Its certificate names its node address, so name checks still hold.
  */
-export class PostgresDirectProbe implements DirectProbe {
-  #client: pg.Client | undefined;
-
+export class PostgresDirectProbe extends DirectWriter<pg.Client> {
   constructor(
     private readonly target: PostgresTarget,
     private readonly run: string,
-  ) {}
-
-  async tryWrite(id: number): Promise<boolean> {
-    try {
-      if (!this.#client) {
-        const client = new pg.Client(clientConfig(this.target, 500, 1000));
-        client.on('error', () => undefined);
-        await client.connect();
-        this.#client = client;
-      }
-      // Negative ids: never sent by the workload, so they are told apart when read back.
-      await this.#client.query(`INSERT INTO ${table(this.run)} (id) VALUES ($1)`, [-id]);
-      return true;
-    } catch {
-      await this.close();
-      return false;
-    }
+  ) {
+    super();
   }
 
-  async close(): Promise<void> {
-    const client = this.#client;
-    this.#client = undefined;
-    await client?.end().catch(() => undefined);
+  protected async connect(): Promise<pg.Client> {
+    const client = new pg.Client(clientConfig(this.target, 500, 1000));
+    client.on('error', () => undefined);
+    await client.connect();
+    return client;
+  }
+
+  protected async write(client: pg.Client, id: number): Promise<boolean> {
+    // Negative ids: never sent by the workload, so they are told apart when read back.
+    await client.query(`INSERT INTO ${table(this.run)} (id) VALUES ($1)`, [-id]);
+    return true;
+  }
+
+  protected async disconnect(client: pg.Client): Promise<void> {
+    await client.end();
   }
 }

@@ -1,5 +1,5 @@
 import { createClient } from 'redis';
-import { type DirectProbe, type Workload, WorkloadLoop, type WriteOutcome } from './workload.js';
+import { DirectWriter, type Workload, WorkloadLoop, type WriteOutcome } from './workload.js';
 
 export interface RedisTarget {
   host: string;
@@ -96,32 +96,27 @@ export class RedisWorkload extends WorkloadLoop<RedisClient> implements Workload
   }
 }
 
-export class RedisDirectProbe implements DirectProbe {
-  #client: RedisClient | undefined;
-
+/** Writes straight to one server (a replica's own host and port, in `target`), bypassing the router. */
+export class RedisDirectProbe extends DirectWriter<RedisClient> {
   constructor(
     private readonly target: RedisTarget,
     private readonly run: string,
-  ) {}
-
-  async tryWrite(id: number): Promise<boolean> {
-    try {
-      if (!this.#client) {
-        const client = connect(this.target, 500);
-        client.on('error', () => undefined);
-        await client.connect();
-        this.#client = client;
-      }
-      return (await this.#client.set(`sf-chaos:${this.run}:-${id}`, 'direct')) === 'OK';
-    } catch {
-      await this.close();
-      return false;
-    }
+  ) {
+    super();
   }
 
-  async close(): Promise<void> {
-    const client = this.#client;
-    this.#client = undefined;
-    await client?.disconnect().catch(() => undefined);
+  protected async connect(): Promise<RedisClient> {
+    const client = connect(this.target, 500);
+    client.on('error', () => undefined);
+    await client.connect();
+    return client;
+  }
+
+  protected async write(client: RedisClient, id: number): Promise<boolean> {
+    return (await client.set(`sf-chaos:${this.run}:-${id}`, 'direct')) === 'OK';
+  }
+
+  protected async disconnect(client: RedisClient): Promise<void> {
+    await client.disconnect();
   }
 }

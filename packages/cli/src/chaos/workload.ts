@@ -91,3 +91,32 @@ export function remember(errors: Array<{ at: number; message: string }>, message
   errors.push({ at: Date.now(), message });
   if (errors.length > max) errors.splice(0, errors.length - max);
 }
+
+/**
+ * The split-brain probe's connection handling, the same for every service: connect on
+ * first use, and after any failure drop the connection so the next try connects afresh.
+ */
+export abstract class DirectWriter<Client> implements DirectProbe {
+  #client: Client | undefined;
+
+  protected abstract connect(): Promise<Client>;
+  /** One write; true when the server accepted it. */
+  protected abstract write(client: Client, id: number): Promise<boolean>;
+  protected abstract disconnect(client: Client): Promise<void>;
+
+  async tryWrite(id: number): Promise<boolean> {
+    try {
+      this.#client ??= await this.connect();
+      return await this.write(this.#client, id);
+    } catch {
+      await this.close();
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    if (client !== undefined) await this.disconnect(client).catch(() => undefined);
+  }
+}
