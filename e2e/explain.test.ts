@@ -78,11 +78,20 @@ describe('sf explain and metrics on a running platform', () => {
       metrics: Array<{ name: string; url: string }>;
     };
     const names = status.metrics.map((m) => m.name).sort();
-    assert.deepEqual(names, ['agent-node-1', 'agent-node-2', 'agent-node-3', 'broker', 'router', 'scheduler']);
+    assert.deepEqual(names, [
+      'agent-node-1',
+      'agent-node-2',
+      'agent-node-3',
+      'broker',
+      'router-1',
+      'router-2',
+      'scheduler',
+    ]);
     for (const { name, url } of status.metrics) {
       const { text } = await scrapeMetrics(url);
       const families = metricFamilies(text);
-      for (const family of familiesOf[name.startsWith('agent-') ? 'agent' : name] ?? []) {
+      const kind = name.startsWith('agent-') ? 'agent' : name.replace(/-[0-9]+$/, '');
+      for (const family of familiesOf[kind] ?? []) {
         assert.ok(families.has(family), `${name} serves ${family}`);
       }
     }

@@ -69,7 +69,11 @@ describe('TLS between nodes and end to end through the router', () => {
     const created = await cluster.sf('create-service', 'postgres', 'ha-small', 'tlsdb');
     assert.equal(created.code, 0, created.stdout + created.stderr);
     const key = await keyOf('tlsdb');
-    assert.match(key.uri, /\/sf\?sslmode=verify-full$/);
+    // Both routers, the read-write server asked for, and the server verified by name.
+    assert.match(
+      key.uri,
+      /@127\.0\.0\.1:\d+,127\.0\.0\.2:\d+\/sf\?target_session_attrs=read-write&sslmode=verify-full$/,
+    );
     assert.equal(key.tls, true);
     assert.equal(key.ca_certificate, ca);
     // psql as an app runs it: verify-full against the CA of the key (PGSSLROOTCERT).

@@ -63,7 +63,7 @@ function plan(nodes: readonly string[]): Planned[] {
     { instance, kind: 'pause-agent', target: 'primary', failover: true },
     { instance, kind: 'peer-partition', target: 'primary', failover: false },
     { instance, kind: 'power-loss', target: 'replica', failover: false },
-    { instance, kind: 'kill-process', target: 'router', failover: false },
+    { instance, kind: 'kill-process', target: 'router-1', failover: false },
     {
       instance,
       kind: 'kill-process',

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { waitFor } from '@service-foundry/core';
 import { startCluster } from '@service-foundry/test-support/cluster';
-import { withClusterCa } from '@service-foundry/test-support/cluster-ca';
+import { perRouterUris, withClusterCa } from '@service-foundry/test-support/cluster-ca';
 import { docker, volumesOf } from '@service-foundry/test-support/docker';
 import { psql } from '@service-foundry/test-support/psql';
 import pg from 'pg';
@@ -38,7 +38,7 @@ class Prober {
     this.#loop = (async () => {
       while (this.#running) {
         const client = new pg.Client({
-          connectionString: withClusterCa(this.uri),
+          connectionString: withClusterCa(perRouterUris(this.uri)[0] as string),
           connectionTimeoutMillis: 500,
           query_timeout: 500,
         });

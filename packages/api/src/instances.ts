@@ -20,8 +20,11 @@ export interface InstanceSummary {
   message: string;
   operation: OperationRecord;
   replicas: { desired: number; placed: number; running: number };
-  /** Where clients connect (the router), once the controller published a route. */
-  route: { host: string; port: number } | null;
+  /**
+   * Where clients connect (the routers), once the controller published a route: `host` is
+   * the first router, `hosts` every router (all on the same port).
+   */
+  route: { host: string; hosts: string[]; port: number } | null;
   createdAt: string;
   /** Where the name is unique: the platform's organization and space; null: the operators' scope. */
   scope: InstanceScope | null;

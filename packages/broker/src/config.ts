@@ -57,6 +57,11 @@ export interface BrokerConfig {
    * @default '127.0.0.1'
    */
   routerHost: string;
+  /**
+   * Every router's address, when there are several (they listen on the same ports): bindings
+   * name them all, and the broker's own sessions try them in order. @default [routerHost]
+   */
+  routerHosts?: string[];
   /** Ports the router may listen on, one per instance (inclusive). @default { min: 30000, max: 30999 } (below Linux's ephemeral ports, 32768–60999) */
   routerPortRange: RouterPortRange;
   /** Deadline for connecting to an instance and running a binding's statements. @default 30000 */
@@ -107,6 +112,14 @@ export const compileBrokerConfig = configCompiler<BrokerConfig>('broker config',
     },
     catalogDir: catalogDirSchema,
     routerHost: { type: 'string', default: '127.0.0.1', minLength: 1 },
+    routerHosts: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 8,
+      uniqueItems: true,
+      items: { type: 'string', minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:-]+$' },
+      nullable: true,
+    },
     routerPortRange: {
       type: 'object',
       default: { min: 30000, max: 30999 },
@@ -140,4 +153,9 @@ export function loadBrokerConfig(input: unknown): Readonly<BrokerConfig> {
     seen.add(operator.username);
   }
   return config;
+}
+
+/** The routers' addresses, the first being where the broker's own sessions go first. */
+export function routerAddresses(config: Pick<BrokerConfig, 'routerHost' | 'routerHosts'>): readonly string[] {
+  return config.routerHosts?.length ? config.routerHosts : [config.routerHost];
 }

@@ -27,6 +27,7 @@ import {
   type Versioned,
 } from '@service-foundry/core';
 import type { BrokerContext } from './broker-context.js';
+import { routerAddresses } from './config.js';
 import { pickByName } from './instance-lookup.js';
 
 /** Values under `prefix/<instanceId>/...`, grouped by instance id. */
@@ -85,7 +86,13 @@ export class OperatorViews {
         placed: state.placements.get(instance.id)?.length ?? 0,
         running: statuses.filter((s) => s.value.state === 'running').length,
       },
-      route: route ? { host: this.ctx.config.routerHost, port: route.port } : null,
+      route: route
+        ? {
+            host: routerAddresses(this.ctx.config)[0] as string,
+            hosts: [...routerAddresses(this.ctx.config)],
+            port: route.port,
+          }
+        : null,
       createdAt: instance.createdAt,
       scope: instance.scope ?? null,
     };

@@ -82,17 +82,23 @@ export interface EtcdProcess {
   stop(): Promise<void>;
 }
 
-/** Starts a one-member etcd on loopback and waits until it answers `/health`. */
-export async function startEtcd(options: EtcdProcessOptions): Promise<EtcdProcess> {
-  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
-  const clientPort = options.clientPort ?? (await freePort());
-  const peerPort = options.peerPort ?? (await freePort());
+/** A one-member etcd's command line and the client endpoint it will answer on. */
+export interface EtcdCommand {
+  endpoint: string;
+  args: string[];
+}
+
+/** The arguments of a one-member etcd serving clients on 127.0.0.1 (and `extraClientHosts`). */
+export function etcdArguments(
+  options: Pick<EtcdProcessOptions, 'dataDir' | 'extraClientHosts' | 'tls'> & { clientPort: number; peerPort: number },
+): EtcdCommand {
   const scheme = options.tls ? 'https' : 'http';
-  const endpoint = `${scheme}://127.0.0.1:${clientPort}`;
-  const clientUrls = [endpoint, ...(options.extraClientHosts ?? []).map((h) => `${scheme}://${h}:${clientPort}`)].join(
-    ',',
-  );
-  const peerUrl = `${scheme}://127.0.0.1:${peerPort}`;
+  const endpoint = `${scheme}://127.0.0.1:${options.clientPort}`;
+  const clientUrls = [
+    endpoint,
+    ...(options.extraClientHosts ?? []).map((h) => `${scheme}://${h}:${options.clientPort}`),
+  ].join(',');
+  const peerUrl = `${scheme}://127.0.0.1:${options.peerPort}`;
   const tlsArgs = options.tls
     ? [
         ['--cert-file', options.tls.certFile],
@@ -105,32 +111,52 @@ export async function startEtcd(options: EtcdProcessOptions): Promise<EtcdProces
         ['--peer-client-cert-auth'],
       ].flat()
     : [];
+  const args = [
+    '--name',
+    'sf',
+    '--data-dir',
+    options.dataDir,
+    '--listen-client-urls',
+    clientUrls,
+    '--advertise-client-urls',
+    clientUrls,
+    '--listen-peer-urls',
+    peerUrl,
+    '--initial-advertise-peer-urls',
+    peerUrl,
+    '--initial-cluster',
+    `sf=${peerUrl}`,
+    '--auto-compaction-retention',
+    '1',
+    ...tlsArgs,
+  ];
+  return { endpoint, args };
+}
+
+/** Whether etcd at `endpoint` answers `/health` with `true` (over TLS when `tls` is given). */
+export async function etcdHealthy(endpoint: string, tls: EtcdServerTls | undefined): Promise<boolean> {
+  try {
+    if (tls) return await healthOverTls(endpoint, tls);
+    const res = await fetch(`${endpoint}/health`);
+    return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+  } catch {
+    return false;
+  }
+}
+
+/** Starts a one-member etcd on loopback and waits until it answers `/health`. */
+export async function startEtcd(options: EtcdProcessOptions): Promise<EtcdProcess> {
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  const clientPort = options.clientPort ?? (await freePort());
+  const peerPort = options.peerPort ?? (await freePort());
+  const { endpoint, args } = etcdArguments({ ...options, clientPort, peerPort });
   const logFile = options.logFile ?? join(options.dataDir, 'etcd.log');
   await mkdir(dirname(logFile), { recursive: true, mode: 0o700 });
   const log = await open(logFile, 'a');
-  const child = spawn(
-    options.binary ?? 'etcd',
-    [
-      '--name',
-      'sf',
-      '--data-dir',
-      options.dataDir,
-      '--listen-client-urls',
-      clientUrls,
-      '--advertise-client-urls',
-      clientUrls,
-      '--listen-peer-urls',
-      peerUrl,
-      '--initial-advertise-peer-urls',
-      peerUrl,
-      '--initial-cluster',
-      `sf=${peerUrl}`,
-      '--auto-compaction-retention',
-      '1',
-      ...tlsArgs,
-    ],
-    { stdio: ['ignore', log.fd, log.fd], detached: options.detached ?? false },
-  );
+  const child = spawn(options.binary ?? 'etcd', args, {
+    stdio: ['ignore', log.fd, log.fd],
+    detached: options.detached ?? false,
+  });
   await log.close();
   let exited: ProcessError | undefined;
   child.once('exit', (code) => {
@@ -141,9 +167,7 @@ export async function startEtcd(options: EtcdProcessOptions): Promise<EtcdProces
     await waitFor(
       async () => {
         if (exited) throw exited;
-        if (options.tls) return await healthOverTls(endpoint, options.tls).catch(() => false);
-        const res = await fetch(`${endpoint}/health`);
-        return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+        return etcdHealthy(endpoint, options.tls);
       },
       { description: `etcd at ${endpoint}`, timeoutMs: options.startTimeoutMs ?? 15_000, intervalMs: 50 },
     );

@@ -26,3 +26,16 @@ export function withClusterCa(uri: string): string {
   if (caFile === undefined || !/[?&]sslmode=verify-/.test(uri) || /[?&]sslrootcert=/.test(uri)) return uri;
   return `${uri}&sslrootcert=${encodeURIComponent(caFile)}`;
 }
+
+/**
+ * A binding URI naming several routers (`postgres://u:p@h1:p,h2:p/db?…`, which libpq reads
+ * and node-postgres does not) as one URI per router, in order, without
+ * `target_session_attrs` (node-postgres does not know it; every router leads to the primary).
+ */
+export function perRouterUris(uri: string): string[] {
+  const match = /^([a-z]+:\/\/[^@/]*@)([^/?]+)(.*)$/.exec(uri);
+  if (!match) return [uri];
+  const [, head, hosts, rest] = match as unknown as [string, string, string, string];
+  const tail = rest.replace(/([?&])target_session_attrs=[^&]*&?/, '$1').replace(/[?&]$/, '');
+  return hosts.split(',').map((host) => `${head}${host}${tail}`);
+}

@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
-import { withClusterCa } from './cluster-ca.js';
+import { perRouterUris, withClusterCa } from './cluster-ca.js';
 
 export interface Ack {
   id: number;
@@ -31,8 +31,7 @@ export class Writer {
   ) {}
 
   static async prepare(uri: string, table = 'writes'): Promise<void> {
-    const client = new pg.Client({ connectionString: withClusterCa(uri) });
-    await client.connect();
+    const client = await connectAny(uri, 5000);
     try {
       await client.query(`CREATE TABLE IF NOT EXISTS ${table} (id bigint PRIMARY KEY, at timestamptz DEFAULT now())`);
     } finally {
@@ -62,16 +61,11 @@ export class Writer {
     while (!this.#stop) {
       try {
         if (!client) {
-          client = new pg.Client({
-            connectionString: withClusterCa(this.uri),
-            connectionTimeoutMillis: 1000,
-            query_timeout: 5000,
-          });
-          client.on('error', () => undefined);
-          client.on('notice', (notice) => {
-            if (/synchronous replication/i.test(notice.message ?? '')) localOnly = true;
-          });
-          await client.connect();
+          client = await connectAny(this.uri, 1000, (c) =>
+            c.on('notice', (notice) => {
+              if (/synchronous replication/i.test(notice.message ?? '')) localOnly = true;
+            }),
+          );
         }
         const id = this.#next++;
         localOnly = false;
@@ -90,10 +84,38 @@ export class Writer {
   }
 }
 
+/**
+ * A session through the first router of `uri` that answers, in order, as libpq does with a
+ * URI naming several hosts: an app whose router is gone goes on through the next one.
+ */
+export async function connectAny(
+  uri: string,
+  connectTimeoutMs: number,
+  setUp: (client: pg.Client) => void = () => undefined,
+): Promise<pg.Client> {
+  let last: unknown;
+  for (const one of perRouterUris(uri)) {
+    const client = new pg.Client({
+      connectionString: withClusterCa(one),
+      connectionTimeoutMillis: connectTimeoutMs,
+      query_timeout: 5000,
+    });
+    client.on('error', () => undefined);
+    setUp(client);
+    try {
+      await client.connect();
+      return client;
+    } catch (error) {
+      last = error;
+      await client.end().catch(() => undefined);
+    }
+  }
+  throw last;
+}
+
 /** Which acknowledged writes the instance no longer has. */
 export async function lostWrites(uri: string, acked: readonly Ack[], table = 'writes'): Promise<number[]> {
-  const client = new pg.Client({ connectionString: withClusterCa(uri), connectionTimeoutMillis: 5000 });
-  await client.connect();
+  const client = await connectAny(uri, 5000);
   try {
     const { rows } = await client.query<{ id: string }>(`SELECT id FROM ${table}`);
     const present = new Set(rows.map((r) => Number(r.id)));

@@ -13,6 +13,7 @@ import { type BindingDriver, type BindingTarget, PostgresBindingDriver } from '.
 import { RedisBindingDriver } from '../binding-driver-redis.js';
 import { refuseUnsupportedRotation } from '../binding-rotation.js';
 import type { BrokerContext } from '../broker-context.js';
+import { routerAddresses } from '../config.js';
 import { BrokerErrorCodes } from '../errors.js';
 import { badRequest, concurrencyError, conflict, notFound, OsbError } from '../osb-errors.js';
 import { validateParameters } from '../params-validation.js';
@@ -100,6 +101,17 @@ async function tlsCaFor(ctx: BrokerContext, instance: InstanceRecord): Promise<s
   }
 }
 
+/** `host:port`, with brackets around an IPv6 address. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * A binding's credentials naming every router (docs/broker.md "Credentials"): `host`/`port`
+ * are the first, `hosts` all of them; the Postgres URI and JDBC URL list them all and ask
+ * for the read-write server (libpq `target_session_attrs`, pgJDBC `targetServerType`), so a
+ * client whose router is gone connects through the next one.
+ */
 function credentialsOf(
   ctx: BrokerContext,
   instance: InstanceRecord,
@@ -107,32 +119,48 @@ function credentialsOf(
   binding: BindingRecord,
   ca: string | undefined,
 ) {
-  const host = ctx.config.routerHost;
+  const routers = routerAddresses(ctx.config);
+  const host = routers[0] as string;
   const port = instance.routerPort;
-  const hostInUrl = host.includes(':') ? `[${host}]` : host;
   const { username, password } = binding;
   const database = recipe.database;
   const jdbcName = jdbcNames[recipe.driver];
   const tls = ca === undefined ? undefined : tlsUri[recipe.driver];
   const scheme = tls?.scheme ?? recipe.uriScheme;
-  const base = `${scheme}://${username}:${password}@${hostInUrl}:${port}${database === undefined ? '' : `/${database}`}`;
-  const jdbcQuery = `user=${username}&password=${password}${tls?.jdbcQuery ? `&${tls.jdbcQuery}` : ''}`;
+  const several = routers.length > 1;
+  // Only libpq reads a host list in a URI; a Redis URI names the first router.
+  const uriHosts =
+    recipe.driver === 'postgres' ? routers.map((h) => hostPort(h, port)).join(',') : hostPort(host, port);
+  const query = [
+    ...(several && recipe.driver === 'postgres' ? ['target_session_attrs=read-write'] : []),
+    ...(tls?.query ? [tls.query] : []),
+  ];
+  const path = database === undefined ? '' : `/${database}`;
+  const uri = `${scheme}://${username}:${password}@${uriHosts}${path}${query.length ? `?${query.join('&')}` : ''}`;
+  const jdbcQuery = [
+    `user=${username}`,
+    `password=${password}`,
+    ...(several ? ['targetServerType=primary'] : []),
+    ...(tls?.jdbcQuery ? [tls.jdbcQuery] : []),
+  ].join('&');
+  const jdbcHosts = routers.map((h) => hostPort(h, port)).join(',');
   return {
     credentials: {
       host,
       port,
+      hosts: routers.map((h) => ({ host: h, port })),
       ...(database === undefined ? {} : { database }),
       username,
       password,
-      uri: tls?.query ? `${base}?${tls.query}` : base,
+      uri,
       ...(jdbcName === undefined || database === undefined
         ? {}
-        : { jdbcUrl: `jdbc:${jdbcName}://${hostInUrl}:${port}/${database}?${jdbcQuery}` }),
+        : { jdbcUrl: `jdbc:${jdbcName}://${jdbcHosts}/${database}?${jdbcQuery}` }),
       // What an app needs to verify the server end to end: TLS is on, and this CA (PEM)
       // is the only issuer to trust for it.
       ...(ca === undefined ? {} : { tls: true, ca_certificate: ca }),
     },
-    endpoints: [{ host, ports: [String(port)], protocol: 'tcp' }],
+    endpoints: routers.map((h) => ({ host: h, ports: [String(port)], protocol: 'tcp' })),
   };
 }
 
@@ -151,12 +179,13 @@ function bindingFailed(action: string, instanceId: string, error: unknown): OsbE
 const freshRouteGraceMs = 5000;
 
 /**
- * An instance turns ready when its route is written; the router opens that port a moment
- * later, when its watch delivers the route. A refused connection ran nothing, so it is tried
- * again, every 100 ms until the grace runs out (then that refusal is the answer); any other
- * error is final.
+ * An instance turns ready when its route is written; a router opens that port a moment
+ * later, when its watch delivers the route, and a router may be down (restarting). A
+ * refused connection ran nothing, so it is tried again on the next router, every 100 ms
+ * until the grace runs out (then that refusal is the answer); any other error is final.
  */
-async function throughFreshRoute<T>(work: () => Promise<T>): Promise<T> {
+async function throughFreshRoute<T>(routers: readonly string[], work: (router: string) => Promise<T>): Promise<T> {
+  let attempt = 0;
   let refusal: unknown;
   const refused = (error: unknown) => {
     if ((error as NodeJS.ErrnoException).code !== 'ECONNREFUSED') return false;
@@ -165,7 +194,7 @@ async function throughFreshRoute<T>(work: () => Promise<T>): Promise<T> {
   };
   try {
     // Boxed: work's own result may be undefined, which waitFor reads as "not yet".
-    const done = await waitFor(async () => ({ result: await work() }), {
+    const done = await waitFor(async () => ({ result: await work(routers[attempt++ % routers.length] as string) }), {
       description: 'the router to open the route',
       timeoutMs: freshRouteGraceMs,
       intervalMs: 100,
@@ -194,7 +223,7 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
         BrokerErrorCodes.internal,
       );
     return {
-      host: ctx.config.routerHost,
+      host: routerAddresses(ctx.config)[0] as string,
       port: instance.routerPort,
       database: recipe.database ?? '',
       adminUser: secret.adminUser,
@@ -263,7 +292,9 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       const driver = bindingDrivers[recipe.driver];
       const target = await adminTarget(instance, recipe, ca);
       try {
-        await throughFreshRoute(() => driver.createUser(target, recipe, record.username, record.password));
+        await throughFreshRoute(routerAddresses(ctx.config), (host) =>
+          driver.createUser({ ...target, host }, recipe, record.username, record.password),
+        );
       } catch (error) {
         request.log.error(
           { instanceId, bindingId, reason: (error as Error).message },
@@ -333,10 +364,9 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       if (instance.phase === 'ready') {
         const recipe = recipeOf(instance);
         try {
-          await bindingDrivers[recipe.driver].dropUser(
-            await adminTarget(instance, recipe, await tlsCaFor(ctx, instance)),
-            recipe,
-            binding.value.username,
+          const target = await adminTarget(instance, recipe, await tlsCaFor(ctx, instance));
+          await throughFreshRoute(routerAddresses(ctx.config), (host) =>
+            bindingDrivers[recipe.driver].dropUser({ ...target, host }, recipe, binding.value.username),
           );
         } catch (error) {
           request.log.error(

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { waitFor } from '@service-foundry/core';
 import Docker from 'dockerode';
 import type { BrokerClient } from '../broker-client.js';
-import type { ClusterFile } from '../cluster/cluster-file.js';
+import { type ClusterFile, routersOf } from '../cluster/cluster-file.js';
 import { isAlive, readPid } from '../cluster/components.js';
 import { isolatedRuntime } from '../cluster/isolated-nodes.js';
 import type { NodeRuntime } from '../cluster/node-runtime.js';
@@ -23,7 +23,7 @@ const run = promisify(execFile);
  * | `etcd-partition` | the node cannot reach etcd; peers and clients still reach it | remove the rule |
  * | `peer-partition` | the node reaches etcd, nothing else (peers, router) | remove the rule |
  * | `pause-agent` | the node's agent SIGSTOPped past its lease (the paused lock holder); its containers run on | SIGCONT (it may have been fenced meanwhile) |
- * | `kill-process` | kill -9 of one platform process: `scheduler`, `broker`, `router`, `etcd` or `agent-<node>` | `sf up` starts what is missing |
+ * | `kill-process` | kill -9 of one platform process: `scheduler`, `broker`, `router-<n>`, `etcd` or `agent-<node>` | its supervisor restarts it within 2 s (`sf up` starts what is missing) |
  *
  * After a heal, a node the controller fenced is unfenced through the operator API (its fence
  * device powers it back on) and `sf up` starts whatever is missing, so the instance can get
@@ -66,7 +66,12 @@ export async function startMissing(stateDir: string): Promise<void> {
 }
 
 function processPidName(target: string, cluster: Readonly<ClusterFile>): string {
-  const names = ['scheduler', 'broker', 'router', ...(cluster.externalEtcd.length ? [] : ['etcd'])];
+  const names = [
+    'scheduler',
+    'broker',
+    ...routersOf(cluster).map((r) => r.name),
+    ...(cluster.externalEtcd.length ? [] : ['etcd']),
+  ];
   const agents = cluster.nodes.map((n) => `agent-${n.name}`);
   if (![...names, ...agents].includes(target)) {
     throw new UsageError(`--target for kill-process is one of ${[...names, ...agents].join(', ')}`);

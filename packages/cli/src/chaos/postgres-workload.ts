@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { DirectWriter, type Workload, WorkloadLoop, type WriteOutcome } from './workload.js';
+import { DirectWriter, firstReachable, type Workload, WorkloadLoop, type WriteOutcome } from './workload.js';
 
 /** Postgres SQLSTATE classes that answer "this did not happen" (not a broken connection). */
 const definiteRefusal = /^(23|25|42|53|54|55|57P0[1-3]|22)/;
@@ -11,6 +11,8 @@ function table(run: string): string {
 /** Where and as whom to connect: a service key's fields (the CA verifies the server's name). */
 export interface PostgresTarget {
   host: string;
+  /** Every router, tried in order when connecting (a binding's `hosts`). @default [host] */
+  hosts?: readonly string[] | undefined;
   port: number;
   database: string;
   username: string;
@@ -19,9 +21,14 @@ export interface PostgresTarget {
   ca?: string | undefined;
 }
 
-function clientConfig(target: PostgresTarget, connectTimeoutMs: number, queryTimeoutMs: number): pg.ClientConfig {
+function clientConfig(
+  target: PostgresTarget,
+  host: string,
+  connectTimeoutMs: number,
+  queryTimeoutMs: number,
+): pg.ClientConfig {
   return {
-    host: target.host,
+    host,
     port: target.port,
     database: target.database,
     user: target.username,
@@ -65,9 +72,12 @@ export class PostgresWorkload extends WorkloadLoop<pg.Client> implements Workloa
   }
 
   async #once<R extends pg.QueryResultRow>(sql: string): Promise<R[]> {
-    const client = new pg.Client(clientConfig(this.target, 10_000, 30_000));
-    client.on('error', () => undefined);
-    await client.connect();
+    const client = await firstReachable(this.target.hosts ?? [this.target.host], async (host) => {
+      const c = new pg.Client(clientConfig(this.target, host, 10_000, 30_000));
+      c.on('error', () => undefined);
+      await c.connect();
+      return c;
+    });
     try {
       return (await client.query<R>(sql)).rows;
     } finally {
@@ -76,13 +86,20 @@ export class PostgresWorkload extends WorkloadLoop<pg.Client> implements Workloa
   }
 
   protected async connect(): Promise<pg.Client> {
-    const client = new pg.Client(clientConfig(this.target, 1000, 5000));
-    client.on('error', () => undefined);
-    client.on('notice', (notice) => {
-      if (/synchronous replication/i.test(notice.message ?? '')) this.#localOnly = true;
+    return firstReachable(this.target.hosts ?? [this.target.host], async (host) => {
+      const client = new pg.Client(clientConfig(this.target, host, 1000, 5000));
+      client.on('error', () => undefined);
+      client.on('notice', (notice) => {
+        if (/synchronous replication/i.test(notice.message ?? '')) this.#localOnly = true;
+      });
+      try {
+        await client.connect();
+      } catch (error) {
+        await client.end().catch(() => undefined);
+        throw error;
+      }
+      return client;
     });
-    await client.connect();
-    return client;
   }
 
   protected async write(client: pg.Client, id: number): Promise<WriteOutcome> {
@@ -115,7 +132,7 @@ export class PostgresDirectProbe extends DirectWriter<pg.Client> {
   }
 
   protected async connect(): Promise<pg.Client> {
-    const client = new pg.Client(clientConfig(this.target, 500, 1000));
+    const client = new pg.Client(clientConfig(this.target, this.target.host, 500, 1000));
     client.on('error', () => undefined);
     await client.connect();
     return client;

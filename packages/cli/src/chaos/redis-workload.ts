@@ -1,8 +1,10 @@
 import { createClient } from 'redis';
-import { DirectWriter, type Workload, WorkloadLoop, type WriteOutcome } from './workload.js';
+import { DirectWriter, firstReachable, type Workload, WorkloadLoop, type WriteOutcome } from './workload.js';
 
 export interface RedisTarget {
   host: string;
+  /** Every router, tried in order when connecting (a binding's `hosts`). @default [host] */
+  hosts?: readonly string[] | undefined;
   port: number;
   username: string;
   password: string;
@@ -10,8 +12,8 @@ export interface RedisTarget {
   ca?: string | undefined;
 }
 
-function connect(target: RedisTarget, timeoutMs: number) {
-  const socket = { host: target.host, port: target.port, connectTimeout: timeoutMs, reconnectStrategy: false as const };
+function connect(target: RedisTarget, timeoutMs: number, host = target.host) {
+  const socket = { host, port: target.port, connectTimeout: timeoutMs, reconnectStrategy: false as const };
   return createClient({
     socket: target.ca === undefined ? socket : { ...socket, tls: true as const, ca: target.ca },
     username: target.username,
@@ -61,9 +63,7 @@ export class RedisWorkload extends WorkloadLoop<RedisClient> implements Workload
   }
 
   async #once<T>(work: (client: RedisClient) => Promise<T>): Promise<T> {
-    const client = connect(this.target, 10_000);
-    client.on('error', () => undefined);
-    await client.connect();
+    const client = await this.#open(10_000);
     try {
       return await work(client);
     } finally {
@@ -72,10 +72,16 @@ export class RedisWorkload extends WorkloadLoop<RedisClient> implements Workload
   }
 
   protected async connect(): Promise<RedisClient> {
-    const client = connect(this.target, 1000);
-    client.on('error', () => undefined);
-    await client.connect();
-    return client;
+    return this.#open(1000);
+  }
+
+  #open(timeoutMs: number): Promise<RedisClient> {
+    return firstReachable(this.target.hosts ?? [this.target.host], async (host) => {
+      const client = connect(this.target, timeoutMs, host);
+      client.on('error', () => undefined);
+      await client.connect();
+      return client;
+    });
   }
 
   protected async write(client: RedisClient, id: number): Promise<WriteOutcome> {

@@ -81,11 +81,16 @@ async function pickNode(broker: BrokerClient, detail: InstanceDetail, target: st
   return target;
 }
 
+/** The routers a service key names (`hosts`), or its one `host`. */
+function routerHostsOf(key: Credentials): string[] {
+  return key.hosts?.length ? key.hosts.map((h) => h.host) : [key.host];
+}
+
 function clientsFor(detail: InstanceDetail, key: Credentials, run: string, durability: PromisedDurability) {
   const ca = typeof key.ca_certificate === 'string' ? key.ca_certificate : undefined;
   const primary = detail.replicaDetails.find((r) => r.ordinal === detail.primary?.ordinal);
   if (detail.service === 'postgres') {
-    const target = { ...key, database: key.database ?? 'sf', ca };
+    const target = { ...key, hosts: routerHostsOf(key), database: key.database ?? 'sf', ca };
     const direct = primary?.host && primary.port ? { ...target, host: primary.host, port: primary.port } : undefined;
     return {
       workload: new PostgresWorkload(target, run) as Workload,
@@ -93,7 +98,14 @@ function clientsFor(detail: InstanceDetail, key: Credentials, run: string, durab
     };
   }
   if (detail.service === 'redis') {
-    const target = { host: key.host, port: key.port, username: key.username, password: key.password, ca };
+    const target = {
+      host: key.host,
+      hosts: routerHostsOf(key),
+      port: key.port,
+      username: key.username,
+      password: key.password,
+      ca,
+    };
     const direct = primary?.host && primary.port ? { ...target, host: primary.host, port: primary.port } : undefined;
     return {
       workload: new RedisWorkload(target, run, durability !== 'async') as Workload,

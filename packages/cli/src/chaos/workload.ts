@@ -29,6 +29,25 @@ export interface DirectProbe {
 /** Client retry pacing after an error, as an application backs off; not synchronization. */
 export const retryPauseMs = 50;
 
+/**
+ * Connects to the first of `hosts` that answers, in order, as libpq does with a host list:
+ * a client whose router is gone goes on through the next one. Throws the last refusal.
+ */
+export async function firstReachable<Client>(
+  hosts: readonly string[],
+  open: (host: string) => Promise<Client>,
+): Promise<Client> {
+  let last: unknown = new Error('no host to connect to');
+  for (const host of hosts) {
+    try {
+      return await open(host);
+    } catch (error) {
+      last = error;
+    }
+  }
+  throw last;
+}
+
 /** What one write got: acknowledged, refused (surely not done) or in doubt (with why). */
 export type WriteOutcome = { kind: 'acknowledged' } | { kind: 'refused' } | { kind: 'in-doubt'; why: string };
 

@@ -31,8 +31,13 @@ export interface ClusterFile {
   /** A read-only operator credential (`GET /sf/v1/...`). */
   viewerUsername?: string;
   viewerPassword?: string;
-  /** Address the router listens on and credentials point at. @default '127.0.0.1' */
+  /** The first router's address (clusters set up before several routers). @default '127.0.0.1' */
   routerHost: string;
+  /**
+   * One router per address, `router-1` on the first: each listens on the same ports on its
+   * own address, and bindings name them all. @default [routerHost] (older clusters)
+   */
+  routerHosts?: string[];
   routerHttpPort: number;
   routerPortMin: number;
   routerPortMax: number;
@@ -94,6 +99,14 @@ const compileClusterFile = configCompiler<ClusterFile>('cluster file', {
     viewerUsername: { type: 'string', minLength: 1, nullable: true },
     viewerPassword: { type: 'string', minLength: 12, nullable: true },
     routerHost: { type: 'string', default: '127.0.0.1' },
+    routerHosts: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 8,
+      uniqueItems: true,
+      items: { type: 'string', pattern: '^127\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}$' },
+      nullable: true,
+    },
     routerHttpPort: { type: 'integer', minimum: 1, maximum: 65535 },
     routerPortMin: { type: 'integer', minimum: 1024, maximum: 65535 },
     routerPortMax: { type: 'integer', minimum: 1024, maximum: 65535 },
@@ -135,4 +148,12 @@ export async function writeClusterFile(stateDir: string, cluster: ClusterFile): 
 
 export function newPassword(): string {
   return randomBytes(24).toString('base64url');
+}
+
+/** The cluster's routers: component name and the address each listens on. */
+export function routersOf(
+  cluster: Pick<ClusterFile, 'routerHost' | 'routerHosts'>,
+): Array<{ name: string; host: string }> {
+  if (!cluster.routerHosts) return [{ name: 'router', host: cluster.routerHost }];
+  return cluster.routerHosts.map((host, i) => ({ name: `router-${i + 1}`, host }));
 }

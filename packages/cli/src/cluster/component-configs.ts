@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { type EtcdTlsFiles, etcdUsers } from '@service-foundry/core';
 import { nodeAgentMetricsPort } from '../metrics-endpoints.js';
-import type { ClusterFile } from './cluster-file.js';
+import { type ClusterFile, routersOf } from './cluster-file.js';
 import type { ClusterPki } from './pki.js';
 
 /** Short leases: a lost node is noticed in ~3 s, which bounds failover time. */
@@ -56,12 +56,13 @@ export class ComponentConfigs {
     };
   }
 
-  router() {
+  /** One router (cluster-file.ts `routersOf`): all listen on the same ports, each on its address. */
+  router(router: { name: string; host: string }) {
     return {
       ...this.#common(etcdUsers.router),
-      listenHost: this.cluster.routerHost,
+      listenHost: router.host,
       httpPort: this.cluster.routerHttpPort,
-      ...this.#metrics('router'),
+      ...this.#metrics(router.name),
     };
   }
 
@@ -78,6 +79,7 @@ export class ComponentConfigs {
         { username: c.viewerUsername, password: c.viewerPassword, role: 'viewer' },
       ],
       routerHost: c.routerHost,
+      routerHosts: routersOf(c).map((r) => r.host),
       routerPortRange: { min: c.routerPortMin, max: c.routerPortMax },
       // The CA the services' certificates chain to: the broker's own sessions verify them,
       // and bindings hand it to apps.

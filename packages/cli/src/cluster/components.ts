@@ -3,14 +3,26 @@ import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessError, waitFor } from '@service-foundry/core';
+import type { SupervisionSpec } from '../supervision/supervision-spec.js';
+import { readSupervisionState, type SupervisionState } from '../supervision/supervision-state.js';
+
+/** The supervisor's entry point (dist/supervision/supervise-main.js). */
+const superviseMain = fileURLToPath(new URL('../supervision/supervise-main.js', import.meta.url));
 
 /** The platform processes `sf up` runs, in start order. */
 export type ComponentKind = 'etcd' | 'scheduler' | 'broker' | 'router' | 'agent';
 
 export interface ComponentPaths {
+  /** The component's own pid (written by its supervisor at every start). */
   pidFile: string;
   logFile: string;
   configFile: string;
+  /** The supervisor's pid: what `sf down` signals. */
+  supervisorPidFile: string;
+  /** What the supervisor runs (supervision-spec.ts). */
+  supervisionSpecFile: string;
+  /** Restarts and the last exit (supervision-state.ts). */
+  supervisionStateFile: string;
 }
 
 export function componentPaths(stateDir: string, name: string): ComponentPaths {
@@ -18,6 +30,9 @@ export function componentPaths(stateDir: string, name: string): ComponentPaths {
     pidFile: join(stateDir, 'run', `${name}.pid`),
     logFile: join(stateDir, 'logs', `${name}.log`),
     configFile: join(stateDir, 'config', `${name}.json`),
+    supervisorPidFile: join(stateDir, 'run', `${name}.supervisor.pid`),
+    supervisionSpecFile: join(stateDir, 'config', `${name}.supervise.json`),
+    supervisionStateFile: join(stateDir, 'run', `${name}.supervision.json`),
   };
 }
 
@@ -26,8 +41,26 @@ export function mainOf(kind: Exclude<ComponentKind, 'etcd'>): string {
   return join(dirname(fileURLToPath(import.meta.resolve(`@service-foundry/${kind}`))), 'main.js');
 }
 
-/** Starts `node <package>/dist/main.js --config FILE` detached, output to its log file. */
+/**
+ * Starts a component under its supervisor (supervision/supervisor.ts): restarted within 2 s
+ * whenever it exits unasked. Returns the supervisor's pid.
+ */
 export async function spawnComponent(
+  stateDir: string,
+  name: string,
+  kind: Exclude<ComponentKind, 'etcd'>,
+  config: unknown,
+): Promise<number> {
+  const paths = await writeComponentConfig(stateDir, name, config);
+  return spawnSupervised(stateDir, name, [process.execPath, mainOf(kind), '--config', paths.configFile]);
+}
+
+/**
+ * Starts `node <package>/dist/main.js --config FILE` detached and unsupervised: for agents
+ * sharing this machine's engine, whose simulated fence device powers the "node" off by
+ * killing the agent (a supervisor would power it back on).
+ */
+export async function spawnUnsupervised(
   stateDir: string,
   name: string,
   kind: Exclude<ComponentKind, 'etcd'>,
@@ -45,6 +78,46 @@ export async function spawnComponent(
   const pid = child.pid;
   if (!pid) throw new ProcessError(`could not start ${name}`, null);
   await writePid(stateDir, name, pid);
+  return pid;
+}
+
+/**
+ * Writes the supervision spec of `name` and returns the supervisor's command: what `sf up`
+ * spawns here, and what an isolated node boots for its agent.
+ */
+export async function supervisionCommand(stateDir: string, name: string, argv: readonly string[]): Promise<string[]> {
+  const paths = componentPaths(stateDir, name);
+  for (const file of [paths.supervisionSpecFile, paths.supervisionStateFile]) {
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  }
+  const spec: Partial<SupervisionSpec> = {
+    name,
+    argv: [...argv],
+    pidFile: paths.pidFile,
+    stateFile: paths.supervisionStateFile,
+    stopGraceMs: stopGraceMs,
+  };
+  await writeFile(paths.supervisionSpecFile, `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o600 });
+  return [process.execPath, superviseMain, '--spec', paths.supervisionSpecFile];
+}
+
+/** Starts `argv` under a detached supervisor logging to the component's log. */
+export async function spawnSupervised(stateDir: string, name: string, argv: readonly string[]): Promise<number> {
+  const [program, ...args] = (await supervisionCommand(stateDir, name, argv)) as [string, ...string[]];
+  const paths = componentPaths(stateDir, name);
+  // A previous run's pid and state must not be read as this run's.
+  await rm(paths.pidFile, { force: true });
+  await rm(paths.supervisionStateFile, { force: true });
+  await mkdir(dirname(paths.logFile), { recursive: true, mode: 0o700 });
+  const log = await open(paths.logFile, 'a');
+  const env: NodeJS.ProcessEnv = { ...process.env, SF_SUPERVISOR: name };
+  delete env.SF_COMPONENT;
+  const child = spawn(program, args, { detached: true, stdio: ['ignore', log.fd, log.fd], env });
+  await log.close();
+  child.unref();
+  const pid = child.pid;
+  if (!pid) throw new ProcessError(`could not start the supervisor of ${name}`, null);
+  await writeFile(paths.supervisorPidFile, `${pid}\n`, { mode: 0o600 });
   return pid;
 }
 
@@ -80,24 +153,84 @@ export async function readPid(stateDir: string, name: string): Promise<number | 
   }
 }
 
-/** SIGTERM, then SIGKILL after `graceMs`; removes the pid file. */
-export async function stopComponent(
-  stateDir: string,
-  name: string,
-  graceMs = 15_000,
-): Promise<'stopped' | 'not running'> {
-  const pid = await readPid(stateDir, name);
-  await rm(componentPaths(stateDir, name).pidFile, { force: true });
-  if (!pid || !isAlive(pid)) return 'not running';
-  process.kill(pid, 'SIGTERM');
+/** How long a component has to stop on SIGTERM before SIGKILL. */
+const stopGraceMs = 15_000;
+
+async function readPidFile(file: string): Promise<number | undefined> {
+  const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+}
+
+export async function readSupervisorPid(stateDir: string, name: string): Promise<number | undefined> {
+  return readPidFile(componentPaths(stateDir, name).supervisorPidFile);
+}
+
+/** A signal to a process that may have exited meanwhile. */
+function signalIfAlive(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+async function terminate(pid: number, what: string, graceMs: number): Promise<boolean> {
+  signalIfAlive(pid, 'SIGTERM');
   try {
     await waitFor(() => !isAlive(pid), {
-      description: `${name} (pid ${pid}) to exit`,
+      description: `${what} (pid ${pid}) to exit`,
       timeoutMs: graceMs,
       intervalMs: 100,
     });
+    return true;
   } catch {
-    process.kill(pid, 'SIGKILL');
+    return false;
   }
-  return 'stopped';
+}
+
+/**
+ * Stops a component: SIGTERM to its supervisor, which stops the component (SIGKILL after
+ * 15 s) and exits; a component running without one (its supervisor was killed) gets the
+ * SIGTERM itself. Removes the pid files.
+ */
+export async function stopComponent(stateDir: string, name: string): Promise<'stopped' | 'not running'> {
+  const paths = componentPaths(stateDir, name);
+  const supervisor = await readPidFile(paths.supervisorPidFile);
+  const pid = await readPid(stateDir, name);
+  let stopped = false;
+  if (supervisor && isAlive(supervisor)) {
+    stopped = true;
+    if (!(await terminate(supervisor, `the supervisor of ${name}`, stopGraceMs + 5000))) {
+      signalIfAlive(supervisor, 'SIGKILL');
+    }
+  }
+  if (pid && isAlive(pid)) {
+    stopped = true;
+    if (!(await terminate(pid, name, stopGraceMs))) signalIfAlive(pid, 'SIGKILL');
+  }
+  await rm(paths.pidFile, { force: true });
+  await rm(paths.supervisorPidFile, { force: true });
+  return stopped ? 'stopped' : 'not running';
+}
+
+/** What can be seen of one component from outside: its supervisor, itself, its restarts. */
+export interface ComponentStatus {
+  name: string;
+  /** The live supervisor's pid; undefined when none runs (shared-engine agents have none). */
+  supervisor: number | undefined;
+  /** The live component's pid. */
+  pid: number | undefined;
+  supervision: SupervisionState | undefined;
+}
+
+export async function componentStatus(stateDir: string, name: string): Promise<ComponentStatus> {
+  const paths = componentPaths(stateDir, name);
+  const supervisor = await readPidFile(paths.supervisorPidFile);
+  const pid = await readPid(stateDir, name);
+  return {
+    name,
+    supervisor: supervisor !== undefined && isAlive(supervisor) ? supervisor : undefined,
+    pid: pid !== undefined && isAlive(pid) ? pid : undefined,
+    supervision: supervisor === undefined ? undefined : await readSupervisionState(paths.supervisionStateFile),
+  };
 }

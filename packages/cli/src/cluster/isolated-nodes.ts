@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { BootProcess } from '@service-foundry/fencing';
 import type { ClusterFile } from './cluster-file.js';
-import { componentPaths, mainOf } from './components.js';
+import { componentPaths, mainOf, supervisionCommand } from './components.js';
 import { maxIsolatedNodes } from './node-addresses.js';
 import { systemPath, whichBinary } from './node-engine.js';
 import { NodeRuntime } from './node-runtime.js';
@@ -56,16 +56,19 @@ export function isolatedRuntime(stateDir: string, cluster: Readonly<ClusterFile>
 const passedOn = ['SF_LOG_LEVEL', 'SF_CATALOG_DIR'];
 
 /**
- * The boot entry of a node's agent: `node packages/agent/dist/main.js --config FILE`, the
- * same command a real host runs (docs/deploy.md), here inside the node's namespace.
+ * The boot entry of a node's agent: its supervisor (what systemd is on a real host,
+ * docs/deploy.md) running `node packages/agent/dist/main.js --config FILE`, the same
+ * command a real host runs, here inside the node's namespace. The boot file's pid is the
+ * supervisor's; the supervisor writes the agent's own pid to `agent-<node>.pid`. A power
+ * loss takes both, as it takes a host's init.
  */
-export function agentBootProcess(stateDir: string, node: string): BootProcess {
+export async function agentBootProcess(stateDir: string, node: string): Promise<BootProcess> {
   const name = `agent-${node}`;
   const paths = componentPaths(stateDir, name);
   const env: Record<string, string> = {
     PATH: `${systemPath()}:${dirname(process.execPath)}`,
     LANG: 'C.UTF-8',
-    SF_COMPONENT: name,
+    SF_SUPERVISOR: name,
   };
   for (const variable of passedOn) {
     const value = process.env[variable];
@@ -73,9 +76,9 @@ export function agentBootProcess(stateDir: string, node: string): BootProcess {
   }
   return {
     name,
-    argv: [process.execPath, mainOf('agent'), '--config', paths.configFile],
+    argv: await supervisionCommand(stateDir, name, [process.execPath, mainOf('agent'), '--config', paths.configFile]),
     env,
-    pidFile: paths.pidFile,
+    pidFile: paths.supervisorPidFile,
     logFile: paths.logFile,
     staleFiles: [],
     volatileDirs: [],

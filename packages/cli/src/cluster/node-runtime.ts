@@ -13,6 +13,7 @@ import {
   readBootFile,
 } from '@service-foundry/fencing';
 import { NodeRuntimeError } from '../errors.js';
+import { componentPaths } from './components.js';
 import { type NodeAddressing, nodeAddressing, releaseBlock } from './node-addresses.js';
 import {
   copyImages,
@@ -257,11 +258,9 @@ export class NodeRuntime {
     await heal(this.node(name).netns, 'peers');
   }
 
+  /** The agent's own pid (its supervisor writes it), when it runs inside the node. */
   async #agentPid(name: string): Promise<number | undefined> {
-    const node = this.node(name);
-    const boot = await this.#boot(name);
-    const agent = boot.processes.find((p) => p.name === `agent-${name}`);
-    return agent ? bootProcessPid(node.netns, agent.pidFile) : undefined;
+    return bootProcessPid(this.node(name).netns, componentPaths(this.spec.stateDir, `agent-${name}`).pidFile);
   }
 
   /** SIGSTOP: the agent neither renews its lease nor fences itself; its containers run on. */
@@ -283,7 +282,7 @@ export class NodeRuntime {
       const p = boot?.processes.find((x) => x.name === processName);
       return p ? bootProcessPid(node.netns, p.pidFile) : undefined;
     };
-    const agentPid = await pidOf(`agent-${name}`);
+    const agentPid = await this.#agentPid(name);
     const link = await linkState(this.layout, node.index);
     return {
       node: name,

@@ -45,7 +45,8 @@ export const chaos: Command = {
       throw new UsageError(`--fault is one of ${faultKinds.join(', ')}`);
     }
     const target = typeof options.target === 'string' ? options.target : fault === 'kill-process' ? '' : 'primary';
-    if (fault === 'kill-process' && !target) throw new UsageError('kill-process needs --target PROCESS (e.g. router)');
+    if (fault === 'kill-process' && !target)
+      throw new UsageError('kill-process needs --target PROCESS (e.g. router-1)');
     const durationMs = intOption(options, 'duration', 10, 1, 3600) * 1000;
     const rounds = intOption(options, 'rounds', 1, 1, 1000);
     const dir = stateDir();

@@ -13,6 +13,8 @@ export interface Credentials {
   username: string;
   password: string;
   uri: string;
+  /** Every router (they serve the same port); `host` is the first. */
+  hosts?: Array<{ host: string; port: number }>;
   [more: string]: unknown;
 }
 

@@ -151,7 +151,9 @@ export const service: Command = {
     say(`service / plan:  ${detail.service} / ${detail.plan}`);
     say(`state:           ${detail.phase}${detail.message ? ` — ${detail.message}` : ''}`);
     say(`last operation:  ${detail.operation.type} ${detail.operation.state}: ${detail.operation.description}`);
-    say(`route:           ${detail.route ? `${detail.route.host}:${detail.route.port}` : '-'}`);
+    say(
+      `route:           ${detail.route ? detail.route.hosts.map((h) => `${h}:${detail.route?.port}`).join(', ') : '-'}`,
+    );
     say(`primary:         ${detail.primary ? `${detail.primary.node} (epoch ${detail.primary.epoch})` : '-'}`);
     say(
       `replicas:        ${detail.replicas.running} running, ${detail.replicas.placed} placed, ${detail.replicas.desired} desired`,

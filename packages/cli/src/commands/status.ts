@@ -1,11 +1,12 @@
 import { BrokerClient } from '../broker-client.js';
 import { readClusterFile } from '../cluster/cluster-file.js';
-import { isAlive, readPid } from '../cluster/components.js';
+import { componentStatus } from '../cluster/components.js';
 import { isolatedRuntime } from '../cluster/isolated-nodes.js';
 import type { NodeState } from '../cluster/node-runtime.js';
 import type { Command } from '../command.js';
 import { metricsEndpoints } from '../metrics-endpoints.js';
 import { printJson, printTable, say } from '../output.js';
+import { describeExit } from '../supervision/supervision-state.js';
 import { loadTarget, stateDir } from '../target.js';
 import { componentNames } from './up.js';
 
@@ -19,8 +20,18 @@ export const status: Command = {
     const cluster = await readClusterFile(dir);
     const components = [];
     for (const name of cluster ? componentNames(cluster) : []) {
-      const pid = await readPid(dir, name);
-      components.push({ name, pid: pid ?? null, running: pid !== undefined && isAlive(pid) });
+      const status = await componentStatus(dir, name);
+      const supervision = status.supervision;
+      components.push({
+        name,
+        pid: status.pid ?? null,
+        running: status.pid !== undefined,
+        supervised: status.supervisor !== undefined,
+        supervisorPid: status.supervisor ?? null,
+        restarts: supervision?.restarts ?? 0,
+        lastExit: supervision?.lastExit ?? null,
+        restartAt: supervision?.phase === 'backoff' ? supervision.restartAt : null,
+      });
     }
     const runtime = cluster ? isolatedRuntime(dir, cluster) : undefined;
     const isolatedNodes: NodeState[] = [];
@@ -53,8 +64,15 @@ export const status: Command = {
     }
     say(`cluster: ${cluster?.clusterId ?? `none in ${dir}`}`);
     printTable(
-      ['component', 'pid', 'state'],
-      components.map((c) => [c.name, c.pid ?? '-', c.running ? 'running' : 'stopped']),
+      ['component', 'pid', 'state', 'supervised', 'restarts', 'last exit'],
+      components.map((c) => [
+        c.name,
+        c.pid ?? '-',
+        c.running ? 'running' : c.restartAt ? `restarting at ${c.restartAt.slice(11, 23)}` : 'stopped',
+        c.supervised ? `yes (pid ${c.supervisorPid})` : 'no',
+        c.restarts,
+        describeExit(c.lastExit),
+      ]),
     );
     if (runtime) {
       say(`isolated nodes on ${runtime.addressing.segment} (this machine: ${runtime.addressing.hostAddress})`);

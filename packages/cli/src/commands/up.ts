@@ -2,15 +2,21 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Catalog, freePort, ProcessError, waitFor } from '@service-foundry/core';
 import { BrokerClient } from '../broker-client.js';
-import { type ClusterFile, newPassword, readClusterFile, writeClusterFile } from '../cluster/cluster-file.js';
+import {
+  type ClusterFile,
+  newPassword,
+  readClusterFile,
+  routersOf,
+  writeClusterFile,
+} from '../cluster/cluster-file.js';
 import { ComponentConfigs } from '../cluster/component-configs.js';
 import {
   componentPaths,
-  isAlive,
-  readPid,
+  componentStatus,
   spawnComponent,
+  spawnUnsupervised,
+  stopComponent,
   writeComponentConfig,
-  writePid,
 } from '../cluster/components.js';
 import { checkDocker } from '../cluster/docker-check.js';
 import { applyClusterAccess, startClusterEtcd } from '../cluster/etcd-bootstrap.js';
@@ -32,7 +38,9 @@ import { ProgressDisplay } from '../progress-display.js';
 import { saveTarget, stateDir } from '../target.js';
 import { buildImages } from './images.js';
 
-export function componentNames(cluster: Pick<ClusterFile, 'nodes' | 'externalEtcd'>): string[] {
+export function componentNames(
+  cluster: Pick<ClusterFile, 'nodes' | 'externalEtcd' | 'routerHost' | 'routerHosts'>,
+): string[] {
   // Agents before the scheduler: a controller that starts first would find the primaries'
   // nodes missing and fence them as lost.
   return [
@@ -40,7 +48,7 @@ export function componentNames(cluster: Pick<ClusterFile, 'nodes' | 'externalEtc
     ...cluster.nodes.map((n) => `agent-${n.name}`),
     'scheduler',
     'broker',
-    'router',
+    ...routersOf(cluster).map((r) => r.name),
   ];
 }
 
@@ -49,6 +57,8 @@ async function firstCluster(
   dir: string,
 ): Promise<{ cluster: ClusterFile; choice: NodeRuntimeChoice }> {
   const nodeCount = intOption(options, 'nodes', 3, 1, 20);
+  // Loopback addresses 127.0.0.1, .2, ...: each router its own, all on the same ports.
+  const routerHosts = Array.from({ length: intOption(options, 'routers', 2, 1, 8) }, (_, i) => `127.0.0.${i + 1}`);
   const ports = typeof options['router-ports'] === 'string' ? options['router-ports'] : '30000-30999';
   const match = /^(\d+)-(\d+)$/.exec(ports);
   const min = Number(match?.[1]);
@@ -85,7 +95,8 @@ async function firstCluster(
     viewerUsername: 'viewer',
     viewerPassword: newPassword(),
     volumeSecret: newPassword(),
-    routerHost: '127.0.0.1',
+    routerHost: routerHosts[0] as string,
+    routerHosts,
     routerHttpPort: await port(8480),
     routerPortMin: min,
     routerPortMax: max,
@@ -112,6 +123,20 @@ function externalEtcdTls(options: Record<string, string | boolean | undefined>, 
   return { caFile: path(files.caFile), certFile: path(files.certFile), keyFile: path(files.keyFile) };
 }
 
+/**
+ * The pid of `name` when it runs under its supervisor. One left running without a
+ * supervisor (someone killed the supervisor) is stopped, so that it starts again supervised.
+ */
+async function supervisedOrStopped(dir: string, name: string): Promise<number | undefined> {
+  const status = await componentStatus(dir, name);
+  if (status.supervisor !== undefined) return status.pid ?? status.supervisor;
+  if (status.pid !== undefined) {
+    say(`${name} (pid ${status.pid}) runs without its supervisor: restarting it supervised`);
+    await stopComponent(dir, name);
+  }
+  return undefined;
+}
+
 /** Credentials added since a cluster was first set up are made on its next `sf up`. */
 function withMissingSecrets(cluster: Readonly<ClusterFile>): ClusterFile | undefined {
   const missing = {
@@ -124,7 +149,7 @@ function withMissingSecrets(cluster: Readonly<ClusterFile>): ClusterFile | undef
 
 export const up: Command = {
   name: 'up',
-  summary: 'start etcd, scheduler, broker, router and N agents on this machine',
+  summary: 'start etcd, scheduler, broker, routers and N agents (each supervised) on this machine',
   args: [],
   options: {
     nodes: { type: 'string' },
@@ -137,6 +162,7 @@ export const up: Command = {
     'etcd-cert': { type: 'string' },
     'etcd-key': { type: 'string' },
     'shared-engine': { type: 'boolean' },
+    routers: { type: 'string' },
   },
   async run(_args, options) {
     const dir = stateDir();
@@ -161,7 +187,8 @@ export const up: Command = {
       options['etcd-ca'] ||
       options['broker-port'] ||
       options['router-ports'] ||
-      options['shared-engine']
+      options['shared-engine'] ||
+      options.routers
     ) {
       throw new UsageError(
         `cluster already set up in ${dir}: run \`sf down --purge\` to start over with other options`,
@@ -192,21 +219,22 @@ export const up: Command = {
     const etcdHosts = runtime ? [runtime.addressing.hostAddress] : [];
     const pki = new ClusterPki(join(dir, 'pki'));
     progress.status('certificates (cluster CA, etcd, one identity per component, volume and service TLS per node)');
-    await pki.ensure(cluster.nodes, { routerHosts: [cluster.routerHost], etcdHosts });
+    await pki.ensure(cluster.nodes, { routerHosts: routersOf(cluster).map((r) => r.host), etcdHosts });
     const configs = new ComponentConfigs(cluster, pki, dir);
     const loopbackComponents = componentNames(cluster).filter(
       (n) => n !== 'etcd' && !(runtime && n.startsWith('agent-')),
     );
-    configs.metricsPorts = await assignMetricsPorts(dir, loopbackComponents, async (n) => {
-      const pid = await readPid(dir, n);
-      return pid !== undefined && isAlive(pid);
-    });
+    configs.metricsPorts = await assignMetricsPorts(
+      dir,
+      loopbackComponents,
+      async (n) => (await componentStatus(dir, n)).pid !== undefined,
+    );
     if (cluster.externalEtcd.length === 0) {
-      const pid = await readPid(dir, 'etcd');
-      if (pid && isAlive(pid)) progress.status(`etcd already running (pid ${pid})`);
+      const etcd = await supervisedOrStopped(dir, 'etcd');
+      if (etcd) progress.status(`etcd already running (pid ${etcd})`);
       else {
-        progress.status('starting etcd (TLS, client certificates required)');
-        await writePid(dir, 'etcd', await startClusterEtcd(dir, cluster, pki, etcdHosts));
+        progress.status('starting etcd (TLS, client certificates required, supervised)');
+        await startClusterEtcd(dir, cluster, pki, etcdHosts);
       }
       progress.status('etcd: one user and role per component, authentication on');
       await applyClusterAccess(configs.etcdEndpoints, cluster, pki);
@@ -223,30 +251,34 @@ export const up: Command = {
             dockerSocket: isolated.engine.socket,
           });
           await writeComponentConfig(dir, `agent-${node.name}`, agentConfig);
-          await runtime.prepareNode(node.name, [agentBootProcess(dir, node.name)]);
+          await runtime.prepareNode(node.name, [await agentBootProcess(dir, node.name)]);
           const result = await runtime.powerOn(node.name, { images });
           return `${node.name} ${result.started.length ? `started ${result.started.join(', ')}` : 'already on'}`;
         }),
       );
       progress.status(`nodes: ${booted.join('; ')}`);
     }
+    const routers = routersOf(cluster);
     for (const name of componentNames(cluster).filter((n) => n !== 'etcd')) {
       const node = cluster.nodes.find((n) => `agent-${n.name}` === name);
       if (runtime && node) continue;
-      const pid = await readPid(dir, name);
-      if (pid && isAlive(pid)) {
-        progress.status(`${name} already running (pid ${pid})`);
+      // Shared-engine agents run unsupervised: their fence device powers a node off by
+      // killing its agent, and a supervisor would power it back on.
+      const running = node ? (await componentStatus(dir, name)).pid : await supervisedOrStopped(dir, name);
+      if (running) {
+        progress.status(`${name} already running (pid ${running})`);
         continue;
       }
       progress.status(`starting ${name}`);
+      const router = routers.find((r) => r.name === name);
       if (name === 'scheduler') {
         await spawnComponent(dir, name, 'scheduler', configs.scheduler());
       } else if (name === 'broker') {
         await spawnComponent(dir, name, 'broker', configs.broker());
-      } else if (name === 'router') {
-        await spawnComponent(dir, name, 'router', configs.router());
+      } else if (router) {
+        await spawnComponent(dir, name, 'router', configs.router(router));
       } else if (node) {
-        await spawnComponent(dir, name, 'agent', configs.agent(node, volumeSecret));
+        await spawnUnsupervised(dir, name, 'agent', configs.agent(node, volumeSecret));
       }
     }
     const target = {
@@ -262,8 +294,10 @@ export const up: Command = {
     await waitFor(
       async () => {
         for (const name of names) {
-          const pid = await readPid(dir, name);
-          if (!pid || !isAlive(pid)) {
+          const status = await componentStatus(dir, name);
+          // A supervisor restarts a crash; three in a row during start-up is a component that cannot start.
+          const crashLooping = (status.supervision?.restarts ?? 0) >= 3;
+          if ((status.supervisor === undefined && status.pid === undefined) || crashLooping) {
             died = name;
             return true;
           }
@@ -287,7 +321,7 @@ export const up: Command = {
       ? `isolated nodes on ${runtime.addressing.segment}`
       : 'nodes sharing this machine’s Docker Engine';
     progress.done(
-      `Service Foundry is up: broker ${target.url}, ${cluster.nodes.length} ${where}, router on ${cluster.routerHost}`,
+      `Service Foundry is up: broker ${target.url}, ${cluster.nodes.length} ${where}, routers on ${routers.map((r) => r.host).join(', ')}`,
     );
     say(`Logs: ${join(dir, 'logs')}. Try \`sf marketplace\`, \`sf nodes\`; stop with \`sf down\`.`);
   },

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { waitFor } from '@service-foundry/core';
+import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { lostWrites, Writer } from '@service-foundry/test-support/writer';
+
+interface ComponentRow {
+  name: string;
+  pid: number | null;
+  running: boolean;
+  supervised: boolean;
+  restarts: number;
+  lastExit: { code: number | null; signal: string | null } | null;
+}
+
+interface Supervision {
+  pid: number | null;
+  restarts: number;
+  lastExit: { signal: string | null } | null;
+}
+
+/** The longest pause between consecutive acknowledged writes from `from` on. */
+function longestGapMs(acked: ReadonlyArray<{ at: number }>, from: number): number {
+  let gap = 0;
+  let previous: number | undefined;
+  for (const { at } of acked) {
+    if (previous !== undefined && at >= from) gap = Math.max(gap, at - previous);
+    previous = at;
+  }
+  return gap;
+}
+
+describe('supervision and several routers: a crashed platform process takes no database down', () => {
+  let cluster: TestCluster;
+  let uri = '';
+  const components = async (): Promise<ComponentRow[]> => {
+    const status = await cluster.sf('status', '--json');
+    return (JSON.parse(status.stdout) as { components: ComponentRow[] }).components;
+  };
+  const supervision = async (name: string): Promise<Supervision | undefined> =>
+    JSON.parse(await readFile(join(cluster.home, 'run', `${name}.supervision.json`), 'utf8').catch(() => 'null')) ??
+    undefined;
+  /** kill -9 of `name`; resolves with the ms until its supervisor had it running again. */
+  const killAndTimeRestart = async (name: string): Promise<number> => {
+    const before = await supervision(name);
+    assert.ok(before?.pid, `${name} runs`);
+    const killedAt = Date.now();
+    process.kill(before.pid, 'SIGKILL');
+    const back = await waitFor(
+      async () => {
+        const now = await supervision(name);
+        return now?.pid && now.pid !== before.pid && now.restarts === before.restarts + 1 ? now : undefined;
+      },
+      { description: `${name} to be restarted by its supervisor`, timeoutMs: 2000, intervalMs: 20 },
+    );
+    assert.equal(back.lastExit?.signal, 'SIGKILL');
+    return Date.now() - killedAt;
+  };
+
+  before(async () => {
+    cluster = await startCluster(2, { sharedEngine: true });
+    const created = await cluster.sf('create-service', 'postgres', 'small', 'cp-db');
+    assert.equal(created.code, 0, created.stdout + created.stderr);
+    const key = await cluster.sf('create-service-key', 'cp-db', 'writer', '--json');
+    assert.equal(key.code, 0, key.stderr);
+    uri = (JSON.parse(key.stdout) as { uri: string }).uri;
+    await Writer.prepare(uri);
+  });
+  after(async () => {
+    await cluster?.destroy();
+  });
+
+  it('sf up runs two routers and every control-plane process under a supervisor; keys name both routers', async () => {
+    const rows = await components();
+    const names = rows.map((c) => c.name);
+    assert.ok(names.includes('router-1') && names.includes('router-2'), names.join(', '));
+    for (const row of rows) {
+      assert.ok(row.running, `${row.name} runs`);
+      // Shared-engine agents are the one exception: their fence device kills them.
+      assert.equal(row.supervised, !row.name.startsWith('agent-'), `${row.name} supervised`);
+      assert.equal(row.restarts, 0);
+    }
+    assert.match(uri, /@127\.0\.0\.1:\d+,127\.0\.0\.2:\d+\/sf\?target_session_attrs=read-write/);
+  });
+
+  it('kill -9 of the router a writer uses: it goes on through the other within 1 s, nothing lost', async () => {
+    const writer = new Writer(uri);
+    writer.start();
+    let killedAt = 0;
+    try {
+      await waitFor(() => writer.acked.length >= 50, { description: '50 acknowledged writes', timeoutMs: 60_000 });
+      killedAt = Date.now();
+      const restartMs = await killAndTimeRestart('router-1');
+      console.log(`# router-1 restarted by its supervisor ${restartMs} ms after kill -9`);
+      await waitFor(() => writer.acked.filter((a) => a.at > killedAt).length >= 50, {
+        description: '50 writes after the kill',
+        timeoutMs: 60_000,
+      });
+    } finally {
+      await writer.stop();
+    }
+    const gap = longestGapMs(writer.acked, killedAt);
+    console.log(`# longest write gap after kill -9 of router-1: ${gap} ms`);
+    assert.ok(gap <= 1000, `the writer paused ${gap} ms (target: at most 1 s)`);
+    assert.deepEqual(await lostWrites(uri, writer.acked), []);
+    const row = (await components()).find((c) => c.name === 'router-1');
+    assert.equal(row?.restarts, 1);
+    assert.equal(row?.lastExit?.signal, 'SIGKILL');
+  });
+
+  it('kill -9 of the broker and of the scheduler: both back within 2 s, and a new service is still placed', async () => {
+    for (const name of ['broker', 'scheduler']) {
+      const ms = await killAndTimeRestart(name);
+      console.log(`# ${name} restarted by its supervisor ${ms} ms after kill -9`);
+    }
+    // The restarted broker answers, and the restarted scheduler places.
+    await waitFor(async () => (await cluster.sf('services')).code === 0, {
+      description: 'the restarted broker to answer',
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    const created = await cluster.sf('create-service', 'redis', 'small', 'cp-after');
+    assert.equal(created.code, 0, created.stdout + created.stderr);
+    const detail = JSON.parse((await cluster.sf('service', 'cp-after', '--json')).stdout) as { phase: string };
+    assert.equal(detail.phase, 'ready');
+  });
+});
