@@ -15,27 +15,9 @@
  *   agent paused). Faults the platform does not fail over for (peer partition, a killed
  *   control-plane process) are reported per kind, not mixed into the RTO.
  */
-import { waitFor } from '@service-foundry/core';
 import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
 import { percentile } from '@service-foundry/test-support/percentile';
-
-interface RoundJson {
-  instance: string;
-  service: string;
-  durability: string;
-  fault: string;
-  target: string;
-  promotedAfterMs: number | null;
-  verdict: {
-    acknowledged: number;
-    lost: number[];
-    inDoubt: number;
-    longestGapMs: number;
-    oldPrimaryWritesAfterPromotion: number;
-    promiseKept: boolean;
-    broken: string[];
-  };
-}
+import { chaosRound, type RoundJson } from './rounds.js';
 
 interface Planned {
   instance: string;
@@ -93,53 +75,12 @@ async function provision(cluster: TestCluster): Promise<void> {
   );
 }
 
-function parseReport(stdout: string): RoundJson | undefined {
-  try {
-    return (JSON.parse(stdout) as RoundJson[])[0];
-  } catch {
-    return undefined;
-  }
-}
-
-interface Whole {
-  phase: string;
-  primary: unknown;
-  replicas: { desired: number };
-  replicaDetails: Array<{ state: string }>;
-}
-
-/**
- * A fault on a node hits every instance with a replica there, and `sf chaos` waits only for
- * its own instance: the next round starts once all of them are whole again.
- */
-async function allWhole(cluster: TestCluster): Promise<void> {
-  await waitFor(
-    async () => {
-      for (const { name } of instances) {
-        const shown = await cluster.sf('service', name, '--json');
-        if (shown.code !== 0) return undefined;
-        const detail = JSON.parse(shown.stdout) as Whole;
-        const running = detail.replicaDetails.filter((r) => r.state === 'running').length;
-        if (detail.phase !== 'ready' || !detail.primary || running !== detail.replicas.desired) return undefined;
-      }
-      return true;
-    },
-    { description: 'every instance at full strength', timeoutMs: 600_000, intervalMs: 2000 },
-  );
-}
-
 async function runRound(cluster: TestCluster, round: Planned): Promise<RoundJson | string> {
-  const ready = await allWhole(cluster).then(
-    () => undefined,
-    (error: Error) => error.message,
+  return chaosRound(
+    cluster,
+    instances.map((i) => i.name),
+    { instance: round.instance, kind: round.kind, target: round.target, durationS },
   );
-  if (ready) return ready;
-  const args = ['chaos', round.instance, '--fault', round.kind, '--target', round.target];
-  const result = await cluster.sf(...args, '--duration', String(durationS), '--json');
-  // Exit 1 with a JSON report is a broken promise, which is a result; anything else is an error.
-  const report = parseReport(result.stdout);
-  if (report) return report;
-  return (result.stderr || result.stdout).trim().split('\n').at(-1) ?? `exit ${result.code}`;
 }
 
 const figure = (ms: number) => Number((ms / 1000).toFixed(2));

@@ -24,6 +24,7 @@ const run = promisify(execFile);
  * | `peer-partition` | the node reaches etcd, nothing else (peers, router) | remove the rule |
  * | `pause-agent` | the node's agent SIGSTOPped past its lease (the paused lock holder); its containers run on | SIGCONT (it may have been fenced meanwhile) |
  * | `kill-process` | kill -9 of one platform process: `scheduler`, `broker`, `router-<n>`, `etcd` or `agent-<node>` | its supervisor restarts it within 2 s (`sf up` starts what is missing) |
+ * | `etcd-outage` | etcd SIGSTOPped for the whole duration: it neither answers nor exits (a hung or unreachable etcd; its supervisor sees nothing to restart) | SIGCONT |
  *
  * After a heal, a node the controller fenced is unfenced through the operator API (its fence
  * device powers it back on) and `sf up` starts whatever is missing, so the instance can get
@@ -36,8 +37,12 @@ export const faultKinds = [
   'peer-partition',
   'pause-agent',
   'kill-process',
+  'etcd-outage',
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
+
+/** Faults on the control plane: no node is their target. */
+export const controlPlaneFaults: ReadonlySet<FaultKind> = new Set(['kill-process', 'etcd-outage']);
 
 /** Faults that need each node to be its own network namespace. */
 const isolatedOnly: ReadonlySet<FaultKind> = new Set(['isolate', 'etcd-partition', 'peer-partition']);
@@ -155,6 +160,20 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind, target: st
         description: `kill -9 of ${name} (pid ${pid})`,
         node,
         heal: node ? afterNode(node) : () => startMissing(stateDir),
+      };
+    }
+    case 'etcd-outage': {
+      if (cluster.externalEtcd.length) throw new UsageError('etcd-outage needs the etcd `sf up` runs');
+      const pid = await readPid(stateDir, 'etcd');
+      if (!pid || !isAlive(pid)) throw new UsageError('etcd is not running');
+      process.kill(pid, 'SIGSTOP');
+      return {
+        description: `etcd stopped (SIGSTOP, pid ${pid})`,
+        node: undefined,
+        heal: async () => {
+          if (isAlive(pid)) process.kill(pid, 'SIGCONT');
+          await startMissing(stateDir);
+        },
       };
     }
     case 'power-loss':

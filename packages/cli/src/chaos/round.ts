@@ -6,7 +6,7 @@ import type { BrokerClient } from '../broker-client.js';
 import { type Credentials, createKeyOf, deleteKeyOf } from '../commands/keys.js';
 import { UsageError } from '../errors.js';
 import { instancePath } from '../instance-path.js';
-import { type FaultContext, type FaultKind, injectFault } from './faults.js';
+import { controlPlaneFaults, type FaultContext, type FaultKind, injectFault } from './faults.js';
 import { PostgresDirectProbe, PostgresWorkload } from './postgres-workload.js';
 import { RedisDirectProbe, RedisWorkload } from './redis-workload.js';
 import { type PromisedDurability, type Verdict, verdict } from './verdict.js';
@@ -127,7 +127,7 @@ export async function runRound(ctx: FaultContext, options: RoundOptions, progres
   if (!whole(before))
     throw new UsageError(`${before.name} is not at full strength now (${before.message}); try again once it is`);
   const durability = (before.io?.durability ?? 'async') as PromisedDurability;
-  const node = options.fault === 'kill-process' ? undefined : await pickNode(broker, before, options.target);
+  const node = controlPlaneFaults.has(options.fault) ? undefined : await pickNode(broker, before, options.target);
   const run = randomBytes(4).toString('hex');
   const keyName = `sf-chaos-${run}`;
   const { credentials } = await createKeyOf(broker, before, keyName);

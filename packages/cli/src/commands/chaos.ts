@@ -44,7 +44,14 @@ export const chaos: Command = {
     if (!fault || !faultKinds.includes(fault)) {
       throw new UsageError(`--fault is one of ${faultKinds.join(', ')}`);
     }
-    const target = typeof options.target === 'string' ? options.target : fault === 'kill-process' ? '' : 'primary';
+    const target =
+      typeof options.target === 'string'
+        ? options.target
+        : fault === 'kill-process'
+          ? ''
+          : fault === 'etcd-outage'
+            ? 'etcd'
+            : 'primary';
     if (fault === 'kill-process' && !target)
       throw new UsageError('kill-process needs --target PROCESS (e.g. router-1)');
     const durationMs = intOption(options, 'duration', 10, 1, 3600) * 1000;

@@ -1,0 +1,67 @@
+/**
+ * `npm run bench:control-plane`: what a sick control plane costs the data plane, on a
+ * three-node isolated cluster with a Postgres `ha-small` at `remote-fsync`. Each figure is a
+ * `sf chaos` round (the user's command) under its continuous writer through the routers:
+ *
+ * - router_kill_gap_s: kill -9 of router-1, the router the writer connects to first; its
+ *   supervisor restarts it and the writer goes on through router-2 (target ≤ 1 s);
+ * - leader_kill_gap_s: kill -9 of the scheduler (the leader: `sf up` runs one, there is no
+ *   standby); data does not flow through it (target: no gap);
+ * - etcd_outage_30s_write_gap_s: etcd SIGSTOPped for 30 s (`ETCD_OUTAGE_S`), then resumed
+ *   (target ≤ 1 s; without a failsafe mode every primary fences itself);
+ * - lost_sync: acknowledged writes lost over all rounds (promise: 0);
+ * - split_brain: rounds where the old primary accepted a direct write after a promotion.
+ *
+ * The last line is one JSON object; a round that could not run gives null and its error on
+ * stderr.
+ */
+import { startCluster } from '@service-foundry/test-support/cluster';
+import { chaosRound, type RoundJson } from '../chaos/rounds.js';
+
+const instance = 'cp-pg';
+const outageS = Number(process.env.ETCD_OUTAGE_S ?? 30);
+
+const rounds = [
+  { figure: 'router_kill_gap_s', kind: 'kill-process', target: 'router-1', durationS: 10 },
+  { figure: 'leader_kill_gap_s', kind: 'kill-process', target: 'scheduler', durationS: 10 },
+  { figure: 'etcd_outage_30s_write_gap_s', kind: 'etcd-outage', target: 'etcd', durationS: outageS },
+] as const;
+
+const cluster = await startCluster(3);
+try {
+  process.stderr.write(`cluster up; provisioning ${instance} (postgres ha-small, remote-fsync)\n`);
+  const created = await cluster.sf(
+    'create-service',
+    'postgres',
+    'ha-small',
+    instance,
+    '-c',
+    JSON.stringify({ durability: 'remote-fsync' }),
+  );
+  if (created.code !== 0) throw new Error(`${instance}: ${created.stderr || created.stdout}`);
+  const figures: Record<string, number | null> = {};
+  const reports: RoundJson[] = [];
+  for (const round of rounds) {
+    const report = await chaosRound(cluster, [instance], { instance, ...round });
+    if (typeof report === 'string') {
+      process.stderr.write(`${round.kind} ${round.target}: ERROR ${report}\n`);
+      figures[round.figure] = null;
+      continue;
+    }
+    reports.push(report);
+    const v = report.verdict;
+    figures[round.figure] = Number((v.longestGapMs / 1000).toFixed(2));
+    process.stderr.write(
+      `${round.kind} ${round.target}: ${v.acknowledged} acknowledged, ${v.lost.length} lost, longest gap ${figures[round.figure]} s, promoted after ${report.promotedAfterMs ?? '-'} ms\n`,
+    );
+  }
+  const summary = {
+    ...figures,
+    lost_sync: reports.reduce((sum, r) => sum + r.verdict.lost.length, 0),
+    split_brain: reports.filter((r) => r.verdict.oldPrimaryWritesAfterPromotion > 0).length,
+    rounds: reports.length,
+  };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+} finally {
+  await cluster.destroy();
+}
