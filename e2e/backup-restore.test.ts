@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
-import { clusterCaFile } from '@service-foundry/test-support/cluster-ca';
+import { clusterCaFile, perRouterUris } from '@service-foundry/test-support/cluster-ca';
 import { psql } from '@service-foundry/test-support/psql';
 
 const run = promisify(execFile);
@@ -67,7 +67,8 @@ describe("backups and restores, with the services' own consistent copies", () =>
     // The copy holds the source's roles: the key that created the table reads it there,
     // through the copy's own route.
     const copy = await keyOf(cluster, 'books-copy');
-    const onCopy = new URL(original.uri);
+    // One router's URI: WHATWG URLs cannot hold libpq's host list.
+    const onCopy = new URL(perRouterUris(original.uri)[0] as string);
     onCopy.port = String(copy.port);
     const rows = await psql(onCopy.toString(), 'SELECT count(*), max(id) FROM pages');
     assert.ok(rows.ok, rows.err);

@@ -19,6 +19,7 @@ import {
 import { tempDirFor } from '@service-foundry/test-support';
 import { asLocalUser, nobody, processTexts } from '@service-foundry/test-support/attacker';
 import { osb, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { perRouterUris } from '@service-foundry/test-support/cluster-ca';
 import { containersOf, docker } from '@service-foundry/test-support/docker';
 import { psql } from '@service-foundry/test-support/psql';
 
@@ -52,7 +53,8 @@ describe('trust boundaries on a fresh platform, tried as each attacker', () => {
   };
   const newKey = (key: string) => sfJson<Key>('create-service-key', name, key);
   const as = (key: Key, sql: string, database = 'sf') => {
-    const uri = new URL(key.uri);
+    // One router's URI: WHATWG URLs cannot hold libpq's host list.
+    const uri = new URL(perRouterUris(key.uri)[0] as string);
     uri.pathname = `/${database}`;
     return psql(uri.toString(), sql);
   };
