@@ -20,8 +20,12 @@ function watchSplitBrain(cluster: TestCluster, instanceId: string): { stop(): Pr
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
-      const { items } = await readPrefix(client, statusCodec, keys.instanceStatuses(instanceId));
-      const primaries = [...items.values()].filter((s) => s.value.state === 'running' && s.value.role === 'primary');
+      // etcd may be briefly unreachable (restarting under its supervisor): that sample is
+      // skipped, never an unhandled rejection that ends the bench.
+      const read = await readPrefix(client, statusCodec, keys.instanceStatuses(instanceId)).catch(() => undefined);
+      const primaries = [...(read?.items.values() ?? [])].filter(
+        (s) => s.value.state === 'running' && s.value.role === 'primary',
+      );
       if (primaries.length > 1) samples++;
       await delay(100); // sampling period
     }

@@ -198,6 +198,12 @@ export async function killNode(cluster: TestCluster, node: string): Promise<void
     return;
   }
   const pid = Number((await readFile(join(cluster.home, 'run', `agent-${node}.pid`), 'utf8')).trim());
+  // A pid file outlives its process, and the pid may be another process's by now (etcd's,
+  // say): only a process that is this node's agent gets the SIGKILL.
+  const environ = await readFile(`/proc/${pid}/environ`).catch(() => Buffer.alloc(0));
+  if (!environ.toString('utf8').split('\0').includes(`SF_COMPONENT=agent-${node}`)) {
+    throw new Error(`the agent of ${node} is not running (pid ${pid} of its pid file is not it)`);
+  }
   process.kill(pid, 'SIGKILL');
   const containers = await docker.listContainers({
     filters: JSON.stringify({ label: [`sf.cluster=${cluster.clusterId}`, `sf.node=${node}`] }),
