@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '@service-foundry/core';
@@ -165,5 +165,21 @@ describe('supervision and several routers: a crashed platform process takes no d
     for (const name of ['router-1', 'broker', 'scheduler']) {
       assert.equal(rows.find((r) => r.name === name)?.restarts, 1, `${name}: only the kill of the earlier test`);
     }
+  });
+
+  it('sf etcd snapshot saves the running keyspace (0600); sf etcd restore refuses while etcd runs', async () => {
+    const file = join(cluster.home, 'etcd-backup.db');
+    const saved = await cluster.sf('etcd', 'snapshot', file, '--json');
+    assert.equal(saved.code, 0, saved.stderr);
+    const report = JSON.parse(saved.stdout) as { revision: number; totalKey: number; file: string };
+    assert.equal(report.file, file);
+    assert.ok(report.totalKey > 10, `the platform's keys are in it: ${report.totalKey}`);
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    const again = await cluster.sf('etcd', 'snapshot', file);
+    assert.equal(again.code, 2, 'an existing file is never overwritten');
+    const refused = await cluster.sf('etcd', 'restore', file);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /etcd is running: stop the platform with `sf down` first/);
+    assert.equal((await cluster.sf('services')).code, 0, 'nothing changed');
   });
 });

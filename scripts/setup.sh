@@ -11,6 +11,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 missing=()
 command -v etcd >/dev/null || missing+=(etcd-server)
+command -v etcdctl >/dev/null || missing+=(etcd-client)
 command -v dockerd >/dev/null || missing+=(docker.io)
 # iproute2, iptables and util-linux (nsenter, umount) run the isolated nodes of `sf up`;
 # chromium is the real browser the dashboard test drives (playwright-core downloads none).

@@ -6,6 +6,7 @@ import { chaos } from './commands/chaos.js';
 import { events, nodes } from './commands/cluster.js';
 import { certs, etcdRoles } from './commands/deploy-tools.js';
 import { down } from './commands/down.js';
+import { etcd } from './commands/etcd.js';
 import { explain } from './commands/explain.js';
 import { fence, fenceDevices, fencingHistory, unfence } from './commands/fencing.js';
 import { images } from './commands/images.js';
@@ -52,6 +53,7 @@ const commands: Command[] = [
   fencingHistory,
   certs,
   etcdRoles,
+  etcd,
 ];
 
 function help(): void {

@@ -82,6 +82,14 @@ export interface EtcdProcess {
   stop(): Promise<void>;
 }
 
+/** The member name of the one-member etcd `startEtcd` and `sf up` run (a restore must name it). */
+export const etcdMemberName = 'sf';
+
+/** The peer URL of that member: a snapshot restore writes it into the new data folder. */
+export function etcdPeerUrl(peerPort: number, tls: boolean): string {
+  return `${tls ? 'https' : 'http'}://127.0.0.1:${peerPort}`;
+}
+
 /** A one-member etcd's command line and the client endpoint it will answer on. */
 export interface EtcdCommand {
   endpoint: string;
@@ -98,7 +106,7 @@ export function etcdArguments(
     endpoint,
     ...(options.extraClientHosts ?? []).map((h) => `${scheme}://${h}:${options.clientPort}`),
   ].join(',');
-  const peerUrl = `${scheme}://127.0.0.1:${options.peerPort}`;
+  const peerUrl = etcdPeerUrl(options.peerPort, options.tls !== undefined);
   const tlsArgs = options.tls
     ? [
         ['--cert-file', options.tls.certFile],
@@ -113,7 +121,7 @@ export function etcdArguments(
     : [];
   const args = [
     '--name',
-    'sf',
+    etcdMemberName,
     '--data-dir',
     options.dataDir,
     '--listen-client-urls',
@@ -125,7 +133,7 @@ export function etcdArguments(
     '--initial-advertise-peer-urls',
     peerUrl,
     '--initial-cluster',
-    `sf=${peerUrl}`,
+    `${etcdMemberName}=${peerUrl}`,
     '--auto-compaction-retention',
     '1',
     ...tlsArgs,
