@@ -107,11 +107,16 @@ describe('planned relocation of a Postgres instance between nodes', () => {
     await addFiller(before.id, from, 400);
     const request = await cluster.sf('relocate', 'moving', '--to', to, '--no-wait');
     assert.equal(request.code, 0, request.stdout + request.stderr);
-    await waitFor(async () => (await detail()).relocation?.phase === 'copying', {
-      description: 'the pre-copy started',
-      timeoutMs: 30_000,
-      intervalMs: 50,
-    });
+    // The controller and the target's agent start the copy; on a machine whose cores are
+    // busy elsewhere that takes tens of seconds (each `sf service` poll is a process too).
+    const started = await waitFor(
+      async () => {
+        const phase = (await detail()).relocation?.phase;
+        return phase && phase !== 'requested' ? phase : undefined;
+      },
+      { description: 'the pre-copy started', timeoutMs: 120_000, intervalMs: 50 },
+    );
+    assert.equal(started, 'copying', 'the node is killed during the pre-copy (400 MB to copy)');
     await killNode(cluster, to);
     const failed = await waitFor(
       async () => {
