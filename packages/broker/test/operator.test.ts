@@ -112,7 +112,7 @@ describe('broker: operator API', () => {
     assert.equal(placed.phase, 'ready');
     assert.deepEqual(placed.replicas, { desired: 1, placed: 1, running: 1 });
     const instance = await h.readInstance(placedId);
-    assert.deepEqual(placed.route, { host: '127.0.0.1', port: instance?.routerPort });
+    assert.deepEqual(placed.route, { host: '127.0.0.1', hosts: ['127.0.0.1'], port: instance?.routerPort });
     assert.equal(waiting.phase, 'provisioning');
     assert.deepEqual(waiting.replicas, { desired: 1, placed: 0, running: 0 });
     assert.equal(waiting.route, null);
