@@ -8,8 +8,8 @@
 
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { freePort } from '@service-foundry/core';
 import { componentPaths } from './cluster/components.js';
+import { freeListenPort } from './cluster/ports.js';
 
 /** Port of an isolated node's agent metrics, on the node's own address. */
 export const nodeAgentMetricsPort = 9464;
@@ -36,7 +36,7 @@ async function configuredMetrics(stateDir: string, name: string): Promise<{ host
 
 /**
  * A loopback metrics port for each of `names`: the one in its config file when still free
- * (or its component is the one holding it: `running`), else one the kernel picks.
+ * (or its component is the one holding it: `running`), else a free one below the ephemeral ports (ports.ts).
  */
 export async function assignMetricsPorts(
   stateDir: string,
@@ -52,8 +52,8 @@ export async function assignMetricsPorts(
       previous > 0 &&
       !taken.has(previous) &&
       ((await running(name)) || (await isFree(previous, '127.0.0.1')));
-    let port = keep ? previous : await freePort();
-    while (taken.has(port)) port = await freePort();
+    let port = keep ? previous : await freeListenPort();
+    while (taken.has(port)) port = await freeListenPort();
     taken.add(port);
     ports[name] = port;
   }

@@ -1,6 +1,7 @@
+import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { freePort } from '@service-foundry/core';
+import { ProcessError } from '@service-foundry/core';
 
 async function isFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
@@ -10,9 +11,26 @@ async function isFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
-/** `preferred` when it is free (stable, memorable ports for a dev cluster), else any free port. */
+/**
+ * Where `sf up` picks the ports of its own listeners when it may choose: below the
+ * kernel's ephemeral ports (32768–60999 by default, the local ports of every outgoing
+ * connection on the machine, which may take a port between the check and the listen) and
+ * below the router port ranges (`sf up`'s 30000–30999, the tests' 20000–32699).
+ */
+const listenPorts = { min: 10_000, max: 19_999 };
+
+/** A port free on 127.0.0.1 now, chosen at random among `listenPorts`. */
+export async function freeListenPort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = randomInt(listenPorts.min, listenPorts.max + 1);
+    if (await isFree(port)) return port;
+  }
+  throw new ProcessError(`no free port between ${listenPorts.min} and ${listenPorts.max} after 100 tries`, null);
+}
+
+/** `preferred` when it is free (stable, memorable ports for a dev cluster), else a free one. */
 export async function freePortOr(preferred: number): Promise<number> {
-  return (await isFree(preferred)) ? preferred : freePort();
+  return (await isFree(preferred)) ? preferred : freeListenPort();
 }
 
 /**

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { Catalog, freePort, ProcessError, waitFor } from '@service-foundry/core';
+import { Catalog, ProcessError, waitFor } from '@service-foundry/core';
 import { BrokerClient } from '../broker-client.js';
 import {
   type ClusterFile,
@@ -28,7 +28,7 @@ import {
 } from '../cluster/isolated-nodes.js';
 import { holdBlock, nodeAddressing, reserveBlock } from '../cluster/node-addresses.js';
 import { ClusterPki } from '../cluster/pki.js';
-import { ephemeralOverlap, freePortOr } from '../cluster/ports.js';
+import { ephemeralOverlap, freeListenPort, freePortOr } from '../cluster/ports.js';
 import { configureSimulatedFencing } from '../cluster/simulated-fencing.js';
 import { type Command, intOption } from '../command.js';
 import { UsageError } from '../errors.js';
@@ -68,7 +68,7 @@ async function firstCluster(
   const external = typeof options.etcd === 'string' ? options.etcd.split(',') : [];
   const externalTls = externalEtcdTls(options, external.length > 0);
   // Memorable fixed ports by default; --random-ports lets several clusters start at once.
-  const port = (preferred: number) => (options['random-ports'] ? freePort() : freePortOr(preferred));
+  const port = (preferred: number) => (options['random-ports'] ? freeListenPort() : freePortOr(preferred));
   const clusterId = `sf-${newPassword()
     .slice(0, 8)
     .toLowerCase()
