@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { ProcessError, waitFor } from '@service-foundry/core';
 import type { SupervisionSpec } from '../supervision/supervision-spec.js';
 import { readSupervisionState, type SupervisionState } from '../supervision/supervision-state.js';
+import { signal } from './node-processes.js';
 
 /** The supervisor's entry point (dist/supervision/supervise-main.js). */
 const superviseMain = fileURLToPath(new URL('../supervision/supervise-main.js', import.meta.url));
@@ -161,21 +162,8 @@ async function readPidFile(file: string): Promise<number | undefined> {
   return Number.isInteger(pid) && pid > 1 ? pid : undefined;
 }
 
-export async function readSupervisorPid(stateDir: string, name: string): Promise<number | undefined> {
-  return readPidFile(componentPaths(stateDir, name).supervisorPidFile);
-}
-
-/** A signal to a process that may have exited meanwhile. */
-function signalIfAlive(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-  }
-}
-
 async function terminate(pid: number, what: string, graceMs: number): Promise<boolean> {
-  signalIfAlive(pid, 'SIGTERM');
+  signal(pid, 'SIGTERM');
   try {
     await waitFor(() => !isAlive(pid), {
       description: `${what} (pid ${pid}) to exit`,
@@ -201,12 +189,12 @@ export async function stopComponent(stateDir: string, name: string): Promise<'st
   if (supervisor && isAlive(supervisor)) {
     stopped = true;
     if (!(await terminate(supervisor, `the supervisor of ${name}`, stopGraceMs + 5000))) {
-      signalIfAlive(supervisor, 'SIGKILL');
+      signal(supervisor, 'SIGKILL');
     }
   }
   if (pid && isAlive(pid)) {
     stopped = true;
-    if (!(await terminate(pid, name, stopGraceMs))) signalIfAlive(pid, 'SIGKILL');
+    if (!(await terminate(pid, name, stopGraceMs))) signal(pid, 'SIGKILL');
   }
   await rm(paths.pidFile, { force: true });
   await rm(paths.supervisorPidFile, { force: true });
