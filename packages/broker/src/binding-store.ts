@@ -33,15 +33,16 @@ export class BindingStore {
   /**
    * Stores a new binding unless one with its id exists or the instance is gone. The instance
    * check matters: the controller deletes an instance's bindings in the same transaction as
-   * the instance, and a binding written after that would never be cleaned up.
+   * the instance, and a binding written after that would never be cleaned up. A rotation's
+   * successor is stored only while its predecessor still exists.
    */
   async create(record: BindingRecord): Promise<boolean> {
     const key = this.keys.binding(record.instanceId, record.id);
-    const res = await this.client
-      .if(key, 'Create', '==', 0)
-      .and(this.keys.instance(record.instanceId), 'Version', '>', 0)
-      .then(this.client.put(key).value(sealedValue(this.box, key, record)))
-      .commit();
+    let txn = this.client.if(key, 'Create', '==', 0).and(this.keys.instance(record.instanceId), 'Version', '>', 0);
+    if (record.predecessorId !== undefined) {
+      txn = txn.and(this.keys.binding(record.instanceId, record.predecessorId), 'Version', '>', 0);
+    }
+    const res = await txn.then(this.client.put(key).value(sealedValue(this.box, key, record))).commit();
     return res.succeeded;
   }
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { uniqueId } from '@service-foundry/test-support';
 import { assertOsbError, call, postgresServiceId, provisionBody } from '@service-foundry/test-support/broker-calls';
+import pg from 'pg';
 import type { Harness } from './helpers.js';
 import type { LocalPostgres } from './local-postgres.js';
 import {
@@ -16,6 +17,30 @@ interface Binding {
   credentials: { host: string; port: number; username: string; password: string };
   endpoints?: Array<{ host: string; ports: string[]; protocol?: string }>;
   parameters?: Record<string, unknown>;
+}
+
+/** Whether the binding's user can log in; any error other than a refused login is thrown. */
+async function canLogIn(login: Binding['credentials']): Promise<boolean> {
+  const client = new pg.Client({
+    host: login.host,
+    port: login.port,
+    user: login.username,
+    password: login.password,
+    database: 'sf',
+    connectionTimeoutMillis: 5000,
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch (error) {
+    // 28P01 invalid_password (also an unknown role), 28000 invalid_authorization_specification.
+    if (['28P01', '28000'].includes((error as { code?: string }).code ?? '')) return false;
+    throw error;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /**
@@ -74,19 +99,52 @@ describe('OSB: bindings', () => {
     }
   });
 
-  it('refuses a rotation (predecessor_binding_id) with 400 while no plan is binding_rotatable, creating nothing', async () => {
-    const before = await h.dump();
-    const res = await h.call('PUT', bind('three'), { body: bindBody({ predecessor_binding_id: 'one' }) });
-    assert.equal(res.status, 400, res.text);
-    assertOsbError(res.body, 'BadRequest');
-    assert.match((res.body as { description: string }).description, /not binding_rotatable/);
-    assert.equal(await h.dump(), before);
-    assert.equal((await h.call('GET', bind('three'))).status, 404);
-    const older = await h.call('PUT', bind('three'), {
-      body: bindBody({ predecessor_binding_id: 'one' }),
-      apiVersion: '2.16',
+  it('rotates a binding (predecessor_binding_id): new credentials, both valid until each is unbound (MUST)', async () => {
+    const predecessor = await h.call('PUT', bind('rot-a'), {
+      body: bindBody({ context: { platform: 'cloudfoundry', binding_name: 'app-db' } }),
     });
-    assert.equal(older.status, 201, 'a field unknown to a 2.16 platform is ignored');
+    assert.equal(predecessor.status, 201, predecessor.text);
+    // The body OSB gives for a rotation: the predecessor alone; parameters and context come from it.
+    const rotation = { predecessor_binding_id: 'rot-a' };
+    const successor = await h.call('PUT', bind('rot-b'), { body: rotation });
+    assert.equal(successor.status, 201, successor.text);
+    const a = (predecessor.body as Binding).credentials;
+    const b = (successor.body as Binding).credentials;
+    assert.notEqual(b.username, a.username, 'a new user');
+    assert.notEqual(b.password, a.password, 'a new password');
+    const fetched = (await h.call('GET', bind('rot-b'))).body as Binding;
+    assert.deepEqual(fetched.parameters, {});
+    for (const login of [a, b]) assert.equal(await canLogIn(login), true, `${login.username} logs in`);
+
+    const again = await h.call('PUT', bind('rot-b'), { body: rotation });
+    assert.equal(again.status, 200, 'a repeated rotation: the same binding');
+    assert.deepEqual((again.body as Binding).credentials, b);
+    assert.equal((await h.call('DELETE', unbindPath(instanceId, 'rot-a'))).status, 200);
+    assert.equal(await canLogIn(a), false, 'the predecessor is revoked once unbound');
+    assert.equal(await canLogIn(b), true, 'the successor lives on');
+    assert.equal(
+      (await h.call('PUT', bind('rot-b'), { body: rotation })).status,
+      200,
+      'even after its predecessor went',
+    );
+  });
+
+  it('refuses a rotation of a binding that does not exist, of itself, or without ids from an older platform: 400, nothing created', async () => {
+    const before = await h.dump();
+    for (const [body, why] of [
+      [{ predecessor_binding_id: 'never-bound' }, /not a binding of instance/],
+      [{ predecessor_binding_id: 'rot-c' }, /its own predecessor/],
+      [{ predecessor_binding_id: '' }, /predecessor_binding_id/],
+    ] as const) {
+      const res = await h.call('PUT', bind('rot-c'), { body });
+      assert.equal(res.status, 400, res.text);
+      assertOsbError(res.body, 'BadRequest');
+      assert.match((res.body as { description: string }).description, why);
+    }
+    const older = await h.call('PUT', bind('rot-c'), { body: { predecessor_binding_id: 'one' }, apiVersion: '2.16' });
+    assert.equal(older.status, 400, 'a 2.16 platform knows no rotation: service_id and plan_id stay required');
+    assert.equal(await h.dump(), before);
+    assert.equal((await h.call('GET', bind('rot-c'))).status, 404);
   });
 
   it('fetches a binding (bindings_retrievable): credentials, endpoints, parameters; 404 when absent (MUST)', async () => {

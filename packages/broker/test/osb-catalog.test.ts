@@ -73,15 +73,19 @@ describe('OSB: catalog', () => {
     assert.deepEqual(again.body, catalog);
   });
 
-  it('declares what the broker does: bindable, instances and bindings retrievable, no plan changes, no rotation, no context updates', () => {
+  it('declares what the broker does: bindable, instances and bindings retrievable, plan changes (not to or from a volume-shipping plan), binding rotation, no context updates', () => {
     for (const service of catalog.services) {
       assert.equal(service.bindable, true);
       assert.equal(service.instances_retrievable, true, 'GET of an instance is built');
       assert.equal(service.bindings_retrievable, true, 'GET of a binding is built');
-      assert.equal(service.plan_updateable, false, 'plan changes are refused with 422 until built');
+      assert.equal(service.plan_updateable, true, 'plans of one service can be changed (plan-change.ts)');
+      for (const plan of service.plans as Json[]) {
+        const shipping = (plan.name as string).startsWith('standby-');
+        assert.equal(plan.plan_updateable, shipping ? false : undefined, `${service.name}/${plan.name}`);
+      }
       assert.equal(service.allow_context_updates, false, 'a context-only PATCH changes nothing');
       for (const plan of service.plans as Json[]) {
-        assert.equal(plan.binding_rotatable, false, 'rotation is not built: declared false');
+        assert.equal(plan.binding_rotatable, true, 'a binding can be rotated (binding-rotation.ts)');
         assert.notEqual(plan.bindable, false);
       }
     }

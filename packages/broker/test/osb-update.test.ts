@@ -130,10 +130,10 @@ describe('OSB: updating', () => {
 
   it('says in a refused update’s error whether the instance is usable and the update repeatable, to 2.16+', async () => {
     const id = await readyInstance();
-    const body = { service_id: postgresServiceId, plan_id: haSmallPlanId };
+    const body = { service_id: postgresServiceId, maintenance_info: { version: '99.0.0' } };
     const v16 = await h.call('PATCH', asyncPath(id), { body, apiVersion: '2.16' });
     assert.equal(v16.status, 422);
-    assertOsbError(v16.body, 'PlanChangeNotSupported');
+    assertOsbError(v16.body, 'MaintenanceInfoConflict');
     assert.equal((v16.body as { instance_usable: boolean }).instance_usable, true);
     assert.equal((v16.body as { update_repeatable: boolean }).update_repeatable, false, 'SHOULD NOT be retried');
     const v15 = await h.call('PATCH', asyncPath(id), { body, apiVersion: '2.15' });

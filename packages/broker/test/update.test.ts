@@ -17,6 +17,7 @@ async function catalogWithTwoPlans(dir: string): Promise<void> {
   medium.id = mediumPlanId;
   medium.name = 'medium';
   medium.description = 'Up to three Postgres servers';
+  medium.plan_updateable = false;
   medium.schemas.service_instance.create.parameters.properties.replicas.maximum = 3;
   entry.osb.plans.push(medium);
   entry.plans.medium = {
@@ -28,7 +29,7 @@ async function catalogWithTwoPlans(dir: string): Promise<void> {
   await writeFile(join(dir, 'postgres', 'service.json'), JSON.stringify(entry));
 }
 
-describe('broker: updates (IO settings live; plans and sizes not yet)', () => {
+describe('broker: updates (IO settings live; a plan marked not updateable refused)', () => {
   let h: Harness;
   const catalogDir = suiteTempDir('sf-broker-catalog');
   const id = uniqueId('upd');

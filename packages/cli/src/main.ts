@@ -10,7 +10,14 @@ import { etcd } from './commands/etcd.js';
 import { explain } from './commands/explain.js';
 import { fence, fenceDevices, fencingHistory, unfence } from './commands/fencing.js';
 import { images } from './commands/images.js';
-import { bindService, createServiceKey, deleteServiceKey, serviceKey, unbindService } from './commands/keys.js';
+import {
+  bindService,
+  createServiceKey,
+  deleteServiceKey,
+  rotateServiceKey,
+  serviceKey,
+  unbindService,
+} from './commands/keys.js';
 import { node } from './commands/node-controls.js';
 import { relocate } from './commands/relocate.js';
 import { createService, deleteService, marketplace, service, services, updateService } from './commands/services.js';
@@ -36,6 +43,7 @@ const commands: Command[] = [
   createServiceKey,
   bindService,
   serviceKey,
+  rotateServiceKey,
   deleteServiceKey,
   unbindService,
   relocate,

@@ -13,11 +13,13 @@ import {
   type PrimaryRecord,
   type ReplicaStatus,
   type RouteRecord,
+  sameIo,
   type Versioned,
 } from '@service-foundry/core';
 import type { ClusterState } from './cluster-state.js';
 import { decideFailover, defaultFailoverPolicy, type Fencer } from './controller/failover.js';
 import { defaultNoRoomGraceMs, noRoomReason, provisionLacksRoom } from './controller/no-room.js';
+import { decideUpdate } from './controller/plan-change.js';
 import { type RestoreContext, restoreStep } from './controller/restore.js';
 import { restoreInPlaceStep } from './controller/restore-in-place.js';
 import { SwitchoverDriver } from './controller/switchover-driver.js';
@@ -469,27 +471,65 @@ export class Controller {
       .commit();
   }
 
-  /** An IO update is done when every running replica reports the new settings in force. */
+  /**
+   * Carries an update forward: a plan change's steps first (controller/plan-change.ts), then
+   * the IO check: done when every running replica reports the new settings in force.
+   */
   async #finishUpdate(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<void> {
+    const id = instance.value.id;
+    const operation = instance.value.operation;
+    const step = decideUpdate(view, operation.request?.planId !== undefined, operation.pendingIo);
+    if (step.kind === 'remove') {
+      await this.#describeUpdate(instance, step.description);
+      await releaseReplicas(this.client, this.state.keys, id, step.placements, false);
+      return;
+    }
+    if (step.kind === 'wait') {
+      await this.#describeUpdate(instance, step.description);
+      return;
+    }
+    if (step.kind === 'apply-io') {
+      const { pendingIo: _applied, ...rest } = operation;
+      const next = { ...instance.value, io: step.io, operation: { ...rest, description: step.description } };
+      if (await this.#writeInstance(instance, next)) {
+        await this.events.record('instance-update-progress', step.description, { instanceId: id });
+      }
+      return;
+    }
     const want = instance.value.io;
     const running = [...view.statuses.values()].filter((s) => s.value.state === 'running');
-    const applied = running.every(
-      (s) => !view.replicated || (s.value.io?.durability === want?.durability && s.value.io?.localIo === want?.localIo),
-    );
+    const applied = running.every((s) => !view.replicated || sameIo(s.value.io, want));
     if (!applied || running.length === 0) return;
-    const key = this.state.keys.instance(instance.value.id);
+    const description =
+      operation.request?.planId !== undefined
+        ? `plan ${instance.value.planName}: ${instance.value.replicas} replica(s) running, settings applied`
+        : 'settings applied on every replica';
     const done: InstanceRecord = {
       ...instance.value,
-      operation: { ...instance.value.operation, state: 'succeeded', description: 'settings applied on every replica' },
+      operation: { ...operation, state: 'succeeded', description },
     };
+    if (await this.#writeInstance(instance, done)) {
+      await this.events.record('instance-updated', description, { instanceId: id });
+    }
+  }
+
+  /** Progress of an update, shown by `sf service` and last_operation; written when it changes. */
+  async #describeUpdate(instance: Versioned<InstanceRecord>, description: string): Promise<void> {
+    if (instance.value.operation.description === description) return;
+    const next = { ...instance.value, operation: { ...instance.value.operation, description } };
+    if (await this.#writeInstance(instance, next)) {
+      await this.events.record('instance-update-progress', description, { instanceId: instance.value.id });
+    }
+  }
+
+  /** Writes the instance record if nobody changed it since it was read. */
+  async #writeInstance(instance: Versioned<InstanceRecord>, next: InstanceRecord): Promise<boolean> {
+    const key = this.state.keys.instance(instance.value.id);
     const res = await this.client
       .if(key, 'Mod', '==', instance.modRevision)
-      .then(this.client.put(key).value(json(done)))
+      .then(this.client.put(key).value(json(next)))
       .commit();
-    if (res.succeeded)
-      await this.events.record('instance-updated', 'settings applied on every replica', {
-        instanceId: instance.value.id,
-      });
+    return res.succeeded;
   }
 
   async #markReady(instance: Versioned<InstanceRecord>, primary: Versioned<PrimaryRecord>): Promise<void> {

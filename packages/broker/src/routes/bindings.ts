@@ -11,7 +11,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import { type BindingDriver, type BindingTarget, PostgresBindingDriver } from '../binding-driver-postgres.js';
 import { RedisBindingDriver } from '../binding-driver-redis.js';
-import { refuseUnsupportedRotation } from '../binding-rotation.js';
+import { predecessorOf, rotationBasis } from '../binding-rotation.js';
 import type { BrokerContext } from '../broker-context.js';
 import { routerAddresses } from '../config.js';
 import { BrokerErrorCodes } from '../errors.js';
@@ -21,18 +21,20 @@ import { randomPassword, randomUsername } from '../random.js';
 import { contextName, idParams, keySegmentParam, stringField } from '../request-checks.js';
 
 interface BindBody {
-  service_id: string;
-  plan_id: string;
+  /** Required, except in a rotation (OSB 2.17), whose body may name only the predecessor. */
+  service_id?: string;
+  plan_id?: string;
+  predecessor_binding_id?: string;
   context?: Record<string, unknown>;
   parameters?: Record<string, unknown>;
 }
 
 const bindBody = {
   type: 'object',
-  required: ['service_id', 'plan_id'],
   properties: {
     service_id: stringField,
     plan_id: stringField,
+    predecessor_binding_id: stringField,
     context: { type: 'object' },
     parameters: { type: 'object' },
     bind_resource: { type: 'object' },
@@ -253,22 +255,38 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       const body = request.body;
       const instance = (await ctx.instances.get(instanceId))?.value;
       if (!instance) throw notFound(`instance ${instanceId} does not exist`);
-      if (body.service_id !== instance.serviceId || body.plan_id !== instance.planId) {
+      const predecessorId = predecessorOf(request, body);
+      if (predecessorId === undefined && (body.service_id === undefined || body.plan_id === undefined)) {
+        throw badRequest('service_id and plan_id are required');
+      }
+      if (
+        (body.service_id !== undefined && body.service_id !== instance.serviceId) ||
+        (body.plan_id !== undefined && body.plan_id !== instance.planId)
+      ) {
         throw badRequest(`service_id and plan_id must be those of instance ${instanceId}`);
       }
       const plan = ctx.plans.resolve(instance.serviceId, instance.planId);
       if (!(plan.plan.bindable ?? plan.entry.osb.bindable)) {
         throw badRequest(`plan ${plan.entry.osb.name}/${plan.plan.name} is not bindable`);
       }
-      refuseUnsupportedRotation(request, plan, body);
-      const parameters = body.parameters ?? {};
+      const existing = await ctx.bindings.get(instanceId, bindingId);
+      if (existing && existing.value.predecessorId !== predecessorId) {
+        throw conflict(`binding ${bindingId} already exists with a different predecessor_binding_id`);
+      }
+      // A rotation takes the predecessor's parameters and context unless the request gives
+      // its own: the platform may not have kept them (OSB "Binding Rotation"). A repeated
+      // rotation is answered from the binding it made, whose predecessor may be gone by now.
+      const basis =
+        predecessorId === undefined
+          ? undefined
+          : (existing ?? (await rotationBasis(ctx.bindings, plan, instanceId, bindingId, predecessorId))).value;
+      const parameters = body.parameters ?? basis?.parameters ?? {};
       validateParameters(plan, 'binding create', parameters);
-      const context = body.context ?? {};
+      const context = body.context ?? basis?.context ?? {};
       const name = contextName(context, 'binding_name', bindingId);
       const recipe = plan.entry.binding;
 
       const ca = await tlsCaFor(ctx, instance);
-      const existing = await ctx.bindings.get(instanceId, bindingId);
       if (existing) {
         repeatAnswer(existing.value, parameters, context);
         return reply.code(200).send(credentialsOf(ctx, instance, recipe, existing.value, ca));
@@ -288,6 +306,7 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
         createdAt: new Date().toISOString(),
         context,
         parameters,
+        ...(predecessorId === undefined ? {} : { predecessorId }),
       };
       const driver = bindingDrivers[recipe.driver];
       const target = await adminTarget(instance, recipe, ca);

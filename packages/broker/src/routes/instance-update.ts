@@ -1,11 +1,12 @@
 import { isDeepStrictEqual } from 'node:util';
-import { ErrorCodes, type InstanceRecord, type UpdateRequest } from '@service-foundry/core';
+import { ErrorCodes, type InstanceRecord, type IoPolicy, type UpdateRequest } from '@service-foundry/core';
 import type { FastifyInstance } from 'fastify';
 import type { BrokerContext } from '../broker-context.js';
 import { checkDurability, checkHints, operationRecord } from '../instance-checks.js';
 import { askedMaintenanceVersion, requirePlanVersion } from '../maintenance-info.js';
 import { asyncRequired, concurrencyError, notFound, OsbError, toOsbError } from '../osb-errors.js';
 import { type ResolvedPlan, validateParameters } from '../params-validation.js';
+import { planChange } from '../plan-change.js';
 import { liveUpdatableParameters, resolvePolicies } from '../policies.js';
 import { acceptsIncomplete, idParams, keySegmentParam, stringField } from '../request-checks.js';
 
@@ -62,9 +63,10 @@ function sameRequest(a: UpdateRequest | undefined, b: UpdateRequest): boolean {
 }
 
 /**
- * `PATCH /v2/service_instances/:id`. What may change today: `durability` and `local_io`,
- * live (an async operation the controller finishes). Plan changes and maintenance updates
- * are refused with 422 until they are built.
+ * `PATCH /v2/service_instances/:id`. What may change: `durability` and `local_io`, live,
+ * and the plan, between plans of one service with the same resources per replica (a change
+ * of replica count, plan-change.ts). Both are async operations the controller finishes.
+ * Maintenance updates (a new image version) are refused with 422 until they are built.
  *
  * | instance                                   | request                                | answer                    |
  * |--------------------------------------------|----------------------------------------|---------------------------|
@@ -72,13 +74,14 @@ function sameRequest(a: UpdateRequest | undefined, b: UpdateRequest): boolean {
  * | provisioning or deprovisioning             | any                                    | 422 ConcurrencyError      |
  * | failed provision                           | any                                    | 422 InstanceFailed        |
  * | ready                                      | invalid (schema, hints, durability)    | 400                       |
- * | ready                                      | other plan / version / fixed parameter | 422 (not supported)       |
+ * | ready                                      | version / fixed parameter              | 422 (not supported)       |
+ * | ready                                      | a plan change plan-change.ts refuses   | 422 PlanChangeNotSupported |
  * | ready                                      | maintenance_info not the catalog's     | 422 MaintenanceInfoConflict |
  * | update in progress                         | the same request again                 | 202, same operation       |
  * | update (or restore) in progress            | another request                        | 422 ConcurrencyError      |
  * | ready, nothing in progress                 | nothing differs                        | 200 `{}`                  |
  * | ready, nothing in progress                 | a live change, no accepts_incomplete   | 422 AsyncRequired         |
- * | ready, nothing in progress                 | a live change                          | 202, new operation        |
+ * | ready, nothing in progress                 | a live change or a plan change         | 202, new operation        |
  */
 export function instanceUpdateRoutes(app: FastifyInstance, ctx: BrokerContext): void {
   app.patch<{ Params: { instance_id: string }; Querystring: { accepts_incomplete?: string }; Body: UpdateBody }>(
@@ -115,24 +118,44 @@ export function instanceUpdateRoutes(app: FastifyInstance, ctx: BrokerContext): 
         };
         const version = askedMaintenanceVersion(request, body.maintenance_info);
         if (version !== undefined) asked.maintenanceVersion = version;
-        const parameters = checkRequest(ctx, instance, plan, asked);
-        const changed = Object.keys(asked.parameters ?? {}).filter(
-          (key) => !isDeepStrictEqual(asked.parameters?.[key], instance.parameters[key]),
-        );
+        const target =
+          asked.planId !== undefined && asked.planId !== instance.planId
+            ? ctx.plans.resolve(instance.serviceId, asked.planId)
+            : undefined;
+        const parameters = target ? undefined : checkRequest(instance, plan, asked);
         if (instance.operation.state === 'in progress') {
           if (instance.operation.type === 'update' && sameRequest(instance.operation.request, asked)) {
             return reply.code(202).send({ operation: instance.operation.id });
           }
           throw concurrencyError(`instance ${id} has an operation in progress (${instance.operation.description})`);
         }
-        // Nothing asked for differs from what the instance has: OSB allows 200 for "no effect".
-        if (changed.length === 0) return {};
-        const io = resolvePolicies(plan.sizing, parameters).io;
-        // Checked against the instance's own replica count: the update cannot change it.
-        checkDurability(ctx, plan, instance.replicas, io);
-        if (!acceptsIncomplete(request.query)) throw asyncRequired('updating');
-        const operation = operationRecord('update', `applying ${changed.join(', ')} to every replica`, {
+        let change: Pick<InstanceRecord, 'parameters' | 'io'> & Partial<InstanceRecord>;
+        let description: string;
+        let pendingIo: IoPolicy | undefined;
+        if (target) {
+          const next = await planChange(ctx, instance, plan, target, asked.parameters, asked.maintenanceVersion);
+          if (!acceptsIncomplete(request.query)) throw asyncRequired('changing the plan');
+          const { description: said, pendingIo: later, ...fields } = next;
+          change = fields;
+          description = said;
+          pendingIo = later;
+        } else {
+          const changed = Object.keys(asked.parameters ?? {}).filter(
+            (key) => !isDeepStrictEqual(asked.parameters?.[key], instance.parameters[key]),
+          );
+          // Nothing asked for differs from what the instance has: OSB allows 200 for "no effect".
+          if (changed.length === 0) return {};
+          const merged = parameters ?? instance.parameters;
+          const io = resolvePolicies(plan.sizing, merged).io;
+          // Checked against the instance's own replica count: only a plan change changes it.
+          checkDurability(ctx, plan, instance.replicas, io);
+          if (!acceptsIncomplete(request.query)) throw asyncRequired('updating');
+          change = { parameters: merged, io };
+          description = `applying ${changed.join(', ')} to every replica`;
+        }
+        const operation = operationRecord('update', description, {
           request: asked,
+          ...(pendingIo ? { pendingIo } : {}),
         });
         const updated = await ctx.instances.update(id, (current) => {
           if (current.operation.state === 'in progress') {
@@ -143,12 +166,17 @@ export function instanceUpdateRoutes(app: FastifyInstance, ctx: BrokerContext): 
           if (current.phase !== 'ready') {
             throw concurrencyError(`instance ${id} is ${current.phase}; wait until that finishes`);
           }
-          return { ...current, parameters: { ...current.parameters, ...asked.parameters }, io, operation };
+          // Checked against the record as read: a plan change computed from another replica
+          // count or plan would be wrong.
+          if (target && (current.planId !== instance.planId || current.replicas !== instance.replicas)) {
+            throw concurrencyError(`instance ${id} changed while this update was checked; try again`);
+          }
+          return { ...current, ...change, operation };
         });
         if (!updated) throw notFound(`instance ${id} does not exist`);
         if (updated.operation.id === operation.id) {
-          request.log.info({ instanceId: id, changed }, 'update accepted');
-          await ctx.events.record('instance-update', `updating ${changed.join(', ')}`, { instanceId: id });
+          request.log.info({ instanceId: id, description }, 'update accepted');
+          await ctx.events.record('instance-update', description, { instanceId: id });
         }
         return reply.code(202).send({ operation: updated.operation.id });
       } catch (error) {
@@ -159,24 +187,11 @@ export function instanceUpdateRoutes(app: FastifyInstance, ctx: BrokerContext): 
 }
 
 /**
- * Refuses what cannot be asked of this instance (400 invalid, 422 not supported or not the
- * catalog's maintenance version); returns the parameters the instance would have.
+ * Refuses what cannot be asked of this instance within its plan (400 invalid, 422 not
+ * supported or not the catalog's maintenance version); returns the parameters it would have.
  */
-function checkRequest(
-  ctx: BrokerContext,
-  instance: InstanceRecord,
-  plan: ResolvedPlan,
-  asked: UpdateRequest,
-): Record<string, unknown> {
+function checkRequest(instance: InstanceRecord, plan: ResolvedPlan, asked: UpdateRequest): Record<string, unknown> {
   const service = plan.entry.osb.name;
-  if (asked.planId !== undefined && asked.planId !== instance.planId) {
-    const target = ctx.plans.resolve(instance.serviceId, asked.planId);
-    if (asked.maintenanceVersion !== undefined) requirePlanVersion(target.plan, service, asked.maintenanceVersion);
-    throw notSupported(
-      'PlanChangeNotSupported',
-      `instance ${instance.id} cannot move from plan ${plan.plan.name} to ${target.plan.name}: plans of ${service} are not updateable yet`,
-    );
-  }
   if (asked.maintenanceVersion !== undefined) {
     requirePlanVersion(plan.plan, service, asked.maintenanceVersion);
     if (asked.maintenanceVersion !== instance.maintenanceVersion) {

@@ -84,6 +84,40 @@ export const createServiceKey = createKey(
 );
 export const bindService = createKey('bind-service', 'same as create-service-key: bind an app by name');
 
+/**
+ * A new key that succeeds `key` (OSB binding rotation): its own user and password, the
+ * old key's parameters; the old key keeps working until it is deleted.
+ */
+export const rotateServiceKey: Command = {
+  name: 'rotate-service-key',
+  summary: 'create NEW_KEY as the successor of KEY (new user and password); KEY stays valid until deleted',
+  args: ['SERVICE_INSTANCE', 'KEY', 'NEW_KEY'],
+  options: { json: { type: 'boolean' } },
+  async run([instanceName, key, newKey], options) {
+    if (!keyName.test(key ?? '') || !keyName.test(newKey ?? ''))
+      throw new UsageError(`KEY and NEW_KEY must match ${keyName}`);
+    const broker = await client();
+    const instance = await findInstance(broker, instanceName ?? '');
+    const res = await broker.request<{ credentials: Credentials }>(
+      'PUT',
+      `/v2/service_instances/${instance.id}/service_bindings/${bindingIdFor(instance.id, newKey ?? '')}`,
+      {
+        ...(await ids(broker, instance)),
+        predecessor_binding_id: bindingIdFor(instance.id, key ?? ''),
+        context: { platform: 'service-foundry', binding_name: newKey },
+      },
+    );
+    if (!options.json) {
+      say(
+        `${res.status === 200 ? 'Key already exists' : 'Created key'} ${newKey} succeeding ${key} for ${instanceName}:`,
+      );
+    }
+    printCredentials(res.body.credentials, options.json === true);
+    if (!options.json)
+      say(`${key} stays valid: delete it (sf delete-service-key ${instanceName} ${key}) once nothing uses it.`);
+  },
+};
+
 export const serviceKey: Command = {
   name: 'service-key',
   summary: 'show the credentials of a key',

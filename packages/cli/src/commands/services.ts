@@ -233,24 +233,44 @@ export const deleteService: Command = {
 
 export const updateService: Command = {
   name: 'update-service',
-  summary: 'change an instance\'s settings live (-c \'{"durability":"async","local_io":"batched"}\')',
+  summary:
+    'change an instance\'s plan (-p ha-small: adds or removes replicas) or settings live (-c \'{"durability":"async","local_io":"batched"}\')',
   args: ['NAME'],
-  options: { c: { type: 'string' }, 'no-wait': { type: 'boolean' } },
+  options: { p: { type: 'string' }, c: { type: 'string' }, 'no-wait': { type: 'boolean' } },
   async run([name], options) {
-    if (typeof options.c !== 'string') throw new UsageError('-c JSON is required: the parameters to change');
-    const parameters = parametersOption(options);
+    const planName = options.p;
+    if (typeof options.c !== 'string' && typeof planName !== 'string') {
+      throw new UsageError('-p PLAN or -c JSON is required: the plan to move to, or the parameters to change');
+    }
+    const parameters = typeof options.c === 'string' ? parametersOption(options) : undefined;
     const broker = await client();
     const instance = await findInstance(broker, name ?? '');
     const { services } = await broker.get<{ services: OsbService[] }>('/v2/catalog');
     const offering = services.find((s) => s.name === instance.service);
+    let planId: string | undefined;
+    if (typeof planName === 'string') {
+      planId = offering?.plans.find((p) => p.name === planName)?.id;
+      if (!planId) {
+        throw new UsageError(
+          `service ${instance.service} has no plan ${JSON.stringify(planName)}; plans: ${offering?.plans.map((p) => p.name).join(', ')}`,
+        );
+      }
+    }
     const res = await broker.request('PATCH', `/v2/service_instances/${instance.id}?accepts_incomplete=true`, {
       service_id: offering?.id ?? '',
-      parameters,
+      ...(planId && planName !== instance.plan ? { plan_id: planId } : {}),
+      ...(parameters ? { parameters } : {}),
     });
     if (res.status === 200) return say(`Nothing to change on ${name}.`);
-    say(`Updating ${name}: ${Object.keys(parameters).join(', ')}`);
+    const what = [
+      ...(planId && planName !== instance.plan ? [`plan ${instance.plan} → ${planName}`] : []),
+      ...Object.keys(parameters ?? {}),
+    ];
+    say(`Updating ${name}: ${what.join(', ')}`);
     if (options['no-wait']) return;
-    const state = await waitForOperation(broker, instance.id, `update ${name}`, 120_000);
+    // A plan change clones whole replicas: as long as a provision may take.
+    const timeoutMs = planId ? 600_000 : 120_000;
+    const state = await waitForOperation(broker, instance.id, `update ${name}`, timeoutMs);
     if (state !== 'succeeded') process.exitCode = 1;
   },
 };

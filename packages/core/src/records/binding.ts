@@ -1,6 +1,6 @@
 import type { JSONSchemaType } from 'ajv';
 import { defineRecord } from './codec.js';
-import { anyObject, nonEmptyText, text, timestamp } from './shared.js';
+import { anyObject, nonEmptyText, optional, text, timestamp } from './shared.js';
 
 /** A binding's credentials (`bindings/<id>/<binding>`, sealed), written and read by the broker. */
 export interface BindingRecord {
@@ -12,6 +12,8 @@ export interface BindingRecord {
   createdAt: string;
   context: Record<string, unknown>;
   parameters: Record<string, unknown>;
+  /** The binding this one rotated (OSB 2.17 `predecessor_binding_id`), kept to answer a repeated request. */
+  predecessorId?: string;
 }
 
 const bindingSchema: JSONSchemaType<BindingRecord> = {
@@ -27,6 +29,7 @@ const bindingSchema: JSONSchemaType<BindingRecord> = {
     createdAt: timestamp,
     context: anyObject,
     parameters: anyObject,
+    predecessorId: optional(nonEmptyText),
   },
 };
 

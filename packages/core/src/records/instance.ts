@@ -44,6 +44,12 @@ export interface OperationRecord {
   instanceUsable?: boolean;
   /** A failed update: whether asking again may succeed (OSB `update_repeatable`). Absent: true. */
   updateRepeatable?: boolean;
+  /**
+   * A plan change that adds replicas: the IO settings of the new plan, put in force once
+   * every new replica runs. Applied at once, a synchronous durability would hold every
+   * commit while the new replicas clone.
+   */
+  pendingIo?: IoPolicy;
 }
 
 /** Per-instance failover rules, from the plan and the user's parameters. */
@@ -142,6 +148,7 @@ const operationSchema: JSONSchemaType<OperationRecord> = {
     request: optional(updateRequestSchema),
     instanceUsable: optional(flag),
     updateRepeatable: optional(flag),
+    pendingIo: optional(ioPolicySchema),
   },
 };
 

@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { waitFor } from '@service-foundry/core';
+import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { type RedisCredentials, redisCli } from '@service-foundry/test-support/redis-cli';
+import { type Ack, lostWrites, Writer } from '@service-foundry/test-support/writer';
+
+interface Detail {
+  plan: string;
+  replicas: { desired: number; placed: number; running: number };
+  io: { durability: string; localIo: string };
+  primary: { node: string; ordinal: number; epoch: number } | null;
+  replicaDetails: Array<{ ordinal: number; node: string | null; state: string; role: string | null }>;
+}
+
+/** Longest time between two acknowledged writes from `from` on (ms). */
+function longestGapMs(acked: Ack[], from: number): number {
+  let gap = 0;
+  for (let i = 1; i < acked.length; i++) {
+    const [a, b] = [acked[i - 1] as Ack, acked[i] as Ack];
+    if (b.at >= from) gap = Math.max(gap, b.at - a.at);
+  }
+  return gap;
+}
+
+/**
+ * `sf update-service NAME -p PLAN` (an OSB plan change) on real Postgres and Redis:
+ * `small` → `ha-small` adds two replicas cloned from the primary on other nodes, then puts
+ * the plan's durability in force; `ha-small` → `small` relaxes durability, then removes
+ * the standbys. The primary serves throughout.
+ */
+describe('plan changes (small ↔ ha-small) and key rotation', () => {
+  let cluster: TestCluster;
+  const detail = async (name: string): Promise<Detail> => {
+    const result = await cluster.sf('service', name, '--json');
+    assert.equal(result.code, 0, result.stderr);
+    return JSON.parse(result.stdout) as Detail;
+  };
+  const update = async (name: string, plan: string) => {
+    const result = await cluster.sf('update-service', name, '-p', plan);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    return result.stdout;
+  };
+
+  before(async () => {
+    cluster = await startCluster(3);
+  });
+  after(async () => {
+    await cluster?.destroy();
+  });
+
+  it('Postgres: grows to three replicas and shrinks back to one under a writer, no acknowledged write lost', async () => {
+    const created = await cluster.sf('create-service', 'postgres', 'small', 'pg');
+    assert.equal(created.code, 0, created.stdout + created.stderr);
+    const key = await cluster.sf('create-service-key', 'pg', 'writer', '--json');
+    assert.equal(key.code, 0, key.stderr);
+    const uri = (JSON.parse(key.stdout) as { uri: string }).uri;
+    await Writer.prepare(uri);
+    const writer = new Writer(uri);
+    writer.start();
+    try {
+      await waitFor(() => writer.acked.length >= 50, { description: '50 acknowledged writes', timeoutMs: 90_000 });
+      const upAt = Date.now();
+      const up = await update('pg', 'ha-small');
+      assert.match(up, /plan small → ha-small/);
+      const grown = await detail('pg');
+      assert.equal(grown.plan, 'ha-small');
+      assert.equal(grown.replicas.desired, 3);
+      assert.deepEqual(grown.io, { durability: 'remote-fsync', localIo: 'fsync' });
+      const running = grown.replicaDetails.filter((r) => r.state === 'running');
+      assert.equal(running.length, 3, JSON.stringify(grown.replicaDetails));
+      assert.equal(new Set(running.map((r) => r.node)).size, 3, 'each replica on its own node');
+      assert.equal(grown.primary?.ordinal, 0, 'the primary stayed where it was');
+      const upDoneAt = Date.now();
+      await waitFor(() => writer.firstAckAfter(upDoneAt), { description: 'writes after growing', timeoutMs: 60_000 });
+      console.log(
+        `# postgres small → ha-small: ${((upDoneAt - upAt) / 1000).toFixed(1)} s, longest write gap ${longestGapMs(writer.acked, upAt)} ms`,
+      );
+
+      const downAt = Date.now();
+      const down = await update('pg', 'small');
+      assert.match(down, /plan ha-small → small/);
+      const shrunk = await detail('pg');
+      assert.equal(shrunk.plan, 'small');
+      assert.equal(shrunk.replicas.desired, 1);
+      assert.deepEqual(shrunk.io, { durability: 'async', localIo: 'fsync' });
+      assert.deepEqual(
+        shrunk.replicaDetails.map((r) => [r.ordinal, r.state]),
+        [[0, 'running']],
+        'the standbys are gone, the primary stays',
+      );
+      const downDoneAt = Date.now();
+      await waitFor(() => writer.firstAckAfter(downDoneAt), {
+        description: 'writes after shrinking',
+        timeoutMs: 60_000,
+      });
+      console.log(
+        `# postgres ha-small → small: ${((downDoneAt - downAt) / 1000).toFixed(1)} s, longest write gap ${longestGapMs(writer.acked, downAt)} ms`,
+      );
+    } finally {
+      await writer.stop();
+    }
+    const lost = await lostWrites(uri, writer.acked);
+    assert.deepEqual(lost, [], `acknowledged writes lost: ${lost.length} of ${writer.acked.length}`);
+    const log = (await cluster.sf('events', '--json', '--limit', '300')).stdout;
+    assert.match(log, /instance-update-progress/);
+    assert.match(log, /applying durability remote-fsync/);
+    assert.match(log, /removing replica\(s\) 1, 2/);
+  });
+
+  it('Redis: the added replicas carry the data and the bound users, so a switchover to one keeps them', async () => {
+    const created = await cluster.sf('create-service', 'redis', 'small', 'rd');
+    assert.equal(created.code, 0, created.stdout + created.stderr);
+    const key = await cluster.sf('create-service-key', 'rd', 'k1', '--json');
+    assert.equal(key.code, 0, key.stderr);
+    const credentials = JSON.parse(key.stdout) as RedisCredentials;
+    assert.equal(await redisCli(credentials, 'SET', 'before-change', 'kept'), 'OK');
+    await update('rd', 'ha-small');
+    const grown = await detail('rd');
+    assert.equal(grown.replicaDetails.filter((r) => r.state === 'running').length, 3);
+    assert.equal(grown.io.durability, 'received');
+    assert.equal(await redisCli(credentials, 'SET', 'after-change', 'kept'), 'OK');
+
+    const switched = await cluster.sf('switchover', 'rd', '--to', '1');
+    assert.equal(switched.code, 0, switched.stdout + switched.stderr);
+    assert.equal((await detail('rd')).primary?.ordinal, 1);
+    // The same binding, on the promoted replica: the user and both keys were copied to it.
+    await waitFor(async () => (await redisCli(credentials, 'GET', 'before-change').catch(() => '')) === 'kept', {
+      description: 'the binding reads through the new primary',
+      timeoutMs: 60_000,
+    });
+    assert.equal(await redisCli(credentials, 'GET', 'after-change'), 'kept');
+
+    // Rotating the key (OSB binding rotation): a new user, valid on every replica beside the old one.
+    const rotated = await cluster.sf('rotate-service-key', 'rd', 'k1', 'k2', '--json');
+    assert.equal(rotated.code, 0, rotated.stdout + rotated.stderr);
+    const successor = JSON.parse(rotated.stdout) as RedisCredentials;
+    assert.notEqual(successor.username, credentials.username);
+    assert.equal(await redisCli(successor, 'GET', 'after-change'), 'kept');
+    assert.equal(await redisCli(credentials, 'GET', 'after-change'), 'kept', 'the old key still works');
+    const deleted = await cluster.sf('delete-service-key', 'rd', 'k1');
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.match(await redisCli(credentials, 'GET', 'after-change'), /WRONGPASS|NOAUTH|invalid username-password/);
+    assert.equal(await redisCli(successor, 'GET', 'after-change'), 'kept');
+
+    // Back to one replica is refused while the primary is replica 1, which small does not keep.
+    const refused = await cluster.sf('update-service', 'rd', '-p', 'small');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /primary is replica 1.*sf switchover rd --to 0/);
+    assert.equal((await detail('rd')).replicas.desired, 3, 'nothing changed');
+  });
+});

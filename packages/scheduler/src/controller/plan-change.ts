@@ -1,0 +1,90 @@
+import { type IoPolicy, type PlacementRecord, sameIo } from '@service-foundry/core';
+import type { InstanceView } from './topology.js';
+
+/** The next step of an update, as a pure function of the instance's state. */
+export type UpdateStep =
+  | { kind: 'remove'; placements: PlacementRecord[]; description: string }
+  | { kind: 'apply-io'; io: IoPolicy; description: string }
+  | { kind: 'wait'; description: string }
+  | { kind: 'settled' };
+
+/** Replicas at or above the instance's replica count: what a smaller plan gives back. */
+export function surplusPlacements(view: InstanceView): PlacementRecord[] {
+  return view.placements.filter((p) => p.ordinal >= view.instance.replicas);
+}
+
+/**
+ * How many of the replicas the plan keeps (ordinals below the replica count) run in the
+ * role the current primary key gives them.
+ */
+function runningInRole(view: InstanceView): number {
+  const primary = view.primary;
+  if (!primary) return 0;
+  const epoch = Number(primary.modRevision);
+  let running = 0;
+  for (let ordinal = 0; ordinal < view.instance.replicas; ordinal++) {
+    const status = view.statuses.get(ordinal)?.value;
+    if (status?.state !== 'running') continue;
+    const role = ordinal === primary.value.ordinal ? 'primary' : 'replica';
+    if (!view.replicated || (status.role === role && (status.epoch === epoch || status.epoch === 0))) running++;
+  }
+  return running;
+}
+
+/**
+ * One step of an update in progress. The IO half (every running replica reports the
+ * settings in force) is the controller's `settled` check; this decides what a plan
+ * change adds before it:
+ *
+ * | situation                                                        | step                                     |
+ * |------------------------------------------------------------------|------------------------------------------|
+ * | no primary                                                       | wait (failover or election under way)    |
+ * | surplus replicas, the primary among them                         | wait: a switchover must move it first    |
+ * | surplus replicas, the primary's IO not yet the instance's        | wait: the relaxed durability first       |
+ * | surplus replicas                                                 | remove them                              |
+ * | plan change, fewer kept replicas running than the count          | wait: the new replicas clone             |
+ * | plan change, all running, IO pending                             | apply the pending IO                     |
+ * | otherwise                                                        | settled                                  |
+ *
+ * The order keeps every commit flowing: standbys go only after the primary stopped waiting
+ * for them, and a synchronous durability comes only after the standbys it waits for run.
+ * The primary is never removed, whatever happened since the broker checked.
+ */
+export function decideUpdate(view: InstanceView, planChange: boolean, pendingIo: IoPolicy | undefined): UpdateStep {
+  if (!planChange && !pendingIo) return { kind: 'settled' };
+  const primary = view.primary;
+  if (!primary) return { kind: 'wait', description: 'waiting for a primary (failover or election under way)' };
+  const name = view.instance.name;
+  const surplus = surplusPlacements(view);
+  if (surplus.length > 0) {
+    const primaryOrdinal = primary.value.ordinal;
+    if (surplus.some((p) => p.ordinal === primaryOrdinal)) {
+      return {
+        kind: 'wait',
+        description: `the primary is replica ${primaryOrdinal}, which the new plan does not keep; switch over first (sf switchover ${name} --to 0)`,
+      };
+    }
+    const primaryIo = view.statuses.get(primaryOrdinal)?.value.io;
+    if (view.replicated && !sameIo(primaryIo, view.instance.io)) {
+      return {
+        kind: 'wait',
+        description: `the primary applies durability ${view.instance.io?.durability ?? 'async'} before its standbys are removed`,
+      };
+    }
+    const ordinals = surplus.map((p) => p.ordinal).join(', ');
+    return { kind: 'remove', placements: surplus, description: `removing replica(s) ${ordinals}` };
+  }
+  const running = runningInRole(view);
+  const replicas = view.instance.replicas;
+  if (running < replicas) {
+    return { kind: 'wait', description: `${running} of ${replicas} replicas running; the new ones clone the primary` };
+  }
+  if (pendingIo) {
+    return {
+      kind: 'apply-io',
+      io: pendingIo,
+      description: `all ${replicas} replicas running; applying durability ${pendingIo.durability}, local_io ${pendingIo.localIo}`,
+    };
+  }
+  return { kind: 'settled' };
+}
