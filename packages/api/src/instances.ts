@@ -86,4 +86,9 @@ export interface InstanceDetail extends InstanceSummary {
   restore: InstanceRestore | null;
   /** Volume-shipping plans: the copy interval (the RPO) and each standby's last complete copy. */
   shipping: { intervalSeconds: number; standbys: StandbyView[] } | null;
+  /**
+   * The plan's `maintenance_info` version the instance runs (null: recorded before versions
+   * were), the one the catalog offers now, and whether they differ.
+   */
+  maintenance: { running: string | null; offered: string | null; upgradeAvailable: boolean };
 }

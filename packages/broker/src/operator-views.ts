@@ -11,6 +11,7 @@ import {
   nodeCodec,
   nodeControlCodec,
   nodeFenceCodec,
+  type OsbPlan,
   type PlacementRecord,
   placementCodec,
   primaryCodec,
@@ -184,6 +185,7 @@ export class OperatorViews {
       backup: newest(backups.items, (b) => `${b.requestedAt} ${b.id}`),
       restore: instance.restore ?? null,
       shipping: shippingPlan ? { intervalSeconds: shippingPlan.intervalSeconds, standbys } : null,
+      maintenance: maintenanceView(instance, this.ctx.plans.find(instance.serviceId, instance.planId)?.plan),
     };
   }
 
@@ -250,4 +252,11 @@ export class OperatorViews {
     const { items } = decodeKeyValues(eventCodec, res.kvs, this.ctx.log);
     return [...items.values()].map((item) => item.value).reverse();
   }
+}
+
+/** The version an instance runs against the one its plan offers now (see InstanceDetail.maintenance). */
+function maintenanceView(instance: InstanceRecord, plan: OsbPlan | undefined): InstanceDetail['maintenance'] {
+  const running = instance.maintenanceVersion ?? null;
+  const offered = plan?.maintenance_info?.version ?? null;
+  return { running, offered, upgradeAvailable: offered !== null && running !== offered };
 }

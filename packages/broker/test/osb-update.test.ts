@@ -126,6 +126,22 @@ describe('OSB: updating', () => {
     assert.equal(upgrade.status, 422, upgrade.text);
     assertOsbError(upgrade.body, 'MaintenanceUpdateNotSupported');
     assert.equal(await h.dump(), before);
+
+    // What an operator sees (sf service): the version it runs and the one offered now.
+    const detail = await h.call('GET', `/sf/v1/instances/${id}`);
+    assert.equal(detail.status, 200, detail.text);
+    assert.deepEqual((detail.body as { maintenance: unknown }).maintenance, {
+      running: '1.0.0',
+      offered: version,
+      upgradeAvailable: true,
+    });
+    const current = await readyInstance();
+    const currentDetail = await h.call('GET', `/sf/v1/instances/${current}`);
+    assert.deepEqual((currentDetail.body as { maintenance: unknown }).maintenance, {
+      running: version,
+      offered: version,
+      upgradeAvailable: false,
+    });
   });
 
   it('says in a refused update’s error whether the instance is usable and the update repeatable, to 2.16+', async () => {

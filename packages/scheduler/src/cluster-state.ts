@@ -50,6 +50,8 @@ export class ClusterState {
    * still counts for zone anti-affinity, and its capacity for the checker.
    */
   readonly lastKnownNodes = new Map<string, NodeRecord>();
+  /** When each known node's key last vanished (lease expired or revoked); cleared when it is back. */
+  readonly #lostAt = new Map<string, number>();
 
   constructor(
     client: Etcd3,
@@ -67,8 +69,17 @@ export class ClusterState {
     this.fences = new PrefixMirror(client, nodeFenceCodec, keys.fences(), log);
     this.schedulingStatuses = new PrefixMirror(client, schedulingStatusCodec, keys.schedulingStatuses(), log);
     this.schedulers = new PrefixMirror(client, schedulerMemberCodec, keys.schedulers(), log);
+    const nodesPrefix = keys.nodes();
     this.nodes.on('change', (changes) => {
-      for (const { current } of changes) if (current) this.lastKnownNodes.set(current.value.name, current.value);
+      for (const { key, current } of changes) {
+        if (current) {
+          this.lastKnownNodes.set(current.value.name, current.value);
+          this.#lostAt.delete(current.value.name);
+          continue;
+        }
+        const name = key.slice(nodesPrefix.length);
+        if (this.lastKnownNodes.has(name)) this.#lostAt.set(name, Date.now());
+      }
     });
   }
 
@@ -123,6 +134,20 @@ export class ClusterState {
     const out: Versioned<ReplicaStatus>[] = [];
     for (const [key, item] of this.statuses.items) if (key.startsWith(prefix)) out.push(item);
     return out.sort((a, b) => a.value.ordinal - b.value.ordinal);
+  }
+
+  /**
+   * How many nodes lost their leases within `windowMs` of `node` (itself included, all still
+   * gone), and how many are alive: several leases expiring at once is what an etcd outage
+   * looks like when etcd comes back (see controller/failover.ts, "lost together").
+   */
+  lostTogether(node: string, windowMs: number): { together: number; alive: number } {
+    const at = this.#lostAt.get(node);
+    let together = 0;
+    if (at !== undefined) {
+      for (const when of this.#lostAt.values()) if (Math.abs(when - at) <= windowMs) together++;
+    }
+    return { together, alive: this.nodes.items.size };
   }
 
   /** A node's record while alive, else the last one seen. */

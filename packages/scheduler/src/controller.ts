@@ -17,7 +17,14 @@ import {
   type Versioned,
 } from '@service-foundry/core';
 import type { ClusterState } from './cluster-state.js';
-import { decideFailover, defaultFailoverPolicy, type Fencer } from './controller/failover.js';
+import {
+  decideFailover,
+  defaultFailoverPolicy,
+  type Fencer,
+  failoverSettleMs,
+  lostTogether,
+  lostTogetherWindowMs,
+} from './controller/failover.js';
 import { defaultNoRoomGraceMs, noRoomReason, provisionLacksRoom } from './controller/no-room.js';
 import { decideUpdate } from './controller/plan-change.js';
 import { type RestoreContext, restoreStep } from './controller/restore.js';
@@ -33,6 +40,8 @@ interface FailoverMemory {
   fencing: Promise<void> | undefined;
   fencingStarted: boolean;
   lastReason: string;
+  /** Nodes lost their leases together with this primary's (latched: see failover.ts). */
+  lostTogether: boolean;
 }
 
 /** A node this controller has never seen alive is not taken for lost before this much time passed. */
@@ -366,13 +375,27 @@ export class Controller {
     }
     let memory = this.#failovers.get(id);
     if (!memory) {
-      memory = { suspectSince: Date.now(), fencing: undefined, fencingStarted: false, lastReason: '' };
+      // The settle row of decideFailover waits this long: look again right after it, not
+      // at the next periodic pass.
+      setTimeout(() => this.options.wake?.(), failoverSettleMs + 10).unref();
+      memory = {
+        suspectSince: Date.now(),
+        fencing: undefined,
+        fencingStarted: false,
+        lastReason: '',
+        lostTogether: false,
+      };
       this.#failovers.set(id, memory);
       this.log.warn({ instanceId: id, node }, 'primary node lost; failover starts');
       await this.events.record('primary-lost', `primary node ${node} stopped renewing its lease`, {
         instanceId: id,
         node,
       });
+    }
+    // Latched: as the other nodes come back one by one, the count falls, and the primary's
+    // node would then look lost alone just before it registers again too.
+    if (!memory.fencingStarted && !memory.lostTogether) {
+      memory.lostTogether = lostTogether(this.state.lostTogether(node, lostTogetherWindowMs));
     }
     const policy = instance.value.failover ?? defaultFailoverPolicy;
     const decision = decideFailover({
@@ -384,6 +407,7 @@ export class Controller {
       fencingStarted: memory.fencingStarted,
       lastPrimaryPosition: this.#primaryPositions.get(id),
       snapshotOf: (ordinal, node) => this.#relocator.transferOf(id, ordinal, node),
+      lostTogether: memory.lostTogether,
     });
     switch (decision.kind) {
       case 'none':

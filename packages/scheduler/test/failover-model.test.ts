@@ -10,7 +10,13 @@ import type {
   ReplicaStatus,
   Versioned,
 } from '@service-foundry/core';
-import { decideFailover, positionWaitMs } from '../src/controller/failover.js';
+import {
+  decideFailover,
+  failoverSettleMs,
+  lostTogether,
+  lostTogetherGraceMs,
+  positionWaitMs,
+} from '../src/controller/failover.js';
 import { desiredAssignments, type InstanceView } from '../src/controller/topology.js';
 import { instanceRecord } from './helpers.js';
 
@@ -181,7 +187,7 @@ describe('failover state machine: every transition', () => {
     view: down(),
     policy: policy('required'),
     suspectSince: t0,
-    now: t0 + 100,
+    now: t0 + failoverSettleMs + 100,
     fence: undefined,
     fencingStarted: false,
     lastPrimaryPosition: undefined,
@@ -190,6 +196,29 @@ describe('failover state machine: every transition', () => {
 
   it('healthy: the primary node is alive → nothing to do', () => {
     assert.deepEqual(decideFailover(input({ view: view({ primary: primaryAt(0, '42') }) })), { kind: 'none' });
+  });
+  it('settle: lost less than 1 s ago, no fencing started → watch it (other leases may follow, the agent may be back)', () => {
+    const settling = decideFailover(input({ now: t0 + failoverSettleMs - 1 }));
+    assert.equal(settling.kind, 'wait');
+    assert.match(settling.kind === 'wait' ? settling.reason : '', /watching it for 1000 ms/);
+    assert.equal(decideFailover(input({ now: t0 + 10, policy: policy('off') })).kind, 'wait', 'under `off` too');
+    assert.deepEqual(decideFailover(input({ now: t0 + failoverSettleMs })), { kind: 'fence', node: 'n0' });
+  });
+  it('lost together with other nodes (etcd back after an outage) → wait for the agents, then fail over as usual', () => {
+    const waiting = decideFailover(input({ lostTogether: true }));
+    assert.equal(waiting.kind, 'wait');
+    assert.match(waiting.kind === 'wait' ? waiting.reason : '', /lost its lease together with other nodes/);
+    const late = decideFailover(input({ lostTogether: true, now: t0 + lostTogetherGraceMs }));
+    assert.deepEqual(late, { kind: 'fence', node: 'n0' }, 'not back within the grace: a real loss');
+    const back = decideFailover(input({ lostTogether: true, view: view({ primary: primaryAt(0, '42') }) }));
+    assert.deepEqual(back, { kind: 'none' }, 'its agent registered again: nothing to do');
+  });
+  it('which losses count as together: two or more leases at once, not fewer than the nodes alive', () => {
+    assert.equal(lostTogether({ together: 3, alive: 0 }), true, 'every lease expired at once');
+    assert.equal(lostTogether({ together: 2, alive: 1 }), true, 'most nodes at once');
+    assert.equal(lostTogether({ together: 2, alive: 2 }), true);
+    assert.equal(lostTogether({ together: 1, alive: 0 }), false, 'a node alone');
+    assert.equal(lostTogether({ together: 2, alive: 3 }), false, 'a minority: ordinary failures');
   });
   it('suspect, not fenced → fence the node', () => {
     assert.deepEqual(decideFailover(input()), { kind: 'fence', node: 'n0' });

@@ -7,7 +7,7 @@ import type {
   TransferStatusRecord,
   Versioned,
 } from '@service-foundry/core';
-import { decideFailover } from '../src/controller/failover.js';
+import { decideFailover, failoverSettleMs } from '../src/controller/failover.js';
 import type { InstanceView } from '../src/controller/topology.js';
 import { shippingAssignments } from '../src/controller/volume-shipping.js';
 import { instanceRecord } from './helpers.js';
@@ -130,7 +130,7 @@ describe('volume shipping: which standby a failover promotes', () => {
       view: view({ primary: primaryAt(0, '42'), liveNodes }),
       policy: { fencing: 'off', fencingTimeoutSeconds: 10, maxLagBytes: 0 },
       suspectSince: t0,
-      now: t0 + 100,
+      now: t0 + failoverSettleMs + 100,
       fence: undefined,
       fencingStarted: false,
       lastPrimaryPosition: undefined,
@@ -170,7 +170,7 @@ describe('volume shipping: which standby a failover promotes', () => {
       view: view({ primary: primaryAt(0, '42'), liveNodes: new Set(['n1', 'n2']) }),
       policy: { fencing: 'required', fencingTimeoutSeconds: 10, maxLagBytes: 0 },
       suspectSince: t0,
-      now: t0 + 100,
+      now: t0 + failoverSettleMs + 100,
       fence: undefined,
       fencingStarted: false,
       lastPrimaryPosition: undefined,

@@ -149,6 +149,10 @@ export const service: Command = {
     say(`name:            ${detail.name}`);
     say(`id:              ${detail.id}`);
     say(`service / plan:  ${detail.service} / ${detail.plan}`);
+    const m = detail.maintenance;
+    say(
+      `version:         ${m.running ?? '(unrecorded)'}${m.upgradeAvailable ? ` — the catalog offers ${m.offered}; upgrades are not built yet` : ' (current)'}`,
+    );
     say(`state:           ${detail.phase}${detail.message ? ` — ${detail.message}` : ''}`);
     say(`last operation:  ${detail.operation.type} ${detail.operation.state}: ${detail.operation.description}`);
     say(

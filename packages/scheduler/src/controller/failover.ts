@@ -30,6 +30,23 @@ export const fenceRecordWindowMs = 30_000;
 /** A failed fence is tried again this long after it failed (an operator can `sf fence` sooner). */
 export const fenceRetryMs = 30_000;
 
+/**
+ * How long a lost primary's node is watched before anything is done: long enough to see
+ * whether other leases vanish with it (they arrive as separate watch events) and whether
+ * its agent registers again at once, as agents do when etcd comes back from an outage.
+ */
+export const failoverSettleMs = 1000;
+
+/** Leases that vanished within this long of each other count as lost together. */
+export const lostTogetherWindowMs = 5000;
+
+/**
+ * How long a failover waits when nodes were lost together, for their agents to register
+ * again. An etcd outage expires every lease at once; when etcd is back the agents renew
+ * within a second or two, and each starts its own primary again (I3's rule 2).
+ */
+export const lostTogetherGraceMs = 20_000;
+
 export type FailoverDecision =
   | { kind: 'none' }
   | { kind: 'wait'; reason: string }
@@ -50,6 +67,18 @@ export interface FailoverInput {
   lastPrimaryPosition: bigint | undefined;
   /** Volume shipping: a standby's copy record (`transfers/<id>/<ordinal>/<node>`). */
   snapshotOf?: (ordinal: number, node: string) => TransferStatusRecord | undefined;
+  /** Whether the primary's node was lost together with others (`lostTogether`), as latched at suspicion. */
+  lostTogether?: boolean;
+}
+
+/**
+ * Nodes lost together: at least two leases vanished within `lostTogetherWindowMs` (the
+ * primary's among them), and no fewer than there are nodes alive. One node's failure, or
+ * a minority's, does not look like this; an etcd outage does, and so would most of the
+ * nodes failing at once, which then waits `lostTogetherGraceMs` longer: safety first.
+ */
+export function lostTogether(count: { together: number; alive: number }): boolean {
+  return count.together >= 2 && count.together >= count.alive;
 }
 
 /**
@@ -58,6 +87,10 @@ export interface FailoverInput {
  * | state            | condition                                              | next / action                           |
  * |------------------|--------------------------------------------------------|-----------------------------------------|
  * | healthy          | primary's node alive                                   | none                                    |
+ * | settle           | node gone < 1 s, no fencing started                    | wait (other losses; the agent may be    |
+ * |                  |                                                        | back at once)                           |
+ * | lost together    | ≥ 2 nodes lost within 5 s, not fewer than alive ones,  | wait (etcd came back: every lease had   |
+ * |                  | < 20 s since suspect                                   | expired; agents re-register)            |
  * | suspect          | node gone, policy `off`                                | → choose (lease expiry = self-fenced)   |
  * | suspect          | node gone, no fence record or `unfenced`               | → fencing: run the node's fence levels  |
  * | fencing          | our fence call still running                           | wait                                    |
@@ -82,6 +115,18 @@ export function decideFailover(input: FailoverInput): FailoverDecision {
   const primary = view.primary?.value;
   if (!primary || view.liveNodes.has(primary.node)) return { kind: 'none' };
   const node = primary.node;
+  if (!input.fencingStarted && now - input.suspectSince < failoverSettleMs) {
+    return {
+      kind: 'wait',
+      reason: `node ${node} lost its lease; watching it for ${failoverSettleMs} ms before acting`,
+    };
+  }
+  if (input.lostTogether && now - input.suspectSince < lostTogetherGraceMs) {
+    return {
+      kind: 'wait',
+      reason: `node ${node} lost its lease together with other nodes (etcd outage?); waiting up to ${lostTogetherGraceMs / 1000} s for the agents to register again before failing over`,
+    };
+  }
 
   const current = fence && Date.parse(fence.value.at) >= input.suspectSince - fenceRecordWindowMs ? fence : undefined;
   if (policy.fencing !== 'off' && current?.value.state !== 'fenced') {

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { waitFor } from '@service-foundry/core';
+import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { lostWrites, Writer } from '@service-foundry/test-support/writer';
+
+interface Detail {
+  primary: { node: string; ordinal: number; epoch: number } | null;
+  replicaDetails: Array<{ state: string }>;
+}
+
+interface Event {
+  at: string;
+  kind: string;
+  message: string;
+}
+
+/** How long etcd is held: past the agents' lease (3 s), so every lease expires at once. */
+const outageMs = 8000;
+
+/**
+ * etcd stopped (SIGSTOP: it neither answers nor exits) under a writer on a three-replica
+ * Postgres with remote-fsync. The primary fences itself when its lease runs out (I3); when
+ * etcd is back, every lease has expired together, and the controller waits for the agents
+ * to register again instead of failing over: the same primary comes back at the same epoch.
+ */
+describe('etcd outage: no failover storm when etcd comes back', () => {
+  let cluster: TestCluster;
+  let uri = '';
+  const detail = async (): Promise<Detail> => {
+    const result = await cluster.sf('service', 'eo-db', '--json');
+    assert.equal(result.code, 0, result.stderr);
+    return JSON.parse(result.stdout) as Detail;
+  };
+  const allRunning = () =>
+    waitFor(async () => (await detail()).replicaDetails.filter((r) => r.state === 'running').length === 3, {
+      description: 'three running replicas',
+      timeoutMs: 240_000,
+      intervalMs: 500,
+    });
+
+  before(async () => {
+    cluster = await startCluster(3, { sharedEngine: true });
+    const created = await cluster.sf('create-service', 'postgres', 'ha-small', 'eo-db');
+    assert.equal(created.code, 0, created.stdout + created.stderr);
+    const key = await cluster.sf('create-service-key', 'eo-db', 'writer', '--json');
+    assert.equal(key.code, 0, key.stderr);
+    uri = (JSON.parse(key.stdout) as { uri: string }).uri;
+    await Writer.prepare(uri);
+    await allRunning();
+  });
+  after(async () => {
+    await cluster?.destroy();
+  });
+
+  it('keeps the primary and its epoch, loses no acknowledged write, and writes resume', async () => {
+    const before = await detail();
+    assert.ok(before.primary);
+    const etcd = JSON.parse(await readFile(join(cluster.home, 'run', 'etcd.supervision.json'), 'utf8')) as {
+      pid: number;
+    };
+    const writer = new Writer(uri);
+    writer.start();
+    let resumedAt = 0;
+    try {
+      await waitFor(() => writer.acked.length >= 50, { description: '50 acknowledged writes', timeoutMs: 60_000 });
+      process.kill(etcd.pid, 'SIGSTOP');
+      try {
+        // The fault's duration, not a synchronization: etcd is held this long.
+        await delay(outageMs);
+      } finally {
+        process.kill(etcd.pid, 'SIGCONT');
+      }
+      resumedAt = Date.now();
+      await waitFor(() => writer.firstAckAfter(resumedAt), {
+        description: 'writes after etcd is back',
+        timeoutMs: 120_000,
+        intervalMs: 200,
+      });
+      console.log(`# first write ${(writer.firstAckAfter(resumedAt)?.at ?? 0) - resumedAt} ms after etcd was back`);
+    } finally {
+      await writer.stop();
+    }
+    const after = await detail();
+    const events = JSON.parse((await cluster.sf('events', '--json', '--limit', '300')).stdout) as Event[];
+    const since = events.filter((e) => Date.parse(e.at) >= resumedAt - outageMs);
+    const story = since.map((e) => `${e.at} ${e.kind}: ${e.message}`).join('\n');
+    assert.deepEqual(after.primary, before.primary, `the same primary at the same epoch: no failover\n${story}`);
+    const storm = since.filter((e) => /^(failover-promote|node-fenc)/.test(e.kind));
+    assert.deepEqual(storm, [], 'nothing fenced or promoted');
+    assert.deepEqual(await lostWrites(uri, writer.acked), []);
+    await allRunning();
+  });
+});
