@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '@service-foundry/core';
 import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
-import { lostWrites, Writer } from '@service-foundry/test-support/writer';
+import { longestGapMs, lostWrites, Writer } from '@service-foundry/test-support/writer';
 
 interface ComponentRow {
   name: string;
@@ -20,17 +20,6 @@ interface Supervision {
   pid: number | null;
   restarts: number;
   lastExit: { signal: string | null } | null;
-}
-
-/** The longest pause between consecutive acknowledged writes from `from` on. */
-function longestGapMs(acked: ReadonlyArray<{ at: number }>, from: number): number {
-  let gap = 0;
-  let previous: number | undefined;
-  for (const { at } of acked) {
-    if (previous !== undefined && at >= from) gap = Math.max(gap, at - previous);
-    previous = at;
-  }
-  return gap;
 }
 
 describe('supervision and several routers: a crashed platform process takes no database down', () => {

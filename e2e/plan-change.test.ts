@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { waitFor } from '@service-foundry/core';
 import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
 import { type RedisCredentials, redisCli } from '@service-foundry/test-support/redis-cli';
-import { type Ack, lostWrites, Writer } from '@service-foundry/test-support/writer';
+import { longestGapMs, lostWrites, Writer } from '@service-foundry/test-support/writer';
 
 interface Detail {
   plan: string;
@@ -11,16 +11,6 @@ interface Detail {
   io: { durability: string; localIo: string };
   primary: { node: string; ordinal: number; epoch: number } | null;
   replicaDetails: Array<{ ordinal: number; node: string | null; state: string; role: string | null }>;
-}
-
-/** Longest time between two acknowledged writes from `from` on (ms). */
-function longestGapMs(acked: Ack[], from: number): number {
-  let gap = 0;
-  for (let i = 1; i < acked.length; i++) {
-    const [a, b] = [acked[i - 1] as Ack, acked[i] as Ack];
-    if (b.at >= from) gap = Math.max(gap, b.at - a.at);
-  }
-  return gap;
 }
 
 /**

@@ -7,6 +7,17 @@ export interface Ack {
   at: number;
 }
 
+/** The longest pause between consecutive acknowledged writes, counting those at or after `from` (ms). */
+export function longestGapMs(acked: ReadonlyArray<{ at: number }>, from: number): number {
+  let gap = 0;
+  let previous: number | undefined;
+  for (const { at } of acked) {
+    if (previous !== undefined && at >= from) gap = Math.max(gap, at - previous);
+    previous = at;
+  }
+  return gap;
+}
+
 /**
  * Sends numbered single-row INSERTs through the router, one at a time, and records which
  * were acknowledged (the COMMIT returned). On any error it reconnects and goes on with the
