@@ -82,10 +82,12 @@ describe('sf explain and metrics on a running platform', () => {
       'agent-node-1',
       'agent-node-2',
       'agent-node-3',
-      'broker',
+      'broker-1',
+      'broker-2',
       'router-1',
       'router-2',
-      'scheduler',
+      'scheduler-1',
+      'scheduler-2',
     ]);
     for (const { name, url } of status.metrics) {
       const { text } = await scrapeMetrics(url);
@@ -99,7 +101,7 @@ describe('sf explain and metrics on a running platform', () => {
     const agent = status.metrics.find((m) => m.name === 'agent-node-1') as { url: string };
     const { samples } = await scrapeMetrics(agent.url);
     assert.ok(samples.some((s) => s.name === 'sf_agent_replica_position_bytes' && s.value > 0));
-    const broker = status.metrics.find((m) => m.name === 'broker') as { url: string };
+    const broker = status.metrics.find((m) => m.name === 'broker-1') as { url: string };
     assert.ok((await scrapeMetrics(broker.url)).samples.some((s) => s.name === 'sf_broker_requests_total'));
   });
 

@@ -113,8 +113,8 @@ describe('trust boundaries on a fresh platform, tried as each attacker', () => {
         join(cluster.home, 'pki', 'secrets.key'),
         join(cluster.home, 'cluster.json'),
         join(cluster.home, 'cli.json'),
-        join(cluster.home, 'config', 'broker.json'),
-        join(cluster.home, 'logs', 'broker.log'),
+        join(cluster.home, 'config', 'broker-1.json'),
+        join(cluster.home, 'logs', 'broker-1.log'),
       ]) {
         await access(path);
         const res = await asLocalUser(nobody, 'cat', [path]);

@@ -5,8 +5,8 @@
  *
  * - router_kill_gap_s: kill -9 of router-1, the router the writer connects to first; its
  *   supervisor restarts it and the writer goes on through router-2 (target ≤ 1 s);
- * - leader_kill_gap_s: kill -9 of the scheduler (the leader: `sf up` runs one, there is no
- *   standby); data does not flow through it (target: no gap);
+ * - leader_kill_gap_s: kill -9 of the leading scheduler (`--target scheduler`); the standby
+ *   leads within ~2 s; data does not flow through either (target: no gap);
  * - etcd_outage_30s_write_gap_s: etcd SIGSTOPped for 30 s (`ETCD_OUTAGE_S`), then resumed
  *   (target ≤ 1 s; without a failsafe mode every primary fences itself);
  * - lost_sync: acknowledged writes lost over all rounds (promise: 0);

@@ -7,4 +7,5 @@ export type * from './explain.js';
 export type * from './fencing.js';
 export type * from './instances.js';
 export type * from './nodes.js';
+export type * from './schedulers.js';
 export type * from './transfers.js';

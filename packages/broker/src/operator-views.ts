@@ -1,4 +1,4 @@
-import type { InstanceDetail, InstanceSummary, NodeView, ReplicaView } from '@service-foundry/api';
+import type { InstanceDetail, InstanceSummary, NodeView, ReplicaView, SchedulerView } from '@service-foundry/api';
 import {
   allocationCodec,
   backupCodec,
@@ -21,6 +21,7 @@ import {
   readRecord,
   relocationCodec,
   routeCodec,
+  schedulerMemberCodec,
   schedulingStatusCodec,
   statusCodec,
   sumAllocated,
@@ -187,6 +188,14 @@ export class OperatorViews {
       shipping: shippingPlan ? { intervalSeconds: shippingPlan.intervalSeconds, standbys } : null,
       maintenance: maintenanceView(instance, this.ctx.plans.find(instance.serviceId, instance.planId)?.plan),
     };
+  }
+
+  /** The live schedulers, eldest (the leader) first. */
+  async schedulers(): Promise<SchedulerView[]> {
+    const { client, keys } = this.ctx;
+    const members = [...(await readPrefix(client, schedulerMemberCodec, keys.schedulers())).items.values()];
+    members.sort((a, b) => (BigInt(a.createRevision) < BigInt(b.createRevision) ? -1 : 1));
+    return members.map((m, index) => ({ ...m.value, leader: index === 0 }));
   }
 
   async nodes(): Promise<NodeView[]> {

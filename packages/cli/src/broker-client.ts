@@ -26,26 +26,40 @@ export class BrokerClient {
     body?: unknown,
     options: RequestOptions = {},
   ): Promise<{ status: number; body: T }> {
-    let res: Response;
-    try {
-      res = await fetch(new URL(path, this.target.url), {
-        method,
-        headers: {
-          authorization: this.#auth,
-          'x-broker-api-version': apiVersion,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...options.headers,
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
-      });
-    } catch (error) {
-      throw new BrokerError(
-        0,
-        'Unreachable',
-        `cannot reach the broker at ${this.target.url}: ${(error as Error).message}`,
-      );
+    // The other brokers are tried only when one refused the connection: the request never
+    // reached it, so sending it elsewhere cannot do anything twice.
+    const urls = [this.target.url, ...(this.target.fallbackUrls ?? [])];
+    let res: Response | undefined;
+    const refused: string[] = [];
+    for (const url of urls) {
+      try {
+        res = await fetch(new URL(path, url), {
+          method,
+          headers: {
+            authorization: this.#auth,
+            'x-broker-api-version': apiVersion,
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+            ...options.headers,
+          },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+        });
+        break;
+      } catch (error) {
+        const cause = (error as { cause?: { code?: string } }).cause;
+        if (cause?.code === 'ECONNREFUSED' && url !== urls.at(-1)) {
+          refused.push(url);
+          continue;
+        }
+        const also = refused.length ? ` (refused: ${refused.join(', ')})` : '';
+        throw new BrokerError(
+          0,
+          'Unreachable',
+          `cannot reach the broker at ${url}: ${(error as Error).message}${also}`,
+        );
+      }
     }
+    if (!res) throw new BrokerError(0, 'Unreachable', `no broker to reach`);
     const text = await res.text();
     let parsed: unknown = {};
     if (text) {

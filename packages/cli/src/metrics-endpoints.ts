@@ -35,16 +35,18 @@ async function configuredMetrics(stateDir: string, name: string): Promise<{ host
 }
 
 /**
- * A loopback metrics port for each of `names`: the one in its config file when still free
+ * A loopback metrics port for each of `names`, none of them in `reserved`: the one in its config file when still free
  * (or its component is the one holding it: `running`), else a free one below the ephemeral ports (ports.ts).
  */
 export async function assignMetricsPorts(
   stateDir: string,
   names: readonly string[],
   running: (name: string) => Promise<boolean>,
+  reserved: ReadonlySet<number> = new Set(),
 ): Promise<Record<string, number>> {
   const ports: Record<string, number> = {};
-  const taken = new Set<number>();
+  // The cluster's other listeners may not listen yet (a broker about to start): never theirs.
+  const taken = new Set<number>(reserved);
   for (const name of names) {
     const previous = (await configuredMetrics(stateDir, name))?.port;
     const keep =

@@ -11,6 +11,12 @@ export function stateDir(): string {
 export interface Target {
   /** Broker base URL. */
   url: string;
+  /**
+   * Other brokers of the same platform, tried in order when `url` refuses connections (a
+   * crashed broker its supervisor is restarting). `sf up` lists its other brokers here.
+   * @default undefined
+   */
+  fallbackUrls?: string[];
   username: string;
   password: string;
 }
@@ -21,6 +27,12 @@ const compileTarget = configCompiler<Target>('CLI target', {
   required: ['url', 'username', 'password'],
   properties: {
     url: { type: 'string', pattern: '^https?://' },
+    fallbackUrls: {
+      type: 'array',
+      maxItems: 8,
+      items: { type: 'string', pattern: '^https?://' },
+      nullable: true,
+    },
     username: { type: 'string', minLength: 1 },
     password: { type: 'string', minLength: 1 },
   },
@@ -43,6 +55,7 @@ export async function loadTarget(): Promise<Readonly<Target>> {
       throw new InvalidConfigError(targetFile(), [(error as Error).message]);
     }
   }
+  if (process.env.SF_BROKER_URL) delete stored.fallbackUrls; // they belong to the stored broker's platform
   const merged = {
     ...stored,
     ...(process.env.SF_BROKER_URL ? { url: process.env.SF_BROKER_URL } : {}),

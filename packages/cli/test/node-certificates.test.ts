@@ -69,5 +69,5 @@ test('each node gets a volume and a service certificate naming its address (and 
   assert.deepEqual(agent.volumes.tls, pki.volumeTls('node-1'));
   assert.deepEqual(agent.serviceTls, pki.serviceTls('node-1'));
   assert.ok(!JSON.stringify(agent).includes('ca.key'));
-  assert.equal(configs.broker().serviceCaFile, pki.caFile);
+  assert.equal(configs.broker({ name: 'broker-1', port: 8470 }).serviceCaFile, pki.caFile);
 });

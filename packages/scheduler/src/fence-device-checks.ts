@@ -30,6 +30,8 @@ export interface FenceDeviceChecksOptions {
   /** The nodes to check (the controller's last known nodes). */
   nodes: () => Iterable<string>;
   intervalMs: number;
+  /** Whether to check now (the leading scheduler checks; a standby's rounds do nothing). @default always */
+  active?: () => boolean;
   log: Logger;
   registry?: Registry;
 }
@@ -108,6 +110,7 @@ export class FenceDeviceChecks {
 
   /** One round over every node (or `only` these); never throws (a failed write is logged). */
   async checkAll(only?: readonly string[]): Promise<void> {
+    if (this.options.active && !this.options.active()) return;
     for (const node of only ?? [...this.options.nodes()]) {
       if (this.#stopped) return;
       try {

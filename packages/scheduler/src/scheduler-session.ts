@@ -9,6 +9,11 @@ type Lease = ReturnType<Etcd3['lease']>;
  * membership (others take over its share) and the locks (others may lock those nodes).
  * A paused scheduler that wakes up finds its lease gone and starts a new session; any
  * transaction it still had in flight compares a lock revision that no longer exists.
+ *
+ * The membership key is only ever created, never taken over: a scheduler restarted after a
+ * crash finds its previous life's key until that lease expires, and waits for it. So it
+ * comes back as the youngest member (a standby behind the one that took over), and two
+ * processes given the same name by mistake never both believe they are that member.
  */
 export class SchedulerSession {
   #lease: Lease | undefined;
@@ -16,7 +21,9 @@ export class SchedulerSession {
   /** Revision of our membership put: once the watched copy is past it, our key must be there. */
   #memberRevision = 0n;
   #lost = false;
-  #starting: Promise<string> | undefined;
+  #starting: Promise<string | undefined> | undefined;
+  /** When we last logged that an earlier session holds our key (once per wait, not per pass). */
+  #waitingSince: number | undefined;
 
   constructor(
     private readonly client: Etcd3,
@@ -30,8 +37,12 @@ export class SchedulerSession {
     return this.#lost ? undefined : this.#leaseId;
   }
 
-  /** The current lease id, starting a new session first when there is none or it was lost. */
-  async ensure(members: MemberList): Promise<string> {
+  /**
+   * The current lease id, starting a new session first when there is none or it was lost;
+   * undefined while another session still holds our membership key (tried again on the
+   * next pass; its deletion pokes one).
+   */
+  async ensure(members: MemberList): Promise<string | undefined> {
     if (this.#leaseId && !this.#lost && !this.#vanished(members)) return this.#leaseId;
     this.#starting ??= this.#start().finally(() => {
       this.#starting = undefined;
@@ -53,7 +64,7 @@ export class SchedulerSession {
     return true;
   }
 
-  async #start(): Promise<string> {
+  async #start(): Promise<string | undefined> {
     const old = this.#lease;
     this.#lease = undefined;
     this.#leaseId = undefined;
@@ -62,11 +73,32 @@ export class SchedulerSession {
     const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });
     lease.on('lost', (error) => this.markLost(error.message));
     const id = await lease.grant();
+    const key = this.keys.scheduler(this.record.name);
     const res = await this.client
-      .put(this.keys.scheduler(this.record.name))
-      .value(json({ ...this.record, startedAt: new Date().toISOString() }))
-      .lease(id)
-      .exec();
+      .if(key, 'Create', '==', 0)
+      .then(
+        this.client
+          .put(key)
+          .value(json({ ...this.record, startedAt: new Date().toISOString() }))
+          .lease(id),
+      )
+      .commit();
+    if (!res.succeeded) {
+      lease.removeAllListeners();
+      await lease.revoke().catch(() => undefined);
+      if (this.#waitingSince === undefined) {
+        this.#waitingSince = Date.now();
+        this.log.info(
+          { key },
+          'membership key still held by an earlier session (a previous run of this scheduler until its lease expires, or another scheduler with the same name): waiting',
+        );
+      }
+      return undefined;
+    }
+    if (this.#waitingSince !== undefined) {
+      this.log.info({ waitedMs: Date.now() - this.#waitingSince }, 'earlier session gone');
+      this.#waitingSince = undefined;
+    }
     this.#lease = lease;
     this.#leaseId = id;
     this.#memberRevision = BigInt(res.header.revision);

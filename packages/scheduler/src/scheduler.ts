@@ -93,8 +93,18 @@ export class Scheduler {
     await this.#session.close();
   }
 
+  /**
+   * Whether this scheduler leads: registered and the eldest member. The leader alone runs
+   * the controller and the fence checks, so a standby (or a restarted leader, now the
+   * youngest) decides nothing twice; it takes over when the leader's session lease expires.
+   */
+  leads(): boolean {
+    return this.#ownership.registered() && this.#ownership.isEldest();
+  }
+
   async pass(): Promise<SchedulerPassResult> {
     const leaseId = await this.#session.ensure(this.state.schedulers);
+    if (leaseId === undefined) return { placed: 0, pending: 0 };
     if (this.#staleLocks.size) await this.#releaseStaleLocks(leaseId);
     // Until the watch shows our membership we own nothing; the put's event pokes us again.
     if (!this.#ownership.registered()) return { placed: 0, pending: 0 };

@@ -52,7 +52,15 @@ export async function startScheduler(
     fencer: options.fencer ?? meteredFencer(registry, fencing, config.name),
     wake: () => controllerRunner.poke(),
   });
-  const controllerRunner = new CoalescingRunner('controller', () => controller.pass(), config.intervalMs, log);
+  // Only the leading scheduler's controller acts; the others keep their mirrors warm.
+  const controllerRunner = new CoalescingRunner(
+    'controller',
+    async () => {
+      if (scheduler.leads()) await controller.pass();
+    },
+    config.intervalMs,
+    log,
+  );
   if (config.controller) runners.push(controllerRunner);
   await state.start();
   const pokeAll = () => {
@@ -69,6 +77,7 @@ export async function startScheduler(
           fencing,
           nodes: () => state.lastKnownNodes.keys(),
           intervalMs: config.fenceCheckIntervalMs,
+          active: () => scheduler.leads(),
           log,
           registry,
         })

@@ -136,7 +136,7 @@ export async function startCluster(nodes = 3, options: { sharedEngine?: boolean 
     }
   };
   if (upResult.code !== 0) {
-    const logs = await readFile(join(home, 'logs', 'broker.log'), 'utf8').catch(() => '');
+    const logs = await readFile(join(home, 'logs', 'broker-1.log'), 'utf8').catch(() => '');
     await destroy().catch(() => undefined);
     throw new Error(`sf up failed (${upResult.code}): ${upResult.stderr}\n${logs.slice(-2000)}`);
   }
@@ -185,6 +185,26 @@ export async function osb(
   });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+/** A provision body for `service`/`plan` as `sf create-service` sends it (ids from the catalog). */
+export async function osbProvisionBody(
+  cluster: TestCluster,
+  service: string,
+  plan: string,
+  name: string,
+): Promise<Record<string, unknown>> {
+  const { body } = await osb(cluster, 'GET', '/v2/catalog');
+  const services = body.services as Array<{ id: string; name: string; plans: Array<{ id: string; name: string }> }>;
+  const offering = services.find((s) => s.name === service);
+  const planEntry = offering?.plans.find((p) => p.name === plan);
+  if (!offering || !planEntry) throw new Error(`the catalog has no ${service} ${plan}`);
+  return {
+    service_id: offering.id,
+    plan_id: planEntry.id,
+    context: { platform: 'service-foundry', instance_name: name },
+    parameters: {},
+  };
 }
 
 /**

@@ -19,6 +19,8 @@ export function operatorRoutes(app: FastifyInstance, ctx: BrokerContext): void {
 
   app.get('/sf/v1/nodes', () => views.nodes());
 
+  app.get('/sf/v1/schedulers', () => views.schedulers());
+
   app.get<{ Querystring: { limit?: string } }>(
     '/sf/v1/events',
     { schema: { querystring: { type: 'object', properties: { limit: { type: 'string' } } } } },

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type { SchedulerView } from '@service-foundry/api';
 import { waitFor } from '@service-foundry/core';
 import Docker from 'dockerode';
 import type { BrokerClient } from '../broker-client.js';
-import { type ClusterFile, routersOf } from '../cluster/cluster-file.js';
+import { brokersOf, type ClusterFile, routersOf, schedulersOf } from '../cluster/cluster-file.js';
 import { isAlive, readPid } from '../cluster/components.js';
 import { isolatedRuntime } from '../cluster/isolated-nodes.js';
 import type { NodeRuntime } from '../cluster/node-runtime.js';
@@ -23,7 +24,7 @@ const run = promisify(execFile);
  * | `etcd-partition` | the node cannot reach etcd; peers and clients still reach it | remove the rule |
  * | `peer-partition` | the node reaches etcd, nothing else (peers, router) | remove the rule |
  * | `pause-agent` | the node's agent SIGSTOPped past its lease (the paused lock holder); its containers run on | SIGCONT (it may have been fenced meanwhile) |
- * | `kill-process` | kill -9 of one platform process: `scheduler`, `broker`, `router-<n>`, `etcd` or `agent-<node>` | its supervisor restarts it within 2 s (`sf up` starts what is missing) |
+ * | `kill-process` | kill -9 of one platform process: `scheduler-<n>` (`scheduler`: the leader), `broker-<n>` (`broker`: the first), `router-<n>`, `etcd` or `agent-<node>` | its supervisor restarts it within 2 s (`sf up` starts what is missing) |
  * | `etcd-outage` | etcd SIGSTOPped for the whole duration: it neither answers nor exits (a hung or unreachable etcd; its supervisor sees nothing to restart) | SIGCONT |
  *
  * After a heal, a node the controller fenced is unfenced through the operator API (its fence
@@ -70,10 +71,23 @@ export async function startMissing(stateDir: string): Promise<void> {
   });
 }
 
-function processPidName(target: string, cluster: Readonly<ClusterFile>): string {
+/**
+ * The process `--target` names. Besides component names, `scheduler` is the scheduler that
+ * leads now (the one whose loss matters) and `broker` the one sf talks to first.
+ */
+async function processPidName(target: string, ctx: FaultContext, cluster: Readonly<ClusterFile>): Promise<string> {
+  const schedulers = schedulersOf(cluster);
+  const brokers = brokersOf(cluster).map((b) => b.name);
+  if (target === 'scheduler' && !schedulers.includes(target)) {
+    const leader = (await ctx.broker.get<SchedulerView[]>('/sf/v1/schedulers')).find((s) => s.leader);
+    // Registered as scheduler-1 on older clusters, whose one component is `scheduler`.
+    if (!leader || !schedulers.includes(leader.name)) throw new UsageError('no scheduler leads right now');
+    return leader.name;
+  }
+  if (target === 'broker' && !brokers.includes(target)) return brokers[0] as string;
   const names = [
-    'scheduler',
-    'broker',
+    ...schedulers,
+    ...brokers,
     ...routersOf(cluster).map((r) => r.name),
     ...(cluster.externalEtcd.length ? [] : ['etcd']),
   ];
@@ -151,7 +165,7 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind, target: st
   };
   switch (kind) {
     case 'kill-process': {
-      const name = processPidName(target, cluster);
+      const name = await processPidName(target, ctx, cluster);
       const pid = await readPid(stateDir, name);
       if (!pid || !isAlive(pid)) throw new UsageError(`${name} is not running`);
       process.kill(pid, 'SIGKILL');

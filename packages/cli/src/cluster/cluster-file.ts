@@ -21,7 +21,20 @@ export interface ClusterFile {
   /** Ports of the etcd `sf up` runs (chosen free on first start). */
   etcdClientPort: number;
   etcdPeerPort: number;
+  /** The first broker's port (`broker-1`; `broker` on clusters set up before several brokers). */
   brokerPort: number;
+  /**
+   * One broker per port on 127.0.0.1, `broker-1` on the first: all read and write the same
+   * etcd keys with the same credentials, so either answers any request.
+   * @default [brokerPort] (older clusters: one broker named `broker`)
+   */
+  brokerPorts?: number[];
+  /**
+   * How many schedulers run (`scheduler-1`, `scheduler-2`, ...): the eldest leads, the
+   * others stand by.
+   * @default 1 (older clusters: one scheduler named `scheduler`)
+   */
+  schedulers?: number;
   /** The operator credential (`/sf/v1`), which `sf` uses. */
   brokerUsername: string;
   brokerPassword: string;
@@ -92,6 +105,15 @@ const compileClusterFile = configCompiler<ClusterFile>('cluster file', {
     etcdClientPort: { type: 'integer', minimum: 1, maximum: 65535 },
     etcdPeerPort: { type: 'integer', minimum: 1, maximum: 65535 },
     brokerPort: { type: 'integer', minimum: 1, maximum: 65535 },
+    brokerPorts: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 4,
+      uniqueItems: true,
+      items: { type: 'integer', minimum: 1, maximum: 65535 },
+      nullable: true,
+    },
+    schedulers: { type: 'integer', minimum: 1, maximum: 3, nullable: true },
     brokerUsername: { type: 'string', minLength: 1 },
     brokerPassword: { type: 'string', minLength: 12 },
     osbUsername: { type: 'string', minLength: 1, nullable: true },
@@ -156,4 +178,18 @@ export function routersOf(
 ): Array<{ name: string; host: string }> {
   if (!cluster.routerHosts) return [{ name: 'router', host: cluster.routerHost }];
   return cluster.routerHosts.map((host, i) => ({ name: `router-${i + 1}`, host }));
+}
+
+/** The cluster's brokers: component name and port (on 127.0.0.1); the first is `brokerPort`. */
+export function brokersOf(
+  cluster: Pick<ClusterFile, 'brokerPort' | 'brokerPorts'>,
+): Array<{ name: string; port: number }> {
+  if (!cluster.brokerPorts) return [{ name: 'broker', port: cluster.brokerPort }];
+  return cluster.brokerPorts.map((port, i) => ({ name: `broker-${i + 1}`, port }));
+}
+
+/** The cluster's schedulers' component names, the one started first (the leader) first. */
+export function schedulersOf(cluster: Pick<ClusterFile, 'schedulers'>): string[] {
+  if (cluster.schedulers === undefined) return ['scheduler'];
+  return Array.from({ length: cluster.schedulers }, (_, i) => `scheduler-${i + 1}`);
 }

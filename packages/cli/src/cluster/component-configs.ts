@@ -8,6 +8,13 @@ import type { ClusterPki } from './pki.js';
 const agentLeaseTtlSeconds = 3;
 
 /**
+ * etcd's shortest lease (1.5 election timeouts, rounded up): a standby scheduler leads
+ * within ~2 s of the leader's death. A leader that misses its keepalives for that long
+ * (paused, starved) only hands the lead over; every decision is a compare-and-swap.
+ */
+const schedulerLeaseTtlSeconds = 2;
+
+/**
  * The config file of each component `sf up` starts. Each component gets its own etcd
  * identity (RBAC gives it only its keys) and, where it handles credentials, the secrets
  * key; with an external etcd all of them use the identity given to `sf up`.
@@ -47,12 +54,16 @@ export class ComponentConfigs {
     };
   }
 
-  scheduler() {
+  /** A scheduler (`schedulersOf`): all run the same config; the eldest leads (leader mode). */
+  scheduler(name: string) {
     return {
       ...this.#common(etcdUsers.scheduler),
       secretsKeyFile: this.pki.secretsKeyFile,
-      name: 'scheduler-1',
-      ...this.#metrics('scheduler'),
+      // Older clusters' one scheduler is the component `scheduler`, registered as scheduler-1.
+      name: name === 'scheduler' ? 'scheduler-1' : name,
+      mode: 'leader' as const,
+      lockTtlSeconds: schedulerLeaseTtlSeconds,
+      ...this.#metrics(name),
     };
   }
 
@@ -66,13 +77,14 @@ export class ComponentConfigs {
     };
   }
 
-  broker() {
+  /** One broker (cluster-file.ts `brokersOf`): all alike but for the port. */
+  broker(broker: { name: string; port: number }) {
     const c = this.cluster;
     return {
       ...this.#common(etcdUsers.broker),
       secretsKeyFile: this.pki.secretsKeyFile,
       host: '127.0.0.1',
-      port: c.brokerPort,
+      port: broker.port,
       osb: { username: c.osbUsername, password: c.osbPassword },
       operators: [
         { username: c.brokerUsername, password: c.brokerPassword, role: 'operator' },
@@ -84,7 +96,7 @@ export class ComponentConfigs {
       // The CA the services' certificates chain to: the broker's own sessions verify them,
       // and bindings hand it to apps.
       serviceCaFile: this.pki.caFile,
-      ...this.#metrics('broker'),
+      ...this.#metrics(broker.name),
     };
   }
 

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import Docker from 'dockerode';
-import { readClusterFile } from '../cluster/cluster-file.js';
+import { readClusterFile, schedulersOf } from '../cluster/cluster-file.js';
 import { stopComponent } from '../cluster/components.js';
 import { isolatedRuntime } from '../cluster/isolated-nodes.js';
 import type { Command } from '../command.js';
@@ -32,10 +32,11 @@ export const down: Command = {
       say(`no cluster in ${dir}`);
       return;
     }
-    // The scheduler/controller first: agents that stop look like lost nodes, and nothing
+    // The schedulers/controllers first: agents that stop look like lost nodes, and nothing
     // must fail over (or fence) because of a planned shutdown. etcd last.
     const names = componentNames(cluster);
-    const order = [...names.filter((n) => n === 'scheduler'), ...names.filter((n) => n !== 'scheduler').reverse()];
+    const schedulers = schedulersOf(cluster);
+    const order = [...schedulers, ...names.filter((n) => !schedulers.includes(n)).reverse()];
     for (const name of order) {
       say(`${name}: ${await stopComponent(dir, name)}`);
     }

@@ -1,3 +1,4 @@
+import type { SchedulerView } from '@service-foundry/api';
 import { BrokerClient } from '../broker-client.js';
 import { readClusterFile } from '../cluster/cluster-file.js';
 import { componentStatus } from '../cluster/components.js';
@@ -38,13 +39,16 @@ export const status: Command = {
     for (const node of runtime?.nodes ?? [])
       isolatedNodes.push(await (runtime as NonNullable<typeof runtime>).state(node.name));
     let broker: { url: string; reachable: boolean; nodes?: number; instances?: number } | undefined;
+    let schedulers: SchedulerView[] = [];
     try {
       const target = await loadTarget();
       const client = new BrokerClient(target);
-      const [nodes, instances] = await Promise.all([
+      const [nodes, instances, members] = await Promise.all([
         client.get<unknown[]>('/sf/v1/nodes'),
         client.get<unknown[]>('/sf/v1/instances'),
+        client.get<SchedulerView[]>('/sf/v1/schedulers'),
       ]);
+      schedulers = members;
       broker = { url: target.url, reachable: true, nodes: nodes.length, instances: instances.length };
     } catch (error) {
       broker = { url: (error as Error).message, reachable: false };
@@ -59,6 +63,7 @@ export const status: Command = {
         components,
         ...(runtime ? { nodeSegment: runtime.addressing.segment, isolatedNodes } : {}),
         broker,
+        schedulers,
         metrics,
       });
     }
@@ -96,12 +101,22 @@ export const status: Command = {
         ? `broker ${broker.url}: ${broker.nodes} nodes, ${broker.instances} service instances`
         : `broker: ${broker.url}`,
     );
+    if (broker.reachable) {
+      const leader = schedulers.find((m) => m.leader);
+      const standbys = schedulers.filter((m) => !m.leader).map((m) => m.name);
+      say(
+        leader
+          ? `scheduler leader: ${leader.name} (since ${leader.startedAt}); standing by: ${standbys.join(', ') || 'none'}`
+          : 'scheduler leader: none registered (nothing is placed or failed over)',
+      );
+    }
     if (metrics.length)
       printTable(
         ['component', 'metrics'],
         metrics.map((m) => [m.name, m.url]),
       );
     const nodeDown = isolatedNodes.some((n) => n.power === 'off' || n.link !== 'up' || n.partitions.length > 0);
-    if (!broker.reachable || components.some((c) => !c.running) || nodeDown) process.exitCode = 1;
+    const leaderless = broker.reachable && !schedulers.some((m) => m.leader);
+    if (!broker.reachable || components.some((c) => !c.running) || nodeDown || leaderless) process.exitCode = 1;
   },
 };

@@ -4,7 +4,8 @@ import { say } from '../output.js';
 import { readStdin } from '../stdin.js';
 import { loadTarget, saveTarget } from '../target.js';
 
-const usage = 'sf target URL -u USER --password-stdin   (the password on standard input, e.g. from a file)';
+const usage =
+  'sf target URL[,URL...] -u USER --password-stdin   (the password on standard input, e.g. from a file; further URLs: other brokers of the same platform, tried when one refuses connections)';
 
 export const target: Command = {
   name: 'target',
@@ -18,7 +19,8 @@ export const target: Command = {
   async run([url], options) {
     if (!url) {
       const current = await loadTarget();
-      say(`broker: ${current.url} (user ${current.username})`);
+      const others = current.fallbackUrls?.length ? `, then ${current.fallbackUrls.join(', ')}` : '';
+      say(`broker: ${current.url}${others} (user ${current.username})`);
       return;
     }
     if (options.password !== undefined) {
@@ -28,7 +30,15 @@ export const target: Command = {
     if (typeof options.username !== 'string' || !options['password-stdin']) throw new UsageError(usage);
     const password = (await readStdin(4096)).replace(/\r?\n$/, '');
     if (password.length === 0) throw new UsageError(`no password on standard input; ${usage}`);
-    await saveTarget({ url, username: options.username, password });
-    say(`Targeting ${url} as ${options.username}`);
+    const [first, ...fallbackUrls] = url.split(',');
+    if (!first || fallbackUrls.some((u) => u === ''))
+      throw new UsageError(`empty broker URL in ${JSON.stringify(url)}`);
+    await saveTarget({
+      url: first,
+      ...(fallbackUrls.length ? { fallbackUrls } : {}),
+      username: options.username,
+      password,
+    });
+    say(`Targeting ${[first, ...fallbackUrls].join(', ')} as ${options.username}`);
   },
 };

@@ -3,10 +3,12 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { Catalog, ProcessError, waitFor } from '@service-foundry/core';
 import { BrokerClient } from '../broker-client.js';
 import {
+  brokersOf,
   type ClusterFile,
   newPassword,
   readClusterFile,
   routersOf,
+  schedulersOf,
   writeClusterFile,
 } from '../cluster/cluster-file.js';
 import { ComponentConfigs } from '../cluster/component-configs.js';
@@ -39,15 +41,18 @@ import { saveTarget, stateDir } from '../target.js';
 import { buildImages } from './images.js';
 
 export function componentNames(
-  cluster: Pick<ClusterFile, 'nodes' | 'externalEtcd' | 'routerHost' | 'routerHosts'>,
+  cluster: Pick<
+    ClusterFile,
+    'nodes' | 'externalEtcd' | 'routerHost' | 'routerHosts' | 'schedulers' | 'brokerPort' | 'brokerPorts'
+  >,
 ): string[] {
   // Agents before the scheduler: a controller that starts first would find the primaries'
   // nodes missing and fence them as lost.
   return [
     ...(cluster.externalEtcd.length ? [] : ['etcd']),
     ...cluster.nodes.map((n) => `agent-${n.name}`),
-    'scheduler',
-    'broker',
+    ...schedulersOf(cluster),
+    ...brokersOf(cluster).map((b) => b.name),
     ...routersOf(cluster).map((r) => r.name),
   ];
 }
@@ -59,6 +64,9 @@ async function firstCluster(
   const nodeCount = intOption(options, 'nodes', 3, 1, 20);
   // Loopback addresses 127.0.0.1, .2, ...: each router its own, all on the same ports.
   const routerHosts = Array.from({ length: intOption(options, 'routers', 2, 1, 8) }, (_, i) => `127.0.0.${i + 1}`);
+  // Two of each by default: a crashed leader or broker is covered while its supervisor restarts it.
+  const schedulers = intOption(options, 'schedulers', 2, 1, 3);
+  const brokers = intOption(options, 'brokers', 2, 1, 4);
   const ports = typeof options['router-ports'] === 'string' ? options['router-ports'] : '30000-30999';
   const match = /^(\d+)-(\d+)$/.exec(ports);
   const min = Number(match?.[1]);
@@ -68,11 +76,24 @@ async function firstCluster(
   const external = typeof options.etcd === 'string' ? options.etcd.split(',') : [];
   const externalTls = externalEtcdTls(options, external.length > 0);
   // Memorable fixed ports by default; --random-ports lets several clusters start at once.
-  const port = (preferred: number) => (options['random-ports'] ? freeListenPort() : freePortOr(preferred));
+  // Each port once: nothing listens on them yet, so "free" alone would not keep two apart.
+  const chosen = new Set<number>();
+  const port = async (preferred: number) => {
+    let next = options['random-ports'] ? await freeListenPort() : await freePortOr(preferred);
+    while (chosen.has(next)) next = await freeListenPort();
+    chosen.add(next);
+    return next;
+  };
   const clusterId = `sf-${newPassword()
     .slice(0, 8)
     .toLowerCase()
     .replace(/[^a-z0-9]/g, 'x')}`;
+  const givenBrokerPort =
+    options['broker-port'] === undefined ? undefined : intOption(options, 'broker-port', 0, 1, 65535);
+  if (givenBrokerPort !== undefined) chosen.add(givenBrokerPort);
+  const brokerPorts = [givenBrokerPort ?? (await port(8470))];
+  while (brokerPorts.length < brokers) brokerPorts.push(await port((brokerPorts.at(-1) as number) + 1));
+  const brokerPort = brokerPorts[0] as number;
   const choice = await chooseNodeRuntime({
     sharedEngine: options['shared-engine'] === true,
     externalEtcd: external.length > 0,
@@ -87,7 +108,9 @@ async function firstCluster(
     ...(externalTls ? { externalEtcdTls: externalTls } : {}),
     etcdClientPort: await port(23790),
     etcdPeerPort: await port(23800),
-    brokerPort: intOption(options, 'broker-port', await port(8470), 1, 65535),
+    brokerPort,
+    brokerPorts,
+    schedulers,
     brokerUsername: 'admin',
     brokerPassword: newPassword(),
     osbUsername: 'platform',
@@ -110,6 +133,16 @@ async function firstCluster(
     })),
   };
   return { cluster, choice };
+}
+
+/** The ports the cluster's own listeners use (etcd, brokers, the routers' HTTP port). */
+function clusterPorts(cluster: Readonly<ClusterFile>): Set<number> {
+  return new Set([
+    cluster.etcdClientPort,
+    cluster.etcdPeerPort,
+    cluster.routerHttpPort,
+    ...brokersOf(cluster).map((b) => b.port),
+  ]);
 }
 
 /** `--etcd-ca/--etcd-cert/--etcd-key`: the identity components use with an external etcd. */
@@ -149,7 +182,7 @@ function withMissingSecrets(cluster: Readonly<ClusterFile>): ClusterFile | undef
 
 export const up: Command = {
   name: 'up',
-  summary: 'start etcd, scheduler, broker, routers and N agents (each supervised) on this machine',
+  summary: 'start etcd, schedulers, brokers, routers and N agents (each supervised) on this machine',
   args: [],
   options: {
     nodes: { type: 'string' },
@@ -163,6 +196,8 @@ export const up: Command = {
     'etcd-key': { type: 'string' },
     'shared-engine': { type: 'boolean' },
     routers: { type: 'string' },
+    schedulers: { type: 'string' },
+    brokers: { type: 'string' },
   },
   async run(_args, options) {
     const dir = stateDir();
@@ -188,7 +223,9 @@ export const up: Command = {
       options['broker-port'] ||
       options['router-ports'] ||
       options['shared-engine'] ||
-      options.routers
+      options.routers ||
+      options.schedulers ||
+      options.brokers
     ) {
       throw new UsageError(
         `cluster already set up in ${dir}: run \`sf down --purge\` to start over with other options`,
@@ -228,6 +265,7 @@ export const up: Command = {
       dir,
       loopbackComponents,
       async (n) => (await componentStatus(dir, n)).pid !== undefined,
+      clusterPorts(cluster),
     );
     if (cluster.externalEtcd.length === 0) {
       const etcd = await supervisedOrStopped(dir, 'etcd');
@@ -259,6 +297,8 @@ export const up: Command = {
       progress.status(`nodes: ${booted.join('; ')}`);
     }
     const routers = routersOf(cluster);
+    const brokers = brokersOf(cluster);
+    const schedulers = schedulersOf(cluster);
     for (const name of componentNames(cluster).filter((n) => n !== 'etcd')) {
       const node = cluster.nodes.find((n) => `agent-${n.name}` === name);
       if (runtime && node) continue;
@@ -271,23 +311,29 @@ export const up: Command = {
       }
       progress.status(`starting ${name}`);
       const router = routers.find((r) => r.name === name);
-      if (name === 'scheduler') {
-        await spawnComponent(dir, name, 'scheduler', configs.scheduler());
-      } else if (name === 'broker') {
-        await spawnComponent(dir, name, 'broker', configs.broker());
+      const broker = brokers.find((b) => b.name === name);
+      if (schedulers.includes(name)) {
+        await spawnComponent(dir, name, 'scheduler', configs.scheduler(name));
+      } else if (broker) {
+        await spawnComponent(dir, name, 'broker', configs.broker(broker));
       } else if (router) {
         await spawnComponent(dir, name, 'router', configs.router(router));
       } else if (node) {
         await spawnUnsupervised(dir, name, 'agent', configs.agent(node, volumeSecret));
       }
     }
+    const [firstUrl, ...otherUrls] = brokers.map((b) => `http://127.0.0.1:${b.port}`);
     const target = {
-      url: `http://127.0.0.1:${cluster.brokerPort}`,
+      url: firstUrl as string,
+      // sf turns to the next broker when one refuses connections (crashed, restarting).
+      ...(otherUrls.length ? { fallbackUrls: otherUrls } : {}),
       username: cluster.brokerUsername,
       password: cluster.brokerPassword,
     };
     await saveTarget(target);
     const broker = new BrokerClient(target);
+    // Every broker must answer, not only the first one sf would use.
+    const eachBroker = brokers.map((b) => new BrokerClient({ ...target, url: `http://127.0.0.1:${b.port}` }));
     progress.status('waiting for the broker and the nodes');
     const names = componentNames(cluster);
     let died: string | undefined;
@@ -302,11 +348,11 @@ export const up: Command = {
             return true;
           }
         }
-        const nodes = await broker.get<unknown[]>('/sf/v1/nodes');
-        return nodes.length === cluster.nodes.length;
+        const answers = await Promise.all(eachBroker.map((b) => b.get<unknown[]>('/sf/v1/nodes')));
+        return answers.every((nodes) => nodes.length === cluster.nodes.length);
       },
       {
-        description: `the broker at ${target.url} and ${cluster.nodes.length} nodes (logs in ${join(dir, 'logs')})`,
+        description: `the brokers at ${[target.url, ...otherUrls].join(', ')} and ${cluster.nodes.length} nodes (logs in ${join(dir, 'logs')})`,
         timeoutMs: 120_000,
         intervalMs: 200,
       },
@@ -321,7 +367,7 @@ export const up: Command = {
       ? `isolated nodes on ${runtime.addressing.segment}`
       : 'nodes sharing this machine’s Docker Engine';
     progress.done(
-      `Service Foundry is up: broker ${target.url}, ${cluster.nodes.length} ${where}, routers on ${routers.map((r) => r.host).join(', ')}`,
+      `Service Foundry is up: ${brokers.length > 1 ? 'brokers' : 'broker'} ${[target.url, ...otherUrls].join(', ')}, ${schedulers.length} scheduler${schedulers.length > 1 ? 's' : ''}, ${cluster.nodes.length} ${where}, routers on ${routers.map((r) => r.host).join(', ')}`,
     );
     say(`Logs: ${join(dir, 'logs')}. Try \`sf marketplace\`, \`sf nodes\`; stop with \`sf down\`.`);
   },
