@@ -4,7 +4,7 @@ import type { SchedulerView } from '@service-foundry/api';
 import { freePort, json } from '@service-foundry/core';
 import { operatorLogin } from '@service-foundry/test-support/broker-calls';
 import { BrokerClient } from '../src/broker-client.js';
-import { brokersOf, schedulersOf } from '../src/cluster/cluster-file.js';
+import { brokersOf, etcdMembersOf, schedulersOf } from '../src/cluster/cluster-file.js';
 import { componentNames } from '../src/commands/up.js';
 import { BrokerError } from '../src/errors.js';
 import { type CliHarness, startCliHarness } from './helpers.js';
@@ -88,8 +88,14 @@ describe('several brokers and schedulers, as sf up runs them', () => {
     }
   });
 
-  it('component names: two schedulers and two brokers on new clusters, the old single names on older ones', () => {
-    const base = { nodes: [{ name: 'node-1', address: '127.0.1.1' }], externalEtcd: [], routerHost: '127.0.0.1' };
+  it('component names: two schedulers, two brokers (and three etcd members when asked) on new clusters, the old single names on older ones', () => {
+    const base = {
+      nodes: [{ name: 'node-1', address: '127.0.1.1' }],
+      externalEtcd: [],
+      etcdClientPort: 23790,
+      etcdPeerPort: 23800,
+      routerHost: '127.0.0.1',
+    };
     assert.deepEqual(
       componentNames({
         ...base,
@@ -112,5 +118,23 @@ describe('several brokers and schedulers, as sf up runs them', () => {
       { name: 'broker-2', port: 2 },
     ]);
     assert.deepEqual(schedulersOf({}), ['scheduler']);
+    const members = [
+      { clientPort: 23790, peerPort: 23800 },
+      { clientPort: 23791, peerPort: 23801 },
+      { clientPort: 23792, peerPort: 23802 },
+    ];
+    assert.deepEqual(
+      componentNames({ ...base, etcdMembers: members, brokerPort: 8470 }).filter((n) => n.startsWith('etcd')),
+      ['etcd-1', 'etcd-2', 'etcd-3'],
+    );
+    assert.deepEqual(
+      etcdMembersOf({ ...base, etcdMembers: members }).map((m) => [m.memberName, m.dataDir, m.clientPort]),
+      [
+        ['sf-1', 'etcd-1', 23790],
+        ['sf-2', 'etcd-2', 23791],
+        ['sf-3', 'etcd-3', 23792],
+      ],
+    );
+    assert.deepEqual(etcdMembersOf({ ...base, externalEtcd: ['https://etcd.example:2379'] }), []);
   });
 });

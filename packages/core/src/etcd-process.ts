@@ -96,9 +96,28 @@ export interface EtcdCommand {
   args: string[];
 }
 
-/** The arguments of a one-member etcd serving clients on 127.0.0.1 (and `extraClientHosts`). */
+/** The members of an etcd cluster on this machine, for `--initial-cluster` (peers on 127.0.0.1). */
+export interface EtcdPeers {
+  /** This member's name. */
+  name: string;
+  /** Every member, this one included. */
+  members: ReadonlyArray<{ name: string; peerPort: number }>;
+  /** `--initial-cluster-token`: unique per cluster, so two clusters' members never join each other. */
+  token: string;
+  /** `--heartbeat-interval` and `--election-timeout` (etcd's defaults: 100 and 1000 ms). */
+  timing?: { heartbeatMs: number; electionTimeoutMs: number };
+}
+
+/**
+ * The arguments of an etcd member serving clients on 127.0.0.1 (and `extraClientHosts`):
+ * a one-member etcd named `sf`, or, with `peers`, one member of several on this machine.
+ */
 export function etcdArguments(
-  options: Pick<EtcdProcessOptions, 'dataDir' | 'extraClientHosts' | 'tls'> & { clientPort: number; peerPort: number },
+  options: Pick<EtcdProcessOptions, 'dataDir' | 'extraClientHosts' | 'tls'> & {
+    clientPort: number;
+    peerPort: number;
+    peers?: EtcdPeers;
+  },
 ): EtcdCommand {
   const scheme = options.tls ? 'https' : 'http';
   const endpoint = `${scheme}://127.0.0.1:${options.clientPort}`;
@@ -119,9 +138,25 @@ export function etcdArguments(
         ['--peer-client-cert-auth'],
       ].flat()
     : [];
+  const tlsPeers = options.tls !== undefined;
+  const initialCluster = options.peers
+    ? options.peers.members.map((m) => `${m.name}=${etcdPeerUrl(m.peerPort, tlsPeers)}`).join(',')
+    : `${etcdMemberName}=${peerUrl}`;
+  const timing = options.peers?.timing;
+  const clusterArgs = options.peers
+    ? [
+        ['--initial-cluster-token', options.peers.token, '--initial-cluster-state', 'new'],
+        timing
+          ? [
+              ['--heartbeat-interval', String(timing.heartbeatMs)],
+              ['--election-timeout', String(timing.electionTimeoutMs)],
+            ].flat()
+          : [],
+      ].flat()
+    : [];
   const args = [
     '--name',
-    etcdMemberName,
+    options.peers?.name ?? etcdMemberName,
     '--data-dir',
     options.dataDir,
     '--listen-client-urls',
@@ -133,7 +168,8 @@ export function etcdArguments(
     '--initial-advertise-peer-urls',
     peerUrl,
     '--initial-cluster',
-    `${etcdMemberName}=${peerUrl}`,
+    initialCluster,
+    ...clusterArgs,
     '--auto-compaction-retention',
     '1',
     ...tlsArgs,

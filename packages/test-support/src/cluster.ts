@@ -83,7 +83,10 @@ async function reserveRouterPorts(): Promise<{ base: number; release: () => Prom
  * bad input) share the machine's engine: each isolated node loads every image into its own
  * dockerd, which on a two-core runner costs minutes per file.
  */
-export async function startCluster(nodes = 3, options: { sharedEngine?: boolean } = {}): Promise<TestCluster> {
+export async function startCluster(
+  nodes = 3,
+  options: { sharedEngine?: boolean; etcdMembers?: number } = {},
+): Promise<TestCluster> {
   const { path: home, remove: removeHome } = await makeTempDir('sf-e2e');
   const { base, release } = await reserveRouterPorts();
   const routerPorts = { min: base, max: base + 99 };
@@ -108,6 +111,7 @@ export async function startCluster(nodes = 3, options: { sharedEngine?: boolean 
     '--router-ports',
     `${routerPorts.min}-${routerPorts.max}`,
     ...(options.sharedEngine ? ['--shared-engine'] : []),
+    ...(options.etcdMembers ? ['--etcd-members', String(options.etcdMembers)] : []),
   );
   const cluster = JSON.parse(
     await readFile(join(home, 'cluster.json'), 'utf8').catch(() => '{}'),
@@ -116,7 +120,9 @@ export async function startCluster(nodes = 3, options: { sharedEngine?: boolean 
   const unregister = registerNodeEngines(runtime?.nodes.map((n) => n.engine.socket) ?? []);
   const etcdAs = (user: string) =>
     connectEtcd({
-      endpoints: [`https://127.0.0.1:${cluster.etcdClientPort}`],
+      endpoints: (cluster.etcdMembers ?? [{ clientPort: cluster.etcdClientPort }]).map(
+        (m) => `https://127.0.0.1:${m.clientPort}`,
+      ),
       tls: new ClusterPki(join(home, 'pki')).client(user),
     });
   const destroy = async () => {

@@ -5,7 +5,7 @@ import type { SchedulerView } from '@service-foundry/api';
 import { waitFor } from '@service-foundry/core';
 import Docker from 'dockerode';
 import type { BrokerClient } from '../broker-client.js';
-import { brokersOf, type ClusterFile, routersOf, schedulersOf } from '../cluster/cluster-file.js';
+import { brokersOf, type ClusterFile, etcdMembersOf, routersOf, schedulersOf } from '../cluster/cluster-file.js';
 import { isAlive, readPid } from '../cluster/components.js';
 import { isolatedRuntime } from '../cluster/isolated-nodes.js';
 import type { NodeRuntime } from '../cluster/node-runtime.js';
@@ -24,8 +24,8 @@ const run = promisify(execFile);
  * | `etcd-partition` | the node cannot reach etcd; peers and clients still reach it | remove the rule |
  * | `peer-partition` | the node reaches etcd, nothing else (peers, router) | remove the rule |
  * | `pause-agent` | the node's agent SIGSTOPped past its lease (the paused lock holder); its containers run on | SIGCONT (it may have been fenced meanwhile) |
- * | `kill-process` | kill -9 of one platform process: `scheduler-<n>` (`scheduler`: the leader), `broker-<n>` (`broker`: the first), `router-<n>`, `etcd` or `agent-<node>` | its supervisor restarts it within 2 s (`sf up` starts what is missing) |
- * | `etcd-outage` | etcd SIGSTOPped for the whole duration: it neither answers nor exits (a hung or unreachable etcd; its supervisor sees nothing to restart) | SIGCONT |
+ * | `kill-process` | kill -9 of one platform process: `scheduler-<n>` (`scheduler`: the leader), `broker-<n>` (`broker`: the first), `router-<n>`, `etcd` (`etcd-<n>` with several members) or `agent-<node>` | its supervisor restarts it within 2 s (`sf up` starts what is missing) |
+ * | `etcd-outage` | etcd (every member) SIGSTOPped for the whole duration: it neither answers nor exits (a hung or unreachable etcd; its supervisor sees nothing to restart) | SIGCONT |
  *
  * After a heal, a node the controller fenced is unfenced through the operator API (its fence
  * device powers it back on) and `sf up` starts whatever is missing, so the instance can get
@@ -89,7 +89,7 @@ async function processPidName(target: string, ctx: FaultContext, cluster: Readon
     ...schedulers,
     ...brokers,
     ...routersOf(cluster).map((r) => r.name),
-    ...(cluster.externalEtcd.length ? [] : ['etcd']),
+    ...etcdMembersOf(cluster).map((m) => m.name),
   ];
   const agents = cluster.nodes.map((n) => `agent-${n.name}`);
   if (![...names, ...agents].includes(target)) {
@@ -178,14 +178,19 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind, target: st
     }
     case 'etcd-outage': {
       if (cluster.externalEtcd.length) throw new UsageError('etcd-outage needs the etcd `sf up` runs');
-      const pid = await readPid(stateDir, 'etcd');
-      if (!pid || !isAlive(pid)) throw new UsageError('etcd is not running');
-      process.kill(pid, 'SIGSTOP');
+      // Every member at once: etcd as a whole neither answers nor exits.
+      const pids: number[] = [];
+      for (const member of etcdMembersOf(cluster)) {
+        const pid = await readPid(stateDir, member.name);
+        if (!pid || !isAlive(pid)) throw new UsageError(`${member.name} is not running`);
+        pids.push(pid);
+      }
+      for (const pid of pids) process.kill(pid, 'SIGSTOP');
       return {
-        description: `etcd stopped (SIGSTOP, pid ${pid})`,
+        description: `etcd stopped (SIGSTOP, pid ${pids.join(', ')})`,
         node: undefined,
         heal: async () => {
-          if (isAlive(pid)) process.kill(pid, 'SIGCONT');
+          for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGCONT');
           await startMissing(stateDir);
         },
       };

@@ -18,9 +18,14 @@ export interface ClusterFile {
    * @default undefined
    */
   externalEtcdTls?: { caFile: string; certFile: string; keyFile: string };
-  /** Ports of the etcd `sf up` runs (chosen free on first start). */
+  /** Ports of the etcd `sf up` runs (chosen free on first start); the first member's with several. */
   etcdClientPort: number;
   etcdPeerPort: number;
+  /**
+   * With `--etcd-members 3`: every member's ports (`etcd-1` first, on the two ports above),
+   * all on this machine. @default undefined (one member, the component `etcd`)
+   */
+  etcdMembers?: Array<{ clientPort: number; peerPort: number }>;
   /** The first broker's port (`broker-1`; `broker` on clusters set up before several brokers). */
   brokerPort: number;
   /**
@@ -104,6 +109,21 @@ const compileClusterFile = configCompiler<ClusterFile>('cluster file', {
     },
     etcdClientPort: { type: 'integer', minimum: 1, maximum: 65535 },
     etcdPeerPort: { type: 'integer', minimum: 1, maximum: 65535 },
+    etcdMembers: {
+      type: 'array',
+      minItems: 3,
+      maxItems: 5,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['clientPort', 'peerPort'],
+        properties: {
+          clientPort: { type: 'integer', minimum: 1, maximum: 65535 },
+          peerPort: { type: 'integer', minimum: 1, maximum: 65535 },
+        },
+      },
+      nullable: true,
+    },
     brokerPort: { type: 'integer', minimum: 1, maximum: 65535 },
     brokerPorts: {
       type: 'array',
@@ -192,4 +212,30 @@ export function brokersOf(
 export function schedulersOf(cluster: Pick<ClusterFile, 'schedulers'>): string[] {
   if (cluster.schedulers === undefined) return ['scheduler'];
   return Array.from({ length: cluster.schedulers }, (_, i) => `scheduler-${i + 1}`);
+}
+
+/** One etcd member `sf up` runs: component name, etcd member name, data folder, ports. */
+export interface EtcdMember {
+  name: string;
+  memberName: string;
+  dataDir: string;
+  clientPort: number;
+  peerPort: number;
+}
+
+/** The cluster's own etcd members (none with an external etcd); a single member is `etcd`. */
+export function etcdMembersOf(
+  cluster: Pick<ClusterFile, 'externalEtcd' | 'etcdClientPort' | 'etcdPeerPort' | 'etcdMembers'>,
+): EtcdMember[] {
+  if (cluster.externalEtcd.length) return [];
+  if (!cluster.etcdMembers) {
+    const { etcdClientPort: clientPort, etcdPeerPort: peerPort } = cluster;
+    return [{ name: 'etcd', memberName: 'sf', dataDir: 'etcd', clientPort, peerPort }];
+  }
+  return cluster.etcdMembers.map((ports, i) => ({
+    name: `etcd-${i + 1}`,
+    memberName: `sf-${i + 1}`,
+    dataDir: `etcd-${i + 1}`,
+    ...ports,
+  }));
 }

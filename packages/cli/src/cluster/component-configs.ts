@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { type EtcdTlsFiles, etcdUsers } from '@service-foundry/core';
 import { nodeAgentMetricsPort } from '../metrics-endpoints.js';
-import { type ClusterFile, routersOf } from './cluster-file.js';
+import { type ClusterFile, etcdMembersOf, routersOf } from './cluster-file.js';
 import type { ClusterPki } from './pki.js';
 
 /** Short leases: a lost node is noticed in ~3 s, which bounds failover time. */
@@ -29,10 +29,11 @@ export class ComponentConfigs {
     private readonly stateDir: string,
   ) {}
 
+  /** Every member's client URL: a client moves to another member when one is gone. */
   get etcdEndpoints(): string[] {
     return this.cluster.externalEtcd.length
       ? [...this.cluster.externalEtcd]
-      : [`https://127.0.0.1:${this.cluster.etcdClientPort}`];
+      : etcdMembersOf(this.cluster).map((m) => `https://127.0.0.1:${m.clientPort}`);
   }
 
   etcdIdentity(user: string): EtcdTlsFiles | undefined {
@@ -115,7 +116,7 @@ export class ComponentConfigs {
       ...common,
       ...(isolated
         ? {
-            etcdEndpoints: [`https://${isolated.etcdHost}:${this.cluster.etcdClientPort}`],
+            etcdEndpoints: etcdMembersOf(this.cluster).map((m) => `https://${isolated.etcdHost}:${m.clientPort}`),
             dockerSocket: isolated.dockerSocket,
             peerAddress: 'node' as const,
           }

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { BootProcess } from '@service-foundry/fencing';
-import type { ClusterFile } from './cluster-file.js';
+import { type ClusterFile, etcdMembersOf } from './cluster-file.js';
 import { componentPaths, mainOf, supervisionCommand } from './components.js';
 import { maxIsolatedNodes } from './node-addresses.js';
 import { systemPath, whichBinary } from './node-engine.js';
@@ -48,7 +48,7 @@ export function isolatedRuntime(stateDir: string, cluster: Readonly<ClusterFile>
     stateDir,
     block: cluster.nodeBlock,
     nodes: cluster.nodes.map((n) => ({ name: n.name })),
-    etcdPorts: cluster.externalEtcd.length ? [] : [cluster.etcdClientPort],
+    etcdPorts: etcdMembersOf(cluster).map((m) => m.clientPort),
   });
 }
 

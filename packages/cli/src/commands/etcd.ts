@@ -1,6 +1,6 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { etcdPeerUrl, etcdUsers } from '@service-foundry/core';
-import { readClusterFile } from '../cluster/cluster-file.js';
+import { etcdMembersOf, readClusterFile } from '../cluster/cluster-file.js';
 import { componentStatus } from '../cluster/components.js';
 import { restoreSnapshot, saveSnapshot } from '../cluster/etcd-snapshot.js';
 import { ClusterPki } from '../cluster/pki.js';
@@ -35,21 +35,31 @@ export const etcd: Command = {
     if (verb !== 'snapshot' && verb !== 'restore') throw new UsageError('usage: sf etcd snapshot|restore FILE');
     const path = isAbsolute(file as string) ? (file as string) : resolve(file as string);
     const { dir, cluster } = await localEtcd();
+    const members = etcdMembersOf(cluster);
     if (verb === 'snapshot') {
-      const running = await componentStatus(dir, 'etcd');
-      if (running.pid === undefined) throw new UsageError('etcd is not running: `sf up` first');
+      // Any running member holds the whole keyspace (what the majority committed).
+      let from: (typeof members)[number] | undefined;
+      for (const member of members) if ((await componentStatus(dir, member.name)).pid !== undefined) from ??= member;
+      if (!from) throw new UsageError('etcd is not running: `sf up` first');
       const pki = new ClusterPki(join(dir, 'pki'));
-      const saved = await saveSnapshot(`https://127.0.0.1:${cluster.etcdClientPort}`, pki.client(etcdUsers.root), path);
-      if (options.json) return printJson(saved);
+      const saved = await saveSnapshot(`https://127.0.0.1:${from.clientPort}`, pki.client(etcdUsers.root), path);
+      if (options.json) return printJson({ ...saved, member: from.name });
       say(
-        `Snapshot at revision ${saved.revision} (${saved.totalKey} keys, ${mib(saved.totalSize)}) written to ${path} (mode 0600, sha256 ${saved.sha256}).`,
+        `Snapshot of ${from.name} at revision ${saved.revision} (${saved.totalKey} keys, ${mib(saved.totalSize)}) written to ${path} (mode 0600, sha256 ${saved.sha256}).`,
       );
       say('It holds the whole keyspace (secrets sealed, the sealing key is not in it): keep it as private as pki/.');
       return;
     }
-    const running = await componentStatus(dir, 'etcd');
-    if (running.pid !== undefined || running.supervisor !== undefined) {
-      throw new UsageError('etcd is running: stop the platform with `sf down` first (a restore replaces its data)');
+    for (const member of members) {
+      const running = await componentStatus(dir, member.name);
+      if (running.pid !== undefined || running.supervisor !== undefined) {
+        throw new UsageError('etcd is running: stop the platform with `sf down` first (a restore replaces its data)');
+      }
+    }
+    if (members.length > 1) {
+      throw new UsageError(
+        `restoring a ${members.length}-member etcd is not built: restore each member with \`etcdutl snapshot restore\` (docs/architecture.md, etcd backups)`,
+      );
     }
     const restored = await restoreSnapshot(path, join(dir, 'etcd'), etcdPeerUrl(cluster.etcdPeerPort, true));
     if (options.json) return printJson(restored);

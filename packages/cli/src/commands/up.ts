@@ -5,6 +5,7 @@ import { BrokerClient } from '../broker-client.js';
 import {
   brokersOf,
   type ClusterFile,
+  etcdMembersOf,
   newPassword,
   readClusterFile,
   routersOf,
@@ -43,13 +44,22 @@ import { buildImages } from './images.js';
 export function componentNames(
   cluster: Pick<
     ClusterFile,
-    'nodes' | 'externalEtcd' | 'routerHost' | 'routerHosts' | 'schedulers' | 'brokerPort' | 'brokerPorts'
+    | 'nodes'
+    | 'externalEtcd'
+    | 'etcdClientPort'
+    | 'etcdPeerPort'
+    | 'etcdMembers'
+    | 'routerHost'
+    | 'routerHosts'
+    | 'schedulers'
+    | 'brokerPort'
+    | 'brokerPorts'
   >,
 ): string[] {
   // Agents before the scheduler: a controller that starts first would find the primaries'
   // nodes missing and fence them as lost.
   return [
-    ...(cluster.externalEtcd.length ? [] : ['etcd']),
+    ...etcdMembersOf(cluster).map((m) => m.name),
     ...cluster.nodes.map((n) => `agent-${n.name}`),
     ...schedulersOf(cluster),
     ...brokersOf(cluster).map((b) => b.name),
@@ -74,6 +84,11 @@ async function firstCluster(
   if (!match || min < 1024 || max > 65535 || min > max)
     throw new UsageError('--router-ports must look like 30000-30999');
   const external = typeof options.etcd === 'string' ? options.etcd.split(',') : [];
+  const etcdMemberCount = intOption(options, 'etcd-members', 1, 1, 5);
+  if (etcdMemberCount % 2 === 0)
+    throw new UsageError('--etcd-members is 1, 3 or 5 (an odd count: a majority must survive)');
+  if (etcdMemberCount > 1 && external.length)
+    throw new UsageError('--etcd-members goes with the etcd `sf up` runs, not --etcd');
   const externalTls = externalEtcdTls(options, external.length > 0);
   // Memorable fixed ports by default; --random-ports lets several clusters start at once.
   // Each port once: nothing listens on them yet, so "free" alone would not keep two apart.
@@ -94,6 +109,10 @@ async function firstCluster(
   const brokerPorts = [givenBrokerPort ?? (await port(8470))];
   while (brokerPorts.length < brokers) brokerPorts.push(await port((brokerPorts.at(-1) as number) + 1));
   const brokerPort = brokerPorts[0] as number;
+  const etcdPorts: Array<{ clientPort: number; peerPort: number }> = [];
+  for (let i = 0; i < etcdMemberCount; i++) {
+    etcdPorts.push({ clientPort: await port(23790 + i), peerPort: await port(23800 + i) });
+  }
   const choice = await chooseNodeRuntime({
     sharedEngine: options['shared-engine'] === true,
     externalEtcd: external.length > 0,
@@ -106,8 +125,9 @@ async function firstCluster(
     keyspaceRoot: '/sf',
     externalEtcd: external,
     ...(externalTls ? { externalEtcdTls: externalTls } : {}),
-    etcdClientPort: await port(23790),
-    etcdPeerPort: await port(23800),
+    etcdClientPort: etcdPorts[0]?.clientPort as number,
+    etcdPeerPort: etcdPorts[0]?.peerPort as number,
+    ...(etcdMemberCount > 1 ? { etcdMembers: etcdPorts } : {}),
     brokerPort,
     brokerPorts,
     schedulers,
@@ -140,6 +160,7 @@ function clusterPorts(cluster: Readonly<ClusterFile>): Set<number> {
   return new Set([
     cluster.etcdClientPort,
     cluster.etcdPeerPort,
+    ...etcdMembersOf(cluster).flatMap((m) => [m.clientPort, m.peerPort]),
     cluster.routerHttpPort,
     ...brokersOf(cluster).map((b) => b.port),
   ]);
@@ -194,6 +215,7 @@ export const up: Command = {
     'etcd-ca': { type: 'string' },
     'etcd-cert': { type: 'string' },
     'etcd-key': { type: 'string' },
+    'etcd-members': { type: 'string' },
     'shared-engine': { type: 'boolean' },
     routers: { type: 'string' },
     schedulers: { type: 'string' },
@@ -225,7 +247,8 @@ export const up: Command = {
       options['shared-engine'] ||
       options.routers ||
       options.schedulers ||
-      options.brokers
+      options.brokers ||
+      options['etcd-members']
     ) {
       throw new UsageError(
         `cluster already set up in ${dir}: run \`sf down --purge\` to start over with other options`,
@@ -258,8 +281,9 @@ export const up: Command = {
     progress.status('certificates (cluster CA, etcd, one identity per component, volume and service TLS per node)');
     await pki.ensure(cluster.nodes, { routerHosts: routersOf(cluster).map((r) => r.host), etcdHosts });
     const configs = new ComponentConfigs(cluster, pki, dir);
+    const etcdMembers = etcdMembersOf(cluster).map((m) => m.name);
     const loopbackComponents = componentNames(cluster).filter(
-      (n) => n !== 'etcd' && !(runtime && n.startsWith('agent-')),
+      (n) => !etcdMembers.includes(n) && !(runtime && n.startsWith('agent-')),
     );
     configs.metricsPorts = await assignMetricsPorts(
       dir,
@@ -268,11 +292,15 @@ export const up: Command = {
       clusterPorts(cluster),
     );
     if (cluster.externalEtcd.length === 0) {
-      const etcd = await supervisedOrStopped(dir, 'etcd');
-      if (etcd) progress.status(`etcd already running (pid ${etcd})`);
-      else {
-        progress.status('starting etcd (TLS, client certificates required, supervised)');
-        await startClusterEtcd(dir, cluster, pki, etcdHosts);
+      const missing: string[] = [];
+      for (const name of etcdMembers) {
+        const pid = await supervisedOrStopped(dir, name);
+        if (pid) progress.status(`${name} already running (pid ${pid})`);
+        else missing.push(name);
+      }
+      if (missing.length) {
+        progress.status(`starting ${missing.join(', ')} (TLS, client certificates required, supervised)`);
+        await startClusterEtcd(dir, cluster, pki, etcdHosts, missing);
       }
       progress.status('etcd: one user and role per component, authentication on');
       await applyClusterAccess(configs.etcdEndpoints, cluster, pki);
@@ -299,7 +327,7 @@ export const up: Command = {
     const routers = routersOf(cluster);
     const brokers = brokersOf(cluster);
     const schedulers = schedulersOf(cluster);
-    for (const name of componentNames(cluster).filter((n) => n !== 'etcd')) {
+    for (const name of componentNames(cluster).filter((n) => !etcdMembers.includes(n))) {
       const node = cluster.nodes.find((n) => `agent-${n.name}` === name);
       if (runtime && node) continue;
       // Shared-engine agents run unsupervised: their fence device powers a node off by
