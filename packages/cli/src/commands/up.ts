@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
+import type { SchedulerView } from '@service-foundry/api';
 import { Catalog, ProcessError, waitFor } from '@service-foundry/core';
 import { BrokerClient } from '../broker-client.js';
 import {
@@ -362,7 +363,7 @@ export const up: Command = {
     const broker = new BrokerClient(target);
     // Every broker must answer, not only the first one sf would use.
     const eachBroker = brokers.map((b) => new BrokerClient({ ...target, url: `http://127.0.0.1:${b.port}` }));
-    progress.status('waiting for the broker and the nodes');
+    progress.status('waiting for the brokers, the nodes and a scheduler leader');
     const names = componentNames(cluster);
     let died: string | undefined;
     await waitFor(
@@ -377,10 +378,12 @@ export const up: Command = {
           }
         }
         const answers = await Promise.all(eachBroker.map((b) => b.get<unknown[]>('/sf/v1/nodes')));
-        return answers.every((nodes) => nodes.length === cluster.nodes.length);
+        if (!answers.every((nodes) => nodes.length === cluster.nodes.length)) return false;
+        // Nothing is placed or failed over until a scheduler leads.
+        return (await broker.get<SchedulerView[]>('/sf/v1/schedulers')).some((s) => s.leader);
       },
       {
-        description: `the brokers at ${[target.url, ...otherUrls].join(', ')} and ${cluster.nodes.length} nodes (logs in ${join(dir, 'logs')})`,
+        description: `a scheduler leader, the brokers at ${[target.url, ...otherUrls].join(', ')} and ${cluster.nodes.length} nodes (logs in ${join(dir, 'logs')})`,
         timeoutMs: 120_000,
         intervalMs: 200,
       },
