@@ -26,8 +26,17 @@ interface Supervision {
 describe('etcd with three members: losing one changes nothing for clients', () => {
   let cluster: TestCluster;
   let uri = '';
-  const components = async (): Promise<ComponentRow[]> =>
-    (JSON.parse((await cluster.sf('status', '--json')).stdout) as { components: ComponentRow[] }).components;
+  const status = async () => {
+    const result = await cluster.sf('status', '--json');
+    return {
+      code: result.code,
+      ...(JSON.parse(result.stdout) as {
+        components: ComponentRow[];
+        etcd: Array<{ name: string; healthy: boolean; leader: boolean }>;
+      }),
+    };
+  };
+  const components = async (): Promise<ComponentRow[]> => (await status()).components;
   const supervision = async (name: string): Promise<Supervision> =>
     JSON.parse(await readFile(join(cluster.home, 'run', `${name}.supervision.json`), 'utf8')) as Supervision;
   const primaryOf = async (name: string) => {
@@ -53,6 +62,17 @@ describe('etcd with three members: losing one changes nothing for clients', () =
     const names = (await components()).map((c) => c.name);
     for (const member of ['etcd-1', 'etcd-2', 'etcd-3']) assert.ok(names.includes(member), names.join(', '));
     assert.ok(!names.includes('etcd'));
+    const shown = await status();
+    assert.equal(shown.code, 0);
+    assert.deepEqual(
+      shown.etcd.map((m) => [m.name, m.healthy]),
+      [
+        ['etcd-1', true],
+        ['etcd-2', true],
+        ['etcd-3', true],
+      ],
+    );
+    assert.equal(shown.etcd.filter((m) => m.leader).length, 1, 'sf status names one raft leader');
     for (const component of ['scheduler-1', 'broker-1', 'router-1', 'agent-node-1']) {
       const config = JSON.parse(await readFile(join(cluster.home, 'config', `${component}.json`), 'utf8')) as {
         etcdEndpoints: string[];
@@ -100,6 +120,15 @@ describe('etcd with three members: losing one changes nothing for clients', () =
       assert.equal(created.code, 0, created.stdout + created.stderr);
       const key = await cluster.sf('create-service-key', 'em-new', 'k', '--json');
       assert.equal(key.code, 0, key.stderr);
+      // sf status says which member is gone and that another one leads, and exits 1.
+      const shown = await status();
+      assert.equal(shown.code, 1);
+      assert.deepEqual(
+        shown.etcd.filter((m) => !m.healthy).map((m) => m.name),
+        [victim],
+      );
+      const newLeader = shown.etcd.find((m) => m.leader)?.name;
+      assert.ok(newLeader && newLeader !== victim, `a new raft leader: ${newLeader}`);
       const primaryAfter = await primaryOf('em-db');
       assert.deepEqual(primaryAfter, primaryBefore, 'same primary, same epoch');
       const rows = await components();

@@ -35,9 +35,12 @@ export const down: Command = {
     // The schedulers/controllers first: agents that stop look like lost nodes, and nothing
     // must fail over (or fence) because of a planned shutdown. etcd last.
     const names = componentNames(cluster);
+    // All schedulers at once: one by one, a standby would take the lead from the one just
+    // stopped (its fence checks included) only to be stopped in turn.
     const schedulers = schedulersOf(cluster);
-    const order = [...schedulers, ...names.filter((n) => !schedulers.includes(n)).reverse()];
-    for (const name of order) {
+    const stopped = await Promise.all(schedulers.map(async (name) => `${name}: ${await stopComponent(dir, name)}`));
+    for (const line of stopped) say(line);
+    for (const name of names.filter((n) => !schedulers.includes(n)).reverse()) {
       say(`${name}: ${await stopComponent(dir, name)}`);
     }
     const runtime = isolatedRuntime(dir, cluster);

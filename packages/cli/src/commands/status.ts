@@ -2,6 +2,7 @@ import type { SchedulerView } from '@service-foundry/api';
 import { BrokerClient } from '../broker-client.js';
 import { readClusterFile } from '../cluster/cluster-file.js';
 import { componentStatus } from '../cluster/components.js';
+import { etcdMemberHealth } from '../cluster/etcd-health.js';
 import { isolatedRuntime } from '../cluster/isolated-nodes.js';
 import type { NodeState } from '../cluster/node-runtime.js';
 import type { Command } from '../command.js';
@@ -34,6 +35,7 @@ export const status: Command = {
         restartAt: supervision?.phase === 'backoff' ? supervision.restartAt : null,
       });
     }
+    const etcd = cluster ? await etcdMemberHealth(dir, cluster) : [];
     const runtime = cluster ? isolatedRuntime(dir, cluster) : undefined;
     const isolatedNodes: NodeState[] = [];
     for (const node of runtime?.nodes ?? [])
@@ -55,12 +57,19 @@ export const status: Command = {
     }
     const nodeRuntime = cluster?.nodeRuntime ?? null;
     const metrics = cluster ? await metricsEndpoints(dir, componentNames(cluster)) : [];
+    // Exit 1 (text and JSON alike) while anything is down.
+    const nodeDown = isolatedNodes.some((n) => n.power === 'off' || n.link !== 'up' || n.partitions.length > 0);
+    const leaderless = broker.reachable && !schedulers.some((m) => m.leader);
+    const etcdDown = etcd.some((m) => !m.healthy);
+    if (!broker.reachable || components.some((c) => !c.running) || nodeDown || leaderless || etcdDown)
+      process.exitCode = 1;
     if (options.json) {
       return printJson({
         stateDir: dir,
         clusterId: cluster?.clusterId ?? null,
         nodeRuntime,
         components,
+        etcd,
         ...(runtime ? { nodeSegment: runtime.addressing.segment, isolatedNodes } : {}),
         broker,
         schedulers,
@@ -79,6 +88,15 @@ export const status: Command = {
         describeExit(c.lastExit),
       ]),
     );
+    if (etcd.length > 1) {
+      const leader = etcd.find((m) => m.leader)?.name;
+      const down = etcd.filter((m) => !m.healthy).map((m) => `${m.name} (${m.error})`);
+      say(
+        `etcd: ${etcd.length - down.length} of ${etcd.length} members answer, raft leader ${leader ?? 'none'}${down.length ? `; not answering: ${down.join(', ')}` : ''}`,
+      );
+    } else if (etcd[0] && !etcd[0].healthy) {
+      say(`etcd does not answer: ${etcd[0].error}`);
+    }
     if (runtime) {
       say(`isolated nodes on ${runtime.addressing.segment} (this machine: ${runtime.addressing.hostAddress})`);
       printTable(
@@ -115,8 +133,5 @@ export const status: Command = {
         ['component', 'metrics'],
         metrics.map((m) => [m.name, m.url]),
       );
-    const nodeDown = isolatedNodes.some((n) => n.power === 'off' || n.link !== 'up' || n.partitions.length > 0);
-    const leaderless = broker.reachable && !schedulers.some((m) => m.leader);
-    if (!broker.reachable || components.some((c) => !c.running) || nodeDown || leaderless) process.exitCode = 1;
   },
 };
