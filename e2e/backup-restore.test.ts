@@ -29,7 +29,7 @@ describe("backups and restores, with the services' own consistent copies", () =>
   let cluster: TestCluster;
 
   before(async () => {
-    cluster = await startCluster(3, { sharedEngine: true });
+    cluster = await startCluster(3, { sharedEngine: true, oneSchedulerOneBroker: true });
   });
   after(async () => {
     await cluster?.destroy();

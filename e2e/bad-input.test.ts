@@ -10,7 +10,7 @@ describe('bad input gets a clear 4xx and creates nothing (I6)', () => {
   let planId = '';
 
   before(async () => {
-    cluster = await startCluster(1, { sharedEngine: true });
+    cluster = await startCluster(1, { sharedEngine: true, oneSchedulerOneBroker: true });
     const { body } = await osb(cluster, 'GET', '/v2/catalog');
     const postgres = (body.services as Array<{ id: string; name: string; plans: Array<{ id: string }> }>).find(
       (s) => s.name === 'postgres',

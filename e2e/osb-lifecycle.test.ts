@@ -19,7 +19,7 @@ describe('OSB lifecycle on a three-node platform: provision, bind, psql through 
   let credentials: { host: string; port: number; username: string; password: string; database: string; uri: string };
 
   before(async () => {
-    cluster = await startCluster(3, { sharedEngine: true });
+    cluster = await startCluster(3, { sharedEngine: true, oneSchedulerOneBroker: true });
     const { body } = await osb(cluster, 'GET', '/v2/catalog');
     const postgres = (body as unknown as Catalog).services.find((s) => s.name === 'postgres');
     assert.ok(postgres, 'the catalog offers postgres');

@@ -33,7 +33,7 @@ describe('plan changes (small ↔ ha-small) and key rotation', () => {
   };
 
   before(async () => {
-    cluster = await startCluster(3);
+    cluster = await startCluster(3, { oneSchedulerOneBroker: true });
   });
   after(async () => {
     await cluster?.destroy();

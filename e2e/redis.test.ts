@@ -28,7 +28,7 @@ describe('Redis ha-small: ACL binding through the router, replicated writes surv
     JSON.parse((await cluster.sf('service', 'r1', '--json')).stdout) as Detail;
 
   before(async () => {
-    cluster = await startCluster(3, { sharedEngine: true });
+    cluster = await startCluster(3, { sharedEngine: true, oneSchedulerOneBroker: true });
   });
   after(async () => {
     await cluster?.destroy();

@@ -34,7 +34,7 @@ describe('planned relocation of a Postgres instance between nodes', () => {
     JSON.parse((await cluster.sf('service', 'moving', '--json')).stdout) as Detail;
 
   before(async () => {
-    cluster = await startCluster(3);
+    cluster = await startCluster(3, { oneSchedulerOneBroker: true });
     const created = await cluster.sf('create-service', 'postgres', 'small', 'moving');
     assert.equal(created.code, 0, created.stdout + created.stderr);
     const key = await cluster.sf('create-service-key', 'moving', 'app', '--json');

@@ -60,7 +60,7 @@ describe('trust boundaries on a fresh platform, tried as each attacker', () => {
   };
 
   before(async () => {
-    cluster = await startCluster(3, { sharedEngine: true });
+    cluster = await startCluster(3, { sharedEngine: true, oneSchedulerOneBroker: true });
     const created = await cluster.sf('create-service', 'postgres', 'small', name);
     assert.equal(created.code, 0, created.stderr);
     instanceId = (await sfJson<{ id: string }>('service', name)).id;

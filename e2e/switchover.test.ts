@@ -32,7 +32,7 @@ describe('sf switchover: planned primary change', () => {
   const events = async () => (await cluster.sf('events', '--json', '--limit', '300')).stdout;
 
   before(async () => {
-    cluster = await startCluster(3);
+    cluster = await startCluster(3, { oneSchedulerOneBroker: true });
   });
   after(async () => {
     await cluster?.destroy();

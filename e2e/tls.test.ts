@@ -58,7 +58,7 @@ describe('TLS between nodes and end to end through the router', () => {
   };
 
   before(async () => {
-    cluster = await startCluster(3);
+    cluster = await startCluster(3, { oneSchedulerOneBroker: true });
     ca = await readFile(join(cluster.home, 'pki', 'ca.crt'), 'utf8');
   });
   after(async () => {

@@ -20,7 +20,7 @@ describe('volume shipping: a Redis without native replication keeps a standby co
     JSON.parse((await cluster.sf('service', 'shipped', '--json')).stdout) as Detail;
 
   before(async () => {
-    cluster = await startCluster(3, { sharedEngine: true });
+    cluster = await startCluster(3, { sharedEngine: true, oneSchedulerOneBroker: true });
     const created = await cluster.sf('create-service', 'redis', 'standby-small', 'shipped');
     assert.equal(created.code, 0, created.stdout + created.stderr);
     const key = await cluster.sf('create-service-key', 'shipped', 'k', '--json');

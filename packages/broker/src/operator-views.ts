@@ -4,6 +4,7 @@ import {
   backupCodec,
   decodeKeyValues,
   type EventRecord,
+  eldestFirst,
   eventCodec,
   type InstanceRecord,
   instanceCodec,
@@ -193,8 +194,7 @@ export class OperatorViews {
   /** The live schedulers, eldest (the leader) first. */
   async schedulers(): Promise<SchedulerView[]> {
     const { client, keys } = this.ctx;
-    const members = [...(await readPrefix(client, schedulerMemberCodec, keys.schedulers())).items.values()];
-    members.sort((a, b) => (BigInt(a.createRevision) < BigInt(b.createRevision) ? -1 : 1));
+    const members = eldestFirst((await readPrefix(client, schedulerMemberCodec, keys.schedulers())).items.values());
     return members.map((m, index) => ({ ...m.value, leader: index === 0 }));
   }
 

@@ -30,6 +30,18 @@ export function decodeKeyValue<T>(codec: RecordCodec<T>, kv: IKeyValue): Version
   };
 }
 
+/**
+ * Records in the order they were created, eldest first (create revisions are strings of
+ * int64: compared as BigInt). Who leads among schedulers is the eldest live member.
+ */
+export function eldestFirst<T>(records: Iterable<Versioned<T>>): Versioned<T>[] {
+  return [...records].sort((a, b) => {
+    const left = BigInt(a.createRevision);
+    const right = BigInt(b.createRevision);
+    return left < right ? -1 : left > right ? 1 : 0;
+  });
+}
+
 /** The record at `key`, undefined when absent. Throws BadRecordError when it is malformed. */
 export async function readRecord<T>(
   client: Etcd3,

@@ -8,7 +8,7 @@
  * placements watch) and from the fencer it calls.
  */
 
-import type { CountingEventLog, PlacementRecord } from '@service-foundry/core';
+import { type CountingEventLog, eldestFirst, type PlacementRecord } from '@service-foundry/core';
 import type { Fencing } from '@service-foundry/fencing';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ClusterState } from './cluster-state.js';
@@ -90,9 +90,7 @@ export function registerSchedulerMetrics(options: SchedulerMetricsOptions): void
     help: '1 while this scheduler places (leader mode: the eldest member; active-active: every member).',
     registers,
     collect() {
-      const members = [...state.schedulers.items.values()].sort((a, b) =>
-        BigInt(a.createRevision) < BigInt(b.createRevision) ? -1 : 1,
-      );
+      const members = eldestFirst(state.schedulers.items.values());
       const registered = members.some((m) => m.value.name === name);
       this.set(registered && (mode === 'active-active' || members[0]?.value.name === name) ? 1 : 0);
     },

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Keyspace, SchedulerMemberRecord, Versioned } from '@service-foundry/core';
+import { eldestFirst, type Keyspace, type SchedulerMemberRecord, type Versioned } from '@service-foundry/core';
 
 /** The watched `schedulers/` prefix (a PrefixMirror). */
 export interface MemberList {
@@ -48,9 +48,7 @@ export class Ownership {
   #refresh(): void {
     if (this.#cachedAt === this.members.revision && this.#members.length === this.members.items.size) return;
     this.#cachedAt = this.members.revision;
-    this.#members = [...this.members.items.values()].sort((a, b) =>
-      BigInt(a.createRevision) < BigInt(b.createRevision) ? -1 : 1,
-    );
+    this.#members = eldestFirst(this.members.items.values());
     this.#owners.clear();
     this.#registered = this.members.items.has(this.keys.scheduler(this.name));
     this.#eldest = this.#members[0]?.value.name === this.name;

@@ -94,12 +94,12 @@ export class Scheduler {
   }
 
   /**
-   * Whether this scheduler leads: registered and the eldest member. The leader alone runs
+   * Whether this scheduler leads: the eldest registered member. The leader alone runs
    * the controller and the fence checks, so a standby (or a restarted leader, now the
    * youngest) decides nothing twice; it takes over when the leader's session lease expires.
    */
   leads(): boolean {
-    return this.#ownership.registered() && this.#ownership.isEldest();
+    return this.#ownership.isEldest();
   }
 
   async pass(): Promise<SchedulerPassResult> {

@@ -82,10 +82,14 @@ async function reserveRouterPorts(): Promise<{ base: number; release: () => Prom
  * nodes; files about a feature the node runtime does not change (OSB, bindings, backups,
  * bad input) share the machine's engine: each isolated node loads every image into its own
  * dockerd, which on a two-core runner costs minutes per file.
+ *
+ * `oneSchedulerOneBroker`: files about the data plane (backups, relocation, Redis, TLS…)
+ * need neither the standby scheduler nor the second broker, and each costs CPU on a
+ * two-core runner; the files about the control plane and the CLI keep `sf up`'s defaults.
  */
 export async function startCluster(
   nodes = 3,
-  options: { sharedEngine?: boolean; etcdMembers?: number } = {},
+  options: { sharedEngine?: boolean; etcdMembers?: number; oneSchedulerOneBroker?: boolean } = {},
 ): Promise<TestCluster> {
   const { path: home, remove: removeHome } = await makeTempDir('sf-e2e');
   const { base, release } = await reserveRouterPorts();
@@ -112,6 +116,7 @@ export async function startCluster(
     `${routerPorts.min}-${routerPorts.max}`,
     ...(options.sharedEngine ? ['--shared-engine'] : []),
     ...(options.etcdMembers ? ['--etcd-members', String(options.etcdMembers)] : []),
+    ...(options.oneSchedulerOneBroker ? ['--schedulers', '1', '--brokers', '1'] : []),
   );
   const cluster = JSON.parse(
     await readFile(join(home, 'cluster.json'), 'utf8').catch(() => '{}'),

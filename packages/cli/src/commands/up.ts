@@ -34,6 +34,7 @@ import { holdBlock, nodeAddressing, reserveBlock } from '../cluster/node-address
 import { ClusterPki } from '../cluster/pki.js';
 import { ephemeralOverlap, freeListenPort, freePortOr } from '../cluster/ports.js';
 import { configureSimulatedFencing } from '../cluster/simulated-fencing.js';
+import { type StartUpFailure, StartUpWatch } from '../cluster/start-up-watch.js';
 import { type Command, intOption } from '../command.js';
 import { UsageError } from '../errors.js';
 import { assignMetricsPorts } from '../metrics-endpoints.js';
@@ -364,19 +365,12 @@ export const up: Command = {
     // Every broker must answer, not only the first one sf would use.
     const eachBroker = brokers.map((b) => new BrokerClient({ ...target, url: `http://127.0.0.1:${b.port}` }));
     progress.status('waiting for the brokers, the nodes and a scheduler leader');
-    const names = componentNames(cluster);
-    let died: string | undefined;
+    const watch = await StartUpWatch.begin(dir, componentNames(cluster));
+    let failure: StartUpFailure | undefined;
     await waitFor(
       async () => {
-        for (const name of names) {
-          const status = await componentStatus(dir, name);
-          // A supervisor restarts a crash; three in a row during start-up is a component that cannot start.
-          const crashLooping = (status.supervision?.restarts ?? 0) >= 3;
-          if ((status.supervisor === undefined && status.pid === undefined) || crashLooping) {
-            died = name;
-            return true;
-          }
-        }
+        failure = await watch.failure();
+        if (failure) return true;
         const answers = await Promise.all(eachBroker.map((b) => b.get<unknown[]>('/sf/v1/nodes')));
         if (!answers.every((nodes) => nodes.length === cluster.nodes.length)) return false;
         // Nothing is placed or failed over until a scheduler leads.
@@ -388,10 +382,13 @@ export const up: Command = {
         intervalMs: 200,
       },
     );
-    if (died) {
-      const logFile = componentPaths(dir, died).logFile;
+    if (failure) {
+      const logFile = componentPaths(dir, failure.name).logFile;
       const tail = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
-      throw new ProcessError(`${died} exited during start-up; last lines of ${logFile}:\n${tail}`, null);
+      throw new ProcessError(
+        `${failure.name} ${failure.reason} during start-up; last lines of ${logFile}:\n${tail}`,
+        null,
+      );
     }
     await configureSimulatedFencing(broker, dir, cluster, runtime);
     const where = runtime
