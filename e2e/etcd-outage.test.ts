@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { waitFor } from '@service-foundry/core';
 import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
-import { lostWrites, Writer } from '@service-foundry/test-support/writer';
+import { longestGapMs, lostWrites, Writer } from '@service-foundry/test-support/writer';
 
 interface Detail {
   primary: { node: string; ordinal: number; epoch: number } | null;
@@ -23,11 +23,13 @@ const outageMs = 8000;
 
 /**
  * etcd stopped (SIGSTOP: it neither answers nor exits) under a writer on a three-replica
- * Postgres with remote-fsync. The primary fences itself when its lease runs out (I3); when
- * etcd is back, every lease has expired together, and the controller waits for the agents
- * to register again instead of failing over: the same primary comes back at the same epoch.
+ * Postgres with remote-fsync. The failsafe keeps the primary: both replicas promise not to
+ * take over, so it is not killed when its lease runs out, and writes go on through the
+ * outage. When etcd is back every lease has expired together; the controller waits for the
+ * agents to register again instead of failing over, and the primary, having read
+ * `primary/<id>` again, stays what it was at the same epoch.
  */
-describe('etcd outage: no failover storm when etcd comes back', () => {
+describe('etcd outage: writes go on (failsafe), no failover storm when etcd comes back', () => {
   let cluster: TestCluster;
   let uri = '';
   const detail = async (): Promise<Detail> => {
@@ -56,7 +58,7 @@ describe('etcd outage: no failover storm when etcd comes back', () => {
     await cluster?.destroy();
   });
 
-  it('keeps the primary and its epoch, loses no acknowledged write, and writes resume', async () => {
+  it('keeps the primary and its epoch, writes go on through the outage, nothing acknowledged is lost', async () => {
     const before = await detail();
     assert.ok(before.primary);
     const etcd = JSON.parse(await readFile(join(cluster.home, 'run', 'etcd.supervision.json'), 'utf8')) as {
@@ -65,8 +67,10 @@ describe('etcd outage: no failover storm when etcd comes back', () => {
     const writer = new Writer(uri);
     writer.start();
     let resumedAt = 0;
+    let stoppedAt = 0;
     try {
       await waitFor(() => writer.acked.length >= 50, { description: '50 acknowledged writes', timeoutMs: 60_000 });
+      stoppedAt = Date.now();
       process.kill(etcd.pid, 'SIGSTOP');
       try {
         // The fault's duration, not a synchronization: etcd is held this long.
@@ -80,10 +84,17 @@ describe('etcd outage: no failover storm when etcd comes back', () => {
         timeoutMs: 120_000,
         intervalMs: 200,
       });
-      console.log(`# first write ${(writer.firstAckAfter(resumedAt)?.at ?? 0) - resumedAt} ms after etcd was back`);
+      // A few more after etcd's return: P6 (the primary reads primary/<id> again) happens then.
+      const lastBefore = writer.acked.length;
+      await waitFor(() => writer.acked.length >= lastBefore + 20, { description: '20 more writes', timeoutMs: 60_000 });
     } finally {
       await writer.stop();
     }
+    const duringOutage = writer.acked.filter((a) => a.at > stoppedAt + 3000 && a.at < resumedAt).length;
+    const gapMs = longestGapMs(writer.acked, stoppedAt);
+    console.log(
+      `# ${duringOutage} writes acknowledged while etcd was stopped and every lease past its TTL; longest write gap from the stop on ${gapMs} ms`,
+    );
     const after = await detail();
     const events = JSON.parse((await cluster.sf('events', '--json', '--limit', '300')).stdout) as Event[];
     const since = events.filter((e) => Date.parse(e.at) >= resumedAt - outageMs);
@@ -91,6 +102,11 @@ describe('etcd outage: no failover storm when etcd comes back', () => {
     assert.deepEqual(after.primary, before.primary, `the same primary at the same epoch: no failover\n${story}`);
     const storm = since.filter((e) => /^(failover-promote|node-fenc)/.test(e.kind));
     assert.deepEqual(storm, [], 'nothing fenced or promoted');
+    // Every node's fence lifted without killing anything: the primary lived on its cover.
+    const lifted = since.filter((e) => e.kind === 'node-self-fenced');
+    assert.ok(lifted.length > 0, `the nodes saw their leases lapse\n${story}`);
+    for (const event of lifted) assert.match(event.message, /killed no primary/, story);
+    assert.ok(duringOutage > 0, 'writes were acknowledged while etcd was stopped, past the lease TTL');
     assert.deepEqual(await lostWrites(uri, writer.acked), []);
     await allRunning();
   });

@@ -10,6 +10,7 @@ import {
   maybeStartMetricsServer,
   SecretBox,
 } from '@service-foundry/core';
+import { callPeer, clientTlsOptions, readVolumeTls } from '@service-foundry/volumes';
 import { AppliedReplicas } from './applied-replicas.js';
 import { AssignmentWatcher } from './assignment-watcher.js';
 import { BackupRunner, DirectoryBackupStore } from './backups/index.js';
@@ -18,9 +19,12 @@ import { ContainerLifecycle } from './container-lifecycle.js';
 import { loadContainerTls, type NodeIdentity, type ReplicaRef } from './container-spec.js';
 import { DockerRuntime } from './docker-runtime.js';
 import { NodeRegistrationError, VolumeServerStartError } from './errors.js';
+import { FailsafeCoverage } from './failsafe-coverage.js';
+import { FailsafePromises, failsafeCallName } from './failsafe-promises.js';
 import { MeteredStatusWriter, registerAgentMetrics } from './metrics.js';
 import { NodeRegistration } from './node-registration.js';
 import { PositionReporter } from './position-reporter.js';
+import { checkPrimaryClaim } from './primary-guard.js';
 import { Reconciler } from './reconciler.js';
 import { ReplicaExecutor } from './replica-executor.js';
 import { ReplicaObserver } from './replica-observer.js';
@@ -105,7 +109,40 @@ export async function startAgent(
   // What is applied in each container; self-fencing (I3) kills the possible primaries among them.
   const applied = new AppliedReplicas();
   const commands = new ReplicationCommands(docker, config.replicationCommandTimeoutMs);
-  const selfFence = new SelfFence({
+
+  // The failsafe (failsafe-rule.ts): promises between agents over the volume servers' mutual
+  // TLS keep covered primaries alive through an etcd outage. No volume server, no failsafe.
+  const failsafe = config.volumes && config.failsafe.enabled ? config.failsafe : undefined;
+  const timing = { promiseMs: config.failsafe.promiseMs, marginMs: config.selfFenceMarginMs };
+  const promises = failsafe
+    ? new FailsafePromises({ applied, assignmentOf, promiseMs: timing.promiseMs, log })
+    : undefined;
+  // Read on the first call: the volume server reads (and checks) the same files at start.
+  let peerTls: Promise<ReturnType<typeof clientTlsOptions>> | undefined;
+  const peerTlsOptions = (files: NonNullable<typeof config.volumes>['tls']) => {
+    peerTls ??= readVolumeTls(files).then(clientTlsOptions);
+    return peerTls;
+  };
+  const coverage = failsafe
+    ? new FailsafeCoverage({
+        client,
+        keys,
+        applied,
+        node: config.node,
+        log,
+        timing: { ...timing, askIntervalMs: failsafe.askIntervalMs },
+        needsCover: () => Date.now() - registration.lastRenewedAt > failsafe.askAfterMs || selfFence.awaitingReverify,
+        call: async (url, name, params) => {
+          const volumes = config.volumes as NonNullable<typeof config.volumes>;
+          return callPeer(url, name, params, {
+            secret: volumes.secret,
+            tls: await peerTlsOptions(volumes.tls),
+            timeoutMs: failsafe.callTimeoutMs,
+          });
+        },
+      })
+    : undefined;
+  const selfFence: SelfFence = new SelfFence({
     docker,
     applied,
     statuses,
@@ -117,7 +154,12 @@ export async function startAgent(
     marginMs: config.selfFenceMarginMs,
     checkIntervalMs: config.selfFenceCheckIntervalMs,
     onLifted: () => watcher.reconcileAll(),
+    ...(coverage ? { coveredUntil: (instanceId: string) => coverage.coveredUntil(instanceId) } : {}),
   });
+  registration.onLeaseLost(() => selfFence.leaseLost());
+  registration.afterReRegistering(() =>
+    selfFence.reverify((entry) => checkPrimaryClaim(client, keys, config.node, entry.ref, entry.epoch ?? 0, false)),
+  );
   const selfFenced = () => selfFence.active;
   const meter = registerAgentMetrics({
     registry,
@@ -152,6 +194,7 @@ export async function startAgent(
     applied,
     commands,
     selfFenced,
+    ...(promises ? { failsafeHold: (instanceId: string) => promises.hold(instanceId) } : {}),
     peerAddress: config.peerAddress,
     retryLater,
   });
@@ -209,6 +252,7 @@ export async function startAgent(
         flushCommand: (serviceName) => catalog.byServiceName(serviceName)?.flush,
         commandTimeoutMs: config.replicationCommandTimeoutMs,
         onSent: (bytes, wireBytes) => meter.transferred('sent', bytes, wireBytes),
+        ...(promises ? { calls: { [failsafeCallName]: (call) => promises.answer(call) } } : {}),
       })
     : undefined;
   const backups = new BackupRunner({
@@ -231,6 +275,7 @@ export async function startAgent(
     await positions.stop();
     await backups.stop();
     await selfFence.stop();
+    await coverage?.stop();
     await watcher.stop();
     await registration.stop();
     await volumeService?.stop();
@@ -251,6 +296,7 @@ export async function startAgent(
       .catch((error: unknown) => {
         throw new NodeRegistrationError(config.node, config.etcdEndpoints, error);
       });
+    await coverage?.start();
     // From the first confirmed lease on, independent of etcd events.
     selfFence.start();
     await watcher.start((ref, signal) => reconciler.reconcile(ref, signal));
@@ -269,6 +315,7 @@ export async function startAgent(
       services: catalog.entries.length,
       leaseTtlSeconds: config.leaseTtlSeconds,
       selfFenceAfterMs: config.leaseTtlSeconds * 1000 - config.selfFenceMarginMs,
+      failsafe: failsafe ? { promiseMs: failsafe.promiseMs, askAfterMs: failsafe.askAfterMs } : 'off',
     },
     'agent started',
   );

@@ -72,6 +72,12 @@ export interface AgentOptions {
   selfFenceMarginMs?: number;
   /** How often the lease age is checked for self-fencing; independent of etcd events. @default 200 */
   selfFenceCheckIntervalMs?: number;
+  /**
+   * The failsafe (docs/failover.md): through an etcd outage a primary lives on while every
+   * other replica of its instance promises, over the volume servers' mutual TLS, not to take
+   * over. Needs `volumes` (the channel); without it every primary is fenced as before.
+   */
+  failsafe?: FailsafeOptions;
   /** Deadline of each replication command (promote, follow, configure) run in a container. @default 30000 */
   replicationCommandTimeoutMs?: number;
   /**
@@ -150,6 +156,7 @@ export interface AgentConfig {
   positionRefreshMs: number;
   selfFenceMarginMs: number;
   selfFenceCheckIntervalMs: number;
+  failsafe: Required<FailsafeOptions>;
   replicationCommandTimeoutMs: number;
   volumes?: AgentVolumeConfig;
   serviceTls?: TlsFilesOptions;
@@ -157,7 +164,33 @@ export interface AgentConfig {
 }
 
 /** What the schema checks: the margin's default depends on the TTL, so it is filled in afterwards. */
-type AgentConfigInput = Omit<AgentConfig, 'selfFenceMarginMs'> & { selfFenceMarginMs?: number };
+export interface FailsafeOptions {
+  /** @default true */
+  enabled?: boolean;
+  /**
+   * How long one promise binds the replica that gave it.
+   * @default max(2000, selfFenceMarginMs + askIntervalMs + callTimeoutMs + 750)
+   */
+  promiseMs?: number;
+  /**
+   * Lease age from which a primary asks its replicas for promises.
+   * @default min(1000, half the fence point (leaseTtlSeconds × 1000 − selfFenceMarginMs))
+   */
+  askAfterMs?: number;
+  /** Pause between two rounds of asking. @default 250 */
+  askIntervalMs?: number;
+  /** Deadline of one call to a replica's node. @default 500 */
+  callTimeoutMs?: number;
+}
+
+type FailsafeInput = Omit<Required<FailsafeOptions>, 'promiseMs' | 'askAfterMs'> & {
+  promiseMs?: number;
+  askAfterMs?: number;
+};
+type AgentConfigInput = Omit<AgentConfig, 'selfFenceMarginMs' | 'failsafe'> & {
+  selfFenceMarginMs?: number;
+  failsafe: FailsafeInput;
+};
 
 const keySegment = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
 
@@ -192,6 +225,7 @@ const schema: AgentConfigSchema = {
     'positionIntervalMs',
     'positionRefreshMs',
     'selfFenceCheckIntervalMs',
+    'failsafe',
     'replicationCommandTimeoutMs',
   ],
   additionalProperties: false,
@@ -230,6 +264,19 @@ const schema: AgentConfigSchema = {
     positionRefreshMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 5000 },
     selfFenceMarginMs: { type: 'integer', minimum: 0, nullable: true },
     selfFenceCheckIntervalMs: { type: 'integer', minimum: 10, maximum: 10_000, default: 200 },
+    failsafe: {
+      type: 'object',
+      required: ['enabled', 'askIntervalMs', 'callTimeoutMs'],
+      additionalProperties: false,
+      default: { enabled: true, askIntervalMs: 250, callTimeoutMs: 500 },
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        promiseMs: { type: 'integer', minimum: 100, maximum: 60_000, nullable: true },
+        askAfterMs: { type: 'integer', minimum: 0, maximum: 60_000, nullable: true },
+        askIntervalMs: { type: 'integer', minimum: 10, maximum: 10_000, default: 250 },
+        callTimeoutMs: { type: 'integer', minimum: 50, maximum: 10_000, default: 500 },
+      },
+    },
     replicationCommandTimeoutMs: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 30_000 },
     volumes: {
       type: 'object',
@@ -268,5 +315,23 @@ export function compileAgentConfig(input: unknown): Readonly<AgentConfig> {
       `/selfFenceMarginMs must be below two thirds of leaseTtlSeconds (${Math.floor((2 * ttlMs) / 3)} ms); got ${selfFenceMarginMs}`,
     ]);
   }
-  return Object.freeze({ ...config, selfFenceMarginMs });
+  const { askIntervalMs, callTimeoutMs } = config.failsafe;
+  const fencePointMs = ttlMs - selfFenceMarginMs;
+  const promiseMs =
+    config.failsafe.promiseMs ?? Math.max(2000, selfFenceMarginMs + askIntervalMs + callTimeoutMs + 750);
+  const askAfterMs = config.failsafe.askAfterMs ?? Math.min(1000, Math.floor(fencePointMs / 2));
+  // A primary's cover must be renewed before it runs out: one pause and one call must fit
+  // in a promise beyond the margin, or the failsafe would flicker between kept and killed.
+  if (config.failsafe.enabled && promiseMs <= selfFenceMarginMs + askIntervalMs + callTimeoutMs) {
+    throw new InvalidConfigError('agent config', [
+      `/failsafe/promiseMs must be above selfFenceMarginMs + askIntervalMs + callTimeoutMs (${selfFenceMarginMs + askIntervalMs + callTimeoutMs} ms); got ${promiseMs}`,
+    ]);
+  }
+  if (config.failsafe.enabled && askAfterMs >= fencePointMs) {
+    throw new InvalidConfigError('agent config', [
+      `/failsafe/askAfterMs must be below the fence point (${fencePointMs} ms); got ${askAfterMs}`,
+    ]);
+  }
+  const failsafe = Object.freeze({ ...config.failsafe, promiseMs, askAfterMs });
+  return Object.freeze({ ...config, selfFenceMarginMs, failsafe });
 }

@@ -30,6 +30,7 @@ export class NodeRegistration {
   #lastRenewedAt = 0;
   #record: NodeAnnouncement | undefined;
   readonly #reRegisteredHooks: Array<() => Promise<void>> = [];
+  readonly #lostHooks: Array<() => void> = [];
   #recovering = false;
   #stopped = false;
 
@@ -59,6 +60,11 @@ export class NodeRegistration {
   /** Runs `hook` after a lost lease was replaced, to put the node's other keys under the new one. */
   afterReRegistering(hook: () => Promise<void>): void {
     this.#reRegisteredHooks.push(hook);
+  }
+
+  /** Runs `hook` at once when etcd reports the lease gone, before anything is registered again. */
+  onLeaseLost(hook: () => void): void {
+    this.#lostHooks.push(hook);
   }
 
   /** Registers the node; from then on it exists for the cluster as long as the lease lives. */
@@ -126,6 +132,7 @@ export class NodeRegistration {
     if (this.#stopped || this.#recovering) return;
     this.#recovering = true;
     const { log, events, leaseTtlSeconds } = this.#options;
+    for (const hook of this.#lostHooks) hook();
     const record = this.#announcement();
     log.warn({ lease: lostLease, reason: reason.message }, 'node lease lost; registering again');
     const retryMs = Math.min(1000, (leaseTtlSeconds * 1000) / 3);

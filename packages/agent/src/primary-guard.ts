@@ -18,8 +18,10 @@ export type PrimaryClaim = { ok: true } | { ok: false; reason: string };
  * - epoch 0 (bootstrap): only while `primary/<id>` does not exist;
  * - epoch E > 0: `primary/<id>` has mod revision E and names this replica on this node.
  *
- * A self-fenced node claims nothing, whatever etcd says. Every refusal says "stale epoch"
- * or "self-fenced", so statuses and logs show why a primary did not start.
+ * A self-fenced node claims nothing, whatever etcd says; nor does a node that promised an
+ * old primary not to take over its instance (`failsafeHold`, failsafe-rule.ts G1/G2), for
+ * any epoch but the bootstrap's. Every refusal says "stale epoch", "self-fenced" or
+ * "failsafe", so statuses and logs show why a primary did not start.
  */
 export async function checkPrimaryClaim(
   client: Etcd3,
@@ -28,10 +30,12 @@ export async function checkPrimaryClaim(
   ref: ReplicaRef,
   epoch: number,
   selfFenced: boolean,
+  failsafeHold?: string,
 ): Promise<PrimaryClaim> {
   if (selfFenced) {
     return { ok: false, reason: 'self-fenced: the node lease was not renewed in time; no primary starts until it is' };
   }
+  if (epoch > 0 && failsafeHold !== undefined) return { ok: false, reason: `failsafe: ${failsafeHold}` };
   const key = keys.primary(ref.instanceId);
   let primary: Versioned<PrimaryRecord> | undefined;
   try {

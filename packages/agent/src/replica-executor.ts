@@ -32,6 +32,11 @@ export interface ReplicaExecutorDeps {
   commands: ReplicationCommands;
   /** True while the node is self-fenced (self-fence.ts): a primary claim is refused. */
   selfFenced: () => boolean;
+  /**
+   * Why this node may not take over an instance now (a failsafe promise, failsafe-rule.ts
+   * G1/G2) and for how long; undefined when nothing holds it. @default never held
+   */
+  failsafeHold?: (instanceId: string) => { reason: string; remainingMs: number } | undefined;
   peerAddress: 'container' | 'node';
   retryLater: (ref: ReplicaRef, ms: number) => void;
 }
@@ -71,7 +76,18 @@ export class ReplicaExecutor {
         return;
       case 'read-claim': {
         const { client, keys } = this.deps;
-        const claim = await checkPrimaryClaim(client, keys, identity.node, ref, action.epoch, this.deps.selfFenced());
+        const hold = action.epoch > 0 ? this.deps.failsafeHold?.(ref.instanceId) : undefined;
+        const claim = await checkPrimaryClaim(
+          client,
+          keys,
+          identity.node,
+          ref,
+          action.epoch,
+          this.deps.selfFenced(),
+          hold?.reason,
+        );
+        // Tried again as soon as the promise ends, not at the next periodic pass.
+        if (hold) this.deps.retryLater(ref, hold.remainingMs + 50);
         pass.facts.claims[action.purpose] = claim;
         return;
       }

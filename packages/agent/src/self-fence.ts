@@ -1,6 +1,7 @@
 import type { EventLog, Logger } from '@service-foundry/core';
 import { type AppliedReplica, type AppliedReplicas, appliedStatusFields } from './applied-replicas.js';
 import type { DockerRuntime } from './docker-runtime.js';
+import { keepCovered } from './failsafe-rule.js';
 import type { StatusWriter } from './status-writer.js';
 
 export interface SelfFenceDeps {
@@ -17,12 +18,19 @@ export interface SelfFenceDeps {
   checkIntervalMs: number;
   /** Runs once the lease is back: replicas are reconciled, rule 2 decides about the killed primaries. */
   onLifted: () => void;
+  /**
+   * The failsafe (failsafe-rule.ts P3): until when the local primary of an instance is
+   * covered by its replicas' promises. @default never covered (every primary is killed)
+   */
+  coveredUntil?: (instanceId: string) => number;
 }
 
 interface Episode {
   startedAt: number;
   lastRenewedAt: number;
-  killed: Map<string, { replica: string; sinceRenewalMs: number }>;
+  killed: Map<string, { replica: string; sinceRenewalMs: number; why: string }>;
+  /** Primaries the failsafe kept alive (container → replica): said once each. */
+  covered: Map<string, string>;
 }
 
 /**
@@ -43,17 +51,61 @@ interface Episode {
  * - While fenced no primary starts or is promoted (decisions see `selfFenced`).
  *   When the lease is back nothing is restarted here: the next reconcile applies rule 2,
  *   which starts a killed primary again only if `primary/<id>` still names it at its epoch.
+ * - The failsafe (failsafe-rule.ts): a primary covered by its replicas' promises is kept,
+ *   and killed the moment its cover ends. After a lost lease (`leaseLost`) every primary
+ *   lives on its cover only, fresh lease or not, until `reverify` has read `primary/<id>`
+ *   again (P6).
  */
 export class SelfFence {
   #episode: Episode | undefined;
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<void> | undefined;
   #stopped = false;
+  /** The lease was lost: primaries are not re-verified yet (P6). */
+  #unverified = false;
 
   constructor(private readonly deps: SelfFenceDeps) {}
 
   get active(): boolean {
     return this.#episode !== undefined;
+  }
+
+  /** True from a lost lease until the primaries were read again in etcd (P6). */
+  get awaitingReverify(): boolean {
+    return this.#unverified;
+  }
+
+  /** The node lease was lost (etcd said so): from now until `reverify`, primaries live on their cover. */
+  leaseLost(): void {
+    if (this.#unverified) return;
+    this.#unverified = true;
+    this.deps.log.warn(
+      'node lease lost: every local primary lives on its failsafe cover until primary/<id> is read again',
+    );
+  }
+
+  /**
+   * P6, after the node registered again: keeps each surviving primary only if `claim` (a
+   * fresh read of `primary/<id>`) still names it at its epoch, kills it otherwise. Throws
+   * (and stays unverified) when a read fails; the caller tries again.
+   */
+  async reverify(
+    claim: (entry: AppliedReplica) => Promise<{ ok: true } | { ok: false; reason: string }>,
+  ): Promise<void> {
+    if (!this.#unverified) return;
+    const episode = this.#episode ?? this.#begin(Date.now(), this.deps.lastRenewedAt());
+    for (const entry of this.deps.applied.all()) {
+      if (!entry.mayBePrimary || episode.killed.has(entry.containerId)) continue;
+      const verdict = entry.epoch === undefined ? { ok: false as const, reason: 'epoch unknown' } : await claim(entry);
+      if (!verdict.ok)
+        await this.#kill(
+          episode,
+          entry,
+          `primary/${entry.ref.instanceId} moved while the lease was lost (${verdict.reason})`,
+        );
+    }
+    this.#unverified = false;
+    await this.check();
   }
 
   start(): void {
@@ -82,30 +134,52 @@ export class SelfFence {
 
   /** One check: fence, keep fencing, or lift. Exposed so callers can force a check. */
   async check(): Promise<void> {
-    const { leaseTtlMs, marginMs, log } = this.deps;
+    const { leaseTtlMs, marginMs } = this.deps;
     const lastRenewedAt = this.deps.lastRenewedAt();
     const now = Date.now();
     const leaseAgeMs = now - lastRenewedAt;
-    if (leaseAgeMs > leaseTtlMs - marginMs) {
-      if (!this.#episode) {
-        this.#episode = { startedAt: now, lastRenewedAt, killed: new Map() };
-        log.error(
-          { lastRenewedAt, leaseAgeMs, leaseTtlMs, marginMs },
-          'self-fencing: the node lease was not renewed in time; killing every local primary',
-        );
-      }
-      await this.#killPrimaries(this.#episode);
+    if (leaseAgeMs > leaseTtlMs - marginMs || this.#unverified) {
+      const episode = this.#episode ?? this.#begin(now, lastRenewedAt);
+      await this.#killUncovered(episode, now);
     } else if (this.#episode) {
       this.#lift(this.#episode, now);
     }
   }
 
-  async #killPrimaries(episode: Episode): Promise<void> {
-    const targets = this.deps.applied.all().filter((e) => e.mayBePrimary && !episode.killed.has(e.containerId));
-    await Promise.all(targets.map((entry) => this.#kill(episode, entry)));
+  #begin(now: number, lastRenewedAt: number): Episode {
+    const { leaseTtlMs, marginMs, log } = this.deps;
+    this.#episode = { startedAt: now, lastRenewedAt, killed: new Map(), covered: new Map() };
+    log.error(
+      { lastRenewedAt, leaseAgeMs: now - lastRenewedAt, leaseTtlMs, marginMs, leaseLost: this.#unverified },
+      'self-fencing: the node lease cannot be relied on; killing every local primary its replicas do not cover',
+    );
+    return this.#episode;
   }
 
-  async #kill(episode: Episode, entry: AppliedReplica): Promise<void> {
+  async #killUncovered(episode: Episode, now: number): Promise<void> {
+    const targets = this.deps.applied.all().filter((e) => e.mayBePrimary && !episode.killed.has(e.containerId));
+    await Promise.all(
+      targets.map((entry) => {
+        const until = this.deps.coveredUntil?.(entry.ref.instanceId) ?? Number.NEGATIVE_INFINITY;
+        if (keepCovered(now, until)) {
+          if (!episode.covered.has(entry.containerId)) {
+            episode.covered.set(entry.containerId, `${entry.ref.instanceId}/${entry.ref.ordinal}`);
+            this.deps.log.warn(
+              { instanceId: entry.ref.instanceId, ordinal: entry.ref.ordinal, coveredForMs: until - now },
+              'failsafe: primary kept, every other replica promised not to take over',
+            );
+          }
+          return undefined;
+        }
+        const why = episode.covered.has(entry.containerId)
+          ? 'its failsafe cover ended'
+          : 'no failsafe cover (a replica refused, is unreachable, or there is none)';
+        return this.#kill(episode, entry, why);
+      }),
+    );
+  }
+
+  async #kill(episode: Episode, entry: AppliedReplica, why: string): Promise<void> {
     const { docker, log, statuses } = this.deps;
     const replica = `${entry.ref.instanceId}/${entry.ref.ordinal}`;
     const killRequestedAt = Date.now();
@@ -118,8 +192,8 @@ export class SelfFence {
     // Docker answers once it has processed the exit, which can be a few 100 ms after SIGKILL.
     const killConfirmedAt = Date.now();
     const sinceRenewalMs = killRequestedAt - episode.lastRenewedAt;
-    episode.killed.set(entry.containerId, { replica, sinceRenewalMs });
-    entry.fencedReason = `self-fenced: killed ${sinceRenewalMs} ms after the last confirmed lease renewal`;
+    episode.killed.set(entry.containerId, { replica, sinceRenewalMs, why });
+    entry.fencedReason = `self-fenced: killed ${sinceRenewalMs} ms after the last confirmed lease renewal; ${why}`;
     log.error(
       {
         instanceId: entry.ref.instanceId,
@@ -145,10 +219,12 @@ export class SelfFence {
   #lift(episode: Episode, now: number): void {
     const { log, events, node, leaseTtlMs, marginMs } = this.deps;
     this.#episode = undefined;
-    const killed = [...episode.killed.values()].map((k) => `${k.replica} (+${k.sinceRenewalMs} ms)`);
+    const killed = [...episode.killed.values()].map((k) => `${k.replica} (+${k.sinceRenewalMs} ms: ${k.why})`);
+    const kept = [...episode.covered].filter(([container]) => !episode.killed.has(container)).map(([, r]) => r);
     const message =
       `node ${node} fenced itself: no lease renewal confirmed for ${episode.startedAt - episode.lastRenewedAt} ms ` +
       `(TTL ${leaseTtlMs} ms, margin ${marginMs} ms); killed ${killed.length > 0 ? killed.join(', ') : 'no primary'}; ` +
+      (kept.length > 0 ? `kept ${kept.join(', ')} writing on the failsafe promises of its replicas; ` : '') +
       `lease renewed again after ${now - episode.startedAt} ms`;
     log.warn({ killed: killed.length }, `self-fence lifted: ${message}`);
     void events.record('node-self-fenced', message, { node });

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { type EventLog, type Logger, ProcessError, parseServedVolume, type Versioned } from '@service-foundry/core';
 import {
   createVolumeServer,
+  type PeerCallHandler,
   type PeerOptions,
   readVolumeTls,
   serverTlsOptions,
@@ -47,6 +48,8 @@ export interface VolumeServiceDeps {
   commandTimeoutMs: number;
   /** Told of every copy served (metrics). @default undefined */
   onSent?: (bytes: number, wireBytes: number) => void;
+  /** Calls other agents may make (the failsafe's). @default none */
+  calls?: Readonly<Record<string, PeerCallHandler>>;
 }
 
 /**
@@ -74,6 +77,7 @@ export class VolumeService {
       clientNamePattern: volumePeerPattern,
       resolveVolumeDir: (name) => this.resolve(name),
       onTransfer: (event) => this.#report(event),
+      ...(this.#deps.calls ? { calls: this.#deps.calls } : {}),
     });
     const server = createServer(serverTlsOptions(await readVolumeTls(config.tls)));
     volumes.attach(server);

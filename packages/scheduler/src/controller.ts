@@ -463,11 +463,21 @@ export class Controller {
       port: status?.port ?? 0,
       electedAt: new Date().toISOString(),
     };
+    // C1 (agent failsafe-rule.ts): only while the old primary's node is gone. An agent that
+    // registers again reads primary/<id> after its node key is back, so it sees any
+    // promotion that committed, and none can commit after.
     const res = await this.client
       .if(keys.primary(id), 'Mod', '==', old.modRevision)
+      .and(keys.node(old.value.node), 'Create', '==', 0)
       .then(this.client.put(keys.primary(id)).value(json(record)))
       .commit();
-    if (!res.succeeded) return;
+    if (!res.succeeded) {
+      this.log.warn(
+        { instanceId: id, node: old.value.node },
+        'failover: not promoting, the primary moved or its node registered again meanwhile',
+      );
+      return;
+    }
     this.log.warn({ instanceId: id, node, ordinal, epoch: res.header.revision, reason }, 'failover: promoting');
     await this.events.record('failover-promote', `${reason}; promoting it (epoch ${res.header.revision})`, {
       instanceId: id,

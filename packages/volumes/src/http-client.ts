@@ -22,7 +22,7 @@ export interface SignedRequestOptions {
 export function startSignedRequest(
   config: Pick<TransferConfig, 'secret' | 'idleTimeoutMs'>,
   baseUrl: string,
-  method: 'GET',
+  method: 'GET' | 'POST',
   path: string,
   options: SignedRequestOptions = {},
 ): SignedRequest {

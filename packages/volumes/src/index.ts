@@ -20,6 +20,14 @@ export { type CopyVolumeOptions, copyVolume } from './local-copy.js';
 export { diffManifests, type Manifest, type ManifestDiff, type ManifestEntry, type SkippedEntry } from './manifest.js';
 export { findEscapingSymlink, parseManifest } from './manifest-check.js';
 export { symlinkTargetProblem, volumePathProblem } from './paths.js';
+export {
+  type CallPeerOptions,
+  callPeer,
+  maxPeerCallQueryBytes,
+  type PeerCall,
+  type PeerCallAnswer,
+  type PeerCallHandler,
+} from './peer-calls.js';
 export type { ProgressListener, TransferProgress } from './progress.js';
 export { controlPaxKey, headerNames, manifestFormat, paxKeys, snapshotFormat } from './protocol.js';
 export type { SnapshotHeader, SnapshotTrailer } from './sender.js';

@@ -5,6 +5,7 @@ import { isAbsolute } from 'node:path';
 import { RequestVerifier } from './auth.js';
 import { compileTransferConfig, type TransferConfig, type TransferOptions } from './config.js';
 import { describe, sendJson, statusOf } from './http-answers.js';
+import { type PeerCallHandler, peerCallPattern } from './peer-calls.js';
 import { isVolumeName } from './protocol.js';
 import { type HandlerContext, serveManifest, serveSnapshot, type TransferEvent } from './server-handlers.js';
 import { clientCertificateOf, readVolumeTls, serverTlsOptions, type VolumeTlsFiles } from './tls.js';
@@ -26,6 +27,11 @@ export interface VolumeServerOptions extends TransferOptions {
    * is refused. @default undefined (any client; the TLS handshake already checked the issuer)
    */
   clientNamePattern?: RegExp;
+  /**
+   * Calls other agents may make besides transfers (`POST /calls/<name>`, peer-calls.ts),
+   * authenticated like them. @default {} (none)
+   */
+  calls?: Readonly<Record<string, PeerCallHandler>>;
 }
 
 export interface VolumeServer {
@@ -49,7 +55,7 @@ const routePattern = /^\/volumes\/([^/?]+)(\/manifest|\/snapshot)?(?:\?.*)?$/;
  * /volumes/:name` is refused). See docs/volumes.md.
  */
 export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
-  const { resolveVolumeDir, onTransfer, clientNamePattern, ...transfer } = options;
+  const { resolveVolumeDir, onTransfer, clientNamePattern, calls = {}, ...transfer } = options;
   const config: Readonly<TransferConfig> = compileTransferConfig(transfer);
   const verifier = new RequestVerifier(config.secret, config.clockSkewMs);
   const context: HandlerContext = {
@@ -81,6 +87,8 @@ export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
       sendJson(res, 401, { error: `unauthorized: ${verdict.reason}` }, true);
       return;
     }
+    const call = peerCallPattern.exec(path);
+    if (call) return answerCall(req, res, calls, call[1] ?? '', call[2] ?? '');
     const match = routePattern.exec(path);
     const name = match?.[1];
     if (!match || !name) return sendJson(res, 404, { error: 'no such route' }, true);
@@ -119,6 +127,30 @@ export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
       server.on('checkContinue', run);
     },
   };
+}
+
+/** A call's answer: only POST, only a known name, no body (a call says everything in its signed query). */
+async function answerCall(
+  req: IncomingMessage,
+  res: ServerResponse,
+  calls: Readonly<Record<string, PeerCallHandler>>,
+  name: string,
+  query: string,
+): Promise<void> {
+  const handler = Object.hasOwn(calls, name) ? calls[name] : undefined;
+  if (!handler) return sendJson(res, 404, { error: `no call ${name.slice(0, 64)}` }, true);
+  if (req.method !== 'POST') {
+    res.setHeader('allow', 'POST');
+    return sendJson(res, 405, { error: 'use POST' }, true);
+  }
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) {
+    return sendJson(res, 400, { error: 'a call has no body: everything it says is in its signed query' }, true);
+  }
+  const subject = clientCertificateOf(req.socket)?.subject?.CN;
+  const peer = typeof subject === 'string' ? subject : '';
+  const answer = await handler({ peer, params: new URLSearchParams(query) });
+  sendJson(res, answer.status, answer.body);
 }
 
 export interface StartedVolumeServer {

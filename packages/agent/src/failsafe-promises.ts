@@ -1,0 +1,140 @@
+import { keySegmentPattern, type Logger, type Versioned } from '@service-foundry/core';
+import type { PeerCall, PeerCallAnswer } from '@service-foundry/volumes';
+import type { AppliedReplicas } from './applied-replicas.js';
+import type { AssignmentRead } from './assignment-watcher.js';
+import type { ReplicaRef } from './container-spec.js';
+import { answerPromise, type LocalReplicaView } from './failsafe-rule.js';
+
+/** The peer call a primary makes to every node holding another replica of its instances. */
+export const failsafeCallName = 'failsafe';
+
+/** How many instances one call may ask about. */
+export const maxFailsafeEntries = 200;
+
+const entryPattern = new RegExp(`^(${keySegmentPattern.slice(1, -1)}):([1-9][0-9]{0,15})$`);
+
+/** `<instanceId>:<epoch>`, the form of each `p` parameter of a failsafe call. */
+export function failsafeEntry(instanceId: string, epoch: number): string {
+  return `${instanceId}:${epoch}`;
+}
+
+/** What a node answers to a failsafe call. */
+export interface FailsafeAnswer {
+  promiseMs: number;
+  granted: string[];
+  refused: Record<string, string>;
+}
+
+interface GivenPromise {
+  until: number;
+  to: string;
+  epoch: number;
+}
+
+export interface FailsafePromisesDeps {
+  applied: AppliedReplicas;
+  assignmentOf: (ref: ReplicaRef) => Versioned<AssignmentRead> | undefined;
+  promiseMs: number;
+  log: Logger;
+  /** @default Date.now */
+  now?: () => number;
+}
+
+/**
+ * The replica side of the failsafe (failsafe-rule.ts R1–R5, G1, G2): answers a primary's
+ * call for each instance it names, remembers every promise given, and holds back any claim
+ * to become a primary of a promised instance until the promise has run out. A restarted
+ * agent remembers nothing, so it holds every claim for one promise's length after start.
+ */
+export class FailsafePromises {
+  readonly #promises = new Map<string, GivenPromise>();
+  readonly #now: () => number;
+  readonly #startedAt: number;
+
+  constructor(private readonly deps: FailsafePromisesDeps) {
+    this.#now = deps.now ?? Date.now;
+    this.#startedAt = this.#now();
+  }
+
+  /** The peer call handler (`POST /calls/failsafe?p=<instanceId>:<epoch>&p=…`). */
+  answer(call: PeerCall): PeerCallAnswer {
+    const entries = call.params.getAll('p');
+    if (entries.length === 0 || entries.length > maxFailsafeEntries || [...call.params.keys()].some((k) => k !== 'p')) {
+      return {
+        status: 400,
+        body: { error: `a failsafe call names 1–${maxFailsafeEntries} instances as p=<id>:<epoch>` },
+      };
+    }
+    const requests: Array<{ instanceId: string; epoch: number }> = [];
+    for (const entry of entries) {
+      const match = entryPattern.exec(entry);
+      if (!match) return { status: 400, body: { error: `not <instanceId>:<epoch>: ${entry.slice(0, 80)}` } };
+      requests.push({ instanceId: match[1] as string, epoch: Number(match[2]) });
+    }
+    const now = this.#now();
+    const answer: FailsafeAnswer = { promiseMs: this.deps.promiseMs, granted: [], refused: {} };
+    for (const request of requests) {
+      const verdict = answerPromise(request, this.#localReplicas(request.instanceId));
+      if (!verdict.grant) {
+        answer.refused[request.instanceId] = verdict.reason;
+        continue;
+      }
+      const until = now + this.deps.promiseMs;
+      const previous = this.#promises.get(request.instanceId);
+      // Only ever extended: a promise given is kept to its end.
+      if (!previous || previous.until < until) {
+        if (!previous || previous.until < now) {
+          this.deps.log.warn(
+            { instanceId: request.instanceId, to: call.peer, epoch: request.epoch, promiseMs: this.deps.promiseMs },
+            'failsafe: promised the primary not to take over while it cannot reach etcd',
+          );
+        }
+        this.#promises.set(request.instanceId, { until, to: call.peer, epoch: request.epoch });
+      }
+      answer.granted.push(request.instanceId);
+    }
+    return { status: 200, body: answer };
+  }
+
+  /** G1/G2: why this node may not become a primary of `instanceId` now, and for how long. */
+  hold(instanceId: string): { reason: string; remainingMs: number } | undefined {
+    const now = this.#now();
+    const promise = this.#promises.get(instanceId);
+    if (promise && promise.until > now) {
+      return {
+        reason: `promised ${promise.to || 'the primary'} (epoch ${promise.epoch}) not to take over for another ${promise.until - now} ms`,
+        remainingMs: promise.until - now,
+      };
+    }
+    if (promise) this.#promises.delete(instanceId);
+    const startedUntil = this.#startedAt + this.deps.promiseMs;
+    if (now < startedUntil) {
+      return {
+        reason: `the agent started ${now - this.#startedAt} ms ago and may have forgotten a promise`,
+        remainingMs: startedUntil - now,
+      };
+    }
+    return undefined;
+  }
+
+  #localReplicas(instanceId: string): LocalReplicaView[] {
+    return this.deps.applied
+      .all()
+      .filter((entry) => entry.ref.instanceId === instanceId)
+      .map((entry) => {
+        const read = this.deps.assignmentOf(entry.ref)?.value;
+        return {
+          ordinal: entry.ref.ordinal,
+          role: entry.role,
+          epoch: entry.epoch,
+          mayBePrimary: entry.mayBePrimary,
+          assigned:
+            read === undefined
+              ? undefined
+              : read.ok
+                ? { role: read.record.role, epoch: read.record.epoch }
+                : 'unreadable',
+        };
+      });
+  }
+}
