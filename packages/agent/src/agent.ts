@@ -1,3 +1,4 @@
+import type { Agent as HttpsAgent } from 'node:https';
 import {
   Catalog,
   CountingEventLog,
@@ -10,7 +11,7 @@ import {
   maybeStartMetricsServer,
   SecretBox,
 } from '@service-foundry/core';
-import { callPeer, clientTlsOptions, readVolumeTls } from '@service-foundry/volumes';
+import { callPeer, pooledClientTlsOptions, readVolumeTls } from '@service-foundry/volumes';
 import { AppliedReplicas } from './applied-replicas.js';
 import { AssignmentWatcher } from './assignment-watcher.js';
 import { BackupRunner, DirectoryBackupStore } from './backups/index.js';
@@ -118,9 +119,10 @@ export async function startAgent(
     ? new FailsafePromises({ applied, assignmentOf, promiseMs: timing.promiseMs, log })
     : undefined;
   // Read on the first call: the volume server reads (and checks) the same files at start.
-  let peerTls: Promise<ReturnType<typeof clientTlsOptions>> | undefined;
+  // Calls reuse their connections (a round every 250 ms): no TLS handshake per call.
+  let peerTls: Promise<{ agent: HttpsAgent }> | undefined;
   const peerTlsOptions = (files: NonNullable<typeof config.volumes>['tls']) => {
-    peerTls ??= readVolumeTls(files).then(clientTlsOptions);
+    peerTls ??= readVolumeTls(files).then(pooledClientTlsOptions);
     return peerTls;
   };
   const coverage = failsafe
@@ -167,6 +169,8 @@ export async function startAgent(
     events,
     lastRenewedAt: () => registration.lastRenewedAt,
     selfFenced,
+    failsafeKept: () => selfFence.keptPrimaries(),
+    ...(promises ? { failsafePromised: () => promises.active() } : {}),
   });
 
   // Each replica: observe → decide (pure) → execute, or tear down, or seed its volume.
@@ -276,6 +280,7 @@ export async function startAgent(
     await backups.stop();
     await selfFence.stop();
     await coverage?.stop();
+    (await peerTls)?.agent.destroy();
     await watcher.stop();
     await registration.stop();
     await volumeService?.stop();

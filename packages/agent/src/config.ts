@@ -173,8 +173,9 @@ export interface FailsafeOptions {
    */
   promiseMs?: number;
   /**
-   * Lease age from which a primary asks its replicas for promises.
-   * @default min(1000, half the fence point (leaseTtlSeconds × 1000 − selfFenceMarginMs))
+   * Lease age from which a primary asks its replicas for promises: past one keepalive
+   * interval (a third of the TTL, when a healthy lease is renewed), so a healthy node does not ask.
+   * @default min(leaseTtlSeconds × 1000 / 3 + 250, fence point − 500), fence point = TTL − selfFenceMarginMs
    */
   askAfterMs?: number;
   /** Pause between two rounds of asking. @default 250 */
@@ -319,7 +320,8 @@ export function compileAgentConfig(input: unknown): Readonly<AgentConfig> {
   const fencePointMs = ttlMs - selfFenceMarginMs;
   const promiseMs =
     config.failsafe.promiseMs ?? Math.max(2000, selfFenceMarginMs + askIntervalMs + callTimeoutMs + 750);
-  const askAfterMs = config.failsafe.askAfterMs ?? Math.min(1000, Math.floor(fencePointMs / 2));
+  const askAfterMs =
+    config.failsafe.askAfterMs ?? Math.max(0, Math.min(Math.floor(ttlMs / 3) + 250, fencePointMs - 500));
   // A primary's cover must be renewed before it runs out: one pause and one call must fit
   // in a promise beyond the margin, or the failsafe would flicker between kept and killed.
   if (config.failsafe.enabled && promiseMs <= selfFenceMarginMs + askIntervalMs + callTimeoutMs) {

@@ -84,9 +84,9 @@ export class FailsafePromises {
       // Only ever extended: a promise given is kept to its end.
       if (!previous || previous.until < until) {
         if (!previous || previous.until < now) {
-          this.deps.log.warn(
+          this.deps.log.info(
             { instanceId: request.instanceId, to: call.peer, epoch: request.epoch, promiseMs: this.deps.promiseMs },
-            'failsafe: promised the primary not to take over while it cannot reach etcd',
+            'failsafe: promised the primary not to take over (it asks while its lease is late)',
           );
         }
         this.#promises.set(request.instanceId, { until, to: call.peer, epoch: request.epoch });
@@ -94,6 +94,12 @@ export class FailsafePromises {
       answer.granted.push(request.instanceId);
     }
     return { status: 200, body: answer };
+  }
+
+  /** Instances promised now (metrics). */
+  active(): number {
+    const now = this.#now();
+    return [...this.#promises.values()].filter((promise) => promise.until > now).length;
   }
 
   /** G1/G2: why this node may not become a primary of `instanceId` now, and for how long. */

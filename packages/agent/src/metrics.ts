@@ -52,6 +52,10 @@ export interface AgentMetricsSources {
   /** ms since the epoch of the last confirmed lease keepalive (0: none yet). */
   lastRenewedAt: () => number;
   selfFenced: () => boolean;
+  /** Local primaries the failsafe keeps past the fence point now. @default none */
+  failsafeKept?: () => number;
+  /** Instances this node promised, now, not to take over. @default none */
+  failsafePromised?: () => number;
 }
 
 /** What the volume server and the seeder report after each copy. */
@@ -138,6 +142,22 @@ export function registerAgentMetrics(sources: AgentMetricsSources): TransferMete
     registers,
     collect() {
       this.set(sources.selfFenced() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'sf_agent_failsafe_kept_primaries',
+    help: 'Local primaries kept past the fence point on their replicas’ failsafe promises (etcd unreachable).',
+    registers,
+    collect() {
+      this.set(sources.failsafeKept?.() ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'sf_agent_failsafe_promises',
+    help: 'Instances this node has promised, now, not to take over from their primary.',
+    registers,
+    collect() {
+      this.set(sources.failsafePromised?.() ?? 0);
     },
   });
   const selfFences = new Counter({

@@ -70,6 +70,13 @@ export class SelfFence {
     return this.#episode !== undefined;
   }
 
+  /** Local primaries alive past the fence point on their failsafe cover, now. */
+  keptPrimaries(): number {
+    const episode = this.#episode;
+    if (!episode) return 0;
+    return [...episode.covered.keys()].filter((container) => !episode.killed.has(container)).length;
+  }
+
   /** True from a lost lease until the primaries were read again in etcd (P6). */
   get awaitingReverify(): boolean {
     return this.#unverified;

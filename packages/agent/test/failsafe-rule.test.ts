@@ -149,13 +149,13 @@ describe('failsafe: config', () => {
     assert.deepEqual(config.failsafe, {
       enabled: true,
       promiseMs: 2250,
-      askAfterMs: 1000,
+      askAfterMs: 1250,
       askIntervalMs: 250,
       callTimeoutMs: 500,
     });
-    // Defaults follow the lease: a longer margin gets a longer promise, a short lease asks sooner.
+    // Defaults follow the lease: a longer margin gets a longer promise; a lease too short to wait one keepalive asks always.
     assert.equal(compileAgentConfig({ ...base, leaseTtlSeconds: 10 }).failsafe.promiseMs, 2500 + 250 + 500 + 750);
-    assert.equal(compileAgentConfig({ ...base, leaseTtlSeconds: 1 }).failsafe.askAfterMs, 250);
+    assert.equal(compileAgentConfig({ ...base, leaseTtlSeconds: 1 }).failsafe.askAfterMs, 0);
     assert.throws(
       () => compileAgentConfig({ ...base, leaseTtlSeconds: 3, failsafe: { promiseMs: 1400 } }),
       /failsafe\/promiseMs must be above/,

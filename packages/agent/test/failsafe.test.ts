@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { eventCodec, type PlacementRecord, readPrefix, waitFor } from '@service-foundry/core';
+import {
+  eventCodec,
+  type PlacementRecord,
+  readPrefix,
+  sampleValue,
+  scrapeMetrics,
+  waitFor,
+} from '@service-foundry/core';
 import { makeTempDir, startTestEtcd, type TestEtcd, uniqueId, uniqueKeyspace } from '@service-foundry/test-support';
 import { containerState, removeClusterResources } from '@service-foundry/test-support/docker';
 import { makeTestPki } from '@service-foundry/test-support/test-pki';
@@ -74,6 +81,7 @@ async function primaryAndReplica(t: TestContext, extra: Partial<AgentOptions> = 
       positionIntervalMs: 200,
       catalogDir,
       clusterId,
+      metrics: { port: 0 },
       volumes: {
         secret: 'failsafe-test-secret-0123456789',
         backupDir: backups.path,
@@ -171,9 +179,16 @@ describe('failsafe: a primary lives through an etcd outage while its replica pro
     // The fault's duration, not a synchronization: etcd is held 2.5 leases long.
     await delay(5000);
     const during = await containerState(pair.primaryContainer);
+    // What an operator's dashboard shows meanwhile (docs/alerts.yml: SfFailsafeKeepingPrimaries).
+    const scrape = async (node: string, family: string) =>
+      sampleValue((await scrapeMetrics(pair.agents.get(node)?.metricsUrl ?? '')).samples, family);
+    const kept = await scrape(pair.primaryNode, 'sf_agent_failsafe_kept_primaries');
+    const promised = await scrape(pair.replicaNode, 'sf_agent_failsafe_promises');
     pair.resumeEtcd();
     assert.equal(during?.State.Running, true, 'running at the end of the outage');
     assert.equal(during?.State.StartedAt, before?.State.StartedAt, 'the same run: never killed and restarted');
+    assert.equal(kept, 1, 'the primary counted as kept on promises');
+    assert.equal(promised, 1, 'the replica counts its promise');
     const lifted = await waitFor(
       async () => (await pair.events('node-self-fenced')).find((e) => e.message.includes(`node ${pair.primaryNode} `)),
       { description: "the primary's node lifting its fence", timeoutMs: 20_000 },

@@ -45,6 +45,7 @@ export { controlEntryHeader, volumeEntryHeader } from './tar-entries.js';
 export {
   clientCertificateOf,
   clientTlsOptions,
+  pooledClientTlsOptions,
   readVolumeTls,
   serverTlsOptions,
   type VolumeTlsFiles,
