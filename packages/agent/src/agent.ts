@@ -115,8 +115,15 @@ export async function startAgent(
   // TLS keep covered primaries alive through an etcd outage. No volume server, no failsafe.
   const failsafe = config.volumes && config.failsafe.enabled ? config.failsafe : undefined;
   const timing = { promiseMs: config.failsafe.promiseMs, marginMs: config.selfFenceMarginMs };
+  // R6 needs node addresses, which the coverage's copy of the node records holds.
   const promises = failsafe
-    ? new FailsafePromises({ applied, assignmentOf, promiseMs: timing.promiseMs, log })
+    ? new FailsafePromises({
+        applied,
+        assignmentOf,
+        promiseMs: timing.promiseMs,
+        log,
+        addressOfNode: config.peerAddress === 'node' ? (node: string) => coverage?.addressOf(node) : undefined,
+      })
     : undefined;
   // Read on the first call: the volume server reads (and checks) the same files at start.
   // Calls reuse their connections (a round every 250 ms): no TLS handshake per call.
@@ -125,7 +132,7 @@ export async function startAgent(
     peerTls ??= readVolumeTls(files).then(pooledClientTlsOptions);
     return peerTls;
   };
-  const coverage = failsafe
+  const coverage: FailsafeCoverage | undefined = failsafe
     ? new FailsafeCoverage({
         client,
         keys,

@@ -83,6 +83,17 @@ export class FailsafeCoverage {
     );
   }
 
+  /** A node's address, from its volume server URL as last seen (R6). */
+  addressOf(node: string): string | undefined {
+    const url = this.#urls.get(node);
+    if (!url) return undefined;
+    try {
+      return new URL(url).hostname;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The nodes holding the other replicas of `instanceId`, as last seen in etcd. */
   peersOf(instanceId: string): string[] {
     const prefix = this.deps.keys.instancePlacements(instanceId);

@@ -4,6 +4,7 @@ import type { AppliedReplicas } from './applied-replicas.js';
 import type { AssignmentRead } from './assignment-watcher.js';
 import type { ReplicaRef } from './container-spec.js';
 import { answerPromise, type LocalReplicaView } from './failsafe-rule.js';
+import { volumePeerPrefix } from './volume-service.js';
 
 /** The peer call a primary makes to every node holding another replica of its instances. */
 export const failsafeCallName = 'failsafe';
@@ -36,6 +37,12 @@ export interface FailsafePromisesDeps {
   assignmentOf: (ref: ReplicaRef) => Versioned<AssignmentRead> | undefined;
   promiseMs: number;
   log: Logger;
+  /**
+   * R6: the address of a node (from its volume server URL), where replicas stream from node
+   * addresses; undefined on one shared Docker Engine (container addresses: not checked).
+   * @default undefined
+   */
+  addressOfNode?: ((node: string) => string | undefined) | undefined;
   /** @default Date.now */
   now?: () => number;
 }
@@ -73,8 +80,14 @@ export class FailsafePromises {
     }
     const now = this.#now();
     const answer: FailsafeAnswer = { promiseMs: this.deps.promiseMs, granted: [], refused: {} };
+    const { addressOfNode } = this.deps;
+    const askerNode = call.peer.startsWith(volumePeerPrefix) ? call.peer.slice(volumePeerPrefix.length) : call.peer;
+    const asker = addressOfNode ? { node: askerNode, address: addressOfNode(askerNode) } : undefined;
     for (const request of requests) {
-      const verdict = answerPromise(request, this.#localReplicas(request.instanceId));
+      const verdict = answerPromise(
+        { ...request, ...(asker ? { asker } : {}) },
+        this.#localReplicas(request.instanceId),
+      );
       if (!verdict.grant) {
         answer.refused[request.instanceId] = verdict.reason;
         continue;
@@ -134,6 +147,7 @@ export class FailsafePromises {
           role: entry.role,
           epoch: entry.epoch,
           mayBePrimary: entry.mayBePrimary,
+          upstreamHost: entry.upstream?.host,
           assigned:
             read === undefined
               ? undefined

@@ -14,6 +14,8 @@ import type { ReplicaRole } from '@service-foundry/core';
  * | R3 | replica    | a local replica follows another epoch than the asker's         | refuse                                       |
  * | R4 | replica    | this node's assignment names a newer epoch, or role primary,   | refuse                                       |
  * |    |            | or cannot be read                                              |                                              |
+ * | R6 | replica    | replicas stream from node addresses, and the asker's node      | refuse                                       |
+ * |    |            | address is not where a local replica streams from (or unknown) |                                              |
  * | R5 | replica    | otherwise                                                      | promise until now + promiseMs (only extends) |
  * | G1 | replica    | claim (start or promote a primary, epoch > 0) while promised   | refused; retried when the promise ends       |
  * | G2 | replica    | claim within promiseMs of the agent's start                    | refused (a restarted agent forgot promises)  |
@@ -56,6 +58,8 @@ export interface LocalReplicaView {
   /** The epoch the replica follows (or a primary's epoch). */
   epoch: number | undefined;
   mayBePrimary: boolean;
+  /** The host it streams from, when known. */
+  upstreamHost: string | undefined;
   /** This node's assignment for it, as last seen (`unreadable`: a malformed record). */
   assigned: { role: ReplicaRole | undefined; epoch: number | undefined } | 'unreadable' | undefined;
 }
@@ -64,11 +68,17 @@ export interface PromiseRequest {
   instanceId: string;
   /** The asking primary's epoch (`primary/<id>`'s mod revision when it became primary). */
   epoch: number;
+  /**
+   * R6, where replicas stream from node addresses (one dockerd per node, real hosts): the
+   * asking node's address, which must be the local replicas' upstream. Undefined: not
+   * checked (one shared Docker Engine, where replicas stream from container addresses).
+   */
+  asker?: { node: string; address: string | undefined };
 }
 
 export type PromiseVerdict = { grant: true } | { grant: false; reason: string };
 
-/** R1–R5: may this node promise not to take over `request.instanceId`? */
+/** R1–R6: may this node promise not to take over `request.instanceId`? */
 export function answerPromise(request: PromiseRequest, local: readonly LocalReplicaView[]): PromiseVerdict {
   if (local.length === 0) return { grant: false, reason: 'no replica of this instance here' };
   for (const replica of local) {
@@ -88,6 +98,12 @@ export function answerPromise(request: PromiseRequest, local: readonly LocalRepl
       return {
         grant: false,
         reason: `replica ${replica.ordinal} here is assigned ${assigned?.role ?? 'a role'} at epoch ${assigned?.epoch ?? 0}`,
+      };
+    }
+    if (request.asker && replica.upstreamHost !== request.asker.address) {
+      return {
+        grant: false,
+        reason: `replica ${replica.ordinal} here streams from ${replica.upstreamHost ?? 'an unknown upstream'}, not from ${request.asker.node} (${request.asker.address ?? 'address unknown'})`,
       };
     }
   }

@@ -16,11 +16,12 @@ const following = (epoch: number, extra: Partial<LocalReplicaView> = {}): LocalR
   role: 'replica',
   epoch,
   mayBePrimary: false,
+  upstreamHost: '10.0.0.1',
   assigned: { role: 'replica', epoch },
   ...extra,
 });
 
-describe('failsafe: what a replica promises (R1–R5)', () => {
+describe('failsafe: what a replica promises (R1–R6)', () => {
   const ask = { instanceId: 'db', epoch: 40 };
   it('R1: refuses without a replica of the instance here', () => {
     assert.deepEqual(answerPromise(ask, []), { grant: false, reason: 'no replica of this instance here' });
@@ -39,6 +40,15 @@ describe('failsafe: what a replica promises (R1–R5)', () => {
     assert.equal(answerPromise(ask, [following(40, { assigned: { role: 'replica', epoch: 41 } })]).grant, false);
     assert.equal(answerPromise(ask, [following(40, { assigned: { role: 'primary', epoch: 40 } })]).grant, false);
     assert.equal(answerPromise(ask, [following(40, { assigned: 'unreadable' })]).grant, false);
+  });
+  it('R6: where replicas stream from node addresses, refuses an asker that is not their upstream', () => {
+    const fromPrimary = { ...ask, asker: { node: 'node-1', address: '10.0.0.1' } };
+    assert.deepEqual(answerPromise(fromPrimary, [following(40)]), { grant: true });
+    const fromOther = { ...ask, asker: { node: 'node-3', address: '10.0.0.3' } };
+    assert.equal(answerPromise(fromOther, [following(40)]).grant, false);
+    const unknownAddress = { ...ask, asker: { node: 'node-9', address: undefined } };
+    assert.equal(answerPromise(unknownAddress, [following(40)]).grant, false);
+    assert.equal(answerPromise(fromPrimary, [following(40, { upstreamHost: undefined })]).grant, false);
   });
   it('R5: grants when every local replica follows the asker at its epoch', () => {
     assert.deepEqual(answerPromise(ask, [following(40)]), { grant: true });
@@ -120,6 +130,38 @@ describe('failsafe: the replica side keeps its promises (R5, G1, G2) and checks 
     assert.equal(promises.hold('db')?.remainingMs, 100);
     advance(100);
     assert.equal(promises.hold('db'), undefined);
+  });
+
+  it('R6 through the call: the asker is named by its certificate, its address by its volume server URL', () => {
+    let now = 1_000_000;
+    const applied = new AppliedReplicas();
+    applied.set({
+      ref: { instanceId: 'db', ordinal: 1 },
+      containerId: 'c1',
+      serviceName: 'postgres',
+      generation: 0,
+      role: 'replica',
+      epoch: 40,
+      upstream: { host: '10.0.0.1', port: 32768 },
+      mayBePrimary: false,
+      busy: 0,
+    });
+    const addresses: Record<string, string> = { 'node-1': '10.0.0.1', 'node-3': '10.0.0.3' };
+    const promises = new FailsafePromises({
+      applied,
+      assignmentOf: () => undefined,
+      promiseMs: 2000,
+      log: silentLogger(),
+      addressOfNode: (node) => addresses[node],
+      now: () => now,
+    });
+    now += 5000;
+    const asked = (peer: string) =>
+      promises.answer({ peer, params: new URLSearchParams([['p', 'db:40']]) }).body as { granted: string[] };
+    assert.deepEqual(asked('sf-volumes.node-3').granted, [], 'another node cannot hold back a promotion');
+    assert.equal(promises.hold('db'), undefined);
+    assert.deepEqual(asked('sf-volumes.node-1').granted, ['db']);
+    assert.ok(promises.hold('db'));
   });
 
   it('refuses malformed calls as a whole, promising nothing', () => {
