@@ -74,20 +74,27 @@ describe('failsafe: how long a primary is covered (P3–P5)', () => {
   });
 });
 
+/** This node's replica 1 of `db`, following epoch 40 (from `upstream` when given). */
+function followingAt40(upstream?: { host: string; port: number }): AppliedReplicas {
+  const applied = new AppliedReplicas();
+  applied.set({
+    ref: { instanceId: 'db', ordinal: 1 },
+    containerId: 'c1',
+    serviceName: 'postgres',
+    generation: 0,
+    role: 'replica',
+    epoch: 40,
+    ...(upstream ? { upstream } : {}),
+    mayBePrimary: false,
+    busy: 0,
+  });
+  return applied;
+}
+
 describe('failsafe: the replica side keeps its promises (R5, G1, G2) and checks every call', () => {
   const setUp = (promiseMs = 2000) => {
     let now = 1_000_000;
-    const applied = new AppliedReplicas();
-    applied.set({
-      ref: { instanceId: 'db', ordinal: 1 },
-      containerId: 'c1',
-      serviceName: 'postgres',
-      generation: 0,
-      role: 'replica',
-      epoch: 40,
-      mayBePrimary: false,
-      busy: 0,
-    });
+    const applied = followingAt40();
     const promises = new FailsafePromises({
       applied,
       assignmentOf: () => undefined,
@@ -134,18 +141,7 @@ describe('failsafe: the replica side keeps its promises (R5, G1, G2) and checks 
 
   it('R6 through the call: the asker is named by its certificate, its address by its volume server URL', () => {
     let now = 1_000_000;
-    const applied = new AppliedReplicas();
-    applied.set({
-      ref: { instanceId: 'db', ordinal: 1 },
-      containerId: 'c1',
-      serviceName: 'postgres',
-      generation: 0,
-      role: 'replica',
-      epoch: 40,
-      upstream: { host: '10.0.0.1', port: 32768 },
-      mayBePrimary: false,
-      busy: 0,
-    });
+    const applied = followingAt40({ host: '10.0.0.1', port: 32768 });
     const addresses: Record<string, string> = { 'node-1': '10.0.0.1', 'node-3': '10.0.0.3' };
     const promises = new FailsafePromises({
       applied,
