@@ -2,10 +2,13 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { Keyspace } from '@service-foundry/core';
 import {
   eventCodec,
+  nodeCodec,
   type PlacementRecord,
   readPrefix,
+  readRecord,
   sampleValue,
   scrapeMetrics,
   waitFor,
@@ -24,6 +27,7 @@ const fencePointMs = 1500;
 
 interface Pair {
   etcd: TestEtcd;
+  keys: Keyspace;
   instanceId: string;
   epoch: number;
   primaryNode: string;
@@ -145,6 +149,7 @@ async function primaryAndReplica(t: TestContext, extra: Partial<AgentOptions> = 
   );
   return {
     etcd,
+    keys,
     instanceId,
     epoch,
     primaryNode,
@@ -227,6 +232,28 @@ describe('failsafe: a primary lives through an etcd outage while its replica pro
       `kill asked ${sinceRenewalMs} ms after the last renewal: before the lease could expire`,
     );
     assert.ok(sinceRenewalMs >= fencePointMs, `not before the fence point (${sinceRenewalMs} ms)`);
+  });
+
+  it('P6: after a lost lease the primary reads primary/<id> again, and dies if a promotion happened meanwhile', async (t) => {
+    const pair = await primaryAndReplica(t);
+    await pair.agents.get(pair.replicaNode)?.stop();
+    pair.agents.delete(pair.replicaNode);
+    const before = await containerState(pair.primaryContainer);
+    const node = await readRecord(pair.etcd.client, nodeCodec, pair.keys.node(pair.primaryNode));
+    assert.ok(node && node.lease !== '0');
+    // The controller promoted the other replica (C1 let it: the node key will vanish now),
+    // then the lease goes, as an operator's `etcdctl lease revoke` would take it.
+    await pair.putPrimary(1, pair.replicaNode);
+    await pair.etcd.client.leaseClient.leaseRevoke({ ID: node.lease });
+    const lifted = await waitFor(
+      async () => (await pair.events('node-self-fenced')).find((e) => e.message.includes(`node ${pair.primaryNode} `)),
+      { description: "the primary's node fencing itself and lifting it", timeoutMs: 20_000 },
+    );
+    t.diagnostic(lifted.message);
+    assert.match(lifted.message, /killed .*\/0 \(\+\d+ ms: primary\/\S+ moved while the lease was lost/);
+    const after = await containerState(pair.primaryContainer);
+    assert.equal(after?.State.Running, false, 'killed, and not started again: primary/<id> names another replica');
+    assert.equal(after?.State.StartedAt, before?.State.StartedAt);
   });
 
   it('G1/R4: a replica that promised does not become primary until the promise ends, and refuses to promise once assigned primary', async (t) => {
