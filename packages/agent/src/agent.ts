@@ -33,6 +33,7 @@ import { ReplicaTeardown } from './replica-teardown.js';
 import { ReplicationCommands } from './replication-commands.js';
 import { Seeder } from './seeder.js';
 import { SelfFence } from './self-fence.js';
+import { SwitchoverWatch } from './switchover-watch.js';
 import { VolumeService } from './volume-service.js';
 
 export interface AgentDeps {
@@ -235,7 +236,9 @@ export async function startAgent(
     assignmentOf,
   });
 
-  // Rule 5: replication positions and roles, read from the running replicas.
+  // Rule 5: replication positions and roles, read from the running replicas; urgently
+  // while a switchover waits for them.
+  const switchovers = new SwitchoverWatch(client, keys, log);
   const positions = new PositionReporter({
     catalog,
     applied,
@@ -244,6 +247,8 @@ export async function startAgent(
     log,
     intervalMs: config.positionIntervalMs,
     refreshMs: config.positionRefreshMs,
+    urgentIntervalMs: config.urgentPositionIntervalMs,
+    urgency: switchovers,
   });
 
   // Volumes served to other nodes, and backups of this node's primaries. Without a store,
@@ -284,6 +289,7 @@ export async function startAgent(
   const shutdown = async () => {
     await metrics?.stop();
     await positions.stop();
+    await switchovers.stop();
     await backups.stop();
     await selfFence.stop();
     await coverage?.stop();
@@ -314,6 +320,7 @@ export async function startAgent(
     await watcher.start((ref, signal) => reconciler.reconcile(ref, signal));
     await backups.start();
     positions.start();
+    await switchovers.start(() => positions.poke());
     metrics = await maybeStartMetricsServer(registry, config.metrics);
   } catch (error) {
     await shutdown();

@@ -64,6 +64,12 @@ export interface AgentOptions {
    */
   positionRefreshMs?: number;
   /**
+   * While a switchover waits for positions read after its old primary stopped, this
+   * node's other replicas of that instance are read this often and every reading is
+   * written: the controller promotes on the first one. @default 50
+   */
+  urgentPositionIntervalMs?: number;
+  /**
    * Self-fencing (I3): when no keepalive was confirmed for `leaseTtlSeconds` minus this,
    * every local primary is killed, before the lease can expire and a replica elsewhere be
    * promoted. Must be below the TTL.
@@ -154,6 +160,7 @@ export interface AgentConfig {
   peerAddress: 'container' | 'node';
   positionIntervalMs: number;
   positionRefreshMs: number;
+  urgentPositionIntervalMs: number;
   selfFenceMarginMs: number;
   selfFenceCheckIntervalMs: number;
   failsafe: Required<FailsafeOptions>;
@@ -225,6 +232,7 @@ const schema: AgentConfigSchema = {
     'peerAddress',
     'positionIntervalMs',
     'positionRefreshMs',
+    'urgentPositionIntervalMs',
     'selfFenceCheckIntervalMs',
     'failsafe',
     'replicationCommandTimeoutMs',
@@ -263,6 +271,7 @@ const schema: AgentConfigSchema = {
     peerAddress: { type: 'string', enum: ['container', 'node'], default: 'container' },
     positionIntervalMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 1000 },
     positionRefreshMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 5000 },
+    urgentPositionIntervalMs: { type: 'integer', minimum: 10, maximum: 10_000, default: 50 },
     selfFenceMarginMs: { type: 'integer', minimum: 0, nullable: true },
     selfFenceCheckIntervalMs: { type: 'integer', minimum: 10, maximum: 10_000, default: 200 },
     failsafe: {

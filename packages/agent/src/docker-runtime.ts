@@ -20,6 +20,8 @@ export interface ContainerState {
   volumeMounts: Record<string, string>;
   /** The container's IPv4 address on its first Docker network, when it has one. */
   networkAddress?: string;
+  /** Its main process's id on the host, while it runs. */
+  pid?: number;
 }
 
 export interface ContainerSummary {
@@ -128,6 +130,7 @@ export class DockerRuntime {
       publishedPorts,
       volumeMounts,
       ...(networkAddress ? { networkAddress } : {}),
+      ...(info.State.Running && info.State.Pid > 0 ? { pid: info.State.Pid } : {}),
     };
   }
 

@@ -1,7 +1,14 @@
 import type { Catalog, Logger } from '@service-foundry/core';
 import { type AppliedReplica, type AppliedReplicas, appliedStatusFields } from './applied-replicas.js';
+import type { ReplicaRef } from './container-spec.js';
 import type { ReplicationCommands } from './replication-commands.js';
 import type { StatusWriter } from './status-writer.js';
+
+/** Which replicas' positions decide something now (a switchover waiting for them). */
+export interface PositionUrgency {
+  urgent(instanceId: string, ordinal: number): boolean;
+  anyUrgent(): boolean;
+}
 
 export interface PositionReporterDeps {
   catalog: Catalog;
@@ -12,39 +19,81 @@ export interface PositionReporterDeps {
   intervalMs: number;
   /** An unchanged position and role are written again this often (positionAt stays fresh). */
   refreshMs: number;
+  /** While `urgency` names a replica: how often it is read; every reading is written. */
+  urgentIntervalMs: number;
+  urgency?: PositionUrgency;
 }
+
+/** Readings of one urgent replica that may overlap: a new one starts every urgent interval. */
+const urgentReadingsInFlight = 2;
 
 /**
  * Rule 5: every `intervalMs`, asks each running replicated container for its replication
  * position and role, and writes them to its status when either changed, or every `refreshMs`.
  * The controller picks the most advanced replica from these. A replica busy with a
- * replication command is skipped; ticks never overlap.
+ * replication command is skipped; its readings never overlap.
+ *
+ * A replica whose position decides a switchover (`urgency`) is read every
+ * `urgentIntervalMs` instead, readings overlapping (one takes longer than the interval),
+ * and every reading is written: the controller promotes on the first one taken after the
+ * old primary stopped, and an unchanged position would otherwise wait for `refreshMs`.
+ * `positionAt` is when the reading began, never later: a reading that began before a stop
+ * must not pass for one taken after it; a reading that ends after a newer one is dropped.
  */
 export class PositionReporter {
   #timer: NodeJS.Timeout | undefined;
-  #tick: Promise<void> | undefined;
   #stopped = false;
+  readonly #readings = new Set<Promise<void>>();
+  readonly #inFlight = new WeakMap<AppliedReplica, number>();
+  readonly #readAt = new WeakMap<AppliedReplica, number>();
 
   constructor(private readonly deps: PositionReporterDeps) {}
 
   start(): void {
-    this.#schedule();
+    this.#schedule(this.deps.intervalMs);
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    await this.#tick;
+    await Promise.all(this.#readings);
   }
 
-  #schedule(): void {
+  /** Reads now rather than at the next tick (a switchover began waiting for positions). */
+  poke(): void {
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      this.#tick = Promise.all(this.deps.applied.all().map((entry) => this.#observe(entry)))
-        .then(() => undefined)
-        .catch((error: unknown) => this.deps.log.warn({ err: error }, 'position pass failed'))
-        .finally(() => this.#schedule());
-    }, this.deps.intervalMs);
+    clearTimeout(this.#timer);
+    this.#run();
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => this.#run(), delayMs);
+  }
+
+  #run(): void {
+    const { applied, urgency, urgentIntervalMs, intervalMs, log } = this.deps;
+    const now = Date.now();
+    for (const entry of applied.all()) {
+      const inFlight = this.#inFlight.get(entry) ?? 0;
+      const due = this.#urgent(entry.ref)
+        ? inFlight < urgentReadingsInFlight
+        : inFlight === 0 && now - (this.#readAt.get(entry) ?? 0) >= intervalMs - 10;
+      if (!due) continue;
+      this.#inFlight.set(entry, inFlight + 1);
+      const reading: Promise<void> = this.#observe(entry)
+        .catch((error: unknown) => log.warn({ err: error }, 'position reading failed'))
+        .finally(() => {
+          this.#inFlight.set(entry, (this.#inFlight.get(entry) ?? 1) - 1);
+          this.#readings.delete(reading);
+        });
+      this.#readings.add(reading);
+    }
+    this.#schedule(urgency?.anyUrgent() ? urgentIntervalMs : intervalMs);
+  }
+
+  #urgent(ref: ReplicaRef): boolean {
+    return this.deps.urgency?.urgent(ref.instanceId, ref.ordinal) ?? false;
   }
 
   async #observe(entry: AppliedReplica): Promise<void> {
@@ -54,27 +103,35 @@ export class PositionReporter {
     if (status?.containerId !== entry.containerId || status.state !== 'running') return;
     const recipe = catalog.byServiceName(entry.serviceName)?.replication;
     if (!recipe) return;
+    const readAt = Date.now();
+    this.#readAt.set(entry, readAt);
+    // An urgent reading asks only the position (one command, not two): nothing but this
+    // agent's own promotion changes a replica's role, and it is busy then.
+    const knownRole = entry.role;
+    const urgent = this.#urgent(entry.ref) && knownRole !== undefined;
     let role: AppliedReplica['role'];
     let position: string;
     try {
       [role, position] = await Promise.all([
-        commands.role(entry.containerId, recipe),
+        urgent && knownRole ? knownRole : commands.role(entry.containerId, recipe),
         commands.position(entry.containerId, recipe),
       ]);
     } catch (error) {
       log.debug({ err: error, instanceId: entry.ref.instanceId, ordinal: entry.ref.ordinal }, 'position probe failed');
       return;
     }
-    // The reconciler may have started a command or replaced the container meanwhile.
+    // The reconciler may have started a command or replaced the container meanwhile; an
+    // overlapping reading that began later may have been written already.
     if (entry.busy > 0 || applied.of(entry.ref, entry.containerId) !== entry) return;
-    const now = Date.now();
+    if (entry.positionAt !== undefined && Date.parse(entry.positionAt) >= readAt) return;
     const changed = role !== entry.role || position !== entry.position;
-    if (!changed && now - (entry.observedWrittenAt ?? 0) < this.deps.refreshMs) return;
+    const refreshDue = Date.now() - (entry.observedWrittenAt ?? 0) >= this.deps.refreshMs;
+    if (!changed && !refreshDue && !urgent) return;
     entry.role = role;
     if (role === 'primary') entry.mayBePrimary = true;
     entry.position = position;
-    entry.positionAt = new Date(now).toISOString();
-    entry.observedWrittenAt = now;
+    entry.positionAt = new Date(readAt).toISOString();
+    entry.observedWrittenAt = Date.now();
     await statuses.observe(entry.ref, entry.containerId, appliedStatusFields(entry));
   }
 }

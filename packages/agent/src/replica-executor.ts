@@ -269,8 +269,8 @@ export class ReplicaExecutor {
     known.mayBePrimary = true;
     await this.#replicationStep(pass, known, 'promote', async () => {
       try {
+        // The catalog's promote exits 0 only once the server is primary: no second probe.
         await commands.run(known.containerId, recipe, 'promote');
-        await commands.awaitRole(known.containerId, recipe, 'primary');
       } catch (error) {
         // A failed promotion may or may not have happened: ask before forgetting the mark.
         const role = await commands.role(known.containerId, recipe).catch(() => undefined);

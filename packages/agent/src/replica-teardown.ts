@@ -3,6 +3,7 @@ import type { AppliedReplicas } from './applied-replicas.js';
 import { type NodeIdentity, type ReplicaRef, replicaResourceName } from './container-spec.js';
 import type { ContainerState, DockerRuntime } from './docker-runtime.js';
 import { ContainerStillRunningError } from './errors.js';
+import { watchProcess } from './process-exit.js';
 import { currentReplicaVolume } from './replica-volumes.js';
 import type { StatusWriter } from './status-writer.js';
 
@@ -57,10 +58,19 @@ export class ReplicaTeardown {
         );
       }
     }
+    const stoppedStatus = {
+      state: 'stopped',
+      message: 'stopped; the volume is kept',
+      ...(container ? { containerId: container.id } : {}),
+    } as const;
     if (container?.running) {
-      // `stopped` is written only once Docker says the container exited: the controller
-      // copies the final delta as soon as it reads it.
-      await docker.stopContainer(container.id, stopTimeoutSeconds);
+      // `stopped` is written only once the container's process exited: the controller copies
+      // the final delta, or promotes a switchover's target, as soon as it reads it. /proc
+      // says so before Docker does (process-exit.ts).
+      const watch = container.pid && !moved ? await watchProcess(container.pid) : undefined;
+      const stopping = docker.stopContainer(container.id, stopTimeoutSeconds);
+      if (await watch?.exited(stopping)) await statuses.set(ref, stoppedStatus);
+      await stopping;
       log.info({ instanceId: ref.instanceId, ordinal: ref.ordinal }, 'replica stopped; its volume is kept');
       await events.record('replica-stopped', `replica ${ref.ordinal} stopped on ${identity.node}; its volume is kept`, {
         instanceId: ref.instanceId,
@@ -71,11 +81,7 @@ export class ReplicaTeardown {
     if (after?.running) throw new ContainerStillRunningError(after.name);
     // Kept after a relocation switched away from here: the replica's status is the new node's.
     if (moved) return;
-    await statuses.set(ref, {
-      state: 'stopped',
-      message: 'stopped; the volume is kept',
-      ...(container ? { containerId: container.id } : {}),
-    });
+    await statuses.set(ref, stoppedStatus);
   }
 
   /**

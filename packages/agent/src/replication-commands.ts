@@ -1,4 +1,3 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import type { ReplicaRole, ServiceReplicationRecipe } from '@service-foundry/core';
 import type { DockerRuntime, ExecResult } from './docker-runtime.js';
 import { lastLines } from './docker-streams.js';
@@ -60,24 +59,6 @@ export class ReplicationCommands {
       );
     }
     return text;
-  }
-
-  /** Asks `role` until it prints `wanted` or the command deadline passes. */
-  async awaitRole(containerId: string, recipe: ServiceReplicationRecipe, wanted: ReplicaRole): Promise<void> {
-    const deadline = Date.now() + this.timeoutMs;
-    let last = '';
-    for (;;) {
-      try {
-        if ((await this.role(containerId, recipe)) === wanted) return;
-        last = `role still prints ${wanted === 'primary' ? 'replica' : 'primary'}`;
-      } catch (error) {
-        last = (error as Error).message;
-      }
-      if (Date.now() >= deadline) {
-        throw new ReplicationCommandError('role', `not ${wanted} after ${this.timeoutMs} ms: ${last}`);
-      }
-      await delay(200);
-    }
   }
 
   async #probe(containerId: string, argv: readonly string[], what: string): Promise<string> {

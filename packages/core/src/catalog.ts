@@ -215,7 +215,10 @@ export interface ServiceReplicationRecipe {
     replicationPasswordFile: string;
     replicaName: string;
   };
-  /** Make this replica the primary. */
+  /**
+   * Make this replica the primary; exit 0 only once it is one (accepts writes): the agent
+   * reports the promotion on that exit status, without asking `role` again.
+   */
   promote: string[];
   /** Stream from `{{host}}:{{port}}` (re-point a running replica). */
   follow: string[];

@@ -49,7 +49,7 @@ export const keyFamilies: readonly KeyFamilyAccess[] = [
   { family: 'bindings/', prefix: (k) => k.bindings(), access: { broker: 'rw', scheduler: 'w' } },
   { family: 'transfers/', prefix: (k) => k.transfers(), access: { broker: 'r', scheduler: 'rw', agent: 'rw' } },
   { family: 'relocations/', prefix: (k) => k.relocations(), access: { broker: 'rw', scheduler: 'rw' } },
-  { family: 'switchovers/', prefix: (k) => k.switchovers(), access: { broker: 'rw', scheduler: 'rw' } },
+  { family: 'switchovers/', prefix: (k) => k.switchovers(), access: { broker: 'rw', scheduler: 'rw', agent: 'r' } },
   { family: 'backups/', prefix: (k) => k.backups(), access: { broker: 'rw', scheduler: 'rw', agent: 'rw' } },
   { family: 'events/', prefix: (k) => k.events(), access: { broker: 'rw', scheduler: 'rw', agent: 'rw' } },
 ];

@@ -69,25 +69,43 @@ cmd_position() {
   echo "$position"
 }
 
-timeline() {
-  query -c "SELECT ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int"
-}
-
 cmd_promote() {
-  if ! in_recovery; then
-    echo "primary (already; timeline $(timeline))"
-    return 0
-  fi
-  # Waits up to 60 s for the end of recovery. A concurrent promote makes this one fail
-  # with "recovery is not in progress": the outcome asked for, so check again.
-  promoted=$(query -c 'SELECT pg_catalog.pg_promote(true, 60)') || promoted=error
-  if [ "$promoted" != t ]; then
-    in_recovery && fail "the server is still a standby after pg_promote ($promoted)"
-  fi
-  # The old upstream is no business of a primary; reset so a clone of it does not inherit it.
-  query -c 'ALTER SYSTEM RESET primary_conninfo' -c 'SELECT pg_catalog.pg_reload_conf()' > /dev/null ||
-    fail "promoted, but resetting primary_conninfo failed"
-  echo "primary (promoted; timeline $(timeline))"
+  # One session: pg_promote without its own wait (which looks every 100 ms), then
+  # pg_is_in_recovery() every 5 ms for up to 60 s; the old upstream is reset on the way, so
+  # a clone of this primary does not inherit it. A concurrent promote makes pg_promote fail
+  # with "recovery is not in progress": the outcome asked for.
+  said=$(query <<'SQL'
+SELECT pg_catalog.pg_is_in_recovery() AS was_standby \gset
+\if :was_standby
+DO $$
+BEGIN
+  BEGIN
+    PERFORM pg_catalog.pg_promote(false);
+  EXCEPTION WHEN object_not_in_prerequisite_state THEN
+    NULL;
+  END;
+  FOR i IN 1..12000 LOOP
+    EXIT WHEN NOT pg_catalog.pg_is_in_recovery();
+    PERFORM pg_catalog.pg_sleep(0.005);
+  END LOOP;
+END
+$$;
+SELECT NOT pg_catalog.pg_is_in_recovery() AS promoted \gset
+\if :promoted
+ALTER SYSTEM RESET primary_conninfo;
+SELECT pg_catalog.pg_reload_conf() AS reloaded \gset
+\endif
+\endif
+SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN 'standby'
+  ELSE (CASE WHEN :'was_standby' THEN 'promoted' ELSE 'already' END) || '; timeline ' ||
+    ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int
+  END;
+SQL
+) || fail "cannot promote: ${said:-the local server did not answer}"
+  case $said in
+    standby) fail "the server is still a standby 60 s after pg_promote" ;;
+    *) echo "primary ($said)" ;;
+  esac
 }
 
 cmd_follow() {

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  type Etcd3,
+  type Keyspace,
+  PrefixMirror,
+  type ReplicaStatus,
+  type SwitchoverRecord,
+  statusCodec,
+  waitFor,
+} from '@service-foundry/core';
+import { silentLogger } from '@service-foundry/test-support';
+import { SwitchoverWatch, urgentForMs } from '../src/switchover-watch.js';
+import { replicationSuite } from './replication-harness.js';
+
+function switchover(
+  instanceId: string,
+  phase: SwitchoverRecord['phase'],
+  node: string,
+  at = new Date(),
+): SwitchoverRecord {
+  const iso = at.toISOString();
+  return {
+    instanceId,
+    from: { ordinal: 0, node: 'elsewhere' },
+    fromEpoch: 7,
+    to: { ordinal: 1, node },
+    phase,
+    message: phase,
+    requestedBy: 'test',
+    requestedAt: iso,
+    updatedAt: iso,
+    ...(phase === 'requested' ? {} : { stoppingAt: iso }),
+  };
+}
+
+async function putSwitchover(client: Etcd3, keys: Keyspace, record: SwitchoverRecord): Promise<void> {
+  await client.put(keys.switchover(record.instanceId)).value(JSON.stringify(record)).exec();
+}
+
+/** Every status the agent writes for one replica, as etcd delivers them. */
+async function statusWrites(client: Etcd3, keys: Keyspace, instanceId: string, ordinal: number) {
+  const writes: Array<{ status: ReplicaStatus; seenAt: number }> = [];
+  const mirror = new PrefixMirror(client, statusCodec, keys.status(instanceId, ordinal), silentLogger());
+  mirror.on('change', (changes) => {
+    for (const change of changes) if (change.current) writes.push({ status: change.current.value, seenAt: Date.now() });
+  });
+  await mirror.start();
+  return { writes, close: () => mirror.close() };
+}
+
+describe('positions a switchover waits for', () => {
+  const suite = replicationSuite();
+
+  test('while a switchover is stopping, the other replicas are read at once, then every 50 ms, and every reading is written', async (t) => {
+    // At the normal pace an unchanged position would be read every 10 s and written once a minute.
+    const h = await suite.start(t, {
+      positionIntervalMs: 10_000,
+      positionRefreshMs: 60_000,
+      urgentPositionIntervalMs: 50,
+    });
+    await h.assign(1, { role: 'replica', epoch: 7, upstream: { host: '10.1.2.3', port: 5432 } });
+    await h.status(1, 'running replica', (s) => s.state === 'running');
+    const seen = await statusWrites(suite.client, h.keys, h.instanceId, 1);
+    t.after(seen.close);
+
+    const stoppingAt = Date.now();
+    await putSwitchover(suite.client, h.keys, switchover(h.instanceId, 'stopping', h.node));
+    const first = await h.status(
+      1,
+      'a reading begun after the switchover began stopping',
+      (s) => s.positionAt !== undefined && Date.parse(s.positionAt) >= stoppingAt,
+      3000,
+    );
+    assert.equal(first.position, '0');
+    const countFrom = seen.writes.length;
+    await delay(1500); // a measurement window, not a synchronisation
+    const urgent = seen.writes.slice(countFrom);
+    console.error(
+      'DEBUG',
+      seen.writes.map((w) => [w.status.positionAt, w.seenAt]),
+    );
+    assert.ok(urgent.length >= 3, `an unchanged position written at least 3 times in 1.5 s, saw ${urgent.length}`);
+    const readings = urgent.map((w) => Date.parse(w.status.positionAt ?? ''));
+    for (let i = 0; i < urgent.length; i++) {
+      const write = urgent[i] as (typeof urgent)[number];
+      // positionAt is when the reading began: never after etcd delivered it.
+      assert.ok((readings[i] as number) <= write.seenAt, 'positionAt is not later than the write');
+      if (i > 0) assert.ok((readings[i] as number) > (readings[i - 1] as number), 'each write is a new reading');
+    }
+
+    // Promoting: the positions have done their part; back to the normal pace.
+    await putSwitchover(suite.client, h.keys, switchover(h.instanceId, 'promoting', h.node));
+    await delay(300); // lets a reading in flight land
+    const quietFrom = seen.writes.length;
+    await delay(1500); // a measurement window
+    assert.equal(seen.writes.length - quietFrom, 0, 'no write of an unchanged position once the switchover moved on');
+  });
+
+  test('the watch names the replicas whose positions are urgent: not the old primary, not after 30 s, not in other phases', async (t) => {
+    const keys = (await suite.start(t)).keys;
+    const watch = new SwitchoverWatch(suite.client, keys, silentLogger());
+    let pokes = 0;
+    await watch.start(() => pokes++);
+    t.after(() => watch.stop());
+    assert.equal(watch.anyUrgent(), false);
+
+    await putSwitchover(suite.client, keys, switchover('inst-a', 'requested', 'n1'));
+    await putSwitchover(suite.client, keys, switchover('inst-b', 'stopping', 'n1'));
+    await waitFor(() => pokes >= 1, { description: 'a poke for inst-b', timeoutMs: 5000, intervalMs: 20 });
+    assert.equal(watch.urgent('inst-b', 1), true, 'the target');
+    assert.equal(watch.urgent('inst-b', 2), true, 'another replica');
+    assert.equal(watch.urgent('inst-b', 0), false, 'the old primary');
+    assert.equal(watch.urgent('inst-a', 1), false, 'requested: nothing stopped yet');
+    assert.equal(watch.anyUrgent(), true);
+    assert.equal(watch.urgent('inst-b', 1, Date.now() + urgentForMs + 1), false, 'a switchover stuck for 30 s');
+    assert.equal(watch.anyUrgent(Date.now() + urgentForMs + 1), false);
+
+    await putSwitchover(suite.client, keys, switchover('inst-b', 'promoting', 'n1'));
+    await putSwitchover(suite.client, keys, switchover('inst-c', 'stopping', 'n1'));
+    await waitFor(() => pokes >= 2, { description: 'a poke for inst-c', timeoutMs: 5000, intervalMs: 20 });
+    assert.equal(watch.urgent('inst-b', 1), false, 'promoting');
+    assert.equal(watch.urgent('inst-c', 1), true);
+    await putSwitchover(suite.client, keys, switchover('inst-c', 'failed', 'n1'));
+    await waitFor(() => !watch.anyUrgent(), { description: 'inst-c failed', timeoutMs: 5000, intervalMs: 20 });
+    assert.equal(pokes, 2, 'leaving stopping pokes nobody');
+  });
+});
