@@ -65,9 +65,8 @@ export interface AgentOptions {
   positionRefreshMs?: number;
   /**
    * While a switchover waits for positions read after its old primary stopped, this
-   * node's other replicas of that instance are read this often (when their recipe has no
-   * `positionWatch` stream); the first reading begun after the stop is written at once:
-   * the controller promotes on it. @default 50
+   * node's other replicas of that instance are read this often and every reading is
+   * written: the controller promotes on the first one. @default 50
    */
   urgentPositionIntervalMs?: number;
   /**

@@ -259,18 +259,6 @@ export class DockerRuntime {
     return (await demultiplex(this.#docker.modem, Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)))).all;
   }
 
-  /** Creates and starts an exec of `cmd`, its output attached. */
-  async #startExec(id: string, cmd: string[]) {
-    const target = `${cmd[0] ?? ''} in ${id}`;
-    const exec = await this.#call('create exec', target, () =>
-      this.#docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true }),
-    );
-    if (!exec) throw new DockerError(`docker create exec ${target} returned nothing`);
-    const stream = await this.#call('start exec', target, () => exec.start({ hijack: true, stdin: false }));
-    if (!stream) throw new DockerError(`docker start exec ${target} returned nothing`);
-    return { target, exec, stream };
-  }
-
   /**
    * Runs `cmd` inside a running container and hands each line it prints on stdout to
    * `onLine` as it arrives (stderr is dropped); resolves when the command closes its output,
@@ -284,7 +272,13 @@ export class DockerRuntime {
     onLine: (line: string) => void,
     signal?: AbortSignal,
   ): Promise<void> {
-    const { stream } = await this.#startExec(id, cmd);
+    const target = `${cmd[0] ?? ''} in ${id}`;
+    const exec = await this.#call('create exec', target, () =>
+      this.#docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true }),
+    );
+    if (!exec) throw new DockerError(`docker create exec ${target} returned nothing`);
+    const stream = await this.#call('start exec', target, () => exec.start({ hijack: true, stdin: false }));
+    if (!stream) throw new DockerError(`docker start exec ${target} returned nothing`);
     this.#docker.modem.demuxStream(
       stream,
       lineSink(onLine),
@@ -314,7 +308,13 @@ export class DockerRuntime {
    * way to kill an exec, and readiness probes are short anyway.
    */
   async exec(id: string, cmd: string[], timeoutMs: number): Promise<ExecResult> {
-    const { target, exec, stream } = await this.#startExec(id, cmd);
+    const target = `${cmd[0] ?? ''} in ${id}`;
+    const exec = await this.#call('create exec', target, () =>
+      this.#docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true }),
+    );
+    if (!exec) throw new DockerError(`docker create exec ${target} returned nothing`);
+    const stream = await this.#call('start exec', target, () => exec.start({ hijack: true, stdin: false }));
+    if (!stream) throw new DockerError(`docker start exec ${target} returned nothing`);
     const collected = collectOutput(this.#docker.modem, stream);
     const finished = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);

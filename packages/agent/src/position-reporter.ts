@@ -8,8 +8,6 @@ import type { StatusWriter } from './status-writer.js';
 export interface PositionUrgency {
   urgent(instanceId: string, ordinal: number): boolean;
   anyUrgent(): boolean;
-  /** When the old primary was reported stopped: the first reading begun after it is written at once. */
-  stoppedAt(instanceId: string): number | undefined;
 }
 
 export interface PositionReporterDeps {
@@ -21,7 +19,7 @@ export interface PositionReporterDeps {
   intervalMs: number;
   /** An unchanged position and role are written again this often (positionAt stays fresh). */
   refreshMs: number;
-  /** While `urgency` names a replica whose recipe has no `positionWatch`: how often it is read. */
+  /** While `urgency` names a replica: how often it is read; every reading is written. */
   urgentIntervalMs: number;
   urgency?: PositionUrgency;
 }
@@ -41,13 +39,12 @@ const streamRetryMs = 30_000;
  *
  * A replica whose position decides a switchover (`urgency`) is read every
  * `urgentIntervalMs` instead, readings overlapping (one takes longer than the interval),
- * or from the recipe's `positionWatch` stream (a reading every ~20 ms from one session, no
- * exec per reading). The first reading begun after the old primary was reported stopped is
- * written at once: the controller promotes on it. Other urgent readings are written as
- * usual (a change at most every `intervalMs`), so a busy instance's position does not turn
- * into 50 etcd writes a second. `positionAt` is when the reading began, never later: a
- * reading that began before a stop must not pass for one taken after it; a reading that
- * ends after a newer one is dropped.
+ * and every reading is written: the controller promotes on the first one taken after the
+ * old primary stopped, and an unchanged position would otherwise wait for `refreshMs`.
+ * Where the recipe has a `positionWatch`, an urgent replica is read from that stream
+ * instead (a reading every ~20 ms from one session, no exec per reading).
+ * `positionAt` is when the reading began, never later: a reading that began before a stop
+ * must not pass for one taken after it; a reading that ends after a newer one is dropped.
  */
 export class PositionReporter {
   #timer: NodeJS.Timeout | undefined;
@@ -179,21 +176,14 @@ export class PositionReporter {
     // overlapping reading that began later may have been written already.
     if (entry.busy > 0 || applied.of(entry.ref, entry.containerId) !== entry) return;
     if (entry.positionAt !== undefined && Date.parse(entry.positionAt) >= readAt) return;
-    const now = Date.now();
-    const sinceWrite = now - (entry.observedWrittenAt ?? 0);
     const changed = role !== entry.role || position !== entry.position;
-    const stoppedAt = urgent ? this.deps.urgency?.stoppedAt(entry.ref.instanceId) : undefined;
-    const firstAfterStop =
-      stoppedAt !== undefined &&
-      readAt > stoppedAt &&
-      (entry.positionAt === undefined || Date.parse(entry.positionAt) <= stoppedAt);
-    const due = urgent ? changed && sinceWrite >= this.deps.intervalMs : changed;
-    if (!firstAfterStop && !due && sinceWrite < this.deps.refreshMs) return;
+    const refreshDue = Date.now() - (entry.observedWrittenAt ?? 0) >= this.deps.refreshMs;
+    if (!changed && !refreshDue && !urgent) return;
     entry.role = role;
     if (role === 'primary') entry.mayBePrimary = true;
     entry.position = position;
     entry.positionAt = new Date(readAt).toISOString();
-    entry.observedWrittenAt = now;
+    entry.observedWrittenAt = Date.now();
     await statuses.observe(entry.ref, entry.containerId, appliedStatusFields(entry));
   }
 }
