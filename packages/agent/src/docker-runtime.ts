@@ -1,7 +1,7 @@
 import { DockerError } from '@service-foundry/core';
 import Docker from 'dockerode';
 import { type ContainerSpec, labelKeys } from './container-spec.js';
-import { collectOutput, demultiplex, lineSink } from './docker-streams.js';
+import { collectOutput, demultiplex } from './docker-streams.js';
 import { secretFilesArchive } from './secret-files.js';
 
 /** What the agent needs to know about one container. */
@@ -257,49 +257,6 @@ export class DockerRuntime {
     );
     if (!raw) return '';
     return (await demultiplex(this.#docker.modem, Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)))).all;
-  }
-
-  /**
-   * Runs `cmd` inside a running container and hands each line it prints on stdout to
-   * `onLine` as it arrives (stderr is dropped); resolves when the command closes its output,
-   * or at `timeoutMs` or when `signal` aborts: the stream is then abandoned as in
-   * {@link exec} (the command itself runs on until it ends by itself).
-   */
-  async execLines(
-    id: string,
-    cmd: string[],
-    timeoutMs: number,
-    onLine: (line: string) => void,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    const target = `${cmd[0] ?? ''} in ${id}`;
-    const exec = await this.#call('create exec', target, () =>
-      this.#docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true }),
-    );
-    if (!exec) throw new DockerError(`docker create exec ${target} returned nothing`);
-    const stream = await this.#call('start exec', target, () => exec.start({ hijack: true, stdin: false }));
-    if (!stream) throw new DockerError(`docker start exec ${target} returned nothing`);
-    this.#docker.modem.demuxStream(
-      stream,
-      lineSink(onLine),
-      lineSink(() => undefined),
-    );
-    await new Promise<void>((resolve) => {
-      const abandon = () => {
-        (stream as unknown as { destroy?: () => void }).destroy?.();
-        done();
-      };
-      const timer = setTimeout(abandon, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', abandon);
-        resolve();
-      };
-      if (signal?.aborted) return abandon();
-      signal?.addEventListener('abort', abandon, { once: true });
-      stream.once('end', done);
-      stream.once('error', done);
-    });
   }
 
   /**

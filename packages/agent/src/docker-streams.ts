@@ -31,23 +31,6 @@ export function collectOutput(modem: Docker['modem'], stream: NodeJS.ReadableStr
   return () => ({ stdout: text(out), stderr: text(err), all: text(all) });
 }
 
-/** Longest line kept while waiting for its end: a command printing no newline cannot grow memory. */
-const maxLineLength = 4096;
-
-/** A stream that calls `onLine` with each complete line written to it (no newline, no `\r`). */
-export function lineSink(onLine: (line: string) => void): Writable {
-  let pending = '';
-  return new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      const lines = (pending + chunk.toString('utf8')).split('\n');
-      pending = lines.pop() ?? '';
-      if (pending.length > maxLineLength) pending = '';
-      for (const line of lines) onLine(line.replace(/\r$/, ''));
-      done();
-    },
-  });
-}
-
 /** The same for output Docker returned whole (logs fetched without `follow`). */
 export async function demultiplex(modem: Docker['modem'], buffer: Buffer): Promise<StreamOutput> {
   const stream = Readable.from([buffer]);

@@ -26,10 +26,6 @@ export interface PositionReporterDeps {
 
 /** Readings of one urgent replica that may overlap: a new one starts every urgent interval. */
 const urgentReadingsInFlight = 2;
-/** How long one `positionWatch` stream runs; another starts while the replica stays urgent. */
-const watchSeconds = 5;
-/** After a stream that gave no reading, readings go by exec for this long. */
-const streamRetryMs = 30_000;
 
 /**
  * Rule 5: every `intervalMs`, asks each running replicated container for its replication
@@ -41,8 +37,6 @@ const streamRetryMs = 30_000;
  * `urgentIntervalMs` instead, readings overlapping (one takes longer than the interval),
  * and every reading is written: the controller promotes on the first one taken after the
  * old primary stopped, and an unchanged position would otherwise wait for `refreshMs`.
- * Where the recipe has a `positionWatch`, an urgent replica is read from that stream
- * instead (a reading every ~20 ms from one session, no exec per reading).
  * `positionAt` is when the reading began, never later: a reading that began before a stop
  * must not pass for one taken after it; a reading that ends after a newer one is dropped.
  */
@@ -52,10 +46,6 @@ export class PositionReporter {
   readonly #readings = new Set<Promise<void>>();
   readonly #inFlight = new WeakMap<AppliedReplica, number>();
   readonly #readAt = new WeakMap<AppliedReplica, number>();
-  readonly #watched = new WeakSet<AppliedReplica>();
-  /** When a stream last ended without a reading (e.g. an older image without the command). */
-  readonly #streamFailedAt = new WeakMap<AppliedReplica, number>();
-  readonly #stopping = new AbortController();
 
   constructor(private readonly deps: PositionReporterDeps) {}
 
@@ -66,7 +56,6 @@ export class PositionReporter {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    this.#stopping.abort();
     await Promise.all(this.#readings);
   }
 
@@ -86,10 +75,8 @@ export class PositionReporter {
     const { applied, urgency, urgentIntervalMs, intervalMs, log } = this.deps;
     const now = Date.now();
     for (const entry of applied.all()) {
-      const urgent = this.#urgent(entry.ref);
-      if (urgent && this.#watch(entry)) continue;
       const inFlight = this.#inFlight.get(entry) ?? 0;
-      const due = urgent
+      const due = this.#urgent(entry.ref)
         ? inFlight < urgentReadingsInFlight
         : inFlight === 0 && now - (this.#readAt.get(entry) ?? 0) >= intervalMs - 10;
       if (!due) continue;
@@ -105,39 +92,12 @@ export class PositionReporter {
     this.#schedule(urgency?.anyUrgent() ? urgentIntervalMs : intervalMs);
   }
 
-  /** True while a `positionWatch` stream reads the replica (started here if needed). */
-  #watch(entry: AppliedReplica): boolean {
-    if (this.#watched.has(entry)) return true;
-    const recipe = this.deps.catalog.byServiceName(entry.serviceName)?.replication;
-    const role = entry.role;
-    if (!recipe?.positionWatch || role === undefined || entry.busy > 0) return false;
-    if (this.deps.statuses.current(entry.ref)?.state !== 'running') return false;
-    // A stream that gave nothing is not tried again for a while: readings go by exec.
-    if (Date.now() - (this.#streamFailedAt.get(entry) ?? 0) < streamRetryMs) return false;
-    this.#watched.add(entry);
-    let readings = 0;
-    const onReading = (readAt: number, position: string) => {
-      readings++;
-      if (this.#urgent(entry.ref)) void this.#record(entry, readAt, role, position, true);
-    };
-    const streaming: Promise<void> = this.deps.commands
-      .watchPositions(entry.containerId, recipe, watchSeconds, onReading, this.#stopping.signal)
-      .catch((error: unknown) => this.deps.log.debug({ err: error, ...entry.ref }, 'position stream failed'))
-      .finally(() => {
-        if (readings === 0) this.#streamFailedAt.set(entry, Date.now());
-        this.#watched.delete(entry);
-        this.#readings.delete(streaming);
-      });
-    this.#readings.add(streaming);
-    return true;
-  }
-
   #urgent(ref: ReplicaRef): boolean {
     return this.deps.urgency?.urgent(ref.instanceId, ref.ordinal) ?? false;
   }
 
   async #observe(entry: AppliedReplica): Promise<void> {
-    const { statuses, commands, catalog, log } = this.deps;
+    const { statuses, commands, catalog, applied, log } = this.deps;
     if (entry.busy > 0) return;
     const status = statuses.current(entry.ref);
     if (status?.containerId !== entry.containerId || status.state !== 'running') return;
@@ -160,18 +120,6 @@ export class PositionReporter {
       log.debug({ err: error, instanceId: entry.ref.instanceId, ordinal: entry.ref.ordinal }, 'position probe failed');
       return;
     }
-    await this.#record(entry, readAt, role, position, urgent);
-  }
-
-  /** Writes a reading unless a newer one was written, the replica changed, or nothing is news. */
-  async #record(
-    entry: AppliedReplica,
-    readAt: number,
-    role: NonNullable<AppliedReplica['role']>,
-    position: string,
-    urgent: boolean,
-  ): Promise<void> {
-    const { statuses, applied } = this.deps;
     // The reconciler may have started a command or replaced the container meanwhile; an
     // overlapping reading that began later may have been written already.
     if (entry.busy > 0 || applied.of(entry.ref, entry.containerId) !== entry) return;

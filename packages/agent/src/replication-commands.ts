@@ -61,31 +61,6 @@ export class ReplicationCommands {
     return text;
   }
 
-  /**
-   * Streams the recipe's `positionWatch` for `seconds`: `onReading` gets each well-formed
-   * line's reading, its time never later than the line's arrival. Resolves when the command
-   * ends or `signal` aborts; does nothing for a recipe without one.
-   */
-  async watchPositions(
-    containerId: string,
-    recipe: ServiceReplicationRecipe,
-    seconds: number,
-    onReading: (readAt: number, position: string) => void,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    if (!recipe.positionWatch) return;
-    const argv = fillCommand(recipe.positionWatch, { seconds: String(seconds) });
-    const onLine = (line: string) => {
-      const reading = /^([1-9][0-9]{0,15}) (0|[1-9][0-9]{0,39})$/.exec(line.trim());
-      if (reading) onReading(Math.min(Number(reading[1]), Date.now()), reading[2] as string);
-    };
-    try {
-      await this.docker.execLines(containerId, argv, (seconds + 5) * 1000, onLine, signal);
-    } catch (error) {
-      throw new ReplicationCommandError('position', (error as Error).message, { cause: error });
-    }
-  }
-
   async #probe(containerId: string, argv: readonly string[], what: string): Promise<string> {
     const timeoutMs = Math.min(probeTimeoutMs, this.timeoutMs);
     const result = await this.#exec(containerId, argv, timeoutMs, what);

@@ -226,14 +226,6 @@ export interface ServiceReplicationRecipe {
   configure: string[];
   /** Print the replication position as a decimal integer. */
   position: string[];
-  /**
-   * Optional: for `{{seconds}}` seconds, print a line `READ_AT_MS POSITION` every few tens
-   * of milliseconds, from one session — READ_AT_MS the Unix time in ms when that reading
-   * began (containers share the host's clock), POSITION as `position` prints it. While a
-   * switchover waits for positions the agent reads this stream instead of running
-   * `position` again and again (an exec costs ~100 ms). Without it, `position` is run.
-   */
-  positionWatch?: string[];
   /** Print `primary` or `replica`. */
   role: string[];
   /**
@@ -328,7 +320,6 @@ const replicationSchema = {
     follow: command,
     configure: command,
     position: command,
-    positionWatch: command,
     role: command,
     acknowledgedOnStandby: { type: 'array', items: { enum: durabilities }, uniqueItems: true },
   },

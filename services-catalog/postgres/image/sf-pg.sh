@@ -9,7 +9,6 @@
 #
 #   sf-pg role                          primary | replica
 #   sf-pg position                      WAL position as a decimal integer
-#   sf-pg position-watch SECONDS        for SECONDS (1-60): 'UNIX_MS POSITION' every 20 ms
 #   sf-pg promote                       make this standby the primary (idempotent)
 #   sf-pg follow HOST PORT              stream from HOST:PORT (a running standby only)
 #   sf-pg configure DURABILITY LOCAL_IO async|received|remote-fsync, fsync|batched|unsafe
@@ -27,7 +26,7 @@ fail() {
 }
 usage() {
   echo "sf-pg: $*" >&2
-  echo "usage: sf-pg role | position | position-watch SECONDS | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | backup-prepare PATH | checkpoint" >&2
+  echo "usage: sf-pg role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | backup-prepare PATH | checkpoint" >&2
   exit 2
 }
 expect_args() {
@@ -61,27 +60,13 @@ cmd_role() {
   if in_recovery; then echo replica; else echo primary; fi
 }
 
-# pg_lsn minus 0/0 is the LSN as a numeric: X/Y becomes X*2^32+Y.
-POSITION_SQL="(CASE WHEN pg_catalog.pg_is_in_recovery()
-      THEN greatest(pg_catalog.pg_last_wal_receive_lsn(), pg_catalog.pg_last_wal_replay_lsn())
-      ELSE pg_catalog.pg_current_wal_lsn() END - '0/0'::pg_lsn)::numeric(20, 0)"
-
 cmd_position() {
-  position=$(query -c "SELECT $POSITION_SQL") || fail "cannot query the local server"
+  # pg_lsn minus 0/0 is the LSN as a numeric: X/Y becomes X*2^32+Y.
+  position=$(query -c "SELECT (CASE WHEN pg_catalog.pg_is_in_recovery()
+      THEN greatest(pg_catalog.pg_last_wal_receive_lsn(), pg_catalog.pg_last_wal_replay_lsn())
+      ELSE pg_catalog.pg_current_wal_lsn() END - '0/0'::pg_lsn)::numeric(20, 0)") || fail "cannot query the local server"
   [ -n "$position" ] || fail "the standby has neither received nor replayed any WAL yet"
   echo "$position"
-}
-
-# One session re-runs the reading every 20 ms (psql's \watch) until SECONDS have passed.
-# The time comes first in the row, so it is taken before the position.
-cmd_position_watch() {
-  case $1 in '' | *[!0-9]* | 0*) usage "SECONDS must be an integer from 1 to 60, got '$1'" ;; esac
-  [ "$1" -le 60 ] || usage "SECONDS must be an integer from 1 to 60, got '$1'"
-  printf '%s\n' "SELECT (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000)::bigint, $POSITION_SQL" '\watch 0.02' |
-    psql -X -A -t -q -F ' ' -U postgres -d postgres &
-  watcher=$!
-  sleep "$1"
-  kill "$watcher" 2> /dev/null || true
 }
 
 cmd_promote() {
@@ -261,10 +246,6 @@ case "$command" in
   position)
     expect_args $(($# - 1)) 0
     cmd_position
-    ;;
-  position-watch)
-    expect_args $(($# - 1)) 1
-    cmd_position_watch "$2"
     ;;
   promote)
     expect_args $(($# - 1)) 0
