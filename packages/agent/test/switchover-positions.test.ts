@@ -77,10 +77,6 @@ describe('positions a switchover waits for', () => {
     const countFrom = seen.writes.length;
     await delay(1500); // a measurement window, not a synchronisation
     const urgent = seen.writes.slice(countFrom);
-    console.error(
-      'DEBUG',
-      seen.writes.map((w) => [w.status.positionAt, w.seenAt]),
-    );
     assert.ok(urgent.length >= 3, `an unchanged position written at least 3 times in 1.5 s, saw ${urgent.length}`);
     const readings = urgent.map((w) => Date.parse(w.status.positionAt ?? ''));
     for (let i = 0; i < urgent.length; i++) {
@@ -92,7 +88,19 @@ describe('positions a switchover waits for', () => {
 
     // Promoting: the positions have done their part; back to the normal pace.
     await putSwitchover(suite.client, h.keys, switchover(h.instanceId, 'promoting', h.node));
-    await delay(300); // lets a reading in flight land
+    // Readings in flight (up to two, each a docker exec) may still land: wait until none has for 500 ms.
+    let lastCount = seen.writes.length;
+    let quietSince = Date.now();
+    await waitFor(
+      () => {
+        if (seen.writes.length !== lastCount) {
+          lastCount = seen.writes.length;
+          quietSince = Date.now();
+        }
+        return Date.now() - quietSince >= 500;
+      },
+      { description: 'readings in flight landed', timeoutMs: 10_000, intervalMs: 50 },
+    );
     const quietFrom = seen.writes.length;
     await delay(1500); // a measurement window
     assert.equal(seen.writes.length - quietFrom, 0, 'no write of an unchanged position once the switchover moved on');
