@@ -75,9 +75,12 @@ describe('positions a switchover waits for', () => {
     );
     assert.equal(first.position, '0');
     const countFrom = seen.writes.length;
-    await delay(1500); // a measurement window, not a synchronisation
+    await waitFor(() => seen.writes.length - countFrom >= 3, {
+      description: 'an unchanged position written at least 3 times in 1.5 s',
+      timeoutMs: 1500,
+      intervalMs: 20,
+    });
     const urgent = seen.writes.slice(countFrom);
-    assert.ok(urgent.length >= 3, `an unchanged position written at least 3 times in 1.5 s, saw ${urgent.length}`);
     const readings = urgent.map((w) => Date.parse(w.status.positionAt ?? ''));
     for (let i = 0; i < urgent.length; i++) {
       const write = urgent[i] as (typeof urgent)[number];
