@@ -78,7 +78,8 @@ export class PositionReporter {
       const inFlight = this.#inFlight.get(entry) ?? 0;
       const due = this.#urgent(entry.ref)
         ? inFlight < urgentReadingsInFlight
-        : inFlight === 0 && now - (this.#readAt.get(entry) ?? 0) >= intervalMs - 10;
+        : // A reading begins a few ms after its tick: without slack it would wait a whole interval more.
+          inFlight === 0 && now - (this.#readAt.get(entry) ?? 0) >= intervalMs - 10;
       if (!due) continue;
       this.#inFlight.set(entry, inFlight + 1);
       const reading: Promise<void> = this.#observe(entry)
@@ -107,13 +108,13 @@ export class PositionReporter {
     this.#readAt.set(entry, readAt);
     // An urgent reading asks only the position (one command, not two): nothing but this
     // agent's own promotion changes a replica's role, and it is busy then.
-    const knownRole = entry.role;
-    const urgent = this.#urgent(entry.ref) && knownRole !== undefined;
+    const urgentRole = this.#urgent(entry.ref) ? entry.role : undefined;
+    const urgent = urgentRole !== undefined;
     let role: AppliedReplica['role'];
     let position: string;
     try {
       [role, position] = await Promise.all([
-        urgent && knownRole ? knownRole : commands.role(entry.containerId, recipe),
+        urgentRole ?? commands.role(entry.containerId, recipe),
         commands.position(entry.containerId, recipe),
       ]);
     } catch (error) {
