@@ -9,7 +9,11 @@ import { type Ack, lostWrites, Writer } from '@service-foundry/test-support/writ
 /**
  * Switchovers of a three-replica Postgres (`ha-small`, `remote-fsync`) under a continuous
  * writer through the router: the longest pause between two acknowledged writes around each
- * switchover, and the acknowledged writes lost at the end. Baseline, measured in the same
+ * switchover, and the acknowledged writes lost at the end. A switchover's window runs from
+ * 2 s before the order to 2 s after the instance is whole again (the old primary back as a
+ * running replica), not only to the end of the controller's switchover: a pause while the
+ * old primary rejoins is one the client meets too. The narrower window's figure is printed
+ * beside it. Baseline, measured in the same
  * run on the same writer: the longest pause between two writes over a quiet window of the
  * same length with no switchover (what the writer and machine do by themselves).
  */
@@ -69,6 +73,8 @@ try {
   await Writer.prepare(key.uri);
   const writer = new Writer(key.uri);
   const gaps: number[] = [];
+  /** The same, within 2 s of the switchover's own end (the figure before the window grew). */
+  const switchoverOnlyGaps: number[] = [];
   const windows: number[] = [];
   let baseline = 0;
   writer.start();
@@ -83,13 +89,18 @@ try {
       const record = await sfJson<SwitchoverRecord>(cluster, 'switchover', name);
       const doneAt = Date.now();
       if (record.phase !== 'done') throw new Error(`switchover ${i + 1} ${record.phase}: ${record.message}`);
-      // The pause can only end after the switchover did: wait for writes on the new primary.
-      await waitFor(() => writer.firstAckAfter(doneAt + marginMs), {
+      // The pause can only end after the switchover did: wait for writes on the new primary,
+      // and past the old primary's return as a replica.
+      await allRunning();
+      const wholeAt = Date.now();
+      const windowEnd = Math.max(doneAt, wholeAt) + marginMs;
+      await waitFor(() => writer.firstAckAfter(windowEnd), {
         description: 'writes after the switchover',
         timeoutMs: 120_000,
       });
-      const gap = longestPause(writer.acked, startedAt - marginMs, doneAt + marginMs);
+      const gap = longestPause(writer.acked, startedAt - marginMs, windowEnd);
       gaps.push(gap);
+      switchoverOnlyGaps.push(longestPause(writer.acked, startedAt - marginMs, doneAt + marginMs));
       if (trace) {
         const events = await sfJson<Array<{ at: string; kind: string; message: string }>>(
           cluster,
@@ -107,10 +118,11 @@ try {
         for (const e of writer.errors.filter((e) => e.at >= startedAt).slice(0, 8))
           process.stderr.write(`  writer error ${new Date(e.at).toISOString()} ${e.message.slice(0, 100)}\n`);
       }
-      windows.push(doneAt - startedAt + 2 * marginMs);
+      windows.push(windowEnd - startedAt + marginMs);
       process.stderr.write(
         `switchover ${i + 1}/${switchovers}: replica ${record.from.ordinal} (${record.from.node}) → ${record.to.ordinal} (${record.to.node}), ` +
-          `write gap ${gap.toFixed(3)} s, controller's stop→route ${((record.gapMs ?? 0) / 1000).toFixed(3)} s\n`,
+          `write gap ${gap.toFixed(3)} s (until the switchover ended: ${(switchoverOnlyGaps.at(-1) ?? 0).toFixed(3)} s), ` +
+          `controller's stop→route ${((record.gapMs ?? 0) / 1000).toFixed(3)} s, whole again ${((wholeAt - doneAt) / 1000).toFixed(1)} s after\n`,
       );
     }
     // Baseline: the same writer, no switchover, over a window as long as the longest one above.
@@ -132,6 +144,10 @@ try {
     `postgres ha-small remote-fsync, 3 replicas: ${gaps.length} switchovers, write gap through the router ` +
       `p50 ${p50.toFixed(3)} s, max ${max.toFixed(3)} s (target p50 <= 0.5 s, max <= 1 s); ` +
       `acknowledged ${writer.acked.length}, lost ${lost.length}`,
+  );
+  console.log(
+    `within 2 s of each switchover's end only: p50 ${percentile(switchoverOnlyGaps, 50).toFixed(3)} s, ` +
+      `max ${Math.max(...switchoverOnlyGaps).toFixed(3)} s`,
   );
   console.log(`baseline: longest pause of the same writer without a switchover ${baseline.toFixed(3)} s`);
   console.log('rolling upgrades are not built: upgrade_gap_max_s is null');
