@@ -93,7 +93,7 @@ try {
       // and past the old primary's return as a replica.
       await allRunning();
       const wholeAt = Date.now();
-      const windowEnd = Math.max(doneAt, wholeAt) + marginMs;
+      const windowEnd = wholeAt + marginMs;
       await waitFor(() => writer.firstAckAfter(windowEnd), {
         description: 'writes after the switchover',
         timeoutMs: 120_000,

@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { percentile } from '@service-foundry/test-support/percentile';
 import { cpuMs } from './proc-cpu.js';
 import { type BenchProxy, type Endpoint, startHaproxy, startRouterProxy } from './proxies.js';
 
@@ -22,10 +23,7 @@ for (const [name, value] of Object.entries({ SESSIONS: sessions, RTTS: roundTrip
   if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-};
+const median = (values: readonly number[]): number => percentile(values, 50);
 
 /** One session: connect, `roundTrips` one-byte exchanges, FIN; resolves once closed. */
 function session(endpoint: Endpoint): Promise<void> {

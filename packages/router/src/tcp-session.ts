@@ -27,15 +27,13 @@ export interface Bridge {
   cut(): void;
 }
 
-function ignore(): void {}
-
 const quietCodes = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED']);
 
 /**
  * Bytes read from a target at a time, into one buffer per session that every read reuses:
  * HAProxy's buffer size. Node would otherwise allocate a fresh 64 KiB slice per read.
  */
-export const targetReadBufferBytes = 16 * 1024;
+const targetReadBufferBytes = 16 * 1024;
 
 /**
  * Connects an accepted client to `target` and copies bytes both ways. Half-close is
@@ -117,11 +115,10 @@ export function bridgeToTarget(client: Socket, target: TcpTarget, options: Bridg
   }
 
   // Client to target: writes before the connection is up wait in the socket's queue.
-  const resumeClient = () => client.resume();
   client.on('data', (chunk: Buffer) => {
     if (!upstream.write(chunk)) client.pause();
   });
-  upstream.on('drain', resumeClient);
+  upstream.on('drain', () => client.resume());
   // Half-close both ways: a FIN is passed on once everything before it was written.
   client.on('end', () => upstream.end());
   upstream.on('end', () => client.end());
