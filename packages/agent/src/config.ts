@@ -180,8 +180,8 @@ export interface FailsafeOptions {
    */
   promiseMs?: number;
   /**
-   * Lease age from which a primary asks its replicas for promises: past one keepalive
-   * interval (a third of the TTL, when a healthy lease is renewed), so a healthy node does not ask.
+   * Lease age from which a primary asks its replicas for promises: past two renewal
+   * intervals (a sixth of the TTL each, lease-renewer.ts), so a healthy node does not ask.
    * @default min(leaseTtlSeconds × 1000 / 3 + 250, fence point − 500), fence point = TTL − selfFenceMarginMs
    */
   askAfterMs?: number;
@@ -318,7 +318,7 @@ export function compileAgentConfig(input: unknown): Readonly<AgentConfig> {
   const config = compileInput(input);
   const ttlMs = config.leaseTtlSeconds * 1000;
   const selfFenceMarginMs = config.selfFenceMarginMs ?? defaultSelfFenceMarginMs(config.leaseTtlSeconds);
-  // A margin as long as the TTL would fence the node all the time; one keepalive interval
+  // A margin as long as the TTL would fence the node all the time; two renewal intervals
   // (a third of the TTL) must fit before the fence point.
   if (selfFenceMarginMs >= ttlMs - ttlMs / 3) {
     throw new InvalidConfigError('agent config', [

@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Etcd3, EventLog, Keyspace, Logger, NodeRecord } from '@service-foundry/core';
 import { json } from '@service-foundry/core';
 import { NotRegisteredError } from './errors.js';
+import { LeaseRenewer, renewerTiming } from './lease-renewer.js';
 
 type Lease = ReturnType<Etcd3['lease']>;
 
@@ -26,6 +27,7 @@ export class NodeRegistration {
   readonly #options: NodeRegistrationOptions;
   readonly #startedAt = new Date().toISOString();
   #lease: Lease | undefined;
+  #renewer: LeaseRenewer | undefined;
   #leaseId: Promise<string> | undefined;
   #lastRenewedAt = 0;
   #record: NodeAnnouncement | undefined;
@@ -82,6 +84,7 @@ export class NodeRegistration {
     this.#stopped = true;
     const lease = this.#lease;
     this.#lease = undefined;
+    this.#renewer?.stop();
     await lease?.revoke().catch((error: unknown) => {
       this.#options.log.warn({ err: error }, 'revoking the node lease failed; it will expire on its own');
     });
@@ -91,7 +94,7 @@ export class NodeRegistration {
     const { client, keys, leaseTtlSeconds } = this.#options;
     const record = this.#announcement();
     const requestedAt = Date.now();
-    const lease = client.lease(leaseTtlSeconds, { autoKeepAlive: true });
+    const lease = client.lease(leaseTtlSeconds, { autoKeepAlive: false });
     const granted = lease.grant();
     // Hand out the new id at once, so status writes queue on it rather than on the dead one.
     this.#leaseId = granted;
@@ -111,18 +114,17 @@ export class NodeRegistration {
     }
     this.#lease = lease;
     this.#lastRenewedAt = requestedAt;
-    let pendingSince: number | undefined;
-    lease.on('keepaliveFired', () => {
-      pendingSince ??= Date.now();
-    });
-    lease.on('keepaliveSucceeded', () => {
-      this.#lastRenewedAt = pendingSince ?? Date.now();
-      pendingSince = undefined;
-    });
-    lease.on('keepaliveFailed', (error) => {
-      pendingSince = undefined;
-      this.#options.log.debug({ err: error, lease: id }, 'lease keepalive failed');
-    });
+    this.#renewer?.stop();
+    this.#renewer = new LeaseRenewer(
+      lease,
+      renewerTiming(leaseTtlSeconds),
+      (sentAt) => {
+        if (lease === this.#lease) this.#lastRenewedAt = sentAt;
+      },
+      this.#options.log,
+      requestedAt,
+    );
+    this.#renewer.start();
     lease.on('lost', (error) => {
       if (lease === this.#lease) this.#recover(id, error);
     });

@@ -21,7 +21,8 @@ import type { ClusterPki } from './pki.js';
  * millisecond): the raft leader's loss stalls lease renewals for about an election, and an
  * agent fences its primaries once no renewal was confirmed for 2.25 s (3 s lease). With
  * etcd's defaults (100/1000 ms) renewals stalled 2.5-3.1 s after a kill -9 of the leader,
- * with these 1.6-1.7 s (a 3-member etcd, a 3 s lease renewed by etcd3, three kills each).
+ * with these 1.0-2.05 s when etcd3 renewed the lease, 0.6-1.4 s with the agent's own
+ * renewals (packages/agent/src/lease-renewer.ts; a 3-member etcd, a 3 s lease, 8-10 kills).
  */
 const localMemberTiming = { heartbeatMs: 50, electionTimeoutMs: 500 };
 
