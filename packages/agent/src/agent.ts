@@ -281,7 +281,7 @@ export async function startAgent(
     node: config.node,
     clusterId: config.clusterId,
     store: backupStore,
-    commandTimeoutMs: config.replicationCommandTimeoutMs,
+    hookTimeoutMs: config.backupHookTimeoutMs,
     fsync: config.volumes?.fsync ?? true,
   });
 

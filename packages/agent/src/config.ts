@@ -87,6 +87,12 @@ export interface AgentOptions {
   /** Deadline of each replication command (promote, follow, configure) run in a container. @default 30000 */
   replicationCommandTimeoutMs?: number;
   /**
+   * Deadline of a service's backup `prepare` hook (Postgres: a `pg_basebackup` of the whole
+   * data folder inside the container), which grows with the database and the disk's load.
+   * @default 1800000 (30 min)
+   */
+  backupHookTimeoutMs?: number;
+  /**
    * The node's volume server and backup store. Without it the node neither serves nor
    * receives volumes: relocations to or from it, restores onto it and backups on it fail
    * with a message that says so.
@@ -165,6 +171,7 @@ export interface AgentConfig {
   selfFenceCheckIntervalMs: number;
   failsafe: Required<FailsafeOptions>;
   replicationCommandTimeoutMs: number;
+  backupHookTimeoutMs: number;
   volumes?: AgentVolumeConfig;
   serviceTls?: TlsFilesOptions;
   metrics?: MetricsListen;
@@ -236,6 +243,7 @@ const schema: AgentConfigSchema = {
     'selfFenceCheckIntervalMs',
     'failsafe',
     'replicationCommandTimeoutMs',
+    'backupHookTimeoutMs',
   ],
   additionalProperties: false,
   properties: {
@@ -288,6 +296,7 @@ const schema: AgentConfigSchema = {
       },
     },
     replicationCommandTimeoutMs: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 30_000 },
+    backupHookTimeoutMs: { type: 'integer', minimum: 1000, maximum: 86_400_000, default: 1_800_000 },
     volumes: {
       type: 'object',
       nullable: true,

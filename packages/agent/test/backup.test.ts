@@ -108,7 +108,7 @@ describe('backups taken by the agent of the primary', () => {
         events: new EventLog(client, keys, `agent/${runnerNode}`),
         log: silentLogger(),
         store: runnerStore,
-        commandTimeoutMs: 20_000,
+        hookTimeoutMs: 20_000,
         fsync: true,
         rescanIntervalMs: 500,
       });

@@ -38,13 +38,20 @@ describe('agent main with a bad invocation', () => {
   test('invalid values name every offending field', async () => {
     const file = await configFile(
       'bad.json',
-      JSON.stringify({ etcdEndpoints: [], node: 'no/slashes', leaseTtlSeconds: 0, nodeName: 'typo' }),
+      JSON.stringify({
+        etcdEndpoints: [],
+        node: 'no/slashes',
+        leaseTtlSeconds: 0,
+        nodeName: 'typo',
+        backupHookTimeoutMs: 10,
+      }),
     );
     const result = await runMain(['--config', file]);
     assertOneLineError(result, /invalid agent config/);
     assert.match(result.stderr, /\/etcdEndpoints/);
     assert.match(result.stderr, /\/node /);
     assert.match(result.stderr, /\/leaseTtlSeconds/);
+    assert.match(result.stderr, /\/backupHookTimeoutMs/);
     assert.match(result.stderr, /unknown field "nodeName"/);
   });
 
@@ -110,6 +117,7 @@ describe('agent main with a bad invocation', () => {
     assert.equal(config.selfFenceMarginMs, 2500, 'a quarter of the 10 s TTL');
     assert.equal(config.selfFenceCheckIntervalMs, 200);
     assert.equal(config.replicationCommandTimeoutMs, 30_000);
+    assert.equal(config.backupHookTimeoutMs, 1_800_000, 'a pg_basebackup of a large database takes minutes');
     assert.ok(Object.isFrozen(config));
   });
 

@@ -25,7 +25,7 @@ export interface BackupJobDeps {
   store: BackupStore;
   node: string;
   clusterId: string;
-  commandTimeoutMs: number;
+  hookTimeoutMs: number;
   fsync: boolean;
   log: Logger;
 }
@@ -92,11 +92,11 @@ async function preparedTree(mountpoint: string, dir: string): Promise<string> {
 
 async function runPrepare(deps: BackupJobDeps, containerId: string, argv: string[]): Promise<void> {
   const command = argv.join(' ');
-  const result = await deps.docker.exec(containerId, argv, deps.commandTimeoutMs);
+  const result = await deps.docker.exec(containerId, argv, deps.hookTimeoutMs);
   if (result.exitCode === 0) return;
   // Docker cannot kill an exec: a command past its deadline may still be running; its folder is removed anyway.
   if (result.exitCode === null) {
-    throw new BackupFailure(`backup hook \`${command}\` did not finish within ${deps.commandTimeoutMs} ms`);
+    throw new BackupFailure(`backup hook \`${command}\` did not finish within ${deps.hookTimeoutMs} ms`);
   }
   const said = lastLines(result.stderr, 3) || lastLines(result.stdout, 3);
   throw new BackupFailure(`backup hook \`${command}\` exited with code ${result.exitCode}${said ? `: ${said}` : ''}`);

@@ -43,7 +43,7 @@ export interface BackupRunnerDeps {
    */
   store: BackupStore | undefined;
   /** Deadline of the service's `prepare` hook. */
-  commandTimeoutMs: number;
+  hookTimeoutMs: number;
   /** fsync the copy before it counts as complete. */
   fsync: boolean;
   /** Requested backups are looked for this often besides on every change. @default 3000 */
@@ -321,8 +321,8 @@ export class BackupRunner {
   }
 
   #jobDeps(): Omit<BackupJobDeps, 'store'> {
-    const { docker, catalog, node, clusterId, commandTimeoutMs, fsync } = this.#deps;
-    return { docker, catalog, node, clusterId, commandTimeoutMs, fsync, log: this.#log };
+    const { docker, catalog, node, clusterId, hookTimeoutMs, fsync } = this.#deps;
+    return { docker, catalog, node, clusterId, hookTimeoutMs, fsync, log: this.#log };
   }
 
   /** Records that say `running` here at start belong to a previous run of this agent, which died mid-backup. */
