@@ -1,3 +1,4 @@
+import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { waitFor } from '@service-foundry/core';
 import { startCluster } from '@service-foundry/test-support/cluster';
@@ -157,6 +158,8 @@ export async function measurePlatformRelocation(log: (line: string) => void): Pr
       rows: rows.out,
     };
   } finally {
+    const keep = process.env.SF_BENCH_KEEP_LOGS;
+    if (keep) await cp(join(cluster.home, 'logs'), keep, { recursive: true }).catch(() => undefined);
     await cluster.destroy();
   }
 }

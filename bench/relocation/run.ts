@@ -11,6 +11,9 @@
  *    `sf relocate`; downtime is what a client querying through the router sees (the
  *    longest time without a successful query), and the controller's own figure.
  *
+ * SF_BENCH_KEEP_LOGS=DIR copies the platform's component logs (agents, controller, routers)
+ * there before the cluster of step 3 is destroyed: where the downtime went, step by step.
+ *
  * The last line is one JSON object: {"throughput_ratio_vs_tar_nc", "downtime_s",
  * "delta_bytes_sent"} (delta_bytes_sent: HTTP body bytes of the 10 MiB delta of step 2).
  */
