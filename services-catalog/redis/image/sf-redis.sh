@@ -3,11 +3,11 @@
 # run by the platform's agent with `docker exec` in a running container. Talks to the
 # local server over its unix socket (common.sh LOCAL_SOCKET) as the admin user, and to an
 # upstream over TLS when the container has the node's certificate (SF_TLS_CA_FILE); the
-# password comes from the container's secret file
-# (REDIS_ADMIN_PASSWORD_FILE) to redis-cli through REDISCLI_AUTH, never from a command
-# line or the exec's environment. Each command prints a short result and
-# exits 0, or prints the reason on stderr and exits non-zero (1: refused or failed,
-# 2: bad usage).
+# password comes from the container's secret file (REDIS_ADMIN_PASSWORD_FILE) to redis-cli
+# on its standard input (--askpass, fed by the shell's builtin printf), never on a command
+# line or in any process's environment (REDISCLI_AUTH would sit in redis-cli's
+# /proc/<pid>/environ while it runs). Each command prints a short result and exits 0, or
+# prints the reason on stderr and exits non-zero (1: refused or failed, 2: bad usage).
 #
 #   sf-redis ping                          PONG once the server answers (a replica: once synced)
 #   sf-redis role                          primary | replica
@@ -49,7 +49,7 @@ admin_password() {
 # so replies starting with ERR/WRONGPASS/NOPERM... are failures too.
 local_redis() {
   admin_password || exit 1
-  reply=$(REDISCLI_AUTH=$ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -s "$LOCAL_SOCKET" "$@" 2>&1) ||
+  reply=$(printf '%s\n' "$ADMIN_PASSWORD" | redis-cli --askpass --user "$ADMIN" -s "$LOCAL_SOCKET" "$@" 2>&1) ||
     fail "redis-cli $1: $reply"
   case "$reply" in
     ERR* | WRONGPASS* | NOPERM* | NOAUTH* | LOADING* | "Could not connect"* | "Error:"* | "AUTH failed"*) fail "$1: $reply" ;;
@@ -172,7 +172,7 @@ cmd_sync_users() {
   read_secret SF_REPLICATION_PASSWORD || fail "$REPLY"
   [ -n "$user" ] && [ -n "$SECRET" ] || fail "no replication login (SF_REPLICATION_USER, SF_REPLICATION_PASSWORD_FILE)"
   # shellcheck disable=SC2046
-  upstream=$(REDISCLI_AUTH=$SECRET redis-cli --no-auth-warning $(remote_tls_options) --user "$user" -h "$host" -p "$port" \
+  upstream=$(printf '%s\n' "$SECRET" | redis-cli --askpass $(remote_tls_options) --user "$user" -h "$host" -p "$port" \
     ACL LIST 2>&1) ||
     fail "ACL LIST on $host:$port: $upstream"
   case "$upstream" in
@@ -254,8 +254,8 @@ cmd_backup_prepare() {
   umask 077
   mkdir "$target" || fail "cannot create $target"
   snapshot=$target/.snapshot.rdb
-  # As the admin, like every sf-redis command (REDISCLI_AUTH, not the command line).
-  output=$(REDISCLI_AUTH=$ADMIN_PASSWORD redis-cli --no-auth-warning --user "$ADMIN" -s "$LOCAL_SOCKET" \
+  # As the admin, like every sf-redis command (the password on stdin, not the command line).
+  output=$(printf '%s\n' "$ADMIN_PASSWORD" | redis-cli --askpass --user "$ADMIN" -s "$LOCAL_SOCKET" \
     --rdb "$snapshot" 2>&1) ||
     fail "redis-cli --rdb failed: $(printf '%s\n' "$output" | grep -v '^sending REPLCONF' | head -n 2 | tr '\n' ' ')"
   [ "$(head -c 5 "$snapshot" 2> /dev/null)" = REDIS ] ||
