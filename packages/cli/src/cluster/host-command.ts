@@ -13,9 +13,10 @@ export async function hostCommand(command: string, args: readonly string[], time
   try {
     return (await exec(command, [...args], { timeout: timeoutMs, maxBuffer: 8 * 1024 * 1024 })).stdout;
   } catch (error) {
-    const e = error as { code?: string | number; stderr?: string; message: string };
+    const e = error as { code?: string | number; signal?: string | null; stderr?: string; message: string };
     if (e.code === 'ENOENT') throw new NodeRuntimeError(`${command} is not installed`, { cause: error });
-    const said = (e.stderr ?? '').trim() || e.message;
+    const how = e.signal ? `killed by ${e.signal}` : `exit code ${e.code ?? 'unknown'}`;
+    const said = (e.stderr ?? '').trim() || `${how}, nothing on stderr`;
     throw new NodeRuntimeError(`${command} ${args.join(' ')} failed: ${said.slice(0, 500)}`, { cause: error });
   }
 }

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { NodeRuntimeError } from '../errors.js';
 import { hostCommand } from './host-command.js';
 
@@ -66,9 +67,29 @@ export async function partition(
   }
 }
 
-/** Removes a partition; healing one that is not in place does nothing. */
+/** Tries of a heal; each reads the rules afresh, so one a failed try half did is finished. */
+const healAttempts = 3;
+const healRetryMs = 250;
+
+/**
+ * Removes a partition; healing one that is not in place does nothing. A failed iptables
+ * call (CI saw `-D` exit non-zero once, with nothing on stderr, while the node's dockerd
+ * was busy) is tried again from a fresh read of the rules: a heal left half-done would
+ * keep the node cut off.
+ */
 export async function heal(netns: string, kind: PartitionKind): Promise<void> {
-  const chain = chains[kind];
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await removeChain(netns, chains[kind]);
+      return;
+    } catch (error) {
+      if (attempt >= healAttempts) throw error;
+      await delay(healRetryMs);
+    }
+  }
+}
+
+async function removeChain(netns: string, chain: string): Promise<void> {
   const existing = await chainRules(netns);
   for (const [hook, dir] of hooks) {
     if (existing.includes(`-A ${hook} ${dir} eth0 -j ${chain}`)) {
