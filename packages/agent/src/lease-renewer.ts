@@ -37,15 +37,15 @@ export function renewerTiming(ttlSeconds: number): LeaseRenewerTiming {
  * every TTL/6, then every 100 ms while none is confirmed, on a member picked afresh each
  * time: 0.83-1.36 s (10 kills), 1.2 s with six busy loops beside it.
  *
- * `onConfirmed` gets the time the confirmed request was *sent*: etcd renewed the lease
- * after that moment, so the lease holds at least until then plus the TTL. A renewal etcd
+ * `lastConfirmedSentAt` is the time the last confirmed request was *sent*: etcd renewed the
+ * lease after that moment, so the lease holds at least until then plus the TTL. A renewal etcd
  * answers with "lease not found" makes etcd3 emit the lease's `lost` event; renewing stops.
  */
 export class LeaseRenewer {
   readonly #lease: Lease;
   readonly #timing: LeaseRenewerTiming;
-  readonly #onConfirmed: (sentAt: number) => void;
   readonly #log: Logger;
+  readonly #onConfirmed: ((sentAt: number) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inFlight = 0;
   #lastSentAt = 0;
@@ -55,16 +55,22 @@ export class LeaseRenewer {
   constructor(
     lease: Lease,
     timing: LeaseRenewerTiming,
-    onConfirmed: (sentAt: number) => void,
     log: Logger,
     /** Send time of the grant or renewal that is known confirmed. */
     confirmedSentAt: number,
+    /** Called with the send time of each renewal confirmed (a newer one than the last). */
+    onConfirmed?: (sentAt: number) => void,
   ) {
+    this.#onConfirmed = onConfirmed;
     this.#lease = lease;
     this.#timing = timing;
-    this.#onConfirmed = onConfirmed;
     this.#log = log;
     this.#lastConfirmedSentAt = confirmedSentAt;
+  }
+
+  /** Send time of the last renewal (or the grant) etcd confirmed, ms since the epoch. */
+  get lastConfirmedSentAt(): number {
+    return this.#lastConfirmedSentAt;
   }
 
   /** Renewals sent and not answered yet. */
@@ -102,7 +108,7 @@ export class LeaseRenewer {
         () => {
           if (this.#stopped || now <= this.#lastConfirmedSentAt) return;
           this.#lastConfirmedSentAt = now;
-          this.#onConfirmed(now);
+          this.#onConfirmed?.(now);
         },
         (error: unknown) => {
           if (!this.#stopped) this.#log.debug({ err: error }, 'lease renewal failed');

@@ -29,7 +29,6 @@ export class NodeRegistration {
   #lease: Lease | undefined;
   #renewer: LeaseRenewer | undefined;
   #leaseId: Promise<string> | undefined;
-  #lastRenewedAt = 0;
   #record: NodeAnnouncement | undefined;
   readonly #reRegisteredHooks: Array<() => Promise<void>> = [];
   readonly #lostHooks: Array<() => void> = [];
@@ -46,7 +45,8 @@ export class NodeRegistration {
    * Self-fencing uses this rather than etcd3's `lost` event, which fires only ~2×TTL late.
    */
   get lastRenewedAt(): number {
-    return this.#lastRenewedAt;
+    // A replaced lease's renewer stops first, so this is always the current lease's figure.
+    return this.#renewer?.lastConfirmedSentAt ?? 0;
   }
 
   get ttlSeconds(): number {
@@ -113,17 +113,8 @@ export class NodeRegistration {
       return;
     }
     this.#lease = lease;
-    this.#lastRenewedAt = requestedAt;
     this.#renewer?.stop();
-    this.#renewer = new LeaseRenewer(
-      lease,
-      renewerTiming(leaseTtlSeconds),
-      (sentAt) => {
-        if (lease === this.#lease) this.#lastRenewedAt = sentAt;
-      },
-      this.#options.log,
-      requestedAt,
-    );
+    this.#renewer = new LeaseRenewer(lease, renewerTiming(leaseTtlSeconds), this.#options.log, requestedAt);
     this.#renewer.start();
     lease.on('lost', (error) => {
       if (lease === this.#lease) this.#recover(id, error);

@@ -75,7 +75,7 @@ describe('a paused etcd', () => {
     const grantedAt = Date.now();
     const id = await lease.grant();
     const confirmed: number[] = [];
-    const renewer = new LeaseRenewer(lease, timing, (sentAt) => confirmed.push(sentAt), silentLogger(), grantedAt);
+    const renewer = new LeaseRenewer(lease, timing, silentLogger(), grantedAt, (sentAt) => confirmed.push(sentAt));
     t.after(() => renewer.stop());
     renewer.start();
     await waitFor(() => confirmed.length >= 2, { description: 'two confirmed renewals', timeoutMs: 5000 });
@@ -103,6 +103,7 @@ describe('a paused etcd', () => {
       timeoutMs: 5000,
     });
     assert.ok(during > pausedAt);
+    assert.ok(renewer.lastConfirmedSentAt >= during, 'the getter follows the confirmations');
     const left = await etcd.client.leaseClient.leaseTimeToLive({ ID: id });
     assert.ok(Number(left.TTL) > 0, `lease ${id} still alive (TTL ${left.TTL})`);
     assert.equal(lease.revoked(), false);

@@ -109,6 +109,19 @@ export interface EtcdPeers {
 }
 
 /**
+ * Raft timing of members that share this machine (loopback round trips of well under a
+ * millisecond): the raft leader's loss stalls lease renewals for about an election, and an
+ * agent fences its primaries once no renewal was confirmed for 2.25 s (3 s lease). With
+ * etcd's defaults (100/1000 ms) renewals stalled 2.5-3.1 s after a kill -9 of the leader,
+ * with these 1.0-2.05 s when etcd3 renewed the lease, 0.6-1.4 s with the agent's own
+ * renewals (the agent's lease-renewer.ts; a 3-member etcd, a 3 s lease, 8-10 kills).
+ */
+export const localEtcdMemberTiming: Readonly<NonNullable<EtcdPeers['timing']>> = Object.freeze({
+  heartbeatMs: 50,
+  electionTimeoutMs: 500,
+});
+
+/**
  * The arguments of an etcd member serving clients on 127.0.0.1 (and `extraClientHosts`):
  * a one-member etcd named `sf`, or, with `peers`, one member of several on this machine.
  */

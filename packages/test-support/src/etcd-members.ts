@@ -1,7 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connectEtcd, type Etcd3, etcdArguments, etcdHealthy, freePort, waitFor } from '@service-foundry/core';
+import {
+  connectEtcd,
+  type Etcd3,
+  etcdArguments,
+  etcdHealthy,
+  freePort,
+  localEtcdMemberTiming,
+  waitFor,
+} from '@service-foundry/core';
 import { uniqueId } from './ids.js';
 import { makeTempDir } from './temp-dir.js';
 
@@ -20,9 +28,6 @@ export interface TestEtcdMembers {
   stop(): Promise<void>;
 }
 
-/** The raft timing `sf up` gives members that share one machine (packages/cli etcd-bootstrap). */
-const localMemberTiming = { heartbeatMs: 50, electionTimeoutMs: 500 };
-
 /** Starts `count` clear-text members and waits until each answers `/health`. */
 export async function startTestEtcdMembers(count = 3): Promise<TestEtcdMembers> {
   const dir = await makeTempDir('sf-test-etcd-members');
@@ -35,7 +40,7 @@ export async function startTestEtcdMembers(count = 3): Promise<TestEtcdMembers> 
       dataDir: join(dir.path, `m${i + 1}`),
       clientPort: p.clientPort,
       peerPort: p.peerPort,
-      peers: { name: `m${i + 1}`, members, token, timing: localMemberTiming },
+      peers: { name: `m${i + 1}`, members, token, timing: localEtcdMemberTiming },
     }),
   );
   const children: Array<ChildProcess | undefined> = [];

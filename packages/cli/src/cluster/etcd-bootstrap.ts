@@ -7,6 +7,7 @@ import {
   etcdHealthy,
   etcdUsers,
   Keyspace,
+  localEtcdMemberTiming,
   ProcessError,
   waitFor,
 } from '@service-foundry/core';
@@ -15,16 +16,6 @@ import { type ClusterFile, etcdMembersOf } from './cluster-file.js';
 import { componentPaths, isAlive, spawnSupervised } from './components.js';
 import { whichBinary } from './node-engine.js';
 import type { ClusterPki } from './pki.js';
-
-/**
- * Raft timing of members that share this machine (loopback round trips of well under a
- * millisecond): the raft leader's loss stalls lease renewals for about an election, and an
- * agent fences its primaries once no renewal was confirmed for 2.25 s (3 s lease). With
- * etcd's defaults (100/1000 ms) renewals stalled 2.5-3.1 s after a kill -9 of the leader,
- * with these 1.0-2.05 s when etcd3 renewed the lease, 0.6-1.4 s with the agent's own
- * renewals (packages/agent/src/lease-renewer.ts; a 3-member etcd, a 3 s lease, 8-10 kills).
- */
-const localMemberTiming = { heartbeatMs: 50, electionTimeoutMs: 500 };
 
 /**
  * Starts the cluster's own etcd members, each under its supervisor: TLS on client and peer
@@ -63,7 +54,7 @@ export async function startClusterEtcd(
                   name: member.memberName,
                   members: members.map((m) => ({ name: m.memberName, peerPort: m.peerPort })),
                   token: cluster.clusterId,
-                  timing: localMemberTiming,
+                  timing: localEtcdMemberTiming,
                 },
               }
             : {}),
