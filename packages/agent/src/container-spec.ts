@@ -112,6 +112,14 @@ export function pidsLimit(connections: PlanConnections): number {
 }
 
 /**
+ * The image a new container of the replica is made from: the one its assignment names (an
+ * instance pinned to a maintenance version), else the catalog's current one.
+ */
+export function imageOf(assignment: Pick<AssignmentRecord, 'image'>, entry: CatalogEntry): string {
+  return assignment.image ?? entry.runtime.image;
+}
+
+/**
  * Docker's create options for a replica. Restart policy `no`: the agent, not Docker,
  * decides when a failed replica comes back, so a crash is always reported first.
  * Passwords go into `secretFiles`, never into the environment (see secret-files.ts).
@@ -163,7 +171,7 @@ export function containerCreateOptions(
   }
   const options: Docker.ContainerCreateOptions = {
     name,
-    Image: runtime.image,
+    Image: imageOf(assignment, entry),
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
     Labels: labels,
     ExposedPorts: Object.fromEntries(ports.map((port) => [port, {}])),

@@ -14,6 +14,8 @@ export interface ContainerState {
   status: string;
   exitCode: number;
   oomKilled: boolean;
+  /** The image reference the container was created from (`Config.Image`). */
+  image: string;
   /** Host ports by container port spec (`5432/tcp`). */
   publishedPorts: Record<string, number>;
   /** Volume names by mount point inside the container. */
@@ -127,6 +129,7 @@ export class DockerRuntime {
       status: info.State.Status,
       exitCode: info.State.ExitCode,
       oomKilled: info.State.OOMKilled,
+      image: info.Config?.Image ?? '',
       publishedPorts,
       volumeMounts,
       ...(networkAddress ? { networkAddress } : {}),

@@ -1,5 +1,11 @@
-import type { Endpoint, IoPolicy, ReplicaRole } from '@service-foundry/core';
-import type { AppliedView, ClaimPurpose, CreatePrerequisites, ReplicaObservation } from './replica-observation.js';
+import type { AssignmentRecord, Endpoint, IoPolicy, ReplicaRole } from '@service-foundry/core';
+import type {
+  AppliedView,
+  ClaimPurpose,
+  CreatePrerequisites,
+  ObservedContainer,
+  ReplicaObservation,
+} from './replica-observation.js';
 import type { StatusUpdate } from './status-writer.js';
 
 /** Changes to what the agent remembers as applied; `undefined` forgets a field. */
@@ -22,7 +28,7 @@ export type ReplicaAction =
   // Reports
   | { kind: 'write-status'; status: StatusUpdate }
   | { kind: 'warn'; message: string }
-  | { kind: 'event'; event: 'replica-volume-superseded'; message: string }
+  | { kind: 'event'; event: 'replica-volume-superseded' | 'replica-image-changed'; message: string }
   | { kind: 'retry-after'; ms: number }
   // Looks a decision needs before it can go on
   | { kind: 'read-claim'; purpose: ClaimPurpose; epoch: number }
@@ -72,6 +78,45 @@ export function withContainer(containerId: string | undefined): { containerId?: 
 export const retryMs = 1000;
 /** A replica or standby being replaced stops gracefully first (a possible primary is killed instead). */
 export const replaceStopTimeoutSeconds = 10;
+/**
+ * A container replaced by an upgrade stops gracefully, however long a primary's last
+ * checkpoint takes (switchover's stop deadline): a kill would cost a crash recovery.
+ */
+export const upgradeStopTimeoutSeconds = 40;
+
+/**
+ * An upgrade step (rule u1 of both tables): the assignment names an image other than the
+ * container's. The container stops gracefully and is removed; the volume stays, and the
+ * next look creates the container again on it, from the assignment's image. Undefined:
+ * nothing to replace (no image named, or the container runs it already).
+ */
+export function replaceForImage(
+  assignment: Pick<AssignmentRecord, 'image' | 'instanceId' | 'ordinal'>,
+  container: ObservedContainer,
+  node: string,
+): ReplicaStep | undefined {
+  const wanted = assignment.image;
+  if (wanted === undefined || container.image === undefined || container.image === wanted) return undefined;
+  const message =
+    `replica ${assignment.instanceId}/${assignment.ordinal} on node ${node} restarts on image ${wanted} ` +
+    `(was ${container.image}); its volume is kept`;
+  return again(
+    writeStatus({
+      state: 'creating',
+      containerId: container.id,
+      message: `upgrading: image ${container.image} → ${wanted}`,
+    }),
+    { kind: 'stop', containerId: container.id, timeoutSeconds: upgradeStopTimeoutSeconds },
+    { kind: 'remove-container', containerId: container.id },
+    { kind: 'forget' },
+    { kind: 'event', event: 'replica-image-changed', message },
+  );
+}
+
+/** The image field of a `running` status: what the container was created from. */
+export function imageField(container: ObservedContainer): { image?: string } {
+  return container.image === undefined ? {} : { image: container.image };
+}
 
 /**
  * A failed container is started again only once `restartBackoffMs` passed since its

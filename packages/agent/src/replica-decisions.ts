@@ -5,8 +5,10 @@ import {
   type AppliedChanges,
   again,
   endPass,
+  imageField,
   type ReplicaAction,
   type ReplicaStep,
+  replaceForImage,
   replaceStopTimeoutSeconds,
   restartBackoff,
   retryMs,
@@ -36,6 +38,7 @@ import { sameEndpoint } from './replication-spec.js';
  * | c3  | no container, prerequisites met                                  | status `creating`, volume (labelled with the generation), container as role, env with upstream |
  * | 4e  | first look: `generation` above the container's, or a possible primary assigned `replica` | status "rebuilding: …", new volume, kill (possible primary) or stop 10 s, remove the container, keep the old volume, event `replica-volume-superseded`; then as c1 |
  * | 4e  | the fresh volume would be the one in use                         | `failed` "cannot rebuild …"                                             |
+ * | u1  | first look: assignment `image` set, the container made from another | status `creating` "upgrading: image …", stop 40 s, remove the container, keep the volume, event `replica-image-changed`; then as c1 (same volume, new image) |
  * | r1  | stopped, its status says it ran                                  | report the exit (with the self-fence reason, if any)                    |
  * | r2  | stopped, failed less than the back-off ago                       | retry when the back-off is over                                         |
  * | 2   | stopped, `primary`                                               | read `primary/<id>` right before the start; refused: `failed` "not starting as primary: …", retry 1 s |
@@ -81,6 +84,8 @@ export function decideReplicated(assignment: AssignmentRecord, observed: Replica
     // Decided on a pass's first look only: a reason found later in the pass is reported first.
     const reason = pass.looks === 0 ? rebuildReason(assignment, applied) : undefined;
     if (reason) return rebuild(assignment, observed, container, applied, reason);
+    const upgrade = pass.looks === 0 ? replaceForImage(assignment, container, observed.node) : undefined;
+    if (upgrade) return upgrade;
     return container.running
       ? converge(assignment, observed, container, applied, now)
       : restart(assignment, observed, container, applied, now);
@@ -302,6 +307,7 @@ function running(
       ...appliedStatusFields(view),
       state: 'running',
       containerId: container.id,
+      ...imageField(container),
       host: observed.address,
       port,
       message: problems.length > 0 ? problems.join('; ') : 'ready',

@@ -3,6 +3,7 @@ import { type AppliedReplica, type AppliedReplicas, appliedStatusFields } from '
 import type { ContainerLifecycle } from './container-lifecycle.js';
 import {
   containerCreateOptions,
+  imageOf,
   labelKeys,
   type NodeIdentity,
   type ReplicaRef,
@@ -186,7 +187,7 @@ export class ReplicaExecutor {
   /** Image, then secret, then volume: each looked at only when the one before is there. */
   async #lookUpPrerequisites(pass: ReplicaPass, generation: number | undefined): Promise<void> {
     const { docker, identity, lifecycle } = this.deps;
-    const { image } = pass.entry.runtime;
+    const image = imageOf(pass.assignment, pass.entry);
     if (!(await docker.hasImage(image))) {
       pass.facts.prerequisites = { kind: 'image-missing', image };
       return;

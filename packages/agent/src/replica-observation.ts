@@ -18,6 +18,8 @@ export interface ObservedContainer {
   peer?: Endpoint;
   /** The volume mounted at the service's data path. */
   volume?: string;
+  /** The image reference it was created from. */
+  image?: string;
 }
 
 /** The fields of an applied replica (applied-replicas.ts) that decisions read and status reports carry. */

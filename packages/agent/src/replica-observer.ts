@@ -70,6 +70,7 @@ export class ReplicaObserver {
       ...(servicePort !== undefined ? { servicePort } : {}),
       ...(peer ? { peer } : {}),
       ...(volume !== undefined ? { volume } : {}),
+      ...(container.image ? { image: container.image } : {}),
     };
   }
 

@@ -2,8 +2,10 @@ import type { AssignmentRecord } from '@service-foundry/core';
 import {
   again,
   endPass,
+  imageField,
   type ReplicaAction,
   type ReplicaStep,
+  replaceForImage,
   replaceStopTimeoutSeconds,
   restartBackoff,
   retryMs,
@@ -19,6 +21,7 @@ import type { ReplicaObservation } from './replica-observation.js';
  *
  * | #  | situation                                                 | actions                                                          |
  * |----|-----------------------------------------------------------|------------------------------------------------------------------|
+ * | u1 | first look: assignment `image` set, the container made from another | status `creating` "upgrading: …", stop 40 s, remove it, keep the volume; then as n1 |
  * | n1 | no container, prerequisites not looked up                 | look up image and secret                                         |
  * | n2 | image or secret missing                                   | `failed` "image … not found" / `creating` "waiting for the instance secret", retry 1 s |
  * | n3 | no container, prerequisites met                           | status `creating`, volume and container named after the replica  |
@@ -30,13 +33,15 @@ import type { ReplicaObservation } from './replica-observation.js';
  * | n9 | started in this pass                                      | await readiness, or report the exit when it stopped already      |
  * | n10| ready                                                     | status `running` with host and port, `ready`                     |
  */
-export function decideStandalone(
-  _assignment: AssignmentRecord,
-  observed: ReplicaObservation,
-  now: number,
-): ReplicaStep {
-  // The assignment holds nothing a standalone server decides on: it runs, or it does not.
-  return standalone(observed, now, () => []);
+export function decideStandalone(assignment: AssignmentRecord, observed: ReplicaObservation, now: number): ReplicaStep {
+  // The assignment holds nothing else a standalone server decides on: it runs, or it does not.
+  return upgradeStep(assignment, observed) ?? standalone(observed, now, () => []);
+}
+
+/** Rule u1, on a pass's first look. */
+function upgradeStep(assignment: AssignmentRecord, observed: ReplicaObservation): ReplicaStep | undefined {
+  const { container, pass } = observed;
+  return container && pass.looks === 0 ? replaceForImage(assignment, container, observed.node) : undefined;
 }
 
 /**
@@ -51,7 +56,7 @@ export function decideStandalone(
  * | v1 | no role             | not running | status `creating` "waiting for the controller to choose a role"          |
  * | v2 | `replica` (standby) | any         | stop it if it runs (a demoted primary), forget it, status `stopped`      |
  * | v3 | `primary`           | not running | read `primary/<id>` (I2, self-fencing); refused: `failed`/`creating` "not starting as primary: …", retry 1 s |
- * | v4 | `primary`           | otherwise   | as a standalone server; once it runs, tracked as a primary so self-fencing (I3) kills it |
+ * | v4 | `primary`           | otherwise   | as a standalone server (u1 first); once it runs, tracked as a primary so self-fencing (I3) kills it |
  */
 export function decideShipped(assignment: AssignmentRecord, observed: ReplicaObservation, now: number): ReplicaStep {
   const { container, pass } = observed;
@@ -91,6 +96,8 @@ export function decideShipped(assignment: AssignmentRecord, observed: ReplicaObs
       );
     }
   }
+  const upgrade = upgradeStep(assignment, observed);
+  if (upgrade) return upgrade;
   const epoch = assignment.epoch !== undefined ? { epoch: assignment.epoch } : {};
   return standalone(observed, now, (containerId) =>
     observed.applied ? [] : [{ kind: 'track-primary', containerId, ...epoch }],
@@ -109,6 +116,7 @@ function standalone(
       writeStatus({
         state: 'running',
         containerId: container.id,
+        ...imageField(container),
         host: observed.address,
         port: pass.readiness.port,
         message: 'ready',

@@ -30,6 +30,8 @@ export interface StatusUpdate {
   positionAt?: string;
   io?: IoPolicy;
   generation?: number;
+  /** The image the running container was created from. */
+  image?: string;
 }
 
 const updateFields = [
@@ -45,6 +47,7 @@ const updateFields = [
   'positionAt',
   'io',
   'generation',
+  'image',
 ] as const satisfies readonly (keyof StatusUpdate)[];
 
 function sameStatus(a: ReplicaStatus, b: StatusUpdate): boolean {

@@ -217,6 +217,81 @@ describe('replica decisions: rule 4e (rebuilds)', () => {
   });
 });
 
+describe('replica decisions: rule u1 (upgrades)', () => {
+  const old = container({ image: 'sf-postgres:r1' });
+  const replace = (message: string) => ({
+    actions: [
+      { kind: 'write-status', status: { state: 'creating', containerId: 'c1', message } },
+      { kind: 'stop', containerId: 'c1', timeoutSeconds: 40 },
+      { kind: 'remove-container', containerId: 'c1' },
+      { kind: 'forget' },
+      {
+        kind: 'event',
+        event: 'replica-image-changed',
+        message: 'replica db/0 on node n1 restarts on image sf-postgres:r2 (was sf-postgres:r1); its volume is kept',
+      },
+    ],
+    next: 'look-again',
+  });
+
+  it('a replica whose assignment names another image: graceful stop, container removed, volume kept', () => {
+    const step = decide(
+      assignment({ ...replica, image: 'sf-postgres:r2' }),
+      observed({ container: old, applied: applied(), status: status() }),
+    );
+    assert.deepEqual(step, replace('upgrading: image sf-postgres:r1 → sf-postgres:r2'));
+  });
+
+  it('a primary too (a one-replica instance): stopped gracefully, never killed', () => {
+    const step = decide(
+      assignment({ ...primary, image: 'sf-postgres:r2' }),
+      observed({ container: old, applied: applied({ role: 'primary', epoch: 9, mayBePrimary: true }) }),
+    );
+    assert.deepEqual(step, replace('upgrading: image sf-postgres:r1 → sf-postgres:r2'));
+  });
+
+  it('no image named, or the one it runs: nothing is replaced', () => {
+    for (const a of [replica, assignment({ ...replica, image: 'sf-postgres:r1' })]) {
+      const step = decide(a, observed({ container: old, applied: applied(), status: status() }));
+      assert.equal(
+        step.actions.some((action) => action.kind === 'remove-container'),
+        false,
+      );
+    }
+  });
+
+  it('a rebuild comes first: the rebuilt container is made from the new image anyway', () => {
+    const step = decide(
+      assignment({ ...replica, generation: 1, image: 'sf-postgres:r2' }),
+      observed({ container: old, applied: applied() }),
+    );
+    assert.match(JSON.stringify(step.actions[0]), /rebuilding: generation 0 → 1/);
+  });
+
+  it('is decided on the first look of a pass only', () => {
+    const step = decide(
+      assignment({ ...replica, image: 'sf-postgres:r2' }),
+      observed({ container: old, applied: applied(), status: status(), pass: { looks: 2 } }),
+    );
+    assert.equal(
+      step.actions.some((action) => action.kind === 'remove-container'),
+      false,
+    );
+  });
+
+  it('a running replica reports the image its container was made from', () => {
+    const step = decide(
+      assignment({ ...replica, image: 'sf-postgres:r1' }),
+      observed({
+        container: old,
+        applied: applied(),
+        pass: { looks: 1, readiness: { ready: true, port: 32001 } },
+      }),
+    );
+    assert.deepEqual(step.actions.at(-1), runningStatus({ role: 'replica', epoch: 5, peer, image: 'sf-postgres:r1' }));
+  });
+});
+
 describe('replica decisions: a stopped container', () => {
   it('r1: reports the exit when its status says it ran, with the self-fence reason', () => {
     const fenced = applied({ fencedReason: 'self-fenced: killed 1510 ms after the last confirmed lease renewal' });

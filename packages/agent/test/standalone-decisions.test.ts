@@ -195,3 +195,42 @@ describe('volume-shipping decisions', () => {
     });
   });
 });
+
+describe('standalone and volume-shipping decisions: rule u1 (upgrades)', () => {
+  const old = container({ image: 'web:1' });
+  const upgraded = assignment({ serviceName: 'web', planName: 'tiny', image: 'web:2' });
+
+  it('the assignment names another image: graceful stop, container removed, volume kept', () => {
+    const step = decideStandalone(upgraded, observed({ container: old, status: status() }), t0);
+    assert.deepEqual(step.actions.slice(0, 3), [
+      {
+        kind: 'write-status',
+        status: { state: 'creating', containerId: 'c1', message: 'upgrading: image web:1 → web:2' },
+      },
+      { kind: 'stop', containerId: 'c1', timeoutSeconds: 40 },
+      { kind: 'remove-container', containerId: 'c1' },
+    ]);
+    assert.equal(step.next, 'look-again');
+  });
+
+  it('the image it runs: it keeps running and reports it', () => {
+    const same = assignment({ serviceName: 'web', planName: 'tiny', image: 'web:1' });
+    const step = decideStandalone(
+      same,
+      observed({ container: old, pass: { looks: 1, readiness: { ready: true, port: 32001 } } }),
+      t0,
+    );
+    assert.deepEqual(step.actions, [
+      {
+        kind: 'write-status',
+        status: { state: 'running', containerId: 'c1', image: 'web:1', host: address, port: 32001, message: 'ready' },
+      },
+    ]);
+  });
+
+  it('a shipped primary is replaced the same way', () => {
+    const primary = assignment({ role: 'primary', epoch: 3, image: 'web:2' });
+    const step = decideShipped(primary, observed({ container: old, applied: applied(), status: status() }), t0);
+    assert.equal(step.actions[2]?.kind, 'remove-container');
+  });
+});

@@ -9,3 +9,4 @@ export type * from './instances.js';
 export type * from './nodes.js';
 export type * from './schedulers.js';
 export type * from './transfers.js';
+export type * from './upgrades.js';

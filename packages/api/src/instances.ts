@@ -88,7 +88,16 @@ export interface InstanceDetail extends InstanceSummary {
   shipping: { intervalSeconds: number; standbys: StandbyView[] } | null;
   /**
    * The plan's `maintenance_info` version the instance runs (null: recorded before versions
-   * were), the one the catalog offers now, and whether they differ.
+   * were) and the one the catalog offers now; the same for the container image (null:
+   * recorded before upgrades were); whether an upgrade would change anything
+   * (`sf upgrade-service`), and why.
    */
-  maintenance: { running: string | null; offered: string | null; upgradeAvailable: boolean };
+  maintenance: {
+    running: string | null;
+    offered: string | null;
+    runningImage: string | null;
+    offeredImage: string | null;
+    upgradeAvailable: boolean;
+    reason: string | null;
+  };
 }

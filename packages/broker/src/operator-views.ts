@@ -12,7 +12,6 @@ import {
   nodeCodec,
   nodeControlCodec,
   nodeFenceCodec,
-  type OsbPlan,
   type PlacementRecord,
   placementCodec,
   primaryCodec,
@@ -32,6 +31,8 @@ import {
 import type { BrokerContext } from './broker-context.js';
 import { routerAddresses } from './config.js';
 import { pickByName } from './instance-lookup.js';
+import type { ResolvedPlan } from './params-validation.js';
+import { upgradeReason, upgradeTarget } from './upgrade.js';
 
 /** Values under `prefix/<instanceId>/...`, grouped by instance id. */
 function byInstance<T>(prefix: string, items: Map<string, Versioned<T>>): Map<string, Versioned<T>[]> {
@@ -187,7 +188,9 @@ export class OperatorViews {
       backup: newest(backups.items, (b) => `${b.requestedAt} ${b.id}`),
       restore: instance.restore ?? null,
       shipping: shippingPlan ? { intervalSeconds: shippingPlan.intervalSeconds, standbys } : null,
-      maintenance: maintenanceView(instance, this.ctx.plans.find(instance.serviceId, instance.planId)?.plan),
+      maintenance: maintenanceView(instance, this.ctx.plans.find(instance.serviceId, instance.planId), [
+        ...statuses.values(),
+      ]),
     };
   }
 
@@ -263,9 +266,23 @@ export class OperatorViews {
   }
 }
 
-/** The version an instance runs against the one its plan offers now (see InstanceDetail.maintenance). */
-function maintenanceView(instance: InstanceRecord, plan: OsbPlan | undefined): InstanceDetail['maintenance'] {
-  const running = instance.maintenanceVersion ?? null;
-  const offered = plan?.maintenance_info?.version ?? null;
-  return { running, offered, upgradeAvailable: offered !== null && running !== offered };
+/**
+ * The version and image an instance runs against the ones its plan offers now (see
+ * InstanceDetail.maintenance), and why an upgrade would change anything (upgrade.ts).
+ */
+function maintenanceView(
+  instance: InstanceRecord,
+  plan: ResolvedPlan | undefined,
+  statuses: readonly ReplicaStatus[],
+): InstanceDetail['maintenance'] {
+  const target = plan ? upgradeTarget(plan) : undefined;
+  const reason = target ? upgradeReason(instance, target, statuses) : undefined;
+  return {
+    running: instance.maintenanceVersion ?? null,
+    offered: target?.version ?? null,
+    runningImage: instance.image ?? null,
+    offeredImage: target?.image ?? null,
+    upgradeAvailable: reason !== undefined,
+    reason: reason ?? null,
+  };
 }

@@ -89,7 +89,7 @@ export async function planChange(
     toVersion !== instance.maintenanceVersion
   ) {
     throw planChangeRefused(
-      `${move}: the new plan runs maintenance version ${toVersion} and the instance ${instance.maintenanceVersion}; upgrading during a plan change is not built yet`,
+      `${move}: the new plan runs maintenance version ${toVersion} and the instance ${instance.maintenanceVersion}; an upgrade and a plan change are done one at a time: upgrade first (maintenance_info alone, or sf upgrade-service ${instance.name}), then change the plan`,
     );
   }
 

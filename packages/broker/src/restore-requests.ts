@@ -16,6 +16,7 @@ import { desiredReplicas } from './params-validation.js';
 import { resolvePolicies } from './policies.js';
 import { newOperationId } from './random.js';
 import { contextName } from './request-checks.js';
+import { provisionImage } from './upgrade.js';
 
 export interface RestoreAsk {
   backup: string;
@@ -167,6 +168,7 @@ export async function requestRestore(
       ...resolvePolicies(plan.sizing, parameters),
       // A new instance runs the plan's current image, whatever the backup's source ran.
       ...(plan.plan.maintenance_info ? { maintenanceVersion: plan.plan.maintenance_info.version } : {}),
+      ...provisionImage(plan),
       restore: { instanceId: owner.instanceId, backupId, node: backup.node, state: 'copying' },
     },
     { ...secret },

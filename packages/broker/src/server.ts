@@ -40,6 +40,7 @@ import { nodeControlRoutes } from './routes/node-controls.js';
 import { operatorRoutes } from './routes/operator.js';
 import { relocationRoutes } from './routes/relocations.js';
 import { switchoverRoutes } from './routes/switchover.js';
+import { upgradeRoutes } from './routes/upgrades.js';
 
 const unsupportedMediaType = () =>
   new OsbError(
@@ -130,6 +131,7 @@ export function buildServer(ctx: BrokerContext, registry?: Registry): FastifyIns
   fencingRoutes(app, ctx);
   relocationRoutes(app, ctx);
   switchoverRoutes(app, ctx);
+  upgradeRoutes(app, ctx);
   backupRoutes(app, ctx);
   return app;
 }

@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Catalog, defaultCatalogDir, type InstanceRecord, json } from '@service-foundry/core';
-import { suiteTempDir, uniqueId } from '@service-foundry/test-support';
+import { Catalog, type InstanceRecord, json } from '@service-foundry/core';
+import { uniqueId } from '@service-foundry/test-support';
 import {
   assertOsbError,
-  call,
   postgresServiceId,
   provisionBody,
   smallPlanId,
@@ -17,19 +14,10 @@ const haSmallPlanId = '4ff07bf1-4cb4-487f-b373-fa97afb00ef8';
 const path = (id: string) => `/v2/service_instances/${id}`;
 const asyncPath = (id: string) => `${path(id)}?accepts_incomplete=true`;
 
-/** The real catalog, with every plan's maintenance_info at an older version (what a broker ran before an image rebuild). */
-async function olderCatalog(dir: string): Promise<void> {
-  const entry = JSON.parse(await readFile(join(defaultCatalogDir(), 'postgres', 'service.json'), 'utf8'));
-  for (const plan of entry.osb.plans) plan.maintenance_info = { version: '1.0.0', description: 'the old image' };
-  await mkdir(join(dir, 'postgres'), { recursive: true });
-  await writeFile(join(dir, 'postgres', 'service.json'), JSON.stringify(entry));
-}
-
-/** OSB v2.17 "Updating a Service Instance". */
+/** OSB v2.17 "Updating a Service Instance"; upgrades (maintenance_info) are in osb-upgrade.test.ts. */
 describe('OSB: updating', () => {
   let h: Harness;
   let version: string;
-  const olderDir = suiteTempDir('sf-osb-older-catalog');
   before(async () => {
     h = await startHarness();
     const plan = (await Catalog.load()).byServiceId(postgresServiceId)?.osb.plans.find((p) => p.id === smallPlanId);
@@ -104,44 +92,6 @@ describe('OSB: updating', () => {
       body: { service_id: postgresServiceId, maintenance_info: { version } },
     });
     assert.equal(same.status, 200, 'the version it already runs: nothing to do');
-  });
-
-  it('refuses a maintenance update of an instance on an older version with 422 until upgrades are built', async () => {
-    await olderCatalog(olderDir.path);
-    const older = await h.extraBroker({ catalogDir: olderDir.path });
-    const id = uniqueId('old');
-    const created = await call(older.url, 'PUT', asyncPath(id), { body: provisionBody() });
-    assert.equal(created.status, 202);
-    await h.markReady(id);
-    assert.equal((await h.readInstance(id))?.maintenanceVersion, '1.0.0');
-    const stale = await h.call('PATCH', asyncPath(id), {
-      body: { service_id: postgresServiceId, maintenance_info: { version: '1.0.0' } },
-    });
-    assert.equal(stale.status, 422, 'the catalog moved on: the platform must fetch it again');
-    assertOsbError(stale.body, 'MaintenanceInfoConflict');
-    const before = await h.dump();
-    const upgrade = await h.call('PATCH', asyncPath(id), {
-      body: { service_id: postgresServiceId, maintenance_info: { version } },
-    });
-    assert.equal(upgrade.status, 422, upgrade.text);
-    assertOsbError(upgrade.body, 'MaintenanceUpdateNotSupported');
-    assert.equal(await h.dump(), before);
-
-    // What an operator sees (sf service): the version it runs and the one offered now.
-    const detail = await h.call('GET', `/sf/v1/instances/${id}`);
-    assert.equal(detail.status, 200, detail.text);
-    assert.deepEqual((detail.body as { maintenance: unknown }).maintenance, {
-      running: '1.0.0',
-      offered: version,
-      upgradeAvailable: true,
-    });
-    const current = await readyInstance();
-    const currentDetail = await h.call('GET', `/sf/v1/instances/${current}`);
-    assert.deepEqual((currentDetail.body as { maintenance: unknown }).maintenance, {
-      running: version,
-      offered: version,
-      upgradeAvailable: false,
-    });
   });
 
   it('says in a refused update’s error whether the instance is usable and the update repeatable, to 2.16+', async () => {

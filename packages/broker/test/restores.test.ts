@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   type BackupRecord,
+  Catalog,
   type EventRecord,
   type InstanceRecord,
   json,
@@ -234,6 +235,12 @@ describe('broker: restoring a backup into a new instance (sf restore --as)', () 
       },
     );
     assert.deepEqual(record.context, { platform: 'sf', instance_name: copyName });
+    const entry = (await Catalog.load()).byServiceId(record.serviceId);
+    assert.equal(
+      record.image,
+      entry?.runtime.image,
+      "a new instance runs the catalog's image, whatever the source ran",
+    );
     assert.deepEqual(record.restore, view.restore);
     assert.equal(record.operation.type, 'provision');
     assert.equal(record.operation.state, 'in progress');

@@ -25,6 +25,7 @@ import { status } from './commands/status.js';
 import { switchover } from './commands/switchover.js';
 import { target } from './commands/target.js';
 import { up } from './commands/up.js';
+import { upgradeAll, upgradeService } from './commands/upgrade.js';
 import { UsageError } from './errors.js';
 
 const commands: Command[] = [
@@ -36,6 +37,8 @@ const commands: Command[] = [
   marketplace,
   createService,
   updateService,
+  upgradeService,
+  upgradeAll,
   services,
   service,
   explain,

@@ -32,6 +32,7 @@ import { restoreInPlaceStep } from './controller/restore-in-place.js';
 import { SwitchoverDriver } from './controller/switchover-driver.js';
 import { releaseReplicas, teardownStep } from './controller/teardown.js';
 import { desiredAssignments, type InstanceView } from './controller/topology.js';
+import { decideUpgrade, upgradeRequester } from './controller/upgrade.js';
 import { shippingAssignments } from './controller/volume-shipping.js';
 import { Relocator } from './relocator.js';
 
@@ -92,6 +93,8 @@ export class Controller {
   readonly #startedAt = Date.now();
   readonly #restoreContext: RestoreContext;
   readonly #switchovers: SwitchoverDriver;
+  /** The last upgrade step logged per instance (an upgrade outside an operation logs each once). */
+  readonly #lastUpgradeStep = new Map<string, string>();
 
   constructor(
     private readonly client: Etcd3,
@@ -261,6 +264,8 @@ export class Controller {
       return;
     }
     const routed = await this.#route(instance.value, view, primary, primaryStatus);
+    // An update finishes only once every replica runs the instance's image.
+    if (instance.value.phase === 'ready' && !restore?.inPlace && !(await this.#upgrade(instance, view))) return;
     if (restore?.inPlace && instance.value.operation.state === 'in progress') {
       await restoreInPlaceStep(this.#restoreContext, instance, view, routed);
     } else if (instance.value.operation.type === 'update' && instance.value.operation.state === 'in progress') {
@@ -534,10 +539,15 @@ export class Controller {
     const running = [...view.statuses.values()].filter((s) => s.value.state === 'running');
     const applied = running.every((s) => !view.replicated || sameIo(s.value.io, want));
     if (!applied || running.length === 0) return;
+    // An upgrade's request asks for no plan and no parameters (a maintenance version, or nothing).
+    const request = operation.request;
+    const upgraded = request !== undefined && request.planId === undefined && request.parameters === undefined;
     const description =
       operation.request?.planId !== undefined
         ? `plan ${instance.value.planName}: ${instance.value.replicas} replica(s) running, settings applied`
-        : 'settings applied on every replica';
+        : upgraded && instance.value.image !== undefined
+          ? `every replica runs ${instance.value.image} (maintenance version ${instance.value.maintenanceVersion ?? 'unrecorded'})`
+          : 'settings applied on every replica';
     const done: InstanceRecord = {
       ...instance.value,
       operation: { ...operation, state: 'succeeded', description },
@@ -545,6 +555,46 @@ export class Controller {
     if (await this.#writeInstance(instance, done)) {
       await this.events.record('instance-updated', description, { instanceId: id });
     }
+  }
+
+  /** One step of rolling the instance onto its image (upgrade.ts); true once every replica runs it. */
+  async #upgrade(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<boolean> {
+    const id = instance.value.id;
+    const switchover = this.#switchovers.latest(id);
+    const step = decideUpgrade({
+      view,
+      now: Date.now(),
+      switchover: switchover?.value,
+      lastPrimaryPosition: this.#primaryPositions.get(id),
+      maxLagBytes: (instance.value.failover ?? defaultFailoverPolicy).maxLagBytes,
+    });
+    if (step.kind === 'settled') {
+      this.#lastUpgradeStep.delete(id);
+      return true;
+    }
+    const operation = instance.value.operation;
+    if (operation.type === 'update' && operation.state === 'in progress') {
+      await this.#describeUpdate(instance, step.description);
+    } else if (this.#lastUpgradeStep.get(id) !== step.description) {
+      this.log.info({ instanceId: id }, step.description);
+    }
+    this.#lastUpgradeStep.set(id, step.description);
+    if (step.kind === 'set-image') {
+      const image = instance.value.image as string;
+      for (const ordinal of step.ordinals) {
+        const assignment = view.assignments.get(ordinal);
+        const node = view.placements.find((p) => p.ordinal === ordinal)?.node;
+        if (!assignment || !node) continue;
+        const key = this.state.keys.assignment(node, id, ordinal);
+        await this.client
+          .if(key, 'Mod', '==', assignment.modRevision)
+          .then(this.client.put(key).value(json({ ...assignment.value, image })))
+          .commit();
+      }
+    } else if (step.kind === 'switchover') {
+      await this.#switchovers.request(view, { ordinal: step.ordinal, node: step.node }, upgradeRequester, switchover);
+    }
+    return false;
   }
 
   /** Progress of an update, shown by `sf service` and last_operation; written when it changes. */

@@ -195,6 +195,7 @@ export class Relocator {
       seed: { from: { node: r.from, volume: replicaVolumeSource(r.instanceId, r.ordinal) }, round: 1 },
       ...(a.io ? { io: a.io } : {}),
       ...(a.generation !== undefined ? { generation: a.generation } : {}),
+      ...(a.image !== undefined ? { image: a.image } : {}),
     };
     const record = this.#recordPut(view, { to, phase: 'copying', message: `pre-copy to ${to} while the service runs` });
     const txn = this.client

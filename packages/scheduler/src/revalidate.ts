@@ -58,6 +58,7 @@ export function revalidate(
       resources: p.replica.resources,
       serviceName: instance.value.serviceName,
       planName: instance.value.planName,
+      ...(instance.value.image !== undefined ? { image: instance.value.image } : {}),
       instanceRevision: instance.modRevision,
       placementRevisions: p.placementRevisions,
       clearSchedulingStatus: options.clearsStatus(p),

@@ -1,14 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type {
-  AssignmentRecord,
-  PlacementRecord,
-  PrimaryRecord,
-  ReplicaStatus,
-  RouteRecord,
-  SwitchoverRecord,
-  Versioned,
-} from '@service-foundry/core';
+import type { ReplicaStatus, RouteRecord, SwitchoverRecord, Versioned } from '@service-foundry/core';
 import {
   decideSwitchover,
   inSyncReplicas,
@@ -24,94 +16,12 @@ import {
   targetProblem,
 } from '../src/controller/switchover.js';
 import type { InstanceView } from '../src/controller/topology.js';
-import { instanceRecord } from './helpers.js';
+import { assignment, iso, primaryAt, status, t0, view } from './replica-view-fixtures.js';
 
 /**
  * The switchover state machine (switchover.ts), one test per row of its table: replica 0
  * on n0 is primary at epoch 100, replicas 1 and 2 follow it; the switchover goes to 1.
  */
-
-const t0 = Date.parse('2026-01-01T00:00:00Z');
-const iso = (ms: number) => new Date(ms).toISOString();
-
-function v<T>(value: T, modRevision = '10'): Versioned<T> {
-  return { key: 'k', value, modRevision, createRevision: '1', lease: '0' };
-}
-
-function assignment(ordinal: number, extra: Partial<AssignmentRecord> = {}): Versioned<AssignmentRecord> {
-  return v({
-    instanceId: 'db',
-    ordinal,
-    serviceName: 'postgres',
-    planName: 'ha-small',
-    resources: { cpuMillis: 1, memoryMb: 1, diskMb: 1 },
-    desired: 'running',
-    role: ordinal === 0 ? 'primary' : 'replica',
-    epoch: 100,
-    generation: 2,
-    ...(ordinal === 0 ? {} : { upstream: { host: '172.17.0.2', port: 5432 } }),
-    ...extra,
-  });
-}
-
-/** A replica's status; fields given as `undefined` are left out (as an agent leaves them out). */
-function status(
-  ordinal: number,
-  extra: { [K in keyof ReplicaStatus]?: ReplicaStatus[K] | undefined } = {},
-): Versioned<ReplicaStatus> {
-  const value: Record<string, unknown> = {
-    instanceId: 'db',
-    ordinal,
-    node: `n${ordinal}`,
-    state: 'running',
-    host: '127.0.0.1',
-    port: 5000 + ordinal,
-    message: 'ready',
-    updatedAt: iso(t0),
-    role: ordinal === 0 ? 'primary' : 'replica',
-    epoch: 100,
-    peer: { host: `172.17.0.${ordinal + 2}`, port: 5432 },
-    position: '1000',
-    positionAt: iso(t0 - 500),
-    ...extra,
-  };
-  for (const [field, given] of Object.entries(value)) if (given === undefined) delete value[field];
-  return v(value as unknown as ReplicaStatus);
-}
-
-const primaryAt = (ordinal: number, epoch: number): Versioned<PrimaryRecord> =>
-  v(
-    { instanceId: 'db', ordinal, node: `n${ordinal}`, host: '127.0.0.1', port: 5000 + ordinal, electedAt: '' },
-    String(epoch),
-  );
-
-function view(over: Partial<InstanceView> = {}, statuses: Array<Versioned<ReplicaStatus>> = []): InstanceView {
-  const placements: PlacementRecord[] = [0, 1, 2].map((ordinal) => ({
-    instanceId: 'db',
-    ordinal,
-    node: `n${ordinal}`,
-    placedAt: '',
-    scheduler: 's',
-  }));
-  const all = new Map([0, 1, 2].map((o) => [o, status(o)]));
-  for (const s of statuses) all.set(s.value.ordinal, s);
-  return {
-    instance: {
-      ...instanceRecord('db', 3, { cpuMillis: 1, memoryMb: 1, diskMb: 1 }),
-      planName: 'ha-small',
-      phase: 'ready',
-      io: { durability: 'remote-fsync', localIo: 'fsync' },
-      failover: { fencing: 'required', fencingTimeoutSeconds: 60, maxLagBytes: 4096 },
-    },
-    placements,
-    assignments: new Map([0, 1, 2].map((o) => [o, assignment(o)])),
-    statuses: all,
-    primary: primaryAt(0, 100),
-    liveNodes: new Set(['n0', 'n1', 'n2']),
-    replicated: true,
-    ...over,
-  };
-}
 
 function record(extra: Partial<SwitchoverRecord> = {}): SwitchoverRecord {
   return {
@@ -344,11 +254,13 @@ describe('switchover: the target and the assignments', () => {
   it('stops, rejoins and restarts the old primary through its assignment', () => {
     const a = assignment(0).value;
     assert.equal(stoppedPrimary(a).desired, 'stopped');
-    const rejoin = rejoiningPrimary({ ...a, desired: 'stopped', upstream: { host: 'old', port: 1 } });
+    const rejoin = rejoiningPrimary({ ...a, desired: 'stopped', upstream: { host: 'old', port: 1 } }, undefined);
     assert.deepEqual(
-      [rejoin.desired, rejoin.role, rejoin.generation, rejoin.upstream],
-      ['running', 'replica', 3, undefined],
+      [rejoin.desired, rejoin.role, rejoin.generation, rejoin.upstream, rejoin.image],
+      ['running', 'replica', 3, undefined, undefined],
     );
+    // An upgrade's switchover: the rebuilt old primary comes back on the instance's image.
+    assert.equal(rejoiningPrimary({ ...a, image: 'pg:1' }, 'pg:2').image, 'pg:2');
     const restarted = restartedPrimary(stoppedPrimary(a));
     assert.deepEqual([restarted.desired, restarted.role, restarted.epoch], ['running', 'primary', 100]);
   });

@@ -29,6 +29,11 @@ export function registerNodeEngines(sockets: readonly string[]): () => void {
   };
 }
 
+/** The machine's engine and those of the isolated nodes of the clusters this process started. */
+export function everyEngine(): Docker[] {
+  return [hostDocker, ...nodeEngines.values()];
+}
+
 // biome-ignore lint/suspicious/noExplicitAny: dockerode's own callback type
 type Callback<T> = (error?: any, result?: T) => void;
 type VolumeList = { Volumes: Docker.VolumeInspectInfo[]; Warnings: string[] };

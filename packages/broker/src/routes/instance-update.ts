@@ -4,11 +4,13 @@ import type { FastifyInstance } from 'fastify';
 import type { BrokerContext } from '../broker-context.js';
 import { checkDurability, checkHints, operationRecord } from '../instance-checks.js';
 import { askedMaintenanceVersion, requirePlanVersion } from '../maintenance-info.js';
-import { asyncRequired, concurrencyError, notFound, OsbError, toOsbError } from '../osb-errors.js';
+import { asyncRequired, notFound, OsbError, toOsbError } from '../osb-errors.js';
 import { type ResolvedPlan, validateParameters } from '../params-validation.js';
 import { planChange } from '../plan-change.js';
 import { liveUpdatableParameters, resolvePolicies } from '../policies.js';
 import { acceptsIncomplete, idParams, keySegmentParam, stringField } from '../request-checks.js';
+import { checkUpdatable, runningOperation, writeUpdate } from '../update-write.js';
+import { checkUpgrade, findUpgrade, upgradeRefused } from '../upgrade.js';
 
 interface UpdateBody {
   service_id: string;
@@ -52,21 +54,12 @@ function asUpdateError(thrown: unknown, instance: InstanceRecord | undefined): u
   return error.withOutcome({ instanceUsable: instance.phase !== 'failed', updateRepeatable: passes });
 }
 
-/** Two update requests ask for the same thing (absent parameters and `{}` both change nothing). */
-function sameRequest(a: UpdateRequest | undefined, b: UpdateRequest): boolean {
-  if (!a) return false;
-  return (
-    a.planId === b.planId &&
-    a.maintenanceVersion === b.maintenanceVersion &&
-    isDeepStrictEqual(a.parameters ?? {}, b.parameters ?? {})
-  );
-}
-
 /**
- * `PATCH /v2/service_instances/:id`. What may change: `durability` and `local_io`, live,
- * and the plan, between plans of one service with the same resources per replica (a change
- * of replica count, plan-change.ts). Both are async operations the controller finishes.
- * Maintenance updates (a new image version) are refused with 422 until they are built.
+ * `PATCH /v2/service_instances/:id`. What may change: `durability` and `local_io`, live;
+ * the plan, between plans of one service with the same resources per replica (a change
+ * of replica count, plan-change.ts); and the maintenance version (an upgrade onto the
+ * catalog's image, upgrade.ts), one of the three at a time. All are async operations the
+ * controller finishes.
  *
  * | instance                                   | request                                | answer                    |
  * |--------------------------------------------|----------------------------------------|---------------------------|
@@ -77,11 +70,13 @@ function sameRequest(a: UpdateRequest | undefined, b: UpdateRequest): boolean {
  * | ready                                      | version / fixed parameter              | 422 (not supported)       |
  * | ready                                      | a plan change plan-change.ts refuses   | 422 PlanChangeNotSupported |
  * | ready                                      | maintenance_info not the catalog's     | 422 MaintenanceInfoConflict |
+ * | ready, on an older version or image        | the plan's maintenance_info and a parameter change | 422 MaintenanceUpdateNotSupported |
+ * | a switchover under way                     | an upgrade                             | 422 ConcurrencyError      |
  * | update in progress                         | the same request again                 | 202, same operation       |
  * | update (or restore) in progress            | another request                        | 422 ConcurrencyError      |
  * | ready, nothing in progress                 | nothing differs                        | 200 `{}`                  |
  * | ready, nothing in progress                 | a live change, no accepts_incomplete   | 422 AsyncRequired         |
- * | ready, nothing in progress                 | a live change or a plan change         | 202, new operation        |
+ * | ready, nothing in progress                 | a live change, a plan change, an upgrade | 202, new operation      |
  */
 export function instanceUpdateRoutes(app: FastifyInstance, ctx: BrokerContext): void {
   app.patch<{ Params: { instance_id: string }; Querystring: { accepts_incomplete?: string }; Body: UpdateBody }>(
@@ -100,17 +95,7 @@ export function instanceUpdateRoutes(app: FastifyInstance, ctx: BrokerContext): 
       if (!instance) throw notFound(`instance ${id} does not exist`);
       try {
         checkHints(instance, { service_id: body.service_id });
-        if (instance.phase === 'provisioning' || instance.phase === 'deprovisioning') {
-          throw concurrencyError(`instance ${id} is ${instance.phase}; wait until that finishes`);
-        }
-        if (instance.phase === 'failed') {
-          throw new OsbError(
-            422,
-            'InstanceFailed',
-            `instance ${id} failed to provision (${instance.message}); deprovision it`,
-            ErrorCodes.conflict,
-          ).withOutcome({ instanceUsable: false, updateRepeatable: false });
-        }
+        checkUpdatable(instance);
         const plan = ctx.plans.resolve(instance.serviceId, instance.planId);
         const asked: UpdateRequest = {
           ...(body.plan_id === undefined ? {} : { planId: body.plan_id }),
@@ -123,67 +108,86 @@ export function instanceUpdateRoutes(app: FastifyInstance, ctx: BrokerContext): 
             ? ctx.plans.resolve(instance.serviceId, asked.planId)
             : undefined;
         const parameters = target ? undefined : checkRequest(instance, plan, asked);
-        if (instance.operation.state === 'in progress') {
-          if (instance.operation.type === 'update' && sameRequest(instance.operation.request, asked)) {
-            return reply.code(202).send({ operation: instance.operation.id });
-          }
-          throw concurrencyError(`instance ${id} has an operation in progress (${instance.operation.description})`);
-        }
-        let change: Pick<InstanceRecord, 'parameters' | 'io'> & Partial<InstanceRecord>;
-        let description: string;
-        let pendingIo: IoPolicy | undefined;
+        const running = runningOperation(instance, asked);
+        if (running !== undefined) return reply.code(202).send({ operation: running });
+        let planned: Planned | undefined;
         if (target) {
           const next = await planChange(ctx, instance, plan, target, asked.parameters, asked.maintenanceVersion);
           if (!acceptsIncomplete(request.query)) throw asyncRequired('changing the plan');
-          const { description: said, pendingIo: later, ...fields } = next;
-          change = fields;
-          description = said;
-          pendingIo = later;
+          const { description, pendingIo, ...change } = next;
+          planned = { change, description, kind: 'instance-update', ...(pendingIo ? { pendingIo } : {}) };
         } else {
-          const changed = Object.keys(asked.parameters ?? {}).filter(
-            (key) => !isDeepStrictEqual(asked.parameters?.[key], instance.parameters[key]),
-          );
+          planned = await samePlanChange(ctx, instance, plan, asked, parameters ?? instance.parameters);
           // Nothing asked for differs from what the instance has: OSB allows 200 for "no effect".
-          if (changed.length === 0) return {};
-          const merged = parameters ?? instance.parameters;
-          const io = resolvePolicies(plan.sizing, merged).io;
-          // Checked against the instance's own replica count: only a plan change changes it.
-          checkDurability(ctx, plan, instance.replicas, io);
-          if (!acceptsIncomplete(request.query)) throw asyncRequired('updating');
-          change = { parameters: merged, io };
-          description = `applying ${changed.join(', ')} to every replica`;
+          if (!planned) return {};
+          if (!acceptsIncomplete(request.query)) {
+            throw asyncRequired(planned.kind === 'instance-upgrade' ? 'upgrading' : 'updating');
+          }
         }
+        const { change, description, kind, pendingIo } = planned;
         const operation = operationRecord('update', description, {
           request: asked,
           ...(pendingIo ? { pendingIo } : {}),
         });
-        const updated = await ctx.instances.update(id, (current) => {
-          if (current.operation.state === 'in progress') {
-            // Another broker took the same request a moment ago: answer with its operation.
-            if (current.operation.type === 'update' && sameRequest(current.operation.request, asked)) return current;
-            throw concurrencyError(`instance ${id} has an operation in progress (${current.operation.description})`);
-          }
-          if (current.phase !== 'ready') {
-            throw concurrencyError(`instance ${id} is ${current.phase}; wait until that finishes`);
-          }
-          // Checked against the record as read: a plan change computed from another replica
-          // count or plan would be wrong.
-          if (target && (current.planId !== instance.planId || current.replicas !== instance.replicas)) {
-            throw concurrencyError(`instance ${id} changed while this update was checked; try again`);
-          }
-          return { ...current, ...change, operation };
+        const written = await writeUpdate(ctx, instance, asked, {
+          change,
+          operation,
+          shapeBound: target !== undefined || kind === 'instance-upgrade',
+          event: { kind, message: description },
         });
-        if (!updated) throw notFound(`instance ${id} does not exist`);
-        if (updated.operation.id === operation.id) {
-          request.log.info({ instanceId: id, description }, 'update accepted');
-          await ctx.events.record('instance-update', description, { instanceId: id });
-        }
-        return reply.code(202).send({ operation: updated.operation.id });
+        if (written.started) request.log.info({ instanceId: id, description }, 'update accepted');
+        return reply.code(202).send({ operation: written.operation.id });
       } catch (error) {
         throw asUpdateError(error, instance);
       }
     },
   );
+}
+
+/** An update the route is about to start. */
+interface Planned {
+  change: Partial<InstanceRecord>;
+  description: string;
+  /** The event that records its start. */
+  kind: 'instance-update' | 'instance-upgrade';
+  pendingIo?: IoPolicy;
+}
+
+/**
+ * A change within the instance's plan: an upgrade (the plan's maintenance version asked
+ * for, while the instance runs an older version or image), or live parameters; one at a
+ * time. Undefined when nothing asked for differs from what the instance has.
+ */
+async function samePlanChange(
+  ctx: BrokerContext,
+  instance: InstanceRecord,
+  plan: ResolvedPlan,
+  asked: UpdateRequest,
+  merged: Record<string, unknown>,
+): Promise<Planned | undefined> {
+  const changed = Object.keys(asked.parameters ?? {}).filter(
+    (key) => !isDeepStrictEqual(asked.parameters?.[key], instance.parameters[key]),
+  );
+  // checkRequest refused any version but the plan's: asking for it upgrades when needed.
+  const upgrade = asked.maintenanceVersion === undefined ? undefined : await findUpgrade(ctx, instance, plan);
+  if (upgrade) {
+    if (changed.length > 0) {
+      throw upgradeRefused(
+        `instance ${instance.id} ${upgrade.reason}: an upgrade and a change of ${changed.join(', ')} are done one at a time; send the upgrade (maintenance_info alone) first, then the parameters`,
+      );
+    }
+    await checkUpgrade(ctx, instance, upgrade);
+    return { change: upgrade.change, description: upgrade.description, kind: 'instance-upgrade' };
+  }
+  if (changed.length === 0) return undefined;
+  const io = resolvePolicies(plan.sizing, merged).io;
+  // Checked against the instance's own replica count: only a plan change changes it.
+  checkDurability(ctx, plan, instance.replicas, io);
+  return {
+    change: { parameters: merged, io },
+    description: `applying ${changed.join(', ')} to every replica`,
+    kind: 'instance-update',
+  };
 }
 
 /**
@@ -192,15 +196,8 @@ export function instanceUpdateRoutes(app: FastifyInstance, ctx: BrokerContext): 
  */
 function checkRequest(instance: InstanceRecord, plan: ResolvedPlan, asked: UpdateRequest): Record<string, unknown> {
   const service = plan.entry.osb.name;
-  if (asked.maintenanceVersion !== undefined) {
-    requirePlanVersion(plan.plan, service, asked.maintenanceVersion);
-    if (asked.maintenanceVersion !== instance.maintenanceVersion) {
-      throw notSupported(
-        'MaintenanceUpdateNotSupported',
-        `instance ${instance.id} runs maintenance version ${instance.maintenanceVersion ?? '(unrecorded)'}; moving it to ${asked.maintenanceVersion} is not built yet`,
-      );
-    }
-  }
+  // The plan's version is the only one an instance can move to (an upgrade, or nothing).
+  if (asked.maintenanceVersion !== undefined) requirePlanVersion(plan.plan, service, asked.maintenanceVersion);
   if (asked.parameters === undefined) return instance.parameters;
   validateParameters(
     plan,

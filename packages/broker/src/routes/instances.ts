@@ -12,6 +12,7 @@ import { desiredReplicas, validateParameters } from '../params-validation.js';
 import { resolvePolicies } from '../policies.js';
 import { randomPassword } from '../random.js';
 import { acceptsIncomplete, contextName, idParams, keySegmentParam, stringField } from '../request-checks.js';
+import { provisionImage } from '../upgrade.js';
 
 interface ProvisionBody {
   service_id: string;
@@ -129,6 +130,8 @@ export function instanceRoutes(app: FastifyInstance, ctx: BrokerContext): void {
           ...policies,
           ...(scope ? { scope } : {}),
           ...(maintenanceVersion ? { maintenanceVersion } : {}),
+          // The image of that version, which the controller keeps every replica on until an upgrade.
+          ...provisionImage(plan),
         },
         {
           adminUser: plan.entry.runtime.adminUser,

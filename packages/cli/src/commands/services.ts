@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { InstanceDetail, InstanceSummary } from '@service-foundry/api';
-import { type OsbService, waitFor } from '@service-foundry/core';
+import type { OsbService } from '@service-foundry/core';
 import { BrokerClient } from '../broker-client.js';
 import { type Command, intOption, parametersOption } from '../command.js';
 import { BrokerError, UsageError } from '../errors.js';
 import { formatBytes, formatSeconds } from '../format.js';
 import { instancePath } from '../instance-path.js';
+import { waitForOperation } from '../operation-wait.js';
 import { printJson, printTable, say } from '../output.js';
-import { ProgressDisplay } from '../progress-display.js';
 import { loadTarget } from '../target.js';
 
 export async function client(): Promise<BrokerClient> {
@@ -24,37 +24,6 @@ export async function findInstance(broker: BrokerClient, name: string): Promise<
     }
     throw error;
   }
-}
-
-/** Polls `last_operation` until it leaves `in progress`, showing progress. */
-async function waitForOperation(broker: BrokerClient, id: string, what: string, timeoutMs: number): Promise<string> {
-  const progress = new ProgressDisplay();
-  let description = '';
-  const state = await waitFor(
-    async () => {
-      let op: { state: string; description?: string };
-      try {
-        op = (
-          await broker.request<{ state: string; description?: string }>(
-            'GET',
-            `/v2/service_instances/${id}/last_operation`,
-          )
-        ).body;
-      } catch (error) {
-        // OSB: 410 Gone answers last_operation once an instance is deleted.
-        if ((error as { status?: number }).status === 410) return 'gone';
-        throw error;
-      }
-      description = op.description ?? '';
-      if (op.state !== 'in progress') return op.state;
-      progress.status(`${what}: in progress${description ? ` — ${description}` : ''}`);
-      return undefined;
-    },
-    { description: `${what} to finish`, timeoutMs, intervalMs: 500 },
-  );
-  const final = state === 'gone' ? 'succeeded' : state;
-  progress.done(`${what}: ${final}${description && state !== 'gone' ? ` — ${description}` : ''}`);
-  return state;
 }
 
 export const marketplace: Command = {
@@ -150,9 +119,14 @@ export const service: Command = {
     say(`id:              ${detail.id}`);
     say(`service / plan:  ${detail.service} / ${detail.plan}`);
     const m = detail.maintenance;
-    say(
-      `version:         ${m.running ?? '(unrecorded)'}${m.upgradeAvailable ? ` — the catalog offers ${m.offered}; upgrades are not built yet` : ' (current)'}`,
-    );
+    say(`version:         ${m.running ?? '(unrecorded)'}${m.upgradeAvailable ? '' : ' (current)'}`);
+    say(`image:           ${m.runningImage ?? '(unrecorded)'}`);
+    if (m.upgradeAvailable) {
+      const to = [m.offered ? `maintenance version ${m.offered}` : '', m.offeredImage ? `image ${m.offeredImage}` : '']
+        .filter(Boolean)
+        .join(', ');
+      say(`upgrade available: to ${to} — ${m.reason} (\`sf upgrade-service ${detail.name}\`)`);
+    }
     say(`state:           ${detail.phase}${detail.message ? ` — ${detail.message}` : ''}`);
     say(`last operation:  ${detail.operation.type} ${detail.operation.state}: ${detail.operation.description}`);
     say(

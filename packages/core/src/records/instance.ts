@@ -7,6 +7,7 @@ import {
   fencingPolicies,
   flag,
   type IoPolicy,
+  imageReferencePattern,
   ioPolicySchema,
   nonEmptyText,
   optional,
@@ -122,6 +123,12 @@ export interface InstanceRecord {
    * generation), set at provision. Absent: created before versions were recorded.
    */
   maintenanceVersion?: string;
+  /**
+   * The container image of that version (the catalog's `runtime.image` at provision or at
+   * the last upgrade). The controller rolls every replica onto it, one at a time (assignment
+   * `image`). Absent: from before upgrades; each container keeps the image it was created with.
+   */
+  image?: string;
 }
 
 const updateRequestSchema: JSONSchemaType<UpdateRequest> = {
@@ -225,6 +232,7 @@ const instanceSchema: JSONSchemaType<InstanceRecord> = {
     restore: optional(restoreSchema),
     scope: optional(scopeSchema),
     maintenanceVersion: optional(nonEmptyText),
+    image: optional({ type: 'string', pattern: imageReferencePattern }),
   },
 };
 

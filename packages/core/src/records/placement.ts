@@ -7,6 +7,7 @@ import {
   epoch,
   flag,
   type IoPolicy,
+  imageReferencePattern,
   ioPolicySchema,
   nonEmptyText,
   optional,
@@ -98,6 +99,13 @@ export interface AssignmentRecord {
    * the old node removes its copy without writing the replica's status.
    */
   movedTo?: string;
+  /**
+   * Container image to run (the instance's `image` when this replica was last created or
+   * upgraded). Absent: the catalog's current `runtime.image`, and a running container is
+   * left on whatever image it was created with. A running container of another image is
+   * replaced on the same volume (an upgrade step; the controller rolls one replica at a time).
+   */
+  image?: string;
 }
 
 const keySegment = { type: 'string', pattern: keySegmentPattern } as const;
@@ -166,6 +174,7 @@ const assignmentSchema: JSONSchemaType<AssignmentRecord> = {
     seed: optional(seedSchema),
     keepVolume: optional(flag),
     movedTo: optional(keySegment),
+    image: optional({ type: 'string', pattern: imageReferencePattern }),
   },
 };
 

@@ -48,6 +48,8 @@ export function sameIo(a: IoPolicy | undefined, b: IoPolicy | undefined): boolea
 
 export const text = { type: 'string' } as const;
 export const nonEmptyText = { type: 'string', minLength: 1 } as const;
+/** A Docker image reference (`name[:tag][@digest]`): no spaces, nothing taken for an option. */
+export const imageReferencePattern = '^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$';
 /** ISO-8601 times are stored as text; readers `Date.parse` them and cope with NaN. */
 export const timestamp = text;
 export const flag = { type: 'boolean' } as const;

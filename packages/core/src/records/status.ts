@@ -42,6 +42,8 @@ export interface ReplicaStatus {
   /** The IO settings in force, once applied. */
   io?: IoPolicy;
   generation?: number;
+  /** The image the running container was created from (assignment `image` during an upgrade). */
+  image?: string;
 }
 
 const statusSchema: JSONSchemaType<ReplicaStatus> = {
@@ -65,6 +67,7 @@ const statusSchema: JSONSchemaType<ReplicaStatus> = {
     positionAt: optional(timestamp),
     io: optional(ioPolicySchema),
     generation: optional(epoch),
+    image: optional(text),
   },
 };
 

@@ -11,6 +11,7 @@ import {
   type PrimaryRecord,
   type RouteRecord,
   type SwitchoverRecord,
+  type SwitchoverReplica,
   switchoverCodec,
   type Versioned,
 } from '@service-foundry/core';
@@ -55,6 +56,52 @@ export class SwitchoverDriver {
 
   close(): Promise<void> {
     return this.#records.close();
+  }
+
+  /** The instance's latest switchover record (the last one stays once finished). */
+  latest(instanceId: string): Versioned<SwitchoverRecord> | undefined {
+    return this.#records.items.get(this.keys.switchover(instanceId));
+  }
+
+  /**
+   * Asks for a switchover on the controller's own account (an upgrade); the same
+   * transaction as an operator's request: the primary key and the previous record unchanged.
+   */
+  async request(
+    view: InstanceView,
+    to: SwitchoverReplica,
+    requestedBy: string,
+    previous: Versioned<SwitchoverRecord> | undefined,
+  ): Promise<boolean> {
+    const primary = view.primary;
+    if (!primary) return false;
+    const id = view.instance.id;
+    const now = new Date().toISOString();
+    const record: SwitchoverRecord = {
+      instanceId: id,
+      from: { ordinal: primary.value.ordinal, node: primary.value.node },
+      fromEpoch: Number(primary.modRevision),
+      to,
+      phase: 'requested',
+      message: 'requested',
+      requestedBy,
+      requestedAt: now,
+      updatedAt: now,
+    };
+    const key = this.keys.switchover(id);
+    const res = await this.client
+      .if(this.keys.primary(id), 'Mod', '==', primary.modRevision)
+      .and(key, 'Mod', '==', previous?.modRevision ?? '0')
+      .then(this.client.put(key).value(json(record)))
+      .commit();
+    if (res.succeeded) {
+      await this.events.record(
+        'switchover-requested',
+        `switchover of "${view.instance.name}" from replica ${record.from.ordinal} on ${record.from.node} to replica ${to.ordinal} on ${to.node} requested by ${requestedBy}`,
+        { instanceId: id, node: record.from.node },
+      );
+    }
+    return res.succeeded;
   }
 
   /** True while a switchover of the instance is under way. */
@@ -207,7 +254,7 @@ export class SwitchoverDriver {
       electedAt: new Date().toISOString(),
     };
     const oldKey = keys.assignment(s.from.node, id, s.from.ordinal);
-    const rejoining = rejoiningPrimary(oldAssignment.value);
+    const rejoining = rejoiningPrimary(oldAssignment.value, input.instance.value.image);
     const promoting: SwitchoverRecord = {
       ...s,
       phase: 'promoting',

@@ -302,10 +302,19 @@ export function stoppedPrimary(a: AssignmentRecord): AssignmentRecord {
   return { ...a, desired: 'stopped' };
 }
 
-/** The old primary's assignment after the promotion: a replica rebuilt from the new primary. */
-export function rejoiningPrimary(a: AssignmentRecord): AssignmentRecord {
+/**
+ * The old primary's assignment after the promotion: a replica rebuilt from the new primary,
+ * from the instance's image (an upgrade's switchover upgrades it on the way).
+ */
+export function rejoiningPrimary(a: AssignmentRecord, image: string | undefined): AssignmentRecord {
   const { upstream: _old, ...rest } = a;
-  return { ...rest, desired: 'running', role: 'replica', generation: (a.generation ?? 0) + 1 };
+  return {
+    ...rest,
+    desired: 'running',
+    role: 'replica',
+    generation: (a.generation ?? 0) + 1,
+    ...(image !== undefined ? { image } : {}),
+  };
 }
 
 /** The old primary's assignment when a switchover is abandoned: it serves again as it did. */

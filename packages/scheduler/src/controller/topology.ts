@@ -54,6 +54,12 @@ function sameUpstream(a: AssignmentRecord['upstream'], b: AssignmentRecord['upst
 export function desiredAssignments(view: InstanceView): AssignmentChange[] {
   if (!view.replicated) return [];
   const io = view.instance.io ?? defaultIo;
+  // A replica named no image yet (just placed) gets the instance's; one that names an older
+  // image keeps it until the upgrade (upgrade.ts) gets to it, except when it is rebuilt anyway.
+  const imageFor = (a: AssignmentRecord, rebuilt: boolean): { image?: string } => {
+    const image = rebuilt ? (view.instance.image ?? a.image) : (a.image ?? view.instance.image);
+    return image === undefined ? {} : { image };
+  };
   const changes: AssignmentChange[] = [];
   const propose = (ordinal: number, node: string, next: AssignmentRecord) => {
     const current = view.assignments.get(ordinal);
@@ -64,7 +70,8 @@ export function desiredAssignments(view: InstanceView): AssignmentChange[] {
       c.epoch === next.epoch &&
       sameUpstream(c.upstream, next.upstream) &&
       sameIo(c.io, next.io) &&
-      (c.generation ?? 0) === (next.generation ?? 0)
+      (c.generation ?? 0) === (next.generation ?? 0) &&
+      c.image === next.image
     ) {
       return;
     }
@@ -83,7 +90,10 @@ export function desiredAssignments(view: InstanceView): AssignmentChange[] {
         (restored === undefined || p.ordinal === restored),
     );
     const assignment = first && view.assignments.get(first.ordinal);
-    if (first && assignment) propose(first.ordinal, first.node, { ...assignment.value, role: 'primary', epoch: 0, io });
+    if (first && assignment) {
+      const a = assignment.value;
+      propose(first.ordinal, first.node, { ...a, role: 'primary', epoch: 0, io, ...imageFor(a, false) });
+    }
     return changes;
   }
 
@@ -100,7 +110,7 @@ export function desiredAssignments(view: InstanceView): AssignmentChange[] {
     if (!assignment) continue;
     const a = assignment.value;
     if (placement.ordinal === primaryOrdinal) {
-      propose(placement.ordinal, placement.node, { ...a, role: 'primary', epoch, io });
+      propose(placement.ordinal, placement.node, { ...a, role: 'primary', epoch, io, ...imageFor(a, false) });
       continue;
     }
     const demoted = a.role === 'primary';
@@ -114,6 +124,7 @@ export function desiredAssignments(view: InstanceView): AssignmentChange[] {
       epoch,
       io,
       generation: (a.generation ?? 0) + (demoted ? 1 : 0),
+      ...imageFor(a, demoted),
     };
     if (upstream) next.upstream = upstream;
     propose(placement.ordinal, placement.node, next);

@@ -28,6 +28,8 @@ export interface ReplicaToCommit {
   resources: Resources;
   serviceName: string;
   planName: string;
+  /** The instance's image (absent on instances from before upgrades): the assignment runs it. */
+  image?: string;
   /** Mod revision of the instance record the decision was based on. */
   instanceRevision: string;
   /**
@@ -164,6 +166,7 @@ export function buildNodeTxn(
       planName: replica.planName,
       resources: replica.resources,
       desired: 'running',
+      ...(replica.image !== undefined ? { image: replica.image } : {}),
     };
     placements.push(placement);
     success.push(
