@@ -32,7 +32,7 @@ import { restoreInPlaceStep } from './controller/restore-in-place.js';
 import { SwitchoverDriver } from './controller/switchover-driver.js';
 import { releaseReplicas, teardownStep } from './controller/teardown.js';
 import { desiredAssignments, type InstanceView } from './controller/topology.js';
-import { decideUpgrade, upgradeRequester } from './controller/upgrade.js';
+import { decideUpgrade, imageRunProblem, upgradeRequester } from './controller/upgrade.js';
 import { shippingAssignments } from './controller/volume-shipping.js';
 import { Relocator } from './relocator.js';
 
@@ -535,13 +535,18 @@ export class Controller {
       }
       return;
     }
+    // An upgrade's request asks for no plan and no parameters (a maintenance version, or nothing).
+    const request = operation.request;
+    const upgraded = request !== undefined && request.planId === undefined && request.parameters === undefined;
+    const imageProblem = upgraded ? imageRunProblem(view) : undefined;
+    if (imageProblem !== undefined) {
+      await this.#describeUpdate(instance, imageProblem);
+      return;
+    }
     const want = instance.value.io;
     const running = [...view.statuses.values()].filter((s) => s.value.state === 'running');
     const applied = running.every((s) => !view.replicated || sameIo(s.value.io, want));
     if (!applied || running.length === 0) return;
-    // An upgrade's request asks for no plan and no parameters (a maintenance version, or nothing).
-    const request = operation.request;
-    const upgraded = request !== undefined && request.planId === undefined && request.parameters === undefined;
     const description =
       operation.request?.planId !== undefined
         ? `plan ${instance.value.planName}: ${instance.value.replicas} replica(s) running, settings applied`

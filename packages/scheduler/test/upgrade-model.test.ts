@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { InstanceView } from '../src/controller/topology.js';
 import { desiredAssignments } from '../src/controller/topology.js';
-import { decideUpgrade, type UpgradeInput, upgradeSwitchoverRetryMs } from '../src/controller/upgrade.js';
+import {
+  decideUpgrade,
+  imageRunProblem,
+  type UpgradeInput,
+  upgradeSwitchoverRetryMs,
+} from '../src/controller/upgrade.js';
 import { assignment, iso, primaryAt, status, t0, view } from './replica-view-fixtures.js';
 
 /**
@@ -50,9 +55,16 @@ describe('upgrade roll (upgrade.ts)', () => {
     assert.equal(decide(crashed).kind, 'wait');
   });
 
-  it('u2: every replica named the image and runs it: settled', () => {
+  it('u2: every replica named the image: no step left; the operation waits until each runs it', () => {
     const all = { 0: newImage, 1: newImage, 2: newImage };
     assert.deepEqual(decide(upgradeView(all, all)), { kind: 'settled' });
+    assert.equal(imageRunProblem(upgradeView(all, all)), undefined);
+    // The old primary still rebuilding after the switchover (or a new replica cloning).
+    const rebuilding = upgradeView(all, { 1: newImage, 2: newImage });
+    rebuilding.statuses.set(0, status(0, { state: 'creating', image: undefined }));
+    assert.deepEqual(decide(rebuilding), { kind: 'settled' });
+    assert.equal(imageRunProblem(rebuilding), `upgrading to ${newImage}: waiting for replica(s) 0 to run it`);
+    assert.equal(imageRunProblem(view()), undefined, 'an instance that names no image');
   });
 
   it('u3: without native replication every replica is named at once (one restart)', () => {

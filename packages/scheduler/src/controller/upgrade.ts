@@ -41,6 +41,20 @@ function runsImage(view: InstanceView, ordinal: number, image: string): boolean 
 }
 
 /**
+ * Why an upgrade is not over yet although every replica was given the image (a replica
+ * still restarting or rebuilding on it); undefined when every kept replica runs it.
+ */
+export function imageRunProblem(view: InstanceView): string | undefined {
+  const image = view.instance.image;
+  if (image === undefined) return undefined;
+  const waiting = keptAssignments(view)
+    .filter((a) => !runsImage(view, a.value.ordinal, image))
+    .map((a) => a.value.ordinal);
+  if (waiting.length === 0) return undefined;
+  return `upgrading to ${image}: waiting for replica(s) ${waiting.join(', ')} to run it`;
+}
+
+/**
  * Rolls an instance onto `instance.image` (an upgrade to the catalog's maintenance
  * version), one replica at a time, so the only interruption of a replicated instance is
  * one switchover. Every row is tested in test/upgrade.test.ts; docs/upgrades.md has the
@@ -49,8 +63,8 @@ function runsImage(view: InstanceView, ordinal: number, image: string): boolean 
  * | #  | situation                                                            | step                                          |
  * |----|----------------------------------------------------------------------|-----------------------------------------------|
  * | u0 | the instance names no image                                          | settled                                       |
+ * | u2 | every kept replica named the image                                   | settled (the operation waits until they run it: imageRunProblem) |
  * | u1 | a replica named the image but does not run it yet                    | wait: it restarts                             |
- * | u2 | every kept replica named the image                                   | settled                                       |
  * | u3 | no native replication (one server, or volume-shipping standbys)      | name the image on every replica: one restart  |
  * | u4 | no primary, or a switchover under way                                | wait                                          |
  * | u5 | a kept replica is not running in its role                            | wait: one replica at a time                   |
@@ -68,6 +82,8 @@ export function decideUpgrade(input: UpgradeInput): UpgradeStep {
   const image = view.instance.image;
   if (image === undefined) return { kind: 'settled' };
   const kept = keptAssignments(view);
+  const outdated = kept.filter((a) => a.value.image !== image);
+  if (outdated.length === 0) return { kind: 'settled' };
   const named = kept.filter((a) => a.value.image === image);
   const restarting = named.filter((a) => !runsImage(view, a.value.ordinal, image));
   if (restarting.length > 0) {
@@ -77,8 +93,6 @@ export function decideUpgrade(input: UpgradeInput): UpgradeStep {
       description: `upgrading to ${image}: ${named.length - restarting.length} of ${kept.length} replicas run it; replica(s) ${ordinals} restarting on it`,
     };
   }
-  const outdated = kept.filter((a) => a.value.image !== image);
-  if (outdated.length === 0) return { kind: 'settled' };
   if (!view.replicated) {
     return {
       kind: 'set-image',
