@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Etcd3, instanceCodec, Keyspace, readRecord, waitFor } from '@service-foundry/core';
 import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { containersOf } from '@service-foundry/test-support/docker';
 import { pinOlderVersion, rolledOnto, tagOlderImage } from '@service-foundry/test-support/older-version';
+import { psql } from '@service-foundry/test-support/psql';
+import { type RedisCredentials, redisCli } from '@service-foundry/test-support/redis-cli';
 import { longestGapMs, lostWrites, Writer } from '@service-foundry/test-support/writer';
 
 interface Detail {
@@ -15,7 +18,8 @@ const keys = new Keyspace('/sf');
 /**
  * Upgrades (maintenance_info) on a real three-replica Postgres with remote-fsync under a
  * continuous writer through the router: the controller rolls replicas one at a time, a
- * switchover moves the primary, no acknowledged write is lost. The "older version" is the
+ * switchover moves the primary, no acknowledged write is lost. Then a one-replica Postgres
+ * (one restart on the same volume) and a three-replica Redis. The "older version" is the
  * same image under a second tag, so both rolls run real containers of a real image.
  */
 describe('upgrades: rolling a replicated instance onto its plan’s image', () => {
@@ -23,6 +27,8 @@ describe('upgrades: rolling a replicated instance onto its plan’s image', () =
   let etcd: Etcd3;
   let catalogImage = '';
   let older: { image: string; remove(): Promise<void> } | undefined;
+  /** Older tags made by single tests, removed after the cluster. */
+  const moreTags: Array<{ remove(): Promise<void> }> = [];
   let uri = '';
   let id = '';
 
@@ -57,6 +63,7 @@ describe('upgrades: rolling a replicated instance onto its plan’s image', () =
     id = (await detail('pg')).id;
     catalogImage = (await instance()).value.image ?? '';
     assert.match(catalogImage, /^service-foundry\/postgres:/, 'provision records the catalog image');
+    await rolledOnto(etcd, keys, id, catalogImage, 3); // provisioned: three replicas running
     older = await tagOlderImage(catalogImage, `e2e-older-${process.pid}`);
   });
   after(async () => {
@@ -64,6 +71,7 @@ describe('upgrades: rolling a replicated instance onto its plan’s image', () =
     await cluster?.destroy();
     // After the cluster: a tag its containers still use (a failed roll) cannot be removed.
     await older?.remove();
+    for (const tag of moreTags) await tag.remove();
   });
 
   /** Runs `roll` under a writer; returns the longest write gap and the lost writes. */
@@ -117,5 +125,72 @@ describe('upgrades: rolling a replicated instance onto its plan’s image', () =
     const again = await cluster.sf('upgrade-service', 'pg');
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /nothing to upgrade|already/i);
+  });
+
+  it('a one-replica Postgres restarts once on the same volume, its data kept', async () => {
+    const created = await cluster.sf('create-service', 'postgres', 'small', 'pg1');
+    assert.equal(created.code, 0, created.stdout + created.stderr);
+    const key = await cluster.sf('create-service-key', 'pg1', 'k', '--json');
+    assert.equal(key.code, 0, key.stderr);
+    const small = (JSON.parse(key.stdout) as { uri: string }).uri;
+    const kept = await psql(small, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before the upgrade');");
+    assert.ok(kept.ok, kept.err);
+    const smallId = (await detail('pg1')).id;
+    await rolledOnto(etcd, keys, smallId, catalogImage, 1); // provisioned and running
+    await pinOlderVersion(etcd, keys, smallId, olderImage(), '0.0.1');
+    await rolledOnto(etcd, keys, smallId, olderImage(), 1);
+
+    const upgraded = await cluster.sf('upgrade-service', 'pg1');
+    assert.equal(upgraded.code, 0, upgraded.stdout + upgraded.stderr);
+    assert.match(upgraded.stdout, /restart/i, 'the restart is said before it happens');
+    await rolledOnto(etcd, keys, smallId, catalogImage, 1);
+    const read = await waitFor(
+      async () => {
+        const r = await psql(small, 'SELECT v FROM kept;');
+        return r.ok ? r.out : undefined;
+      },
+      { description: 'pg1 answering through the router', timeoutMs: 60_000, intervalMs: 250 },
+    );
+    assert.match(read, /before the upgrade/);
+    const containers = await containersOf(smallId);
+    assert.deepEqual(
+      containers.map((c) => c.Image),
+      [catalogImage],
+      'one container, made from the plan’s image',
+    );
+  });
+
+  it('a three-replica Redis rolls too; every acknowledged SET survives', async () => {
+    const created = await cluster.sf('create-service', 'redis', 'ha-small', 'rd');
+    assert.equal(created.code, 0, created.stdout + created.stderr);
+    const key = await cluster.sf('create-service-key', 'rd', 'k', '--json');
+    assert.equal(key.code, 0, key.stderr);
+    const credentials = JSON.parse(key.stdout) as RedisCredentials;
+    const redisId = (await detail('rd')).id;
+    const redisImage = (await readRecord(etcd, instanceCodec, keys.instance(redisId)))?.value.image ?? '';
+    const redisOlder = await tagOlderImage(redisImage, `e2e-older-${process.pid}`);
+    moreTags.push(redisOlder);
+    await rolledOnto(etcd, keys, redisId, redisImage, 3); // provisioned: three replicas running
+    const acked: number[] = [];
+    let stop = false;
+    const writing = (async () => {
+      for (let i = 0; !stop; i++) {
+        if ((await redisCli(credentials, 'SET', `u${i}`, String(i)).catch(() => '')) === 'OK') acked.push(i);
+      }
+    })();
+    try {
+      await waitFor(() => acked.length >= 20, { description: '20 acknowledged SETs', timeoutMs: 60_000 });
+      await pinOlderVersion(etcd, keys, redisId, redisOlder.image, '0.0.1');
+      await rolledOnto(etcd, keys, redisId, redisOlder.image, 3);
+      const done = acked.length;
+      await waitFor(() => acked.length >= done + 10, { description: 'SETs after the roll', timeoutMs: 60_000 });
+    } finally {
+      stop = true;
+      await writing;
+    }
+    const missing: number[] = [];
+    for (const i of acked) if ((await redisCli(credentials, 'GET', `u${i}`)) !== String(i)) missing.push(i);
+    assert.deepEqual(missing, [], `acknowledged SETs lost: ${missing.length} of ${acked.length}`);
+    // `sf upgrade-service` back is the Postgres tests' path; the tag goes after the cluster.
   });
 });

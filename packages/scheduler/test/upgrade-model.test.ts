@@ -8,7 +8,7 @@ import {
   type UpgradeInput,
   upgradeSwitchoverRetryMs,
 } from '../src/controller/upgrade.js';
-import { assignment, iso, primaryAt, status, t0, view } from './replica-view-fixtures.js';
+import { assignment, iso, primaryAt, status, t0, v, view } from './replica-view-fixtures.js';
 
 /**
  * The upgrade roll (upgrade.ts), one test per row of its table: replica 0 primary at epoch
@@ -156,14 +156,19 @@ describe('upgrade roll (upgrade.ts)', () => {
 });
 
 describe('topology names images (topology.ts)', () => {
-  it('a replica that names no image gets the instance’s; one that names another keeps it', () => {
+  it('a replica given its first role gets the instance’s image; running ones keep theirs, or none', () => {
     const base = view();
     base.instance = { ...base.instance, image: newImage };
-    base.assignments.set(1, assignment(1, { epoch: 99 }));
+    const { role: _role, epoch: _epoch, upstream: _upstream, ...placedOnly } = assignment(1).value;
+    base.assignments.set(1, v(placedOnly));
     base.assignments.set(2, assignment(2, { epoch: 99, image: oldImage }));
-    const changes = new Map(desiredAssignments(base).map((c) => [c.ordinal, c.next.image]));
-    assert.equal(changes.get(1), newImage);
-    assert.equal(changes.get(2), oldImage);
+    base.assignments.set(0, assignment(0, { epoch: 99 }));
+    const changes = new Map(desiredAssignments(base).map((c) => [c.ordinal, c.next]));
+    assert.equal(changes.get(1)?.image, newImage);
+    assert.equal(changes.get(2)?.image, oldImage);
+    // Made before upgrades: never given the image here (all at once); the roll does it.
+    assert.equal(changes.get(0)?.role, 'primary');
+    assert.equal(changes.get(0)?.image, undefined);
   });
 
   it('the old primary, rebuilt after a failover, comes back on the instance’s image', () => {

@@ -56,6 +56,11 @@ export async function pinOlderVersion(
   const key = keys.instance(instanceId);
   const current = await readRecord(etcd, instanceCodec, key);
   if (!current) throw new Error(`instance ${instanceId} has no record`);
+  if (current.value.phase !== 'ready' || current.value.operation.state === 'in progress') {
+    throw new Error(
+      `instance ${instanceId} is ${current.value.phase} (${current.value.operation.description}); wait until it is ready`,
+    );
+  }
   const older: InstanceRecord = {
     ...current.value,
     image,

@@ -54,10 +54,11 @@ function sameUpstream(a: AssignmentRecord['upstream'], b: AssignmentRecord['upst
 export function desiredAssignments(view: InstanceView): AssignmentChange[] {
   if (!view.replicated) return [];
   const io = view.instance.io ?? defaultIo;
-  // A replica named no image yet (just placed) gets the instance's; one that names an older
-  // image keeps it until the upgrade (upgrade.ts) gets to it, except when it is rebuilt anyway.
+  // A replica given its first role (nothing runs yet) or rebuilt anyway gets the instance's
+  // image. Any other keeps what it names, or names nothing (made before upgrades): the
+  // upgrade (upgrade.ts) moves those one at a time, never all at once from here.
   const imageFor = (a: AssignmentRecord, rebuilt: boolean): { image?: string } => {
-    const image = rebuilt ? (view.instance.image ?? a.image) : (a.image ?? view.instance.image);
+    const image = rebuilt || a.role === undefined ? (view.instance.image ?? a.image) : a.image;
     return image === undefined ? {} : { image };
   };
   const changes: AssignmentChange[] = [];
