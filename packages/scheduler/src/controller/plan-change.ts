@@ -14,20 +14,23 @@ export function surplusPlacements(view: InstanceView): PlacementRecord[] {
 }
 
 /**
- * How many of the replicas the plan keeps (ordinals below the replica count) run in the
- * role the current primary key gives them.
+ * Replica `ordinal` runs in the role the current primary key gives it, at its epoch (0:
+ * the bootstrap primary); without native replication, running is enough.
  */
-function runningInRole(view: InstanceView): number {
+export function runsInRole(view: InstanceView, ordinal: number): boolean {
   const primary = view.primary;
-  if (!primary) return 0;
+  const status = view.statuses.get(ordinal)?.value;
+  if (!primary || status?.state !== 'running') return false;
+  if (!view.replicated) return true;
   const epoch = Number(primary.modRevision);
+  const role = ordinal === primary.value.ordinal ? 'primary' : 'replica';
+  return status.role === role && (status.epoch === epoch || status.epoch === 0);
+}
+
+/** How many of the replicas the plan keeps (ordinals below the replica count) run in their role. */
+function runningInRole(view: InstanceView): number {
   let running = 0;
-  for (let ordinal = 0; ordinal < view.instance.replicas; ordinal++) {
-    const status = view.statuses.get(ordinal)?.value;
-    if (status?.state !== 'running') continue;
-    const role = ordinal === primary.value.ordinal ? 'primary' : 'replica';
-    if (!view.replicated || (status.role === role && (status.epoch === epoch || status.epoch === 0))) running++;
-  }
+  for (let ordinal = 0; ordinal < view.instance.replicas; ordinal++) if (runsInRole(view, ordinal)) running++;
   return running;
 }
 

@@ -1,4 +1,5 @@
 import type { AssignmentRecord, SwitchoverRecord, Versioned } from '@service-foundry/core';
+import { runsInRole } from './plan-change.js';
 import { inSyncReplicas } from './switchover.js';
 import type { InstanceView } from './topology.js';
 
@@ -106,13 +107,8 @@ export function decideUpgrade(input: UpgradeInput): UpgradeStep {
   if (phase !== undefined && phase !== 'done' && phase !== 'failed') {
     return { kind: 'wait', description: `upgrading to ${image}: a switchover is under way (${phase})` };
   }
-  const epoch = Number(primary.modRevision);
   const primaryOrdinal = primary.value.ordinal;
-  const notInRole = kept.filter((a) => {
-    const status = view.statuses.get(a.value.ordinal)?.value;
-    const role = a.value.ordinal === primaryOrdinal ? 'primary' : 'replica';
-    return status?.state !== 'running' || status.role !== role || (status.epoch !== epoch && status.epoch !== 0);
-  });
+  const notInRole = kept.filter((a) => !runsInRole(view, a.value.ordinal));
   if (notInRole.length > 0) {
     const ordinals = notInRole.map((a) => a.value.ordinal).join(', ');
     return {
