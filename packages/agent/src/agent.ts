@@ -24,6 +24,7 @@ import { FailsafeCoverage } from './failsafe-coverage.js';
 import { FailsafePromises, failsafeCallName } from './failsafe-promises.js';
 import { MeteredStatusWriter, registerAgentMetrics } from './metrics.js';
 import { NodeRegistration } from './node-registration.js';
+import { PasswordRotation } from './password-rotation.js';
 import { PositionReporter } from './position-reporter.js';
 import { checkPrimaryClaim } from './primary-guard.js';
 import { Reconciler } from './reconciler.js';
@@ -223,6 +224,17 @@ export async function startAgent(
     retryLater,
     onReceived: (bytes, wireBytes) => meter.transferred('received', bytes, wireBytes),
   });
+  const rotation = new PasswordRotation({
+    client,
+    keys,
+    secrets,
+    docker,
+    statuses,
+    identity,
+    events,
+    log,
+    commandTimeoutMs: config.replicationCommandTimeoutMs,
+  });
   const reconciler = new Reconciler({
     docker,
     catalog,
@@ -233,6 +245,7 @@ export async function startAgent(
     executor,
     teardown,
     seeder,
+    rotation,
     assignmentOf,
   });
 
@@ -294,6 +307,7 @@ export async function startAgent(
     await selfFence.stop();
     await coverage?.stop();
     (await peerTls)?.agent.destroy();
+    await rotation.stop();
     await watcher.stop();
     await registration.stop();
     await volumeService?.stop();
@@ -318,6 +332,8 @@ export async function startAgent(
     // From the first confirmed lease on, independent of etcd events.
     selfFence.start();
     await watcher.start((ref, signal) => reconciler.reconcile(ref, signal));
+    // After the watcher: a changed secret queues every replica of the node again.
+    await rotation.start(() => watcher.reconcileAll());
     await backups.start();
     positions.start();
     await switchovers.start(() => positions.poke());

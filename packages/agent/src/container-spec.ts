@@ -11,7 +11,13 @@ import {
   type ServiceRuntime,
 } from '@service-foundry/core';
 import type Docker from 'dockerode';
-import { type ContainerTls, type ReplicaSecretsOptions, replicaSecrets, type SecretFiles } from './secret-files.js';
+import {
+  type ContainerTls,
+  type ReplicaSecrets,
+  type ReplicaSecretsOptions,
+  replicaSecrets,
+  type SecretFiles,
+} from './secret-files.js';
 
 export { loadContainerTls, replicaSecrets, secretFilesArchive, tlsEnv } from './secret-files.js';
 
@@ -120,6 +126,36 @@ export function imageOf(assignment: Pick<AssignmentRecord, 'image'>, entry: Cata
 }
 
 /**
+ * The password files (and TLS material) a replica's container gets, and the variables
+ * naming them: put in at creation, and again into the running container when its
+ * passwords are rotated (password-rotation.ts). `replicated`: the container streams with
+ * the recipe's replication login.
+ */
+export function containerSecrets(
+  identity: NodeIdentity,
+  assignment: AssignmentRecord,
+  entry: CatalogEntry,
+  secret: InstanceSecret,
+  replicated: boolean,
+): ReplicaSecrets {
+  const name = replicaResourceName(identity.node, assignment);
+  const replicationPasswordFileEnv = replicated ? entry.replication?.env.replicationPasswordFile : undefined;
+  const secretOptions: ReplicaSecretsOptions = replicationPasswordFileEnv ? { replicationPasswordFileEnv } : {};
+  const clients = planClientTls(entry, assignment.planName);
+  if (clients !== 'none') {
+    // Never a TLS-capable service in clear because this node lacks its certificate: its
+    // replication and clients would cross the network unencrypted.
+    if (!identity.serviceTls) {
+      throw new InvalidConfigError('agent config', [
+        `service ${entry.osb.name} serves TLS (plan ${assignment.planName}: clients ${clients}) but node ${identity.node} has no service certificate (serviceTls); not starting ${name}`,
+      ]);
+    }
+    secretOptions.tls = { material: identity.serviceTls, clients };
+  }
+  return replicaSecrets(entry.runtime, secret, secretOptions);
+}
+
+/**
  * Docker's create options for a replica. Restart policy `no`: the agent, not Docker,
  * decides when a failed replica comes back, so a crash is always reported first.
  * Passwords go into `secretFiles`, never into the environment (see secret-files.ts).
@@ -135,20 +171,7 @@ export function containerCreateOptions(
   const plan = entry.plans[assignment.planName];
   if (!plan) throw new CatalogError(`plan ${assignment.planName} of service ${entry.osb.name} is not in the catalog`);
   const name = replicaResourceName(identity.node, assignment);
-  const replicationPasswordFileEnv = replicated ? entry.replication?.env.replicationPasswordFile : undefined;
-  const secretOptions: ReplicaSecretsOptions = replicationPasswordFileEnv ? { replicationPasswordFileEnv } : {};
-  const clients = planClientTls(entry, assignment.planName);
-  if (clients !== 'none') {
-    // Never a TLS-capable service in clear because this node lacks its certificate: its
-    // replication and clients would cross the network unencrypted.
-    if (!identity.serviceTls) {
-      throw new InvalidConfigError('agent config', [
-        `service ${entry.osb.name} serves TLS (plan ${assignment.planName}: clients ${clients}) but node ${identity.node} has no service certificate (serviceTls); not starting ${name}`,
-      ]);
-    }
-    secretOptions.tls = { material: identity.serviceTls, clients };
-  }
-  const secrets = replicaSecrets(runtime, secret, secretOptions);
+  const secrets = containerSecrets(identity, assignment, entry, secret, replicated !== undefined);
   const env = {
     ...runtime.env,
     ...secrets.env,
@@ -156,7 +179,7 @@ export function containerCreateOptions(
     [maxConnectionsEnv]: String(plan.connections.service),
   };
   // A catalog mistake (a secret mapped to a plain variable) must not put it in the environment.
-  const passwords = Object.values(secrets.secretFiles.files);
+  const passwords = Object.values(secrets.secretFiles.files).filter((content) => content !== '');
   if (Object.values(env).some((value) => passwords.includes(value))) {
     throw new CatalogError(`the environment of ${name} would hold a password; refusing to create it`);
   }

@@ -2,7 +2,7 @@ import { DockerError } from '@service-foundry/core';
 import Docker from 'dockerode';
 import { type ContainerSpec, labelKeys } from './container-spec.js';
 import { collectOutput, demultiplex } from './docker-streams.js';
-import { secretFilesArchive } from './secret-files.js';
+import { type SecretFiles, secretFilesArchive } from './secret-files.js';
 
 /** What the agent needs to know about one container. */
 export interface ContainerState {
@@ -218,13 +218,18 @@ export class DockerRuntime {
       }
       if (!id) throw new DockerError(`docker create container ${name} failed: ${detailOf(error)}`, { cause: error });
     }
-    const archive = await secretFilesArchive(spec.secretFiles);
+    await this.putSecretFiles(id, spec.secretFiles);
+    return id;
+  }
+
+  /** Puts (or replaces) a container's secret files; a running container's too. */
+  async putSecretFiles(id: string, secretFiles: SecretFiles): Promise<void> {
+    const archive = await secretFilesArchive(secretFiles);
     const container = this.#docker.getContainer(id);
     // The message names the directory only, never a file's content.
-    await this.#call(`put secret files (${spec.secretFiles.spec.dir}) into container`, name, () =>
+    await this.#call(`put secret files (${secretFiles.spec.dir}) into container`, id, () =>
       container.putArchive(archive, { path: '/' }),
     );
-    return id;
   }
 
   async startContainer(id: string): Promise<void> {

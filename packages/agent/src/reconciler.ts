@@ -2,6 +2,7 @@ import type { Catalog, Logger, Versioned } from '@service-foundry/core';
 import type { AssignmentRead } from './assignment-watcher.js';
 import { labelKeys, type NodeIdentity, type ReplicaRef, replicaResourceName } from './container-spec.js';
 import type { DockerRuntime } from './docker-runtime.js';
+import type { PasswordRotation } from './password-rotation.js';
 import { decideReplicated } from './replica-decisions.js';
 import type { ReplicaExecutor } from './replica-executor.js';
 import { isOwnContainer, type ReplicaObserver } from './replica-observer.js';
@@ -21,6 +22,8 @@ export interface ReconcilerDeps {
   executor: ReplicaExecutor;
   teardown: ReplicaTeardown;
   seeder: Seeder;
+  /** Takes a running replica's server through a password rotation. @default none (no rotation) */
+  rotation?: PasswordRotation;
   /** The assignment of a replica as last seen by the watch. */
   assignmentOf: (ref: ReplicaRef) => Versioned<AssignmentRead> | undefined;
 }
@@ -41,7 +44,8 @@ export interface ReconcilerDeps {
  * | `running`, otherwise           | decideStandalone (standalone-decisions.ts)                        |
  *
  * A running replica goes through passes of observe → decide → execute (replica-pass.ts)
- * until a decision ends the pass; a failure on the way becomes its status.
+ * until a decision ends the pass; a failure on the way becomes its status. A replica left
+ * running then takes on a password rotation in progress (password-rotation.ts).
  */
 export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
@@ -53,6 +57,7 @@ export class Reconciler {
     const container = found && isOwnContainer(identity, found) ? found : undefined;
     const read = this.deps.assignmentOf(ref);
     if (!read) {
+      this.deps.rotation?.forget(ref);
       await seeder.forget(ref);
       return teardown.unassigned(ref, container);
     }
@@ -105,6 +110,10 @@ export class Reconciler {
         { observe: (p) => observer.observe(p), execute: (p, s) => executor.execute(p, s) },
         log,
       );
+      const status = statuses.current(ref);
+      if (this.deps.rotation && status?.state === 'running' && status.containerId) {
+        await this.deps.rotation.converge(ref, value, entry, status.containerId, mode === 'native');
+      }
     } catch (error) {
       if (signal.aborted) return;
       await statuses.set(ref, {

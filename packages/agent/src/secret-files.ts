@@ -20,6 +20,8 @@ import { pack } from 'tar-stream';
 export const secretFileNames = {
   adminPassword: 'admin-password',
   replicationPassword: 'replication-password',
+  /** The same name with this suffix: the previous generation's password while a rotation runs (empty: none). */
+  previousSuffix: '.previous',
   tlsCert: 'tls-cert',
   tlsKey: 'tls-key',
   tlsCa: 'tls-ca',
@@ -100,19 +102,30 @@ export interface ReplicaSecretsOptions {
   tls?: { material: ContainerTls; clients: ClientTlsMode };
 }
 
-/** The admin password (and, for a replicated container, the replication password) as files. */
+/**
+ * The admin password (and, for a replicated container, the replication password) as files.
+ * Each has a `.previous` sibling: the password a running rotation replaces, or empty. The
+ * image looks for it only when the current one is refused, so its commands keep logging in
+ * between the agent putting new files and the server taking them on (`rotatePasswords`).
+ */
 export function replicaSecrets(
   runtime: ServiceRuntime,
   secret: InstanceSecret,
   options: ReplicaSecretsOptions = {},
 ): ReplicaSecrets {
   const { dir } = runtime.secretFiles;
-  const files: Record<string, string> = { [secretFileNames.adminPassword]: secret.adminPassword };
+  const previous = secret.previous;
+  const files: Record<string, string> = {
+    [secretFileNames.adminPassword]: secret.adminPassword,
+    [`${secretFileNames.adminPassword}${secretFileNames.previousSuffix}`]: previous?.adminPassword ?? '',
+  };
   const env: Record<string, string> = {
     [runtime.adminPasswordFileEnv]: `${dir}/${secretFileNames.adminPassword}`,
   };
   if (options.replicationPasswordFileEnv !== undefined && secret.replicationPassword !== undefined) {
     files[secretFileNames.replicationPassword] = secret.replicationPassword;
+    files[`${secretFileNames.replicationPassword}${secretFileNames.previousSuffix}`] =
+      previous?.replicationPassword ?? '';
     env[options.replicationPasswordFileEnv] = `${dir}/${secretFileNames.replicationPassword}`;
   }
   if (options.tls) {

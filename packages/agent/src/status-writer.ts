@@ -1,4 +1,5 @@
 import {
+  type AppliedPasswords,
   BadRecordError,
   type Etcd3,
   type IoPolicy,
@@ -32,6 +33,8 @@ export interface StatusUpdate {
   generation?: number;
   /** The image the running container was created from. */
   image?: string;
+  /** The password rotation the running server has taken on (password-rotation.ts). */
+  passwords?: AppliedPasswords;
 }
 
 const updateFields = [
@@ -48,6 +51,7 @@ const updateFields = [
   'io',
   'generation',
   'image',
+  'passwords',
 ] as const satisfies readonly (keyof StatusUpdate)[];
 
 function sameStatus(a: ReplicaStatus, b: StatusUpdate): boolean {
@@ -72,6 +76,12 @@ export class StatusWriter {
   readonly #latest = new Map<string, { ref: ReplicaRef; status: ReplicaStatus | null }>();
   readonly #chains = new Map<string, Promise<boolean>>();
   readonly #dirty = new Set<string>();
+  /**
+   * Replica id → the passwords its running container has taken on. Kept here, not by the
+   * decisions that write whole statuses, so every later status of the same running
+   * container still reports them.
+   */
+  readonly #passwords = new Map<string, { containerId: string; value: AppliedPasswords }>();
 
   constructor(
     private readonly client: Etcd3,
@@ -93,6 +103,10 @@ export class StatusWriter {
   /** Records and writes a status; unchanged statuses are not rewritten. Never throws. */
   async set(ref: ReplicaRef, update: StatusUpdate): Promise<void> {
     const id = replicaId(ref.instanceId, ref.ordinal);
+    const applied = this.#passwords.get(id);
+    if (applied && update.passwords === undefined && update.state === 'running') {
+      if (applied.containerId === update.containerId) update = { ...update, passwords: applied.value };
+    }
     const previous = this.#latest.get(id)?.status;
     if (previous && sameStatus(previous, update) && !this.#dirty.has(id)) return;
     const status: ReplicaStatus = {
@@ -122,9 +136,16 @@ export class StatusWriter {
     await this.set(ref, { ...updateOf(current), ...patch });
   }
 
+  /** Reports the passwords a running container has taken on, in this and every later status of it. */
+  async passwordsApplied(ref: ReplicaRef, containerId: string, value: AppliedPasswords): Promise<void> {
+    this.#passwords.set(replicaId(ref.instanceId, ref.ordinal), { containerId, value });
+    await this.observe(ref, containerId, { passwords: value });
+  }
+
   /** Deletes the replica's status key; throws when etcd did not confirm the delete. */
   async remove(ref: ReplicaRef): Promise<void> {
     const id = replicaId(ref.instanceId, ref.ordinal);
+    this.#passwords.delete(id);
     this.#latest.set(id, { ref, status: null });
     if (!(await this.#flush(id))) throw new StatusDeleteError(id);
   }

@@ -113,7 +113,10 @@ test('a replicated Postgres container: passwords as files only, the plan limits 
     [
       ['run/sf-secrets/', 'directory', '500', 999, 999, ''],
       ['run/sf-secrets/admin-password', 'file', '400', 999, 999, secret.adminPassword],
+      // No rotation under way: the previous-password files are empty.
+      ['run/sf-secrets/admin-password.previous', 'file', '400', 999, 999, ''],
       ['run/sf-secrets/replication-password', 'file', '400', 999, 999, secret.replicationPassword],
+      ['run/sf-secrets/replication-password.previous', 'file', '400', 999, 999, ''],
       ['run/sf-secrets/tls-cert', 'file', '400', 999, 999, tls.cert],
       ['run/sf-secrets/tls-key', 'file', '400', 999, 999, tls.key],
       ['run/sf-secrets/tls-ca', 'file', '400', 999, 999, tls.ca],
@@ -122,7 +125,25 @@ test('a replicated Postgres container: passwords as files only, the plan limits 
 
   // A standalone container (no replication) gets the admin password and the TLS files only.
   const standalone = containerCreateOptions(identity, record, entry, secret);
-  assert.deepEqual(Object.keys(standalone.secretFiles.files), ['admin-password', 'tls-cert', 'tls-key', 'tls-ca']);
+  assert.deepEqual(Object.keys(standalone.secretFiles.files), [
+    'admin-password',
+    'admin-password.previous',
+    'tls-cert',
+    'tls-key',
+    'tls-ca',
+  ]);
+
+  // While a rotation runs, the replaced passwords travel beside the new ones.
+  const rotating = containerCreateOptions(
+    identity,
+    record,
+    entry,
+    { ...secret, generation: 1, previous: { adminPassword: 'old-admin-pw', replicationPassword: 'old-repl-pw' } },
+    { role: 'replica', generation: 0, volume: 'v', env: {} },
+  );
+  assert.equal(rotating.secretFiles.files['admin-password.previous'], 'old-admin-pw');
+  assert.equal(rotating.secretFiles.files['replication-password.previous'], 'old-repl-pw');
+  assert.ok(!JSON.stringify(rotating.options).includes('old-admin-pw'), 'never in the create options');
   assert.ok(!standalone.options.Env?.some((e) => e.startsWith('SF_REPLICATION_PASSWORD_FILE=')));
 });
 

@@ -3,6 +3,7 @@
  * `sf` reads them. Types only; records inside a reply are the etcd records' own types
  * (core), and fencing replies carry the fencing library's results.
  */
+export type * from './credentials.js';
 export type * from './explain.js';
 export type * from './fencing.js';
 export type * from './instances.js';

@@ -10,6 +10,12 @@ export interface BindingTarget {
   database: string;
   adminUser: string;
   adminPassword: string;
+  /**
+   * The admin password a rotation in progress replaces (`sf rotate-credentials`): tried
+   * when the server refuses the current one, since a server takes on the new passwords a
+   * moment after the broker has them. @default undefined (no rotation in progress)
+   */
+  previousAdminPassword?: string;
   timeoutMs: number;
   /**
    * TLS through the router: the server's certificate must chain to `ca` (PEM, the cluster
@@ -129,12 +135,22 @@ export class PostgresBindingDriver implements BindingDriver {
   }
 
   async #withClient<T>(target: BindingTarget, work: (client: pg.Client) => Promise<T>): Promise<T> {
+    try {
+      return await this.#withPassword(target, target.adminPassword, work);
+    } catch (error) {
+      // 28P01 invalid_password: the server has not taken on the rotated password yet.
+      if ((error as { code?: string }).code !== '28P01' || target.previousAdminPassword === undefined) throw error;
+      return this.#withPassword(target, target.previousAdminPassword, work);
+    }
+  }
+
+  async #withPassword<T>(target: BindingTarget, password: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
     const client = new pg.Client({
       host: target.host,
       port: target.port,
       database: target.database,
       user: target.adminUser,
-      password: target.adminPassword,
+      password,
       connectionTimeoutMillis: target.timeoutMs,
       query_timeout: target.timeoutMs,
       application_name: 'service-foundry-broker',

@@ -21,7 +21,7 @@ function renderCommands(statements: readonly string[], values: Record<string, st
  * on connect, and no reconnecting — a binding that cannot reach the instance fails, and
  * the caller decides whether to try again.
  */
-function adminClient(target: BindingTarget) {
+function adminClient(target: BindingTarget, password: string) {
   const socket = {
     host: target.host,
     port: target.port,
@@ -33,7 +33,7 @@ function adminClient(target: BindingTarget) {
     // With TLS, the server's certificate must chain to the cluster CA and name the host.
     socket: target.tls ? { ...socket, tls: true, ca: target.tls.ca, rejectUnauthorized: true } : socket,
     username: target.adminUser,
-    password: target.adminPassword,
+    password,
     RESP: 2,
     disableClientInfo: true,
     maintNotifications: 'disabled',
@@ -58,9 +58,19 @@ export class RedisBindingDriver implements BindingDriver {
   }
 
   async #asAdmin(target: BindingTarget, commands: string[][], secrets: string[]): Promise<void> {
-    const hide = (message: string) =>
-      [target.adminPassword, ...secrets].reduce((text, secret) => text.split(secret).join('***'), message);
-    const client = adminClient(target);
+    try {
+      await this.#asAdminWith(target, target.adminPassword, commands, secrets);
+    } catch (error) {
+      // The server has not taken on the rotated password yet (`sf rotate-credentials`).
+      if (!/WRONGPASS/.test((error as Error).message) || target.previousAdminPassword === undefined) throw error;
+      await this.#asAdminWith(target, target.previousAdminPassword, commands, secrets);
+    }
+  }
+
+  async #asAdminWith(target: BindingTarget, password: string, commands: string[][], secrets: string[]): Promise<void> {
+    const known = [target.adminPassword, target.previousAdminPassword ?? '', ...secrets].filter((s) => s !== '');
+    const hide = (message: string) => known.reduce((text, secret) => text.split(secret).join('***'), message);
+    const client = adminClient(target, password);
     // Failures reach the awaited calls below; the event only must not go unheard.
     client.on('error', () => undefined);
     try {

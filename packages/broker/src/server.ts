@@ -19,6 +19,7 @@ import { trimBindingFields } from './binding-response-fields.js';
 import { BindingStore } from './binding-store.js';
 import type { BrokerContext } from './broker-context.js';
 import { loadBrokerConfig } from './config.js';
+import { RotationDriver } from './credential-rotation.js';
 import { clientErrorHandler, frameworkErrors, installErrorAnswers } from './http-errors.js';
 import { InstanceStore } from './instance-store.js';
 import { requestLimits } from './limits.js';
@@ -30,6 +31,7 @@ import { checkBodyLimits, rejectLongUrls } from './request-limits.js';
 import { backupRoutes } from './routes/backups.js';
 import { bindingRoutes } from './routes/bindings.js';
 import { catalogRoutes } from './routes/catalog.js';
+import { credentialRoutes } from './routes/credentials.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { explainRoutes } from './routes/explain.js';
 import { fencingRoutes } from './routes/fencing.js';
@@ -132,6 +134,7 @@ export function buildServer(ctx: BrokerContext, registry?: Registry): FastifyIns
   relocationRoutes(app, ctx);
   switchoverRoutes(app, ctx);
   upgradeRoutes(app, ctx);
+  credentialRoutes(app, ctx);
   backupRoutes(app, ctx);
   return app;
 }
@@ -167,6 +170,7 @@ export async function startBroker(input: unknown, options: { log?: Logger } = {}
   };
   const registry = createMetricsRegistry('broker');
   const app = buildServer(ctx, registry);
+  const rotations = new RotationDriver(ctx);
   let stopWatching: (() => Promise<void>) | undefined;
   let metrics: Awaited<ReturnType<typeof maybeStartMetricsServer>>;
   try {
@@ -176,7 +180,9 @@ export async function startBroker(input: unknown, options: { log?: Logger } = {}
     // The operations watch exists for the metrics only.
     if (config.metrics) stopWatching = await watchOperations(client, keys, registry, log);
     metrics = await maybeStartMetricsServer(registry, config.metrics);
+    rotations.start();
   } catch (error) {
+    await rotations.stop();
     await stopWatching?.();
     await app.close().catch(() => undefined);
     client.close();
@@ -194,6 +200,7 @@ export async function startBroker(input: unknown, options: { log?: Logger } = {}
     ...(metrics ? { metricsUrl: metrics.url } : {}),
     stop: async () => {
       await metrics?.stop();
+      await rotations.stop();
       await stopWatching?.();
       await app.close();
       client.close();

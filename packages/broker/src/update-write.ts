@@ -15,6 +15,7 @@ export function sameRequest(a: UpdateRequest | undefined, b: UpdateRequest): boo
   return (
     a.planId === b.planId &&
     a.maintenanceVersion === b.maintenanceVersion &&
+    (a.rotateCredentials ?? false) === (b.rotateCredentials ?? false) &&
     isDeepStrictEqual(a.parameters ?? {}, b.parameters ?? {})
   );
 }

@@ -4,6 +4,7 @@ import { type Command, parseCommandLine, usageOf } from './command.js';
 import { backup, backups, restore } from './commands/backups.js';
 import { chaos } from './commands/chaos.js';
 import { events, nodes } from './commands/cluster.js';
+import { rotateCredentials } from './commands/credentials.js';
 import { certs, etcdRoles } from './commands/deploy-tools.js';
 import { down } from './commands/down.js';
 import { etcd } from './commands/etcd.js';
@@ -39,6 +40,7 @@ const commands: Command[] = [
   updateService,
   upgradeService,
   upgradeAll,
+  rotateCredentials,
   services,
   service,
   explain,

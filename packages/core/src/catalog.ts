@@ -276,6 +276,15 @@ export interface CatalogEntry {
    * Absent: the volume is copied as it is.
    */
   flush?: string[];
+  /**
+   * Run in every running container of an instance when its passwords are rotated
+   * (`sf rotate-credentials`), after the agent has put the new password files (and the
+   * previous ones, as `<file>.previous`): makes the server take on the files' passwords.
+   * `{{phase}}`: `accept-previous` (the previous passwords may still be accepted where the
+   * service can hold two, as Redis ACL users can) or `new-only` (once every replica has the
+   * new ones). Idempotent. Absent: the service's passwords cannot be rotated.
+   */
+  rotatePasswords?: string[];
   /** Folder the entry was loaded from. */
   dir: string;
 }
@@ -463,6 +472,7 @@ const entrySchema = {
     },
     replication: replicationSchema,
     flush: command,
+    rotatePasswords: command,
     backup: {
       type: 'object',
       required: ['prepare', 'dir'],

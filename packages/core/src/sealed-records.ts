@@ -37,7 +37,8 @@ export function sealedValue(box: SecretBox, key: string, record: unknown): strin
   return JSON.stringify(box.sealJson(record, key));
 }
 
-function open<T>(box: SecretBox, codec: RecordCodec<T>, item: Versioned<SealedSecret>): Versioned<T> {
+/** Opens a sealed record read elsewhere (e.g. a PrefixMirror of `sealedEnvelopeCodec`). */
+export function openSealed<T>(box: SecretBox, codec: RecordCodec<T>, item: Versioned<SealedSecret>): Versioned<T> {
   return { ...item, value: decodeRecord(codec, item.key, box.open(item.value, item.key)) };
 }
 
@@ -52,7 +53,7 @@ export async function readSealed<T>(
   key: string,
 ): Promise<Versioned<T> | undefined> {
   const item = await readRecord(client, sealedEnvelopeCodec, key);
-  return item ? open(box, codec, item) : undefined;
+  return item ? openSealed(box, codec, item) : undefined;
 }
 
 /**
@@ -71,7 +72,7 @@ export async function readSealedPrefix<T>(
   const opened: Versioned<T>[] = [];
   for (const item of snapshot.items.values()) {
     try {
-      opened.push(open(box, codec, item));
+      opened.push(openSealed(box, codec, item));
     } catch (error) {
       if (!(error instanceof BadRecordError)) throw error;
       logRejected(log, error);

@@ -93,10 +93,19 @@ test('postgres image: passwords only in files, the plan connection limits, a con
     .split('\n')
     .filter((line) => line.startsWith('-'))
     .map((line) => line.split(/\s+/));
-  // The passwords, and the node's certificate, its key and the CA (as the agent gives them).
+  // The passwords (and the ones a rotation replaces: none, so empty), and the node's
+  // certificate, its key and the CA (as the agent gives them).
   assert.deepEqual(
     files.map((fields) => fields.at(-1)),
-    ['admin-password', 'replication-password', 'tls-ca', 'tls-cert', 'tls-key'],
+    [
+      'admin-password',
+      'admin-password.previous',
+      'replication-password',
+      'replication-password.previous',
+      'tls-ca',
+      'tls-cert',
+      'tls-key',
+    ],
   );
   for (const fields of files) assert.equal(fields.slice(0, 4).join(' '), '-r-------- 1 999 999', fields.at(-1));
 

@@ -44,6 +44,37 @@ export interface Cluster {
   track: (kind: 'container' | 'volume', id: string) => void;
 }
 
+/**
+ * A bridge network named `name` for one test, and a `track` that records the containers and
+ * volumes made on it: all removed by id after the test, whatever its outcome.
+ */
+export async function testNetwork(
+  docker: Dockerode,
+  t: { after(fn: () => Promise<void>): void },
+  name: string,
+  run: string,
+): Promise<{ network: string; track: Cluster['track'] }> {
+  const containers: string[] = [];
+  const volumes: string[] = [];
+  const network = await docker.createNetwork({ Name: name, Driver: 'bridge', Labels: { 'sf.test': run } });
+  t.after(async () => {
+    for (const container of containers) {
+      await docker
+        .getContainer(container)
+        .remove({ force: true, v: true })
+        .catch(() => {});
+    }
+    for (const volume of volumes) {
+      await docker
+        .getVolume(volume)
+        .remove()
+        .catch(() => {});
+    }
+    await network.remove().catch(() => {});
+  });
+  return { network: name, track: (kind, id) => (kind === 'container' ? containers : volumes).push(id) };
+}
+
 /** Runs a command in the container as its default user (postgres). */
 export async function execIn(docker: Dockerode, container: Dockerode.Container, cmd: string[]): Promise<ExecResult> {
   const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });

@@ -18,6 +18,7 @@ import {
   psqlOk,
   sfPg,
   startNode,
+  testNetwork,
 } from './postgres-nodes.js';
 
 /**
@@ -80,34 +81,17 @@ test('postgres image: streaming replication, remote-fsync blocks without a stand
   t.diagnostic(`image ${image.tag}: ${formatSize(image.sizeBytes)}, built=${image.built}, ${image.seconds} s`);
 
   const id = randomBytes(4).toString('hex');
-  const containers: string[] = [];
-  const volumes: string[] = [];
-  const network = await docker.createNetwork({ Name: `sf-pgrepl-${id}`, Driver: 'bridge', Labels: { 'sf.test': id } });
-  t.after(async () => {
-    for (const container of containers) {
-      await docker
-        .getContainer(container)
-        .remove({ force: true, v: true })
-        .catch(() => {});
-    }
-    for (const volume of volumes) {
-      await docker
-        .getVolume(volume)
-        .remove()
-        .catch(() => {});
-    }
-    await network.remove().catch(() => {});
-  });
+  const { network, track } = await testNetwork(docker, t, `sf-pgrepl-${id}`, id);
   const cluster: Cluster = {
     docker,
     entry,
-    network: `sf-pgrepl-${id}`,
+    network,
     adminPassword: randomBytes(18).toString('base64url'),
     replicationUser: 'sf_replicator',
     // A colon and a backslash: both need escaping in a libpq password file.
     replicationPassword: `${randomBytes(12).toString('base64url')}:\\x`,
     labels: { 'sf.test': 'postgres-replication', 'sf.test.run': id },
-    track: (kind, name) => (kind === 'container' ? containers : volumes).push(name),
+    track,
   };
   const names = { p: `sf-pgrepl-${id}-p`, a: `sf-pgrepl-${id}-a`, b: `sf-pgrepl-${id}-b` };
 

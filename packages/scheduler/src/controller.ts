@@ -517,6 +517,8 @@ export class Controller {
   async #finishUpdate(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<void> {
     const id = instance.value.id;
     const operation = instance.value.operation;
+    // The broker takes a password rotation through its steps (it alone opens the secret).
+    if (operation.request?.rotateCredentials) return;
     const step = decideUpdate(view, operation.request?.planId !== undefined, operation.pendingIo);
     if (step.kind === 'remove') {
       await this.#describeUpdate(instance, step.description);

@@ -14,6 +14,7 @@
 #   sf-pg configure DURABILITY LOCAL_IO async|received|remote-fsync, fsync|batched|unsafe
 #   sf-pg backup-prepare PATH           a consistent copy of the cluster in PATH/pgdata (see README)
 #   sf-pg checkpoint                    CHECKPOINT (the catalog's flush before a volume copy)
+#   sf-pg rotate-passwords PHASE        accept-previous|new-only: take on the secret files' passwords
 set -eu
 
 : "${PGDATA:=/var/lib/postgresql/data/pgdata}"
@@ -26,7 +27,7 @@ fail() {
 }
 usage() {
   echo "sf-pg: $*" >&2
-  echo "usage: sf-pg role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | backup-prepare PATH | checkpoint" >&2
+  echo "usage: sf-pg role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | backup-prepare PATH | checkpoint | rotate-passwords accept-previous|new-only" >&2
   exit 2
 }
 expect_args() {
@@ -54,6 +55,23 @@ await_setting() {
     [ "$tries" -lt 100 ] || fail "the reloaded configuration is not in force after 10 s: expected '$2', got '$seen'"
     sleep 0.1
   done
+}
+
+# The replication user: the container's environment first; else the user= of the
+# conninfo the standby streams with today (empty on a primary).
+replication_user() {
+  if [ -n "${SF_REPLICATION_USER:-}" ]; then
+    echo "$SF_REPLICATION_USER"
+    return 0
+  fi
+  current=$(query -c 'SHOW primary_conninfo') || fail "cannot query the local server"
+  found=
+  set -f
+  for word in $current; do
+    case "$word" in user=*) found=${word#user=} ;; esac
+  done
+  set +f
+  echo "$found"
 }
 
 cmd_role() {
@@ -116,16 +134,7 @@ cmd_follow() {
   if ! in_recovery; then
     fail "this server is a primary; it cannot follow $host:$port (an old primary rejoins as a fresh clone)"
   fi
-  current=$(query -c 'SHOW primary_conninfo') || fail "cannot query the local server"
-  # The container's environment first; else what the standby streams with today.
-  user=${SF_REPLICATION_USER:-}
-  if [ -z "$user" ]; then
-    set -f
-    for word in $current; do
-      case "$word" in user=*) user=${word#user=} ;; esac
-    done
-    set +f
-  fi
+  user=$(replication_user) || exit 1
   name=${SF_REPLICA_NAME:-$(query -c 'SHOW cluster_name')}
   check_sql_name "$user" "replication user" || fail "$REPLY (set SF_REPLICATION_USER)"
   check_replica_name "$name" || fail "$REPLY (set SF_REPLICA_NAME)"
@@ -234,6 +243,90 @@ cmd_checkpoint() {
   echo "checkpoint done"
 }
 
+# set_passwords ROLE PASSWORD [ROLE PASSWORD]: each ROLE's password, in one transaction.
+# psql's \password computes the SCRAM-SHA-256 verifier in psql itself (a fresh salt each
+# time) and sends only `ALTER USER ROLE PASSWORD 'SCRAM-SHA-256$…'`, so the clear password
+# never reaches the server, its logs or pg_stat_activity. It prompts for the password;
+# with no controlling terminal (docker exec without -t) the prompt reads stdin, fed here by
+# the shell's printf builtin: no process's command line or environment holds the password.
+# psql runs in a session of its own (busybox setsid: no controlling terminal), so that
+# under `docker exec -t` it still reads stdin instead of prompting on the terminal.
+# password_encryption is pinned for this session so the verifier is SCRAM whatever the
+# server's setting. The prompts go to stderr; only psql's own messages are kept.
+set_passwords() {
+  input=
+  pairs=$(($# / 2))
+  while [ "$pairs" -gt 0 ]; do
+    input="$input$2
+$2
+"
+    # The originals shift out as psql's arguments are appended behind them.
+    set -- "$@" -c "\\password $1"
+    shift 2
+    pairs=$((pairs - 1))
+  done
+  output=$(printf '%s' "$input" |
+    PGOPTIONS="$PGOPTIONS -c password_encryption=scram-sha-256" \
+      busybox setsid psql -X -q -1 -v ON_ERROR_STOP=1 -U postgres -d postgres "$@" 2>&1) ||
+    fail "cannot set the passwords: $(printf '%s\n' "$output" |
+      grep -v -e '^Enter new password for user ' -e '^Enter it again: ' | head -n 3 | tr '\n' ' ')"
+}
+
+# sf-pg rotate-passwords PHASE: the agent has put new password files into the running
+# container (`admin-password`, `replication-password`; the replaced ones beside them as
+# `*.previous`, unused here: sf-pg logs in over the local socket, where postgres is
+# trusted). A Postgres role holds exactly one password, so the server cannot accept the
+# previous and the new one at once: both phases do the same thing, which makes each step
+# idempotent and `new-only` correct on its own. On every role, the replication password
+# file in PGDATA gets the current replication password: a running WAL receiver keeps its
+# connection, its next connect uses the new one. On the primary, postgres and
+# $SF_REPLICATION_USER get the current passwords (the standbys receive them by WAL).
+cmd_rotate_passwords() {
+  case "$1" in
+    accept-previous | new-only) ;;
+    *) usage "PHASE '$1' is not one of accept-previous, new-only" ;;
+  esac
+  if in_recovery; then role=replica; else role=primary; fi
+  # The role whose password file a standby streams with (as `follow` finds it); the
+  # primary sets the password of $SF_REPLICATION_USER only.
+  ruser=${SF_REPLICATION_USER:-}
+  if [ "$role" = replica ] && [ -n "${SF_REPLICATION_PASSWORD_FILE:-}" ]; then
+    ruser=$(replication_user) || exit 1
+    [ -n "$ruser" ] || fail "cannot tell the replication user of this standby (set SF_REPLICATION_USER)"
+  fi
+  if [ -n "$ruser" ]; then
+    check_sql_name "$ruser" "replication user" || fail "$REPLY"
+    read_secret SF_REPLICATION_PASSWORD || fail "$REPLY"
+    rpass=$SECRET
+    [ -n "$rpass" ] || fail "the replication password of $ruser is empty (SF_REPLICATION_PASSWORD_FILE)"
+  fi
+  rewritten=
+  if [ -n "${SF_REPLICATION_PASSWORD_FILE:-}" ] && [ -n "$ruser" ]; then
+    write_passfile "$PGDATA/$REPLICATION_PASSFILE" "$ruser" "$rpass" ||
+      fail "cannot write $PGDATA/$REPLICATION_PASSFILE"
+    rewritten="replication password file rewritten"
+  fi
+  if [ "$role" = replica ]; then
+    echo "replica: ${rewritten:-nothing to rewrite}; role passwords come from the primary"
+    return 0
+  fi
+
+  read_secret POSTGRES_PASSWORD || fail "$REPLY"
+  [ -n "$SECRET" ] || fail "the admin password is empty (POSTGRES_PASSWORD_FILE)"
+  if [ -n "$ruser" ]; then
+    # Checked first: a failed ALTER would log its statement (the verifier) in the server log.
+    exists=$(query -v ruser="$ruser" << 'SQL'
+SELECT pg_catalog.count(*) FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) :'ruser';
+SQL
+) || fail "cannot query the local server"
+    [ "$exists" = 1 ] || fail "the replication role $ruser does not exist"
+    set_passwords postgres "$SECRET" "$ruser" "$rpass"
+  else
+    set_passwords postgres "$SECRET"
+  fi
+  echo "primary: passwords of postgres${ruser:+ and $ruser} set (SCRAM)${rewritten:+; $rewritten}"
+}
+
 case "$command" in
   checkpoint)
     expect_args $(($# - 1)) 0
@@ -262,6 +355,10 @@ case "$command" in
   backup-prepare)
     expect_args $(($# - 1)) 1
     cmd_backup_prepare "$2"
+    ;;
+  rotate-passwords)
+    expect_args $(($# - 1)) 1
+    cmd_rotate_passwords "$2"
     ;;
   "") usage "no command given" ;;
   *) usage "unknown command '$command'" ;;

@@ -19,6 +19,24 @@ read_secret() {
   return 0
 }
 
+# read_previous_secret NAME: the password a running rotation replaces, in $SECRET: the
+# content of the file ${NAME}_FILE names with ".previous" appended, which the agent puts
+# next to the current one when it rotates the passwords (`sf-redis rotate-passwords`).
+# Empty when there is none: an empty file, no such file (containers made before
+# rotations existed), or no ${NAME}_FILE (by hand). 1 with the reason in $REPLY when the
+# file is there but cannot be read.
+read_previous_secret() {
+  eval "secret_file=\${${1}_FILE:-}"
+  SECRET=""
+  [ -n "$secret_file" ] && [ -e "$secret_file.previous" ] || return 0
+  if [ ! -f "$secret_file.previous" ] || [ ! -r "$secret_file.previous" ]; then
+    REPLY="${1}_FILE.previous names '$secret_file.previous', which is not a readable file"
+    return 1
+  fi
+  SECRET=$(cat "$secret_file.previous")
+  return 0
+}
+
 # Local commands (sf-redis, the sync loop) reach the server over this unix socket (mode
 # 0700, user redis): no TLS handshake for the probes the agent runs several times a second,
 # and no password on the network.

@@ -6,8 +6,11 @@
 # password comes from the container's secret file (REDIS_ADMIN_PASSWORD_FILE) to redis-cli
 # on its standard input (--askpass, fed by the shell's builtin printf), never on a command
 # line or in any process's environment (REDISCLI_AUTH would sit in redis-cli's
-# /proc/<pid>/environ while it runs). Each command prints a short result and exits 0, or
-# prints the reason on stderr and exits non-zero (1: refused or failed, 2: bad usage).
+# /proc/<pid>/environ while it runs). When the server refuses that password, each login
+# is tried once more with the previous one (the file's name + ".previous", when not
+# empty): between the agent putting new password files and `rotate-passwords` the server
+# still has the old ones. Each command prints a short result and exits 0, or prints the
+# reason on stderr and exits non-zero (1: refused or failed, 2: bad usage).
 #
 #   sf-redis ping                          PONG once the server answers (a replica: once synced)
 #   sf-redis role                          primary | replica
@@ -17,11 +20,13 @@
 #   sf-redis configure DURABILITY LOCAL_IO async|received, fsync|batched|unsafe
 #   sf-redis sync-users                    on a replica: copy the primary's users (see README)
 #   sf-redis backup-prepare PATH           a consistent copy of /data in PATH (see README)
+#   sf-redis rotate-passwords PHASE        accept-previous | new-only: take on the files' passwords
 set -eu
 
 ADMIN=${SF_ADMIN_USER:-sf-admin}
-# Only ever read from the secret file, never taken from the environment.
+# Only ever read from the secret files, never taken from the environment.
 ADMIN_PASSWORD=""
+ADMIN_PREVIOUS=""
 . /usr/local/lib/sf-redis/common.sh
 command=${1:-}
 fail() {
@@ -30,7 +35,7 @@ fail() {
 }
 usage() {
   echo "sf-redis: $*" >&2
-  echo "usage: sf-redis ping | role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | sync-users | backup-prepare PATH" >&2
+  echo "usage: sf-redis ping | role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | sync-users | backup-prepare PATH | rotate-passwords accept-previous|new-only" >&2
   exit 2
 }
 expect_args() {
@@ -45,12 +50,40 @@ admin_password() {
   ADMIN_PASSWORD=$SECRET
 }
 
-# One command to the local server as the admin; redis-cli exits 0 even on an error reply,
-# so replies starting with ERR/WRONGPASS/NOPERM... are failures too.
+# The password a running rotation replaces in $ADMIN_PREVIOUS (empty: none); read only
+# once the current one was refused, so the readiness probe reads one file as before.
+read_admin_previous() {
+  [ -z "${ADMIN_PREVIOUS:-}" ] || return 0
+  read_previous_secret REDIS_ADMIN_PASSWORD || fail "$REPLY"
+  ADMIN_PREVIOUS=$SECRET
+}
+
+# True when redis-cli's output (stderr first) says the server refused the login: with
+# --askpass it reports "AUTH failed: WRONGPASS …" and still sends the command (NOAUTH).
+login_refused() {
+  case "$1" in
+    "AUTH failed"* | WRONGPASS*) return 0 ;;
+  esac
+  return 1
+}
+
+# admin_cli PASSWORD ARGS…: redis-cli on the local socket as the admin, PASSWORD on its
+# standard input (the shell's builtin printf: on no command line); stdout and stderr.
+admin_cli() {
+  local password=$1
+  shift
+  printf '%s\n' "$password" | redis-cli --askpass --user "$ADMIN" -s "$LOCAL_SOCKET" "$@" 2>&1
+}
+
+# One command to the local server as the admin, with the previous password when the
+# current one is refused; redis-cli exits 0 even on an error reply, so replies starting
+# with ERR/WRONGPASS/NOPERM... are failures too.
 local_redis() {
   admin_password || exit 1
-  reply=$(printf '%s\n' "$ADMIN_PASSWORD" | redis-cli --askpass --user "$ADMIN" -s "$LOCAL_SOCKET" "$@" 2>&1) ||
-    fail "redis-cli $1: $reply"
+  reply=$(admin_cli "$ADMIN_PASSWORD" "$@") || fail "redis-cli $1: $reply"
+  if login_refused "$reply" && read_admin_previous && [ -n "$ADMIN_PREVIOUS" ]; then
+    reply=$(admin_cli "$ADMIN_PREVIOUS" "$@") || fail "redis-cli $1: $reply"
+  fi
   case "$reply" in
     ERR* | WRONGPASS* | NOPERM* | NOAUTH* | LOADING* | "Could not connect"* | "Error:"* | "AUTH failed"*) fail "$1: $reply" ;;
   esac
@@ -73,6 +106,24 @@ is_primary() {
 
 persist() {
   local_redis CONFIG REWRITE > /dev/null
+}
+
+# For commands that log in more than once or not through local_redis: settles which of
+# the admin's passwords the server takes, the current file's or else the previous one,
+# and puts it first ($ADMIN_PASSWORD; the other in $ADMIN_PREVIOUS).
+admin_login() {
+  admin_password
+  reply=$(admin_cli "$ADMIN_PASSWORD" PING) || fail "redis-cli PING: $reply"
+  if login_refused "$reply" && read_admin_previous && [ -n "$ADMIN_PREVIOUS" ]; then
+    reply=$(admin_cli "$ADMIN_PREVIOUS" PING) || fail "redis-cli PING: $reply"
+    if ! login_refused "$reply"; then
+      swap=$ADMIN_PASSWORD
+      ADMIN_PASSWORD=$ADMIN_PREVIOUS
+      ADMIN_PREVIOUS=$swap
+      swap=""
+    fi
+  fi
+  [ "$reply" = PONG ] || fail "cannot log in as $ADMIN: $(printf '%s\n' "$reply" | head -n 1)"
 }
 
 # A replica is ready once it has completed its first sync from the primary (a fresh one
@@ -157,6 +208,13 @@ cmd_configure() {
   echo "appendfsync=$appendfsync min-replicas-to-write=$min_replicas min-replicas-max-lag=10"
 }
 
+# ACL LIST of the upstream $host:$port as the replication user $user, logged in with the
+# password $1 (on redis-cli's stdin); stdout and stderr.
+upstream_acl_list() {
+  # shellcheck disable=SC2046
+  printf '%s\n' "$1" | redis-cli --askpass $(remote_tls_options) --user "$user" -h "$host" -p "$port" ACL LIST 2>&1
+}
+
 # ACL LIST lines of the users bindings made: all but default, the admin and the replicator.
 binding_users() {
   grep '^user ' | grep -v -e '^user default ' -e "^user $ADMIN " -e "^user ${SF_REPLICATION_USER:-default} " | sort
@@ -171,10 +229,14 @@ cmd_sync_users() {
   user=${SF_REPLICATION_USER:-}
   read_secret SF_REPLICATION_PASSWORD || fail "$REPLY"
   [ -n "$user" ] && [ -n "$SECRET" ] || fail "no replication login (SF_REPLICATION_USER, SF_REPLICATION_PASSWORD_FILE)"
-  # shellcheck disable=SC2046
-  upstream=$(printf '%s\n' "$SECRET" | redis-cli --askpass $(remote_tls_options) --user "$user" -h "$host" -p "$port" \
-    ACL LIST 2>&1) ||
-    fail "ACL LIST on $host:$port: $upstream"
+  upstream=$(upstream_acl_list "$SECRET") || fail "ACL LIST on $host:$port: $upstream"
+  # The upstream may not have taken on rotated passwords yet.
+  if login_refused "$upstream"; then
+    read_previous_secret SF_REPLICATION_PASSWORD || fail "$REPLY"
+    if [ -n "$SECRET" ]; then
+      upstream=$(upstream_acl_list "$SECRET") || fail "ACL LIST on $host:$port: $upstream"
+    fi
+  fi
   case "$upstream" in
     user\ *) ;;
     *) fail "ACL LIST on $host:$port: $upstream" ;;
@@ -230,7 +292,8 @@ check_backup_path() {
 cmd_backup_prepare() {
   target=$1
   check_backup_path "$target"
-  admin_password
+  # redis-cli --rdb below logs in by itself: with whichever password the server takes.
+  admin_login
   appendonly=$(config_value appendonly)
   aofdir=$(config_value appenddirname)
   aofname=$(config_value appendfilename)
@@ -255,8 +318,7 @@ cmd_backup_prepare() {
   mkdir "$target" || fail "cannot create $target"
   snapshot=$target/.snapshot.rdb
   # As the admin, like every sf-redis command (the password on stdin, not the command line).
-  output=$(printf '%s\n' "$ADMIN_PASSWORD" | redis-cli --askpass --user "$ADMIN" -s "$LOCAL_SOCKET" \
-    --rdb "$snapshot" 2>&1) ||
+  output=$(admin_cli "$ADMIN_PASSWORD" --rdb "$snapshot") ||
     fail "redis-cli --rdb failed: $(printf '%s\n' "$output" | grep -v '^sending REPLCONF' | head -n 2 | tr '\n' ' ')"
   [ "$(head -c 5 "$snapshot" 2> /dev/null)" = REDIS ] ||
     fail "the snapshot is not an RDB file: $(printf '%s\n' "$output" | tail -n 1)"
@@ -282,6 +344,135 @@ cmd_backup_prepare() {
   echo "snapshot of $DATA in $target ($bytes bytes of RDB, appendonly $appendonly)"
 }
 
+# $1 (one line) as one double-quoted word for redis-cli's line parser (sdssplitargs): \\
+# and \" escaped, any other byte stands for itself. sed reads the value on its stdin.
+cli_quote() {
+  printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'
+}
+
+# The SHA-256 (hex) of $1, as Redis keeps ACL passwords: `#<hash>` in ACL SETUSER sets a
+# password without its clear text. sha256sum reads the value on its stdin.
+password_hash() {
+  printf '%s' "$1" | busybox sha256sum | cut -c1-64
+}
+
+# The hashes of the passwords user $1 accepts now (ACL GETUSER), sorted, one a line.
+user_hashes() {
+  # Fails (exit 1, reason on stderr) when the user does not exist: nil prints nothing.
+  getuser=$(local_redis ACL GETUSER "$1") || exit 1
+  printf '%s\n' "$getuser" | grep -q '^passwords' || fail "no ACL user '$1' on this server"
+  printf '%s\n' "$getuser" | tr -d '\r' | sed -n '/^passwords$/,/^commands$/p' | grep -E '^[0-9a-f]{64}$' | sort
+}
+
+# The hashes of the passwords $1 (current) and $2 (previous; may be empty), sorted, unique.
+wanted_hashes() {
+  {
+    password_hash "$1"
+    [ -z "$2" ] || password_hash "$2"
+  } | sort -u
+}
+
+# Password rotation (README "Password rotation"): the agent has put the new passwords into
+# the secret files and the replaced ones into their ".previous" siblings. accept-previous:
+# the admin and the replication user accept both, so whichever a client or a replica
+# holds still logs in while the agent goes through every server; masterauth (what this
+# server sends upstream when it is or becomes a replica) is the new one. new-only, once
+# every server accepts the new passwords: only those. The commands reach redis-cli as
+# lines on its standard input (given no arguments it reads them there), passwords quoted
+# (AUTH, CONFIG SET masterauth "…") or as hashes (ACL SETUSER … #<sha256>): never on a
+# command line; every reply must be OK. ACL SETUSER leaves connections up in Redis 7.0: a
+# linked replica stays linked, and sends the new masterauth when it next connects.
+# Idempotent: what already holds is not set again (CONFIG REWRITE runs every time).
+cmd_rotate_passwords() {
+  phase=$1
+  case "$phase" in
+    accept-previous | new-only) ;;
+    *) usage "PHASE '$phase' is not one of accept-previous, new-only" ;;
+  esac
+  # Logs in with whichever admin password the server takes now (the AUTH line below).
+  admin_login
+  # What the server is to take on: the files' passwords.
+  read_secret REDIS_ADMIN_PASSWORD || fail "$REPLY"
+  admin_current=$SECRET
+  read_previous_secret REDIS_ADMIN_PASSWORD || fail "$REPLY"
+  admin_previous=$SECRET
+  repl_user=${SF_REPLICATION_USER:-}
+  repl_current=""
+  repl_previous=""
+  if [ -n "$repl_user" ]; then
+    read_secret SF_REPLICATION_PASSWORD || fail "$REPLY"
+    repl_current=$SECRET
+    read_previous_secret SF_REPLICATION_PASSWORD || fail "$REPLY"
+    repl_previous=$SECRET
+  fi
+  if [ "$phase" = new-only ]; then
+    admin_previous=""
+    repl_previous=""
+  fi
+  # Every login reads its password as one line (redis-cli --askpass): a password with a
+  # line break would lock sf-redis out once it is the only one, so none is taken on.
+  newline='
+'
+  case "$admin_current$admin_previous$repl_current$repl_previous" in
+    *"$newline"*) fail "a password file holds a line break; sf-redis logs in with one line (redis-cli --askpass): nothing changed" ;;
+  esac
+
+  script="AUTH \"$(cli_quote "$ADMIN")\" \"$(cli_quote "$ADMIN_PASSWORD")\""
+  commands=0
+  summary=""
+  for who in admin repl; do
+    if [ "$who" = admin ]; then
+      name=$ADMIN current=$admin_current previous=$admin_previous
+    else
+      name=$repl_user current=$repl_current previous=$repl_previous
+      [ -n "$name" ] && [ -n "$current" ] || continue
+    fi
+    case "$name" in
+      "" | *[!A-Za-z0-9_.-]*) fail "user name '$name' is not a word of letters, digits and _ . -" ;;
+    esac
+    wanted=$(wanted_hashes "$current" "$previous") || fail "cannot hash the passwords of $name"
+    have=$(user_hashes "$name") || exit 1
+    if [ "$wanted" != "$have" ]; then
+      script="$script
+ACL SETUSER $name resetpass$(printf '%s\n' "$wanted" | sed 's/^/ #/' | tr -d '\n')"
+      commands=$((commands + 1))
+    fi
+    count=$(printf '%s\n' "$wanted" | grep -c .)
+    [ "$count" -eq 1 ] && noun=password || noun=passwords
+    summary="$summary$name accepts $count $noun, "
+  done
+  if [ -n "$repl_current" ]; then
+    # CONFIG GET answers the name, then the value (kept whole: config_value drops CRs).
+    masterauth=$(local_redis CONFIG GET masterauth) || exit 1
+    if [ "${masterauth#masterauth"$newline"}" != "$repl_current" ]; then
+      script="$script
+CONFIG SET masterauth \"$(cli_quote "$repl_current")\""
+      commands=$((commands + 1))
+    fi
+    masterauth=""
+    summary="${summary}masterauth current, "
+  fi
+  # Always rewritten: a run that set but could not rewrite leaves nothing to set again.
+  script="$script
+CONFIG REWRITE"
+  # No arguments: redis-cli reads one command a line from its stdin and prints each reply.
+  replies=$(printf '%s\n' "$script" | redis-cli -s "$LOCAL_SOCKET" 2>&1) || fail "redis-cli: $replies"
+  script=""
+  replies=$(printf '%s\n' "$replies" | tr -d '\r' | grep -v '^$')
+  expected=OK
+  i=0
+  while [ "$i" -le "$commands" ]; do
+    expected="$expected
+OK"
+    i=$((i + 1))
+  done
+  # A run stopped half way leaves some of it set; running it again completes it.
+  [ "$replies" = "$expected" ] ||
+    fail "refused: $(printf '%s\n' "$replies" | grep -v '^OK$' | head -n 1) (run it again once the cause is fixed)"
+  if [ "$commands" -eq 0 ]; then state=unchanged; else state=changed; fi
+  echo "$phase: ${summary%, } ($state)"
+}
+
 case "$command" in
   ping | role | position | promote | sync-users)
     expect_args $(($# - 1)) 0
@@ -304,6 +495,10 @@ case "$command" in
   backup-prepare)
     expect_args $(($# - 1)) 1
     cmd_backup_prepare "$2"
+    ;;
+  rotate-passwords)
+    expect_args $(($# - 1)) 1
+    cmd_rotate_passwords "$2"
     ;;
   "") usage "no command given" ;;
   *) usage "unknown command '$command'" ;;

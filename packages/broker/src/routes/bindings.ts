@@ -230,6 +230,7 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       database: recipe.database ?? '',
       adminUser: secret.adminUser,
       adminPassword: secret.adminPassword,
+      ...(secret.previous ? { previousAdminPassword: secret.previous.adminPassword } : {}),
       timeoutMs: ctx.config.bindTimeoutMs,
       ...(ca === undefined ? {} : { tls: { ca } }),
     };

@@ -31,6 +31,11 @@ export interface UpdateRequest {
   planId?: string;
   parameters?: Record<string, unknown>;
   maintenanceVersion?: string;
+  /**
+   * A password rotation (`sf rotate-credentials`): the broker, which alone can open the
+   * secret, takes it through its steps and ends the operation; the controller leaves it.
+   */
+  rotateCredentials?: boolean;
 }
 
 export interface OperationRecord {
@@ -139,6 +144,7 @@ const updateRequestSchema: JSONSchemaType<UpdateRequest> = {
     planId: optional(text),
     parameters: optional(anyObject),
     maintenanceVersion: optional(text),
+    rotateCredentials: optional(flag),
   },
 };
 

@@ -1,5 +1,6 @@
 import type { JSONSchemaType } from 'ajv';
 import { defineRecord } from './codec.js';
+import { type RotationPhase, rotationPhases } from './secret.js';
 import {
   type Endpoint,
   endpointSchema,
@@ -44,6 +45,18 @@ export interface ReplicaStatus {
   generation?: number;
   /** The image the running container was created from (assignment `image` during an upgrade). */
   image?: string;
+  /**
+   * The password rotation the running server has taken on (the catalog's `rotatePasswords`
+   * ran with this secret generation and phase). Absent: none since the container started,
+   * or the instance's passwords were never rotated.
+   */
+  passwords?: AppliedPasswords;
+}
+
+/** A secret generation and rotation phase a server has taken on. */
+export interface AppliedPasswords {
+  generation: number;
+  phase: RotationPhase;
 }
 
 const statusSchema: JSONSchemaType<ReplicaStatus> = {
@@ -68,6 +81,16 @@ const statusSchema: JSONSchemaType<ReplicaStatus> = {
     io: optional(ioPolicySchema),
     generation: optional(epoch),
     image: optional(text),
+    passwords: {
+      type: 'object',
+      required: ['generation', 'phase'],
+      additionalProperties: false,
+      properties: {
+        generation: { type: 'integer', minimum: 1 },
+        phase: { type: 'string', enum: rotationPhases },
+      },
+      nullable: true,
+    },
   },
 };
 
