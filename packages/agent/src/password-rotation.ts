@@ -65,8 +65,12 @@ function sameApplied(a: AppliedPasswords | undefined, b: AppliedPasswords): bool
  */
 export class PasswordRotation {
   readonly #records: PrefixMirror<SealedSecret>;
-  /** Replica id → what its container has taken on. */
-  readonly #applied = new Map<string, { containerId: string; passwords: AppliedPasswords }>();
+  /**
+   * Replica id → what its container has taken on, and in which role: a step taken as a
+   * replica is taken again once it is promoted, since only a primary sets role passwords
+   * (Postgres) and an async promotion may have lost the old primary's change.
+   */
+  readonly #applied = new Map<string, { containerId: string; role: string | undefined; passwords: AppliedPasswords }>();
   /** Replica id → the last failure reported, so a retried failure is logged once per step. */
   readonly #reported = new Map<string, string>();
 
@@ -103,7 +107,8 @@ export class PasswordRotation {
     if (!secret || !wanted) return;
     const id = `${ref.instanceId}/${ref.ordinal}`;
     const done = this.#applied.get(id);
-    if (done?.containerId === containerId && sameApplied(done.passwords, wanted)) return;
+    const role = status.role;
+    if (done?.containerId === containerId && done.role === role && sameApplied(done.passwords, wanted)) return;
 
     const { docker, statuses, log, identity } = this.deps;
     const step = `${wanted.phase} (generation ${wanted.generation})`;
@@ -138,7 +143,7 @@ export class PasswordRotation {
       }
       return;
     }
-    this.#applied.set(id, { containerId, passwords: wanted });
+    this.#applied.set(id, { containerId, role, passwords: wanted });
     this.#reported.delete(id);
     log.info(where, 'password rotation step applied');
     await statuses.passwordsApplied(ref, containerId, wanted);

@@ -16,7 +16,8 @@ export const runtime = new DockerRuntime('/var/run/docker.sock');
 /**
  * A replicated service in a few lines of shell, so the agent's rules can be tested fast
  * and deterministically: files in /data (the volume) stand in for the database, and every
- * command the agent runs is appended to /data/actions. Like Postgres, a promoted volume
+ * command the agent runs is appended to /data/actions (`rotate` with the passwords its
+ * files hold then: a test service has no secrets to keep). Like Postgres, a promoted volume
  * starts as primary whatever the environment says, and a replica "clones" only on an
  * empty volume.
  */
@@ -49,6 +50,9 @@ case "$cmd" in
   configure) echo "$1 $2" > $state/io; act "configure $1 $2" ;;
   position) cat $state/position ;;
   role) cat $state/role ;;
+  rotate)
+    if [ -f $state/fail-rotate ]; then echo "rotate refused: $(cat $state/fail-rotate)" >&2; exit 3; fi
+    act "rotate $1 as $(cat $state/role): admin $(cat $SF_ADMIN_PASSWORD_FILE), previous $(cat $SF_ADMIN_PASSWORD_FILE.previous)" ;;
   *) echo "unknown command $cmd" >&2; exit 2 ;;
 esac
 `;
@@ -115,6 +119,7 @@ export function writeReplicatedCatalog(image: string): Promise<string> {
       position: ['/bin/sf-test', 'position'],
       role: ['/bin/sf-test', 'role'],
     },
+    rotatePasswords: ['/bin/sf-test', 'rotate', '{{phase}}'],
     image: { context: 'image', tag: image },
   };
   return writeCatalog('sf-agent-repl-catalog', replicatedServiceName, entry);
