@@ -54,6 +54,22 @@ describe('sf rotate-credentials: an instance’s own passwords replaced without 
     return res.stdout;
   };
 
+  /** A backup taken now (before the rotation); its id. */
+  const backupOf = async (name: string): Promise<string> => {
+    const res = await cluster.sf('backup', name);
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    const listed = await cluster.sf('backups', name, '--json');
+    const id = (JSON.parse(listed.stdout) as Array<{ id: string }>)[0]?.id;
+    assert.ok(id, 'the backup is listed');
+    return id;
+  };
+  /** Restores `backup` of `name` as a new instance `as`; the new instance's id. */
+  const restoreAs = async (name: string, backup: string, as: string): Promise<string> => {
+    const res = await cluster.sf('restore', name, backup, '--as', as);
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    return idOf(as);
+  };
+
   before(async () => {
     cluster = await startCluster(3, { sharedEngine: true, oneSchedulerOneBroker: true });
     etcd = cluster.etcdAsRoot();
@@ -86,6 +102,7 @@ describe('sf rotate-credentials: an instance’s own passwords replaced without 
       return url.toString();
     };
     assert.equal((await psql(as('postgres', old.adminPassword), 'SELECT 1')).out, '1', 'admin logs in before');
+    const backup = await backupOf('pg');
 
     await Writer.prepare(uri);
     const writer = new Writer(uri);
@@ -139,6 +156,13 @@ describe('sf rotate-credentials: an instance’s own passwords replaced without 
     assert.equal((await psql(perRouterUris(after)[0] as string, 'SELECT 1')).out, '1', 'a key made afterwards works');
     const events = (await cluster.sf('events', '--json', '--limit', '400')).stdout;
     assert.match(events, /credentials-rotation-complete/);
+
+    // A backup from before the rotation, restored as a new instance: its servers start with
+    // the old role passwords and take on the current ones (its replicas clone with them).
+    const restoredId = await restoreAs('pg', backup, 'pg-restored');
+    assert.equal((await secretOf(restoredId)).adminPassword, now.adminPassword, 'the restore has the current secret');
+    const copy = (await newKey('pg-restored', 'app')).uri as string;
+    assert.equal((await psql(perRouterUris(copy)[0] as string, 'SELECT 1')).out, '1', 'a key on the restored copy');
   });
 
   it('Redis: the app keeps its key, the old admin and replication passwords get WRONGPASS, replicas relink', async () => {
@@ -149,6 +173,8 @@ describe('sf rotate-credentials: an instance’s own passwords replaced without 
     const old = await secretOf(id);
     const as = (username: string, password: string): RedisCredentials => ({ ...app, username, password });
     assert.equal(await redisCli(as(old.adminUser, old.adminPassword), 'PING'), 'PONG');
+    assert.equal(await redisCli(app, 'SET', 'before-backup', 'kept'), 'OK');
+    const backup = await backupOf('rd');
 
     const acked: Array<{ i: number; at: number }> = [];
     let stop = false;
@@ -191,5 +217,14 @@ describe('sf rotate-credentials: an instance’s own passwords replaced without 
     const missing = [];
     for (const { i } of acked) if ((await redisCli(app, 'GET', `r${i}`)) !== String(i)) missing.push(i);
     assert.deepEqual(missing, [], `acknowledged SETs lost: ${missing.length} of ${acked.length}`);
+
+    // A backup from before the rotation, restored as a new instance: its servers start with
+    // the current passwords of the platform's users, and the app's key from the backup works.
+    const restoredId = await restoreAs('rd', backup, 'rd-restored');
+    const restored = await secretOf(restoredId);
+    assert.equal(restored.adminPassword, now.adminPassword, 'the restore has the current secret');
+    const copy = (await newKey('rd-restored', 'app')) as unknown as RedisCredentials;
+    assert.equal(await redisCli(copy, 'GET', 'before-backup'), 'kept', 'the backup’s data, through a new key');
+    assert.equal(await redisCli({ ...copy, username: now.adminUser, password: now.adminPassword }, 'PING'), 'PONG');
   });
 });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   backupCodec,
   type InstanceRecord,
+  type InstanceSecret,
   isBackupId,
   readRecord,
   readRecords,
@@ -171,7 +172,9 @@ export async function requestRestore(
       ...provisionImage(plan),
       restore: { instanceId: owner.instanceId, backupId, node: backup.node, state: 'copying' },
     },
-    { ...secret },
+    // The source's current passwords (a backup from before a rotation holds older ones: each
+    // server takes these on as it starts), without a rotation of the source under way.
+    withoutPrevious(secret),
   );
   // A fresh uuid cannot name an existing instance; if it ever did, nothing was written.
   if (!outcome.created) throw conflict('the new instance id is taken; retry the request');
@@ -181,4 +184,9 @@ export async function requestRestore(
     { instanceId: outcome.record.id, node: backup.node },
   );
   return outcome.record;
+}
+
+function withoutPrevious(secret: InstanceSecret): InstanceSecret {
+  const { previous: _rotating, ...current } = secret;
+  return current;
 }

@@ -17,6 +17,7 @@ import {
   logsOf,
   nodeIp,
   type PgNode,
+  sfPg,
   startNode,
   testNetwork,
 } from './postgres-nodes.js';
@@ -212,6 +213,16 @@ test('postgres image: sf-pg rotate-passwords takes on new admin and replication 
       (await login(standby, 'postgres', fresh.admin, 'SELECT note FROM rotated')).stdout === 'after the rotation',
     { description: 'a row written after the reconnection reaches the standby' },
   );
+
+  // A primary whose synchronous standby is gone (as a restored primary before its replicas
+  // have cloned, with the new replication password) still takes the step at once: the
+  // change must not wait for a standby that waits for it.
+  await sfPg(cluster, primary, 'configure', 'remote-fsync', 'fsync');
+  await standby.container.stop({ t: 10 });
+  const startedAt = Date.now();
+  const alone = await execIn(docker, primary.container, ['sf-pg', 'rotate-passwords', 'new-only']);
+  assert.equal(alone.code, 0, alone.stderr);
+  assert.ok(Date.now() - startedAt < 10_000, `took ${Date.now() - startedAt} ms without a standby`);
 
   // Bad usage: exit 2, as every sf-pg command.
   const sideways = await execIn(docker, primary.container, ['sf-pg', 'rotate-passwords', 'sideways']);

@@ -211,7 +211,21 @@ test('redis image: passwords rotated without downtime (rotate-passwords)', { tim
     assert.equal(await serverState(node), before);
   }
 
-  // 3. new-only: only the new passwords, on both servers, for both users.
+  // 3. new-only: the agent puts the files again without the replaced passwords (empty
+  // .previous files), then only the new passwords log in, on both servers, for both users.
+  const { previous: _replaced, ...current } = {
+    adminUser: entry.runtime.adminUser,
+    adminPassword: next.admin,
+    replicationUser,
+    replicationPassword: next.replication,
+    previous: undefined,
+  };
+  const currentFiles = replicaSecrets(entry.runtime, current, {
+    replicationPasswordFileEnv: recipeEnv.replicationPasswordFile,
+    tls: { material, clients },
+  });
+  const currentArchive = await secretFilesArchive(currentFiles.secretFiles);
+  for (const node of nodes) await node.container.putArchive(currentArchive, { path: '/' });
   for (const node of [replica, primary]) {
     assert.match(
       await rotateWatched(node, 'new-only'),
@@ -247,7 +261,41 @@ test('redis image: passwords rotated without downtime (rotate-passwords)', { tim
   assert.match(await redisCli(replica, admin(old.admin), 'PING'), /WRONGPASS/);
   await assertReplicates('after-restart');
 
-  // 5. Usage errors, as for the other commands.
+  // 5. Volumes whose servers hold older passwords than the files (as after a restore of a
+  // backup taken before a rotation): on start, the platform's own users take the files'
+  // passwords; binding users stay as the volume has them.
+  const third = { admin: randomBytes(18).toString('base64url'), replication: randomBytes(18).toString('base64url') };
+  allPasswords.push(third.admin, third.replication);
+  const thirdFiles = replicaSecrets(
+    entry.runtime,
+    {
+      adminUser: entry.runtime.adminUser,
+      adminPassword: third.admin,
+      replicationUser,
+      replicationPassword: third.replication,
+    },
+    { replicationPasswordFileEnv: recipeEnv.replicationPasswordFile, tls: { material, clients } },
+  );
+  const thirdArchive = await secretFilesArchive(thirdFiles.secretFiles);
+  for (const node of nodes) await node.container.stop({ t: 10 });
+  for (const node of nodes) await node.container.putArchive(thirdArchive, { path: '/' });
+  for (const node of nodes) await node.container.start();
+  for (const node of nodes) {
+    await waitFor(async () => (await sfRedis(node, 'ping')).code === 0, {
+      description: `${node.name} ready with the files' passwords`,
+      timeoutMs: 60_000,
+    });
+    assert.equal(await redisCli(node, admin(third.admin), 'PING'), 'PONG');
+    assert.match(await redisCli(node, admin(next.admin), 'PING'), /WRONGPASS/);
+    assert.equal(await redisCli(node, bound, 'PING'), 'PONG', `the binding user is kept on ${node.name}`);
+  }
+  await waitFor(
+    async () => /master_link_status:up/.test(await redisCli(replica, admin(third.admin), 'INFO', 'replication')),
+    { description: 'the replica linked with the files’ replication password', timeoutMs: 30_000 },
+  );
+  await assertNoPasswordAnywhere('restarted on older volumes');
+
+  // 6. Usage errors, as for the other commands.
   assert.equal((await rotate(primary, 'both')).code, 2);
   assert.equal((await sfRedis(primary, 'rotate-passwords')).code, 2);
   await assertNoPasswordAnywhere('done');

@@ -252,7 +252,11 @@ cmd_checkpoint() {
 # psql runs in a session of its own (busybox setsid: no controlling terminal), so that
 # under `docker exec -t` it still reads stdin instead of prompting on the terminal.
 # password_encryption is pinned for this session so the verifier is SCRAM whatever the
-# server's setting. The prompts go to stderr; only psql's own messages are kept.
+# server's setting. synchronous_commit=local: the change must not wait for a standby, since
+# standbys may be waiting for it to log in (a restored primary whose replicas clone with
+# the current replication password); a promoted standby that missed it takes the step
+# again (the agent runs it once per role). The prompts go to stderr; only psql's own
+# messages are kept.
 set_passwords() {
   input=
   pairs=$(($# / 2))
@@ -266,7 +270,7 @@ $2
     pairs=$((pairs - 1))
   done
   output=$(printf '%s' "$input" |
-    PGOPTIONS="$PGOPTIONS -c password_encryption=scram-sha-256" \
+    PGOPTIONS="$PGOPTIONS -c password_encryption=scram-sha-256 -c synchronous_commit=local" \
       busybox setsid psql -X -q -1 -v ON_ERROR_STOP=1 -U postgres -d postgres "$@" 2>&1) ||
     fail "cannot set the passwords: $(printf '%s\n' "$output" |
       grep -v -e '^Enter new password for user ' -e '^Enter it again: ' | head -n 3 | tr '\n' ' ')"

@@ -10,9 +10,10 @@
 # $SF_REPLICATION_USER allowed only what a replica sends), AOF persistence, and for
 # SF_ROLE=replica `replicaof $SF_UPSTREAM_HOST $SF_UPSTREAM_PORT`. On any later start the
 # file decides, whatever the environment says: sf-redis rewrites it (CONFIG REWRITE) on
-# promote, follow and configure, so a promoted replica restarts as a primary. The
-# passwords live only in their files and that one, never in an environment variable or on
-# a command line.
+# promote, follow and configure, so a promoted replica restarts as a primary. Only the
+# passwords of the platform's own users come from the files on every start (see
+# refresh_platform_users). The passwords live only in their files and that one, never in
+# an environment variable or on a command line.
 #
 # Every start: maxclients = $SF_MAX_CONNECTIONS (the plan's) and `timeout 600` (idle
 # clients are closed after 10 minutes) on redis-server's command line, above the file, and
@@ -66,18 +67,42 @@ esac
 check_tls || die "$REPLY"
 umask 077
 
-write_config() {
+# The passwords of the platform's own users from their files, and the ones a running
+# rotation replaces (`.previous`, empty when none), each checked to be a plain word.
+read_platform_passwords() {
   check_word "$SF_ADMIN_USER" SF_ADMIN_USER
   read_secret REDIS_ADMIN_PASSWORD || die "$REPLY"
   admin_password=$SECRET
   check_word "$admin_password" "REDIS_ADMIN_PASSWORD (refusing to start without an admin password)"
+  read_previous_secret REDIS_ADMIN_PASSWORD || die "$REPLY"
+  admin_previous=$SECRET
+  [ -z "$admin_previous" ] || check_word "$admin_previous" "the previous admin password"
   replication_password=""
+  replication_previous=""
   if [ -n "$SF_REPLICATION_USER" ]; then
     check_word "$SF_REPLICATION_USER" SF_REPLICATION_USER
     read_secret SF_REPLICATION_PASSWORD || die "$REPLY"
     replication_password=$SECRET
     check_word "$replication_password" "SF_REPLICATION_PASSWORD (SF_REPLICATION_USER is set)"
+    read_previous_secret SF_REPLICATION_PASSWORD || die "$REPLY"
+    replication_previous=$SECRET
+    [ -z "$replication_previous" ] || check_word "$replication_previous" "the previous replication password"
   fi
+}
+
+# redis.conf lines of the platform's own users: the admin, and the replication user with
+# what a replica sends upstream plus ACL LIST for sf-redis sync-users.
+platform_user_lines() {
+  echo "user $SF_ADMIN_USER on >$admin_password${admin_previous:+ >$admin_previous} ~* &* +@all"
+  if [ -n "$SF_REPLICATION_USER" ]; then
+    echo "user $SF_REPLICATION_USER on >$replication_password${replication_previous:+ >$replication_previous} resetchannels -@all +ping +psync +sync +replconf +acl|list"
+    echo "masteruser $SF_REPLICATION_USER"
+    echo "masterauth $replication_password"
+  fi
+}
+
+write_config() {
+  read_platform_passwords
   case "$SF_ROLE" in
     primary) ;;
     replica)
@@ -108,13 +133,7 @@ write_config() {
     echo "repl-diskless-sync-delay 0"
     # No anonymous access: every client logs in as a named user.
     echo "user default reset"
-    echo "user $SF_ADMIN_USER on >$admin_password ~* &* +@all"
-    if [ -n "$SF_REPLICATION_USER" ]; then
-      # What a replica sends upstream, plus ACL LIST for sf-redis sync-users.
-      echo "user $SF_REPLICATION_USER on >$replication_password resetchannels -@all +ping +psync +sync +replconf +acl|list"
-      echo "masteruser $SF_REPLICATION_USER"
-      echo "masterauth $replication_password"
-    fi
+    platform_user_lines
     if [ "$SF_ROLE" = replica ]; then
       echo "replicaof $SF_UPSTREAM_HOST $SF_UPSTREAM_PORT"
     fi
@@ -125,19 +144,37 @@ write_config() {
   log "wrote $CONF as $SF_ROLE${SF_REPLICA_NAME:+ ($SF_REPLICA_NAME)}"
 }
 
+# On a start with an existing redis.conf, the platform's own users (the admin and the
+# replication user) and masterauth take the passwords of the files, and the previous ones
+# while a rotation runs (`sf-redis rotate-passwords`): a volume restored from a backup taken
+# before a rotation, or kept across one while its container was down, holds older ones
+# that no sf-redis command could log in with. Binding users are left as they are.
+refresh_platform_users() {
+  read_platform_passwords
+  staging=$CONF.init
+  {
+    grep -v -e "^user $SF_ADMIN_USER " -e "^user ${SF_REPLICATION_USER:-$SF_ADMIN_USER} " \
+      -e '^masteruser ' -e '^masterauth ' "$CONF" || true
+    platform_user_lines
+  } > "$staging"
+  chmod 0600 "$staging"
+  mv "$staging" "$CONF"
+}
+
 if [ -s "$CONF" ]; then
   if grep -q '^replicaof ' "$CONF"; then
     log "starting with the existing $CONF as a replica"
   else
     log "starting with the existing $CONF as a primary"
   fi
+  refresh_platform_users
 else
   write_config
 fi
 
 # The loop logs in as the admin and the replication user with the passwords of their
 # files (sf-redis reads them each time); the server has its own copy in redis.conf.
-unset admin_password replication_password SECRET
+unset admin_password admin_previous replication_password replication_previous SECRET
 (
   said=""
   while :; do
