@@ -21,7 +21,7 @@ import {
 } from '@service-foundry/core';
 import { containerSecrets, type NodeIdentity, type ReplicaRef } from './container-spec.js';
 import type { DockerRuntime } from './docker-runtime.js';
-import { lastLines } from './docker-streams.js';
+import { describeFailure } from './replication-commands.js';
 import { fillCommand } from './replication-spec.js';
 import type { StatusWriter } from './status-writer.js';
 
@@ -120,11 +120,7 @@ export class PasswordRotation {
           containerSecrets(identity, assignment, entry, secret.value, replicated).secretFiles,
         );
         const result = await docker.exec(containerId, argv, this.deps.commandTimeoutMs);
-        if (result.exitCode === 0) return undefined;
-        if (result.exitCode === null)
-          return `\`${argv.join(' ')}\` did not finish within ${this.deps.commandTimeoutMs} ms`;
-        const said = lastLines(result.stderr, 3) || lastLines(result.stdout, 3);
-        return `\`${argv.join(' ')}\` exited with code ${result.exitCode}${said ? `: ${said}` : ''}`;
+        return result.exitCode === 0 ? undefined : describeFailure(argv, this.deps.commandTimeoutMs, result);
       } catch (error) {
         return (error as Error).message;
       }

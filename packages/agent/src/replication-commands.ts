@@ -9,7 +9,8 @@ const probeTimeoutMs = 5000;
 
 type Action = 'promote' | 'follow' | 'configure';
 
-function describeFailure(argv: readonly string[], timeoutMs: number, result: ExecResult): string {
+/** Why a command run in a container failed, in one line: its deadline, or its exit code and last words. */
+export function describeFailure(argv: readonly string[], timeoutMs: number, result: ExecResult): string {
   const command = argv.join(' ');
   if (result.exitCode === null) return `\`${command}\` did not finish within ${timeoutMs} ms`;
   const said = lastLines(result.stderr, 3) || lastLines(result.stdout, 3);
