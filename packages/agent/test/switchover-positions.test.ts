@@ -120,7 +120,7 @@ describe('positions a switchover waits for', () => {
     assert.deepEqual(begunInWindow, [], 'no write of an unchanged position once the switchover moved on');
   });
 
-  test('the watch names the replicas whose positions are urgent: not the old primary, not after 30 s, not in other phases', async (t) => {
+  test('the watch names the replicas whose positions are urgent: the target while requested, all but the old primary while stopping, not after 30 s, not in other phases', async (t) => {
     const keys = (await suite.start(t)).keys;
     const watch = new SwitchoverWatch(suite.client, keys, silentLogger());
     let pokes = 0;
@@ -129,23 +129,32 @@ describe('positions a switchover waits for', () => {
     assert.equal(watch.anyUrgent(), false);
 
     await putSwitchover(suite.client, keys, switchover('inst-a', 'requested', 'n1'));
+    await waitFor(() => pokes >= 1, { description: 'a poke for inst-a', timeoutMs: 5000, intervalMs: 20 });
+    assert.equal(watch.urgent('inst-a', 1), true, 'requested: the target, whose report the controller waits for');
+    assert.equal(watch.urgent('inst-a', 2), false, 'requested: not the other replicas');
+    assert.equal(watch.urgent('inst-a', 0), false, 'requested: not the primary');
     await putSwitchover(suite.client, keys, switchover('inst-b', 'stopping', 'n1'));
-    await waitFor(() => pokes >= 1, { description: 'a poke for inst-b', timeoutMs: 5000, intervalMs: 20 });
+    await waitFor(() => pokes >= 2, { description: 'a poke for inst-b', timeoutMs: 5000, intervalMs: 20 });
     assert.equal(watch.urgent('inst-b', 1), true, 'the target');
     assert.equal(watch.urgent('inst-b', 2), true, 'another replica');
     assert.equal(watch.urgent('inst-b', 0), false, 'the old primary');
-    assert.equal(watch.urgent('inst-a', 1), false, 'requested: nothing stopped yet');
     assert.equal(watch.anyUrgent(), true);
     assert.equal(watch.urgent('inst-b', 1, Date.now() + urgentForMs + 1), false, 'a switchover stuck for 30 s');
+    assert.equal(watch.urgent('inst-a', 1, Date.now() + urgentForMs + 1), false, 'a request stuck for 30 s');
     assert.equal(watch.anyUrgent(Date.now() + urgentForMs + 1), false);
 
+    await putSwitchover(suite.client, keys, switchover('inst-a', 'stopping', 'n1'));
+    await waitFor(() => pokes >= 3, { description: 'a poke for inst-a stopping', timeoutMs: 5000, intervalMs: 20 });
+    assert.equal(watch.urgent('inst-a', 2), true, 'stopping: every replica but the old primary');
+    await putSwitchover(suite.client, keys, switchover('inst-a', 'failed', 'n1'));
     await putSwitchover(suite.client, keys, switchover('inst-b', 'promoting', 'n1'));
     await putSwitchover(suite.client, keys, switchover('inst-c', 'stopping', 'n1'));
-    await waitFor(() => pokes >= 2, { description: 'a poke for inst-c', timeoutMs: 5000, intervalMs: 20 });
+    await waitFor(() => pokes >= 4, { description: 'a poke for inst-c', timeoutMs: 5000, intervalMs: 20 });
+    assert.equal(watch.urgent('inst-a', 1), false, 'failed');
     assert.equal(watch.urgent('inst-b', 1), false, 'promoting');
     assert.equal(watch.urgent('inst-c', 1), true);
     await putSwitchover(suite.client, keys, switchover('inst-c', 'failed', 'n1'));
     await waitFor(() => !watch.anyUrgent(), { description: 'inst-c failed', timeoutMs: 5000, intervalMs: 20 });
-    assert.equal(pokes, 2, 'leaving stopping pokes nobody');
+    assert.equal(pokes, 4, 'leaving requested or stopping pokes nobody');
   });
 });

@@ -12,6 +12,7 @@ import {
   switchoverFreshMs,
   switchoverPositionWaitMs,
   switchoverPromoteTimeoutMs,
+  switchoverReportWaitMs,
   switchoverStopTimeoutMs,
   targetProblem,
 } from '../src/controller/switchover.js';
@@ -95,8 +96,6 @@ describe('switchover: requested', () => {
     const cases: Array<[Array<Versioned<ReplicaStatus>>, Partial<InstanceView>, RegExp]> = [
       [[status(1, { state: 'starting' })], {}, /not a running replica \(starting/],
       [[status(1, { epoch: 90 })], {}, /does not follow the current primary yet \(epoch 90, current 100\)/],
-      [[status(1, { position: undefined })], {}, /has not reported a replication position/],
-      [[status(1, { positionAt: iso(t0 - switchoverFreshMs - 1000) })], {}, /last reported its position 11 s ago/],
       [[], { liveNodes: new Set(['n0', 'n2']) }, /node n1 is not live/],
     ];
     for (const [statuses, over, reason] of cases) {
@@ -108,6 +107,22 @@ describe('switchover: requested', () => {
       input({ view: view({}, [status(1, { position: '1000' })]), lastPrimaryPosition: 1000n + 4097n }),
     );
     assert.ok(far.kind === 'fail' && /4097 bytes behind the primary \(more than 4096\)/.test(far.reason));
+  });
+
+  it('waits up to 20 s for a missing or late position report of the target, then refuses saying so', () => {
+    const late = t0 + switchoverReportWaitMs;
+    const cases: Array<[Array<Versioned<ReplicaStatus>>, RegExp]> = [
+      [[status(1, { position: undefined })], /has not reported a replication position/],
+      [[status(1, { positionAt: iso(t0 - switchoverFreshMs - 1000) })], /last reported its position 31 s ago/],
+    ];
+    for (const [statuses, reason] of cases) {
+      const waiting = decideSwitchover(input({ view: view({}, statuses), now: late - 1 }));
+      assert.ok(waiting.kind === 'wait', JSON.stringify(waiting));
+      assert.match(waiting.reason, /waiting for replica 1 to report/);
+      const d = decideSwitchover(input({ view: view({}, statuses), now: late }));
+      assert.ok(d.kind === 'fail' && d.code === 'SF_ERR_SWITCHOVER_REFUSED' && !d.restart, JSON.stringify(d));
+      assert.match(d.reason, reason);
+    }
   });
 
   it('stops the old primary when the target is in sync', () => {

@@ -23,6 +23,13 @@ export const switchoverPositionWaitMs = 3000;
  * agents' default refresh (5 s) of an unchanged position, so an idle instance qualifies.
  */
 export const switchoverFreshMs = 10_000;
+/**
+ * A requested switchover whose target is in sync but for a late position report waits this
+ * long for one (its agent reads the target urgently meanwhile) before it is refused: on a
+ * loaded machine a reading can take longer than the refresh, and a refusal then says nothing
+ * about the replica.
+ */
+export const switchoverReportWaitMs = 20_000;
 /** After the promotion, how long until the route must name the target. */
 export const switchoverPromoteTimeoutMs = 60_000;
 
@@ -69,33 +76,56 @@ export function targetProblem(
   lastPrimaryPosition: bigint | undefined,
   maxLagBytes: number,
 ): string | undefined {
+  return checkTarget(view, ordinal, now, lastPrimaryPosition, maxLagBytes)?.reason;
+}
+
+/** Why a replica cannot take over; `awaitingReport`: only its position report is missing or late. */
+export interface TargetProblem {
+  reason: string;
+  awaitingReport: boolean;
+}
+
+/** {@link targetProblem}, saying whether a fresh position report could clear the problem. */
+export function checkTarget(
+  view: InstanceView,
+  ordinal: number,
+  now: number,
+  lastPrimaryPosition: bigint | undefined,
+  maxLagBytes: number,
+): TargetProblem | undefined {
+  const problem = (reason: string, awaitingReport = false): TargetProblem => ({ reason, awaitingReport });
   const placement = view.placements.find((p) => p.ordinal === ordinal);
   const primary = view.primary;
-  if (!placement) return `replica ${ordinal} is not placed on any node`;
-  if (!primary) return 'the instance has no primary yet';
-  if (primary.value.ordinal === ordinal) return `replica ${ordinal} is the primary already`;
-  if (!view.liveNodes.has(placement.node)) return `replica ${ordinal}'s node ${placement.node} is not live`;
+  if (!placement) return problem(`replica ${ordinal} is not placed on any node`);
+  if (!primary) return problem('the instance has no primary yet');
+  if (primary.value.ordinal === ordinal) return problem(`replica ${ordinal} is the primary already`);
+  if (!view.liveNodes.has(placement.node)) return problem(`replica ${ordinal}'s node ${placement.node} is not live`);
   const assignment = view.assignments.get(ordinal)?.value;
-  if (assignment?.desired !== 'running') return `replica ${ordinal} is not meant to run (${assignment?.desired})`;
+  if (assignment?.desired !== 'running')
+    return problem(`replica ${ordinal} is not meant to run (${assignment?.desired})`);
   const status = view.statuses.get(ordinal)?.value;
   if (status?.state !== 'running' || status.role !== 'replica') {
-    return `replica ${ordinal} is not a running replica (${status?.state ?? 'no status'}: ${status?.message ?? ''})`;
+    return problem(
+      `replica ${ordinal} is not a running replica (${status?.state ?? 'no status'}: ${status?.message ?? ''})`,
+    );
   }
   const epoch = Number(primary.modRevision);
   if (status.epoch !== epoch) {
-    return `replica ${ordinal} does not follow the current primary yet (epoch ${status.epoch ?? 'none'}, current ${epoch})`;
+    return problem(
+      `replica ${ordinal} does not follow the current primary yet (epoch ${status.epoch ?? 'none'}, current ${epoch})`,
+    );
   }
   if (status.position === undefined || status.positionAt === undefined) {
-    return `replica ${ordinal} has not reported a replication position`;
+    return problem(`replica ${ordinal} has not reported a replication position`, true);
   }
   const age = now - Date.parse(status.positionAt);
   if (age > switchoverFreshMs) {
-    return `replica ${ordinal} last reported its position ${Math.round(age / 100) / 10} s ago`;
+    return problem(`replica ${ordinal} last reported its position ${Math.round(age / 100) / 10} s ago`, true);
   }
   if (lastPrimaryPosition !== undefined) {
     const lag = lastPrimaryPosition - BigInt(status.position);
     if (lag > BigInt(maxLagBytes)) {
-      return `replica ${ordinal} is ${lag} bytes behind the primary (more than ${maxLagBytes})`;
+      return problem(`replica ${ordinal} is ${lag} bytes behind the primary (more than ${maxLagBytes})`);
     }
   }
   return undefined;
@@ -145,6 +175,7 @@ const failed = (reason: string, restart: boolean): SwitchoverDecision => ({
  * | done/failed| —                                                                  | none                                                |
  * | requested  | primary key no longer `from` at `fromEpoch`                        | fail REFUSED: the primary changed                   |
  * | requested  | the old primary's node is not live                                 | fail REFUSED: failover is in charge                 |
+ * | requested  | only the target's position report is missing or late, < 20 s       | wait (its agent reads it urgently)                  |
  * | requested  | the target is not in sync (targetProblem)                          | fail REFUSED with the reason                        |
  * | requested  | otherwise                                                          | stop the old primary (assignment `stopped`)         |
  * | stopping   | primary key moved (a failover)                                     | fail FAILED, old primary desired running again      |
@@ -188,8 +219,11 @@ export function decideSwitchover(input: SwitchoverInput): SwitchoverDecision {
       if (!view.liveNodes.has(record.from.node)) {
         return refused(`the primary's node ${record.from.node} is not live: failover is in charge`);
       }
-      const problem = targetProblem(view, record.to.ordinal, now, input.lastPrimaryPosition, maxLag);
-      if (problem) return refused(`no switchover to replica ${record.to.ordinal}: ${problem}`);
+      const problem = checkTarget(view, record.to.ordinal, now, input.lastPrimaryPosition, maxLag);
+      if (problem?.awaitingReport && now - Date.parse(record.requestedAt) < switchoverReportWaitMs) {
+        return { kind: 'wait', reason: `waiting for replica ${record.to.ordinal} to report: ${problem.reason}` };
+      }
+      if (problem) return refused(`no switchover to replica ${record.to.ordinal}: ${problem.reason}`);
       return { kind: 'stop' };
     }
     case 'stopping':
