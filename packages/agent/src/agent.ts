@@ -20,6 +20,7 @@ import { ContainerLifecycle } from './container-lifecycle.js';
 import { loadContainerTls, type NodeIdentity, type ReplicaRef } from './container-spec.js';
 import { DockerRuntime } from './docker-runtime.js';
 import { NodeRegistrationError, VolumeServerStartError } from './errors.js';
+import { FailoverWatch } from './failover-watch.js';
 import { FailsafeCoverage } from './failsafe-coverage.js';
 import { FailsafePromises, failsafeCallName } from './failsafe-promises.js';
 import { MeteredStatusWriter, registerAgentMetrics } from './metrics.js';
@@ -250,8 +251,9 @@ export async function startAgent(
   });
 
   // Rule 5: replication positions and roles, read from the running replicas; urgently
-  // while a switchover waits for them.
+  // while a switchover waits for them, promptly while a failover may be coming.
   const switchovers = new SwitchoverWatch(client, keys, log);
+  const failovers = new FailoverWatch(client, keys, log);
   const positions = new PositionReporter({
     catalog,
     applied,
@@ -262,6 +264,8 @@ export async function startAgent(
     refreshMs: config.positionRefreshMs,
     urgentIntervalMs: config.urgentPositionIntervalMs,
     urgency: switchovers,
+    promptIntervalMs: config.promptPositionIntervalMs,
+    promptness: failovers,
   });
 
   // Volumes served to other nodes, and backups of this node's primaries. Without a store,
@@ -303,6 +307,7 @@ export async function startAgent(
     await metrics?.stop();
     await positions.stop();
     await switchovers.stop();
+    await failovers.stop();
     await backups.stop();
     await selfFence.stop();
     await coverage?.stop();
@@ -337,6 +342,7 @@ export async function startAgent(
     await backups.start();
     positions.start();
     await switchovers.start(() => positions.poke());
+    await failovers.start(() => positions.poke());
     metrics = await maybeStartMetricsServer(registry, config.metrics);
   } catch (error) {
     await shutdown();

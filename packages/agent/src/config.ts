@@ -56,13 +56,17 @@ export interface AgentOptions {
    * @default 'container'
    */
   peerAddress?: 'container' | 'node';
-  /** How often the replication position and role of each running replica are read. @default 1000 */
+  /** How often the replication position of each running replica is read (its role: every `positionRefreshMs`). @default 1000 */
   positionIntervalMs?: number;
-  /**
-   * An unchanged position is written again this often, so the controller sees a reading
-   * taken after a primary was lost (failover waits for one). @default 5000
-   */
+  /** An unchanged position is written again, and the role asked, this often (switchovers want a position from the last 10 s). @default 5000 */
   positionRefreshMs?: number;
+  /**
+   * While an instance's primary is on a node that lost its lease (a failover may come), this
+   * node's replicas of it are read this often and every reading is written: failover counts
+   * only positions read after the loss and the fence, and waits at most 3 s for them.
+   * @default 250
+   */
+  promptPositionIntervalMs?: number;
   /**
    * While a switchover waits for positions read after its old primary stopped, this
    * node's other replicas of that instance are read this often and every reading is
@@ -166,6 +170,7 @@ export interface AgentConfig {
   peerAddress: 'container' | 'node';
   positionIntervalMs: number;
   positionRefreshMs: number;
+  promptPositionIntervalMs: number;
   urgentPositionIntervalMs: number;
   selfFenceMarginMs: number;
   selfFenceCheckIntervalMs: number;
@@ -239,6 +244,7 @@ const schema: AgentConfigSchema = {
     'peerAddress',
     'positionIntervalMs',
     'positionRefreshMs',
+    'promptPositionIntervalMs',
     'urgentPositionIntervalMs',
     'selfFenceCheckIntervalMs',
     'failsafe',
@@ -279,6 +285,7 @@ const schema: AgentConfigSchema = {
     peerAddress: { type: 'string', enum: ['container', 'node'], default: 'container' },
     positionIntervalMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 1000 },
     positionRefreshMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 5000 },
+    promptPositionIntervalMs: { type: 'integer', minimum: 10, maximum: 10_000, default: 250 },
     urgentPositionIntervalMs: { type: 'integer', minimum: 10, maximum: 10_000, default: 50 },
     selfFenceMarginMs: { type: 'integer', minimum: 0, nullable: true },
     selfFenceCheckIntervalMs: { type: 'integer', minimum: 10, maximum: 10_000, default: 200 },

@@ -10,6 +10,12 @@ export interface PositionUrgency {
   anyUrgent(): boolean;
 }
 
+/** Which replicas' positions may decide something soon (a failover that may be coming). */
+export interface PositionPromptness {
+  prompt(instanceId: string, ordinal: number): boolean;
+  anyPrompt(): boolean;
+}
+
 export interface PositionReporterDeps {
   catalog: Catalog;
   applied: AppliedReplicas;
@@ -22,6 +28,9 @@ export interface PositionReporterDeps {
   /** While `urgency` names a replica: how often it is read; every reading is written. */
   urgentIntervalMs: number;
   urgency?: PositionUrgency;
+  /** While `promptness` names a replica: how often it is read; every reading is written. */
+  promptIntervalMs: number;
+  promptness?: PositionPromptness;
 }
 
 /** Readings of one urgent replica that may overlap: a new one starts every urgent interval. */
@@ -29,7 +38,8 @@ const urgentReadingsInFlight = 2;
 
 /**
  * Rule 5: every `intervalMs`, asks each running replicated container for its replication
- * position and role, and writes them to its status when either changed, or every `refreshMs`.
+ * position (its role every `refreshMs`), and writes them to its status when either
+ * changed, or every `refreshMs`.
  * The controller picks the most advanced replica from these. A replica busy with a
  * replication command is skipped; its readings never overlap.
  *
@@ -37,6 +47,8 @@ const urgentReadingsInFlight = 2;
  * `urgentIntervalMs` instead, readings overlapping (one takes longer than the interval),
  * and every reading is written: the controller promotes on the first one taken after the
  * old primary stopped, and an unchanged position would otherwise wait for `refreshMs`.
+ * A replica whose position may decide a failover soon (`promptness`: its primary's node
+ * lost its lease) is read every `promptIntervalMs`, and every reading is written too.
  * `positionAt` is when the reading began, never later: a reading that began before a stop
  * must not pass for one taken after it; a reading that ends after a newer one is dropped.
  */
@@ -46,6 +58,7 @@ export class PositionReporter {
   readonly #readings = new Set<Promise<void>>();
   readonly #inFlight = new WeakMap<AppliedReplica, number>();
   readonly #readAt = new WeakMap<AppliedReplica, number>();
+  readonly #roleReadAt = new WeakMap<AppliedReplica, number>();
 
   constructor(private readonly deps: PositionReporterDeps) {}
 
@@ -72,14 +85,15 @@ export class PositionReporter {
   }
 
   #run(): void {
-    const { applied, urgency, urgentIntervalMs, intervalMs, log } = this.deps;
+    const { applied, urgency, urgentIntervalMs, promptness, promptIntervalMs, intervalMs, log } = this.deps;
     const now = Date.now();
     for (const entry of applied.all()) {
       const inFlight = this.#inFlight.get(entry) ?? 0;
+      const pace = this.#prompt(entry.ref) ? promptIntervalMs : intervalMs;
       const due = this.#urgent(entry.ref)
         ? inFlight < urgentReadingsInFlight
         : // A reading begins a few ms after its tick: without slack it would wait a whole interval more.
-          inFlight === 0 && now - (this.#readAt.get(entry) ?? 0) >= intervalMs - 10;
+          inFlight === 0 && now - (this.#readAt.get(entry) ?? 0) >= pace - 10;
       if (!due) continue;
       this.#inFlight.set(entry, inFlight + 1);
       const reading: Promise<void> = this.#observe(entry)
@@ -90,11 +104,15 @@ export class PositionReporter {
         });
       this.#readings.add(reading);
     }
-    this.#schedule(urgency?.anyUrgent() ? urgentIntervalMs : intervalMs);
+    this.#schedule(urgency?.anyUrgent() ? urgentIntervalMs : promptness?.anyPrompt() ? promptIntervalMs : intervalMs);
   }
 
   #urgent(ref: ReplicaRef): boolean {
     return this.deps.urgency?.urgent(ref.instanceId, ref.ordinal) ?? false;
+  }
+
+  #prompt(ref: ReplicaRef): boolean {
+    return this.deps.promptness?.prompt(ref.instanceId, ref.ordinal) ?? false;
   }
 
   async #observe(entry: AppliedReplica): Promise<void> {
@@ -106,17 +124,23 @@ export class PositionReporter {
     if (!recipe) return;
     const readAt = Date.now();
     this.#readAt.set(entry, readAt);
-    // An urgent reading asks only the position (one command, not two): nothing but this
-    // agent's own promotion changes a replica's role, and it is busy then.
-    const urgentRole = this.#urgent(entry.ref) ? entry.role : undefined;
-    const urgent = urgentRole !== undefined;
+    // An urgent or prompt reading is written even unchanged.
+    const pressing = this.#urgent(entry.ref) || this.#prompt(entry.ref);
+    // The role is asked at the refresh pace only, and never by a pressing reading: nothing
+    // but this agent's own commands changes it (the replica is busy then, and the command
+    // records the new role); the regular question is a safety net.
+    const knownRole =
+      entry.role !== undefined && (pressing || readAt - (this.#roleReadAt.get(entry) ?? 0) < this.deps.refreshMs)
+        ? entry.role
+        : undefined;
     let role: AppliedReplica['role'];
     let position: string;
     try {
       [role, position] = await Promise.all([
-        urgentRole ?? commands.role(entry.containerId, recipe),
+        knownRole ?? commands.role(entry.containerId, recipe),
         commands.position(entry.containerId, recipe),
       ]);
+      if (knownRole === undefined) this.#roleReadAt.set(entry, readAt);
     } catch (error) {
       log.debug({ err: error, instanceId: entry.ref.instanceId, ordinal: entry.ref.ordinal }, 'position probe failed');
       return;
@@ -127,7 +151,7 @@ export class PositionReporter {
     if (entry.positionAt !== undefined && Date.parse(entry.positionAt) >= readAt) return;
     const changed = role !== entry.role || position !== entry.position;
     const refreshDue = Date.now() - (entry.observedWrittenAt ?? 0) >= this.deps.refreshMs;
-    if (!changed && !refreshDue && !urgent) return;
+    if (!changed && !refreshDue && !pressing) return;
     entry.role = role;
     if (role === 'primary') entry.mayBePrimary = true;
     entry.position = position;

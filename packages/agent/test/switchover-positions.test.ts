@@ -11,6 +11,7 @@ import {
   waitFor,
 } from '@service-foundry/core';
 import { silentLogger } from '@service-foundry/test-support';
+import { FailoverWatch, promptForMs } from '../src/failover-watch.js';
 import { SwitchoverWatch, urgentForMs } from '../src/switchover-watch.js';
 import { replicationSuite } from './replication-harness.js';
 
@@ -50,7 +51,42 @@ async function statusWrites(client: Etcd3, keys: Keyspace, instanceId: string, o
   return { writes, close: () => mirror.close() };
 }
 
-describe('positions a switchover waits for', () => {
+/**
+ * Once readings in flight (up to two, each a docker exec) have landed — none for 500 ms —
+ * no reading begun in a 1.5 s window is written: the agent is back at the normal pace. A
+ * reading begun before the agent saw the change may land late on a loaded machine; one
+ * *begun* in the window and written would mean a pressing pace still.
+ */
+async function assertNormalPace(writes: Array<{ status: ReplicaStatus }>, message: string): Promise<void> {
+  let lastCount = writes.length;
+  let quietSince = Date.now();
+  await waitFor(
+    () => {
+      if (writes.length !== lastCount) {
+        lastCount = writes.length;
+        quietSince = Date.now();
+      }
+      return Date.now() - quietSince >= 500;
+    },
+    { description: 'readings in flight landed', timeoutMs: 10_000, intervalMs: 50 },
+  );
+  const quietFrom = writes.length;
+  const windowStart = Date.now();
+  await delay(1500); // a measurement window
+  const begunInWindow = writes
+    .slice(quietFrom)
+    .map((w) => w.status.positionAt ?? '')
+    .filter((at) => Date.parse(at) >= windowStart);
+  assert.deepEqual(begunInWindow, [], message);
+}
+
+/** A primary record for `instanceId` naming `node` (ordinal 0). */
+async function putPrimary(client: Etcd3, keys: Keyspace, instanceId: string, node: string): Promise<void> {
+  const record = { instanceId, ordinal: 0, node, host: '10.1.2.3', port: 5432, electedAt: new Date().toISOString() };
+  await client.put(keys.primary(instanceId)).value(JSON.stringify(record)).exec();
+}
+
+describe('positions a switchover or a failover waits for', () => {
   const suite = replicationSuite();
 
   test('while a switchover is stopping, the other replicas are read at once, then every 50 ms, and every reading is written', async (t) => {
@@ -94,30 +130,7 @@ describe('positions a switchover waits for', () => {
 
     // Promoting: the positions have done their part; back to the normal pace.
     await putSwitchover(suite.client, h.keys, switchover(h.instanceId, 'promoting', h.node));
-    // Readings in flight (up to two, each a docker exec) may still land: wait until none has for 500 ms.
-    let lastCount = seen.writes.length;
-    let quietSince = Date.now();
-    await waitFor(
-      () => {
-        if (seen.writes.length !== lastCount) {
-          lastCount = seen.writes.length;
-          quietSince = Date.now();
-        }
-        return Date.now() - quietSince >= 500;
-      },
-      { description: 'readings in flight landed', timeoutMs: 10_000, intervalMs: 50 },
-    );
-    const quietFrom = seen.writes.length;
-    const windowStart = Date.now();
-    await delay(1500); // a measurement window
-    // A reading begun before the agent saw the phase change may still land late on a loaded
-    // machine (a docker exec can take seconds); a reading *begun* in the window and written
-    // would mean the agent is still at the urgent pace.
-    const begunInWindow = seen.writes
-      .slice(quietFrom)
-      .map((w) => w.status.positionAt ?? '')
-      .filter((at) => Date.parse(at) >= windowStart);
-    assert.deepEqual(begunInWindow, [], 'no write of an unchanged position once the switchover moved on');
+    await assertNormalPace(seen.writes, 'no write of an unchanged position once the switchover moved on');
   });
 
   test('the watch names the replicas whose positions are urgent: the target while requested, all but the old primary while stopping, not after 30 s, not in other phases', async (t) => {
@@ -156,5 +169,65 @@ describe('positions a switchover waits for', () => {
     await putSwitchover(suite.client, keys, switchover('inst-c', 'failed', 'n1'));
     await waitFor(() => !watch.anyUrgent(), { description: 'inst-c failed', timeoutMs: 5000, intervalMs: 20 });
     assert.equal(pokes, 4, 'leaving requested or stopping pokes nobody');
+  });
+  test("while a primary's node has no registration, its replicas are read every 250 ms and every reading is written; back to the normal pace once it is back", async (t) => {
+    const h = await suite.start(t, {
+      positionIntervalMs: 10_000,
+      positionRefreshMs: 60_000,
+      promptPositionIntervalMs: 250,
+    });
+    await h.assign(1, { role: 'replica', epoch: 7, upstream: { host: '10.1.2.3', port: 5432 } });
+    await h.status(1, 'running replica', (s) => s.state === 'running');
+    const seen = await statusWrites(suite.client, h.keys, h.instanceId, 1);
+    t.after(seen.close);
+
+    // The primary's node lost its lease: no `nodes/` key for it.
+    const lostAt = Date.now();
+    await putPrimary(suite.client, h.keys, h.instanceId, 'node-gone');
+    await h.status(
+      1,
+      'a reading begun after the primary lost its node',
+      (s) => s.positionAt !== undefined && Date.parse(s.positionAt) >= lostAt,
+      5000,
+    );
+    const countFrom = seen.writes.length;
+    await waitFor(() => seen.writes.length - countFrom >= 4, {
+      description: 'an unchanged position written at least 4 times in 5 s (the normal pace writes it once a minute)',
+      timeoutMs: 5000,
+      intervalMs: 20,
+    });
+    const readings = seen.writes.slice(countFrom).map((w) => Date.parse(w.status.positionAt ?? ''));
+    for (let i = 1; i < readings.length; i++) {
+      const gap = (readings[i] as number) - (readings[i - 1] as number);
+      assert.ok(gap >= 240, `readings do not overlap and keep the prompt pace (${gap} ms apart)`);
+    }
+
+    // The primary is on a registered node again (here: this agent's own): the normal pace.
+    await putPrimary(suite.client, h.keys, h.instanceId, h.node);
+    await assertNormalPace(seen.writes, 'no write of an unchanged position at the normal pace');
+  });
+
+  test('the failover watch names the replicas of a primary whose node has no registration: not the primary itself, not after 90 s', async (t) => {
+    const h = await suite.start(t);
+    const watch = new FailoverWatch(suite.client, h.keys, silentLogger());
+    let pokes = 0;
+    await watch.start(() => pokes++);
+    t.after(() => watch.stop());
+    await putPrimary(suite.client, h.keys, 'inst-a', h.node);
+    await putPrimary(suite.client, h.keys, 'inst-b', 'node-gone');
+    await waitFor(() => pokes >= 1, { description: 'a poke for inst-b', timeoutMs: 5000, intervalMs: 20 });
+    assert.equal(watch.prompt('inst-a', 1), false, "the primary's node is registered");
+    assert.equal(watch.prompt('inst-b', 1), true);
+    assert.equal(watch.prompt('inst-b', 0), false, 'the primary itself');
+    assert.equal(watch.prompt('inst-c', 1), false, 'no primary');
+    assert.equal(watch.prompt('inst-b', 1, Date.now() + promptForMs + 1), false, 'a node gone for 90 s');
+    assert.equal(watch.anyPrompt(Date.now() + promptForMs + 1), false);
+    await putPrimary(suite.client, h.keys, 'inst-b', h.node);
+    await waitFor(() => !watch.anyPrompt(), {
+      description: 'inst-b on a registered node',
+      timeoutMs: 5000,
+      intervalMs: 20,
+    });
+    assert.equal(pokes, 1);
   });
 });

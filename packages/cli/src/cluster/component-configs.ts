@@ -126,9 +126,6 @@ export class ComponentConfigs {
       address: node.address,
       clusterId: this.cluster.clusterId,
       leaseTtlSeconds: agentLeaseTtlSeconds,
-      // Fresh replication positions let the controller choose a new primary without waiting.
-      positionIntervalMs: 250,
-      positionRefreshMs: 500,
       volumes: {
         secret: volumeSecret,
         port: 0,
