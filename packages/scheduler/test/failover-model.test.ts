@@ -260,12 +260,45 @@ describe('failover state machine: every transition', () => {
   it('policy `off` → promote without fencing (lease expiry means the agent fenced itself)', () => {
     assert.equal(decideFailover(input({ policy: policy('off') })).kind, 'promote');
   });
-  it('positions read before the primary was lost are stale → wait up to 3 s, then use the fresh ones', () => {
+  it('a synchronous durability: a replica still stale after 3 s blocks the failover (it may hold acknowledged writes), until it reports', () => {
+    const stale = status(1, { role: 'replica', position: '900', positionAt: new Date(t0 - 500).toISOString() });
+    const fresh2 = status(2, { role: 'replica', position: '200', positionAt: new Date(t0 + 100).toISOString() });
+    for (const durability of ['received', 'remote-fsync'] as const) {
+      const view = down({
+        statuses: new Map([
+          [1, stale],
+          [2, fresh2],
+        ]),
+      });
+      view.instance = { ...view.instance, io: { durability, localIo: 'fsync' } };
+      const blocked = decideFailover(input({ view, fence: fenced('fenced'), now: t0 + 50 + positionWaitMs + 1 }));
+      assert.equal(blocked.kind, 'blocked', durability);
+      assert.match(blocked.kind === 'blocked' ? blocked.reason : '', /replica 1 on a live node reported no position/);
+      assert.match(
+        blocked.kind === 'blocked' ? blocked.reason : '',
+        new RegExp(`with ${durability} it may hold acknowledged writes`),
+      );
+      // It reports (read after the fence): the most advanced replica is promoted.
+      const reported = status(1, { role: 'replica', position: '900', positionAt: new Date(t0 + 9000).toISOString() });
+      view.statuses = new Map([
+        [1, reported],
+        [2, fresh2],
+      ]);
+      const d = decideFailover(input({ view, fence: fenced('fenced'), now: t0 + 9100 }));
+      assert.equal(d.kind === 'promote' && d.ordinal, 1, durability);
+    }
+  });
+  it('async: positions read before the primary was lost are stale → wait up to 3 s, then use the fresh ones', () => {
     const statuses = new Map([
       [1, status(1, { role: 'replica', position: '900', positionAt: new Date(t0 - 500).toISOString() })],
       [2, status(2, { role: 'replica', position: '200', positionAt: new Date(t0 + 100).toISOString() })],
     ]);
-    const base = { view: down({ statuses }), fence: fenced('fenced') };
+    const asyncView = (over: Parameters<typeof down>[0]) => {
+      const v = down(over);
+      v.instance = { ...v.instance, io: { durability: 'async', localIo: 'fsync' } };
+      return v;
+    };
+    const base = { view: asyncView({ statuses }), fence: fenced('fenced') };
     assert.equal(decideFailover(input(base)).kind, 'wait');
     // Fresh means read after the fence (t0 + 50), not just after the lease was lost.
     const beforeFence = new Map([
@@ -273,7 +306,7 @@ describe('failover state machine: every transition', () => {
       [2, status(2, { role: 'replica', position: '200', positionAt: new Date(t0 + 10).toISOString() })],
     ]);
     assert.equal(
-      decideFailover(input({ view: down({ statuses: beforeFence }), fence: fenced('fenced'), now: t0 + 60 })).kind,
+      decideFailover(input({ view: asyncView({ statuses: beforeFence }), fence: fenced('fenced'), now: t0 + 60 })).kind,
       'wait',
     );
     const d = decideFailover(input({ ...base, now: t0 + 50 + positionWaitMs + 1 }));

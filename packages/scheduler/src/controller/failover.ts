@@ -102,6 +102,7 @@ export function lostTogether(count: { together: number; alive: number }): boolea
  * | fenced           | record `fenced` from this incident                     | → choose                                |
  * | stale record     | `fenced`/`failed` older than the incident (30 s window)| → fencing again                         |
  * | choose           | a live candidate has not reported since suspect, < 3 s | wait for fresh positions                |
+ * | choose           | still not after 3 s, durability not async             | blocked: it may hold acknowledged writes |
  * | choose           | no running replica on a live node                      | blocked: nothing to promote             |
  * | choose           | async and best candidate lags > max lag                | blocked: would lose too much            |
  * | choose           | otherwise                                              | promote the most advanced replica       |
@@ -150,20 +151,31 @@ export function decideFailover(input: FailoverInput): FailoverDecision {
   const fencedAt = current?.value.state === 'fenced' ? Date.parse(current.value.at) : 0;
   const freshAfter = Math.max(input.suspectSince, fencedAt);
   const candidates: Array<{ ordinal: number; node: string; status: ReplicaStatus; position: bigint }> = [];
-  let stale = 0;
+  const stale: number[] = [];
   for (const placement of view.placements) {
     if (placement.ordinal === primary.ordinal || !view.liveNodes.has(placement.node)) continue;
     const status = view.statuses.get(placement.ordinal)?.value;
     if (status?.state !== 'running' || status.role !== 'replica' || status.position === undefined) continue;
     const fresh = status.positionAt !== undefined && Date.parse(status.positionAt) > freshAfter;
     if (!fresh) {
-      stale++;
+      stale.push(placement.ordinal);
       continue;
     }
     candidates.push({ ordinal: placement.ordinal, node: placement.node, status, position: BigInt(status.position) });
   }
-  if (stale > 0 && now - freshAfter < positionWaitMs) {
+  const durability = view.instance.io?.durability ?? 'async';
+  if (stale.length > 0 && now - freshAfter < positionWaitMs) {
     return { kind: 'wait', reason: 'waiting for replicas to report their positions' };
+  }
+  // With a synchronous durability an acknowledged commit may be on one standby only: a
+  // running one that has not answered may be the one that holds it, so none other is
+  // promoted over it (I4). Safety wins over availability, and the reason says so.
+  if (stale.length > 0 && durability !== 'async') {
+    const which = stale.map((o) => `replica ${o}`).join(', ');
+    return {
+      kind: 'blocked',
+      reason: `failover blocked: ${which} on a live node reported no position since the primary was lost; with ${durability} it may hold acknowledged writes no other replica has, so nothing is promoted until it reports`,
+    };
   }
   if (candidates.length === 0) {
     return {
@@ -173,7 +185,6 @@ export function decideFailover(input: FailoverInput): FailoverDecision {
   }
   candidates.sort((a, b) => (a.position === b.position ? a.ordinal - b.ordinal : a.position > b.position ? -1 : 1));
   const best = candidates[0] as (typeof candidates)[number];
-  const durability = view.instance.io?.durability ?? 'async';
   if (durability === 'async' && input.lastPrimaryPosition !== undefined) {
     const lag = input.lastPrimaryPosition - best.position;
     if (lag > BigInt(policy.maxLagBytes)) {
