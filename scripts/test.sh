@@ -13,14 +13,6 @@ npx tsc -p tsconfig.test.json
 # from racing to build the same image, and shows the build time on its own.
 node packages/cli/dist/main.js images build
 shopt -s nullglob
-# The slowest end-to-end files first (about 4-8 min each under the suite's load), then the
-# rest: with four files at a time, a long file started last would run on alone at the end.
-slowest=(e2e/rotate-credentials e2e/backup-restore e2e/explain e2e/failover e2e/switchover e2e/upgrade
-  e2e/relocation e2e/isolated-nodes e2e/plan-change e2e/chaos)
-files=()
-for name in "${slowest[@]}"; do [[ -f $name.test.ts ]] && files+=("$name.test.ts"); done
-for file in e2e/*.test.ts packages/*/test/*.test.ts; do
-  [[ " ${files[*]} " == *" $file "* ]] || files+=("$file")
-done
+files=(packages/*/test/*.test.ts e2e/*.test.ts)
 node --import tsx --test --test-concurrency=4 --test-timeout=900000 "${files[@]}"
 echo "test.sh: finished in $(($(date +%s) - start)) s"

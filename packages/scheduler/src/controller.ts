@@ -13,40 +13,20 @@ import {
   type PrimaryRecord,
   type ReplicaStatus,
   type RouteRecord,
-  sameIo,
   type Versioned,
 } from '@service-foundry/core';
 import type { ClusterState } from './cluster-state.js';
-import {
-  decideFailover,
-  defaultFailoverPolicy,
-  type Fencer,
-  failoverSettleMs,
-  lostTogether,
-  lostTogetherWindowMs,
-} from './controller/failover.js';
+import type { Fencer } from './controller/failover.js';
+import { FailoverDriver } from './controller/failover-driver.js';
 import { defaultNoRoomGraceMs, noRoomReason, provisionLacksRoom } from './controller/no-room.js';
-import { decideUpdate } from './controller/plan-change.js';
 import { type RestoreContext, restoreStep } from './controller/restore.js';
 import { restoreInPlaceStep } from './controller/restore-in-place.js';
 import { SwitchoverDriver } from './controller/switchover-driver.js';
 import { releaseReplicas, teardownStep } from './controller/teardown.js';
 import { desiredAssignments, type InstanceView } from './controller/topology.js';
-import { decideUpgrade, imageRunProblem, upgradeRequester } from './controller/upgrade.js';
+import { UpdateDriver } from './controller/update-driver.js';
 import { shippingAssignments } from './controller/volume-shipping.js';
 import { Relocator } from './relocator.js';
-
-interface FailoverMemory {
-  suspectSince: number;
-  fencing: Promise<void> | undefined;
-  fencingStarted: boolean;
-  lastReason: string;
-  /** Nodes lost their leases together with this primary's (latched: see failover.ts). */
-  lostTogether: boolean;
-}
-
-/** A node this controller has never seen alive is not taken for lost before this much time passed. */
-const startupGraceMs = 10_000;
 
 export interface ControllerOptions {
   provisionTimeoutMs: number;
@@ -83,18 +63,16 @@ export interface ControllerOptions {
 export class Controller {
   readonly #assignments: PrefixMirror<AssignmentRecord>;
   readonly #fences: PrefixMirror<NodeFenceRecord>;
-  readonly #failovers = new Map<string, FailoverMemory>();
+  readonly #failovers: FailoverDriver;
+  readonly #updates: UpdateDriver;
   /** Last position each primary reported, kept after its status vanishes with its lease. */
   readonly #primaryPositions = new Map<string, bigint>();
   /** Since when the scheduler has reported no room for a provision (see #failIfNoRoom). */
   readonly #noRoomSince = new Map<string, number>();
 
   readonly #relocator: Relocator;
-  readonly #startedAt = Date.now();
   readonly #restoreContext: RestoreContext;
   readonly #switchovers: SwitchoverDriver;
-  /** The last upgrade step logged per instance (an upgrade outside an operation logs each once). */
-  readonly #lastUpgradeStep = new Map<string, string>();
 
   constructor(
     private readonly client: Etcd3,
@@ -116,6 +94,17 @@ export class Controller {
       log,
     );
     this.#switchovers = new SwitchoverDriver(client, state.keys, events, log);
+    this.#failovers = new FailoverDriver({
+      client,
+      state,
+      fences: this.#fences,
+      events,
+      log,
+      fencer: options.fencer,
+      wake: () => options.wake?.(),
+      transferOf: (id, ordinal, node) => this.#relocator.transferOf(id, ordinal, node),
+    });
+    this.#updates = new UpdateDriver({ client, keys: state.keys, events, log, switchovers: this.#switchovers });
     this.#restoreContext = {
       client,
       keys: state.keys,
@@ -211,25 +200,10 @@ export class Controller {
       });
     }
     if (primary && !view.liveNodes.has(primary.value.node)) {
-      await this.#failover(instance, view);
+      await this.#failovers.step(instance, view, this.#primaryPositions.get(id));
       return;
     }
-    if (this.#failovers.delete(id) && primary) {
-      const message = `primary on ${primary.value.node}`;
-      await this.events.record(
-        'failover-complete',
-        `primary is replica ${primary.value.ordinal} on ${primary.value.node}`,
-        {
-          instanceId: id,
-        },
-      );
-      const key = this.state.keys.instance(id);
-      await this.client
-        .if(key, 'Mod', '==', instance.modRevision)
-        .then(this.client.put(key).value(json({ ...instance.value, message })))
-        .commit();
-      return;
-    }
+    if (await this.#failovers.settle(instance, primary)) return;
     if (primary && /^failover/.test(instance.value.message)) {
       // The primary's node is back (or a restarted controller lost its memory of the incident).
       const key = this.state.keys.instance(id);
@@ -265,11 +239,17 @@ export class Controller {
     }
     const routed = await this.#route(instance.value, view, primary, primaryStatus);
     // An update finishes only once every replica runs the instance's image.
-    if (instance.value.phase === 'ready' && !restore?.inPlace && !(await this.#upgrade(instance, view))) return;
+    if (
+      instance.value.phase === 'ready' &&
+      !restore?.inPlace &&
+      !(await this.#updates.upgrade(instance, view, this.#primaryPositions.get(id)))
+    ) {
+      return;
+    }
     if (restore?.inPlace && instance.value.operation.state === 'in progress') {
       await restoreInPlaceStep(this.#restoreContext, instance, view, routed);
     } else if (instance.value.operation.type === 'update' && instance.value.operation.state === 'in progress') {
-      await this.#finishUpdate(instance, view);
+      await this.#updates.finish(instance, view);
     }
     if (instance.value.phase === 'provisioning') {
       const running = [...view.statuses.values()].filter((s) => s.value.state === 'running').length;
@@ -367,260 +347,6 @@ export class Controller {
       );
     }
     return false;
-  }
-
-  async #failover(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<void> {
-    const id = instance.value.id;
-    const primary = view.primary as Versioned<PrimaryRecord>;
-    const node = primary.value.node;
-    if (!this.state.lastKnownNodes.has(node) && Date.now() - this.#startedAt < startupGraceMs) {
-      // Not lost: not registered yet. A controller (re)started with the cluster has never
-      // seen this node alive, and fencing a node whose agent is still starting would kill it.
-      return;
-    }
-    let memory = this.#failovers.get(id);
-    if (!memory) {
-      // The settle row of decideFailover waits this long: look again right after it, not
-      // at the next periodic pass.
-      setTimeout(() => this.options.wake?.(), failoverSettleMs + 10).unref();
-      memory = {
-        suspectSince: Date.now(),
-        fencing: undefined,
-        fencingStarted: false,
-        lastReason: '',
-        lostTogether: false,
-      };
-      this.#failovers.set(id, memory);
-      this.log.warn({ instanceId: id, node }, 'primary node lost; failover starts');
-      await this.events.record('primary-lost', `primary node ${node} stopped renewing its lease`, {
-        instanceId: id,
-        node,
-      });
-    }
-    // Latched: as the other nodes come back one by one, the count falls, and the primary's
-    // node would then look lost alone just before it registers again too.
-    if (!memory.fencingStarted && !memory.lostTogether) {
-      memory.lostTogether = lostTogether(this.state.lostTogether(node, lostTogetherWindowMs));
-    }
-    const policy = instance.value.failover ?? defaultFailoverPolicy;
-    const decision = decideFailover({
-      view,
-      policy,
-      suspectSince: memory.suspectSince,
-      now: Date.now(),
-      fence: this.#fences.items.get(this.state.keys.fence(node)),
-      fencingStarted: memory.fencingStarted,
-      lastPrimaryPosition: this.#primaryPositions.get(id),
-      snapshotOf: (ordinal, node) => this.#relocator.transferOf(id, ordinal, node),
-      lostTogether: memory.lostTogether,
-    });
-    switch (decision.kind) {
-      case 'none':
-        return;
-      case 'fence': {
-        memory.fencingStarted = true;
-        const settled = memory;
-        memory.fencing = this.#fence(node, `primary of ${instance.value.name} lost its lease`).finally(() => {
-          settled.fencingStarted = false;
-        });
-        await this.#say(instance, memory, `failover: fencing node ${node}`, 'warn');
-        return;
-      }
-      case 'wait':
-        await this.#say(instance, memory, `failover: ${decision.reason}`, 'info');
-        return;
-      case 'blocked':
-        await this.#say(instance, memory, decision.reason, 'error');
-        return;
-      case 'promote':
-        await this.#promote(instance, primary, decision.ordinal, decision.node, decision.status, decision.reason);
-    }
-  }
-
-  #fence(node: string, reason: string): Promise<void> {
-    const fencer = this.options.fencer;
-    const run = fencer
-      ? fencer.fence(node, reason)
-      : Promise.resolve({ fenced: false, detail: 'no fencer configured' });
-    return run
-      .then(
-        (result) => this.log[result.fenced ? 'info' : 'error']({ node, detail: result.detail }, 'fencing finished'),
-        (error: unknown) => this.log.error({ err: error, node }, 'fencing threw'),
-      )
-      .finally(() => this.options.wake?.());
-  }
-
-  async #promote(
-    instance: Versioned<InstanceRecord>,
-    old: Versioned<PrimaryRecord>,
-    ordinal: number,
-    node: string,
-    status: ReplicaStatus | undefined,
-    reason: string,
-  ): Promise<void> {
-    const keys = this.state.keys;
-    const id = instance.value.id;
-    const record: PrimaryRecord = {
-      instanceId: id,
-      ordinal,
-      node,
-      host: status?.host ?? '',
-      port: status?.port ?? 0,
-      electedAt: new Date().toISOString(),
-    };
-    // C1 (agent failsafe-rule.ts): only while the old primary's node is gone. An agent that
-    // registers again reads primary/<id> after its node key is back, so it sees any
-    // promotion that committed, and none can commit after.
-    const res = await this.client
-      .if(keys.primary(id), 'Mod', '==', old.modRevision)
-      .and(keys.node(old.value.node), 'Create', '==', 0)
-      .then(this.client.put(keys.primary(id)).value(json(record)))
-      .commit();
-    if (!res.succeeded) {
-      this.log.warn(
-        { instanceId: id, node: old.value.node },
-        'failover: not promoting, the primary moved or its node registered again meanwhile',
-      );
-      return;
-    }
-    this.log.warn({ instanceId: id, node, ordinal, epoch: res.header.revision, reason }, 'failover: promoting');
-    await this.events.record('failover-promote', `${reason}; promoting it (epoch ${res.header.revision})`, {
-      instanceId: id,
-      node,
-    });
-  }
-
-  /** Puts a failover message on the instance (shown by `sf service`) and in the log, once per change. */
-  async #say(
-    instance: Versioned<InstanceRecord>,
-    memory: FailoverMemory,
-    message: string,
-    level: 'info' | 'warn' | 'error',
-  ): Promise<void> {
-    if (memory.lastReason === message) return;
-    memory.lastReason = message;
-    this.log[level]({ instanceId: instance.value.id }, message);
-    await this.events.record(level === 'error' ? 'failover-blocked' : 'failover', message, {
-      instanceId: instance.value.id,
-    });
-    const key = this.state.keys.instance(instance.value.id);
-    await this.client
-      .if(key, 'Mod', '==', instance.modRevision)
-      .then(this.client.put(key).value(json({ ...instance.value, message })))
-      .commit();
-  }
-
-  /**
-   * Carries an update forward: a plan change's steps first (controller/plan-change.ts), then
-   * the IO check: done when every running replica reports the new settings in force.
-   */
-  async #finishUpdate(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<void> {
-    const id = instance.value.id;
-    const operation = instance.value.operation;
-    // The broker takes a password rotation through its steps (it alone opens the secret).
-    if (operation.request?.rotateCredentials) return;
-    const step = decideUpdate(view, operation.request?.planId !== undefined, operation.pendingIo);
-    if (step.kind === 'remove') {
-      await this.#describeUpdate(instance, step.description);
-      await releaseReplicas(this.client, this.state.keys, id, step.placements, false);
-      return;
-    }
-    if (step.kind === 'wait') {
-      await this.#describeUpdate(instance, step.description);
-      return;
-    }
-    if (step.kind === 'apply-io') {
-      const { pendingIo: _applied, ...rest } = operation;
-      const next = { ...instance.value, io: step.io, operation: { ...rest, description: step.description } };
-      if (await this.#writeInstance(instance, next)) {
-        await this.events.record('instance-update-progress', step.description, { instanceId: id });
-      }
-      return;
-    }
-    // An upgrade's request asks for no plan and no parameters (a maintenance version, or nothing).
-    const request = operation.request;
-    const upgraded = request !== undefined && request.planId === undefined && request.parameters === undefined;
-    const imageProblem = upgraded ? imageRunProblem(view) : undefined;
-    if (imageProblem !== undefined) {
-      await this.#describeUpdate(instance, imageProblem);
-      return;
-    }
-    const want = instance.value.io;
-    const running = [...view.statuses.values()].filter((s) => s.value.state === 'running');
-    const applied = running.every((s) => !view.replicated || sameIo(s.value.io, want));
-    if (!applied || running.length === 0) return;
-    const description =
-      operation.request?.planId !== undefined
-        ? `plan ${instance.value.planName}: ${instance.value.replicas} replica(s) running, settings applied`
-        : upgraded && instance.value.image !== undefined
-          ? `every replica runs ${instance.value.image} (maintenance version ${instance.value.maintenanceVersion ?? 'unrecorded'})`
-          : 'settings applied on every replica';
-    const done: InstanceRecord = {
-      ...instance.value,
-      operation: { ...operation, state: 'succeeded', description },
-    };
-    if (await this.#writeInstance(instance, done)) {
-      await this.events.record('instance-updated', description, { instanceId: id });
-    }
-  }
-
-  /** One step of rolling the instance onto its image (upgrade.ts); true once every replica runs it. */
-  async #upgrade(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<boolean> {
-    const id = instance.value.id;
-    const switchover = this.#switchovers.latest(id);
-    const step = decideUpgrade({
-      view,
-      now: Date.now(),
-      switchover: switchover?.value,
-      lastPrimaryPosition: this.#primaryPositions.get(id),
-      maxLagBytes: (instance.value.failover ?? defaultFailoverPolicy).maxLagBytes,
-    });
-    if (step.kind === 'settled') {
-      this.#lastUpgradeStep.delete(id);
-      return true;
-    }
-    const operation = instance.value.operation;
-    if (operation.type === 'update' && operation.state === 'in progress') {
-      await this.#describeUpdate(instance, step.description);
-    } else if (this.#lastUpgradeStep.get(id) !== step.description) {
-      this.log.info({ instanceId: id }, step.description);
-    }
-    this.#lastUpgradeStep.set(id, step.description);
-    if (step.kind === 'set-image') {
-      const image = instance.value.image as string;
-      for (const ordinal of step.ordinals) {
-        const assignment = view.assignments.get(ordinal);
-        const node = view.placements.find((p) => p.ordinal === ordinal)?.node;
-        if (!assignment || !node) continue;
-        const key = this.state.keys.assignment(node, id, ordinal);
-        await this.client
-          .if(key, 'Mod', '==', assignment.modRevision)
-          .then(this.client.put(key).value(json({ ...assignment.value, image })))
-          .commit();
-      }
-    } else if (step.kind === 'switchover') {
-      await this.#switchovers.request(view, { ordinal: step.ordinal, node: step.node }, upgradeRequester, switchover);
-    }
-    return false;
-  }
-
-  /** Progress of an update, shown by `sf service` and last_operation; written when it changes. */
-  async #describeUpdate(instance: Versioned<InstanceRecord>, description: string): Promise<void> {
-    if (instance.value.operation.description === description) return;
-    const next = { ...instance.value, operation: { ...instance.value.operation, description } };
-    if (await this.#writeInstance(instance, next)) {
-      await this.events.record('instance-update-progress', description, { instanceId: instance.value.id });
-    }
-  }
-
-  /** Writes the instance record if nobody changed it since it was read. */
-  async #writeInstance(instance: Versioned<InstanceRecord>, next: InstanceRecord): Promise<boolean> {
-    const key = this.state.keys.instance(instance.value.id);
-    const res = await this.client
-      .if(key, 'Mod', '==', instance.modRevision)
-      .then(this.client.put(key).value(json(next)))
-      .commit();
-    return res.succeeded;
   }
 
   async #markReady(instance: Versioned<InstanceRecord>, primary: Versioned<PrimaryRecord>): Promise<void> {

@@ -1,0 +1,225 @@
+import {
+  type Etcd3,
+  type EventLog,
+  type InstanceRecord,
+  json,
+  type Logger,
+  type NodeFenceRecord,
+  type PrefixMirror,
+  type PrimaryRecord,
+  type ReplicaStatus,
+  type TransferStatusRecord,
+  type Versioned,
+} from '@service-foundry/core';
+import type { ClusterState } from '../cluster-state.js';
+import {
+  decideFailover,
+  defaultFailoverPolicy,
+  type Fencer,
+  failoverSettleMs,
+  lostTogether,
+  lostTogetherWindowMs,
+} from './failover.js';
+import type { InstanceView } from './topology.js';
+
+/** What the controller remembers of one instance's incident, between passes. */
+interface FailoverMemory {
+  suspectSince: number;
+  fencing: Promise<void> | undefined;
+  fencingStarted: boolean;
+  lastReason: string;
+  /** Nodes lost their leases together with this primary's (latched: see failover.ts). */
+  lostTogether: boolean;
+}
+
+/** A node this controller has never seen alive is not taken for lost before this much time passed. */
+const startupGraceMs = 10_000;
+
+export interface FailoverDriverDeps {
+  client: Etcd3;
+  state: ClusterState;
+  fences: PrefixMirror<NodeFenceRecord>;
+  events: EventLog;
+  log: Logger;
+  /** Runs fence devices; without one, fencing counts as failed (no devices configured). */
+  fencer: Fencer | undefined;
+  /** Asks for another pass (fencing finished, the settle time passed). */
+  wake: () => void;
+  /** A volume-shipping standby's last complete copy (relocator's transfers). */
+  transferOf: (instanceId: string, ordinal: number, node: string) => TransferStatusRecord | undefined;
+}
+
+/**
+ * Carries out the failover state machine (failover.ts) for the controller: remembers each
+ * incident (when the primary's node was first seen lost, the fencing under way), runs the
+ * fence levels, promotes with a transaction that compares the old primary key and the
+ * absence of its node's key, and says each step once on the instance, in the log and in
+ * the events.
+ */
+export class FailoverDriver {
+  readonly #incidents = new Map<string, FailoverMemory>();
+  readonly #startedAt = Date.now();
+
+  constructor(private readonly deps: FailoverDriverDeps) {}
+
+  /** One step for an instance whose primary's node is not live. */
+  async step(instance: Versioned<InstanceRecord>, view: InstanceView, lastPrimaryPosition: bigint | undefined) {
+    const { state, events, log, fences, transferOf } = this.deps;
+    const id = instance.value.id;
+    const primary = view.primary as Versioned<PrimaryRecord>;
+    const node = primary.value.node;
+    if (!state.lastKnownNodes.has(node) && Date.now() - this.#startedAt < startupGraceMs) {
+      // Not lost: not registered yet. A controller (re)started with the cluster has never
+      // seen this node alive, and fencing a node whose agent is still starting would kill it.
+      return;
+    }
+    let memory = this.#incidents.get(id);
+    if (!memory) {
+      // The settle row of decideFailover waits this long: look again right after it, not
+      // at the next periodic pass.
+      setTimeout(() => this.deps.wake(), failoverSettleMs + 10).unref();
+      memory = {
+        suspectSince: Date.now(),
+        fencing: undefined,
+        fencingStarted: false,
+        lastReason: '',
+        lostTogether: false,
+      };
+      this.#incidents.set(id, memory);
+      log.warn({ instanceId: id, node }, 'primary node lost; failover starts');
+      await events.record('primary-lost', `primary node ${node} stopped renewing its lease`, { instanceId: id, node });
+    }
+    // Latched: as the other nodes come back one by one, the count falls, and the primary's
+    // node would then look lost alone just before it registers again too.
+    if (!memory.fencingStarted && !memory.lostTogether) {
+      memory.lostTogether = lostTogether(state.lostTogether(node, lostTogetherWindowMs));
+    }
+    const decision = decideFailover({
+      view,
+      policy: instance.value.failover ?? defaultFailoverPolicy,
+      suspectSince: memory.suspectSince,
+      now: Date.now(),
+      fence: fences.items.get(state.keys.fence(node)),
+      fencingStarted: memory.fencingStarted,
+      lastPrimaryPosition,
+      snapshotOf: (ordinal, node) => transferOf(id, ordinal, node),
+      lostTogether: memory.lostTogether,
+    });
+    switch (decision.kind) {
+      case 'none':
+        return;
+      case 'fence': {
+        memory.fencingStarted = true;
+        const settled = memory;
+        memory.fencing = this.#fence(node, `primary of ${instance.value.name} lost its lease`).finally(() => {
+          settled.fencingStarted = false;
+        });
+        await this.#say(instance, memory, `failover: fencing node ${node}`, 'warn');
+        return;
+      }
+      case 'wait':
+        await this.#say(instance, memory, `failover: ${decision.reason}`, 'info');
+        return;
+      case 'blocked':
+        await this.#say(instance, memory, decision.reason, 'error');
+        return;
+      case 'promote':
+        await this.#promote(instance, primary, decision.ordinal, decision.node, decision.status, decision.reason);
+    }
+  }
+
+  /**
+   * The primary's node is live: forgets the instance's incident, if there was one, and says
+   * the failover is complete. True when it did (the pass ends there).
+   */
+  async settle(instance: Versioned<InstanceRecord>, primary: Versioned<PrimaryRecord> | undefined): Promise<boolean> {
+    const { client, state, events } = this.deps;
+    const id = instance.value.id;
+    if (!this.#incidents.delete(id) || !primary) return false;
+    await events.record('failover-complete', `primary is replica ${primary.value.ordinal} on ${primary.value.node}`, {
+      instanceId: id,
+    });
+    const key = state.keys.instance(id);
+    const message = `primary on ${primary.value.node}`;
+    await client
+      .if(key, 'Mod', '==', instance.modRevision)
+      .then(client.put(key).value(json({ ...instance.value, message })))
+      .commit();
+    return true;
+  }
+
+  #fence(node: string, reason: string): Promise<void> {
+    const { fencer, log } = this.deps;
+    const run = fencer
+      ? fencer.fence(node, reason)
+      : Promise.resolve({ fenced: false, detail: 'no fencer configured' });
+    return run
+      .then(
+        (result) => log[result.fenced ? 'info' : 'error']({ node, detail: result.detail }, 'fencing finished'),
+        (error: unknown) => log.error({ err: error, node }, 'fencing threw'),
+      )
+      .finally(() => this.deps.wake());
+  }
+
+  async #promote(
+    instance: Versioned<InstanceRecord>,
+    old: Versioned<PrimaryRecord>,
+    ordinal: number,
+    node: string,
+    status: ReplicaStatus | undefined,
+    reason: string,
+  ): Promise<void> {
+    const { client, state, events, log } = this.deps;
+    const keys = state.keys;
+    const id = instance.value.id;
+    const record: PrimaryRecord = {
+      instanceId: id,
+      ordinal,
+      node,
+      host: status?.host ?? '',
+      port: status?.port ?? 0,
+      electedAt: new Date().toISOString(),
+    };
+    // C1 (agent failsafe-rule.ts): only while the old primary's node is gone. An agent that
+    // registers again reads primary/<id> after its node key is back, so it sees any
+    // promotion that committed, and none can commit after.
+    const res = await client
+      .if(keys.primary(id), 'Mod', '==', old.modRevision)
+      .and(keys.node(old.value.node), 'Create', '==', 0)
+      .then(client.put(keys.primary(id)).value(json(record)))
+      .commit();
+    if (!res.succeeded) {
+      log.warn(
+        { instanceId: id, node: old.value.node },
+        'failover: not promoting, the primary moved or its node registered again meanwhile',
+      );
+      return;
+    }
+    log.warn({ instanceId: id, node, ordinal, epoch: res.header.revision, reason }, 'failover: promoting');
+    await events.record('failover-promote', `${reason}; promoting it (epoch ${res.header.revision})`, {
+      instanceId: id,
+      node,
+    });
+  }
+
+  /** Puts a failover message on the instance (shown by `sf service`) and in the log, once per change. */
+  async #say(
+    instance: Versioned<InstanceRecord>,
+    memory: FailoverMemory,
+    message: string,
+    level: 'info' | 'warn' | 'error',
+  ): Promise<void> {
+    const { client, state, events, log } = this.deps;
+    if (memory.lastReason === message) return;
+    memory.lastReason = message;
+    log[level]({ instanceId: instance.value.id }, message);
+    await events.record(level === 'error' ? 'failover-blocked' : 'failover', message, {
+      instanceId: instance.value.id,
+    });
+    const key = state.keys.instance(instance.value.id);
+    await client
+      .if(key, 'Mod', '==', instance.modRevision)
+      .then(client.put(key).value(json({ ...instance.value, message })))
+      .commit();
+  }
+}
