@@ -25,7 +25,6 @@ import type { InstanceView } from './topology.js';
 /** What the controller remembers of one instance's incident, between passes. */
 interface FailoverMemory {
   suspectSince: number;
-  fencing: Promise<void> | undefined;
   fencingStarted: boolean;
   lastReason: string;
   /** Nodes lost their leases together with this primary's (latched: see failover.ts). */
@@ -80,7 +79,6 @@ export class FailoverDriver {
       setTimeout(() => this.deps.wake(), failoverSettleMs + 10).unref();
       memory = {
         suspectSince: Date.now(),
-        fencing: undefined,
         fencingStarted: false,
         lastReason: '',
         lostTogether: false,
@@ -111,7 +109,8 @@ export class FailoverDriver {
       case 'fence': {
         memory.fencingStarted = true;
         const settled = memory;
-        memory.fencing = this.#fence(node, `primary of ${instance.value.name} lost its lease`).finally(() => {
+        // Not awaited: a fence call takes seconds; its end wakes the controller for the next step.
+        void this.#fence(node, `primary of ${instance.value.name} lost its lease`).finally(() => {
           settled.fencingStarted = false;
         });
         await this.#say(instance, memory, `failover: fencing node ${node}`, 'warn');
