@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '@service-foundry/core';
 import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { containersOf, docker } from '@service-foundry/test-support/docker';
 import { type RedisCredentials, redisCli } from '@service-foundry/test-support/redis-cli';
 import { longestGapMs, lostWrites, Writer } from '@service-foundry/test-support/writer';
 
 interface Detail {
+  id: string;
   plan: string;
   replicas: { desired: number; placed: number; running: number };
   io: { durability: string; localIo: string };
@@ -17,14 +19,23 @@ interface Detail {
  * `sf update-service NAME -p PLAN` (an OSB plan change) on real Postgres and Redis:
  * `small` → `ha-small` adds two replicas cloned from the primary on other nodes, then puts
  * the plan's durability in force; `ha-small` → `small` relaxes durability, then removes
- * the standbys. The primary serves throughout.
+ * the standbys. `small` ↔ `medium` changes CPU and memory of the running containers in
+ * place (`docker update`) and the disk reserved on their nodes. The primary serves throughout.
  */
-describe('plan changes (small ↔ ha-small) and key rotation', () => {
+describe('plan changes (replicas and size) and key rotation', () => {
   let cluster: TestCluster;
   const detail = async (name: string): Promise<Detail> => {
     const result = await cluster.sf('service', name, '--json');
     assert.equal(result.code, 0, result.stderr);
     return JSON.parse(result.stdout) as Detail;
+  };
+  /** Creates an instance and a service key for it; the key's credentials. */
+  const createWithKey = async (service: string, plan: string, name: string, keyName: string) => {
+    const created = await cluster.sf('create-service', service, plan, name);
+    assert.equal(created.code, 0, created.stdout + created.stderr);
+    const key = await cluster.sf('create-service-key', name, keyName, '--json');
+    assert.equal(key.code, 0, key.stderr);
+    return JSON.parse(key.stdout) as RedisCredentials & { uri: string };
   };
   const update = async (name: string, plan: string) => {
     const result = await cluster.sf('update-service', name, '-p', plan);
@@ -35,16 +46,34 @@ describe('plan changes (small ↔ ha-small) and key rotation', () => {
   before(async () => {
     cluster = await startCluster(3, { oneSchedulerOneBroker: true });
   });
+  /** What the nodes' ledgers hold for an instance's replicas (`sf nodes`). */
+  const reserved = async (instanceId: string) => {
+    const result = await cluster.sf('nodes', '--json');
+    assert.equal(result.code, 0, result.stderr);
+    const nodes = JSON.parse(result.stdout) as Array<{ replicas: Array<{ instanceId: string; resources: object }> }>;
+    return nodes.flatMap((n) => n.replicas.filter((r) => r.instanceId === instanceId).map((r) => r.resources));
+  };
+  /** The limits, process and start time of each of an instance's containers, as Docker has them. */
+  const containers = async (instanceId: string) => {
+    const found = await containersOf(instanceId);
+    return Promise.all(
+      found.map(async (c) => {
+        const info = await docker.getContainer(c.Id).inspect();
+        return {
+          id: c.Id,
+          memoryMb: (info.HostConfig.Memory ?? 0) / 2 ** 20,
+          cpuMillis: (info.HostConfig.NanoCpus ?? 0) / 1e6,
+          startedAt: info.State.StartedAt,
+        };
+      }),
+    );
+  };
   after(async () => {
     await cluster?.destroy();
   });
 
   it('Postgres: grows to three replicas and shrinks back to one under a writer, no acknowledged write lost', async () => {
-    const created = await cluster.sf('create-service', 'postgres', 'small', 'pg');
-    assert.equal(created.code, 0, created.stdout + created.stderr);
-    const key = await cluster.sf('create-service-key', 'pg', 'writer', '--json');
-    assert.equal(key.code, 0, key.stderr);
-    const uri = (JSON.parse(key.stdout) as { uri: string }).uri;
+    const { uri } = await createWithKey('postgres', 'small', 'pg', 'writer');
     await Writer.prepare(uri);
     const writer = new Writer(uri);
     writer.start();
@@ -98,12 +127,65 @@ describe('plan changes (small ↔ ha-small) and key rotation', () => {
     assert.match(log, /removing replica\(s\) 1, 2/);
   });
 
+  it('Postgres: small → medium grows CPU, memory and disk in place under a writer (same server process, none lost); back is refused', async () => {
+    const { uri } = await createWithKey('postgres', 'small', 'sized', 'writer');
+    const id = (await detail('sized')).id;
+    const [before] = await containers(id);
+    assert.deepEqual([before?.cpuMillis, before?.memoryMb], [500, 512]);
+    await Writer.prepare(uri);
+    const writer = new Writer(uri);
+    writer.start();
+    try {
+      await waitFor(() => writer.acked.length >= 20, { description: '20 acknowledged writes', timeoutMs: 60_000 });
+      const upAt = Date.now();
+      assert.match(await update('sized', 'medium'), /plan small → medium/);
+      const upDoneAt = Date.now();
+      const [grown] = await containers(id);
+      assert.deepEqual([grown?.cpuMillis, grown?.memoryMb], [1000, 1024], 'Docker runs it with the new limits');
+      assert.equal(grown?.id, before?.id, 'the same container');
+      assert.equal(grown?.startedAt, before?.startedAt, 'never restarted');
+      assert.equal((await detail('sized')).plan, 'medium');
+      assert.deepEqual(await reserved(id), [{ cpuMillis: 1000, memoryMb: 1024, diskMb: 2048 }], 'in the node’s ledger');
+      await waitFor(() => writer.firstAckAfter(upDoneAt), { description: 'writes after growing', timeoutMs: 30_000 });
+      console.log(
+        `# postgres small → medium in place: ${((upDoneAt - upAt) / 1000).toFixed(1)} s, longest write gap ${longestGapMs(writer.acked, upAt)} ms`,
+      );
+    } finally {
+      await writer.stop();
+    }
+    const lost = await lostWrites(uri, writer.acked);
+    assert.deepEqual(lost, [], `acknowledged writes lost: ${lost.length} of ${writer.acked.length}`);
+    const log = (await cluster.sf('events', '--json', '--limit', '300')).stdout;
+    assert.match(log, /resizing replica\(s\) 0 in place to 1000m CPU, 1024 MB memory, 2048 MB disk/);
+
+    const back = await cluster.sf('update-service', 'sized', '-p', 'small');
+    assert.equal(back.code, 1);
+    assert.match(back.stderr, /disk would shrink from 2048 MB to 1024 MB per replica/);
+    assert.equal((await detail('sized')).plan, 'medium', 'nothing changed');
+  });
+
+  it('Redis: small → medium → small resizes in place both ways, data kept, the node’s room given back', async () => {
+    const credentials = await createWithKey('redis', 'small', 'sized-rd', 'k');
+    assert.equal(await redisCli(credentials, 'SET', 'sized', 'kept'), 'OK');
+    const id = (await detail('sized-rd')).id;
+    const [before] = await containers(id);
+    assert.deepEqual([before?.cpuMillis, before?.memoryMb], [250, 256]);
+
+    await update('sized-rd', 'medium');
+    const [grown] = await containers(id);
+    assert.deepEqual([grown?.cpuMillis, grown?.memoryMb], [500, 512]);
+    assert.deepEqual(await reserved(id), [{ cpuMillis: 500, memoryMb: 512, diskMb: 512 }]);
+
+    await update('sized-rd', 'small');
+    const [shrunk] = await containers(id);
+    assert.deepEqual([shrunk?.cpuMillis, shrunk?.memoryMb], [250, 256], 'memory lowered: Redis uses far less');
+    assert.equal(shrunk?.startedAt, before?.startedAt, 'never restarted');
+    assert.deepEqual(await reserved(id), [{ cpuMillis: 250, memoryMb: 256, diskMb: 512 }], 'the room given back');
+    assert.equal(await redisCli(credentials, 'GET', 'sized'), 'kept');
+  });
+
   it('Redis: the added replicas carry the data and the bound users, so a switchover to one keeps them', async () => {
-    const created = await cluster.sf('create-service', 'redis', 'small', 'rd');
-    assert.equal(created.code, 0, created.stdout + created.stderr);
-    const key = await cluster.sf('create-service-key', 'rd', 'k1', '--json');
-    assert.equal(key.code, 0, key.stderr);
-    const credentials = JSON.parse(key.stdout) as RedisCredentials;
+    const credentials = await createWithKey('redis', 'small', 'rd', 'k1');
     assert.equal(await redisCli(credentials, 'SET', 'before-change', 'kept'), 'OK');
     await update('rd', 'ha-small');
     const grown = await detail('rd');

@@ -1,8 +1,10 @@
-import { DockerError } from '@service-foundry/core';
+import { type ContainerLimits, DockerError } from '@service-foundry/core';
 import Docker from 'dockerode';
 import { type ContainerSpec, labelKeys } from './container-spec.js';
 import { collectOutput, demultiplex } from './docker-streams.js';
 import { type SecretFiles, secretFilesArchive } from './secret-files.js';
+
+const mebibyte = 1024 * 1024;
 
 /** What the agent needs to know about one container. */
 export interface ContainerState {
@@ -24,6 +26,8 @@ export interface ContainerState {
   networkAddress?: string;
   /** Its main process's id on the host, while it runs. */
   pid?: number;
+  /** Its CPU and memory limits; absent when Docker sets none (unlimited). */
+  limits?: ContainerLimits;
 }
 
 export interface ContainerSummary {
@@ -119,6 +123,12 @@ export class DockerRuntime {
     for (const mount of info.Mounts ?? []) {
       if (mount.Type === 'volume' && mount.Name) volumeMounts[mount.Destination] = mount.Name;
     }
+    const memory = info.HostConfig?.Memory ?? 0;
+    const nanoCpus = info.HostConfig?.NanoCpus ?? 0;
+    const limits =
+      memory > 0 && nanoCpus > 0
+        ? { cpuMillis: Math.round(nanoCpus / 1_000_000), memoryMb: Math.round(memory / mebibyte) }
+        : undefined;
     const firstNetwork = Object.values(info.NetworkSettings?.Networks ?? {})[0];
     const networkAddress = firstNetwork?.IPAddress || info.NetworkSettings?.IPAddress || undefined;
     return {
@@ -134,6 +144,7 @@ export class DockerRuntime {
       volumeMounts,
       ...(networkAddress ? { networkAddress } : {}),
       ...(info.State.Running && info.State.Pid > 0 ? { pid: info.State.Pid } : {}),
+      ...(limits ? { limits } : {}),
     };
   }
 
@@ -252,6 +263,29 @@ export class DockerRuntime {
       () => this.#docker.getContainer(id).kill({ signal: 'SIGKILL' }),
       [304, 404, 409],
     );
+  }
+
+  /**
+   * Changes a container's CPU and memory limits in place (`docker update`), running or not.
+   * The swap limit follows the memory limit as at creation (Docker's default: twice it).
+   */
+  async updateLimits(id: string, limits: ContainerLimits): Promise<void> {
+    const memory = limits.memoryMb * mebibyte;
+    await this.#call('update container', id, () =>
+      this.#docker
+        .getContainer(id)
+        .update({ Memory: memory, MemorySwap: 2 * memory, NanoCpus: limits.cpuMillis * 1_000_000 }),
+    );
+  }
+
+  /** Memory the container's processes hold, page cache the kernel can drop excluded (as `docker stats` shows it). */
+  async memoryInUseMb(id: string): Promise<number> {
+    const stats = (await this.#call('stats of container', id, () =>
+      this.#docker.getContainer(id).stats({ stream: false }),
+    )) as { memory_stats?: { usage?: number; stats?: Record<string, number> } } | undefined;
+    const memory = stats?.memory_stats;
+    const cache = memory?.stats?.total_inactive_file ?? memory?.stats?.inactive_file ?? 0;
+    return Math.max(0, (memory?.usage ?? 0) - cache) / mebibyte;
   }
 
   async removeContainer(id: string): Promise<void> {

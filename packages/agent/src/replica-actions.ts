@@ -1,4 +1,12 @@
-import type { AssignmentRecord, Endpoint, IoPolicy, ReplicaRole } from '@service-foundry/core';
+import {
+  type AssignmentRecord,
+  type ContainerLimits,
+  type Endpoint,
+  type IoPolicy,
+  type ReplicaRole,
+  sameLimits,
+} from '@service-foundry/core';
+import { wantedLimits } from './container-limits.js';
 import type {
   AppliedView,
   ClaimPurpose,
@@ -41,6 +49,7 @@ export type ReplicaAction =
   | { kind: 'stop'; containerId: string; timeoutSeconds: number }
   | { kind: 'kill'; containerId: string }
   | { kind: 'remove-container'; containerId: string }
+  | { kind: 'set-limits'; containerId: string; limits: ContainerLimits }
   | { kind: 'await-ready'; containerId: string }
   | { kind: 'report-exit'; containerId: string; cause?: string }
   // Replication commands (rule 4)
@@ -113,9 +122,34 @@ export function replaceForImage(
   );
 }
 
-/** The image field of a `running` status: what the container was created from. */
-export function imageField(container: ObservedContainer): { image?: string } {
-  return container.image === undefined ? {} : { image: container.image };
+/** The image and limits fields of a `running` status: what the container was created from and runs with. */
+export function containerFields(container: ObservedContainer): { image?: string; limits?: ContainerLimits } {
+  return {
+    ...(container.image === undefined ? {} : { image: container.image }),
+    ...(container.limits === undefined ? {} : { limits: { ...container.limits } }),
+  };
+}
+
+/**
+ * Rule l1 of both tables: the container runs with CPU or memory limits other than the
+ * assignment's (a plan change): change them in place, at most once a pass. Undefined:
+ * nothing to change, or tried in this pass (limitsProblem says how it went).
+ */
+export function adjustLimits(
+  assignment: Pick<AssignmentRecord, 'resources'>,
+  observed: ReplicaObservation,
+): ReplicaStep | undefined {
+  const { container, pass } = observed;
+  if (!container?.limits || pass.tried.limits) return undefined;
+  const wanted = wantedLimits(assignment);
+  if (sameLimits(container.limits, wanted)) return undefined;
+  return again({ kind: 'set-limits', containerId: container.id, limits: wanted });
+}
+
+/** Why the container's limits are not yet the assignment's, after this pass tried to change them. */
+export function limitsProblem(observed: ReplicaObservation): string | undefined {
+  const tried = observed.pass.tried.limits;
+  return tried && !tried.ok ? tried.error : undefined;
 }
 
 /**

@@ -3,9 +3,11 @@ import { appliedStatusFields } from './applied-replicas.js';
 import { replicaResourceName } from './container-spec.js';
 import {
   type AppliedChanges,
+  adjustLimits,
   again,
+  containerFields,
   endPass,
-  imageField,
+  limitsProblem,
   type ReplicaAction,
   type ReplicaStep,
   replaceForImage,
@@ -39,6 +41,7 @@ import { sameEndpoint } from './replication-spec.js';
  * | 4e  | first look: `generation` above the container's, or a possible primary assigned `replica` | status "rebuilding: …", new volume, kill (possible primary) or stop 10 s, remove the container, keep the old volume, event `replica-volume-superseded`; then as c1 |
  * | 4e  | the fresh volume would be the one in use                         | `failed` "cannot rebuild …"                                             |
  * | u1  | first look: assignment `image` set, the container made from another | status `creating` "upgrading: image …", stop 40 s, remove the container, keep the volume, event `replica-image-changed`; then as c1 (same volume, new image) |
+ * | l1  | container's CPU or memory limits differ from the assignment's, not tried this pass | change them in place (`docker update`; memory lowered only below 90% use); a failure joins the `running` status message, retry 1 s |
  * | r1  | stopped, its status says it ran                                  | report the exit (with the self-fence reason, if any)                    |
  * | r2  | stopped, failed less than the back-off ago                       | retry when the back-off is over                                         |
  * | 2   | stopped, `primary`                                               | read `primary/<id>` right before the start; refused: `failed` "not starting as primary: …", retry 1 s |
@@ -61,7 +64,7 @@ import { sameEndpoint } from './replication-spec.js';
  * | 4c  | ready, same upstream, new epoch                                  | remember the epoch                                                      |
  * | 4d  | ready, `io` differs from the applied one                         | `configure {{durability}} {{localIo}}`                                  |
  * | 4f  | a replication step failed in this pass                           | its error (stderr) joins the status message; retry 1 s                  |
- * | 5   | ready, all steps done                                            | status `running` with what is applied (role, epoch, peer, io, generation), `ready` or the problems |
+ * | 5   | ready, all steps done                                            | status `running` with what is applied (role, epoch, peer, io, generation, image, limits), `ready` or the problems |
  */
 export function decideReplicated(assignment: AssignmentRecord, observed: ReplicaObservation, now: number): ReplicaStep {
   const { container, applied, pass } = observed;
@@ -86,6 +89,8 @@ export function decideReplicated(assignment: AssignmentRecord, observed: Replica
     if (reason) return rebuild(assignment, observed, container, applied, reason);
     const upgrade = pass.looks === 0 ? replaceForImage(assignment, container, observed.node) : undefined;
     if (upgrade) return upgrade;
+    const resize = adjustLimits(assignment, observed);
+    if (resize) return resize;
     return container.running
       ? converge(assignment, observed, container, applied, now)
       : restart(assignment, observed, container, applied, now);
@@ -301,13 +306,15 @@ function running(
     if (!configured) return next({ kind: 'configure', containerId: container.id, io: { ...assignment.io } });
     if (!configured.ok) problems.push(configured.error);
   }
+  const limits = limitsProblem(observed);
+  if (limits !== undefined) problems.push(limits);
   return endPass(
     ...notes(),
     writeStatus({
       ...appliedStatusFields(view),
       state: 'running',
       containerId: container.id,
-      ...imageField(container),
+      ...containerFields(container),
       host: observed.address,
       port,
       message: problems.length > 0 ? problems.join('; ') : 'ready',

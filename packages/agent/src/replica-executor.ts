@@ -1,6 +1,7 @@
 import type { Etcd3, EventLog, Keyspace, Logger } from '@service-foundry/core';
 import { type AppliedReplica, type AppliedReplicas, appliedStatusFields } from './applied-replicas.js';
 import type { ContainerLifecycle } from './container-lifecycle.js';
+import { applyLimits } from './container-limits.js';
 import {
   containerCreateOptions,
   imageOf,
@@ -146,6 +147,16 @@ export class ReplicaExecutor {
           await this.deps.commands.run(known.containerId, this.#recipe(pass), 'configure', { ...io });
           known.io = io;
         });
+      }
+      case 'set-limits': {
+        const before = pass.container?.id === action.containerId ? pass.container : undefined;
+        const outcome = await applyLimits(docker, action.containerId, action.limits, before);
+        pass.facts.tried.limits = outcome;
+        pass.containerChanged = true;
+        if (outcome.ok) {
+          log.info({ ...where, from: before?.limits, to: action.limits }, 'container limits changed in place');
+        }
+        return;
       }
       case 'note': {
         const known = this.#applied(pass, action.containerId) as unknown as Record<string, unknown>;

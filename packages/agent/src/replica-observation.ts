@@ -1,4 +1,4 @@
-import type { Endpoint, ReplicaStatus } from '@service-foundry/core';
+import type { ContainerLimits, Endpoint, ReplicaStatus } from '@service-foundry/core';
 import type { AppliedReplica } from './applied-replicas.js';
 import type { PrimaryClaim } from './primary-guard.js';
 
@@ -20,6 +20,8 @@ export interface ObservedContainer {
   volume?: string;
   /** The image reference it was created from. */
   image?: string;
+  /** The CPU and memory limits it runs with. */
+  limits?: ContainerLimits;
 }
 
 /** The fields of an applied replica (applied-replicas.ts) that decisions read and status reports carry. */
@@ -39,8 +41,11 @@ export type CreatePrerequisites =
 
 export type StepOutcome = { ok: true } | { ok: false; error: string };
 
-/** The replication steps of rule 4, each tried at most once per pass (rule 4f: a failure waits for the retry). */
-export type ReplicationStep = 'role' | 'promote' | 'follow' | 'configure';
+/**
+ * Steps tried at most once per pass (a failure waits for the retry): the replication steps
+ * of rule 4 (rule 4f), and changing the container's limits (rule l1).
+ */
+export type ReplicationStep = 'role' | 'promote' | 'follow' | 'configure' | 'limits';
 
 /**
  * What the earlier steps of this reconcile pass found and did. Decisions read it; only the

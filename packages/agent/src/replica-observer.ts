@@ -71,6 +71,7 @@ export class ReplicaObserver {
       ...(peer ? { peer } : {}),
       ...(volume !== undefined ? { volume } : {}),
       ...(container.image ? { image: container.image } : {}),
+      ...(container.limits ? { limits: { ...container.limits } } : {}),
     };
   }
 

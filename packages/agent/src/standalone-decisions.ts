@@ -1,8 +1,10 @@
-import type { AssignmentRecord } from '@service-foundry/core';
+import { type AssignmentRecord, sameLimits } from '@service-foundry/core';
 import {
+  adjustLimits,
   again,
+  containerFields,
   endPass,
-  imageField,
+  limitsProblem,
   type ReplicaAction,
   type ReplicaStep,
   replaceForImage,
@@ -22,10 +24,12 @@ import type { ReplicaObservation } from './replica-observation.js';
  * | #  | situation                                                 | actions                                                          |
  * |----|-----------------------------------------------------------|------------------------------------------------------------------|
  * | u1 | first look: assignment `image` set, the container made from another | status `creating` "upgrading: …", stop 40 s, remove it, keep the volume; then as n1 |
+ * | l1 | container's CPU or memory limits differ from the assignment's, not tried this pass | change them in place (`docker update`; memory lowered only below 90% use) |
  * | n1 | no container, prerequisites not looked up                 | look up image and secret                                         |
  * | n2 | image or secret missing                                   | `failed` "image … not found" / `creating` "waiting for the instance secret", retry 1 s |
  * | n3 | no container, prerequisites met                           | status `creating`, volume and container named after the replica  |
- * | n4 | running, own status `running`                             | none: it runs                                                    |
+ * | n4 | running, own status `running` with the container's limits, l1 not failed | none: it runs                                  |
+ * | n4b| running, own status `running`, otherwise                  | status `running` with the limits, `ready` or l1's error (retry 1 s) |
  * | n5 | running or stopped, (own) status `failed` less than the back-off ago | retry when the back-off is over                       |
  * | n6 | running, otherwise (adopted, or readiness to try again)   | await readiness                                                  |
  * | n7 | stopped, its status says it ran                           | report the exit: `failed` with the exit code and the last log lines, event `replica-failed` |
@@ -35,13 +39,14 @@ import type { ReplicaObservation } from './replica-observation.js';
  */
 export function decideStandalone(assignment: AssignmentRecord, observed: ReplicaObservation, now: number): ReplicaStep {
   // The assignment holds nothing else a standalone server decides on: it runs, or it does not.
-  return upgradeStep(assignment, observed) ?? standalone(observed, now, () => []);
+  return replaceOrResize(assignment, observed) ?? standalone(observed, now, () => []);
 }
 
-/** Rule u1, on a pass's first look. */
-function upgradeStep(assignment: AssignmentRecord, observed: ReplicaObservation): ReplicaStep | undefined {
+/** Rule u1 on a pass's first look, then rule l1. */
+function replaceOrResize(assignment: AssignmentRecord, observed: ReplicaObservation): ReplicaStep | undefined {
   const { container, pass } = observed;
-  return container && pass.looks === 0 ? replaceForImage(assignment, container, observed.node) : undefined;
+  const upgrade = container && pass.looks === 0 ? replaceForImage(assignment, container, observed.node) : undefined;
+  return upgrade ?? adjustLimits(assignment, observed);
 }
 
 /**
@@ -96,7 +101,7 @@ export function decideShipped(assignment: AssignmentRecord, observed: ReplicaObs
       );
     }
   }
-  const upgrade = upgradeStep(assignment, observed);
+  const upgrade = replaceOrResize(assignment, observed);
   if (upgrade) return upgrade;
   const epoch = assignment.epoch !== undefined ? { epoch: assignment.epoch } : {};
   return standalone(observed, now, (containerId) =>
@@ -110,19 +115,23 @@ function standalone(
   whenRunning: (containerId: string) => ReplicaAction[],
 ): ReplicaStep {
   const { container, status, pass } = observed;
-  if (pass.readiness) {
-    if (!pass.readiness.ready || !container) return endPass();
-    return endPass(
+  const problem = limitsProblem(observed);
+  const runningStatus = (containerId: string, port: number, fields: ReturnType<typeof containerFields>) =>
+    endPass(
       writeStatus({
         state: 'running',
-        containerId: container.id,
-        ...imageField(container),
+        containerId,
+        ...fields,
         host: observed.address,
-        port: pass.readiness.port,
-        message: 'ready',
+        port,
+        message: problem ?? 'ready',
       }),
-      ...whenRunning(container.id),
+      ...whenRunning(containerId),
+      ...(problem !== undefined ? [{ kind: 'retry-after', ms: retryMs } as const] : []),
     );
+  if (pass.readiness) {
+    if (!pass.readiness.ready || !container) return endPass();
+    return runningStatus(container.id, pass.readiness.port, containerFields(container));
   }
   if (pass.started !== undefined) {
     if (!container?.running) return endPass({ kind: 'report-exit', containerId: pass.started });
@@ -130,7 +139,11 @@ function standalone(
   }
   if (container) {
     const own = status?.containerId === container.id;
-    if (container.running && own && status?.state === 'running') return endPass(...whenRunning(container.id));
+    if (container.running && own && status?.state === 'running') {
+      if (problem === undefined && sameLimits(status.limits, container.limits))
+        return endPass(...whenRunning(container.id));
+      if (status.port !== undefined) return runningStatus(container.id, status.port, containerFields(container));
+    }
     if (!container.running && own && (status?.state === 'running' || status?.state === 'starting')) {
       // Report the crash first; a later pass restarts it, so the failure is visible.
       return endPass({ kind: 'report-exit', containerId: container.id });

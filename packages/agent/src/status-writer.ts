@@ -1,6 +1,7 @@
 import {
   type AppliedPasswords,
   BadRecordError,
+  type ContainerLimits,
   type Etcd3,
   type IoPolicy,
   json,
@@ -33,6 +34,8 @@ export interface StatusUpdate {
   generation?: number;
   /** The image the running container was created from. */
   image?: string;
+  /** The CPU and memory limits the container runs with. */
+  limits?: ContainerLimits;
   /** The password rotation the running server has taken on (password-rotation.ts). */
   passwords?: AppliedPasswords;
 }
@@ -51,6 +54,7 @@ const updateFields = [
   'io',
   'generation',
   'image',
+  'limits',
   'passwords',
 ] as const satisfies readonly (keyof StatusUpdate)[];
 

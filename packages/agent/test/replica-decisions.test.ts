@@ -574,3 +574,62 @@ describe('replica decisions: rules 4 and 5 on a ready container', () => {
     });
   });
 });
+
+describe('replica decisions: rule l1 (CPU and memory changed in place)', () => {
+  // The fixture assignment asks 100m CPU and 64 MB; this container runs with the old size.
+  const small = container({ limits: { cpuMillis: 50, memoryMb: 32 } });
+  const sized = container({ limits: { cpuMillis: 100, memoryMb: 64 } });
+  const ready = { readiness: { ready: true, port: 32001 } as const };
+
+  it('limits other than the assignment asks: changed in place, nothing stopped, then look again', () => {
+    const step = decide(replica, observed({ container: small, applied: applied(), status: status() }));
+    assert.deepEqual(step, {
+      actions: [{ kind: 'set-limits', containerId: 'c1', limits: { cpuMillis: 100, memoryMb: 64 } }],
+      next: 'look-again',
+    });
+  });
+
+  it('a primary the same way (no switchover, no restart)', () => {
+    const step = decide(
+      primary,
+      observed({ container: small, applied: applied({ role: 'primary', epoch: 9, mayBePrimary: true }) }),
+    );
+    assert.deepEqual(step.actions, [
+      { kind: 'set-limits', containerId: 'c1', limits: { cpuMillis: 100, memoryMb: 64 } },
+    ]);
+  });
+
+  it('changed: the running status reports the limits the container runs with', () => {
+    const step = decide(
+      replica,
+      observed({ container: sized, applied: applied(), pass: { looks: 3, ...ready, tried: { limits: { ok: true } } } }),
+    );
+    assert.deepEqual(step.actions, [
+      runningStatus({ role: 'replica', epoch: 5, peer, limits: { cpuMillis: 100, memoryMb: 64 } }),
+    ]);
+  });
+
+  it('refused or failed: tried once a pass, its reason in the running status, retry in 1 s', () => {
+    const error = 'limits stay 50m CPU, 32 MB memory: the service uses 60 MB, more than 90% of the 64 MB asked';
+    const step = decide(
+      replica,
+      observed({
+        container: small,
+        applied: applied(),
+        pass: { looks: 3, ...ready, tried: { limits: { ok: false, error } } },
+      }),
+    );
+    assert.deepEqual(step.actions, [
+      runningStatus({ role: 'replica', epoch: 5, peer, limits: { cpuMillis: 50, memoryMb: 32 } }, error),
+      { kind: 'retry-after', ms: 1000 },
+    ]);
+  });
+
+  it('an upgrade comes first: the new container is created with the assignment’s limits anyway', () => {
+    const step = decide(
+      assignment({ ...replica, image: 'sf-postgres:r2' }),
+      observed({ container: { ...small, image: 'sf-postgres:r1' }, applied: applied(), status: status() }),
+    );
+    assert.equal(step.actions[1]?.kind, 'stop');
+  });
+});

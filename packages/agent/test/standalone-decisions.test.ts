@@ -234,3 +234,59 @@ describe('standalone and volume-shipping decisions: rule u1 (upgrades)', () => {
     assert.equal(step.actions[2]?.kind, 'remove-container');
   });
 });
+
+describe('standalone and volume-shipping decisions: rule l1 (CPU and memory changed in place)', () => {
+  const small = container({ limits: { cpuMillis: 50, memoryMb: 32 } });
+  const sized = container({ limits: { cpuMillis: 100, memoryMb: 64 } });
+  const setLimits = { kind: 'set-limits', containerId: 'c1', limits: { cpuMillis: 100, memoryMb: 64 } };
+  const runningWith = (limits: object, message: string) => ({
+    kind: 'write-status',
+    status: { state: 'running', containerId: 'c1', limits, host: address, port: 32001, message },
+  });
+
+  it('l1: limits other than the assignment asks are changed in place, standalone or shipped primary', () => {
+    assert.deepEqual(decideStandalone(server, observed({ container: small, status: status() }), t0), {
+      actions: [setLimits],
+      next: 'look-again',
+    });
+    const shipped = assignment({ role: 'primary', epoch: 3 });
+    const step = decideShipped(shipped, observed({ container: small, applied: applied(), status: status() }), t0);
+    assert.deepEqual(step.actions, [setLimits]);
+  });
+
+  it('n4: running with its status reporting the limits: left alone', () => {
+    const reported = status({ host: address, port: 32001, limits: { cpuMillis: 100, memoryMb: 64 } });
+    const step = decideStandalone(server, observed({ container: sized, status: reported }), t0);
+    assert.deepEqual(step, { actions: [], next: 'end-pass' });
+  });
+
+  it('n4b: running, its status not reporting the new limits: status running with them', () => {
+    const step = decideStandalone(
+      server,
+      observed({
+        container: sized,
+        status: status({ host: address, port: 32001 }),
+        pass: { looks: 1, tried: { limits: { ok: true } } },
+      }),
+      t0,
+    );
+    assert.deepEqual(step.actions, [runningWith({ cpuMillis: 100, memoryMb: 64 }, 'ready')]);
+  });
+
+  it('n4b: the change refused: its reason in the status, retry in 1 s, not tried again this pass', () => {
+    const error = 'limits stay 50m CPU, 32 MB memory: the service uses 60 MB, more than 90% of the 64 MB asked';
+    const step = decideStandalone(
+      server,
+      observed({
+        container: small,
+        status: status({ host: address, port: 32001 }),
+        pass: { looks: 1, tried: { limits: { ok: false, error } } },
+      }),
+      t0,
+    );
+    assert.deepEqual(step.actions, [
+      runningWith({ cpuMillis: 50, memoryMb: 32 }, error),
+      { kind: 'retry-after', ms: 1000 },
+    ]);
+  });
+});

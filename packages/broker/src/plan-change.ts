@@ -1,12 +1,20 @@
-import { isDeepStrictEqual } from 'node:util';
 import {
+  allocationCodec,
   ErrorCodes,
   type FailoverPolicy,
   type InstanceRecord,
   type IoPolicy,
+  largerOfEach,
+  nodeCodec,
+  placementCodec,
   primaryCodec,
+  type Resources,
   readRecord,
+  readRecords,
+  replicaId,
+  resizeShortfall,
   sameIo,
+  sameResources,
   switchoverCodec,
 } from '@service-foundry/core';
 import type { BrokerContext } from './broker-context.js';
@@ -21,6 +29,8 @@ export interface PlanChange {
   planId: string;
   planName: string;
   replicas: number;
+  /** Per replica; the controller resizes the running ones in place (docker update). */
+  resources: Resources;
   parameters: Record<string, unknown>;
   /** In force from the start: unchanged while replicas are added, the new plan's otherwise. */
   io: IoPolicy;
@@ -46,11 +56,36 @@ function updateable(plan: ResolvedPlan): boolean {
 }
 
 /**
+ * Whether every node holding a replica of the instance has room for it at `want` (keeping
+ * the larger of the old and new size until the container runs with the new one, see the
+ * scheduler's controller/resize.ts). The controller checks again under the ledger's
+ * revision; this answers the platform at once instead of an operation that waits.
+ */
+async function resizeRoomProblem(ctx: BrokerContext, instance: InstanceRecord, want: Resources): Promise<string[]> {
+  const placements = await readRecords(ctx.client, placementCodec, ctx.keys.instancePlacements(instance.id));
+  const problems: string[] = [];
+  for (const placement of placements) {
+    if (placement.ordinal >= instance.replicas) continue;
+    const [ledger, record] = await Promise.all([
+      readRecord(ctx.client, allocationCodec, ctx.keys.allocation(placement.node)),
+      readRecord(ctx.client, nodeCodec, ctx.keys.node(placement.node)),
+    ]);
+    if (!record) continue; // a node that is down: the controller waits for it, as for any replica there
+    const key = replicaId(instance.id, placement.ordinal);
+    const held = ledger?.value.replicas[key]?.resources ?? instance.resources;
+    const short = resizeShortfall(ledger?.value, record.value.capacity, key, largerOfEach(held, want));
+    if (short.length > 0) problems.push(`node ${placement.node} (replica ${placement.ordinal}): ${short.join(', ')}`);
+  }
+  return problems;
+}
+
+/**
  * Checks a plan change and says what the instance record becomes. What is built: moving
- * between plans of one service that run the same kind of replication and the same
- * resources per replica, i.e. a change of replica count and of the plan's defaults
- * (`small` ↔ `ha-small`). A change of CPU, memory or disk, or between native replication
- * and volume shipping, is refused with 422 and changes nothing.
+ * between plans of one service that run the same kind of replication: a change of replica
+ * count and of the plan's defaults (`small` ↔ `ha-small`), and of CPU, memory and disk per
+ * replica (`small` ↔ `medium`), resized in place on the nodes that hold the replicas. A
+ * smaller disk, a size some node has no room for, or a change between native replication
+ * and volume shipping is refused with 422 and changes nothing.
  *
  * Removing replicas never removes the primary: when the primary is a replica the smaller
  * plan does not keep (ordinal ≥ its replica count), the change is refused until a
@@ -77,9 +112,10 @@ export async function planChange(
       `${move}: its replicas are kept by ${fromMode} replication and the new plan's by ${toMode}; create a new instance from a backup instead`,
     );
   }
-  if (!isDeepStrictEqual(instance.resources, to.sizing.resources)) {
+  const resources = to.sizing.resources;
+  if (resources.diskMb < instance.resources.diskMb) {
     throw planChangeRefused(
-      `${move}: changing CPU, memory or disk per replica is not built yet (${JSON.stringify(instance.resources)} → ${JSON.stringify(to.sizing.resources)})`,
+      `${move}: its disk would shrink from ${instance.resources.diskMb} MB to ${resources.diskMb} MB per replica, and a volume never shrinks (its data may not fit); create a new instance from a backup instead`,
     );
   }
   const toVersion = to.plan.maintenance_info?.version;
@@ -114,17 +150,33 @@ export async function planChange(
   if (switchover && switchover.value.phase !== 'done' && switchover.value.phase !== 'failed') {
     throw concurrencyError(`a switchover of ${instance.name} is under way (${switchover.value.phase})`);
   }
+  const resized = !sameResources(instance.resources, resources);
+  if (resized) {
+    const noRoom = await resizeRoomProblem(
+      ctx,
+      { ...instance, replicas: Math.min(replicas, instance.replicas) },
+      resources,
+    );
+    if (noRoom.length > 0) {
+      throw planChangeRefused(
+        `${move}: not every node holding a replica has room for the new size: ${noRoom.join('; ')}`,
+      );
+    }
+  }
 
   const adding = replicas > instance.replicas;
   const waitsForReplicas = adding && !sameIo(current, policies.io);
-  const shape =
+  const count =
     replicas === instance.replicas
       ? `${replicas} replica${replicas === 1 ? '' : 's'}`
       : `${instance.replicas} → ${replicas} replicas`;
+  const size = (r: Resources) => `${r.cpuMillis}m CPU, ${r.memoryMb} MB memory, ${r.diskMb} MB disk`;
+  const shape = resized ? `${count}; each ${size(instance.resources)} → ${size(resources)}` : count;
   return {
     planId: to.plan.id,
     planName: to.plan.name,
     replicas,
+    resources,
     parameters,
     io: waitsForReplicas ? current : policies.io,
     ...(waitsForReplicas ? { pendingIo: policies.io } : {}),

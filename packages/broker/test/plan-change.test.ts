@@ -8,19 +8,20 @@ import { assertOsbError, postgresServiceId, smallPlanId } from '@service-foundry
 import { type Harness, startHarness } from './helpers.js';
 
 const haSmallPlanId = '4ff07bf1-4cb4-487f-b373-fa97afb00ef8';
-const bigPlanId = 'test-big-plan';
+const mediumPlanId = '8a7f3c52-1e4b-4c0f-9d36-52b1f0e7c9a4';
+const smallDiskPlanId = 'test-small-disk-plan';
 const asyncPath = (id: string) => `/v2/service_instances/${id}?accepts_incomplete=true`;
 
-/** The real catalog plus a postgres plan with twice the memory (a resource change). */
-async function catalogWithBigPlan(dir: string): Promise<void> {
+/** The real catalog plus a postgres plan with half the disk (a volume cannot shrink). */
+async function catalogWithSmallDiskPlan(dir: string): Promise<void> {
   for (const service of ['postgres', 'redis']) {
     const entry = JSON.parse(await readFile(join(defaultCatalogDir(), service, 'service.json'), 'utf8'));
     if (service === 'postgres') {
-      const big = structuredClone(entry.osb.plans[0]);
-      big.id = bigPlanId;
-      big.name = 'big';
-      entry.osb.plans.push(big);
-      entry.plans.big = { ...entry.plans.small, resources: { ...entry.plans.small.resources, memoryMb: 1024 } };
+      const smallDisk = structuredClone(entry.osb.plans[0]);
+      smallDisk.id = smallDiskPlanId;
+      smallDisk.name = 'small-disk';
+      entry.osb.plans.push(smallDisk);
+      entry.plans['small-disk'] = { ...entry.plans.small, resources: { ...entry.plans.small.resources, diskMb: 512 } };
     }
     await mkdir(join(dir, service), { recursive: true });
     await writeFile(join(dir, service, 'service.json'), JSON.stringify(entry));
@@ -32,7 +33,7 @@ describe('broker: plan changes (small ↔ ha-small)', () => {
   const catalogDir = suiteTempDir('sf-plan-change-catalog');
 
   before(async () => {
-    await catalogWithBigPlan(catalogDir.path);
+    await catalogWithSmallDiskPlan(catalogDir.path);
     h = await startHarness({ catalogDir: catalogDir.path });
   });
   after(async () => {
@@ -133,13 +134,66 @@ describe('broker: plan changes (small ↔ ha-small)', () => {
     assert.equal(await h.dump(), before);
   });
 
-  it('refuses what is not built, each with 422 and a reason: resources, volume shipping, no accepts_incomplete', async () => {
+  it('resizes: 202, the new CPU, memory and disk in the record (the controller resizes each replica in place)', async () => {
+    const id = await readyInstance();
+    const res = await h.call('PATCH', asyncPath(id), {
+      body: { service_id: postgresServiceId, plan_id: mediumPlanId },
+    });
+    assert.equal(res.status, 202, res.text);
+    const record = (await h.readInstance(id)) as InstanceRecord;
+    assert.equal(record.planName, 'medium');
+    assert.equal(record.replicas, 1);
+    assert.deepEqual(record.resources, { cpuMillis: 1000, memoryMb: 1024, diskMb: 2048 });
+    assert.equal(
+      record.operation.description,
+      'changing plan small → medium (1 replica; each 500m CPU, 512 MB memory, 1024 MB disk → 1000m CPU, 1024 MB memory, 2048 MB disk)',
+    );
+    const back = await h.call('PATCH', asyncPath(id), {
+      body: { service_id: postgresServiceId, plan_id: smallPlanId },
+    });
+    assert.equal(back.status, 422, 'one update at a time');
+    assertOsbError(back.body, 'ConcurrencyError');
+  });
+
+  it('refuses a smaller disk, and a size a node holding a replica has no room for (422, nothing changed)', async () => {
     const id = await readyInstance();
     const before = await h.dump();
-    const big = await h.call('PATCH', asyncPath(id), { body: { service_id: postgresServiceId, plan_id: bigPlanId } });
-    assert.equal(big.status, 422);
-    assertOsbError(big.body, 'PlanChangeNotSupported');
-    assert.match((big.body as { description: string }).description, /CPU, memory or disk/);
+    const shrink = await h.call('PATCH', asyncPath(id), {
+      body: { service_id: postgresServiceId, plan_id: smallDiskPlanId },
+    });
+    assert.equal(shrink.status, 422, shrink.text);
+    assertOsbError(shrink.body, 'PlanChangeNotSupported');
+    assert.match((shrink.body as { description: string }).description, /disk would shrink from 1024 MB to 512 MB/);
+    assert.equal(await h.dump(), before);
+
+    // Replica 0 on a node whose other tenants leave 300m CPU free: 1 CPU does not fit.
+    const node = uniqueId('node');
+    const capacity = { cpuMillis: 1000, memoryMb: 8192, diskMb: 100_000 };
+    const record = { name: node, address: '127.0.0.1', capacity, labels: {}, startedAt: new Date().toISOString() };
+    const replicas = {
+      [`${id}/0`]: { instanceId: id, ordinal: 0, resources: { cpuMillis: 500, memoryMb: 512, diskMb: 1024 } },
+      'other/0': { instanceId: 'other', ordinal: 0, resources: { cpuMillis: 200, memoryMb: 512, diskMb: 1024 } },
+    };
+    const placement = { instanceId: id, ordinal: 0, node, placedAt: new Date().toISOString(), scheduler: 's' };
+    await h.client.put(h.keys.node(node)).value(json(record)).exec();
+    await h.client.put(h.keys.allocation(node)).value(json({ node, replicas })).exec();
+    await h.client.put(h.keys.placement(id, 0)).value(json(placement)).exec();
+    const placed = await h.dump();
+    const full = await h.call('PATCH', asyncPath(id), {
+      body: { service_id: postgresServiceId, plan_id: mediumPlanId },
+    });
+    assert.equal(full.status, 422, full.text);
+    assertOsbError(full.body, 'PlanChangeNotSupported');
+    assert.equal(
+      (full.body as { description: string }).description,
+      `instance ${id} cannot move from plan small to medium: not every node holding a replica has room for the new size: node ${node} (replica 0): 1000 millicores CPU asked, 800 free`,
+    );
+    assert.equal(await h.dump(), placed);
+  });
+
+  it('refuses what is not built, each with 422 and a reason: volume shipping, no accepts_incomplete', async () => {
+    const id = await readyInstance();
+    const before = await h.dump();
     const sync = await h.call('PATCH', `/v2/service_instances/${id}`, {
       body: { service_id: postgresServiceId, plan_id: haSmallPlanId },
     });

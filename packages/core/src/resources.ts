@@ -1,4 +1,4 @@
-import type { AllocatedReplica, Resources } from './records/index.js';
+import type { AllocatedReplica, ContainerLimits, NodeAllocation, Resources } from './records/index.js';
 
 export const noResources: Resources = Object.freeze({ cpuMillis: 0, memoryMb: 0, diskMb: 0 });
 
@@ -14,4 +14,45 @@ export function sumAllocated(replicas: Record<string, AllocatedReplica>): Resour
   let total = noResources;
   for (const replica of Object.values(replicas)) total = addResources(total, replica.resources);
   return total;
+}
+
+export function sameResources(a: Resources, b: Resources): boolean {
+  return a.cpuMillis === b.cpuMillis && a.memoryMb === b.memoryMb && a.diskMb === b.diskMb;
+}
+
+/** The larger of each dimension: what a node must hold while a replica moves between two sizes. */
+export function largerOfEach(a: Resources, b: Resources): Resources {
+  return {
+    cpuMillis: Math.max(a.cpuMillis, b.cpuMillis),
+    memoryMb: Math.max(a.memoryMb, b.memoryMb),
+    diskMb: Math.max(a.diskMb, b.diskMb),
+  };
+}
+
+export function sameLimits(a: ContainerLimits | undefined, b: ContainerLimits | undefined): boolean {
+  return a?.cpuMillis === b?.cpuMillis && a?.memoryMb === b?.memoryMb;
+}
+
+/**
+ * What a node lacks to hold `want` for one replica (`<instanceId>/<ordinal>` in its
+ * ledger) in place of what its ledger holds for it now: one phrase per short dimension,
+ * none when it fits. A resize in place (a plan change) checks this.
+ */
+export function resizeShortfall(
+  ledger: NodeAllocation | undefined,
+  capacity: Resources,
+  replicaKey: string,
+  want: Resources,
+): string[] {
+  const others = Object.fromEntries(Object.entries(ledger?.replicas ?? {}).filter(([key]) => key !== replicaKey));
+  const used = sumAllocated(others);
+  const short: string[] = [];
+  const check = (wanted: number, capacityOf: number, usedOf: number, unit: string) => {
+    const free = Math.max(0, capacityOf - usedOf);
+    if (wanted > free) short.push(`${wanted} ${unit} asked, ${free} free`);
+  };
+  check(want.cpuMillis, capacity.cpuMillis, used.cpuMillis, 'millicores CPU');
+  check(want.memoryMb, capacity.memoryMb, used.memoryMb, 'MB memory');
+  check(want.diskMb, capacity.diskMb, used.diskMb, 'MB disk');
+  return short;
 }

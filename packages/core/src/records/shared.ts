@@ -26,6 +26,12 @@ export interface Resources {
   diskMb: number;
 }
 
+/** CPU and memory limits a container runs with (disk is a reservation on the node, not a limit). */
+export interface ContainerLimits {
+  cpuMillis: number;
+  memoryMb: number;
+}
+
 /** Where a service answers: a host name or address and a port. */
 export interface Endpoint {
   host: string;
@@ -78,6 +84,13 @@ export const resourcesSchema: JSONSchemaType<Resources> = {
   required: ['cpuMillis', 'memoryMb', 'diskMb'],
   additionalProperties: true,
   properties: { cpuMillis: count, memoryMb: count, diskMb: count },
+};
+
+export const containerLimitsSchema: JSONSchemaType<ContainerLimits> = {
+  type: 'object',
+  required: ['cpuMillis', 'memoryMb'],
+  additionalProperties: true,
+  properties: { cpuMillis: count, memoryMb: count },
 };
 
 export const endpointSchema: JSONSchemaType<Endpoint> = {

@@ -2,6 +2,8 @@ import type { JSONSchemaType } from 'ajv';
 import { defineRecord } from './codec.js';
 import { type RotationPhase, rotationPhases } from './secret.js';
 import {
+  type ContainerLimits,
+  containerLimitsSchema,
   type Endpoint,
   endpointSchema,
   epoch,
@@ -45,6 +47,8 @@ export interface ReplicaStatus {
   generation?: number;
   /** The image the running container was created from (assignment `image` during an upgrade). */
   image?: string;
+  /** The CPU and memory limits the container runs with (Docker's, read back after each change). */
+  limits?: ContainerLimits;
   /**
    * The password rotation the running server has taken on (the catalog's `rotatePasswords`
    * ran with this secret generation and phase). Absent: none since the container started,
@@ -81,6 +85,7 @@ const statusSchema: JSONSchemaType<ReplicaStatus> = {
     io: optional(ioPolicySchema),
     generation: optional(epoch),
     image: optional(text),
+    limits: optional(containerLimitsSchema),
     passwords: {
       type: 'object',
       required: ['generation', 'phase'],

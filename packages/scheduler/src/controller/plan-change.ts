@@ -1,9 +1,10 @@
-import { type IoPolicy, type PlacementRecord, sameIo } from '@service-foundry/core';
+import { type IoPolicy, type PlacementRecord, sameIo, sameLimits, sameResources } from '@service-foundry/core';
 import type { InstanceView } from './topology.js';
 
 /** The next step of an update, as a pure function of the instance's state. */
 export type UpdateStep =
   | { kind: 'remove'; placements: PlacementRecord[]; description: string }
+  | { kind: 'resize'; ordinals: number[]; description: string }
   | { kind: 'apply-io'; io: IoPolicy; description: string }
   | { kind: 'wait'; description: string }
   | { kind: 'settled' };
@@ -34,6 +35,33 @@ function runningInRole(view: InstanceView): number {
   return running;
 }
 
+function sizeText(view: InstanceView): string {
+  const r = view.instance.resources;
+  return `${r.cpuMillis}m CPU, ${r.memoryMb} MB memory, ${r.diskMb} MB disk`;
+}
+
+/** Kept replicas whose assignment asks other resources than the instance's (a plan change of size). */
+export function replicasToResize(view: InstanceView): number[] {
+  const ordinals: number[] = [];
+  for (const [ordinal, assignment] of view.assignments) {
+    if (ordinal >= view.instance.replicas || assignment.value.desired !== 'running') continue;
+    if (!sameResources(assignment.value.resources, view.instance.resources)) ordinals.push(ordinal);
+  }
+  return ordinals.sort((a, b) => a - b);
+}
+
+/** The first kept replica running in its role whose container does not report the instance's limits yet, and why. */
+function limitsPending(view: InstanceView): string | undefined {
+  const { cpuMillis, memoryMb } = view.instance.resources;
+  for (let ordinal = 0; ordinal < view.instance.replicas; ordinal++) {
+    const status = view.statuses.get(ordinal)?.value;
+    if (!status || !runsInRole(view, ordinal) || sameLimits(status.limits, { cpuMillis, memoryMb })) continue;
+    const why = status.message === 'ready' ? 'its agent changes the container in place' : status.message;
+    return `replica ${ordinal} on ${status.node} does not run with ${cpuMillis}m CPU, ${memoryMb} MB memory yet: ${why}`;
+  }
+  return undefined;
+}
+
 /**
  * One step of an update in progress. The IO half (every running replica reports the
  * settings in force) is the controller's `settled` check; this decides what a plan
@@ -45,9 +73,11 @@ function runningInRole(view: InstanceView): number {
  * | surplus replicas, the primary among them                         | wait: a switchover must move it first    |
  * | surplus replicas, the primary's IO not yet the instance's        | wait: the relaxed durability first       |
  * | surplus replicas                                                 | remove them                              |
+ * | kept replicas whose assignment asks another size than the plan's  | resize them (controller/resize.ts)       |
  * | plan change, fewer kept replicas running than the count          | wait: the new replicas clone             |
+ * | a running kept replica without the plan's CPU and memory limits  | wait, with its agent's reason            |
  * | plan change, all running, IO pending                             | apply the pending IO                     |
- * | otherwise                                                        | settled                                  |
+ * | otherwise                                                        | settled (the ledgers are trimmed first)  |
  *
  * The order keeps every commit flowing: standbys go only after the primary stopped waiting
  * for them, and a synchronous durability comes only after the standbys it waits for run.
@@ -77,11 +107,21 @@ export function decideUpdate(view: InstanceView, planChange: boolean, pendingIo:
     const ordinals = surplus.map((p) => p.ordinal).join(', ');
     return { kind: 'remove', placements: surplus, description: `removing replica(s) ${ordinals}` };
   }
+  const resize = replicasToResize(view);
+  if (resize.length > 0) {
+    return {
+      kind: 'resize',
+      ordinals: resize,
+      description: `resizing replica(s) ${resize.join(', ')} in place to ${sizeText(view)}`,
+    };
+  }
   const running = runningInRole(view);
   const replicas = view.instance.replicas;
   if (running < replicas) {
     return { kind: 'wait', description: `${running} of ${replicas} replicas running; the new ones clone the primary` };
   }
+  const limits = limitsPending(view);
+  if (limits !== undefined) return { kind: 'wait', description: limits };
   if (pendingIo) {
     return {
       kind: 'apply-io',

@@ -10,6 +10,7 @@ import {
 } from '@service-foundry/core';
 import { defaultFailoverPolicy } from './failover.js';
 import { decideUpdate } from './plan-change.js';
+import { resizeReplica, trimLedgers } from './resize.js';
 import type { SwitchoverDriver } from './switchover-driver.js';
 import { releaseReplicas } from './teardown.js';
 import type { InstanceView } from './topology.js';
@@ -98,6 +99,11 @@ export class UpdateDriver {
       await this.#describe(instance, step.description);
       return;
     }
+    if (step.kind === 'resize') {
+      const refusals = await this.#resize(instance.value, view, step.ordinals);
+      await this.#describe(instance, refusals.length > 0 ? `waiting: ${refusals.join('; ')}` : step.description);
+      return;
+    }
     if (step.kind === 'apply-io') {
       const { pendingIo: _applied, ...rest } = operation;
       const next = { ...instance.value, io: step.io, operation: { ...rest, description: step.description } };
@@ -118,6 +124,11 @@ export class UpdateDriver {
     const running = [...view.statuses.values()].filter((s) => s.value.state === 'running');
     const applied = running.every((s) => !view.replicated || sameIo(s.value.io, want));
     if (!applied || running.length === 0) return;
+    // A smaller size gives its capacity back only now that every container runs with it.
+    if (operation.request?.planId !== undefined) {
+      const { client, keys } = this.deps;
+      if (!(await trimLedgers(client, keys, id, view.placements, instance.value.resources))) return;
+    }
     const description =
       operation.request?.planId !== undefined
         ? `plan ${instance.value.planName}: ${instance.value.replicas} replica(s) running, settings applied`
@@ -131,6 +142,21 @@ export class UpdateDriver {
     if (await this.#write(instance, done)) {
       await this.deps.events.record('instance-updated', description, { instanceId: id });
     }
+  }
+
+  /** Resizes each replica in its node's ledger and assignment; says why any could not be. */
+  async #resize(instance: InstanceRecord, view: InstanceView, ordinals: readonly number[]): Promise<string[]> {
+    const { client, keys, log } = this.deps;
+    const refusals: string[] = [];
+    for (const ordinal of ordinals) {
+      const assignment = view.assignments.get(ordinal);
+      const node = view.placements.find((p) => p.ordinal === ordinal)?.node;
+      if (!assignment || !node) continue;
+      const outcome = await resizeReplica(client, keys, node, assignment, instance.resources);
+      if (outcome.ok) log.info({ instanceId: instance.id, ordinal, node, to: instance.resources }, 'replica resized');
+      else refusals.push(outcome.reason);
+    }
+    return refusals;
   }
 
   /** Progress of an update, shown by `sf service` and last_operation; written when it changes. */
