@@ -15,6 +15,7 @@ import { callPeer, pooledClientTlsOptions, readVolumeTls } from '@service-foundr
 import { AppliedReplicas } from './applied-replicas.js';
 import { AssignmentWatcher } from './assignment-watcher.js';
 import { BackupRunner, DirectoryBackupStore } from './backups/index.js';
+import { CommandSessions } from './command-session.js';
 import { type AgentConfig, type AgentOptions, compileAgentConfig } from './config.js';
 import { ContainerLifecycle } from './container-lifecycle.js';
 import { loadContainerTls, type NodeIdentity, type ReplicaRef } from './container-spec.js';
@@ -112,7 +113,9 @@ export async function startAgent(
 
   // What is applied in each container; self-fencing (I3) kills the possible primaries among them.
   const applied = new AppliedReplicas();
-  const commands = new ReplicationCommands(docker, config.replicationCommandTimeoutMs);
+  // Position readings and promotions go through one long-lived exec per container.
+  const sessions = new CommandSessions(docker, log);
+  const commands = new ReplicationCommands(docker, config.replicationCommandTimeoutMs, sessions);
 
   // The failsafe (failsafe-rule.ts): promises between agents over the volume servers' mutual
   // TLS keep covered primaries alive through an etcd outage. No volume server, no failsafe.
@@ -314,6 +317,7 @@ export async function startAgent(
     (await peerTls)?.agent.destroy();
     await rotation.stop();
     await watcher.stop();
+    await sessions.closeAll();
     await registration.stop();
     await volumeService?.stop();
     client.close();

@@ -1,3 +1,4 @@
+import { PassThrough } from 'node:stream';
 import { type ContainerLimits, DockerError } from '@service-foundry/core';
 import Docker from 'dockerode';
 import { type ContainerSpec, labelKeys } from './container-spec.js';
@@ -44,6 +45,15 @@ export interface ExecResult {
   output: string;
   stdout: string;
   stderr: string;
+}
+
+/** A process started with `docker exec`, its stdin open: see command-session.ts. */
+export interface AttachedExec {
+  stdin: NodeJS.WritableStream;
+  stdout: NodeJS.ReadableStream;
+  stderr: NodeJS.ReadableStream;
+  /** Closes the connection: the process reads end of input. */
+  close(): void;
 }
 
 export interface VolumeSummary {
@@ -306,6 +316,33 @@ export class DockerRuntime {
    * A command still running at the deadline is abandoned (exitCode null); Docker offers no
    * way to kill an exec, and readiness probes are short anyway.
    */
+  /** Starts `cmd` in the container with stdin attached; its output arrives demultiplexed. */
+  async attachExec(id: string, cmd: string[]): Promise<AttachedExec> {
+    const target = `${cmd[0] ?? ''} in ${id}`;
+    const exec = await this.#call('create exec', target, () =>
+      this.#docker.getContainer(id).exec({ Cmd: cmd, AttachStdin: true, AttachStdout: true, AttachStderr: true }),
+    );
+    if (!exec) throw new DockerError(`docker create exec ${target} returned nothing`);
+    const stream = await this.#call('start exec', target, () => exec.start({ hijack: true, stdin: true }));
+    if (!stream) throw new DockerError(`docker start exec ${target} returned nothing`);
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    this.#docker.modem.demuxStream(stream, stdout, stderr);
+    const ended = () => {
+      stdout.end();
+      stderr.end();
+    };
+    stream.once('end', ended);
+    stream.once('close', ended);
+    stream.once('error', ended);
+    return {
+      stdin: stream,
+      stdout,
+      stderr,
+      close: () => (stream as unknown as { destroy(): void }).destroy(),
+    };
+  }
+
   async exec(id: string, cmd: string[], timeoutMs: number): Promise<ExecResult> {
     const target = `${cmd[0] ?? ''} in ${id}`;
     const exec = await this.#call('create exec', target, () =>

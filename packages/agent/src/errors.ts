@@ -15,6 +15,16 @@ export class ReplicationCommandError extends SfError {
   }
 }
 
+/** A command session (command-session.ts) ended or closed before it answered. */
+export class CommandSessionError extends SfError {
+  /** The session's program and container. */
+  readonly where: string;
+  constructor(where: string, reason: string) {
+    super(ErrorCodes.process, `command session ${where}: ${reason}`);
+    this.where = where;
+  }
+}
+
 /** A stop returned, yet Docker still reports the container running. */
 export class ContainerStillRunningError extends SfError {
   readonly container: string;

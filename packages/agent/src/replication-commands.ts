@@ -1,4 +1,5 @@
 import type { ReplicaRole, ServiceReplicationRecipe } from '@service-foundry/core';
+import type { CommandSessions } from './command-session.js';
 import type { DockerRuntime, ExecResult } from './docker-runtime.js';
 import { lastLines } from './docker-streams.js';
 import { ReplicationCommandError } from './errors.js';
@@ -9,6 +10,16 @@ const probeTimeoutMs = 5000;
 
 type Action = 'promote' | 'follow' | 'configure';
 
+/** The commands a recipe's `session` serves (catalog.ts). */
+const sessionCommands: ReadonlySet<string> = new Set(['role', 'position', 'promote']);
+
+/** The session request that stands for `argv`, when the recipe's session serves it. */
+export function sessionRequest(recipe: ServiceReplicationRecipe, argv: readonly string[]): string | undefined {
+  const [program, word, ...rest] = argv;
+  if (!recipe.session || program !== recipe.session[0] || word === undefined || rest.length > 0) return undefined;
+  return sessionCommands.has(word) ? word : undefined;
+}
+
 /** Why a command run in a container failed, in one line: its deadline, or its exit code and last words. */
 export function describeFailure(argv: readonly string[], timeoutMs: number, result: ExecResult): string {
   const command = argv.join(' ');
@@ -17,11 +28,16 @@ export function describeFailure(argv: readonly string[], timeoutMs: number, resu
   return `\`${command}\` exited with code ${result.exitCode}${said ? `: ${said}` : ' (no output)'}`;
 }
 
-/** Runs the catalog's replication commands inside a container, each with a deadline. */
+/**
+ * Runs the catalog's replication commands inside a container, each with a deadline:
+ * through the container's command session where the recipe has one (command-session.ts),
+ * otherwise, or when it cannot be opened, with `docker exec`.
+ */
 export class ReplicationCommands {
   constructor(
     private readonly docker: DockerRuntime,
     private readonly timeoutMs: number,
+    private readonly sessions?: CommandSessions,
   ) {}
 
   /** Runs promote, follow or configure; throws ReplicationCommandError unless it exits 0. */
@@ -32,7 +48,7 @@ export class ReplicationCommands {
     values: Record<string, string> = {},
   ): Promise<void> {
     const argv = fillCommand(recipe[action], values);
-    const result = await this.#exec(containerId, argv, this.timeoutMs, action);
+    const result = await this.#exec(containerId, recipe, argv, this.timeoutMs, action);
     if (result.exitCode !== 0) {
       throw new ReplicationCommandError(action, `${action} failed: ${describeFailure(argv, this.timeoutMs, result)}`);
     }
@@ -40,7 +56,7 @@ export class ReplicationCommands {
 
   /** What the recipe's `role` prints. */
   async role(containerId: string, recipe: ServiceReplicationRecipe): Promise<ReplicaRole> {
-    const text = await this.#probe(containerId, recipe.role, 'role');
+    const text = await this.#probe(containerId, recipe, recipe.role, 'role');
     if (text !== 'primary' && text !== 'replica') {
       throw new ReplicationCommandError(
         'role',
@@ -52,7 +68,7 @@ export class ReplicationCommands {
 
   /** What the recipe's `position` prints: a decimal integer, kept as a string (LSNs exceed 2^53). */
   async position(containerId: string, recipe: ServiceReplicationRecipe): Promise<string> {
-    const text = await this.#probe(containerId, recipe.position, 'position');
+    const text = await this.#probe(containerId, recipe, recipe.position, 'position');
     if (!/^(0|[1-9][0-9]{0,39})$/.test(text)) {
       throw new ReplicationCommandError(
         'position',
@@ -62,17 +78,34 @@ export class ReplicationCommands {
     return text;
   }
 
-  async #probe(containerId: string, argv: readonly string[], what: string): Promise<string> {
+  async #probe(
+    containerId: string,
+    recipe: ServiceReplicationRecipe,
+    argv: readonly string[],
+    what: string,
+  ): Promise<string> {
     const timeoutMs = Math.min(probeTimeoutMs, this.timeoutMs);
-    const result = await this.#exec(containerId, argv, timeoutMs, what);
+    const result = await this.#exec(containerId, recipe, argv, timeoutMs, what);
     if (result.exitCode !== 0) {
       throw new ReplicationCommandError(what, `${what} failed: ${describeFailure(argv, timeoutMs, result)}`);
     }
     return result.stdout.trim();
   }
 
-  async #exec(containerId: string, argv: readonly string[], timeoutMs: number, what: string): Promise<ExecResult> {
+  async #exec(
+    containerId: string,
+    recipe: ServiceReplicationRecipe,
+    argv: readonly string[],
+    timeoutMs: number,
+    what: string,
+  ): Promise<ExecResult> {
     try {
+      const request = sessionRequest(recipe, argv);
+      if (request !== undefined && recipe.session && this.sessions) {
+        // A session that cannot be opened (yet) costs nothing but this request's exec.
+        const session = await this.sessions.of(containerId, recipe.session).catch(() => undefined);
+        if (session) return await session.request(request, timeoutMs);
+      }
       return await this.docker.exec(containerId, [...argv], timeoutMs);
     } catch (error) {
       throw new ReplicationCommandError(what, (error as Error).message, { cause: error });

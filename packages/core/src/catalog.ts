@@ -229,6 +229,15 @@ export interface ServiceReplicationRecipe {
   /** Print `primary` or `replica`. */
   role: string[];
   /**
+   * A long-lived command that serves `role`, `position` and `promote` (when each is this
+   * program with one word) one per line on stdin: it prints `sf-session 1` first, then for
+   * each request one line, `<exit code> <stdout on one line>`. The agent keeps one per
+   * container and sends those three through it: a reading costs a fork in the container
+   * instead of a `docker exec`. A program that does not greet is run with `docker exec`.
+   * @default undefined (every command by `docker exec`)
+   */
+  session?: string[];
+  /**
    * The `durability` settings under which the service acknowledges a write only once a
    * standby has it (what makes the most advanced standby hold every acknowledged write).
    * `sf explain` says "nothing acknowledged is lost" only under these.
@@ -330,6 +339,7 @@ const replicationSchema = {
     configure: command,
     position: command,
     role: command,
+    session: command,
     acknowledgedOnStandby: { type: 'array', items: { enum: durabilities }, uniqueItems: true },
   },
 };

@@ -6,6 +6,7 @@ import { Catalog, type CatalogEntry, freePort, waitFor } from '@service-foundry/
 import { uniqueId } from '@service-foundry/test-support';
 import Dockerode from 'dockerode';
 import { ensureBaseImage, ensureServiceImage, formatSize } from '../src/index.js';
+import { openSession } from './command-session.js';
 import { execIn } from './postgres-nodes.js';
 import { createServiceContainer, redisCliTls, testPlan } from './service-containers.js';
 
@@ -215,7 +216,17 @@ test('redis image: offline build, ACL users, replication and the sf-redis recipe
   assert.equal((await sfRedis(primary, 'follow', replica.name, '6379')).code, 1);
 
   // promote: idempotent; the promoted replica takes the bound user's writes.
-  assert.match(await sfRedisOk(replica, 'promote'), /^primary \(promoted; offset \d+\)$/);
+  // The first through the agent's session (`sf-redis session`): one exec, a line per command.
+  const session = await openSession(docker, replica.container, ['sf-redis', 'session']);
+  assert.equal(await session.greeting(), 'sf-session 1');
+  assert.deepEqual(await session.ask('role'), { code: 0, output: 'replica' });
+  assert.match((await session.ask('position')).output, /^\d+$/);
+  assert.deepEqual(await session.ask('follow'), { code: 2, output: '' });
+  const promoted = await session.ask('promote');
+  assert.equal(promoted.code, 0, session.errors.join(''));
+  assert.match(promoted.output, /^primary \(promoted; offset \d+\)$/);
+  assert.deepEqual(await session.ask('role'), { code: 0, output: 'primary' });
+  await session.end();
   assert.match(await sfRedisOk(replica, 'promote'), /^primary \(already; offset \d+\)$/);
   assert.equal(await sfRedisOk(replica, 'role'), 'primary');
   // received: a primary without a connected replica refuses writes rather than take them alone.

@@ -15,6 +15,7 @@
 #   sf-pg backup-prepare PATH           a consistent copy of the cluster in PATH/pgdata (see README)
 #   sf-pg checkpoint                    CHECKPOINT (the catalog's flush before a volume copy)
 #   sf-pg rotate-passwords PHASE        accept-previous|new-only: take on the secret files' passwords
+#   sf-pg session                       role, position and promote read from stdin (see serve_session)
 set -eu
 
 : "${PGDATA:=/var/lib/postgresql/data/pgdata}"
@@ -27,11 +28,34 @@ fail() {
 }
 usage() {
   echo "sf-pg: $*" >&2
-  echo "usage: sf-pg role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | backup-prepare PATH | checkpoint | rotate-passwords accept-previous|new-only" >&2
+  echo "usage: sf-pg role | position | promote | session | follow HOST PORT | configure DURABILITY LOCAL_IO | backup-prepare PATH | checkpoint | rotate-passwords accept-previous|new-only" >&2
   exit 2
 }
 expect_args() {
   [ "$1" -eq "$2" ] || usage "$command takes $2 argument(s), got $1"
+}
+
+# The agent's session (`sf-pg session`): one request per line on stdin, each the name of
+# an argument-less command from the list given; one answer line each: its exit code, a
+# space, and what it printed on stdout, on one line (its stderr goes to the session's).
+# Saves a `docker exec` per position reading and for the promotion: a switchover waits
+# on both. Starts with the line "sf-session 1", which tells the agent it is supported.
+serve_session() {
+  echo "sf-session 1"
+  while IFS= read -r request; do
+    said=""
+    code=2
+    case "$request" in
+      "" | *[!a-z-]*) echo "session: a request is one command name, got '$request'" >&2 ;;
+      *)
+        case " $* " in
+          *" $request "*) if said=$(command=$request && "cmd_$request"); then code=0; else code=$?; fi ;;
+          *) echo "session: unknown request '$request' (one of: $*)" >&2 ;;
+        esac
+        ;;
+    esac
+    printf '%s %s\n' "$code" "$(printf '%s' "$said" | tr '\n' ' ')"
+  done
 }
 
 # One statement (or a script on stdin), unaligned, tuples only.
@@ -347,6 +371,10 @@ case "$command" in
   promote)
     expect_args $(($# - 1)) 0
     cmd_promote
+    ;;
+  session)
+    expect_args $(($# - 1)) 0
+    serve_session role position promote
     ;;
   follow)
     expect_args $(($# - 1)) 2

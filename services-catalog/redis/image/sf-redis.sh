@@ -21,6 +21,7 @@
 #   sf-redis sync-users                    on a replica: copy the primary's users (see README)
 #   sf-redis backup-prepare PATH           a consistent copy of /data in PATH (see README)
 #   sf-redis rotate-passwords PHASE        accept-previous | new-only: take on the files' passwords
+#   sf-redis session                       role, position and promote read from stdin (see serve_session)
 set -eu
 
 ADMIN=${SF_ADMIN_USER:-sf-admin}
@@ -35,7 +36,7 @@ fail() {
 }
 usage() {
   echo "sf-redis: $*" >&2
-  echo "usage: sf-redis ping | role | position | promote | follow HOST PORT | configure DURABILITY LOCAL_IO | sync-users | backup-prepare PATH | rotate-passwords accept-previous|new-only" >&2
+  echo "usage: sf-redis ping | role | position | promote | session | follow HOST PORT | configure DURABILITY LOCAL_IO | sync-users | backup-prepare PATH | rotate-passwords accept-previous|new-only" >&2
   exit 2
 }
 expect_args() {
@@ -473,6 +474,29 @@ OK"
   echo "$phase: ${summary%, } ($state)"
 }
 
+# The agent's session (`sf-redis session`): one request per line on stdin, each the name of
+# an argument-less command from the list given; one answer line each: its exit code, a
+# space, and what it printed on stdout, on one line (its stderr goes to the session's).
+# Saves a `docker exec` per position reading and for the promotion: a switchover waits
+# on both. Starts with the line "sf-session 1", which tells the agent it is supported.
+serve_session() {
+  echo "sf-session 1"
+  while IFS= read -r request; do
+    said=""
+    code=2
+    case "$request" in
+      "" | *[!a-z-]*) echo "session: a request is one command name, got '$request'" >&2 ;;
+      *)
+        case " $* " in
+          *" $request "*) if said=$(command=$request && "cmd_$request"); then code=0; else code=$?; fi ;;
+          *) echo "session: unknown request '$request' (one of: $*)" >&2 ;;
+        esac
+        ;;
+    esac
+    printf '%s %s\n' "$code" "$(printf '%s' "$said" | tr '\n' ' ')"
+  done
+}
+
 case "$command" in
   ping | role | position | promote | sync-users)
     expect_args $(($# - 1)) 0
@@ -483,6 +507,10 @@ case "$command" in
       promote) cmd_promote ;;
       sync-users) cmd_sync_users ;;
     esac
+    ;;
+  session)
+    expect_args $(($# - 1)) 0
+    serve_session role position promote
     ;;
   follow)
     expect_args $(($# - 1)) 2
