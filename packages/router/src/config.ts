@@ -27,6 +27,14 @@ export interface RouterOptions {
   /** How long a connection to a route's target may take before the client is dropped. @default 5000 */
   connectTimeoutMs?: number;
   /**
+   * Once a TCP route's target failed to accept a connection, new clients of that route wait
+   * up to this long for the route to move to a new primary (a switchover, a failover)
+   * instead of failing at once; `0` never holds one. A held client has exchanged nothing
+   * with any server yet, so it goes to the new primary as a fresh connection.
+   * @default 1000
+   */
+  holdWhileRefusedMs?: number;
+  /**
    * Client sessions let through to one instance at a time when its route record carries no
    * `limits` (records written before limits existed). @default 50
    */
@@ -75,6 +83,7 @@ const compile = configCompiler<SchemaShape>('router config', {
     listenHost: { type: 'string', default: '127.0.0.1', minLength: 1 },
     httpPort: { type: 'integer', nullable: true, default: null, minimum: 0, maximum: 65535 },
     connectTimeoutMs: { type: 'integer', default: 5000, minimum: 1, maximum: 600_000 },
+    holdWhileRefusedMs: { type: 'integer', default: 1000, minimum: 0, maximum: 60_000 },
     defaultMaxSessions: { type: 'integer', default: 50, minimum: 1, maximum: 1_000_000 },
     clientRouteShare: { type: 'number', default: 0.5, exclusiveMinimum: 0, maximum: 1 },
     maxSessionsPerClient: { type: 'integer', default: 1000, minimum: 1, maximum: 1_000_000 },

@@ -144,6 +144,7 @@ export class DataPath {
           target,
           maxSessions,
           connectTimeoutMs: this.config.connectTimeoutMs,
+          holdWhileRefusedMs: this.config.holdWhileRefusedMs,
           idleTimeoutMs: this.config.idleTimeoutMs,
           sessions: this.#sessions,
           admission: this.#admission,
@@ -196,6 +197,7 @@ export class DataPath {
         target: { ...route.target },
         epoch: route.epoch,
         activeSessions: this.#sessions.count(route.instanceId),
+        heldClients: listener?.heldClients ?? 0,
         limits: {
           maxSessions: this.#maxSessions(route),
           maxSessionsPerClient: this.#admission.perClient(this.#maxSessions(route)),

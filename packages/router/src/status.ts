@@ -15,6 +15,11 @@ export interface RouteStatus {
   epoch: number;
   /** Open client sessions (TCP connections, HTTP requests in flight, WebSockets). */
   activeSessions: number;
+  /**
+   * TCP: clients accepted and waiting, since the target refused a connection, for the route
+   * to move to a new primary (RouterOptions.holdWhileRefusedMs); 0 for HTTP routes.
+   */
+  heldClients: number;
   /** The limits in force for new sessions. */
   limits: {
     /** Sessions let through at a time: the record's `limits.maxSessions`, else the router's default. */

@@ -15,6 +15,8 @@ export interface TcpListenerOptions {
   /** Client sessions let through to the target at a time. */
   maxSessions: number;
   connectTimeoutMs: number;
+  /** See RouterOptions.holdWhileRefusedMs. */
+  holdWhileRefusedMs: number;
   idleTimeoutMs: number;
   sessions: SessionRegistry;
   admission: Admission;
@@ -27,10 +29,21 @@ export interface TcpListenerOptions {
 const firstRetryMs = 200;
 const maxRetryMs = 5000;
 
+interface HeldClient {
+  release: () => void;
+  timer: NodeJS.Timeout;
+}
+
 /**
  * The listening socket of one TCP route. A port that cannot be bound (another process or
  * route holds it) is retried with backoff for as long as the route exists; the failure is
  * visible in `lastError`, never fatal.
+ *
+ * Once a connection to the target failed, new clients are held (accepted, nothing read)
+ * until the route moves to a new epoch, a connection to the target succeeds again, or
+ * `holdWhileRefusedMs` passes: in a switchover, a client that reconnects while the old
+ * primary is down reaches the new one the moment the route moves, instead of failing and
+ * waiting out its own retry pause.
  */
 export class TcpListener {
   readonly instanceId: string;
@@ -44,6 +57,9 @@ export class TcpListener {
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #bridges = new Set<Bridge>();
+  /** The epoch whose target refused the last connection tried: new clients are held. */
+  #refusing: number | undefined;
+  readonly #held = new Map<Socket, HeldClient>();
 
   constructor(private readonly options: TcpListenerOptions) {
     this.instanceId = options.instanceId;
@@ -73,8 +89,15 @@ export class TcpListener {
    * the caller's call (a lower limit refuses new sessions, it cuts none).
    */
   retarget(target: TcpTarget, maxSessions: number): void {
+    const moved = target.epoch !== this.#target.epoch;
     this.#target = target;
     this.#maxSessions = maxSessions;
+    if (moved) this.#releaseHeld();
+  }
+
+  /** Clients held while the target refuses (see the class comment). */
+  get heldClients(): number {
+    return this.#held.size;
   }
 
   /** Stops listening and cuts every session accepted here. */
@@ -86,6 +109,12 @@ export class TcpListener {
     this.#listening = false;
     for (const bridge of [...this.#bridges]) bridge.cut();
     this.#bridges.clear();
+    for (const [client, held] of [...this.#held]) {
+      this.#held.delete(client);
+      clearTimeout(held.timer);
+      held.release();
+      client.destroy();
+    }
     if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
@@ -136,7 +165,7 @@ export class TcpListener {
       client.destroy();
       return;
     }
-    const { instanceId, connectTimeoutMs, idleTimeoutMs, sessions, admission, tally, log, meter } = this.options;
+    const { instanceId, admission, tally } = this.options;
     // A peer that reset before we looked has no address: nothing left to serve.
     if (client.remoteAddress === undefined) {
       client.destroy();
@@ -151,15 +180,55 @@ export class TcpListener {
       client.resetAndDestroy();
       return;
     }
+    if (this.#refusing === this.#target.epoch && this.options.holdWhileRefusedMs > 0) this.#hold(client, release);
+    else this.#bridge(client, release);
+  }
+
+  #hold(client: Socket, release: () => void): void {
+    const timer = setTimeout(() => {
+      // Held long enough: this client tries the target as it is, and so do the next ones.
+      if (!this.#held.delete(client)) return;
+      this.#refusing = undefined;
+      this.#bridge(client, release);
+    }, this.options.holdWhileRefusedMs);
+    this.#held.set(client, { release, timer });
+    client.on('error', () => {});
+    client.once('close', () => {
+      const held = this.#held.get(client);
+      if (!held) return;
+      this.#held.delete(client);
+      clearTimeout(held.timer);
+      held.release();
+    });
+  }
+
+  #releaseHeld(): void {
+    this.#refusing = undefined;
+    for (const [client, held] of [...this.#held]) {
+      this.#held.delete(client);
+      clearTimeout(held.timer);
+      this.#bridge(client, held.release);
+    }
+  }
+
+  #bridge(client: Socket, release: () => void): void {
+    const { instanceId, connectTimeoutMs, idleTimeoutMs, sessions, tally, log, meter } = this.options;
     let unregister = () => {};
     meter?.opened(instanceId, this.port);
-    const bridge: Bridge = bridgeToTarget(client, this.#target, {
+    const target = this.#target;
+    const bridge: Bridge = bridgeToTarget(client, target, {
       instanceId,
       connectTimeoutMs,
       idleTimeoutMs,
       log,
       onIdle: () => tally.count(instanceId, 'idleTimeout'),
-      onConnectError: () => meter?.connectError(instanceId, this.port),
+      onConnectError: () => {
+        meter?.connectError(instanceId, this.port);
+        if (target.epoch === this.#target.epoch) this.#refusing = target.epoch;
+      },
+      onConnected: () => {
+        if (this.#refusing === target.epoch) this.#releaseHeld();
+      },
       onClosed: () => {
         meter?.closed(instanceId, this.port, client.bytesRead, client.bytesWritten);
         this.#bridges.delete(bridge);

@@ -17,8 +17,10 @@ export interface BridgeOptions {
   onIdle: () => void;
   /** Called once, after both sockets have closed. */
   onClosed: () => void;
-  /** Called when the target could not be reached (metrics). @default undefined */
+  /** Called when the target could not be reached (metrics, holding new clients). @default undefined */
   onConnectError?: () => void;
+  /** Called when the connection to the target is up. @default undefined */
+  onConnected?: () => void;
 }
 
 export interface Bridge {
@@ -82,6 +84,7 @@ export function bridgeToTarget(client: Socket, target: TcpTarget, options: Bridg
   upstream.once('connect', () => {
     connected = true;
     upstream.setTimeout(0);
+    options.onConnected?.();
   });
 
   let reported = false;

@@ -99,6 +99,7 @@ describe('router config', () => {
       listenHost: '127.0.0.1',
       httpPort: null,
       connectTimeoutMs: 5000,
+      holdWhileRefusedMs: 1000,
       defaultMaxSessions: 50,
       clientRouteShare: 0.5,
       maxSessionsPerClient: 1000,

@@ -145,6 +145,43 @@ describe('TCP routes', () => {
     await env.client.delete().key(env.keys.route('dead-1'));
   });
 
+  it('holds new clients while the target refuses, then sends them to the new primary with what they wrote', async () => {
+    const port = await freePort();
+    const deadTarget = await freePort();
+    await putRoute(env, tcpRoute('hold-1', port, deadTarget, { epoch: 5 }));
+    await waitFor(() => routeStatus('hold-1')?.listening, { description: 'route bound', timeoutMs: 5000 });
+    // The first client meets the refusal (nothing told the router the target is down).
+    const refused = await open(port);
+    await refused.waitForClose(2000);
+    const held = await open(port);
+    await waitFor(() => routeStatus('hold-1')?.heldClients === 1, { description: 'the next client held' });
+    held.socket.write('written while held\n');
+    assert.equal(held.closed, false);
+    // The route moves (a switchover's promotion): the held client reaches the new primary.
+    await putRoute(env, tcpRoute('hold-1', port, primaryA.port, { epoch: 6 }));
+    await held.waitForText('primary-A\n');
+    await held.waitForText('written while held\n');
+    assert.equal(routeStatus('hold-1')?.heldClients, 0);
+    held.destroy();
+    await env.client.delete().key(env.keys.route('hold-1'));
+  });
+
+  it('a held client tries the target as it is after holdWhileRefusedMs (1 s by default)', async () => {
+    const port = await freePort();
+    const deadTarget = await freePort();
+    await putRoute(env, tcpRoute('hold-2', port, deadTarget, { epoch: 5 }));
+    await waitFor(() => routeStatus('hold-2')?.listening, { description: 'route bound', timeoutMs: 5000 });
+    await (await open(port)).waitForClose(2000);
+    const heldAt = Date.now();
+    const held = await open(port);
+    await waitFor(() => routeStatus('hold-2')?.heldClients === 1, { description: 'the next client held' });
+    await held.waitForClose(5000);
+    const waited = Date.now() - heldAt;
+    assert.ok(waited >= 900 && waited < 4000, `held ${waited} ms before trying the target`);
+    assert.equal(routeStatus('hold-2')?.heldClients, 0);
+    await env.client.delete().key(env.keys.route('hold-2'));
+  });
+
   it('keeps retrying a port that is in use and reports it in the status', async () => {
     const port = await freePort();
     const squatter = createServer();
