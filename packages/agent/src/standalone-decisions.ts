@@ -15,7 +15,7 @@ import {
   withContainer,
   writeStatus,
 } from './replica-actions.js';
-import type { ReplicaObservation } from './replica-observation.js';
+import type { ObservedContainer, ReplicaObservation } from './replica-observation.js';
 
 /**
  * A service without a replication recipe: one server, no roles, no epochs; one step per
@@ -116,22 +116,22 @@ function standalone(
 ): ReplicaStep {
   const { container, status, pass } = observed;
   const problem = limitsProblem(observed);
-  const runningStatus = (containerId: string, port: number, fields: ReturnType<typeof containerFields>) =>
+  const runningStatus = (running: ObservedContainer, port: number) =>
     endPass(
       writeStatus({
         state: 'running',
-        containerId,
-        ...fields,
+        containerId: running.id,
+        ...containerFields(running),
         host: observed.address,
         port,
         message: problem ?? 'ready',
       }),
-      ...whenRunning(containerId),
+      ...whenRunning(running.id),
       ...(problem !== undefined ? [{ kind: 'retry-after', ms: retryMs } as const] : []),
     );
   if (pass.readiness) {
     if (!pass.readiness.ready || !container) return endPass();
-    return runningStatus(container.id, pass.readiness.port, containerFields(container));
+    return runningStatus(container, pass.readiness.port);
   }
   if (pass.started !== undefined) {
     if (!container?.running) return endPass({ kind: 'report-exit', containerId: pass.started });
@@ -142,7 +142,7 @@ function standalone(
     if (container.running && own && status?.state === 'running') {
       if (problem === undefined && sameLimits(status.limits, container.limits))
         return endPass(...whenRunning(container.id));
-      if (status.port !== undefined) return runningStatus(container.id, status.port, containerFields(container));
+      if (status.port !== undefined) return runningStatus(container, status.port);
     }
     if (!container.running && own && (status?.state === 'running' || status?.state === 'starting')) {
       // Report the crash first; a later pass restarts it, so the failure is visible.

@@ -2,9 +2,9 @@ import {
   allocationCodec,
   ErrorCodes,
   type FailoverPolicy,
+  formatResources,
   type InstanceRecord,
   type IoPolicy,
-  largerOfEach,
   nodeCodec,
   placementCodec,
   primaryCodec,
@@ -72,8 +72,7 @@ async function resizeRoomProblem(ctx: BrokerContext, instance: InstanceRecord, w
     ]);
     if (!record) continue; // a node that is down: the controller waits for it, as for any replica there
     const key = replicaId(instance.id, placement.ordinal);
-    const held = ledger?.value.replicas[key]?.resources ?? instance.resources;
-    const short = resizeShortfall(ledger?.value, record.value.capacity, key, largerOfEach(held, want));
+    const { short } = resizeShortfall(ledger?.value, record.value.capacity, key, instance.resources, want);
     if (short.length > 0) problems.push(`node ${placement.node} (replica ${placement.ordinal}): ${short.join(', ')}`);
   }
   return problems;
@@ -170,8 +169,9 @@ export async function planChange(
     replicas === instance.replicas
       ? `${replicas} replica${replicas === 1 ? '' : 's'}`
       : `${instance.replicas} → ${replicas} replicas`;
-  const size = (r: Resources) => `${r.cpuMillis}m CPU, ${r.memoryMb} MB memory, ${r.diskMb} MB disk`;
-  const shape = resized ? `${count}; each ${size(instance.resources)} → ${size(resources)}` : count;
+  const shape = resized
+    ? `${count}; each ${formatResources(instance.resources)} → ${formatResources(resources)}`
+    : count;
   return {
     planId: to.plan.id,
     planName: to.plan.name,

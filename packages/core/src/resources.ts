@@ -33,17 +33,25 @@ export function sameLimits(a: ContainerLimits | undefined, b: ContainerLimits | 
   return a?.cpuMillis === b?.cpuMillis && a?.memoryMb === b?.memoryMb;
 }
 
+/** `500m CPU, 512 MB memory, 1024 MB disk`: a replica's size as messages say it. */
+export function formatResources(r: Resources): string {
+  return `${r.cpuMillis}m CPU, ${r.memoryMb} MB memory, ${r.diskMb} MB disk`;
+}
+
 /**
- * What a node lacks to hold `want` for one replica (`<instanceId>/<ordinal>` in its
- * ledger) in place of what its ledger holds for it now: one phrase per short dimension,
- * none when it fits. A resize in place (a plan change) checks this.
+ * A resize in place of one replica (`<instanceId>/<ordinal>` in the node's ledger) from
+ * `current` to `want`: what the ledger must hold meanwhile (`hold`: the larger of what it
+ * holds now, else `current`, and `want`, dimension by dimension), and what the node lacks
+ * to hold it (`short`: one phrase per short dimension, none when it fits).
  */
 export function resizeShortfall(
   ledger: NodeAllocation | undefined,
   capacity: Resources,
   replicaKey: string,
+  current: Resources,
   want: Resources,
-): string[] {
+): { hold: Resources; short: string[] } {
+  const hold = largerOfEach(ledger?.replicas[replicaKey]?.resources ?? current, want);
   const others = Object.fromEntries(Object.entries(ledger?.replicas ?? {}).filter(([key]) => key !== replicaKey));
   const used = sumAllocated(others);
   const short: string[] = [];
@@ -51,8 +59,8 @@ export function resizeShortfall(
     const free = Math.max(0, capacityOf - usedOf);
     if (wanted > free) short.push(`${wanted} ${unit} asked, ${free} free`);
   };
-  check(want.cpuMillis, capacity.cpuMillis, used.cpuMillis, 'millicores CPU');
-  check(want.memoryMb, capacity.memoryMb, used.memoryMb, 'MB memory');
-  check(want.diskMb, capacity.diskMb, used.diskMb, 'MB disk');
-  return short;
+  check(hold.cpuMillis, capacity.cpuMillis, used.cpuMillis, 'millicores CPU');
+  check(hold.memoryMb, capacity.memoryMb, used.memoryMb, 'MB memory');
+  check(hold.diskMb, capacity.diskMb, used.diskMb, 'MB disk');
+  return { hold, short };
 }

@@ -1,4 +1,11 @@
-import { type IoPolicy, type PlacementRecord, sameIo, sameLimits, sameResources } from '@service-foundry/core';
+import {
+  formatResources,
+  type IoPolicy,
+  type PlacementRecord,
+  sameIo,
+  sameLimits,
+  sameResources,
+} from '@service-foundry/core';
 import type { InstanceView } from './topology.js';
 
 /** The next step of an update, as a pure function of the instance's state. */
@@ -36,8 +43,7 @@ function runningInRole(view: InstanceView): number {
 }
 
 function sizeText(view: InstanceView): string {
-  const r = view.instance.resources;
-  return `${r.cpuMillis}m CPU, ${r.memoryMb} MB memory, ${r.diskMb} MB disk`;
+  return formatResources(view.instance.resources);
 }
 
 /** Kept replicas whose assignment asks other resources than the instance's (a plan change of size). */

@@ -4,7 +4,6 @@ import {
   type Etcd3,
   json,
   type Keyspace,
-  largerOfEach,
   type NodeAllocation,
   nodeCodec,
   type Resources,
@@ -75,9 +74,7 @@ export async function resizeReplica(
   if (!capacity)
     return { ok: false, reason: `node ${node} is not registered (down?); replica ${ordinal} waits for it` };
   const key = replicaId(instanceId, ordinal);
-  const held = ledger?.value.replicas[key]?.resources ?? assignment.value.resources;
-  const hold = largerOfEach(held, want);
-  const short = resizeShortfall(ledger?.value, capacity, key, hold);
+  const { hold, short } = resizeShortfall(ledger?.value, capacity, key, assignment.value.resources, want);
   if (short.length > 0) {
     return { ok: false, reason: `node ${node} has no room to resize replica ${ordinal}: ${short.join(', ')}` };
   }
