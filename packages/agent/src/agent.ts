@@ -9,6 +9,8 @@ import {
   type Logger,
   type MetricsServer,
   maybeStartMetricsServer,
+  nodeCodec,
+  PrefixMirror,
   SecretBox,
 } from '@service-foundry/core';
 import { callPeer, pooledClientTlsOptions, readVolumeTls } from '@service-foundry/volumes';
@@ -138,10 +140,13 @@ export async function startAgent(
     peerTls ??= readVolumeTls(files).then(pooledClientTlsOptions);
     return peerTls;
   };
+  // One copy of `nodes/` for the failsafe (volume server URLs) and the failover watch.
+  const nodes = new PrefixMirror(client, nodeCodec, keys.nodes(), log);
   const coverage: FailsafeCoverage | undefined = failsafe
     ? new FailsafeCoverage({
         client,
         keys,
+        nodes,
         applied,
         node: config.node,
         log,
@@ -256,7 +261,7 @@ export async function startAgent(
   // Rule 5: replication positions and roles, read from the running replicas; urgently
   // while a switchover waits for them, promptly while a failover may be coming.
   const switchovers = new SwitchoverWatch(client, keys, log);
-  const failovers = new FailoverWatch(client, keys, log);
+  const failovers = new FailoverWatch(client, keys, log, nodes);
   const positions = new PositionReporter({
     catalog,
     applied,
@@ -314,6 +319,7 @@ export async function startAgent(
     await backups.stop();
     await selfFence.stop();
     await coverage?.stop();
+    await nodes.close();
     (await peerTls)?.agent.destroy();
     await rotation.stop();
     await watcher.stop();
@@ -337,6 +343,7 @@ export async function startAgent(
       .catch((error: unknown) => {
         throw new NodeRegistrationError(config.node, config.etcdEndpoints, error);
       });
+    await nodes.start();
     await coverage?.start();
     // From the first confirmed lease on, independent of etcd events.
     selfFence.start();

@@ -3,7 +3,6 @@ import {
   type Keyspace,
   type Logger,
   type NodeRecord,
-  nodeCodec,
   PrefixMirror,
   type PrimaryRecord,
   primaryCodec,
@@ -31,13 +30,15 @@ export class FailoverWatch {
   /** Node → when this watch saw it without a registration. */
   readonly #lostAt = new Map<string, number>();
 
+  /** `nodes`: the agent's copy of `nodes/`, started before `start()` and closed by its owner. */
   constructor(
     client: Etcd3,
     private readonly keys: Keyspace,
     log: Logger,
+    nodes: PrefixMirror<NodeRecord>,
   ) {
     this.#primaries = new PrefixMirror(client, primaryCodec, keys.primaries(), log);
-    this.#nodes = new PrefixMirror(client, nodeCodec, keys.nodes(), log);
+    this.#nodes = nodes;
   }
 
   /** `onSuspect`: a primary's node is newly without a registration (a reading is wanted now). */
@@ -47,12 +48,12 @@ export class FailoverWatch {
     };
     this.#primaries.on('change', refresh);
     this.#nodes.on('change', refresh);
-    await Promise.all([this.#primaries.start(), this.#nodes.start()]);
+    await this.#primaries.start();
     refresh();
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.#primaries.close(), this.#nodes.close()]);
+    await this.#primaries.close();
   }
 
   /** True while the instance's primary is on a node without a registration, for up to 90 s. */

@@ -3,7 +3,6 @@ import {
   type Keyspace,
   type Logger,
   type NodeRecord,
-  nodeCodec,
   type PlacementRecord,
   PrefixMirror,
   placementCodec,
@@ -16,6 +15,8 @@ import { coveredUntil, type FailsafeTiming } from './failsafe-rule.js';
 export interface FailsafeCoverageDeps {
   client: Etcd3;
   keys: Keyspace;
+  /** The agent's copy of `nodes/`, started before `start()` and closed by its owner. */
+  nodes: PrefixMirror<NodeRecord>;
   applied: AppliedReplicas;
   node: string;
   log: Logger;
@@ -54,14 +55,14 @@ export class FailsafeCoverage {
   constructor(private readonly deps: FailsafeCoverageDeps) {
     this.#now = deps.now ?? Date.now;
     this.#placements = new PrefixMirror(deps.client, placementCodec, deps.keys.placements(), deps.log);
-    this.#nodes = new PrefixMirror(deps.client, nodeCodec, deps.keys.nodes(), deps.log);
+    this.#nodes = deps.nodes;
     this.#nodes.on('change', (changes) => {
       for (const change of changes) if (change.current) this.#remember(change.current.value);
     });
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.#placements.start(), this.#nodes.start()]);
+    await this.#placements.start();
     for (const node of this.#nodes.items.values()) this.#remember(node.value);
     this.#schedule(0);
   }
@@ -70,7 +71,7 @@ export class FailsafeCoverage {
     this.#stopped = true;
     clearTimeout(this.#timer);
     await this.#round;
-    await Promise.all([this.#placements.close(), this.#nodes.close()]);
+    await this.#placements.close();
   }
 
   /** P3/P5: until when the primary of `instanceId` on this node is covered (ms since the epoch). */

@@ -4,6 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import {
   type Etcd3,
   type Keyspace,
+  nodeCodec,
   PrefixMirror,
   type ReplicaStatus,
   type SwitchoverRecord,
@@ -209,10 +210,15 @@ describe('positions a switchover or a failover waits for', () => {
 
   test('the failover watch names the replicas of a primary whose node has no registration: not the primary itself, not after 90 s', async (t) => {
     const h = await suite.start(t);
-    const watch = new FailoverWatch(suite.client, h.keys, silentLogger());
+    const nodes = new PrefixMirror(suite.client, nodeCodec, h.keys.nodes(), silentLogger());
+    await nodes.start();
+    const watch = new FailoverWatch(suite.client, h.keys, silentLogger(), nodes);
     let pokes = 0;
     await watch.start(() => pokes++);
-    t.after(() => watch.stop());
+    t.after(async () => {
+      await watch.stop();
+      await nodes.close();
+    });
     await putPrimary(suite.client, h.keys, 'inst-a', h.node);
     await putPrimary(suite.client, h.keys, 'inst-b', 'node-gone');
     await waitFor(() => pokes >= 1, { description: 'a poke for inst-b', timeoutMs: 5000, intervalMs: 20 });
