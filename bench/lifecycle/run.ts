@@ -178,6 +178,10 @@ try {
           (a, j) => j > 0 && a.at - (writer.acked[j - 1] as Ack).at > 300 && a.at >= startedAt - marginMs,
         );
         for (const a of pauses.slice(0, 5)) process.stderr.write(`  write resumed ${new Date(a.at).toISOString()}\n`);
+        for (const c of writer.connects.filter((c) => c.connectedAt >= startedAt).slice(0, 3))
+          process.stderr.write(
+            `  writer connect ${new Date(c.startedAt).toISOString()} → up ${new Date(c.connectedAt).toISOString()}\n`,
+          );
         for (const e of writer.errors.filter((e) => e.at >= startedAt).slice(0, 8))
           process.stderr.write(`  writer error ${new Date(e.at).toISOString()} ${e.message.slice(0, 100)}\n`);
       }

@@ -171,6 +171,45 @@ describe('positions a switchover or a failover waits for', () => {
     await waitFor(() => !watch.anyUrgent(), { description: 'inst-c failed', timeoutMs: 5000, intervalMs: 20 });
     assert.equal(pokes, 4, 'leaving requested or stopping pokes nobody');
   });
+  test("while stopping, the old primary's status turning `stopped` pokes at once; a running one does not, nor once the switchover moved on", async (t) => {
+    const keys = (await suite.start(t)).keys;
+    const watch = new SwitchoverWatch(suite.client, keys, silentLogger());
+    let pokes = 0;
+    await watch.start(() => pokes++);
+    t.after(() => watch.stop());
+    const putOldPrimary = (state: ReplicaStatus['state']) => {
+      const status: ReplicaStatus = {
+        instanceId: 'inst-s',
+        ordinal: 0,
+        node: 'elsewhere',
+        state,
+        message: state,
+        updatedAt: new Date().toISOString(),
+      };
+      return suite.client.put(keys.status('inst-s', 0)).value(JSON.stringify(status)).exec();
+    };
+    await putSwitchover(suite.client, keys, switchover('inst-s', 'stopping', 'n1'));
+    await waitFor(() => pokes === 1, { description: 'the poke for stopping', timeoutMs: 5000, intervalMs: 20 });
+    // The watch of the status is set up after the phase is seen: a `stopped` written a
+    // little later must still be noticed (the controller's stop takes longer than that).
+    await waitFor(
+      async () => {
+        await putOldPrimary('stopped');
+        return pokes >= 2;
+      },
+      { description: 'a poke for the stopped old primary', timeoutMs: 5000, intervalMs: 100 },
+    );
+    const afterStopped = pokes;
+    await putOldPrimary('running');
+    await putSwitchover(suite.client, keys, switchover('inst-s', 'promoting', 'n1'));
+    await waitFor(() => !watch.anyUrgent(), { description: 'promoting', timeoutMs: 5000, intervalMs: 20 });
+    await putOldPrimary('stopped');
+    // A later write of another key settles the order: etcd delivers watch events in order.
+    await putSwitchover(suite.client, keys, switchover('inst-t', 'stopping', 'n1'));
+    await waitFor(() => pokes === afterStopped + 1, { description: 'the poke for inst-t', timeoutMs: 5000 });
+    assert.equal(pokes, afterStopped + 1, 'neither a running status nor a stop after the phase poked');
+  });
+
   test("while a primary's node has no registration, its replicas are read every 250 ms and every reading is written; back to the normal pace once it is back", async (t) => {
     const h = await suite.start(t, {
       positionIntervalMs: 10_000,

@@ -3,7 +3,7 @@ import { Etcd3, type IOptions } from 'etcd3';
 import type { EtcdTlsFiles } from './component-config.js';
 import { InvalidConfigError } from './errors.js';
 
-export { Etcd3, EtcdPermissionDeniedError } from 'etcd3';
+export { Etcd3, EtcdPermissionDeniedError, type Watcher } from 'etcd3';
 
 export interface EtcdConnectOptions {
   /** Client URLs, e.g. `["https://10.0.0.1:2379"]`. */

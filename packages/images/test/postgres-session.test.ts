@@ -52,6 +52,19 @@ test('postgres image: sf-pg session answers role, position and promote as the co
   assert.match(onPrimary.errors.join(''), /unknown request 'follow' \(one of: role position promote\)/);
   assert.match(onPrimary.errors.join(''), /a request is one command name, got 'role; id'/);
   assert.deepEqual(await onPrimary.ask('role'), { code: 0, output: 'primary' });
+  // Readings follow the server (one session of the reader serves them all).
+  const first = BigInt((await onPrimary.ask('position')).output);
+  const wrote = await execIn(docker, primary.container, [
+    'psql',
+    '-X',
+    '-q',
+    '-U',
+    'postgres',
+    '-c',
+    'CREATE TABLE t AS SELECT 1',
+  ]);
+  assert.equal(wrote.code, 0, wrote.stderr);
+  assert.ok(BigInt((await onPrimary.ask('position')).output) > first, 'a write moves the position read');
 
   // What the session saves: a reading's cost against `docker exec` of the same command.
   const sessionMs: number[] = [];
@@ -73,11 +86,15 @@ test('postgres image: sf-pg session answers role, position and promote as the co
   const onStandby = await openSession(docker, standby.container, recipe.session);
   assert.equal(await onStandby.greeting(), 'sf-session 1');
   assert.deepEqual(await onStandby.ask('role'), { code: 0, output: 'replica' });
+  assert.match((await onStandby.ask('position')).output, /^\d+$/);
   const promoteStarted = performance.now();
   const promoted = await onStandby.ask('promote');
   assert.equal(promoted.code, 0, onStandby.errors.join(''));
   t.diagnostic(`promote through the session: ${(performance.now() - promoteStarted).toFixed(0)} ms`);
   assert.deepEqual(await onStandby.ask('role'), { code: 0, output: 'primary' });
   assert.equal(await sfPg(cluster, standby, 'role'), 'primary');
+  // Its reader, opened while it was a standby, reads the primary's position now.
+  const promotedAt = BigInt((await onStandby.ask('position')).output);
+  assert.equal(BigInt(await sfPg(cluster, standby, 'position')) >= promotedAt, true);
   await onStandby.end();
 });

@@ -27,6 +27,8 @@ export function longestGapMs(acked: ReadonlyArray<{ at: number }>, from: number)
 export class Writer {
   readonly acked: Ack[] = [];
   readonly errors: Array<{ at: number; message: string }> = [];
+  /** Each new session: when its connect began and when it was up (for traces). */
+  readonly connects: Array<{ startedAt: number; connectedAt: number }> = [];
   /**
    * Numbers start at the current time in microseconds, so writers that take turns on one
    * table (one test after another) never reuse an id: a duplicate key is an error that is
@@ -72,11 +74,13 @@ export class Writer {
     while (!this.#stop) {
       try {
         if (!client) {
+          const startedAt = Date.now();
           client = await connectAny(this.uri, 1000, (c) =>
             c.on('notice', (notice) => {
               if (/synchronous replication/i.test(notice.message ?? '')) localOnly = true;
             }),
           );
+          this.connects.push({ startedAt, connectedAt: Date.now() });
         }
         const id = this.#next++;
         localOnly = false;

@@ -14,7 +14,7 @@ PG_GID=999
 # Later features (replicas) need pg_basebackup and pg_rewind.
 BINARIES="postgres initdb pg_ctl pg_isready psql pg_basebackup pg_rewind pg_controldata"
 # busybox applets the entrypoint uses, plus a few that make `docker exec` debugging bearable.
-APPLETS="sh basename cat chmod chown cp date dirname echo env grep head id kill ln ls mkdir mktemp mv ps rm rmdir sed sleep tail test touch tr true false wc"
+APPLETS="sh basename cat chmod chown cp date dirname echo env grep head id kill ln ls mkdir mkfifo mktemp mv ps rm rmdir sed sleep tail test touch tr true false wc"
 
 rm -rf "$OUT"
 mkdir -p "$OUT/usr/bin" "$OUT/usr/lib" "$OUT/usr/lib64" "$OUT/usr/local/bin" "$OUT/usr/share" \

@@ -474,6 +474,10 @@ OK"
   echo "$phase: ${summary%, } ($state)"
 }
 
+# serve_session's shortcut (sf-pg has one for `position`): none here, every request runs
+# its command.
+session_shortcut() { return 1; }
+
 # The agent's session (`sf-redis session`): one request per line on stdin, each the name of
 # an argument-less command from the list given; one answer line each: its exit code, a
 # space, and what it printed on stdout, on one line (its stderr goes to the session's).
@@ -488,7 +492,12 @@ serve_session() {
       "" | *[!a-z-]*) echo "session: a request is one command name, got '$request'" >&2 ;;
       *)
         case " $* " in
-          *" $request "*) if said=$(command=$request && "cmd_$request"); then code=0; else code=$?; fi ;;
+          *" $request "*)
+            if session_shortcut "$request"; then
+              said=$REPLY
+              code=0
+            elif said=$(command=$request && "cmd_$request"); then code=0; else code=$?; fi
+            ;;
           *) echo "session: unknown request '$request' (one of: $*)" >&2 ;;
         esac
         ;;
