@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   applyEtcdAccess,
@@ -9,6 +9,7 @@ import {
   Keyspace,
   localEtcdMemberTiming,
   ProcessError,
+  TimeoutError,
   waitFor,
 } from '@service-foundry/core';
 import { describeExit, readSupervisionState } from '../supervision/supervision-state.js';
@@ -60,10 +61,11 @@ export async function startClusterEtcd(
             : {}),
         });
         const supervisor = await spawnSupervised(stateDir, member.name, [binary, ...args]);
+        const paths = componentPaths(stateDir, member.name);
         await waitFor(
           async () => {
             if (!isAlive(supervisor)) throw new ProcessError(`the supervisor of ${member.name} exited`, null);
-            const state = await readSupervisionState(componentPaths(stateDir, member.name).supervisionStateFile);
+            const state = await readSupervisionState(paths.supervisionStateFile);
             if (state && state.restarts >= 3) {
               throw new ProcessError(
                 `${member.name} keeps exiting (${describeExit(state.lastExit)}); see logs/${member.name}.log`,
@@ -73,7 +75,13 @@ export async function startClusterEtcd(
             return etcdHealthy(endpoint, tls);
           },
           { description: `${member.name} at ${endpoint}`, timeoutMs: 30_000, intervalMs: 50 },
-        );
+        ).catch(async (error: unknown) => {
+          // A member that runs but never answers says why only in its log: show its end.
+          if (!(error instanceof TimeoutError)) throw error;
+          const said = await readFile(paths.logFile, 'utf8').then(lastLogLines, () => '');
+          const what = `${member.name} at ${endpoint}${said ? ` (the end of logs/${member.name}.log:\n${said})` : ''}`;
+          throw new TimeoutError(what, error.waitedMs, { cause: error });
+        });
       }),
   );
 }
@@ -93,4 +101,14 @@ export async function applyClusterAccess(endpoints: string[], cluster: Readonly<
   } finally {
     client.close();
   }
+}
+
+/** The last lines of a log, each cut to 300 characters (etcd logs one JSON object a line). */
+function lastLogLines(text: string, count = 5): string {
+  return text
+    .trimEnd()
+    .split('\n')
+    .slice(-count)
+    .map((line) => line.slice(0, 300))
+    .join('\n');
 }
