@@ -134,6 +134,9 @@ test('postgres image: streaming replication, remote-fsync blocks without a stand
       "synchronous_standby_names='ANY 1 (*)' synchronous_commit=on fsync=on full_page_writes=on commit_delay=0",
     );
   }
+  // The reloads found nothing in the configuration files at odds with the command line.
+  for (const node of [p, a, b])
+    assert.doesNotMatch(await logsOf(node), /cannot be changed without restarting|contains errors/);
   const badUsage = await execIn(docker, p.container, ['sf-pg', 'configure', 'remote-fsync', 'sometimes']);
   assert.equal(badUsage.code, 2);
   assert.match(badUsage.stderr, /LOCAL_IO 'sometimes' is not one of fsync, batched, unsafe/);

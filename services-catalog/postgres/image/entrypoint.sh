@@ -280,6 +280,12 @@ if tls_enabled; then
   log "TLS on: clients ${SF_TLS_CLIENTS:-required}, replication required (standbys check their upstream: ${SF_TLS_PEER_VERIFY:-verify-full})"
 fi
 
+# The same limit in postgresql.conf as on the command line (which wins either way): else
+# every reload logs that max_connections "cannot be changed without restarting the server"
+# and that the configuration file "contains errors".
+sed -i -e "s/^max_connections = .*/max_connections = $max_connections/" "$PGDATA/postgresql.conf" ||
+  die "cannot write max_connections into $PGDATA/postgresql.conf"
+
 # The server and its children have no use for the passwords (nor for the platform's
 # client options: the WAL receiver is a libpq client too).
 unset POSTGRES_PASSWORD SF_REPLICATION_PASSWORD admin_password replication_password SECRET PGOPTIONS
