@@ -9,7 +9,6 @@ const greeting = 'sf-session 1';
 const greetingTimeoutMs = 5000;
 
 interface Pending {
-  request: string;
   stderr: string[];
   settle(result: ExecResult | Error): void;
 }
@@ -107,7 +106,6 @@ export class CommandSession {
         resolve({ exitCode: null, output: stderr, stdout: '', stderr });
       }, timeoutMs);
       const pending: Pending = {
-        request,
         stderr: [],
         settle: (result) => {
           clearTimeout(timer);

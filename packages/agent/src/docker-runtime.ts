@@ -311,11 +311,6 @@ export class DockerRuntime {
     return (await demultiplex(this.#docker.modem, Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)))).all;
   }
 
-  /**
-   * Runs `cmd` inside a running container and waits for it, at most `timeoutMs`.
-   * A command still running at the deadline is abandoned (exitCode null); Docker offers no
-   * way to kill an exec, and readiness probes are short anyway.
-   */
   /** Starts `cmd` in the container with stdin attached; its output arrives demultiplexed. */
   async attachExec(id: string, cmd: string[]): Promise<AttachedExec> {
     const target = `${cmd[0] ?? ''} in ${id}`;
@@ -343,6 +338,11 @@ export class DockerRuntime {
     };
   }
 
+  /**
+   * Runs `cmd` inside a running container and waits for it, at most `timeoutMs`.
+   * A command still running at the deadline is abandoned (exitCode null); Docker offers no
+   * way to kill an exec, and readiness probes are short anyway.
+   */
   async exec(id: string, cmd: string[], timeoutMs: number): Promise<ExecResult> {
     const target = `${cmd[0] ?? ''} in ${id}`;
     const exec = await this.#call('create exec', target, () =>

@@ -109,10 +109,8 @@ export class TcpListener {
     this.#listening = false;
     for (const bridge of [...this.#bridges]) bridge.cut();
     this.#bridges.clear();
-    for (const [client, held] of [...this.#held]) {
-      this.#held.delete(client);
-      clearTimeout(held.timer);
-      held.release();
+    for (const client of [...this.#held.keys()]) {
+      this.#unhold(client)?.release();
       client.destroy();
     }
     if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -187,27 +185,29 @@ export class TcpListener {
   #hold(client: Socket, release: () => void): void {
     const timer = setTimeout(() => {
       // Held long enough: this client tries the target as it is, and so do the next ones.
-      if (!this.#held.delete(client)) return;
+      if (!this.#unhold(client)) return;
       this.#refusing = undefined;
       this.#bridge(client, release);
     }, this.options.holdWhileRefusedMs);
     this.#held.set(client, { release, timer });
     client.on('error', () => {});
-    client.once('close', () => {
-      const held = this.#held.get(client);
-      if (!held) return;
-      this.#held.delete(client);
-      clearTimeout(held.timer);
-      held.release();
-    });
+    client.once('close', () => this.#unhold(client)?.release());
+  }
+
+  /** Takes a client out of the held ones (its timer cleared); undefined when it was not held. */
+  #unhold(client: Socket): HeldClient | undefined {
+    const held = this.#held.get(client);
+    if (!held) return undefined;
+    this.#held.delete(client);
+    clearTimeout(held.timer);
+    return held;
   }
 
   #releaseHeld(): void {
     this.#refusing = undefined;
-    for (const [client, held] of [...this.#held]) {
-      this.#held.delete(client);
-      clearTimeout(held.timer);
-      this.#bridge(client, held.release);
+    for (const client of [...this.#held.keys()]) {
+      const held = this.#unhold(client);
+      if (held) this.#bridge(client, held.release);
     }
   }
 
