@@ -84,7 +84,11 @@ export async function startAgent(
   const serviceTls = config.serviceTls ? await loadContainerTls(config.serviceTls, config.peerAddress) : undefined;
 
   // Connections and what every part shares.
-  const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
+  const client = connectEtcd({
+    endpoints: config.etcdEndpoints,
+    tls: config.etcdTls,
+    keepaliveMs: config.etcdKeepaliveMs,
+  });
   const keys = new Keyspace(config.keyspaceRoot);
   const identity: NodeIdentity = {
     clusterId: config.clusterId,

@@ -3,6 +3,7 @@ import {
   configCompiler,
   type EtcdTlsFiles,
   etcdEndpointsSchema,
+  etcdKeepaliveMsSchema,
   etcdTlsSchema,
   InvalidConfigError,
   keyspaceRootSchema,
@@ -22,6 +23,13 @@ export interface AgentOptions {
    * @default undefined
    */
   etcdTls?: EtcdTlsFiles;
+  /**
+   * gRPC keepalive on the etcd connections, in ms: a member that vanished (host off, link
+   * cut) is left after about twice this. 0 sends no pings; etcd closes connections that
+   * ping more often than its `--grpc-keepalive-min-time` (default 5 s).
+   * @default 0
+   */
+  etcdKeepaliveMs?: number;
   /** Root of every key this cluster uses. @default '/sf' */
   keyspaceRoot?: string;
   /** Key file that opens the instances' credentials sealed in etcd (core SecretBox). Required. */
@@ -156,6 +164,7 @@ export interface AgentVolumeConfig {
 export interface AgentConfig {
   etcdEndpoints: string[];
   etcdTls?: EtcdTlsFiles;
+  etcdKeepaliveMs: number;
   keyspaceRoot: string;
   secretsKeyFile: string;
   node: string;
@@ -255,6 +264,7 @@ const schema: AgentConfigSchema = {
   properties: {
     etcdEndpoints: etcdEndpointsSchema,
     etcdTls: etcdTlsSchema,
+    etcdKeepaliveMs: etcdKeepaliveMsSchema,
     keyspaceRoot: keyspaceRootSchema,
     secretsKeyFile: secretsKeyFileSchema,
     node: { type: 'string', pattern: keySegment },

@@ -3,6 +3,7 @@ import {
   configCompiler,
   type EtcdTlsFiles,
   etcdEndpointsSchema,
+  etcdKeepaliveMsSchema,
   etcdTlsSchema,
   InvalidConfigError,
   keyspaceRootSchema,
@@ -37,6 +38,13 @@ export interface BrokerConfig {
   etcdEndpoints: string[];
   /** The broker's etcd identity (CN `sf-broker`) and etcd's CA; required for `https://`. @default undefined */
   etcdTls?: EtcdTlsFiles;
+  /**
+   * gRPC keepalive on the etcd connections, in ms: a member that vanished (host off, link
+   * cut) is left after about twice this. 0 sends no pings; etcd closes connections that
+   * ping more often than its `--grpc-keepalive-min-time` (default 5 s).
+   * @default 0
+   */
+  etcdKeepaliveMs: number;
   /** Root of every etcd key. @default '/sf' */
   keyspaceRoot: string;
   /** Key file that seals the credentials the broker stores in etcd (core SecretBox). Required. */
@@ -95,6 +103,7 @@ export const compileBrokerConfig = configCompiler<BrokerConfig>('broker config',
   properties: {
     etcdEndpoints: etcdEndpointsSchema,
     etcdTls: etcdTlsSchema,
+    etcdKeepaliveMs: etcdKeepaliveMsSchema,
     keyspaceRoot: keyspaceRootSchema,
     secretsKeyFile: secretsKeyFileSchema,
     host: { type: 'string', default: '127.0.0.1', minLength: 1 },

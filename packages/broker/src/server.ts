@@ -155,7 +155,11 @@ export async function startBroker(input: unknown, options: { log?: Logger } = {}
   const plans = new PlanRegistry(catalog);
   const keys = new Keyspace(config.keyspaceRoot);
   const secrets = await SecretBox.fromKeyFile(config.secretsKeyFile);
-  const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
+  const client = connectEtcd({
+    endpoints: config.etcdEndpoints,
+    tls: config.etcdTls,
+    keepaliveMs: config.etcdKeepaliveMs,
+  });
   const ctx: BrokerContext = {
     config,
     catalog,

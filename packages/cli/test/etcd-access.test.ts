@@ -46,7 +46,7 @@ describe('etcd access: TLS, client certificates and one role per component', () 
   const as = (user: string): Etcd3 => {
     let client = clients.get(user);
     if (!client) {
-      client = connectEtcd({ endpoints: [etcd.endpoint], tls: pki.client(user), dialTimeoutMs: 3000 });
+      client = connectEtcd({ endpoints: [etcd.endpoint], tls: pki.client(user), requestTimeoutMs: 3000 });
       clients.set(user, client);
     }
     return client;

@@ -106,6 +106,8 @@ describe('isolated node runtime: two nodes, each its own network namespace and d
   let etcdPort: number;
   let otherPort: number;
   const agentPort = 7000;
+  // A stand-in etcd member inside node B (client and peer port on its address), besides the one on this machine.
+  const memberPorts = { clientPort: 7001, peerPort: 7002 };
   const nodeA = 'node-a';
   const nodeB = 'node-b';
   const nsA = () => runtime.node(nodeA).netns;
@@ -131,13 +133,19 @@ describe('isolated node runtime: two nodes, each its own network namespace and d
         stateDir: dir.path,
         block,
         nodes: [{ name: nodeA }, { name: nodeB }],
-        etcdPorts: [],
+        etcd: [],
       });
       await runtime.ensureNetwork();
       const host = runtime.addressing.hostAddress;
       etcdPort = await listen(etcd, host);
       otherPort = await listen(other, host);
-      runtime = new NodeRuntime({ ...runtime.spec, etcdPorts: [etcdPort] });
+      runtime = new NodeRuntime({
+        ...runtime.spec,
+        etcd: [
+          { clientPort: etcdPort, peerPort: etcdPort },
+          { ...memberPorts, node: nodeB },
+        ],
+      });
       // The agent's stand-in listens on its node's address, as the agent's volume server does.
       const agentStandIn = (node: string) => ({
         name: `agent-${node}`,
@@ -152,10 +160,24 @@ describe('isolated node runtime: two nodes, each its own network namespace and d
         staleFiles: [],
         volatileDirs: [],
       });
+      const memberStandIn = {
+        name: 'etcd-b',
+        argv: [
+          process.execPath,
+          '-e',
+          `const net = require('net'); for (const port of [${memberPorts.clientPort}, ${memberPorts.peerPort}]) net.createServer((s) => s.end()).listen(port, '${runtime.node(nodeB).address}')`,
+        ],
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        pidFile: join(dir.path, 'run', 'etcd-b.pid'),
+        logFile: join(dir.path, 'logs', 'etcd-b.log'),
+        staleFiles: [],
+        volatileDirs: [],
+      };
       for (const node of [nodeA, nodeB]) {
-        await runtime.prepareNode(node, [agentStandIn(node)]);
+        const member = node === nodeB ? [memberStandIn] : [];
+        await runtime.prepareNode(node, [...member, agentStandIn(node)]);
         const booted = await runtime.powerOn(node);
-        assert.deepEqual(booted.started, ['dockerd', `agent-${node}`]);
+        assert.deepEqual(booted.started, ['dockerd', ...member.map((m) => m.name), `agent-${node}`]);
       }
       const image = await ensureBusyboxImage({
         repo: 'service-foundry-test/web',
@@ -220,12 +242,17 @@ describe('isolated node runtime: two nodes, each its own network namespace and d
     assert.equal(await reachable(undefined, addressA(), webPort), true);
   });
 
-  it('isolateFromEtcd cuts only the etcd port; heal restores it', async () => {
+  it('isolateFromEtcd cuts only the etcd ports, this machine’s and node B’s member’s; heal restores them', async () => {
+    const addressB = runtime.node(nodeB).address;
     await runtime.isolateFromEtcd(nodeA);
     try {
       assert.deepEqual((await runtime.state(nodeA)).partitions, ['etcd']);
       const host = runtime.addressing.hostAddress;
       assert.equal(await reachable(nsA(), host, etcdPort), false, 'node A cannot reach etcd');
+      for (const port of [memberPorts.clientPort, memberPorts.peerPort]) {
+        assert.equal(await reachable(nsA(), addressB, port), false, `node A cannot reach node B's member (${port})`);
+      }
+      assert.equal(await reachable(nsA(), addressB, agentPort), true, 'node A still reaches node B otherwise');
       assert.equal(await reachable(nsA(), host, otherPort), true, 'other ports on this machine still answer');
       assert.equal(await reachable(nsB(), addressA(), webPort), true, 'peers still reach node A');
       assert.equal(await reachable(nsB(), host, etcdPort), true, 'node B still reaches etcd');
@@ -234,6 +261,23 @@ describe('isolated node runtime: two nodes, each its own network namespace and d
     }
     assert.deepEqual((await runtime.state(nodeA)).partitions, []);
     assert.equal(await reachable(nsA(), runtime.addressing.hostAddress, etcdPort), true);
+    assert.equal(await reachable(nsA(), addressB, memberPorts.clientPort), true);
+  });
+
+  it('isolateFromEtcd of the node holding a member cuts that member from everyone else', async () => {
+    const addressB = runtime.node(nodeB).address;
+    await runtime.isolateFromEtcd(nodeB);
+    try {
+      for (const port of [memberPorts.clientPort, memberPorts.peerPort]) {
+        assert.equal(await reachable(nsA(), addressB, port), false, `node A cannot reach B's member (${port})`);
+        assert.equal(await reachable(undefined, addressB, port), false, `this machine cannot reach it (${port})`);
+      }
+      assert.equal(await reachable(nsA(), addressB, agentPort), true, 'node B answers otherwise');
+      assert.equal(await reachable(nsB(), runtime.addressing.hostAddress, etcdPort), false);
+    } finally {
+      await runtime.healEtcd(nodeB);
+    }
+    assert.equal(await reachable(undefined, addressB, memberPorts.clientPort), true);
   });
 
   it('isolateFromPeers cuts node A from node B only; etcd and this machine still reach it', async () => {
@@ -244,6 +288,9 @@ describe('isolated node runtime: two nodes, each its own network namespace and d
       assert.equal(await reachable(nsA(), runtime.node(nodeB).address, agentPort), false, 'node A cannot reach B');
       assert.equal(await reachable(undefined, addressA(), webPort), true, 'this machine (the router) still reaches A');
       assert.equal(await reachable(nsA(), runtime.addressing.hostAddress, etcdPort), true, 'A still reaches etcd');
+      for (const port of [memberPorts.clientPort, memberPorts.peerPort]) {
+        assert.equal(await reachable(nsA(), runtime.node(nodeB).address, port), true, `and B's member (${port})`);
+      }
     } finally {
       await runtime.healPeers(nodeA);
     }
@@ -294,7 +341,7 @@ describe('isolated node runtime: two nodes, each its own network namespace and d
     assert.equal(await reachable(nsA(), runtime.node(nodeB).address, agentPort), false);
     const on = await fenceSim({ ...options, action: 'on' });
     assert.equal(on.code, 0, on.out);
-    assert.match(on.out, /Powered ON \(started dockerd, agent-node-b\)/);
+    assert.match(on.out, /Powered ON \(started dockerd, etcd-b, agent-node-b\)/);
     assert.equal((await runtime.state(nodeB)).power, 'on');
     await waitFor(() => reachable(nsA(), runtime.node(nodeB).address, agentPort), {
       description: 'node B’s agent stand-in listening again',

@@ -43,6 +43,13 @@ export const etcdTlsSchema = {
   },
 } as const;
 
+/**
+ * `etcdKeepaliveMs`: the gRPC keepalive of a component's etcd connections (core
+ * `connectEtcd`). 0 sends no pings: etcd closes connections that ping more often than its
+ * `--grpc-keepalive-min-time` (5 s unless set), so a lower figure needs members told so.
+ */
+export const etcdKeepaliveMsSchema = { type: 'integer', default: 0, minimum: 0, maximum: 600_000 } as const;
+
 export const keyspaceRootSchema = {
   type: 'string',
   default: '/sf',

@@ -85,9 +85,9 @@ export interface EtcdProcess {
 /** The member name of the one-member etcd `startEtcd` and `sf up` run (a restore must name it). */
 export const etcdMemberName = 'sf';
 
-/** The peer URL of that member: a snapshot restore writes it into the new data folder. */
-export function etcdPeerUrl(peerPort: number, tls: boolean): string {
-  return `${tls ? 'https' : 'http'}://127.0.0.1:${peerPort}`;
+/** A member's peer URL (a snapshot restore writes it into the new data folder). */
+export function etcdPeerUrl(peerPort: number, tls: boolean, host = '127.0.0.1'): string {
+  return `${tls ? 'https' : 'http'}://${host}:${peerPort}`;
 }
 
 /** A one-member etcd's command line and the client endpoint it will answer on. */
@@ -96,12 +96,12 @@ export interface EtcdCommand {
   args: string[];
 }
 
-/** The members of an etcd cluster on this machine, for `--initial-cluster` (peers on 127.0.0.1). */
+/** The members of an etcd cluster, for `--initial-cluster`. */
 export interface EtcdPeers {
   /** This member's name. */
   name: string;
-  /** Every member, this one included. */
-  members: ReadonlyArray<{ name: string; peerPort: number }>;
+  /** Every member, this one included; `host` @default '127.0.0.1' */
+  members: ReadonlyArray<{ name: string; peerPort: number; host?: string }>;
   /** `--initial-cluster-token`: unique per cluster, so two clusters' members never join each other. */
   token: string;
   /** `--heartbeat-interval` and `--election-timeout` (etcd's defaults: 100 and 1000 ms). */
@@ -122,23 +122,34 @@ export const localEtcdMemberTiming: Readonly<NonNullable<EtcdPeers['timing']>> =
 });
 
 /**
- * The arguments of an etcd member serving clients on 127.0.0.1 (and `extraClientHosts`):
- * a one-member etcd named `sf`, or, with `peers`, one member of several on this machine.
+ * The arguments of an etcd member serving clients on `host` (and `extraClientHosts`): a
+ * one-member etcd named `sf`, or, with `peers`, one member of several.
  */
 export function etcdArguments(
   options: Pick<EtcdProcessOptions, 'dataDir' | 'extraClientHosts' | 'tls'> & {
     clientPort: number;
     peerPort: number;
     peers?: EtcdPeers;
+    /**
+     * The address the member serves clients and peers on (an isolated node's own address
+     * when the member runs inside that node). @default '127.0.0.1'
+     */
+    host?: string;
+    /**
+     * `--grpc-keepalive-min-time`: clients may ping this often (their `keepaliveMs`) to find
+     * a vanished member within about two of their intervals. @default etcd's own (5 s)
+     */
+    keepaliveMinTimeMs?: number;
   },
 ): EtcdCommand {
   const scheme = options.tls ? 'https' : 'http';
-  const endpoint = `${scheme}://127.0.0.1:${options.clientPort}`;
+  const host = options.host ?? '127.0.0.1';
+  const endpoint = `${scheme}://${host}:${options.clientPort}`;
   const clientUrls = [
     endpoint,
     ...(options.extraClientHosts ?? []).map((h) => `${scheme}://${h}:${options.clientPort}`),
   ].join(',');
-  const peerUrl = etcdPeerUrl(options.peerPort, options.tls !== undefined);
+  const peerUrl = etcdPeerUrl(options.peerPort, options.tls !== undefined, host);
   const tlsArgs = options.tls
     ? [
         ['--cert-file', options.tls.certFile],
@@ -153,7 +164,7 @@ export function etcdArguments(
     : [];
   const tlsPeers = options.tls !== undefined;
   const initialCluster = options.peers
-    ? options.peers.members.map((m) => `${m.name}=${etcdPeerUrl(m.peerPort, tlsPeers)}`).join(',')
+    ? options.peers.members.map((m) => `${m.name}=${etcdPeerUrl(m.peerPort, tlsPeers, m.host)}`).join(',')
     : `${etcdMemberName}=${peerUrl}`;
   const timing = options.peers?.timing;
   const clusterArgs = options.peers
@@ -185,6 +196,9 @@ export function etcdArguments(
     ...clusterArgs,
     '--auto-compaction-retention',
     '1',
+    ...(options.keepaliveMinTimeMs === undefined
+      ? []
+      : ['--grpc-keepalive-min-time', `${options.keepaliveMinTimeMs}ms`]),
     ...tlsArgs,
   ];
   return { endpoint, args };

@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { Etcd3, type IOptions } from 'etcd3';
+import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
+import { ConsecutiveBreaker, circuitBreaker, handleWhen, retry } from 'cockatiel';
+import { Etcd3, type IOptions, isRecoverableError } from 'etcd3';
 import type { EtcdTlsFiles } from './component-config.js';
 import { InvalidConfigError } from './errors.js';
+import { preferAnsweringMembers } from './etcd-member-order.js';
 
 export { Etcd3, EtcdPermissionDeniedError, type Watcher } from 'etcd3';
 
@@ -14,9 +17,38 @@ export interface EtcdConnectOptions {
    * @default undefined (plain `http://`, for tests against a throw-away etcd only)
    */
   tls?: EtcdTlsFiles | undefined;
-  /** @default 5000 */
-  dialTimeoutMs?: number;
+  /**
+   * Deadline of each request (not of watch or keepalive streams). A member cut off by a
+   * network that drops packets leaves a request waiting on TCP for minutes; at its deadline
+   * it fails and the client's retry goes to another member.
+   * @default 5000
+   */
+  requestTimeoutMs?: number;
+  /**
+   * gRPC keepalive: a ping every `keepaliveMs` on a connection with calls open, and the
+   * connection is dropped when one goes unanswered for as long. Without it a watch on a
+   * member that vanished (its host lost power, its link cut) waits in silence for TCP,
+   * minutes. etcd refuses pings more frequent than its `--grpc-keepalive-min-time`
+   * (default 5 s) by closing the connection: set this only as low as the members allow
+   * (`sf up` starts its own with 500 ms and gives components 1000 ms).
+   * @default undefined (no pings)
+   */
+  keepaliveMs?: number | undefined;
 }
+
+/**
+ * Every call asks for a member that has a raft leader (etcd's `hasleader` metadata). A
+ * member cut off from the others' majority would otherwise answer watches with silence
+ * and keep reads waiting; with it, the member refuses at once ("no leader") and cancels
+ * its watches, and the client goes on with another member.
+ */
+const requireLeader: Interceptor = (options, nextCall) =>
+  new InterceptingCall(nextCall(options), {
+    start(metadata, listener, next) {
+      metadata.set('hasleader', 'true');
+      next(metadata, listener);
+    },
+  });
 
 function readPem(path: string, what: string): Buffer {
   try {
@@ -26,17 +58,24 @@ function readPem(path: string, what: string): Buffer {
   }
 }
 
-function credentials(tls: EtcdTlsFiles): Pick<IOptions, 'credentials' | 'grpcOptions'> {
+function credentials(tls: EtcdTlsFiles): NonNullable<IOptions['credentials']> {
   return {
-    credentials: {
-      rootCertificate: readPem(tls.caFile, 'CA file'),
-      certChain: readPem(tls.certFile, 'certificate file'),
-      privateKey: readPem(tls.keyFile, 'key file'),
-    },
+    rootCertificate: readPem(tls.caFile, 'CA file'),
+    certChain: readPem(tls.certFile, 'certificate file'),
+    privateKey: readPem(tls.keyFile, 'key file'),
+  };
+}
+
+function channelOptions(options: EtcdConnectOptions): NonNullable<IOptions['grpcOptions']> {
+  const keepalive = options.keepaliveMs;
+  return {
+    // etcd3 hands these to each gRPC service client, which takes `interceptors` from them.
+    interceptors: [requireLeader],
     // Endpoints are usually IP addresses; the server certificate is checked against this
     // DNS name instead (an IP is not a valid TLS server name).
-    ...(tls.serverName ? { grpcOptions: { 'grpc.ssl_target_name_override': tls.serverName } } : {}),
-  };
+    ...(options.tls?.serverName ? { 'grpc.ssl_target_name_override': options.tls.serverName } : {}),
+    ...(keepalive ? { 'grpc.keepalive_time_ms': keepalive, 'grpc.keepalive_timeout_ms': keepalive } : {}),
+  } as NonNullable<IOptions['grpcOptions']>;
 }
 
 export function connectEtcd(options: EtcdConnectOptions): Etcd3 {
@@ -47,13 +86,27 @@ export function connectEtcd(options: EtcdConnectOptions): Etcd3 {
   if (options.tls && !options.endpoints.every((e) => e.startsWith('https://'))) {
     throw new InvalidConfigError('etcd connection', ['with etcdTls every endpoint must be https://']);
   }
-  return new Etcd3({
+  const requestTimeoutMs = options.requestTimeoutMs ?? 5000;
+  const client = new Etcd3({
     hosts: [...options.endpoints],
-    dialTimeout: options.dialTimeoutMs ?? 5000,
-    ...(options.tls ? credentials(options.tls) : {}),
-    // Failures must surface to our own loops, which decide what a failed write means.
-    faultHandling: { global: undefined as never, host: undefined as never },
+    ...(options.tls ? { credentials: credentials(options.tls) } : {}),
+    grpcOptions: channelOptions(options),
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: new Date(Date.now() + requestTimeoutMs) }),
+    faultHandling: {
+      // A request that fails to reach etcd is tried on the next member, three tries in all;
+      // then the failure reaches our own loops, which decide what a failed write means.
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: 3 }),
+      // A member that failed a request is tried after the answering ones until one request
+      // of its own succeeds (etcd-member-order.ts), and refuses none after a second. etcd3's
+      // own breaker opens after three failures for 5 s: a dead member cost three deadlines,
+      // and after an election ("no leader" answers count as failures) every member could be
+      // refusing at once for that long.
+      host: () =>
+        circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(1) }),
+    },
   });
+  preferAnsweringMembers(client);
+  return client;
 }
 
 /** The JSON text of a record, as every writer stores it. */

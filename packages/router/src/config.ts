@@ -2,6 +2,7 @@ import {
   configCompiler,
   type EtcdTlsFiles,
   etcdEndpointsSchema,
+  etcdKeepaliveMsSchema,
   etcdTlsSchema,
   keyspaceRootSchema,
   type MetricsListen,
@@ -14,6 +15,13 @@ export interface RouterOptions {
   etcdEndpoints: string[];
   /** The router's etcd identity (CN `sf-router`: it may only read routes) and etcd's CA. @default undefined */
   etcdTls?: EtcdTlsFiles;
+  /**
+   * gRPC keepalive on the etcd connections, in ms: a member that vanished (host off, link
+   * cut) is left after about twice this. 0 sends no pings; etcd closes connections that
+   * ping more often than its `--grpc-keepalive-min-time` (default 5 s).
+   * @default 0
+   */
+  etcdKeepaliveMs?: number;
   /** Root of the Service Foundry keyspace in etcd. @default '/sf' */
   keyspaceRoot?: string;
   /** Address the TCP route listeners and the HTTP port bind to. @default '127.0.0.1' */
@@ -79,6 +87,7 @@ const compile = configCompiler<SchemaShape>('router config', {
   properties: {
     etcdEndpoints: etcdEndpointsSchema,
     etcdTls: etcdTlsSchema,
+    etcdKeepaliveMs: etcdKeepaliveMsSchema,
     keyspaceRoot: keyspaceRootSchema,
     listenHost: { type: 'string', default: '127.0.0.1', minLength: 1 },
     httpPort: { type: 'integer', nullable: true, default: null, minimum: 0, maximum: 65535 },

@@ -37,7 +37,11 @@ export async function startRouter(options: RouterOptions, deps: RouterDependenci
   const config = compileRouterConfig(options);
   const log = deps.log ?? createLogger({ name: 'router' });
   const keys = new Keyspace(config.keyspaceRoot);
-  const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
+  const client = connectEtcd({
+    endpoints: config.etcdEndpoints,
+    tls: config.etcdTls,
+    keepaliveMs: config.etcdKeepaliveMs,
+  });
   const registry = createMetricsRegistry('router');
   const data: DataPath = new DataPath(config, log, new RouterMeter(registry, () => data.status()));
   let metrics: MetricsServer | undefined;

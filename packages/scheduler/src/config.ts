@@ -4,6 +4,7 @@ import {
   configCompiler,
   type EtcdTlsFiles,
   etcdEndpointsSchema,
+  etcdKeepaliveMsSchema,
   etcdTlsSchema,
   type InstanceRecord,
   keyspaceRootSchema,
@@ -18,6 +19,13 @@ export interface SchedulerConfig {
   etcdEndpoints: string[];
   /** The scheduler's etcd identity (CN `sf-scheduler`) and etcd's CA; required for `https://`. @default undefined */
   etcdTls?: EtcdTlsFiles;
+  /**
+   * gRPC keepalive on the etcd connections, in ms: a member that vanished (host off, link
+   * cut) is left after about twice this. 0 sends no pings; etcd closes connections that
+   * ping more often than its `--grpc-keepalive-min-time` (default 5 s).
+   * @default 0
+   */
+  etcdKeepaliveMs: number;
   /** @default '/sf' */
   keyspaceRoot: string;
   /**
@@ -86,6 +94,7 @@ export const compileSchedulerConfig = configCompiler<SchedulerConfig>('scheduler
   properties: {
     etcdEndpoints: etcdEndpointsSchema,
     etcdTls: etcdTlsSchema,
+    etcdKeepaliveMs: etcdKeepaliveMsSchema,
     keyspaceRoot: keyspaceRootSchema,
     secretsKeyFile: secretsKeyFileSchema,
     name: { type: 'string', default: `scheduler-${process.pid}`, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },

@@ -35,7 +35,11 @@ export async function startScheduler(
   const log = options.log ?? createLogger({ name: 'scheduler' });
   const keys = new Keyspace(config.keyspaceRoot);
   const secrets = await SecretBox.fromKeyFile(config.secretsKeyFile);
-  const client = connectEtcd({ endpoints: config.etcdEndpoints, tls: config.etcdTls });
+  const client = connectEtcd({
+    endpoints: config.etcdEndpoints,
+    tls: config.etcdTls,
+    keepaliveMs: config.etcdKeepaliveMs,
+  });
   const catalog = await Catalog.load(config.catalogDir);
   const registry = createMetricsRegistry('scheduler');
   const events = new CountingEventLog(client, keys, config.name, registry);

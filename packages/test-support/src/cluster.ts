@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { connectEtcd, type Etcd3, etcdUsers } from '@service-foundry/core';
 // Not part of the CLI's API: the tests reach into the cluster's PKI and its isolated nodes
 // as `sf up` lays them out.
-import type { ClusterFile } from '../../cli/src/cluster/cluster-file.js';
+import { type ClusterFile, etcdClientUrl, etcdMembersOf } from '../../cli/src/cluster/cluster-file.js';
 import { isolatedRuntime } from '../../cli/src/cluster/isolated-nodes.js';
 import type { NodeRuntime } from '../../cli/src/cluster/node-runtime.js';
 import { ClusterPki } from '../../cli/src/cluster/pki.js';
@@ -125,9 +125,7 @@ export async function startCluster(
   const unregister = registerNodeEngines(runtime?.nodes.map((n) => n.engine.socket) ?? []);
   const etcdAs = (user: string) =>
     connectEtcd({
-      endpoints: (cluster.etcdMembers ?? [{ clientPort: cluster.etcdClientPort }]).map(
-        (m) => `https://127.0.0.1:${m.clientPort}`,
-      ),
+      endpoints: cluster.clusterId ? etcdMembersOf(cluster as ClusterFile).map(etcdClientUrl) : [],
       tls: new ClusterPki(join(home, 'pki')).client(user),
     });
   const destroy = async () => {

@@ -22,10 +22,12 @@ export interface ClusterFile {
   etcdClientPort: number;
   etcdPeerPort: number;
   /**
-   * With `--etcd-members 3`: every member's ports (`etcd-1` first, on the two ports above),
-   * all on this machine. @default undefined (one member, the component `etcd`)
+   * With `--etcd-members 3`: every member's ports (`etcd-1` first, on the two ports above).
+   * A member with `node` runs inside that isolated node and serves on its address (a power
+   * loss of the node takes the member too); one without runs on this machine (127.0.0.1).
+   * @default undefined (one member, the component `etcd`)
    */
-  etcdMembers?: Array<{ clientPort: number; peerPort: number }>;
+  etcdMembers?: Array<{ clientPort: number; peerPort: number; node?: string }>;
   /** The first broker's port (`broker-1`; `broker` on clusters set up before several brokers). */
   brokerPort: number;
   /**
@@ -120,6 +122,7 @@ const compileClusterFile = configCompiler<ClusterFile>('cluster file', {
         properties: {
           clientPort: { type: 'integer', minimum: 1, maximum: 65535 },
           peerPort: { type: 'integer', minimum: 1, maximum: 65535 },
+          node: { type: 'string', nullable: true },
         },
       },
       nullable: true,
@@ -214,28 +217,39 @@ export function schedulersOf(cluster: Pick<ClusterFile, 'schedulers'>): string[]
   return Array.from({ length: cluster.schedulers }, (_, i) => `scheduler-${i + 1}`);
 }
 
-/** One etcd member `sf up` runs: component name, etcd member name, data folder, ports. */
+/** One etcd member `sf up` runs: component name, etcd member name, data folder, where it serves. */
 export interface EtcdMember {
   name: string;
   memberName: string;
   dataDir: string;
   clientPort: number;
   peerPort: number;
+  /** The address it serves clients and peers on: its node's, or 127.0.0.1 on this machine. */
+  host: string;
+  /** The isolated node it runs in. @default undefined (this machine) */
+  node?: string;
+}
+
+/** A member's client URL. */
+export function etcdClientUrl(member: Pick<EtcdMember, 'host' | 'clientPort'>): string {
+  return `https://${member.host}:${member.clientPort}`;
 }
 
 /** The cluster's own etcd members (none with an external etcd); a single member is `etcd`. */
 export function etcdMembersOf(
-  cluster: Pick<ClusterFile, 'externalEtcd' | 'etcdClientPort' | 'etcdPeerPort' | 'etcdMembers'>,
+  cluster: Pick<ClusterFile, 'externalEtcd' | 'etcdClientPort' | 'etcdPeerPort' | 'etcdMembers' | 'nodes'>,
 ): EtcdMember[] {
   if (cluster.externalEtcd.length) return [];
   if (!cluster.etcdMembers) {
     const { etcdClientPort: clientPort, etcdPeerPort: peerPort } = cluster;
-    return [{ name: 'etcd', memberName: 'sf', dataDir: 'etcd', clientPort, peerPort }];
+    return [{ name: 'etcd', memberName: 'sf', dataDir: 'etcd', clientPort, peerPort, host: '127.0.0.1' }];
   }
-  return cluster.etcdMembers.map((ports, i) => ({
-    name: `etcd-${i + 1}`,
-    memberName: `sf-${i + 1}`,
-    dataDir: `etcd-${i + 1}`,
-    ...ports,
-  }));
+  return cluster.etcdMembers.map(({ clientPort, peerPort, node }, i) => {
+    const name = `etcd-${i + 1}`;
+    const base = { name, memberName: `sf-${i + 1}`, dataDir: name, clientPort, peerPort };
+    if (node === undefined) return { ...base, host: '127.0.0.1' };
+    const address = cluster.nodes.find((n) => n.name === node)?.address;
+    if (!address) throw new RangeError(`${name} runs on node ${node}, which the cluster does not have`);
+    return { ...base, host: address, node };
+  });
 }

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { type EtcdTlsFiles, etcdUsers } from '@service-foundry/core';
 import { nodeAgentMetricsPort } from '../metrics-endpoints.js';
-import { type ClusterFile, etcdMembersOf, routersOf } from './cluster-file.js';
+import { type ClusterFile, etcdClientUrl, etcdMembersOf, routersOf } from './cluster-file.js';
+import { etcdKeepalive } from './etcd-bootstrap.js';
 import type { ClusterPki } from './pki.js';
 
 /** Short leases: a lost node is noticed in ~3 s, which bounds failover time. */
@@ -33,7 +34,7 @@ export class ComponentConfigs {
   get etcdEndpoints(): string[] {
     return this.cluster.externalEtcd.length
       ? [...this.cluster.externalEtcd]
-      : etcdMembersOf(this.cluster).map((m) => `https://127.0.0.1:${m.clientPort}`);
+      : etcdMembersOf(this.cluster).map(etcdClientUrl);
   }
 
   etcdIdentity(user: string): EtcdTlsFiles | undefined {
@@ -51,6 +52,8 @@ export class ComponentConfigs {
     return {
       etcdEndpoints: this.etcdEndpoints,
       ...(tls ? { etcdTls: tls } : {}),
+      // Its own members allow frequent pings; an external etcd's floor is not known.
+      ...(this.cluster.externalEtcd.length ? {} : { etcdKeepaliveMs: etcdKeepalive.clientIntervalMs }),
       keyspaceRoot: this.cluster.keyspaceRoot,
     };
   }
@@ -102,8 +105,8 @@ export class ComponentConfigs {
   }
 
   /**
-   * A node's agent. On an isolated node (`isolated`) it reaches etcd on this machine's
-   * segment address, runs containers on its node's own dockerd, and peers reach its
+   * A node's agent. On an isolated node (`isolated`) it reaches etcd on the members' nodes'
+   * addresses or this machine's segment address, runs containers on its node's own dockerd, and peers reach its
    * replicas at the node address and published port, as on separate hosts.
    */
   agent(
@@ -116,7 +119,10 @@ export class ComponentConfigs {
       ...common,
       ...(isolated
         ? {
-            etcdEndpoints: etcdMembersOf(this.cluster).map((m) => `https://${isolated.etcdHost}:${m.clientPort}`),
+            // Members inside nodes serve on their nodes' addresses; those on this machine, on its segment address.
+            etcdEndpoints: etcdMembersOf(this.cluster).map((m) =>
+              etcdClientUrl(m.node ? m : { ...m, host: isolated.etcdHost }),
+            ),
             dockerSocket: isolated.dockerSocket,
             peerAddress: 'node' as const,
           }

@@ -12,18 +12,69 @@ import {
   TimeoutError,
   waitFor,
 } from '@service-foundry/core';
+import type { BootProcess } from '@service-foundry/fencing';
 import { describeExit, readSupervisionState } from '../supervision/supervision-state.js';
-import { type ClusterFile, etcdMembersOf } from './cluster-file.js';
-import { componentPaths, isAlive, spawnSupervised } from './components.js';
-import { whichBinary } from './node-engine.js';
+import { type ClusterFile, type EtcdMember, etcdClientUrl, etcdMembersOf } from './cluster-file.js';
+import { componentPaths, isAlive, spawnSupervised, supervisionCommand } from './components.js';
+import { systemPath, whichBinary } from './node-engine.js';
 import type { ClusterPki } from './pki.js';
 
 /**
- * Starts the cluster's own etcd members, each under its supervisor: TLS on client and peer
- * URLs, client certificates required (no anonymous access, not even on loopback). Each
- * serves clients on 127.0.0.1 and on `extraHosts` (this machine's address on the isolated
- * nodes' segment). Several members start side by side (a member waits for a quorum of its
- * peers). Resolves once every member answers `/health`.
+ * How often components may ping their etcd connections (`--grpc-keepalive-min-time` of
+ * the members `sf up` runs) and how often they do (`etcdKeepaliveMs`): a member whose node
+ * lost power is left in about two intervals instead of a TCP timeout (minutes).
+ */
+export const etcdKeepalive = Object.freeze({ memberMinTimeMs: 500, clientIntervalMs: 1000 });
+
+function serverTls(pki: ClusterPki) {
+  return { caFile: pki.caFile, ...pki.server, client: pki.client(etcdUsers.root) };
+}
+
+/**
+ * A member's command line: TLS on client and peer URLs with client certificates required
+ * (no anonymous access, not even on loopback), its peers, the raft timing of members on one
+ * machine. A member on this machine also serves clients on `extraHosts` (this machine's
+ * address on the isolated nodes' segment); a member inside a node serves on its node's
+ * address only.
+ */
+async function memberCommand(
+  stateDir: string,
+  cluster: Readonly<ClusterFile>,
+  pki: ClusterPki,
+  member: EtcdMember,
+  extraHosts: readonly string[],
+): Promise<{ endpoint: string; argv: string[] }> {
+  const binary = await whichBinary('etcd');
+  if (!binary) throw new ProcessError('etcd is not installed (bash scripts/setup.sh installs etcd-server)', null);
+  const members = etcdMembersOf(cluster);
+  const dataDir = join(stateDir, member.dataDir);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const { endpoint, args } = etcdArguments({
+    dataDir,
+    clientPort: member.clientPort,
+    peerPort: member.peerPort,
+    host: member.host,
+    extraClientHosts: member.node ? [] : [...extraHosts],
+    tls: serverTls(pki),
+    keepaliveMinTimeMs: etcdKeepalive.memberMinTimeMs,
+    ...(members.length > 1
+      ? {
+          peers: {
+            name: member.memberName,
+            members: members.map((m) => ({ name: m.memberName, peerPort: m.peerPort, host: m.host })),
+            token: cluster.clusterId,
+            timing: localEtcdMemberTiming,
+          },
+        }
+      : {}),
+  });
+  return { endpoint, argv: [binary, ...args] };
+}
+
+/**
+ * Starts the members that run on this machine (not inside a node), each under its
+ * supervisor, side by side (a member waits for a quorum of its peers). `only` limits it to
+ * those members. Resolves once each started member answers `/health`.
  */
 export async function startClusterEtcd(
   stateDir: string,
@@ -33,57 +84,72 @@ export async function startClusterEtcd(
   /** Start only these members (the others run). @default every member */
   only?: readonly string[],
 ): Promise<void> {
-  const binary = await whichBinary('etcd');
-  if (!binary) throw new ProcessError('etcd is not installed (bash scripts/setup.sh installs etcd-server)', null);
-  const members = etcdMembersOf(cluster);
-  const tls = { caFile: pki.caFile, ...pki.server, client: pki.client(etcdUsers.root) };
   await Promise.all(
-    members
-      .filter((m) => !only || only.includes(m.name))
+    etcdMembersOf(cluster)
+      .filter((m) => m.node === undefined && (!only || only.includes(m.name)))
       .map(async (member) => {
-        const dataDir = join(stateDir, member.dataDir);
-        await mkdir(dataDir, { recursive: true, mode: 0o700 });
-        const { endpoint, args } = etcdArguments({
-          dataDir,
-          clientPort: member.clientPort,
-          peerPort: member.peerPort,
-          extraClientHosts: [...extraHosts],
-          tls,
-          ...(members.length > 1
-            ? {
-                peers: {
-                  name: member.memberName,
-                  members: members.map((m) => ({ name: m.memberName, peerPort: m.peerPort })),
-                  token: cluster.clusterId,
-                  timing: localEtcdMemberTiming,
-                },
-              }
-            : {}),
-        });
-        const supervisor = await spawnSupervised(stateDir, member.name, [binary, ...args]);
-        const paths = componentPaths(stateDir, member.name);
-        await waitFor(
-          async () => {
-            if (!isAlive(supervisor)) throw new ProcessError(`the supervisor of ${member.name} exited`, null);
-            const state = await readSupervisionState(paths.supervisionStateFile);
-            if (state && state.restarts >= 3) {
-              throw new ProcessError(
-                `${member.name} keeps exiting (${describeExit(state.lastExit)}); see logs/${member.name}.log`,
-                null,
-              );
-            }
-            return etcdHealthy(endpoint, tls);
-          },
-          { description: `${member.name} at ${endpoint}`, timeoutMs: 30_000, intervalMs: 50 },
-        ).catch(async (error: unknown) => {
-          // A member that runs but never answers says why only in its log: show its end.
-          if (!(error instanceof TimeoutError)) throw error;
-          const said = await readFile(paths.logFile, 'utf8').then(lastLogLines, () => '');
-          const what = `${member.name} at ${endpoint}${said ? ` (the end of logs/${member.name}.log:\n${said})` : ''}`;
-          throw new TimeoutError(what, error.waitedMs, { cause: error });
-        });
+        const { argv } = await memberCommand(stateDir, cluster, pki, member, extraHosts);
+        const supervisor = await spawnSupervised(stateDir, member.name, argv);
+        await waitForMember(stateDir, member, pki, async () => isAlive(supervisor));
       }),
   );
+}
+
+/**
+ * The boot entry of a member that runs inside its node: its supervisor running etcd, as
+ * systemd would on a host (docs/deploy.md). A power loss of the node takes the member.
+ */
+export async function etcdBootProcess(
+  stateDir: string,
+  cluster: Readonly<ClusterFile>,
+  pki: ClusterPki,
+  member: EtcdMember,
+): Promise<BootProcess> {
+  const { argv } = await memberCommand(stateDir, cluster, pki, member, []);
+  const paths = componentPaths(stateDir, member.name);
+  return {
+    name: member.name,
+    argv: await supervisionCommand(stateDir, member.name, argv),
+    env: { PATH: systemPath(), LANG: 'C.UTF-8', SF_SUPERVISOR: member.name },
+    pidFile: paths.supervisorPidFile,
+    logFile: paths.logFile,
+    staleFiles: [],
+    volatileDirs: [],
+  };
+}
+
+/**
+ * Waits until `member` answers `/health` (30 s). Fails sooner when its supervisor is gone
+ * or has restarted it three times, and a timeout carries the end of the member's log.
+ */
+export async function waitForMember(
+  stateDir: string,
+  member: EtcdMember,
+  pki: ClusterPki,
+  supervisorAlive: () => Promise<boolean>,
+): Promise<void> {
+  const paths = componentPaths(stateDir, member.name);
+  const endpoint = etcdClientUrl(member);
+  await waitFor(
+    async () => {
+      if (!(await supervisorAlive())) throw new ProcessError(`the supervisor of ${member.name} exited`, null);
+      const state = await readSupervisionState(paths.supervisionStateFile);
+      if (state && state.restarts >= 3) {
+        throw new ProcessError(
+          `${member.name} keeps exiting (${describeExit(state.lastExit)}); see logs/${member.name}.log`,
+          null,
+        );
+      }
+      return etcdHealthy(endpoint, serverTls(pki));
+    },
+    { description: `${member.name} at ${endpoint}`, timeoutMs: 30_000, intervalMs: 50 },
+  ).catch(async (error: unknown) => {
+    // A member that runs but never answers says why only in its log: show its end.
+    if (!(error instanceof TimeoutError)) throw error;
+    const said = await readFile(paths.logFile, 'utf8').then(lastLogLines, () => '');
+    const what = `${member.name} at ${endpoint}${said ? ` (the end of logs/${member.name}.log:\n${said})` : ''}`;
+    throw new TimeoutError(what, error.waitedMs, { cause: error });
+  });
 }
 
 /**

@@ -1,12 +1,14 @@
 import { join } from 'node:path';
 import { connectEtcd, etcdUsers } from '@service-foundry/core';
-import { type ClusterFile, etcdMembersOf } from './cluster-file.js';
+import { type ClusterFile, etcdClientUrl, etcdMembersOf } from './cluster-file.js';
 import { ClusterPki } from './pki.js';
 
 /** One member of the etcd `sf up` runs, as `sf status` shows it. */
 export interface EtcdMemberHealth {
   name: string;
   endpoint: string;
+  /** The isolated node it runs in; absent when it runs on this machine. */
+  node?: string;
   /** It answered a status request within the deadline. */
   healthy: boolean;
   /** It is the raft leader (every write goes through it). */
@@ -27,8 +29,9 @@ export async function etcdMemberHealth(stateDir: string, cluster: Readonly<Clust
   const tls = new ClusterPki(join(stateDir, 'pki')).client(etcdUsers.root);
   const health: EtcdMemberHealth[] = [];
   for (const member of etcdMembersOf(cluster)) {
-    const endpoint = `https://127.0.0.1:${member.clientPort}`;
-    const client = connectEtcd({ endpoints: [endpoint], tls, dialTimeoutMs: deadlineMs });
+    const endpoint = etcdClientUrl(member);
+    const where = { name: member.name, endpoint, ...(member.node ? { node: member.node } : {}) };
+    const client = connectEtcd({ endpoints: [endpoint], tls, requestTimeoutMs: deadlineMs });
     let timer: NodeJS.Timeout | undefined;
     try {
       const status = await Promise.race([
@@ -37,9 +40,9 @@ export async function etcdMemberHealth(stateDir: string, cluster: Readonly<Clust
           timer = setTimeout(() => reject(new Error(`no answer within ${deadlineMs} ms`)), deadlineMs);
         }),
       ]);
-      health.push({ name: member.name, endpoint, healthy: true, leader: status.leader === status.header.member_id });
+      health.push({ ...where, healthy: true, leader: status.leader === status.header.member_id });
     } catch (error) {
-      health.push({ name: member.name, endpoint, healthy: false, leader: false, error: (error as Error).message });
+      health.push({ ...where, healthy: false, leader: false, error: (error as Error).message });
     } finally {
       clearTimeout(timer);
       client.close();

@@ -48,7 +48,7 @@ export function isolatedRuntime(stateDir: string, cluster: Readonly<ClusterFile>
     stateDir,
     block: cluster.nodeBlock,
     nodes: cluster.nodes.map((n) => ({ name: n.name })),
-    etcdPorts: etcdMembersOf(cluster).map((m) => m.clientPort),
+    etcd: etcdMembersOf(cluster),
   });
 }
 

@@ -11,9 +11,13 @@ import { hostCommand } from './host-command.js';
  *
  * | fault  | chain       | dropped                                                        |
  * | ------ | ----------- | -------------------------------------------------------------- |
- * | etcd   | `SF-ETCD`   | TCP to/from this machine's segment address on the etcd ports   |
+ * | etcd   | `SF-ETCD`   | TCP with every etcd member: its client (and peer) ports at its |
+ * |        |             | address, and this node's own member's ports for others         |
  * | peers  | `SF-PEERS`  | everything to/from the segment except this machine's address   |
+ * |        |             | and the etcd traffic above                                     |
  *
+ * With a member inside the node, an etcd partition leaves it a minority of one: the node's
+ * agent still reaches it (over the node's loopback), but it has no leader and refuses.
  * Packets are dropped, not refused: a partition is silence, as on a real network.
  */
 export type PartitionKind = 'etcd' | 'peers';
@@ -32,34 +36,60 @@ async function chainRules(netns: string): Promise<string[]> {
   return (await iptables(netns, ['-S'])).split('\n');
 }
 
-function rulesFor(kind: PartitionKind, hostAddress: string, etcdPorts: readonly number[]): string[][] {
+/** An etcd member as a partition sees it: its address and the ports to cut there. */
+export interface EtcdEndpoint {
+  address: string;
+  /** Its client port, and its peer port when it runs inside a node. */
+  ports: readonly number[];
+}
+
+/** What a partition of one node is drawn around. */
+export interface PartitionScope {
+  /** This machine's address on the segment. */
+  hostAddress: string;
+  /** The node's own address. */
+  self: string;
+  etcd: readonly EtcdEndpoint[];
+}
+
+/** Matches of the node's etcd traffic, seen at its eth0 both ways. */
+function etcdMatches({ self, etcd }: PartitionScope): string[][] {
+  return etcd.flatMap(({ address, ports }) => {
+    const list = ports.join(',');
+    const tcp = ['-p', 'tcp', '-m', 'multiport'];
+    // The node's own member is reached by others at its ports; another is reached at its.
+    return address === self
+      ? [
+          ['-d', self, ...tcp, '--dports', list],
+          ['-s', self, ...tcp, '--sports', list],
+        ]
+      : [
+          ['-s', address, ...tcp, '--sports', list],
+          ['-d', address, ...tcp, '--dports', list],
+        ];
+  });
+}
+
+function rulesFor(kind: PartitionKind, scope: PartitionScope): string[][] {
   if (kind === 'peers') {
     return [
-      ['-s', hostAddress, '-j', 'RETURN'],
-      ['-d', hostAddress, '-j', 'RETURN'],
+      ['-s', scope.hostAddress, '-j', 'RETURN'],
+      ['-d', scope.hostAddress, '-j', 'RETURN'],
+      ...etcdMatches(scope).map((match) => [...match, '-j', 'RETURN']),
       ['-j', 'DROP'],
     ];
   }
-  const ports = etcdPorts.join(',');
-  return [
-    ['-s', hostAddress, '-p', 'tcp', '-m', 'multiport', '--sports', ports, '-j', 'DROP'],
-    ['-d', hostAddress, '-p', 'tcp', '-m', 'multiport', '--dports', ports, '-j', 'DROP'],
-  ];
+  return etcdMatches(scope).map((match) => [...match, '-j', 'DROP']);
 }
 
 /** Cuts the node off (idempotent: a partition in place is rebuilt, not doubled). */
-export async function partition(
-  netns: string,
-  kind: PartitionKind,
-  hostAddress: string,
-  etcdPorts: readonly number[],
-): Promise<void> {
+export async function partition(netns: string, kind: PartitionKind, scope: PartitionScope): Promise<void> {
   const chain = chains[kind];
-  if (kind === 'etcd' && etcdPorts.length === 0) throw new NodeRuntimeError('no etcd port to cut');
+  if (kind === 'etcd' && scope.etcd.length === 0) throw new NodeRuntimeError('no etcd member to cut');
   const existing = await chainRules(netns);
   if (!existing.includes(`-N ${chain}`)) await iptables(netns, ['-N', chain]);
   await iptables(netns, ['-F', chain]);
-  for (const rule of rulesFor(kind, hostAddress, etcdPorts)) await iptables(netns, ['-A', chain, ...rule]);
+  for (const rule of rulesFor(kind, scope)) await iptables(netns, ['-A', chain, ...rule]);
   for (const [hook, dir] of hooks) {
     if (!existing.includes(`-A ${hook} ${dir} eth0 -j ${chain}`)) {
       await iptables(netns, ['-I', hook, dir, 'eth0', '-j', chain]);

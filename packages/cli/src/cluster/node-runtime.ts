@@ -23,7 +23,7 @@ import {
   unmountUnder,
   whichBinary,
 } from './node-engine.js';
-import { heal, type PartitionKind, partition, partitions } from './node-faults.js';
+import { heal, type PartitionKind, type PartitionScope, partition, partitions } from './node-faults.js';
 import {
   ensureNetwork,
   linkState,
@@ -43,8 +43,12 @@ export interface NodeRuntimeSpec {
   block: number;
   /** In order: the first is node index 1 (address 10.213.K.1). */
   nodes: ReadonlyArray<{ name: string }>;
-  /** Ports etcd serves on this machine's segment address: what `isolateFromEtcd` cuts. */
-  etcdPorts: readonly number[];
+  /**
+   * The cluster's etcd members, what `isolateFromEtcd` cuts: one with `node` runs inside
+   * that node (client and peer ports at its address), one without on this machine (its
+   * client port at this machine's segment address).
+   */
+  etcd: ReadonlyArray<{ clientPort: number; peerPort: number; node?: string | undefined }>;
 }
 
 /** What can be seen of one isolated node from outside, as a fault injector needs it. */
@@ -240,9 +244,23 @@ export class NodeRuntime {
     await setLink(this.layout, this.node(name).index, 'up');
   }
 
+  /** What a partition of node `name` is drawn around. */
+  #scope(name: string): PartitionScope {
+    const hostAddress = this.addressing.hostAddress;
+    return {
+      hostAddress,
+      self: this.node(name).address,
+      etcd: this.spec.etcd.map((m) =>
+        m.node === undefined
+          ? { address: hostAddress, ports: [m.clientPort] }
+          : { address: this.node(m.node).address, ports: [m.clientPort, m.peerPort] },
+      ),
+    };
+  }
+
   /** Drops the node's traffic with etcd only; its peers and the router still reach it. */
   async isolateFromEtcd(name: string): Promise<void> {
-    await partition(this.node(name).netns, 'etcd', this.addressing.hostAddress, this.spec.etcdPorts);
+    await partition(this.node(name).netns, 'etcd', this.#scope(name));
   }
 
   async healEtcd(name: string): Promise<void> {
@@ -251,7 +269,7 @@ export class NodeRuntime {
 
   /** Drops the node's traffic with the other nodes only; etcd and the router still reach it. */
   async isolateFromPeers(name: string): Promise<void> {
-    await partition(this.node(name).netns, 'peers', this.addressing.hostAddress, this.spec.etcdPorts);
+    await partition(this.node(name).netns, 'peers', this.#scope(name));
   }
 
   async healPeers(name: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { etcdPeerUrl, etcdUsers } from '@service-foundry/core';
-import { etcdMembersOf, readClusterFile } from '../cluster/cluster-file.js';
+import { etcdClientUrl, etcdMembersOf, readClusterFile } from '../cluster/cluster-file.js';
 import { componentStatus } from '../cluster/components.js';
 import { restoreSnapshot, saveSnapshot } from '../cluster/etcd-snapshot.js';
 import { ClusterPki } from '../cluster/pki.js';
@@ -42,7 +42,7 @@ export const etcd: Command = {
       for (const member of members) if ((await componentStatus(dir, member.name)).pid !== undefined) from ??= member;
       if (!from) throw new UsageError('etcd is not running: `sf up` first');
       const pki = new ClusterPki(join(dir, 'pki'));
-      const saved = await saveSnapshot(`https://127.0.0.1:${from.clientPort}`, pki.client(etcdUsers.root), path);
+      const saved = await saveSnapshot(etcdClientUrl(from), pki.client(etcdUsers.root), path);
       if (options.json) return printJson({ ...saved, member: from.name });
       say(
         `Snapshot of ${from.name} at revision ${saved.revision} (${saved.totalKey} keys, ${mib(saved.totalSize)}) written to ${path} (mode 0600, sha256 ${saved.sha256}).`,

@@ -23,7 +23,7 @@ import {
   writeComponentConfig,
 } from '../cluster/components.js';
 import { checkDocker } from '../cluster/docker-check.js';
-import { applyClusterAccess, startClusterEtcd } from '../cluster/etcd-bootstrap.js';
+import { applyClusterAccess, etcdBootProcess, startClusterEtcd, waitForMember } from '../cluster/etcd-bootstrap.js';
 import {
   agentBootProcess,
   chooseNodeRuntime,
@@ -111,15 +111,27 @@ async function firstCluster(
   const brokerPorts = [givenBrokerPort ?? (await port(8470))];
   while (brokerPorts.length < brokers) brokerPorts.push(await port((brokerPorts.at(-1) as number) + 1));
   const brokerPort = brokerPorts[0] as number;
-  const etcdPorts: Array<{ clientPort: number; peerPort: number }> = [];
-  for (let i = 0; i < etcdMemberCount; i++) {
-    etcdPorts.push({ clientPort: await port(23790 + i), peerPort: await port(23800 + i) });
-  }
   const choice = await chooseNodeRuntime({
     sharedEngine: options['shared-engine'] === true,
     externalEtcd: external.length > 0,
     nodes: nodeCount,
   });
+  // On isolated nodes several members go one per node, as on hosts: a node's power loss
+  // takes its member, and a majority on the other nodes goes on.
+  const membersInNodes = choice.mode === 'isolated' && etcdMemberCount > 1;
+  if (membersInNodes && etcdMemberCount > nodeCount) {
+    throw new UsageError(
+      `--etcd-members ${etcdMemberCount} on isolated nodes puts one member in each node: give --nodes ${etcdMemberCount} or more`,
+    );
+  }
+  const etcdPorts: Array<{ clientPort: number; peerPort: number; node?: string }> = [];
+  for (let i = 0; i < etcdMemberCount; i++) {
+    etcdPorts.push({
+      clientPort: await port(23790 + i),
+      peerPort: await port(23800 + i),
+      ...(membersInNodes ? { node: `node-${i + 1}` } : {}),
+    });
+  }
   const block = choice.mode === 'isolated' ? await reserveBlock(dir, `${clusterId}-`) : undefined;
   const addressing = block === undefined ? undefined : nodeAddressing(block);
   const cluster: ClusterFile = {
@@ -279,9 +291,13 @@ export const up: Command = {
       await runtime.ensureNetwork();
     }
     const etcdHosts = runtime ? [runtime.addressing.hostAddress] : [];
+    const membersInNodes = etcdMembersOf(cluster).filter((m) => m.node !== undefined);
     const pki = new ClusterPki(join(dir, 'pki'));
     progress.status('certificates (cluster CA, etcd, one identity per component, volume and service TLS per node)');
-    await pki.ensure(cluster.nodes, { routerHosts: routersOf(cluster).map((r) => r.host), etcdHosts });
+    await pki.ensure(cluster.nodes, {
+      routerHosts: routersOf(cluster).map((r) => r.host),
+      etcdHosts: [...etcdHosts, ...membersInNodes.map((m) => m.host)],
+    });
     const configs = new ComponentConfigs(cluster, pki, dir);
     const etcdMembers = etcdMembersOf(cluster).map((m) => m.name);
     const loopbackComponents = componentNames(cluster).filter(
@@ -294,8 +310,27 @@ export const up: Command = {
       clusterPorts(cluster),
     );
     if (cluster.externalEtcd.length === 0) {
+      if (runtime && membersInNodes.length) {
+        // Each such node is powered on with its member alone; its agent joins once etcd is set up.
+        progress.status(
+          `powering on ${membersInNodes.map((m) => m.node).join(', ')} with their etcd members (${membersInNodes.map((m) => m.name).join(', ')}; TLS, client certificates required, supervised)`,
+        );
+        await Promise.all(
+          membersInNodes.map(async (member) => {
+            const node = member.node as string;
+            await runtime.prepareNode(node, [await etcdBootProcess(dir, cluster, pki, member)]);
+            await runtime.powerOn(node);
+            await waitForMember(
+              dir,
+              member,
+              pki,
+              async () => (await componentStatus(dir, member.name)).supervisor !== undefined,
+            );
+          }),
+        );
+      }
       const missing: string[] = [];
-      for (const name of etcdMembers) {
+      for (const name of etcdMembers.filter((n) => !membersInNodes.some((m) => m.name === n))) {
         const pid = await supervisedOrStopped(dir, name);
         if (pid) progress.status(`${name} already running (pid ${pid})`);
         else missing.push(name);
@@ -319,7 +354,11 @@ export const up: Command = {
             dockerSocket: isolated.engine.socket,
           });
           await writeComponentConfig(dir, `agent-${node.name}`, agentConfig);
-          await runtime.prepareNode(node.name, [await agentBootProcess(dir, node.name)]);
+          const member = membersInNodes.find((m) => m.node === node.name);
+          await runtime.prepareNode(node.name, [
+            ...(member ? [await etcdBootProcess(dir, cluster, pki, member)] : []),
+            await agentBootProcess(dir, node.name),
+          ]);
           const result = await runtime.powerOn(node.name, { images });
           return `${node.name} ${result.started.length ? `started ${result.started.join(', ')}` : 'already on'}`;
         }),

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { type AddressInfo, createServer } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { startTestEtcd, type TestEtcd, uniqueId } from '@service-foundry/test-support';
+import { startTestEtcdMembers, type TestEtcdMembers } from '@service-foundry/test-support/etcd-members';
+import { Etcd3 } from 'etcd3';
+import { connectEtcd } from '../src/etcd.js';
+import { waitFor } from '../src/wait.js';
+
+/** Whether `promise` settles within `ms`, and how. */
+async function settlesWithin(promise: Promise<unknown>, ms: number) {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<{ settled: false }>((resolve) => {
+    timer = setTimeout(() => resolve({ settled: false }), ms);
+  });
+  const settled = promise.then(
+    (value) => ({ settled: true as const, value }),
+    (error: unknown) => ({ settled: true as const, error: error as Error }),
+  );
+  try {
+    return await Promise.race([settled, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A member cut off from the majority (here: its two peers killed) must not keep a client
+ * waiting: connectEtcd asks every call for a member with a leader, so the member refuses at
+ * once and the client can turn to another. etcd3 alone waits on it.
+ */
+describe('connectEtcd against a member without a raft leader', () => {
+  let members: TestEtcdMembers;
+  const key = uniqueId('connect');
+  let endpoint = '';
+
+  before(async () => {
+    members = await startTestEtcdMembers(3);
+    await members.client.put(key).value('v');
+    const leader = await members.leader();
+    // Keep a follower: the leader, once alone, would step down only after its check quorum.
+    const survivor = [0, 1, 2].find((i) => i !== leader) as number;
+    for (const i of [0, 1, 2]) if (i !== survivor) members.kill(i);
+    endpoint = members.endpoints[survivor] as string;
+    // Until its election timeout passes the survivor still names the dead leader.
+    const plain = plainClient();
+    try {
+      await waitFor(async () => (await plain.maintenance.status()).leader === '0', {
+        description: 'the survivor to report no leader',
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      });
+    } finally {
+      plain.close();
+    }
+  });
+  const plainClient = () =>
+    new Etcd3({ hosts: [endpoint], faultHandling: { global: undefined as never, host: undefined as never } });
+  after(async () => {
+    await members?.stop();
+  });
+
+  test('a read is refused with "no leader" within 2 s', async () => {
+    const client = connectEtcd({ endpoints: [endpoint] });
+    try {
+      const outcome = await settlesWithin(client.get(key).string(), 2000);
+      assert.equal(outcome.settled, true, 'the read settled');
+      assert.ok('error' in outcome && outcome.error, 'the read failed');
+      assert.match(outcome.error.message, /no leader/);
+    } finally {
+      client.close();
+    }
+  });
+
+  test('without the leader requirement the same read is still waiting after 2 s (what the option buys)', async () => {
+    const plain = plainClient();
+    try {
+      const outcome = await settlesWithin(plain.get(key).string(), 2000);
+      assert.equal(outcome.settled, false, JSON.stringify(outcome));
+    } finally {
+      plain.close();
+    }
+  });
+});
+
+/**
+ * A member that takes connections and never answers (a host behind a network that drops
+ * packets looks the same to a client): after it failed once, requests go to the member
+ * that answers, so one deadline is lost in all, not one in two requests.
+ */
+describe('connectEtcd with one member that never answers', () => {
+  let etcd: TestEtcd;
+  const tarpit = createServer(() => undefined);
+  let tarpitPort = 0;
+
+  before(async () => {
+    etcd = await startTestEtcd();
+    await new Promise<void>((resolve) => tarpit.listen(0, '127.0.0.1', resolve));
+    tarpitPort = (tarpit.address() as AddressInfo).port;
+  });
+  after(async () => {
+    tarpit.close();
+    await etcd?.stop();
+  });
+
+  test('over 6 s of reads, one waits for a deadline (1 s): the first one the silent member took', async () => {
+    const client = connectEtcd({
+      endpoints: [`http://127.0.0.1:${tarpitPort}`, etcd.endpoint],
+      requestTimeoutMs: 1000,
+    });
+    const key = uniqueId('order');
+    try {
+      await etcd.client.put(key).value('v');
+      const started = Date.now();
+      let reads = 0;
+      let slow = 0;
+      // Past several of the breaker's 1 s pauses: each would put the silent member on trial again.
+      while (Date.now() - started < 6000) {
+        const sent = Date.now();
+        assert.equal(await client.get(key).string(), 'v');
+        reads += 1;
+        if (Date.now() - sent >= 900) slow += 1;
+      }
+      assert.ok(slow <= 1, `${slow} of ${reads} reads waited for a deadline`);
+    } finally {
+      client.close();
+    }
+  });
+});
