@@ -4,7 +4,7 @@ import type { SchedulerView } from '@service-foundry/api';
 import { freePort, json } from '@service-foundry/core';
 import { operatorLogin } from '@service-foundry/test-support/broker-calls';
 import { BrokerClient } from '../src/broker-client.js';
-import { brokersOf, etcdMembersOf, schedulersOf } from '../src/cluster/cluster-file.js';
+import { brokersOf, etcdClientUrl, etcdMembersOf, schedulersOf } from '../src/cluster/cluster-file.js';
 import { componentNames } from '../src/commands/up.js';
 import { BrokerError } from '../src/errors.js';
 import { type CliHarness, startCliHarness } from './helpers.js';
@@ -136,5 +136,33 @@ describe('several brokers and schedulers, as sf up runs them', () => {
       ],
     );
     assert.deepEqual(etcdMembersOf({ ...base, externalEtcd: ['https://etcd.example:2379'] }), []);
+    assert.deepEqual(
+      etcdMembersOf({ ...base, etcdMembers: members }).map((m) => etcdClientUrl(m)),
+      ['https://127.0.0.1:23790', 'https://127.0.0.1:23791', 'https://127.0.0.1:23792'],
+      'members on this machine serve on loopback',
+    );
+  });
+
+  it('etcd members placed in isolated nodes serve on their nodes’ addresses; a member on an unknown node is refused', () => {
+    const nodes = [1, 2, 3].map((i) => ({ name: `node-${i}`, address: `10.213.9.${i}` }));
+    const cluster = {
+      nodes,
+      externalEtcd: [],
+      etcdClientPort: 23790,
+      etcdPeerPort: 23800,
+      etcdMembers: nodes.map((n, i) => ({ clientPort: 23790 + i, peerPort: 23800 + i, node: n.name })),
+    };
+    assert.deepEqual(
+      etcdMembersOf(cluster).map((m) => [m.name, m.node, etcdClientUrl(m)]),
+      [
+        ['etcd-1', 'node-1', 'https://10.213.9.1:23790'],
+        ['etcd-2', 'node-2', 'https://10.213.9.2:23791'],
+        ['etcd-3', 'node-3', 'https://10.213.9.3:23792'],
+      ],
+    );
+    assert.throws(
+      () => etcdMembersOf({ ...cluster, nodes: nodes.slice(0, 2) }),
+      /etcd-3 runs on node node-3, which the cluster does not have/,
+    );
   });
 });

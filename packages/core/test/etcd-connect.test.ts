@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type AddressInfo, createServer } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startTestEtcd, type TestEtcd, uniqueId } from '@service-foundry/test-support';
 import { startTestEtcdMembers, type TestEtcdMembers } from '@service-foundry/test-support/etcd-members';
@@ -90,7 +90,11 @@ describe('connectEtcd against a member without a raft leader', () => {
  */
 describe('connectEtcd with one member that never answers', () => {
   let etcd: TestEtcd;
-  const tarpit = createServer(() => undefined);
+  const held = new Set<Socket>();
+  // Takes connections and never answers; keeps them so that the end of the test can close them.
+  const tarpit = createServer((socket) => {
+    held.add(socket);
+  });
   let tarpitPort = 0;
 
   before(async () => {
@@ -99,6 +103,7 @@ describe('connectEtcd with one member that never answers', () => {
     tarpitPort = (tarpit.address() as AddressInfo).port;
   });
   after(async () => {
+    for (const socket of held) socket.destroy();
     tarpit.close();
     await etcd?.stop();
   });

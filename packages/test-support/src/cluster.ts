@@ -15,7 +15,8 @@ import { docker, registerNodeEngines } from './docker.js';
 import { makeTempDir } from './temp-dir.js';
 
 const run = promisify(execFile);
-const cliMain = resolve(import.meta.dirname, '../../cli/dist/main.js');
+/** The `sf` CLI's entry point, as the tests run it. */
+export const cliMain = resolve(import.meta.dirname, '../../cli/dist/main.js');
 
 export interface SfResult {
   code: number;

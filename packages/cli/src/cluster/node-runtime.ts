@@ -186,8 +186,21 @@ export class NodeRuntime {
    * With `images`, those its engine lacks are loaded before anything after dockerd starts,
    * so the agent never finds an image missing.
    */
-  async powerOn(name: string, options: { images?: readonly string[]; timeoutMs?: number } = {}): Promise<BootResult> {
-    const boot = await this.#boot(name);
+  async powerOn(
+    name: string,
+    options: {
+      images?: readonly string[];
+      timeoutMs?: number;
+      /** Start the boot file's processes up to this one only (`sf up`: the etcd member before the agent). */
+      through?: string;
+    } = {},
+  ): Promise<BootResult> {
+    const whole = await this.#boot(name);
+    const last = options.through === undefined ? -1 : whole.processes.findIndex((p) => p.name === options.through);
+    if (options.through !== undefined && last < 0) {
+      throw new NodeRuntimeError(`no process ${options.through} in the boot file of ${name}`);
+    }
+    const boot = last < 0 ? whole : { ...whole, processes: whole.processes.slice(0, last + 1) };
     const timeoutMs = options.timeoutMs ?? 90_000;
     if (!options.images?.length) return bootNode(boot, timeoutMs);
     const engine = await bootNode({ ...boot, processes: boot.processes.slice(0, 1) }, timeoutMs);

@@ -311,15 +311,18 @@ export const up: Command = {
     );
     if (cluster.externalEtcd.length === 0) {
       if (runtime && membersInNodes.length) {
-        // Each such node is powered on with its member alone; its agent joins once etcd is set up.
+        // Each such node is powered on as far as its member; its agent starts once etcd is set up.
         progress.status(
           `powering on ${membersInNodes.map((m) => m.node).join(', ')} with their etcd members (${membersInNodes.map((m) => m.name).join(', ')}; TLS, client certificates required, supervised)`,
         );
         await Promise.all(
           membersInNodes.map(async (member) => {
             const node = member.node as string;
-            await runtime.prepareNode(node, [await etcdBootProcess(dir, cluster, pki, member)]);
-            await runtime.powerOn(node);
+            await runtime.prepareNode(node, [
+              await etcdBootProcess(dir, cluster, pki, member),
+              await agentBootProcess(dir, node),
+            ]);
+            await runtime.powerOn(node, { through: member.name });
             await waitForMember(
               dir,
               member,
