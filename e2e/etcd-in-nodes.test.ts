@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
+import { makeTempDir } from '@service-foundry/test-support';
+import { cliMain, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
 
 const run = promisify(execFile);
 
@@ -58,6 +59,30 @@ describe('etcd members inside isolated nodes', () => {
     assert.equal(rounds.length, 1, `one round reported (exit ${result.code}): ${result.stderr}`);
     return { code: result.code, round: rounds[0] as Round, stderr: result.stderr };
   };
+
+  it('refuses more members than isolated nodes, before making anything', async () => {
+    const home = await makeTempDir('sf-etcd-in-nodes-refused');
+    try {
+      const refused = await run(
+        process.execPath,
+        [cliMain, 'up', '--nodes', '2', '--etcd-members', '3', '--random-ports'],
+        {
+          env: { ...process.env, SF_HOME: home.path },
+        },
+      ).then(
+        () => ({ code: 0, stderr: '' }),
+        (error: { code?: number; stderr?: string }) => ({ code: error.code ?? 1, stderr: error.stderr ?? '' }),
+      );
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(
+        refused.stderr,
+        /--etcd-members 3 on isolated nodes puts one member in each node: give --nodes 3 or more/,
+      );
+      assert.deepEqual(await readdir(home.path), [], 'no cluster file, no state');
+    } finally {
+      await home.remove();
+    }
+  });
 
   before(async () => {
     cluster = await startCluster(3, { etcdMembers: 3, oneSchedulerOneBroker: true });

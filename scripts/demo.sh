@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Brings up Service Foundry on this machine (etcd, scheduler, broker, router and 3 nodes,
-# each its own network namespace with its own dockerd and agent) and walks through what an
+# Brings up Service Foundry on this machine (3 nodes, each its own network namespace with
+# its own dockerd, etcd member and agent; schedulers, brokers, routers) and walks through what an
 # app developer does: provision Postgres, get credentials, connect with psql through the
 # router. Leaves the platform running.
 set -euo pipefail
@@ -9,8 +9,13 @@ bash scripts/setup.sh
 sf() { node packages/cli/dist/main.js "$@"; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-step "sf up: etcd, scheduler, broker, router and three isolated nodes"
-sf up
+if [ -f "${SF_HOME:-.sf}/cluster.json" ]; then
+  step "sf up: the cluster of an earlier run"
+  sf up
+else
+  step "sf up --etcd-members 3: three isolated nodes, an etcd member in each, schedulers, brokers, routers"
+  sf up --etcd-members 3
+fi
 
 step "sf marketplace"
 sf marketplace
