@@ -95,6 +95,7 @@ describe('router config', () => {
     const config = compileRouterConfig({ etcdEndpoints: ['http://127.0.0.1:2379'] });
     assert.deepEqual(config, {
       etcdEndpoints: ['http://127.0.0.1:2379'],
+      etcdKeepaliveMs: 0,
       keyspaceRoot: '/sf',
       listenHost: '127.0.0.1',
       httpPort: null,
