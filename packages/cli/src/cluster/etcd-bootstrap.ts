@@ -15,8 +15,9 @@ import {
 import type { BootProcess } from '@service-foundry/fencing';
 import { describeExit, readSupervisionState } from '../supervision/supervision-state.js';
 import { type ClusterFile, type EtcdMember, etcdClientUrl, etcdMembersOf } from './cluster-file.js';
-import { componentPaths, isAlive, spawnSupervised, supervisionCommand } from './components.js';
-import { systemPath, whichBinary } from './node-engine.js';
+import { componentPaths, isAlive, spawnSupervised } from './components.js';
+import { supervisedBootProcess } from './isolated-nodes.js';
+import { whichBinary } from './node-engine.js';
 import type { ClusterPki } from './pki.js';
 
 /**
@@ -43,13 +44,13 @@ async function memberCommand(
   pki: ClusterPki,
   member: EtcdMember,
   extraHosts: readonly string[],
-): Promise<{ endpoint: string; argv: string[] }> {
+): Promise<string[]> {
   const binary = await whichBinary('etcd');
   if (!binary) throw new ProcessError('etcd is not installed (bash scripts/setup.sh installs etcd-server)', null);
   const members = etcdMembersOf(cluster);
   const dataDir = join(stateDir, member.dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const { endpoint, args } = etcdArguments({
+  const { args } = etcdArguments({
     dataDir,
     clientPort: member.clientPort,
     peerPort: member.peerPort,
@@ -68,7 +69,7 @@ async function memberCommand(
         }
       : {}),
   });
-  return { endpoint, argv: [binary, ...args] };
+  return [binary, ...args];
 }
 
 /**
@@ -88,7 +89,7 @@ export async function startClusterEtcd(
     etcdMembersOf(cluster)
       .filter((m) => m.node === undefined && (!only || only.includes(m.name)))
       .map(async (member) => {
-        const { argv } = await memberCommand(stateDir, cluster, pki, member, extraHosts);
+        const argv = await memberCommand(stateDir, cluster, pki, member, extraHosts);
         const supervisor = await spawnSupervised(stateDir, member.name, argv);
         await waitForMember(stateDir, member, pki, async () => isAlive(supervisor));
       }),
@@ -105,17 +106,7 @@ export async function etcdBootProcess(
   pki: ClusterPki,
   member: EtcdMember,
 ): Promise<BootProcess> {
-  const { argv } = await memberCommand(stateDir, cluster, pki, member, []);
-  const paths = componentPaths(stateDir, member.name);
-  return {
-    name: member.name,
-    argv: await supervisionCommand(stateDir, member.name, argv),
-    env: { PATH: systemPath(), LANG: 'C.UTF-8', SF_SUPERVISOR: member.name },
-    pidFile: paths.supervisorPidFile,
-    logFile: paths.logFile,
-    staleFiles: [],
-    volatileDirs: [],
-  };
+  return supervisedBootProcess(stateDir, member.name, await memberCommand(stateDir, cluster, pki, member, []));
 }
 
 /**
@@ -130,6 +121,7 @@ export async function waitForMember(
 ): Promise<void> {
   const paths = componentPaths(stateDir, member.name);
   const endpoint = etcdClientUrl(member);
+  const tls = serverTls(pki);
   await waitFor(
     async () => {
       if (!(await supervisorAlive())) throw new ProcessError(`the supervisor of ${member.name} exited`, null);
@@ -140,7 +132,7 @@ export async function waitForMember(
           null,
         );
       }
-      return etcdHealthy(endpoint, serverTls(pki));
+      return etcdHealthy(endpoint, tls);
     },
     { description: `${member.name} at ${endpoint}`, timeoutMs: 30_000, intervalMs: 50 },
   ).catch(async (error: unknown) => {

@@ -52,18 +52,20 @@ export function isolatedRuntime(stateDir: string, cluster: Readonly<ClusterFile>
   });
 }
 
-/** Variables a component reads from its environment, passed on to the agents a node boots. */
+/** Variables a component reads from its environment, passed on to the processes a node boots. */
 const passedOn = ['SF_LOG_LEVEL', 'SF_CATALOG_DIR'];
 
 /**
- * The boot entry of a node's agent: its supervisor (what systemd is on a real host,
- * docs/deploy.md) running `node packages/agent/dist/main.js --config FILE`, the same
- * command a real host runs, here inside the node's namespace. The boot file's pid is the
- * supervisor's; the supervisor writes the agent's own pid to `agent-<node>.pid`. A power
- * loss takes both, as it takes a host's init.
+ * The boot entry of a process a node runs under its supervisor (what systemd is on a real
+ * host, docs/deploy.md), inside the node's namespace. The boot file's pid is the
+ * supervisor's; the supervisor writes the process's own pid to `<name>.pid`. A power loss
+ * takes both, as it takes a host's init.
  */
-export async function agentBootProcess(stateDir: string, node: string): Promise<BootProcess> {
-  const name = `agent-${node}`;
+export async function supervisedBootProcess(
+  stateDir: string,
+  name: string,
+  argv: readonly string[],
+): Promise<BootProcess> {
   const paths = componentPaths(stateDir, name);
   const env: Record<string, string> = {
     PATH: `${systemPath()}:${dirname(process.execPath)}`,
@@ -76,11 +78,18 @@ export async function agentBootProcess(stateDir: string, node: string): Promise<
   }
   return {
     name,
-    argv: await supervisionCommand(stateDir, name, [process.execPath, mainOf('agent'), '--config', paths.configFile]),
+    argv: await supervisionCommand(stateDir, name, argv),
     env,
     pidFile: paths.supervisorPidFile,
     logFile: paths.logFile,
     staleFiles: [],
     volatileDirs: [],
   };
+}
+
+/** A node's agent: `node packages/agent/dist/main.js --config FILE`, the command a real host runs. */
+export async function agentBootProcess(stateDir: string, node: string): Promise<BootProcess> {
+  const name = `agent-${node}`;
+  const { configFile } = componentPaths(stateDir, name);
+  return supervisedBootProcess(stateDir, name, [process.execPath, mainOf('agent'), '--config', configFile]);
 }

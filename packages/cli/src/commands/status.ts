@@ -91,8 +91,10 @@ export const status: Command = {
     if (etcd.length > 1) {
       const leader = etcd.find((m) => m.leader)?.name;
       const down = etcd.filter((m) => !m.healthy).map((m) => `${m.name} (${m.error})`);
-      const placed = etcd.filter((m) => m.node !== undefined);
-      const inNodes = placed.map((m) => `${m.name} in ${m.node}`).join(', ');
+      const inNodes = etcd
+        .filter((m) => m.node !== undefined)
+        .map((m) => `${m.name} in ${m.node}`)
+        .join(', ');
       say(
         `etcd: ${etcd.length - down.length} of ${etcd.length} members answer, raft leader ${leader ?? 'none'}${inNodes ? `; ${inNodes}` : ''}${down.length ? `; not answering: ${down.join(', ')}` : ''}`,
       );

@@ -118,8 +118,8 @@ async function firstCluster(
   });
   // On isolated nodes several members go one per node, as on hosts: a node's power loss
   // takes its member, and a majority on the other nodes goes on.
-  const membersInNodes = choice.mode === 'isolated' && etcdMemberCount > 1;
-  if (membersInNodes && etcdMemberCount > nodeCount) {
+  const placeInNodes = choice.mode === 'isolated' && etcdMemberCount > 1;
+  if (placeInNodes && etcdMemberCount > nodeCount) {
     throw new UsageError(
       `--etcd-members ${etcdMemberCount} on isolated nodes puts one member in each node: give --nodes ${etcdMemberCount} or more`,
     );
@@ -129,7 +129,7 @@ async function firstCluster(
     etcdPorts.push({
       clientPort: await port(23790 + i),
       peerPort: await port(23800 + i),
-      ...(membersInNodes ? { node: `node-${i + 1}` } : {}),
+      ...(placeInNodes ? { node: `node-${i + 1}` } : {}),
     });
   }
   const block = choice.mode === 'isolated' ? await reserveBlock(dir, `${clusterId}-`) : undefined;
@@ -333,7 +333,7 @@ export const up: Command = {
         );
       }
       const missing: string[] = [];
-      for (const name of etcdMembers.filter((n) => !membersInNodes.some((m) => m.name === n))) {
+      for (const { name } of etcdMembersOf(cluster).filter((m) => m.node === undefined)) {
         const pid = await supervisedOrStopped(dir, name);
         if (pid) progress.status(`${name} already running (pid ${pid})`);
         else missing.push(name);
@@ -357,11 +357,10 @@ export const up: Command = {
             dockerSocket: isolated.engine.socket,
           });
           await writeComponentConfig(dir, `agent-${node.name}`, agentConfig);
-          const member = membersInNodes.find((m) => m.node === node.name);
-          await runtime.prepareNode(node.name, [
-            ...(member ? [await etcdBootProcess(dir, cluster, pki, member)] : []),
-            await agentBootProcess(dir, node.name),
-          ]);
+          // A node holding a member has its boot file (member, agent) from above already.
+          if (!membersInNodes.some((m) => m.node === node.name)) {
+            await runtime.prepareNode(node.name, [await agentBootProcess(dir, node.name)]);
+          }
           const result = await runtime.powerOn(node.name, { images });
           return `${node.name} ${result.started.length ? `started ${result.started.join(', ')}` : 'already on'}`;
         }),
