@@ -63,7 +63,9 @@ describe('connectEtcd against a member without a raft leader', () => {
   test('without the leader requirement the same read is still waiting after 2 s (what the option buys)', async () => {
     const plain = plainClient(2000);
     try {
-      await assert.rejects(plain.get(key).string(), /DEADLINE_EXCEEDED/);
+      // The deadline runs out at the client (DEADLINE_EXCEEDED) or, on a loaded machine, first
+      // at the member, which carries it (UNKNOWN: context deadline exceeded).
+      await assert.rejects(plain.get(key).string(), /DEADLINE_EXCEEDED|context deadline exceeded/);
     } finally {
       plain.close();
     }
