@@ -156,6 +156,8 @@ export async function startAgent(
         log,
         timing: { ...timing, askIntervalMs: failsafe.askIntervalMs },
         needsCover: () => Date.now() - registration.lastRenewedAt > failsafe.askAfterMs || selfFence.awaitingReverify,
+        localInstances: () => statuses.known().map((ref) => ref.instanceId),
+        onPeersChanged: (instanceId) => statuses.peersChanged(instanceId),
         call: async (url, name, params) => {
           const volumes = config.volumes as NonNullable<typeof config.volumes>;
           return callPeer(url, name, params, {
@@ -166,6 +168,8 @@ export async function startAgent(
         },
       })
     : undefined;
+  // C2: every status says which other replicas the failsafe knows of.
+  if (coverage) statuses.reportPeers((instanceId) => coverage.peersFor(instanceId));
   const selfFence: SelfFence = new SelfFence({
     docker,
     applied,

@@ -1,16 +1,19 @@
 import {
   type Etcd3,
+  type FailsafePeers,
   type Keyspace,
   type Logger,
   type NodeRecord,
   type PlacementRecord,
   PrefixMirror,
+  type PrefixSnapshot,
   placementCodec,
+  readPrefix,
 } from '@service-foundry/core';
 import type { PeerCallAnswer } from '@service-foundry/volumes';
 import type { AppliedReplicas } from './applied-replicas.js';
 import { type FailsafeAnswer, failsafeCallName, failsafeEntry, maxFailsafeEntries } from './failsafe-promises.js';
-import { coveredUntil, type FailsafeTiming } from './failsafe-rule.js';
+import { coverOf, type FailsafeTiming, type KnownPeers } from './failsafe-rule.js';
 
 export interface FailsafeCoverageDeps {
   client: Etcd3;
@@ -28,16 +31,23 @@ export interface FailsafeCoverageDeps {
   needsCover: () => boolean;
   /** One failsafe call to the volume server at `url` (volumes' callPeer, signed, mutual TLS). */
   call: (url: string, name: string, params: URLSearchParams) => Promise<PeerCallAnswer>;
+  /** Instances with a replica on this node besides those in `applied` (their statuses carry peers too). */
+  localInstances?: () => Iterable<string>;
+  /** The peers of `instanceId` were read anew: its statuses should say so (C2). */
+  onPeersChanged?: (instanceId: string) => Promise<void>;
   /** @default Date.now */
   now?: () => number;
 }
 
 /**
- * The primary side of the failsafe (failsafe-rule.ts P1–P5). While etcd answers it keeps a
- * copy of every placement and of each node's volume server URL (watches); while cover is
- * needed it asks every node holding another replica of a local primary, one call per node
- * and round, and remembers, per instance and peer node, the send time of the latest
- * request granted. Self-fencing asks it until when each primary is covered.
+ * The primary side of the failsafe (failsafe-rule.ts P1–P7). While etcd answers it knows,
+ * for every instance with a replica here, the nodes of its other replicas as read at a
+ * revision (read again whenever a placement of the instance changes, or when a primary's
+ * epoch is newer than the read), and each node's volume server URL; every status of this
+ * agent carries that knowledge (C2). While cover is needed it asks every node holding
+ * another replica of a local primary, one call per node and round, and remembers, per
+ * instance and peer node, the send time of the latest request granted. Self-fencing asks
+ * it until when each primary is covered.
  */
 export class FailsafeCoverage {
   readonly #placements: PrefixMirror<PlacementRecord>;
@@ -47,14 +57,28 @@ export class FailsafeCoverage {
   /** Instance → peer node → send time of the latest granted request. */
   readonly #grants = new Map<string, Map<string, number>>();
   readonly #refusals = new Map<string, string>();
+  /** Instance → the nodes of its other replicas, as a direct read found them (P5, P7, C2). */
+  readonly #books = new Map<string, KnownPeers>();
+  /** Instances whose placements changed since their book was read. */
+  readonly #stale = new Set<string>();
   readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
+  #reading: Promise<void> | undefined;
   #stopped = false;
 
   constructor(private readonly deps: FailsafeCoverageDeps) {
     this.#now = deps.now ?? Date.now;
     this.#placements = new PrefixMirror(deps.client, placementCodec, deps.keys.placements(), deps.log);
+    // The copy only says when to read again: the book comes from a read, whose revision is
+    // known (a quiet watch's revision says nothing about the time since its last event).
+    const prefix = deps.keys.placements();
+    this.#placements.on('change', (changes) => {
+      for (const { key } of changes) {
+        const rest = key.slice(prefix.length);
+        this.#stale.add(rest.slice(0, rest.lastIndexOf('/')));
+      }
+    });
     this.#nodes = deps.nodes;
     this.#nodes.on('change', (changes) => {
       for (const change of changes) if (change.current) this.#remember(change.current.value);
@@ -71,17 +95,25 @@ export class FailsafeCoverage {
     this.#stopped = true;
     clearTimeout(this.#timer);
     await this.#round;
+    await this.#reading;
     await this.#placements.close();
   }
 
-  /** P3/P5: until when the primary of `instanceId` on this node is covered (ms since the epoch). */
+  /** P3–P5, P7: until when the primary of `instanceId` on this node is covered (ms since the epoch). */
   coveredUntil(instanceId: string): number {
-    const peers = this.peersOf(instanceId);
     const grants = this.#grants.get(instanceId);
-    return coveredUntil(
-      peers.map((node) => ({ sentAt: grants?.get(node) })),
+    return coverOf(
+      this.#books.get(instanceId),
+      this.#primaryEpoch(instanceId),
+      (node) => grants?.get(node),
       this.deps.timing,
     );
+  }
+
+  /** What every status of `instanceId` says this agent knows of its other replicas (C2). */
+  peersFor(instanceId: string): FailsafePeers {
+    const book = this.#books.get(instanceId);
+    return book ? { nodes: [...book.nodes], revision: book.revision } : { nodes: [], revision: '0' };
   }
 
   /** A node's address, from its volume server URL as last seen (R6). */
@@ -95,14 +127,59 @@ export class FailsafeCoverage {
     }
   }
 
-  /** The nodes holding the other replicas of `instanceId`, as last seen in etcd. */
-  peersOf(instanceId: string): string[] {
-    const prefix = this.deps.keys.instancePlacements(instanceId);
-    const nodes = new Set<string>();
-    for (const [key, placement] of this.#placements.items) {
-      if (key.startsWith(prefix) && placement.value.node !== this.deps.node) nodes.add(placement.value.node);
+  /** The nodes holding the other replicas of `instanceId`, as last read from etcd. */
+  peersOf(instanceId: string): readonly string[] {
+    return this.#books.get(instanceId)?.nodes ?? [];
+  }
+
+  /** The newest epoch of a local primary of `instanceId` (0: none here). */
+  #primaryEpoch(instanceId: string): number {
+    let epoch = 0;
+    for (const entry of this.deps.applied.all()) {
+      if (entry.ref.instanceId === instanceId && entry.mayBePrimary) epoch = Math.max(epoch, entry.epoch ?? 0);
     }
-    return [...nodes];
+    return epoch;
+  }
+
+  /**
+   * Reads the placements of every instance whose book is missing, changed or older than a
+   * local primary's epoch. One instance at a time, never awaited by the asking rounds: while
+   * etcd is gone a read waits for its deadline, and the last book stays (P5 keeps working on
+   * what was read while etcd answered).
+   */
+  async #readBooks(): Promise<void> {
+    const wanted = new Set<string>(this.deps.localInstances?.() ?? []);
+    for (const entry of this.deps.applied.all()) wanted.add(entry.ref.instanceId);
+    for (const id of this.#books.keys()) if (!wanted.has(id)) this.#books.delete(id);
+    for (const id of wanted) {
+      if (this.#stopped) return;
+      const book = this.#books.get(id);
+      if (book && !this.#stale.has(id) && BigInt(book.revision) >= BigInt(this.#primaryEpoch(id))) continue;
+      // Cleared before the read: a change arriving meanwhile marks it again.
+      this.#stale.delete(id);
+      let read: PrefixSnapshot<PlacementRecord>;
+      try {
+        read = await readPrefix(this.deps.client, placementCodec, this.deps.keys.instancePlacements(id), this.deps.log);
+      } catch (error) {
+        this.#stale.add(id);
+        this.deps.log.debug(
+          { err: error, instanceId: id },
+          'failsafe: reading placements failed; keeping the last read',
+        );
+        return;
+      }
+      // A placement that cannot be read names an unknown node: know nothing rather than too little.
+      if (read.rejected.length > 0) {
+        this.#books.delete(id);
+        continue;
+      }
+      const nodes = new Set<string>();
+      for (const placement of read.items.values()) {
+        if (placement.value.node !== this.deps.node) nodes.add(placement.value.node);
+      }
+      this.#books.set(id, { nodes: [...nodes].sort(), revision: read.revision });
+      await this.deps.onPeersChanged?.(id);
+    }
   }
 
   #remember(node: NodeRecord): void {
@@ -119,6 +196,11 @@ export class FailsafeCoverage {
   }
 
   async #ask(): Promise<void> {
+    this.#reading ??= this.#readBooks()
+      .catch((error: unknown) => this.deps.log.error({ err: error }, 'failsafe: reading placements failed'))
+      .finally(() => {
+        this.#reading = undefined;
+      });
     if (!this.deps.needsCover()) {
       // Grants from an earlier outage must never cover a later one.
       this.#grants.clear();

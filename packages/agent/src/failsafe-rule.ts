@@ -24,10 +24,14 @@ import type { ReplicaRole } from '@service-foundry/core';
  * | P3 | primary    | past the fence point; every peer granted a request sent at s,  | keep the primary while                       |
  * |    |            | the oldest such s the latest grant of the slowest peer         |   now < s + promiseMs − marginMs             |
  * | P4 | primary    | a peer refused, is unreachable, or no grant is recent enough   | kill (as without failsafe)                   |
- * | P5 | primary    | no other replica (one-replica instance), or peers unknown      | kill (as without failsafe)                   |
+ * | P5 | primary    | peers unknown: the instance's placements not read at or after  | kill (as without failsafe)                   |
+ * |    |            | the primary's epoch                                            |                                              |
+ * | P7 | primary    | peers known, none: no other replica of the instance exists     | keep, until the lease is back (then P6)      |
  * | P6 | primary    | lease lost, node registered again                              | re-read primary/<id> after the new node key  |
  * |    |            |                                                                | is in; kill the primary if it moved          |
  * | C1 | controller | failover promotion                                             | commits only while nodes/<old node> is absent|
+ * | C2 | controller | a replica's first role (it has never had one)                  | only once the primary's status lists its node|
+ * |    |            |                                                                | at a revision ≥ the replica's placement      |
  *
  * Why two primaries never both accept writes. A new primary at epoch E+1 needs the
  * controller's promotion (C1) and then the chosen replica's agent to pass its claim (G1,
@@ -39,9 +43,18 @@ import type { ReplicaRole } from '@service-foundry/core';
  * before primary/<id> is re-read (P6), so a promotion that committed while it was absent is
  * seen, and until then the old primary lives only on its cover. A primary cut off from
  * etcd and from its peers gets no grant and dies at the fence point, as without failsafe.
- * Peers are the placements last seen while etcd answered (as Patroni's failsafe uses the
- * member list last read from its DCS): a replica placed in the last moments before the
- * outage is not asked, and cannot become a promotion candidate before it was seen.
+ *
+ * Who is asked. Peers are the nodes of the instance's other placements, read from etcd at a
+ * revision R and published with every status of this agent (`peers`). A replica becomes a
+ * promotion candidate only by following a primary, which needs a first role, which the
+ * controller gives only once the primary's status lists the replica's node at an R at or
+ * after its placement (C2). A replica with a role before this primary's epoch was placed
+ * before it, so a read at R ≥ epoch (P5) lists it too. So every candidate is asked, and a
+ * primary that knows of no other replica (P7) has none that could be promoted: one placed
+ * while it is cut off from etcd waits for a role it cannot be given. A placement moves to
+ * another node only once the old node is confirmed fenced (powered off), and a relocated
+ * replica's old node, still listed, refuses (R1). The lone primary is therefore kept, as
+ * Patroni's failsafe keeps a leader whose member list holds only itself.
  */
 
 export interface FailsafeTiming {
@@ -124,6 +137,30 @@ export function coveredUntil(peers: readonly PeerGrant[], timing: FailsafeTiming
     until = Math.min(until, peer.sentAt + timing.promiseMs - timing.marginMs);
   }
   return until;
+}
+
+/** What the primary side knows of an instance's other replicas: their nodes, read at `revision`. */
+export interface KnownPeers {
+  nodes: readonly string[];
+  revision: string;
+}
+
+/**
+ * P3–P5, P7: until when the primary at `epoch` is covered, given the peers it knows and the
+ * send time of each one's latest grant.
+ */
+export function coverOf(
+  known: KnownPeers | undefined,
+  epoch: number,
+  grantOf: (node: string) => number | undefined,
+  timing: FailsafeTiming,
+): number {
+  if (known === undefined || BigInt(known.revision) < BigInt(epoch)) return Number.NEGATIVE_INFINITY;
+  if (known.nodes.length === 0) return Number.POSITIVE_INFINITY;
+  return coveredUntil(
+    known.nodes.map((node) => ({ sentAt: grantOf(node) })),
+    timing,
+  );
 }
 
 /** P3/P4: keep a primary past its lease's fence point? */

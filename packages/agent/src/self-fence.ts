@@ -29,8 +29,8 @@ interface Episode {
   startedAt: number;
   lastRenewedAt: number;
   killed: Map<string, { replica: string; sinceRenewalMs: number; why: string }>;
-  /** Primaries the failsafe kept alive (container → replica): said once each. */
-  covered: Map<string, string>;
+  /** Primaries the failsafe kept alive (container → replica, and whether it had no other replica): said once each. */
+  covered: Map<string, { replica: string; alone: boolean }>;
 }
 
 /**
@@ -170,10 +170,17 @@ export class SelfFence {
         const until = this.deps.coveredUntil?.(entry.ref.instanceId) ?? Number.NEGATIVE_INFINITY;
         if (keepCovered(now, until)) {
           if (!episode.covered.has(entry.containerId)) {
-            episode.covered.set(entry.containerId, `${entry.ref.instanceId}/${entry.ref.ordinal}`);
+            const alone = until === Number.POSITIVE_INFINITY;
+            episode.covered.set(entry.containerId, { replica: `${entry.ref.instanceId}/${entry.ref.ordinal}`, alone });
             this.deps.log.warn(
-              { instanceId: entry.ref.instanceId, ordinal: entry.ref.ordinal, coveredForMs: until - now },
-              'failsafe: primary kept, every other replica promised not to take over',
+              {
+                instanceId: entry.ref.instanceId,
+                ordinal: entry.ref.ordinal,
+                ...(alone ? {} : { coveredForMs: until - now }),
+              },
+              alone
+                ? 'failsafe: primary kept, it has no other replica (none can be promoted without fencing this node)'
+                : 'failsafe: primary kept, every other replica promised not to take over',
             );
           }
           return undefined;
@@ -227,11 +234,14 @@ export class SelfFence {
     const { log, events, node, leaseTtlMs, marginMs } = this.deps;
     this.#episode = undefined;
     const killed = [...episode.killed.values()].map((k) => `${k.replica} (+${k.sinceRenewalMs} ms: ${k.why})`);
-    const kept = [...episode.covered].filter(([container]) => !episode.killed.has(container)).map(([, r]) => r);
+    const kept = [...episode.covered].filter(([container]) => !episode.killed.has(container)).map(([, k]) => k);
+    const promised = kept.filter((k) => !k.alone).map((k) => k.replica);
+    const alone = kept.filter((k) => k.alone).map((k) => k.replica);
     const message =
       `node ${node} fenced itself: no lease renewal confirmed for ${episode.startedAt - episode.lastRenewedAt} ms ` +
       `(TTL ${leaseTtlMs} ms, margin ${marginMs} ms); killed ${killed.length > 0 ? killed.join(', ') : 'no primary'}; ` +
-      (kept.length > 0 ? `kept ${kept.join(', ')} writing on the failsafe promises of its replicas; ` : '') +
+      (promised.length > 0 ? `kept ${promised.join(', ')} writing on the failsafe promises of its replicas; ` : '') +
+      (alone.length > 0 ? `kept ${alone.join(', ')} writing with no other replica to take over; ` : '') +
       `lease renewed again after ${now - episode.startedAt} ms`;
     log.warn({ killed: killed.length }, `self-fence lifted: ${message}`);
     void events.record('node-self-fenced', message, { node });

@@ -3,6 +3,7 @@ import {
   BadRecordError,
   type ContainerLimits,
   type Etcd3,
+  type FailsafePeers,
   type IoPolicy,
   json,
   type Keyspace,
@@ -38,6 +39,8 @@ export interface StatusUpdate {
   limits?: ContainerLimits;
   /** The password rotation the running server has taken on (password-rotation.ts). */
   passwords?: AppliedPasswords;
+  /** Set by the writer itself on a failsafe agent (see {@link StatusWriter.reportPeers}). */
+  peers?: FailsafePeers;
 }
 
 const updateFields = [
@@ -56,6 +59,7 @@ const updateFields = [
   'image',
   'limits',
   'passwords',
+  'peers',
 ] as const satisfies readonly (keyof StatusUpdate)[];
 
 function sameStatus(a: ReplicaStatus, b: StatusUpdate): boolean {
@@ -86,6 +90,8 @@ export class StatusWriter {
    * container still reports them.
    */
   readonly #passwords = new Map<string, { containerId: string; value: AppliedPasswords }>();
+  /** The failsafe's knowledge of each instance's other replicas, stamped on every status (C2). */
+  #peersOf: ((instanceId: string) => FailsafePeers) | undefined;
 
   constructor(
     private readonly client: Etcd3,
@@ -104,9 +110,28 @@ export class StatusWriter {
     return [...this.#latest.values()].map((entry) => entry.ref);
   }
 
+  /**
+   * From now on every status carries `peers(instanceId)`. Stamped on all of them, not only a
+   * primary's: a replica just promoted may still report role `replica`, and the controller
+   * must never mistake its status for one of an agent without the failsafe.
+   */
+  reportPeers(peers: (instanceId: string) => FailsafePeers): void {
+    this.#peersOf = peers;
+  }
+
+  /** Writes again the statuses of `instanceId` whose peers changed. */
+  async peersChanged(instanceId: string): Promise<void> {
+    const writes: Promise<void>[] = [];
+    for (const { ref, status } of this.#latest.values()) {
+      if (status && ref.instanceId === instanceId) writes.push(this.set(ref, updateOf(status)));
+    }
+    await Promise.all(writes);
+  }
+
   /** Records and writes a status; unchanged statuses are not rewritten. Never throws. */
   async set(ref: ReplicaRef, update: StatusUpdate): Promise<void> {
     const id = replicaId(ref.instanceId, ref.ordinal);
+    if (this.#peersOf) update = { ...update, peers: this.#peersOf(ref.instanceId) };
     const applied = this.#passwords.get(id);
     if (applied && update.passwords === undefined && update.state === 'running') {
       if (applied.containerId === update.containerId) update = { ...update, passwords: applied.value };

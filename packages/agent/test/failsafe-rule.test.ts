@@ -4,7 +4,7 @@ import { silentLogger } from '@service-foundry/test-support';
 import { AppliedReplicas } from '../src/applied-replicas.js';
 import { compileAgentConfig } from '../src/config.js';
 import { FailsafePromises, maxFailsafeEntries } from '../src/failsafe-promises.js';
-import { answerPromise, coveredUntil, keepCovered, type LocalReplicaView } from '../src/failsafe-rule.js';
+import { answerPromise, coveredUntil, coverOf, keepCovered, type LocalReplicaView } from '../src/failsafe-rule.js';
 
 /**
  * Every row of the failsafe table (src/failsafe-rule.ts) that a pure function decides; the
@@ -58,7 +58,7 @@ describe('failsafe: what a replica promises (R1–R6)', () => {
   });
 });
 
-describe('failsafe: how long a primary is covered (P3–P5)', () => {
+describe('failsafe: how long a primary is covered (P3–P5, P7)', () => {
   const timing = { promiseMs: 2000, marginMs: 750 };
   it('P3: covered until the slowest peer’s latest granted send time + promise − margin', () => {
     assert.equal(coveredUntil([{ sentAt: 10_000 }, { sentAt: 10_500 }], timing), 10_000 + 2000 - 750);
@@ -68,9 +68,41 @@ describe('failsafe: how long a primary is covered (P3–P5)', () => {
   it('P4: a peer without a grant leaves no cover', () => {
     assert.equal(coveredUntil([{ sentAt: 10_000 }, { sentAt: undefined }], timing), Number.NEGATIVE_INFINITY);
   });
-  it('P5: no peers, no cover (a one-replica primary is fenced as before)', () => {
-    assert.equal(coveredUntil([], timing), Number.NEGATIVE_INFINITY);
+  it('P3/P4 through what the primary knows: every listed peer must have granted', () => {
+    const known = { nodes: ['n1', 'n2'], revision: '50' };
+    const grants = new Map([['n1', 10_000]]);
+    assert.equal(
+      coverOf(known, 42, (n) => grants.get(n), timing),
+      Number.NEGATIVE_INFINITY,
+    );
+    grants.set('n2', 10_500);
+    assert.equal(
+      coverOf(known, 42, (n) => grants.get(n), timing),
+      10_000 + 2000 - 750,
+    );
+  });
+  it('P5: peers unknown (never read, or read before the primary’s epoch): no cover, killed as without failsafe', () => {
+    assert.equal(
+      coverOf(undefined, 42, () => 10_000, timing),
+      Number.NEGATIVE_INFINITY,
+    );
+    assert.equal(
+      coverOf({ nodes: [], revision: '41' }, 42, () => 10_000, timing),
+      Number.NEGATIVE_INFINITY,
+    );
+    assert.equal(
+      coverOf({ nodes: ['n1'], revision: '41' }, 42, () => 10_000, timing),
+      Number.NEGATIVE_INFINITY,
+    );
     assert.equal(keepCovered(0, Number.NEGATIVE_INFINITY), false);
+  });
+  it('P7: peers read at or after the epoch, none: a lone primary is kept for as long as the lease is away', () => {
+    assert.equal(
+      coverOf({ nodes: [], revision: '42' }, 42, () => undefined, timing),
+      Number.POSITIVE_INFINITY,
+    );
+    assert.equal(keepCovered(Number.MAX_SAFE_INTEGER, Number.POSITIVE_INFINITY), true);
+    assert.equal(coveredUntil([], timing), Number.NEGATIVE_INFINITY, 'the grant arithmetic alone never covers');
   });
 });
 

@@ -7,6 +7,7 @@ import {
   eventCodec,
   nodeCodec,
   type PlacementRecord,
+  type ReplicaStatus,
   readPrefix,
   readRecord,
   sampleValue,
@@ -43,7 +44,7 @@ interface Pair {
   status(
     ordinal: number,
     description: string,
-    accept: (s: { role?: string; epoch?: number; message: string; state: string }) => boolean,
+    accept: (s: ReplicaStatus) => boolean,
     timeoutMs?: number,
   ): ReturnType<typeof statusWhere>;
 }
@@ -52,8 +53,13 @@ interface Pair {
  * Two real agents on their own etcd (SIGSTOPped by the tests, so no other file is
  * disturbed), each with its volume server on mutual TLS: a primary on one node at a real
  * epoch, its replica on the other following it, and the placements the controller writes.
+ * `alone`: the primary's agent and placement only (a one-replica instance).
  */
-async function primaryAndReplica(t: TestContext, extra: Partial<AgentOptions> = {}): Promise<Pair> {
+async function primaryAndReplica(
+  t: TestContext,
+  extra: Partial<AgentOptions> = {},
+  { alone = false } = {},
+): Promise<Pair> {
   const etcd = await startTestEtcd();
   const { client } = etcd;
   const catalogDir = await writeReplicatedCatalog(await ensureReplicatedImage());
@@ -98,7 +104,7 @@ async function primaryAndReplica(t: TestContext, extra: Partial<AgentOptions> = 
     return agent;
   };
   await start(primaryNode);
-  await start(replicaNode);
+  if (!alone) await start(replicaNode);
   await putSecret(client, keys, instanceId, testSecret);
   const assign = async (node: string, ordinal: number, fields: object) => {
     await client
@@ -126,7 +132,7 @@ async function primaryAndReplica(t: TestContext, extra: Partial<AgentOptions> = 
           .exec()
       ).header.revision,
     );
-  for (const [ordinal, node] of [primaryNode, replicaNode].entries()) {
+  for (const [ordinal, node] of (alone ? [primaryNode] : [primaryNode, replicaNode]).entries()) {
     const placement: PlacementRecord = {
       instanceId,
       ordinal,
@@ -141,12 +147,14 @@ async function primaryAndReplica(t: TestContext, extra: Partial<AgentOptions> = 
   const epoch = await putPrimary(0, primaryNode);
   await assign(primaryNode, 0, { role: 'primary', epoch });
   await status(0, 'primary at its epoch', (s) => s.epoch === epoch && s.role === 'primary');
-  await assign(replicaNode, 1, { role: 'replica', epoch, upstream: { host: '127.0.0.1', port: 1 } });
-  await status(
-    1,
-    'replica following at the epoch',
-    (s) => s.state === 'running' && s.role === 'replica' && s.epoch === epoch,
-  );
+  if (!alone) {
+    await assign(replicaNode, 1, { role: 'replica', epoch, upstream: { host: '127.0.0.1', port: 1 } });
+    await status(
+      1,
+      'replica following at the epoch',
+      (s) => s.state === 'running' && s.role === 'replica' && s.epoch === epoch,
+    );
+  }
   return {
     etcd,
     keys,
@@ -178,6 +186,11 @@ async function primaryAndReplica(t: TestContext, extra: Partial<AgentOptions> = 
 describe('failsafe: a primary lives through an etcd outage while its replica promises (real agents, real etcd)', () => {
   it('R5/P3/P6: etcd held past the lease, the primary is never killed; the lift event says so', async (t) => {
     const pair = await primaryAndReplica(t);
+    // C2: the primary's status names the node it asks, as read at or after its epoch.
+    const published = await pair.status(0, 'the primary listing its peers', (s) =>
+      Boolean(s.peers && BigInt(s.peers.revision) >= BigInt(pair.epoch)),
+    );
+    assert.deepEqual(published.peers?.nodes, [pair.replicaNode]);
     const before = await containerState(pair.primaryContainer);
     assert.equal(before?.State.Running, true);
     pair.pauseEtcd();
@@ -212,6 +225,28 @@ describe('failsafe: a primary lives through an etcd outage while its replica pro
       before?.State.StartedAt,
       'still the same run after the lease is back (P6 kept it)',
     );
+  });
+
+  it('P7: a primary with no other replica is kept through the outage, and says why', async (t) => {
+    const lone = await primaryAndReplica(t, {}, { alone: true });
+    const published = await lone.status(0, 'the primary listing no peers, read at or after its epoch', (s) =>
+      Boolean(s.peers && BigInt(s.peers.revision) >= BigInt(lone.epoch)),
+    );
+    assert.deepEqual(published.peers?.nodes, []);
+    const before = await containerState(lone.primaryContainer);
+    lone.pauseEtcd();
+    // The fault's duration, not a synchronization: etcd is held 2.5 leases long.
+    await delay(ttlSeconds * 2500);
+    const during = await containerState(lone.primaryContainer);
+    lone.resumeEtcd();
+    assert.equal(during?.State.Running, true, 'running at the end of the outage');
+    assert.equal(during?.State.StartedAt, before?.State.StartedAt, 'never killed and restarted');
+    const lifted = await waitFor(
+      async () => (await lone.events('node-self-fenced')).find((e) => e.message.includes(`node ${lone.primaryNode} `)),
+      { description: "the primary's node lifting its fence", timeoutMs: 20_000 },
+    );
+    assert.match(lifted.message, /killed no primary/);
+    assert.ok(lifted.message.includes(`kept ${lone.instanceId}/0 writing with no other replica`), lifted.message);
   });
 
   it('P4: with its replica’s agent gone, the primary is killed before the lease could expire, as without failsafe', async (t) => {

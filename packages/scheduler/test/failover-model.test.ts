@@ -163,6 +163,51 @@ describe('topology: the roles each assignment should carry', () => {
     assert.equal(byOrdinal.get(2)?.upstream?.host, '172.17.0.3');
   });
 
+  it('C2: a replica gets its first role only once the primary lists its node, read at or after its placement', () => {
+    const assignments = new Map([
+      [0, assignment(0, { role: 'primary', epoch: 42 })],
+      [1, v(assignment(1).value, '30')],
+      [2, { ...assignment(2), createRevision: '60' }],
+    ]);
+    const firstRoles = (peers: ReplicaStatus['peers']) =>
+      desiredAssignments(
+        view({
+          assignments,
+          primary: primaryAt(0, '42'),
+          statuses: new Map([[0, status(0, peers ? { peers } : {})]]),
+        }),
+      )
+        .filter((c) => c.ordinal !== 0)
+        .map((c) => c.ordinal);
+    assert.deepEqual(firstRoles({ nodes: [], revision: '0' }), [], 'the primary knows of nobody yet');
+    assert.deepEqual(firstRoles({ nodes: ['n1'], revision: '59' }), [1], 'n2 is not listed');
+    assert.deepEqual(
+      firstRoles({ nodes: ['n1', 'n2'], revision: '59' }),
+      [1],
+      'n2 listed, but read before replica 2 was placed there (revision 60)',
+    );
+    assert.deepEqual(firstRoles({ nodes: ['n1', 'n2'], revision: '60' }), [1, 2]);
+    assert.deepEqual(firstRoles(undefined), [1, 2], 'an agent without the failsafe publishes no peers');
+  });
+
+  it('C2 does not hold back a replica that already has a role (re-pointed after a failover)', () => {
+    const assignments = new Map([
+      [0, assignment(0, { role: 'primary', epoch: 42 })],
+      [1, assignment(1, { role: 'replica', epoch: 41, upstream: { host: '172.17.0.9', port: 5432 } })],
+    ]);
+    const changes = desiredAssignments(
+      view({
+        assignments,
+        primary: primaryAt(0, '42'),
+        statuses: new Map([[0, status(0, { peers: { nodes: [], revision: '0' } })]]),
+      }),
+    );
+    assert.deepEqual(
+      changes.filter((c) => c.ordinal !== 0).map((c) => [c.ordinal, c.next.epoch, c.next.upstream?.host]),
+      [[1, 42, '172.17.0.2']],
+    );
+  });
+
   it('changes nothing for services without native replication', () => {
     assert.deepEqual(desiredAssignments(view({ replicated: false })), []);
   });

@@ -4,6 +4,7 @@ import type {
   AssignmentRecord,
   PlacementRecord,
   PrimaryRecord,
+  ReplicaStatus,
   TransferStatusRecord,
   Versioned,
 } from '@service-foundry/core';
@@ -53,6 +54,17 @@ function view(over: Partial<InstanceView> = {}): InstanceView {
 
 const primaryAt = (ordinal: number, epoch: string): Versioned<PrimaryRecord> =>
   v({ instanceId: 'kv', ordinal, node: `n${ordinal}`, host: 'h', port: 1, electedAt: '' }, epoch);
+/** The primary's status (replica 0 on n0), its agent listing `nodes` as read at `revision`. */
+const primaryStatus = (nodes: string[], revision = '10'): Versioned<ReplicaStatus> =>
+  v({
+    instanceId: 'kv',
+    ordinal: 0,
+    node: 'n0',
+    state: 'running',
+    message: 'ready',
+    updatedAt: new Date(t0).toISOString(),
+    peers: { nodes, revision },
+  });
 const seedFrom = (ordinal: number) => ({
   from: { node: `n${ordinal}`, volume: `replica.kv.${ordinal}` },
   round: 1,
@@ -74,7 +86,10 @@ describe('volume shipping: the assignments of primary and standbys', () => {
   });
 
   it("after election: the primary gets the epoch, every other replica a periodic seed from the primary's volume", () => {
-    const changes = shippingAssignments(view({ primary: primaryAt(0, '42') }), 5);
+    const changes = shippingAssignments(
+      view({ primary: primaryAt(0, '42'), statuses: new Map([[0, primaryStatus(['n1', 'n2'])]]) }),
+      5,
+    );
     assert.deepEqual(
       changes.map((c) => [c.ordinal, c.next.role, c.next.epoch, c.next.seed]),
       [
@@ -83,6 +98,16 @@ describe('volume shipping: the assignments of primary and standbys', () => {
         [2, 'replica', 42, seedFrom(0)],
       ],
     );
+  });
+
+  it('C2: a standby gets its first seed only once the primary lists its node, read at or after its placement', () => {
+    const seeded = (statuses: InstanceView['statuses']) =>
+      shippingAssignments(view({ primary: primaryAt(0, '42'), statuses }), 5)
+        .filter((c) => c.next.seed)
+        .map((c) => c.ordinal);
+    assert.deepEqual(seeded(new Map()), [], "no primary's status yet");
+    assert.deepEqual(seeded(new Map([[0, primaryStatus(['n2'])]])), [2]);
+    assert.deepEqual(seeded(new Map([[0, primaryStatus(['n1', 'n2'], '0')]])), [], 'read before the placements');
   });
 
   it('after a failover: the promoted standby loses its seed, the others (the old primary too, even while down) copy from it', () => {

@@ -55,6 +55,19 @@ export interface ReplicaStatus {
    * or the instance's passwords were never rotated.
    */
   passwords?: AppliedPasswords;
+  /**
+   * An agent running the failsafe: the nodes holding the other replicas of this instance,
+   * read from etcd at `revision` (the nodes its failsafe asks when etcd is gone). The
+   * controller gives a replica its first role only once the primary's status lists its
+   * node at a revision at or after the replica was placed (docs/failover.md, rule C2).
+   */
+  peers?: FailsafePeers;
+}
+
+/** What a failsafe agent knows of an instance's other replicas (`revision`: `'0'` for nothing yet). */
+export interface FailsafePeers {
+  nodes: string[];
+  revision: string;
 }
 
 /** A secret generation and rotation phase a server has taken on. */
@@ -93,6 +106,16 @@ const statusSchema: JSONSchemaType<ReplicaStatus> = {
       properties: {
         generation: { type: 'integer', minimum: 1 },
         phase: { type: 'string', enum: rotationPhases },
+      },
+      nullable: true,
+    },
+    peers: {
+      type: 'object',
+      required: ['nodes', 'revision'],
+      additionalProperties: false,
+      properties: {
+        nodes: { type: 'array', items: nonEmptyText, maxItems: 64 },
+        revision: { type: 'string', pattern: '^[0-9]{1,20}$' },
       },
       nullable: true,
     },

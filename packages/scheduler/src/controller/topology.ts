@@ -8,6 +8,7 @@ import {
   sameIo,
   type Versioned,
 } from '@service-foundry/core';
+import { primaryKnowsOf } from './first-role.js';
 
 /** What the controller knows about one instance's replicas at one moment. */
 export interface InstanceView {
@@ -47,6 +48,7 @@ function sameUpstream(a: AssignmentRecord['upstream'], b: AssignmentRecord['upst
  * | primary key at epoch E, ordinal P      | P                  | primary, epoch E                           |
  * | primary key at epoch E                 | others, live node  | replica, epoch E, upstream = P's peer      |
  * | was primary, now another is            | the old primary    | replica, generation + 1 (rebuilt by clone) |
+ * | any, a replica's first role            | a new replica      | only once the primary lists its node (C2, first-role.ts) |
  *
  * Replicas on nodes that are not alive are left alone: their agents cannot act, and the
  * old primary's demotion is written so that it applies when its node comes back.
@@ -119,6 +121,7 @@ export function desiredAssignments(view: InstanceView): AssignmentChange[] {
     // rebuilds from the new primary instead of starting its diverged copy.
     if (!view.liveNodes.has(placement.node) && !demoted) continue;
     if (!upstream && !demoted) continue;
+    if (!primaryKnowsOf(primaryStatus, placement.node, assignment)) continue;
     const next: AssignmentRecord = {
       ...a,
       role: 'replica',

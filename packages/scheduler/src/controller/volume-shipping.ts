@@ -1,4 +1,5 @@
 import { type AssignmentRecord, replicaVolumeSource } from '@service-foundry/core';
+import { primaryKnowsOf } from './first-role.js';
 import type { AssignmentChange, InstanceView } from './topology.js';
 
 function sameSeed(a: AssignmentRecord['seed'], b: AssignmentRecord['seed']): boolean {
@@ -20,6 +21,7 @@ function sameSeed(a: AssignmentRecord['seed'], b: AssignmentRecord['seed']): boo
  * | no primary key                          | the others               | unchanged (nothing to copy from yet)         |
  * | primary key at epoch E, ordinal P       | P                        | role primary, epoch E, no seed               |
  * | primary key at epoch E                  | every other replica      | role replica, epoch E, seed from P's volume every `intervalSeconds` |
+ * | a standby's first role                  | a new standby            | only once the primary lists its node (C2, first-role.ts) |
  *
  * A standby keeps its seed while its node is down, so that it copies before it could ever
  * serve again; a demoted primary becomes such a standby (its volume is replaced by the next
@@ -53,6 +55,7 @@ export function shippingAssignments(view: InstanceView, intervalSeconds: number)
       propose(placement.ordinal, placement.node, { ...withoutSeed(assignment.value), role: 'primary', epoch });
       continue;
     }
+    if (!primaryKnowsOf(view.statuses.get(primaryOrdinal)?.value, placement.node, assignment)) continue;
     const from = { node: primaryNode, volume: replicaVolumeSource(instanceId, primaryOrdinal) };
     propose(placement.ordinal, placement.node, {
       ...assignment.value,
