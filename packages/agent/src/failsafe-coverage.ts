@@ -150,7 +150,9 @@ export class FailsafeCoverage {
   async #readBooks(): Promise<void> {
     const wanted = new Set<string>(this.deps.localInstances?.() ?? []);
     for (const entry of this.deps.applied.all()) wanted.add(entry.ref.instanceId);
+    // The copy reports every instance's placements; only this node's are kept track of.
     for (const id of this.#books.keys()) if (!wanted.has(id)) this.#books.delete(id);
+    for (const id of this.#stale) if (!wanted.has(id)) this.#stale.delete(id);
     for (const id of wanted) {
       if (this.#stopped) return;
       const book = this.#books.get(id);

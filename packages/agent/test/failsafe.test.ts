@@ -247,6 +247,23 @@ describe('failsafe: a primary lives through an etcd outage while its replica pro
     );
     assert.match(lifted.message, /killed no primary/);
     assert.ok(lifted.message.includes(`kept ${lone.instanceId}/0 writing with no other replica`), lifted.message);
+    // C2's other half: a replica placed later (a plan change) is listed once its placement is
+    // read, so the controller can give it a role.
+    const later: PlacementRecord = {
+      instanceId: lone.instanceId,
+      ordinal: 1,
+      node: 'fs-later-node',
+      placedAt: new Date().toISOString(),
+      scheduler: 'test',
+    };
+    const placed = await lone.etcd.client
+      .put(lone.keys.placement(lone.instanceId, 1))
+      .value(JSON.stringify(later))
+      .exec();
+    const relisted = await lone.status(0, 'the primary listing the replica placed later', (s) =>
+      Boolean(s.peers && BigInt(s.peers.revision) >= BigInt(placed.header.revision)),
+    );
+    assert.deepEqual(relisted.peers?.nodes, ['fs-later-node']);
   });
 
   it('P4: with its replica’s agent gone, the primary is killed before the lease could expire, as without failsafe', async (t) => {
