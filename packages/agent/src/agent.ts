@@ -157,7 +157,7 @@ export async function startAgent(
         timing: { ...timing, askIntervalMs: failsafe.askIntervalMs },
         needsCover: () => Date.now() - registration.lastRenewedAt > failsafe.askAfterMs || selfFence.awaitingReverify,
         localInstances: () => statuses.known().map((ref) => ref.instanceId),
-        onPeersChanged: (instanceId) => statuses.peersChanged(instanceId),
+        onPeersChanged: (instanceId, placedHere) => statuses.peersChanged(instanceId, placedHere),
         call: async (url, name, params) => {
           const volumes = config.volumes as NonNullable<typeof config.volumes>;
           return callPeer(url, name, params, {

@@ -33,8 +33,11 @@ export interface FailsafeCoverageDeps {
   call: (url: string, name: string, params: URLSearchParams) => Promise<PeerCallAnswer>;
   /** Instances with a replica on this node besides those in `applied` (their statuses carry peers too). */
   localInstances?: () => Iterable<string>;
-  /** The peers of `instanceId` were read anew: its statuses should say so (C2). */
-  onPeersChanged?: (instanceId: string) => Promise<void>;
+  /**
+   * The peers of `instanceId` were read anew: the statuses of its replicas that the same
+   * read places on this node should say so (C2).
+   */
+  onPeersChanged?: (instanceId: string, placedHere: ReadonlySet<number>) => Promise<void>;
   /** @default Date.now */
   now?: () => number;
 }
@@ -176,11 +179,13 @@ export class FailsafeCoverage {
         continue;
       }
       const nodes = new Set<string>();
-      for (const placement of read.items.values()) {
-        if (placement.value.node !== this.deps.node) nodes.add(placement.value.node);
+      const placedHere = new Set<number>();
+      for (const { value } of read.items.values()) {
+        if (value.node === this.deps.node) placedHere.add(value.ordinal);
+        else nodes.add(value.node);
       }
       this.#books.set(id, { nodes: [...nodes].sort(), revision: read.revision });
-      await this.deps.onPeersChanged?.(id);
+      await this.deps.onPeersChanged?.(id, placedHere);
     }
   }
 

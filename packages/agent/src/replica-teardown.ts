@@ -80,7 +80,10 @@ export class ReplicaTeardown {
     const after = container ? await docker.inspectContainer(container.id) : undefined;
     if (after?.running) throw new ContainerStillRunningError(after.name);
     // Kept after a relocation switched away from here: the replica's status is the new node's.
-    if (moved) return;
+    if (moved) {
+      statuses.forget(ref);
+      return;
+    }
     await statuses.set(ref, stoppedStatus);
   }
 
@@ -97,6 +100,7 @@ export class ReplicaTeardown {
     const { docker, statuses, identity, client, keys, log, applied } = this.deps;
     // A replica that moved has its status written by its new node: stay silent.
     const moved = assignment.value.movedTo !== undefined;
+    if (moved) statuses.forget(ref);
     if (!moved) {
       await statuses.set(ref, {
         state: 'removing',

@@ -119,13 +119,32 @@ export class StatusWriter {
     this.#peersOf = peers;
   }
 
-  /** Writes again the statuses of `instanceId` whose peers changed. */
-  async peersChanged(instanceId: string): Promise<void> {
+  /**
+   * Writes again the statuses of `instanceId` whose peers changed, for the replicas the same
+   * read placed on this node: after a relocation the status key is the new node's, and the
+   * old node's remembered `stopped` must not overwrite it.
+   */
+  async peersChanged(instanceId: string, placedHere: ReadonlySet<number>): Promise<void> {
     const writes: Promise<void>[] = [];
     for (const { ref, status } of this.#latest.values()) {
-      if (status && ref.instanceId === instanceId) writes.push(this.set(ref, updateOf(status)));
+      if (status && ref.instanceId === instanceId && placedHere.has(ref.ordinal)) {
+        writes.push(this.set(ref, updateOf(status)));
+      }
     }
     await Promise.all(writes);
+  }
+
+  /**
+   * Stops writing the replica's status, leaving its key alone: a relocation switched the
+   * replica to another node, whose agent writes it now (a rewrite after a new lease must
+   * not bring this node's `stopped` back).
+   */
+  forget(ref: ReplicaRef): void {
+    const id = replicaId(ref.instanceId, ref.ordinal);
+    if (this.#latest.get(id)?.status === null) return;
+    this.#latest.delete(id);
+    this.#dirty.delete(id);
+    this.#passwords.delete(id);
   }
 
   /** Records and writes a status; unchanged statuses are not rewritten. Never throws. */

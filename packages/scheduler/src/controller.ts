@@ -228,10 +228,16 @@ export class Controller {
     const changes = view.shipping ? shippingAssignments(view, view.shipping.intervalSeconds) : desiredAssignments(view);
     for (const change of changes) {
       const key = this.state.keys.assignment(change.node, id, change.ordinal);
-      await this.client
-        .if(key, 'Mod', '==', change.current.modRevision)
-        .then(this.client.put(key).value(json(change.next)))
-        .commit();
+      let txn = this.client.if(key, 'Mod', '==', change.current.modRevision);
+      // C2 (first-role.ts): a first role only while the primary and the status it was
+      // checked against are still those read; another copy of the controller's state may lag.
+      const primaryStatusRead = primary && view.statuses.get(primary.value.ordinal);
+      if (change.current.value.role === undefined && change.next.role === 'replica' && primary && primaryStatusRead) {
+        txn = txn
+          .and(this.state.keys.primary(id), 'Mod', '==', primary.modRevision)
+          .and(this.state.keys.status(id, primary.value.ordinal), 'Mod', '==', primaryStatusRead.modRevision);
+      }
+      await txn.then(this.client.put(key).value(json(change.next))).commit();
     }
     if (!primary) {
       await this.#elect(instance, view);

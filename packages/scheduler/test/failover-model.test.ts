@@ -188,6 +188,15 @@ describe('topology: the roles each assignment should carry', () => {
     );
     assert.deepEqual(firstRoles({ nodes: ['n1', 'n2'], revision: '60' }), [1, 2]);
     assert.deepEqual(firstRoles(undefined), [1, 2], 'an agent without the failsafe publishes no peers');
+    // A relocation's old node shares the status key: its word is not the primary's.
+    const fromAnotherNode = desiredAssignments(
+      view({
+        assignments,
+        primary: primaryAt(0, '42'),
+        statuses: new Map([[0, status(0, { node: 'n9', peers: { nodes: ['n1', 'n2'], revision: '60' } })]]),
+      }),
+    ).filter((c) => c.ordinal !== 0);
+    assert.deepEqual(fromAnotherNode, [], 'a status written by another node than the primary’s');
   });
 
   it('C2 does not hold back a replica that already has a role (re-pointed after a failover)', () => {

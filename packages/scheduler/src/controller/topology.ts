@@ -121,7 +121,7 @@ export function desiredAssignments(view: InstanceView): AssignmentChange[] {
     // rebuilds from the new primary instead of starting its diverged copy.
     if (!view.liveNodes.has(placement.node) && !demoted) continue;
     if (!upstream && !demoted) continue;
-    if (!primaryKnowsOf(primaryStatus, placement.node, assignment)) continue;
+    if (!primaryKnowsOf(view.primary.value, primaryStatus, placement.node, assignment)) continue;
     const next: AssignmentRecord = {
       ...a,
       role: 'replica',

@@ -55,7 +55,9 @@ export function shippingAssignments(view: InstanceView, intervalSeconds: number)
       propose(placement.ordinal, placement.node, { ...withoutSeed(assignment.value), role: 'primary', epoch });
       continue;
     }
-    if (!primaryKnowsOf(view.statuses.get(primaryOrdinal)?.value, placement.node, assignment)) continue;
+    if (!primaryKnowsOf(view.primary.value, view.statuses.get(primaryOrdinal)?.value, placement.node, assignment)) {
+      continue;
+    }
     const from = { node: primaryNode, volume: replicaVolumeSource(instanceId, primaryOrdinal) };
     propose(placement.ordinal, placement.node, {
       ...assignment.value,
