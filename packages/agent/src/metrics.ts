@@ -146,7 +146,7 @@ export function registerAgentMetrics(sources: AgentMetricsSources): TransferMete
   });
   new Gauge({
     name: 'sf_agent_failsafe_kept_primaries',
-    help: 'Local primaries kept past the fence point on their replicas’ failsafe promises (etcd unreachable).',
+    help: 'Local primaries kept past the fence point on their replicas’ failsafe promises, or for having no other replica (etcd unreachable).',
     registers,
     collect() {
       this.set(sources.failsafeKept?.() ?? 0);
