@@ -217,6 +217,22 @@ describe('topology: the roles each assignment should carry', () => {
     );
   });
 
+  it('demotes the old primary without the upstream it followed before its promotion, until the new primary serves', () => {
+    const stale = { host: '172.17.0.9', port: 5432 };
+    const assignments = new Map([
+      [0, assignment(0, { role: 'primary', epoch: 42, upstream: stale })],
+      [1, assignment(1, { role: 'replica', epoch: 42, upstream: { host: '172.17.0.2', port: 5432 } })],
+    ]);
+    const demotion = (statuses: InstanceView['statuses']) =>
+      desiredAssignments(
+        view({ assignments, primary: primaryAt(1, '50'), statuses, liveNodes: new Set(['n0', 'n1']) }),
+      ).find((c) => c.ordinal === 0)?.next;
+    const waiting = demotion(new Map());
+    assert.equal(waiting?.role, 'replica');
+    assert.equal(waiting?.upstream, undefined, 'no upstream rather than the stale one');
+    assert.deepEqual(demotion(new Map([[1, status(1, { epoch: 50 })]]))?.upstream, { host: '172.17.0.3', port: 5432 });
+  });
+
   it('changes nothing for services without native replication', () => {
     assert.deepEqual(desiredAssignments(view({ replicated: false })), []);
   });

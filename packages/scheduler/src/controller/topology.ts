@@ -122,8 +122,12 @@ export function desiredAssignments(view: InstanceView): AssignmentChange[] {
     if (!view.liveNodes.has(placement.node) && !demoted) continue;
     if (!upstream && !demoted) continue;
     if (!primaryKnowsOf(view.primary.value, primaryStatus, placement.node, assignment)) continue;
+    // A demoted primary's assignment may still name the upstream it followed before it was
+    // promoted: cloning from that old address would never succeed. Until the new primary
+    // serves it names none, and the agent waits for one.
+    const { upstream: _before, ...rest } = a;
     const next: AssignmentRecord = {
-      ...a,
+      ...rest,
       role: 'replica',
       epoch,
       io,
