@@ -13,7 +13,7 @@ import {
 import type { PeerCallAnswer } from '@service-foundry/volumes';
 import type { AppliedReplicas } from './applied-replicas.js';
 import { type FailsafeAnswer, failsafeCallName, failsafeEntry, maxFailsafeEntries } from './failsafe-promises.js';
-import { coverOf, type FailsafeTiming, type KnownPeers } from './failsafe-rule.js';
+import { coverOf, type FailsafeTiming } from './failsafe-rule.js';
 
 export interface FailsafeCoverageDeps {
   client: Etcd3;
@@ -61,7 +61,7 @@ export class FailsafeCoverage {
   readonly #grants = new Map<string, Map<string, number>>();
   readonly #refusals = new Map<string, string>();
   /** Instance → the nodes of its other replicas, as a direct read found them (P5, P7, C2). */
-  readonly #books = new Map<string, KnownPeers>();
+  readonly #books = new Map<string, FailsafePeers>();
   /** Instances whose placements changed since their book was read. */
   readonly #stale = new Set<string>();
   readonly #now: () => number;
@@ -115,8 +115,8 @@ export class FailsafeCoverage {
 
   /** What every status of `instanceId` says this agent knows of its other replicas (C2). */
   peersFor(instanceId: string): FailsafePeers {
-    const book = this.#books.get(instanceId);
-    return book ? { nodes: [...book.nodes], revision: book.revision } : { nodes: [], revision: '0' };
+    // Books are replaced whole by each read, never changed in place: one may be handed out.
+    return this.#books.get(instanceId) ?? { nodes: [], revision: '0' };
   }
 
   /** A node's address, from its volume server URL as last seen (R6). */

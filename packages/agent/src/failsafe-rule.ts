@@ -1,4 +1,4 @@
-import type { ReplicaRole } from '@service-foundry/core';
+import type { FailsafePeers, ReplicaRole } from '@service-foundry/core';
 
 /**
  * The failsafe (docs/failover.md, "Through an etcd outage"): a primary whose node lease
@@ -139,18 +139,12 @@ export function coveredUntil(peers: readonly PeerGrant[], timing: FailsafeTiming
   return until;
 }
 
-/** What the primary side knows of an instance's other replicas: their nodes, read at `revision`. */
-export interface KnownPeers {
-  nodes: readonly string[];
-  revision: string;
-}
-
 /**
  * P3–P5, P7: until when the primary at `epoch` is covered, given the peers it knows and the
  * send time of each one's latest grant.
  */
 export function coverOf(
-  known: KnownPeers | undefined,
+  known: FailsafePeers | undefined,
   epoch: number,
   grantOf: (node: string) => number | undefined,
   timing: FailsafeTiming,
