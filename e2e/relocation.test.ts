@@ -35,17 +35,22 @@ describe('planned relocation of a Postgres instance between nodes', () => {
 
   before(async () => {
     cluster = await startCluster(3, { oneSchedulerOneBroker: true });
-    const created = await cluster.sf('create-service', 'postgres', 'small', 'moving');
-    assert.equal(created.code, 0, created.stdout + created.stderr);
-    const key = await cluster.sf('create-service-key', 'moving', 'app', '--json');
-    assert.equal(key.code, 0, key.stderr);
-    uri = (JSON.parse(key.stdout) as { uri: string }).uri;
-    const seeded = await psql(
-      uri,
-      'CREATE TABLE items (id int PRIMARY KEY, body text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 20000) g',
-    );
-    assert.ok(seeded.ok, seeded.err);
-    await Writer.prepare(uri);
+    try {
+      const created = await cluster.sf('create-service', 'postgres', 'small', 'moving');
+      assert.equal(created.code, 0, created.stdout + created.stderr);
+      const key = await cluster.sf('create-service-key', 'moving', 'app', '--json');
+      assert.equal(key.code, 0, key.stderr);
+      uri = (JSON.parse(key.stdout) as { uri: string }).uri;
+      const seeded = await psql(
+        uri,
+        'CREATE TABLE items (id int PRIMARY KEY, body text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 20000) g',
+      );
+      assert.ok(seeded.ok, `seeding through the router: ${seeded.err}`);
+      await Writer.prepare(uri);
+    } catch (error) {
+      console.log(await cluster.explain(error));
+      throw error;
+    }
   });
   after(async () => {
     await cluster?.destroy();

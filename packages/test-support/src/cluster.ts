@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -40,6 +40,12 @@ export interface TestCluster {
   /** The nodes' runtime when they are isolated (namespaces, own dockerds): faults go through it. */
   nodes: NodeRuntime | undefined;
   sf(...args: string[]): Promise<SfResult>;
+  /**
+   * The error and the platform's last warnings and errors (pino level ≥ 40, every
+   * component's log), as TAP comment lines: printed by a setup step that failed, so a CI
+   * report that shows only part of the output still says what went wrong.
+   */
+  explain(error: unknown, lines?: number): Promise<string>;
   /** `sf down --purge`, then checks nothing labelled with this cluster is left. */
   destroy(): Promise<void>;
 }
@@ -163,8 +169,36 @@ export async function startCluster(
     routerPorts,
     nodes: runtime,
     sf,
+    explain: (error, lines = 15) => explainFailure(home, error, lines),
     destroy,
   };
+}
+
+async function explainFailure(home: string, error: unknown, lines: number): Promise<string> {
+  const dir = join(home, 'logs');
+  const files = (await readdir(dir).catch(() => [])).filter((f) => f.endsWith('.log') && !f.startsWith('dockerd'));
+  const warnings: Array<{ time: number; line: string }> = [];
+  for (const file of files) {
+    const text = await readFile(join(dir, file), 'utf8').catch(() => '');
+    for (const raw of text.split('\n')) {
+      if (!raw.startsWith('{')) continue;
+      try {
+        const entry = JSON.parse(raw) as { level?: number; time?: number; msg?: string; err?: { message?: string } };
+        if ((entry.level ?? 0) < 40) continue;
+        const detail = entry.err?.message ? `: ${entry.err.message}` : '';
+        warnings.push({ time: entry.time ?? 0, line: `${file.replace(/\.log$/, '')} ${entry.msg ?? ''}${detail}` });
+      } catch {
+        // A line cut short by a crash; the rest still tells.
+      }
+    }
+  }
+  const last = warnings.sort((a, b) => a.time - b.time).slice(-lines);
+  const message = error instanceof Error ? error.message : String(error);
+  return [`setup failed: ${message}`, `last ${last.length} platform warnings:`, ...last.map((w) => `  ${w.line}`)]
+    .join('\n')
+    .split('\n')
+    .map((line) => `# ${line.slice(0, 400)}`)
+    .join('\n');
 }
 
 /** An OSB request as another platform would send it. */
