@@ -58,6 +58,16 @@ export function replicaFromKeyTail(tail: readonly string[]): ReplicaRef | undefi
   return { instanceId, ordinal: Number(ordinalText) };
 }
 
+/**
+ * The role and upstream an assignment names, as one comparable string; undefined for a
+ * replica being seeded (a volume copy in progress is never cut short by a change).
+ */
+function replicationTarget(record: AssignmentRecord): string | undefined {
+  if (record.seed) return undefined;
+  const upstream = record.upstream ? `${record.upstream.host}:${record.upstream.port}` : '';
+  return `${record.role ?? ''} ${upstream}`;
+}
+
 function parseReplicaKey(key: string): ReplicaRef | undefined {
   const [instanceId, ordinal] = key.split('/');
   return instanceId && ordinal ? { instanceId, ordinal: Number(ordinal) } : undefined;
@@ -72,6 +82,8 @@ export class AssignmentWatcher {
   readonly #deps: AssignmentWatcherDeps;
   readonly #mirror: PrefixMirror<AssignmentRead>;
   readonly #queue: ReplicaQueue;
+  /** What each replica was last assigned to follow (replicationTarget), by replica id. */
+  readonly #targets = new Map<string, string>();
   #reconcile: ReconcileReplica | undefined;
   #timer: NodeJS.Timeout | undefined;
   #pass: Promise<void> | undefined;
@@ -126,9 +138,15 @@ export class AssignmentWatcher {
         continue;
       }
       const read = change.current?.value;
-      const desired = read?.ok ? read.record.desired : undefined;
-      // Anything but "keep running" may cut short a readiness wait in progress.
-      this.#queue.schedule(replicaId(ref.instanceId, ref.ordinal), { interrupt: desired !== 'running' });
+      const record = read?.ok ? read.record : undefined;
+      const key = replicaId(ref.instanceId, ref.ordinal);
+      const target = record ? replicationTarget(record) : undefined;
+      const retargeted = target !== this.#targets.get(key) && this.#targets.has(key);
+      if (target === undefined) this.#targets.delete(key);
+      else this.#targets.set(key, target);
+      // Anything but "keep running" may cut short a readiness wait in progress, and so may a
+      // new upstream: the replica may never be ready while it follows the old one (rule 4g).
+      this.#queue.schedule(key, { interrupt: record?.desired !== 'running' || retargeted });
     }
   }
 

@@ -205,9 +205,11 @@ export class DockerRuntime {
   }
 
   /** Creates the named volume unless it exists; an existing volume (and its data) is kept as is. */
-  async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
-    if (await this.volumeExists(name)) return;
+  /** Creates the volume unless it exists; true when this call created it (so it is empty). */
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<boolean> {
+    if (await this.volumeExists(name)) return false;
     await this.#call('create volume', name, () => this.#docker.createVolume({ Name: name, Labels: labels }));
+    return true;
   }
 
   async removeVolume(name: string): Promise<void> {

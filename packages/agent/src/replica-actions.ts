@@ -36,7 +36,11 @@ export type ReplicaAction =
   // Reports
   | { kind: 'write-status'; status: StatusUpdate }
   | { kind: 'warn'; message: string }
-  | { kind: 'event'; event: 'replica-volume-superseded' | 'replica-image-changed'; message: string }
+  | {
+      kind: 'event';
+      event: 'replica-volume-superseded' | 'replica-image-changed' | 'replica-recreated';
+      message: string;
+    }
   | { kind: 'retry-after'; ms: number }
   // Looks a decision needs before it can go on
   | { kind: 'read-claim'; purpose: ClaimPurpose; epoch: number }

@@ -101,7 +101,8 @@ export class ReplicaExecutor {
         const labels = replicaLabels(identity, pass.assignment);
         if (action.generation !== undefined) labels[labelKeys.generation] = String(action.generation);
         if (action.rebuildEpoch !== undefined) labels[labelKeys.rebuildEpoch] = String(action.rebuildEpoch);
-        return docker.ensureVolume(action.name, labels);
+        if (await docker.ensureVolume(action.name, labels)) pass.createdVolumes.add(action.name);
+        return;
       }
       case 'create-container':
         return this.#create(pass, action.volume, action.replicated);
@@ -168,6 +169,8 @@ export class ReplicaExecutor {
       }
       case 'forget':
         applied.delete(ref);
+        // The steps tried on the removed container say nothing of the next one.
+        pass.facts.tried = {};
         return;
       case 'track-primary':
         applied.set({
@@ -245,7 +248,10 @@ export class ReplicaExecutor {
       mayBePrimary: role === 'primary',
       busy: 0,
       ...(epoch !== undefined ? { epoch } : {}),
-      ...(upstream ? { upstream: { ...upstream } } : {}),
+      // The environment's upstream is what a replica clones from on an empty volume. On a
+      // volume that held data the data decides (both catalog images keep their own record
+      // of what they follow), so the upstream is unknown until a `follow` sets it.
+      ...(upstream && pass.createdVolumes.has(volume) ? { upstream: { ...upstream } } : {}),
     });
   }
 

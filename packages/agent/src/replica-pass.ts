@@ -23,6 +23,8 @@ export interface ReplicaPass {
   container?: ContainerState;
   /** An action changed the container: the next look inspects it again. */
   containerChanged: boolean;
+  /** Volumes this pass created, empty until a container fills them. */
+  createdVolumes: Set<string>;
   /** The instance secret once looked up; the executor keeps it, decisions never see it. */
   secret?: InstanceSecret;
 }
@@ -50,6 +52,7 @@ export function newPass(
     ...(container ? { container } : {}),
     facts: newPassFacts(),
     containerChanged: false,
+    createdVolumes: new Set(),
   };
 }
 

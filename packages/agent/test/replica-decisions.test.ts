@@ -404,6 +404,85 @@ describe('replica decisions: a running container', () => {
     }
   });
 
+  describe('4g: a replica not known ready whose upstream moved', () => {
+    const moved = { host: '172.17.0.10', port: 5432 };
+    const movedReplica = assignment({ role: 'replica', epoch: 6, upstream: moved });
+    const follow = { kind: 'follow', containerId: 'c1', upstream: moved, epoch: 6 } as const;
+    const notReady = [undefined, status({ state: 'starting' }), status({ state: 'failed' }, 500)];
+
+    it('is told to follow before readiness is awaited, even within the back-off', () => {
+      for (const current of notReady) {
+        const step = decide(
+          movedReplica,
+          observed({ container: container(), applied: applied(), ...(current ? { status: current } : {}) }),
+        );
+        assert.deepEqual(step, { actions: [follow], next: 'look-again' });
+      }
+    });
+
+    it('an unknown upstream (adopted) is followed too; when that fails, readiness is awaited', () => {
+      const unknown = applied({ upstream: undefined });
+      assert.deepEqual(decide(movedReplica, observed({ container: container(), applied: unknown })).actions, [follow]);
+      const failed = observed({
+        container: container(),
+        applied: unknown,
+        pass: { tried: { follow: { ok: false, error: 'not running yet' } } },
+      });
+      assert.deepEqual(decide(movedReplica, failed), {
+        actions: [{ kind: 'await-ready', containerId: 'c1' }],
+        next: 'look-again',
+      });
+    });
+
+    it('made for another upstream and unable to follow: made again on the same volume', () => {
+      const failed = observed({
+        container: container(),
+        applied: applied(),
+        status: status({ state: 'starting' }),
+        pass: { tried: { follow: { ok: false, error: 'no server yet' } } },
+      });
+      assert.deepEqual(decide(movedReplica, failed), {
+        actions: [
+          {
+            kind: 'write-status',
+            status: {
+              state: 'creating',
+              containerId: 'c1',
+              message: 're-creating: upstream 172.17.0.9:5432 → 172.17.0.10:5432 before it was ready',
+            },
+          },
+          { kind: 'kill', containerId: 'c1' },
+          { kind: 'remove-container', containerId: 'c1' },
+          { kind: 'forget' },
+          {
+            kind: 'event',
+            event: 'replica-recreated',
+            message:
+              'replica db/0 on node n1 is made again to follow 172.17.0.10:5432 instead of 172.17.0.9:5432: ' +
+              'it was not ready and could not follow (no server yet); its volume is kept',
+          },
+        ],
+        next: 'look-again',
+      });
+    });
+
+    it('leaves alone: the same upstream, a primary, a possible primary, no upstream named, a running status', () => {
+      const cases: Array<[AssignmentRecord, ObservationFields]> = [
+        [replica, { container: container(), applied: applied() }],
+        [primary, { container: container(), applied: applied() }],
+        // Past the first look, where rule 4e would rebuild it.
+        [movedReplica, { container: container(), applied: applied({ mayBePrimary: true }), pass: { looks: 1 } }],
+        [assignment({ role: 'replica', epoch: 6 }), { container: container(), applied: applied() }],
+      ];
+      for (const [a, o] of cases) {
+        assert.deepEqual(decide(a, observed(o)).actions, [{ kind: 'await-ready', containerId: 'c1' }]);
+      }
+      // Ready already: rule 4c follows it, after the running status is confirmed.
+      const ready = decide(movedReplica, observed({ container: container(), applied: applied(), status: status() }));
+      assert.deepEqual(ready.actions, [follow]);
+    });
+  });
+
   it('g4: a failed readiness wait ends the pass (its status says why)', () => {
     const step = decide(
       replica,

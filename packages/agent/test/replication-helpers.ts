@@ -19,7 +19,10 @@ export const runtime = new DockerRuntime('/var/run/docker.sock');
  * command the agent runs is appended to /data/actions (`rotate` with the passwords its
  * files hold then: a test service has no secrets to keep). Like Postgres, a promoted volume
  * starts as primary whatever the environment says, and a replica "clones" only on an
- * empty volume.
+ * empty volume. Two documentation address ranges stand for upstreams that are gone:
+ * cloning from 192.0.2.0/24 waits forever with nothing serving (a Postgres clone retrying;
+ * `follow` fails meanwhile), and a replica following 198.51.100.0/24 serves but is never
+ * ready (a Redis replica waiting for its first sync).
  */
 const script = `#!/bin/sh
 set -u
@@ -31,6 +34,12 @@ case "$cmd" in
   run)
     if [ ! -f $state/role ]; then
       if [ "$SF_ROLE" = replica ]; then
+        case "$SF_UPSTREAM_HOST" in
+          192.0.2.*)
+            act "clone waits for $SF_UPSTREAM_HOST $SF_UPSTREAM_PORT"
+            trap 'exit 0' TERM
+            while :; do sleep 1 & wait $!; done ;;
+        esac
         echo "$SF_UPSTREAM_HOST:$SF_UPSTREAM_PORT" > $state/upstream
         act "clone $SF_UPSTREAM_HOST $SF_UPSTREAM_PORT"
       else
@@ -46,7 +55,16 @@ case "$cmd" in
     if [ -f $state/fail-promote ]; then echo "promote refused: $(cat $state/fail-promote)" >&2; exit 3; fi
     echo primary > $state/role
     act promote ;;
-  follow) echo "$1:$2" > $state/upstream; act "follow $1 $2" ;;
+  follow)
+    [ -f $state/role ] || { echo "follow: nothing serves yet (cloning)" >&2; exit 1; }
+    echo "$1:$2" > $state/upstream; act "follow $1 $2" ;;
+  ready)
+    wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1
+    if [ "$(cat $state/role)" = replica ]; then
+      case "$(cat $state/upstream)" in
+        198.51.100.*) echo "not synced: upstream $(cat $state/upstream) does not answer" >&2; exit 1 ;;
+      esac
+    fi ;;
   configure) echo "$1 $2" > $state/io; act "configure $1 $2" ;;
   position) cat $state/position ;;
   role) cat $state/role ;;
@@ -57,7 +75,7 @@ case "$cmd" in
 esac
 `;
 
-const applets = ['sh', 'cat', 'echo', 'httpd', 'wget', 'rm', 'touch'];
+const applets = ['sh', 'cat', 'echo', 'httpd', 'wget', 'rm', 'touch', 'sleep'];
 
 /** Builds (once, tagged by content hash) the image of the replicated test service. */
 export function ensureReplicatedImage(): Promise<string> {
@@ -99,7 +117,7 @@ export function writeReplicatedCatalog(image: string): Promise<string> {
       adminUser: 'admin',
       adminPasswordFileEnv: 'SF_ADMIN_PASSWORD_FILE',
       secretFiles: { dir: '/run/sf-secrets', uid: 0, gid: 0 },
-      readiness: { exec: ['wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8080/'], timeoutSeconds: 20 },
+      readiness: { exec: ['/bin/sf-test', 'ready'], timeoutSeconds: 20 },
       stopSignal: 'SIGTERM',
     },
     binding: { driver: 'postgres', database: 'none', create: [], drop: [], uriScheme: 'http' },
