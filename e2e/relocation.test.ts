@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { waitFor } from '@service-foundry/core';
+import { Keyspace, waitFor } from '@service-foundry/core';
 import { killNode, startCluster, type TestCluster } from '@service-foundry/test-support/cluster';
 import { containersOf, docker, volumesOf } from '@service-foundry/test-support/docker';
 import { psql } from '@service-foundry/test-support/psql';
@@ -17,6 +18,7 @@ interface Detail {
 }
 
 const nodes = ['node-1', 'node-2', 'node-3'];
+const keys = new Keyspace('/sf');
 
 /** Bytes of incompressible filler put beside the data, so that a copy takes seconds. */
 async function addFiller(instanceId: string, node: string, megabytes: number): Promise<void> {
@@ -109,20 +111,31 @@ describe('planned relocation of a Postgres instance between nodes', () => {
     const before = await detail();
     const from = before.primary?.node as string;
     const to = nodes.find((n) => n !== from) as string;
-    await addFiller(before.id, from, 400);
-    const request = await cluster.sf('relocate', 'moving', '--to', to, '--no-wait');
-    assert.equal(request.code, 0, request.stdout + request.stderr);
-    // The controller and the target's agent start the copy; on a machine whose cores are
-    // busy elsewhere that takes tens of seconds (each `sf service` poll is a process too).
-    const started = await waitFor(
-      async () => {
-        const phase = (await detail()).relocation?.phase;
-        return phase && phase !== 'requested' ? phase : undefined;
-      },
-      { description: 'the pre-copy started', timeoutMs: 120_000, intervalMs: 50 },
-    );
-    assert.equal(started, 'copying', 'the node is killed during the pre-copy (400 MB to copy)');
-    await killNode(cluster, to);
+    await addFiller(before.id, from, 800);
+    // The first phase after `requested`, seen by a watch on the relocation record: polling
+    // `sf service` (a process per look) on busy cores once saw the 400 MB copy of an earlier
+    // version of this test come and go between two looks.
+    const etcd = cluster.etcdAsRoot();
+    const watcher = await etcd.watch().key(keys.relocation(before.id, 0)).create();
+    try {
+      const started = new Promise<string>((resolve) => {
+        watcher.on('put', (kv) => {
+          const phase = (JSON.parse(kv.value.toString()) as { phase?: string }).phase;
+          if (phase && phase !== 'requested') resolve(phase);
+        });
+      });
+      const request = await cluster.sf('relocate', 'moving', '--to', to, '--no-wait');
+      assert.equal(request.code, 0, request.stdout + request.stderr);
+      const phase = await waitFor(() => Promise.race([started, delay(100).then(() => undefined)]), {
+        description: 'the pre-copy started',
+        timeoutMs: 120_000,
+      });
+      assert.equal(phase, 'copying', 'the node is killed during the pre-copy (800 MB to copy)');
+      await killNode(cluster, to);
+    } finally {
+      await watcher.cancel();
+      etcd.close();
+    }
     const failed = await waitFor(
       async () => {
         const d = await detail();

@@ -173,7 +173,7 @@ try {
   for (const { planned, error } of errors) console.log(`error: ${planned.instance} ${planned.kind}: ${error}`);
   console.log(
     `${results.length} rounds, ${errors.length} errors; RTO over the failover rounds ` +
-      `(target p50 <= 3 s, p99 <= 6 s); etcd-member-loss needs a 3-member etcd, which sf up does not run yet`,
+      `(target p50 <= 3 s, p99 <= 6 s); kill-process etcd-N is the loss of one of the three etcd members`,
   );
   console.log(JSON.stringify(figures(results, errors.length)));
 } finally {

@@ -34,6 +34,8 @@ export const labelKeys = {
   role: 'sf.role',
   /** A volume made when a primary was demoted without a generation bump: the epoch it follows. */
   rebuildEpoch: 'sf.rebuild-epoch',
+  /** Replicated services: the upstream (`host:port`) a replica's environment named at creation. */
+  upstream: 'sf.upstream',
 } as const;
 
 export interface NodeIdentity {
@@ -191,6 +193,9 @@ export function containerCreateOptions(
   if (replicated) {
     labels[labelKeys.generation] = String(replicated.generation);
     labels[labelKeys.role] = replicated.role;
+    if (replicated.role === 'replica' && assignment.upstream) {
+      labels[labelKeys.upstream] = `${assignment.upstream.host}:${assignment.upstream.port}`;
+    }
   }
   const options: Docker.ContainerCreateOptions = {
     name,

@@ -19,7 +19,7 @@ import {
   writeStatus,
 } from './replica-actions.js';
 import type { AppliedView, ObservedContainer, ReplicaObservation } from './replica-observation.js';
-import { repointBeforeReady } from './replica-repoint.js';
+import { remakeStopped, repointBeforeReady } from './replica-repoint.js';
 import { replicaVolumeName } from './replica-volumes.js';
 import { sameEndpoint } from './replication-spec.js';
 
@@ -51,8 +51,10 @@ import { sameEndpoint } from './replication-spec.js';
  * | s2  | started in this pass, not running                                | report the exit                                                         |
  * | s3  | started in this pass, running                                    | await readiness (status `starting`)                                     |
  * | g1  | running, own status `running` and port published                | rule 4                                                                  |
- * | 4g  | running, not known ready, `replica` whose `upstream` differs from the applied one (or that is unknown) | `follow {{host}} {{port}}` before readiness (Redis is ready only once synced) |
- * | 4g  | its follow failed and the container was made for another upstream | status `creating` "re-creating: …", kill, remove the container, keep the volume, event `replica-recreated`; then as c1 (a clone in progress starts over from the new upstream) |
+ * | 4g  | running, not known ready, `replica` whose `upstream` differs from the applied one (or that is unknown), role unknown | ask `role` |
+ * | 4g  | the same, role replica                                           | `follow {{host}} {{port}}` before readiness (Redis is ready only once synced) |
+ * | 4g  | its follow failed, the container made for another upstream (`sf.upstream`) | status `creating` "re-creating: …", kill, remove the container, keep the volume, event `replica-recreated`; then as c1 (a clone in progress starts over from the new upstream) |
+ * | 4h  | stopped (exit reported), `replica` made for another upstream, not a possible primary | the same without the kill: made again rather than started |
  * | g2  | running, own status `failed` less than the back-off ago          | retry when the back-off is over                                         |
  * | g3  | running, otherwise                                               | await readiness                                                         |
  * | g4  | readiness failed in this pass                                    | end the pass (the status says why)                                      |
@@ -205,6 +207,8 @@ function restart(
     const cause = applied.fencedReason;
     return endPass({ kind: 'report-exit', containerId: container.id, ...(cause !== undefined ? { cause } : {}) });
   }
+  const remade = remakeStopped(assignment, observed, container, applied);
+  if (remade) return remade;
   const backoff = restartBackoff(observed, now);
   if (backoff.length > 0) return endPass(...backoff);
   const start: ReplicaAction = { kind: 'start', containerId: container.id };

@@ -266,6 +266,8 @@ export class ReplicaExecutor {
     }
     pass.container = ready.container;
     pass.containerChanged = false;
+    // A follow that failed before readiness (rule 4g) says nothing of the server now ready.
+    if (pass.facts.tried.follow?.ok === false) delete pass.facts.tried.follow;
     pass.facts.readiness = { ready: true, port: ready.port };
   }
 

@@ -22,6 +22,12 @@ export interface ObservedContainer {
   image?: string;
   /** The CPU and memory limits it runs with. */
   limits?: ContainerLimits;
+  /**
+   * The upstream its environment names (label `sf.upstream`): what a replica clones from on
+   * an empty volume, and follows after a restart until a `follow`. Unlike the applied
+   * upstream, it does not change when the replica follows another.
+   */
+  madeFor?: Endpoint;
 }
 
 /** The fields of an applied replica (applied-replicas.ts) that decisions read and status reports carry. */

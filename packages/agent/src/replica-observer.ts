@@ -5,6 +5,7 @@ import type { ContainerState, DockerRuntime } from './docker-runtime.js';
 import type { ObservedContainer, ReplicaObservation } from './replica-observation.js';
 import type { ReplicaPass } from './replica-pass.js';
 import type { ReplicationCommands } from './replication-commands.js';
+import { parseEndpoint } from './replication-spec.js';
 import type { StatusWriter } from './status-writer.js';
 
 export interface ReplicaObserverDeps {
@@ -64,6 +65,7 @@ export class ReplicaObserver {
     const servicePort = container.publishedPorts[portSpec(pass.entry.runtime)];
     const peer = pass.recipe ? this.#peer(container, pass.recipe) : undefined;
     const volume = container.volumeMounts[pass.entry.runtime.volumePath];
+    const madeFor = parseEndpoint(container.labels[labelKeys.upstream]);
     return {
       id: container.id,
       running: container.running,
@@ -72,6 +74,7 @@ export class ReplicaObserver {
       ...(volume !== undefined ? { volume } : {}),
       ...(container.image ? { image: container.image } : {}),
       ...(container.limits ? { limits: { ...container.limits } } : {}),
+      ...(madeFor ? { madeFor } : {}),
     };
   }
 

@@ -46,3 +46,13 @@ export function fillCommand(template: readonly string[], values: Record<string, 
 export function sameEndpoint(a: Endpoint | undefined, b: Endpoint | undefined): boolean {
   return a?.host === b?.host && a?.port === b?.port;
 }
+
+/** `host:port` (as the `sf.upstream` label holds it) as an endpoint; undefined unless well-formed. */
+export function parseEndpoint(text: string | undefined): Endpoint | undefined {
+  if (!text) return undefined;
+  const colon = text.lastIndexOf(':');
+  const host = text.slice(0, colon);
+  const port = Number(text.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return { host, port };
+}

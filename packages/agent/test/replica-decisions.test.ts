@@ -408,38 +408,65 @@ describe('replica decisions: a running container', () => {
     const moved = { host: '172.17.0.10', port: 5432 };
     const movedReplica = assignment({ role: 'replica', epoch: 6, upstream: moved });
     const follow = { kind: 'follow', containerId: 'c1', upstream: moved, epoch: 6 } as const;
+    const awaitReady = { kind: 'await-ready', containerId: 'c1' } as const;
     const notReady = [undefined, status({ state: 'starting' }), status({ state: 'failed' }, 500)];
+    /** Made (environment and label `sf.upstream`) for the upstream it followed before the move. */
+    const madeForOld = container({ madeFor: upstream });
+    const followFailed = { tried: { follow: { ok: false, error: 'no server yet' } } } as const;
 
     it('is told to follow before readiness is awaited, even within the back-off', () => {
       for (const current of notReady) {
         const step = decide(
           movedReplica,
-          observed({ container: container(), applied: applied(), ...(current ? { status: current } : {}) }),
+          observed({ container: madeForOld, applied: applied(), ...(current ? { status: current } : {}) }),
         );
         assert.deepEqual(step, { actions: [follow], next: 'look-again' });
       }
     });
 
-    it('an unknown upstream (adopted) is followed too; when that fails, readiness is awaited', () => {
+    it('an unknown upstream (adopted, or made on a volume that held data) is followed too', () => {
       const unknown = applied({ upstream: undefined });
       assert.deepEqual(decide(movedReplica, observed({ container: container(), applied: unknown })).actions, [follow]);
-      const failed = observed({
-        container: container(),
-        applied: unknown,
-        pass: { tried: { follow: { ok: false, error: 'not running yet' } } },
-      });
-      assert.deepEqual(decide(movedReplica, failed), {
-        actions: [{ kind: 'await-ready', containerId: 'c1' }],
-        next: 'look-again',
-      });
     });
 
-    it('made for another upstream and unable to follow: made again on the same volume', () => {
+    it('an unknown role is asked first; a server that may be primary is never told to follow', () => {
+      const adopted = applied({ role: undefined });
+      assert.deepEqual(decide(movedReplica, observed({ container: madeForOld, applied: adopted })).actions, [
+        { kind: 'probe-role', containerId: 'c1' },
+      ]);
+      const unanswered = observed({
+        container: madeForOld,
+        applied: adopted,
+        pass: { tried: { role: { ok: false, error: 'no server' }, follow: { ok: false, error: 'x' } } },
+      });
+      assert.deepEqual(decide(movedReplica, unanswered).actions, [awaitReady]);
+      const possiblePrimary = observed({
+        container: madeForOld,
+        applied: applied({ role: 'primary', mayBePrimary: true }),
+        pass: { looks: 1 },
+      });
+      assert.deepEqual(decide(movedReplica, possiblePrimary).actions, [awaitReady]);
+    });
+
+    it('a follow that worked, or failed on a container made for this upstream or an unknown one: readiness next', () => {
+      const followed = observed({
+        container: madeForOld,
+        applied: applied({ upstream: moved }),
+        pass: { tried: { follow: { ok: true } } },
+      });
+      assert.deepEqual(decide(movedReplica, followed).actions, [awaitReady]);
+      for (const made of [container({ madeFor: moved }), container()]) {
+        const failed = observed({ container: made, applied: applied(), pass: followFailed });
+        assert.deepEqual(decide(movedReplica, failed).actions, [awaitReady]);
+      }
+    });
+
+    it('made for another upstream and unable to follow: killed and made again on the same volume', () => {
       const failed = observed({
-        container: container(),
-        applied: applied(),
+        container: madeForOld,
+        applied: applied({ upstream: undefined }),
         status: status({ state: 'starting' }),
-        pass: { tried: { follow: { ok: false, error: 'no server yet' } } },
+        pass: followFailed,
       });
       assert.deepEqual(decide(movedReplica, failed), {
         actions: [
@@ -448,7 +475,7 @@ describe('replica decisions: a running container', () => {
             status: {
               state: 'creating',
               containerId: 'c1',
-              message: 're-creating: upstream 172.17.0.9:5432 → 172.17.0.10:5432 before it was ready',
+              message: 're-creating: upstream 172.17.0.9:5432 → 172.17.0.10:5432',
             },
           },
           { kind: 'kill', containerId: 'c1' },
@@ -458,7 +485,7 @@ describe('replica decisions: a running container', () => {
             kind: 'event',
             event: 'replica-recreated',
             message:
-              'replica db/0 on node n1 is made again to follow 172.17.0.10:5432 instead of 172.17.0.9:5432: ' +
+              'replica db/0 on node n1 is made again for upstream 172.17.0.10:5432 instead of 172.17.0.9:5432: ' +
               'it was not ready and could not follow (no server yet); its volume is kept',
           },
         ],
@@ -466,20 +493,55 @@ describe('replica decisions: a running container', () => {
       });
     });
 
-    it('leaves alone: the same upstream, a primary, a possible primary, no upstream named, a running status', () => {
+    it('leaves alone: the same upstream, a primary, no upstream named; a ready one goes to rule 4c', () => {
       const cases: Array<[AssignmentRecord, ObservationFields]> = [
-        [replica, { container: container(), applied: applied() }],
-        [primary, { container: container(), applied: applied() }],
-        // Past the first look, where rule 4e would rebuild it.
-        [movedReplica, { container: container(), applied: applied({ mayBePrimary: true }), pass: { looks: 1 } }],
-        [assignment({ role: 'replica', epoch: 6 }), { container: container(), applied: applied() }],
+        [replica, { container: madeForOld, applied: applied() }],
+        [primary, { container: madeForOld, applied: applied() }],
+        [assignment({ role: 'replica', epoch: 6 }), { container: madeForOld, applied: applied() }],
       ];
-      for (const [a, o] of cases) {
-        assert.deepEqual(decide(a, observed(o)).actions, [{ kind: 'await-ready', containerId: 'c1' }]);
-      }
-      // Ready already: rule 4c follows it, after the running status is confirmed.
-      const ready = decide(movedReplica, observed({ container: container(), applied: applied(), status: status() }));
+      for (const [a, o] of cases) assert.deepEqual(decide(a, observed(o)).actions, [awaitReady]);
+      const ready = decide(movedReplica, observed({ container: madeForOld, applied: applied(), status: status() }));
       assert.deepEqual(ready.actions, [follow]);
+    });
+  });
+
+  describe('4h: a stopped replica made for another upstream', () => {
+    const moved = assignment({ role: 'replica', epoch: 6, upstream: { host: '172.17.0.10', port: 5432 } });
+    const exited = status({ state: 'failed', containerId: 'c1' }, 500);
+
+    it('is made again rather than started, without waiting out the back-off', () => {
+      const step = decide(
+        moved,
+        observed({ container: container({ running: false, madeFor: upstream }), applied: applied(), status: exited }),
+      );
+      assert.deepEqual(step.actions.slice(0, 3), [
+        {
+          kind: 'write-status',
+          status: {
+            state: 'creating',
+            containerId: 'c1',
+            message: 're-creating: upstream 172.17.0.9:5432 → 172.17.0.10:5432',
+          },
+        },
+        { kind: 'remove-container', containerId: 'c1' },
+        { kind: 'forget' },
+      ]);
+      assert.match(JSON.stringify(step.actions[3]), /replica-recreated.*it stopped; its volume is kept/);
+    });
+
+    it('is started as it is when made for this upstream, for an unknown one, or when it may be primary', () => {
+      for (const [made, view] of [
+        [container({ running: false, madeFor: { host: '172.17.0.10', port: 5432 } }), applied()],
+        [container({ running: false }), applied()],
+        [container({ running: false, madeFor: upstream }), applied({ mayBePrimary: true })],
+      ] as const) {
+        // Past the first look, where rule 4e would rebuild a possible primary.
+        const step = decide(moved, observed({ container: made, applied: view, status: exited, pass: { looks: 1 } }));
+        assert.equal(
+          step.actions.some((a) => a.kind === 'remove-container'),
+          false,
+        );
+      }
     });
   });
 

@@ -57,6 +57,7 @@ case "$cmd" in
     act promote ;;
   follow)
     [ -f $state/role ] || { echo "follow: nothing serves yet (cloning)" >&2; exit 1; }
+    [ "$(cat $state/role)" = replica ] || { echo "follow: this server is a primary" >&2; exit 3; }
     echo "$1:$2" > $state/upstream; act "follow $1 $2" ;;
   ready)
     wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1

@@ -28,19 +28,27 @@ describe('replicated services: a replica not ready yet whose upstream moved', ()
     assert.deepEqual(await h.actions(1), ['clone 198.51.100.7 6379', 'start replica', 'follow 10.1.3.4 6379']);
   });
 
-  test('a clone waiting on a dead upstream is made again from the new one, on the same volume', async (t) => {
+  test('a clone waiting on a dead upstream is made again from the new one, on the same volume, at every move', async (t) => {
     const h = await start(t);
     await h.assign(1, { role: 'replica', epoch: 3, upstream: { host: '192.0.2.7', port: 5432 } });
     const cloning = await h.status(1, 'starting while the clone waits', (s) => s.state === 'starting');
     const volumeBefore = (await containerState(h.container(1)))?.Mounts.find((m) => m.Destination === volumePath);
-    await h.assign(1, { role: 'replica', epoch: 4, upstream: { host: '10.1.3.5', port: 5432 } });
+    // A second failover while the new clone waits too.
+    await h.assign(1, { role: 'replica', epoch: 4, upstream: { host: '192.0.2.8', port: 5432 } });
+    const again = await h.status(
+      1,
+      'made again, waiting on the second upstream',
+      (s) => s.state === 'starting' && s.containerId !== cloning.containerId,
+      10_000,
+    );
+    await h.assign(1, { role: 'replica', epoch: 5, upstream: { host: '10.1.3.5', port: 5432 } });
     const ready = await h.status(
       1,
       'ready, cloned from the new upstream',
-      (s) => s.state === 'running' && s.message === 'ready' && s.epoch === 4,
-      15_000,
+      (s) => s.state === 'running' && s.message === 'ready' && s.epoch === 5,
+      10_000,
     );
-    assert.notEqual(ready.containerId, cloning.containerId, 'a new container');
+    assert.notEqual(ready.containerId, again.containerId, 'a new container');
     const info = await containerState(h.container(1));
     assert.ok(info?.Config.Env.includes('SF_UPSTREAM_HOST=10.1.3.5'), 'made with the new upstream');
     const volumeAfter = info?.Mounts.find((m) => m.Destination === volumePath);
@@ -48,12 +56,15 @@ describe('replicated services: a replica not ready yet whose upstream moved', ()
     // Made on a volume that existed, so what it follows is unknown until `follow` runs once.
     assert.deepEqual(await h.actions(1), [
       'clone waits for 192.0.2.7 5432',
+      'clone waits for 192.0.2.8 5432',
       'clone 10.1.3.5 5432',
       'start replica',
       'follow 10.1.3.5 5432',
     ]);
-    const [event] = await h.events('replica-recreated');
-    assert.match(event?.message ?? '', /made again to follow 10\.1\.3\.5:5432 instead of 192\.0\.2\.7:5432/);
-    assert.match(event?.message ?? '', /nothing serves yet \(cloning\)/);
+    const messages = (await h.events('replica-recreated')).map((e) => e.message).sort();
+    assert.equal(messages.length, 2, messages.join('\n'));
+    assert.match(messages[0] ?? '', /made again for upstream 10\.1\.3\.5:5432 instead of 192\.0\.2\.8:5432/);
+    assert.match(messages[1] ?? '', /made again for upstream 192\.0\.2\.8:5432 instead of 192\.0\.2\.7:5432/);
+    assert.match(messages[0] ?? '', /nothing serves yet \(cloning\)/);
   });
 });
