@@ -26,6 +26,16 @@ describe('Redis ha-small: ACL binding through the router, replicated writes surv
   let credentials: Credentials;
   const detail = async (): Promise<Detail> =>
     JSON.parse((await cluster.sf('service', 'r1', '--json')).stdout) as Detail;
+  /** The lost node comes back and rejoins as a replica on a fresh volume. */
+  const bringBack = async (node: string): Promise<void> => {
+    assert.equal((await cluster.sf('unfence', node)).code, 0);
+    assert.equal((await cluster.sf('up')).code, 0);
+    await waitFor(async () => (await detail()).replicaDetails.filter((r) => r.state === 'running').length === 3, {
+      description: 'three running replicas again',
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
+  };
 
   before(async () => {
     cluster = await startCluster(3, { sharedEngine: true, oneSchedulerOneBroker: true });
@@ -112,14 +122,33 @@ describe('Redis ha-small: ACL binding through the router, replicated writes surv
       intervalMs: 250,
     });
 
-    // The lost node comes back and rejoins as a replica on a fresh volume.
-    assert.equal((await cluster.sf('unfence', oldPrimary.node)).code, 0);
-    assert.equal((await cluster.sf('up')).code, 0);
-    await waitFor(async () => (await detail()).replicaDetails.filter((r) => r.state === 'running').length === 3, {
-      description: 'three running replicas again',
+    await bringBack(oldPrimary.node);
+  });
+
+  it('a key made, and one deleted, just before the primary node is lost: the new primary knows both', async () => {
+    const before = await detail();
+    const oldPrimary = before.primary;
+    assert.ok(oldPrimary);
+    const revokedKey = await cluster.sf('create-service-key', 'r1', 'k-revoked', '--json');
+    assert.equal(revokedKey.code, 0, revokedKey.stderr);
+    const revoked = JSON.parse(revokedKey.stdout) as Credentials;
+    assert.equal(await redisCli(revoked, 'PING'), 'PONG');
+    assert.equal((await cluster.sf('delete-service-key', 'r1', 'k-revoked')).code, 0);
+    const freshKey = await cluster.sf('create-service-key', 'r1', 'k-fresh', '--json');
+    assert.equal(freshKey.code, 0, freshKey.stderr);
+    const fresh = JSON.parse(freshKey.stdout) as Credentials;
+    // At once: the replicas' own copy loop (once a second) has had no time to run.
+    await killNode(cluster, oldPrimary.node);
+    await waitFor(async () => (await redisCli(fresh, 'SET', 'fresh', '1')) === 'OK', {
+      description: 'the key made just before the loss writes through the new primary',
       timeoutMs: 60_000,
-      intervalMs: 500,
+      intervalMs: 250,
     });
+    const now = await detail();
+    assert.ok(now.primary && now.primary.node !== oldPrimary.node, 'a replica on another node is primary');
+    assert.match(await redisCli(revoked, 'PING'), /WRONGPASS|NOAUTH/, 'the deleted key stays refused');
+
+    await bringBack(oldPrimary.node);
   });
 
   it('deleting the key removes the ACL user; deleting the service removes its containers', async () => {

@@ -1,5 +1,5 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
-import type { ServiceBindingRecipe } from '@service-foundry/core';
+import type { Endpoint, ServiceBindingRecipe } from '@service-foundry/core';
 import pg from 'pg';
 import { UnknownPlaceholderError, UnsafeBindingValueError } from './errors.js';
 
@@ -22,13 +22,29 @@ export interface BindingTarget {
    * CA; no system CA is trusted) and name `host`. @default undefined (plaintext)
    */
   tls?: { ca: string };
+  /**
+   * The instance's running replicas (node address and published port), for a service that
+   * does not replicate its users itself (Redis ACLs): the driver makes and removes the user
+   * on each of them too, so a failover right after a bind or an unbind changes nothing.
+   * @default [] (none, or a service that replicates its users: Postgres roles travel in the WAL)
+   */
+  replicas?: readonly Endpoint[];
 }
 
-/** A driver makes and removes one user per binding inside a service instance. */
+/**
+ * A driver makes and removes one user per binding inside a service instance. Both resolve
+ * to what could not be done on replicas (one sentence each; the replica catches up from
+ * its primary by itself, so these are warnings) and reject when the primary refuses.
+ */
 export interface BindingDriver {
-  createUser(target: BindingTarget, recipe: ServiceBindingRecipe, username: string, password: string): Promise<void>;
+  createUser(
+    target: BindingTarget,
+    recipe: ServiceBindingRecipe,
+    username: string,
+    password: string,
+  ): Promise<readonly string[]>;
   /** Idempotent: a user that no longer exists is not an error. */
-  dropUser(target: BindingTarget, recipe: ServiceBindingRecipe, username: string): Promise<void>;
+  dropUser(target: BindingTarget, recipe: ServiceBindingRecipe, username: string): Promise<readonly string[]>;
 }
 
 /** The values substituted into catalog statements, each with the only shape it may have. */
@@ -94,6 +110,7 @@ const roleExists = 'SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_
  * then `drop` (end the user's sessions, remove it).
  */
 export class PostgresBindingDriver implements BindingDriver {
+  /** Roles travel to the standbys in the WAL: `target.replicas` is not needed. */
   async createUser(target: BindingTarget, recipe: ServiceBindingRecipe, username: string, password: string) {
     const values = { username, password, passwordVerifier: scramVerifier(password), database: recipe.database ?? '' };
     const statements = recipe.create.map((s) => renderStatement(s, values));
@@ -102,6 +119,7 @@ export class PostgresBindingDriver implements BindingDriver {
         for (const statement of statements) await client.query(statement);
       }),
     );
+    return [];
   }
 
   async dropUser(target: BindingTarget, recipe: ServiceBindingRecipe, username: string) {
@@ -119,6 +137,7 @@ export class PostgresBindingDriver implements BindingDriver {
         if (!existed) return;
       }
     });
+    return [];
   }
 
   async #inTransaction<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {

@@ -60,22 +60,18 @@ async function asUser(port: number, username: string, password: string, command:
 describe('broker: Redis binding users, against the catalog image', () => {
   let entry: CatalogEntry;
   let target: BindingTarget;
-  let container: Dockerode.Container | undefined;
-  const name = uniqueId('sf-broker-redis');
+  /** A second server, standing for a replica the driver must reach directly. */
+  let other: { host: string; port: number };
+  const containers: Dockerode.Container[] = [];
+  const names = [uniqueId('sf-broker-redis'), uniqueId('sf-broker-redis')];
   const adminPassword = randomBytes(18).toString('hex');
 
-  before(async () => {
-    entry = (await Catalog.load()).byServiceName('redis') as CatalogEntry;
-    assert.ok(entry, 'services-catalog/redis is in the catalog');
+  async function startServer(name: string): Promise<number> {
     const image = entry.runtime.image;
-    await docker
-      .getImage(image)
-      .inspect()
-      .catch(() => assert.fail(`image ${image} is missing: run \`sf images build\` first`));
     const port = await freePort();
     await docker.createVolume({ Name: name, Labels: { 'sf.test': 'broker' } });
     const { dir } = entry.runtime.secretFiles;
-    container = await docker.createContainer({
+    const container = await docker.createContainer({
       name,
       Image: image,
       Labels: { 'sf.test': 'broker' },
@@ -90,23 +86,57 @@ describe('broker: Redis binding users, against the catalog image', () => {
         Mounts: [{ Type: 'volume', Source: name, Target: entry.runtime.volumePath }],
       },
     });
+    containers.push(container);
     await container.putArchive(await secretArchive(entry, adminPassword), { path: '/' });
     await container.start();
-    const adminUser = entry.runtime.adminUser;
-    await waitFor(async () => (await asUser(port, adminUser, adminPassword, ['PING'])) === 'PONG', {
+    await waitFor(async () => (await asUser(port, entry.runtime.adminUser, adminPassword, ['PING'])) === 'PONG', {
       description: `redis in ${name} to answer its admin`,
       timeoutMs: 60_000,
       intervalMs: 100,
     });
-    target = { host: '127.0.0.1', port, database: '', adminUser, adminPassword, timeoutMs: 10_000 };
+    return port;
+  }
+
+  before(async () => {
+    entry = (await Catalog.load()).byServiceName('redis') as CatalogEntry;
+    assert.ok(entry, 'services-catalog/redis is in the catalog');
+    const image = entry.runtime.image;
+    await docker
+      .getImage(image)
+      .inspect()
+      .catch(() => assert.fail(`image ${image} is missing: run \`sf images build\` first`));
+    const [port, otherPort] = await Promise.all(names.map((name) => startServer(name)));
+    const adminUser = entry.runtime.adminUser;
+    target = { host: '127.0.0.1', port: port as number, database: '', adminUser, adminPassword, timeoutMs: 10_000 };
+    other = { host: '127.0.0.1', port: otherPort as number };
   });
 
   after(async () => {
-    await container?.remove({ force: true, v: true }).catch(() => undefined);
-    await docker
-      .getVolume(name)
-      .remove()
-      .catch(() => undefined);
+    for (const container of containers) await container.remove({ force: true, v: true }).catch(() => undefined);
+    for (const name of names) {
+      await docker
+        .getVolume(name)
+        .remove()
+        .catch(() => undefined);
+    }
+  });
+
+  it('makes and drops the user on each replica too; an unreachable replica is reported, not fatal', async () => {
+    const username = 'sf_key_9';
+    const password = randomBytes(16).toString('hex');
+    const unreachable = { host: '127.0.0.1', port: await freePort() };
+    const withReplicas = { ...target, replicas: [other, unreachable] };
+    const made = await driver.createUser(withReplicas, entry.binding, username, password);
+    assert.equal(made.length, 1, made.join('\n'));
+    assert.match(made[0] ?? '', new RegExp(`^replica 127\\.0\\.0\\.1:${unreachable.port}: redis: .*ECONNREFUSED`));
+    assert.ok(!(made[0] ?? '').includes(password));
+    for (const port of [target.port, other.port]) {
+      assert.equal(await asUser(port, username, password, ['PING']), 'PONG', `the user logs in on port ${port}`);
+    }
+    assert.deepEqual(await driver.dropUser({ ...target, replicas: [other] }, entry.binding, username), []);
+    for (const port of [target.port, other.port]) {
+      assert.match(await asUser(port, username, password, ['PING']), /WRONGPASS/, `the user is gone on port ${port}`);
+    }
   });
 
   it("makes a user with the catalog's commands that works on data, not on the server, and drops it", async () => {

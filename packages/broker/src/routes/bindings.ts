@@ -8,9 +8,10 @@ import {
   TimeoutError,
   waitFor,
 } from '@service-foundry/core';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { type BindingDriver, type BindingTarget, PostgresBindingDriver } from '../binding-driver-postgres.js';
 import { RedisBindingDriver } from '../binding-driver-redis.js';
+import { runningReplicas } from '../binding-replicas.js';
 import { predecessorOf, rotationBasis } from '../binding-rotation.js';
 import type { BrokerContext } from '../broker-context.js';
 import { routerAddresses } from '../config.js';
@@ -233,7 +234,13 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       ...(secret.previous ? { previousAdminPassword: secret.previous.adminPassword } : {}),
       timeoutMs: ctx.config.bindTimeoutMs,
       ...(ca === undefined ? {} : { tls: { ca } }),
+      replicas: await runningReplicas(ctx, instance.id),
     };
+  }
+
+  /** A driver's warnings about replicas (binding-driver-postgres.ts BindingDriver), in the log. */
+  function warnAboutReplicas(request: FastifyRequest, instanceId: string, problems: readonly string[]): void {
+    for (const problem of problems) request.log.warn({ instanceId }, `binding user on a replica: ${problem}`);
   }
 
   /** An existing binding answers a repeated PUT: the same request gets the same credentials. */
@@ -312,9 +319,10 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       const driver = bindingDrivers[recipe.driver];
       const target = await adminTarget(instance, recipe, ca);
       try {
-        await throughFreshRoute(routerAddresses(ctx.config), (host) =>
+        const problems = await throughFreshRoute(routerAddresses(ctx.config), (host) =>
           driver.createUser({ ...target, host }, recipe, record.username, record.password),
         );
+        warnAboutReplicas(request, instanceId, problems);
       } catch (error) {
         request.log.error(
           { instanceId, bindingId, reason: (error as Error).message },
@@ -385,9 +393,10 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
         const recipe = recipeOf(instance);
         try {
           const target = await adminTarget(instance, recipe, await tlsCaFor(ctx, instance));
-          await throughFreshRoute(routerAddresses(ctx.config), (host) =>
+          const problems = await throughFreshRoute(routerAddresses(ctx.config), (host) =>
             bindingDrivers[recipe.driver].dropUser({ ...target, host }, recipe, binding.value.username),
           );
+          warnAboutReplicas(request, instanceId, problems);
         } catch (error) {
           request.log.error(
             { instanceId, bindingId, reason: (error as Error).message },
