@@ -14,6 +14,7 @@ const base = (fields: Partial<WriteOutcomes>): WriteOutcomes => ({
   oldPrimaryAcceptedAt: [],
   promotedAt: undefined,
   faultAt: 1200,
+  stoppedAt: 4150,
   ...fields,
 });
 
@@ -69,8 +70,13 @@ describe('chaos verdict: one rule per row of the table in verdict.ts', () => {
   });
 
   it('the longest gap is measured from the last acknowledgement before the fault', () => {
-    assert.equal(longestGap(base({}).acknowledged, 1200), 3000);
-    assert.equal(longestGap([], 1200), 0);
-    assert.equal(longestGap([{ at: 1300 }, { at: 1500 }], 1200), 200, 'no ack before the fault: from the fault');
+    assert.equal(longestGap(base({}).acknowledged, 1200, 4150), 3000);
+    assert.equal(longestGap([{ at: 1300 }, { at: 1500 }], 1200, 1550), 200, 'no ack before the fault: from the fault');
+  });
+
+  it('writes that never came back before the workload stopped are the longest gap, not none', () => {
+    assert.equal(longestGap([{ at: 1000 }, { at: 1100 }], 1200, 31_100), 30_000);
+    assert.equal(longestGap([], 1200, 5200), 4000, 'nothing acknowledged at all: from the fault');
+    assert.equal(verdict(base({ stoppedAt: 9100 }), 'async').longestGapMs, 5000, 'the stretch after the last ack');
   });
 });

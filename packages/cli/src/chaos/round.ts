@@ -187,6 +187,7 @@ export async function runRound(ctx: FaultContext, options: RoundOptions, progres
     const recorded = await promotionEventAt(broker, before.id, faultAt);
     if (recorded !== undefined) promotedAt = Math.min(recorded, promotedAt ?? recorded);
     await workload.stop();
+    const stoppedAt = Date.now();
     // A restarted router binds its route ports a moment after `sf up` returns.
     const readBack = await waitFor(() => workload.readBack().catch(() => undefined), {
       description: `reading ${before.name}'s writes back through the router`,
@@ -202,6 +203,7 @@ export async function runRound(ctx: FaultContext, options: RoundOptions, progres
         oldPrimaryAcceptedAt: probeAccepted,
         promotedAt,
         faultAt,
+        stoppedAt,
       },
       durability,
     );

@@ -10,7 +10,7 @@
  * | unexpected | read back, never sent: corruption or another writer; always a broken promise |
  * | in doubt | sent, no answer (the connection broke): present or not, both are correct |
  * | failed | refused with an answer (the write surely did not happen) yet read back: a broken promise |
- * | longest gap | the longest time between two acknowledgements, from the last one before the fault to the first after: the RTO a client saw |
+ * | longest gap | the longest time without an acknowledgement, from the last one before the fault until the workload stopped (the stretch after the last one included): the RTO a client saw |
  * | old-primary writes | writes the old primary accepted *directly* (not through the router) after a new primary was promoted: two primaries, always a broken promise |
  */
 
@@ -31,6 +31,8 @@ export interface WriteOutcomes {
   promotedAt: number | undefined;
   /** When the fault was injected. */
   faultAt: number;
+  /** When the workload stopped writing (after the heal, with the instance whole again). */
+  stoppedAt: number;
 }
 
 export interface Verdict {
@@ -47,8 +49,12 @@ export interface Verdict {
   broken: string[];
 }
 
-/** The longest time without an acknowledgement around the fault (0 with fewer than two). */
-export function longestGap(acknowledged: ReadonlyArray<{ at: number }>, faultAt: number): number {
+/**
+ * The longest time without an acknowledgement from the last one before the fault until
+ * the workload stopped. The stretch after the last acknowledgement counts too: writes
+ * that never came back within the round are the longest gap of all, not none.
+ */
+export function longestGap(acknowledged: ReadonlyArray<{ at: number }>, faultAt: number, stoppedAt: number): number {
   const times = acknowledged.map((a) => a.at).sort((a, b) => a - b);
   const before = times.filter((t) => t <= faultAt).at(-1) ?? faultAt;
   let gap = 0;
@@ -58,7 +64,7 @@ export function longestGap(acknowledged: ReadonlyArray<{ at: number }>, faultAt:
     gap = Math.max(gap, t - previous);
     previous = t;
   }
-  return gap;
+  return Math.max(gap, stoppedAt - previous);
 }
 
 export function verdict(outcomes: WriteOutcomes, durability: PromisedDurability): Verdict {
@@ -89,7 +95,7 @@ export function verdict(outcomes: WriteOutcomes, durability: PromisedDurability)
     unexpected,
     inDoubt,
     refusedButPresent,
-    longestGapMs: longestGap(outcomes.acknowledged, outcomes.faultAt),
+    longestGapMs: longestGap(outcomes.acknowledged, outcomes.faultAt, outcomes.stoppedAt),
     oldPrimaryWritesAfterPromotion: oldPrimaryWrites,
     promiseKept: broken.length === 0,
     broken,
