@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { InstanceDetail, NodeView } from '@service-foundry/api';
 import { type EventRecord, waitFor } from '@service-foundry/core';
 import type { BrokerClient } from '../broker-client.js';
+import { etcdMemberHealth } from '../cluster/etcd-health.js';
 import { type Credentials, createKeyOf, deleteKeyOf } from '../commands/keys.js';
 import { UsageError } from '../errors.js';
 import { instancePath } from '../instance-path.js';
@@ -62,6 +63,25 @@ async function promotionEventAt(broker: BrokerClient, instanceId: string, since:
 function whole(detail: InstanceDetail): boolean {
   const running = detail.replicaDetails.filter((r) => r.state === 'running').length;
   return detail.phase === 'ready' && detail.primary !== null && running === detail.replicas.desired;
+}
+
+/**
+ * Every member of the cluster's own etcd answers again. An etcd member inside a node that
+ * lost power or its link rejoins after the node's replicas run again; a next fault before
+ * it does takes etcd's quorum with it (seen in bench:chaos: an isolation right after a
+ * power loss cost a third node its lease, which fenced itself), so a round ends here.
+ */
+async function etcdWhole(
+  local: NonNullable<FaultContext['local']>,
+  timeoutMs: number,
+  progress: Progress,
+): Promise<void> {
+  const started = Date.now();
+  await waitFor(
+    async () => (await etcdMemberHealth(local.stateDir, local.cluster)).every((member) => member.healthy) || undefined,
+    { description: 'every etcd member answering again', timeoutMs, intervalMs: 500 },
+  );
+  progress(`every etcd member answers (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 
 async function pickNode(broker: BrokerClient, detail: InstanceDetail, target: string): Promise<string> {
@@ -184,6 +204,7 @@ export async function runRound(ctx: FaultContext, options: RoundOptions, progres
       { description: `${before.name} back to full strength`, timeoutMs: options.recoveryTimeoutMs, intervalMs: 250 },
     );
     progress(`back to full strength ${((Date.now() - healedAt) / 1000).toFixed(1)} s after the heal`);
+    if (ctx.local) await etcdWhole(ctx.local, options.recoveryTimeoutMs, progress);
     const recorded = await promotionEventAt(broker, before.id, faultAt);
     if (recorded !== undefined) promotedAt = Math.min(recorded, promotedAt ?? recorded);
     await workload.stop();
