@@ -15,6 +15,7 @@ import {
 import { type NodeIdentity, nodeLabels, type ReplicaRef, replicaFromLabels } from './container-spec.js';
 import type { DockerRuntime } from './docker-runtime.js';
 import { ReplicaQueue } from './replica-queue.js';
+import { endpointText } from './replication-spec.js';
 import type { StatusWriter } from './status-writer.js';
 
 export interface AssignmentWatcherDeps {
@@ -64,7 +65,7 @@ export function replicaFromKeyTail(tail: readonly string[]): ReplicaRef | undefi
  */
 function replicationTarget(record: AssignmentRecord): string | undefined {
   if (record.seed) return undefined;
-  const upstream = record.upstream ? `${record.upstream.host}:${record.upstream.port}` : '';
+  const upstream = record.upstream ? endpointText(record.upstream) : '';
   return `${record.role ?? ''} ${upstream}`;
 }
 

@@ -11,6 +11,7 @@ import {
   type ServiceRuntime,
 } from '@service-foundry/core';
 import type Docker from 'dockerode';
+import { endpointText } from './replication-spec.js';
 import {
   type ContainerTls,
   type ReplicaSecrets,
@@ -194,7 +195,7 @@ export function containerCreateOptions(
     labels[labelKeys.generation] = String(replicated.generation);
     labels[labelKeys.role] = replicated.role;
     if (replicated.role === 'replica' && assignment.upstream) {
-      labels[labelKeys.upstream] = `${assignment.upstream.host}:${assignment.upstream.port}`;
+      labels[labelKeys.upstream] = endpointText(assignment.upstream);
     }
   }
   const options: Docker.ContainerCreateOptions = {

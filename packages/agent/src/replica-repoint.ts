@@ -1,7 +1,7 @@
 import type { AssignmentRecord, Endpoint } from '@service-foundry/core';
 import { again, type ReplicaAction, type ReplicaStep, writeStatus } from './replica-actions.js';
 import type { AppliedView, ObservedContainer, ReplicaObservation } from './replica-observation.js';
-import { sameEndpoint } from './replication-spec.js';
+import { endpointText, sameEndpoint } from './replication-spec.js';
 
 /**
  * Rule 4g of the replica table: a running replica that is not known to be ready, whose
@@ -28,9 +28,8 @@ export function repointBeforeReady(
   container: ObservedContainer,
   applied: AppliedView,
 ): ReplicaStep | undefined {
-  const upstream = assignment.upstream;
-  if (assignment.role !== 'replica' || !upstream || applied.mayBePrimary) return undefined;
-  if (sameEndpoint(applied.upstream, upstream)) return undefined;
+  const upstream = replicaUpstream(assignment, applied);
+  if (!upstream || sameEndpoint(applied.upstream, upstream)) return undefined;
   const { tried } = observed.pass;
   if (applied.role === undefined) {
     return tried.role ? undefined : again({ kind: 'probe-role', containerId: container.id });
@@ -70,10 +69,14 @@ export function remakeStopped(
   container: ObservedContainer,
   applied: AppliedView,
 ): ReplicaStep | undefined {
-  const upstream = assignment.upstream;
-  if (assignment.role !== 'replica' || !upstream || applied.mayBePrimary) return undefined;
-  if (!madeForAnother(container, upstream)) return undefined;
+  const upstream = replicaUpstream(assignment, applied);
+  if (!upstream || !madeForAnother(container, upstream)) return undefined;
   return remake(assignment, observed, container, upstream, 'it stopped', []);
+}
+
+/** The upstream of a replica the rule may act on: assigned `replica`, never a possible primary. */
+function replicaUpstream(assignment: AssignmentRecord, applied: AppliedView): Endpoint | undefined {
+  return assignment.role === 'replica' && !applied.mayBePrimary ? assignment.upstream : undefined;
 }
 
 /** Made (its environment names) an upstream other than `upstream`; false when unknown. */
@@ -89,8 +92,8 @@ function remake(
   why: string,
   halt: ReplicaAction[],
 ): ReplicaStep {
-  const from = container.madeFor ? `${container.madeFor.host}:${container.madeFor.port}` : 'unknown';
-  const to = `${upstream.host}:${upstream.port}`;
+  const from = container.madeFor ? endpointText(container.madeFor) : 'unknown';
+  const to = endpointText(upstream);
   const message =
     `replica ${assignment.instanceId}/${assignment.ordinal} on node ${observed.node} is made again for upstream ${to} ` +
     `instead of ${from}: ${why}; its volume is kept`;

@@ -47,7 +47,12 @@ export function sameEndpoint(a: Endpoint | undefined, b: Endpoint | undefined): 
   return a?.host === b?.host && a?.port === b?.port;
 }
 
-/** `host:port` (as the `sf.upstream` label holds it) as an endpoint; undefined unless well-formed. */
+/** `host:port`, as the `sf.upstream` label and messages carry an endpoint. */
+export function endpointText(endpoint: Endpoint): string {
+  return `${endpoint.host}:${endpoint.port}`;
+}
+
+/** `host:port` (endpointText) as an endpoint; undefined unless well-formed. */
 export function parseEndpoint(text: string | undefined): Endpoint | undefined {
   if (!text) return undefined;
   const colon = text.lastIndexOf(':');
