@@ -37,6 +37,8 @@ export interface BindingTarget {
  * its primary by itself, so these are warnings) and reject when the primary refuses.
  */
 export interface BindingDriver {
+  /** The service does not replicate its users: they are made on each of `target.replicas` too. */
+  readonly usersOnReplicas: boolean;
   createUser(
     target: BindingTarget,
     recipe: ServiceBindingRecipe,
@@ -110,7 +112,9 @@ const roleExists = 'SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_
  * then `drop` (end the user's sessions, remove it).
  */
 export class PostgresBindingDriver implements BindingDriver {
-  /** Roles travel to the standbys in the WAL: `target.replicas` is not needed. */
+  /** Roles travel to the standbys in the WAL. */
+  readonly usersOnReplicas = false;
+
   async createUser(target: BindingTarget, recipe: ServiceBindingRecipe, username: string, password: string) {
     const values = { username, password, passwordVerifier: scramVerifier(password), database: recipe.database ?? '' };
     const statements = recipe.create.map((s) => renderStatement(s, values));

@@ -54,6 +54,8 @@ function adminClient(target: BindingTarget, password: string) {
  * cannot be reached is reported and left to its copy loop.
  */
 export class RedisBindingDriver implements BindingDriver {
+  readonly usersOnReplicas = true;
+
   async createUser(target: BindingTarget, recipe: ServiceBindingRecipe, username: string, password: string) {
     const commands = renderCommands(recipe.create, { username, password });
     await this.#asAdmin(target, commands, [password]);

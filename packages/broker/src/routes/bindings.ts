@@ -234,7 +234,7 @@ export function bindingRoutes(app: FastifyInstance, ctx: BrokerContext): void {
       ...(secret.previous ? { previousAdminPassword: secret.previous.adminPassword } : {}),
       timeoutMs: ctx.config.bindTimeoutMs,
       ...(ca === undefined ? {} : { tls: { ca } }),
-      replicas: await runningReplicas(ctx, instance.id),
+      replicas: bindingDrivers[recipe.driver].usersOnReplicas ? await runningReplicas(ctx, instance.id) : [],
     };
   }
 
