@@ -1,10 +1,9 @@
-import { keySegmentPattern, type Logger, type Versioned } from '@service-foundry/core';
+import { keySegmentPattern, type Logger, type Versioned, volumePeerPrefix } from '@service-foundry/core';
 import type { PeerCall, PeerCallAnswer } from '@service-foundry/volumes';
 import type { AppliedReplicas } from './applied-replicas.js';
 import type { AssignmentRead } from './assignment-watcher.js';
 import type { ReplicaRef } from './container-spec.js';
 import { answerPromise, type LocalReplicaView } from './failsafe-rule.js';
-import { volumePeerPrefix } from './volume-service.js';
 
 /** The peer call a primary makes to every node holding another replica of its instances. */
 export const failsafeCallName = 'failsafe';

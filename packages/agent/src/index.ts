@@ -10,4 +10,3 @@ export {
   tlsEnv,
 } from './container-spec.js';
 export { replicaVolumeName } from './replica-volumes.js';
-export { volumePeerPrefix } from './volume-service.js';

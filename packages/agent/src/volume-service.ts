@@ -19,12 +19,10 @@ import { formatBytes } from './transfer-figures.js';
 const routineEventIntervalMs = 60_000;
 
 /**
- * The common name of every agent's volume certificate is this prefix and the node's name
- * (`sf up` issues them so). A volume server accepts only clients whose certificate is
- * named so: another certificate of the cluster CA (an etcd client's) gets no further than
- * the handshake's `403`, even with the cluster secret.
+ * A volume server accepts only clients whose certificate is named `volumePeerPrefix` +
+ * node: another certificate of the cluster CA (an etcd client's) gets no further than the
+ * `403`, even with the cluster secret (only the liveness path answers it).
  */
-export const volumePeerPrefix = 'sf-volumes.';
 const volumePeerPattern = /^sf-volumes\.[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** What a pull from another node's volume server needs from this node's config: secret, fsync, TLS. */

@@ -27,7 +27,7 @@ export interface KeyFamilyAccess {
  * instance goes, but never read them.
  */
 export const keyFamilies: readonly KeyFamilyAccess[] = [
-  { family: 'nodes/', prefix: (k) => k.nodes(), access: { broker: 'r', scheduler: 'r', agent: 'r' } },
+  { family: 'nodes/', prefix: (k) => k.nodes(), access: { broker: 'r', scheduler: 'rw', agent: 'r' } },
   { family: 'allocations/', prefix: (k) => k.allocations(), access: { broker: 'r', scheduler: 'rw' } },
   { family: 'locks/', prefix: (k) => k.locks(), access: { scheduler: 'rw' } },
   { family: 'schedulers/', prefix: (k) => k.schedulers(), access: { broker: 'r', scheduler: 'rw' } },

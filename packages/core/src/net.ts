@@ -15,3 +15,17 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
     });
   });
 }
+
+/**
+ * The path an agent's volume server answers `204` on for any client the TLS handshake
+ * admitted: the controller's node probes (scheduler node-prober.ts) ask it a few times a
+ * second to learn that the agent's process is alive, faster than its lease can say so.
+ */
+export const nodeAlivePath = '/alive';
+
+/**
+ * The common name of every agent's volume certificate is this prefix and the node's name
+ * (`sf up` issues them so): a volume server admits only peers named so, and a node probe
+ * takes an answer only from the server of the node it asked.
+ */
+export const volumePeerPrefix = 'sf-volumes.';

@@ -83,6 +83,15 @@ export interface SchedulerConfig {
    * @default 60000
    */
   fenceCheckIntervalMs: number;
+  /**
+   * The controller's liveness probes of every node's agent (node-prober.ts): a primary's
+   * node that answered before and then failed `failuresToSilence` probes in a row is fenced
+   * without waiting for its lease to expire. The probes present the scheduler's etcd
+   * identity, so it must come from the CA that signed the agents' volume certificates (as
+   * `sf up` issues them). `intervalMs` 0 turns the probes off: the lease alone decides.
+   * @default { intervalMs: 250, timeoutMs: 500, failuresToSilence: 2 }
+   */
+  nodeProbe: { intervalMs: number; timeoutMs: number; failuresToSilence: number };
 }
 
 const weight = { type: 'number', minimum: 0, maximum: 100 } as const;
@@ -130,6 +139,17 @@ export const compileSchedulerConfig = configCompiler<SchedulerConfig>('scheduler
     },
     metrics: metricsListenSchema,
     fenceCheckIntervalMs: { type: 'integer', default: 60_000, minimum: 0, maximum: 86_400_000 },
+    nodeProbe: {
+      type: 'object',
+      required: [],
+      additionalProperties: false,
+      default: { intervalMs: 250, timeoutMs: 500, failuresToSilence: 2 },
+      properties: {
+        intervalMs: { type: 'integer', default: 250, minimum: 0, maximum: 60_000 },
+        timeoutMs: { type: 'integer', default: 500, minimum: 50, maximum: 60_000 },
+        failuresToSilence: { type: 'integer', default: 2, minimum: 2, maximum: 100 },
+      },
+    },
   },
 });
 

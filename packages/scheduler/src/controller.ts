@@ -16,7 +16,7 @@ import {
   type Versioned,
 } from '@service-foundry/core';
 import type { ClusterState } from './cluster-state.js';
-import type { Fencer } from './controller/failover.js';
+import { defaultFailoverPolicy, type Fencer } from './controller/failover.js';
 import { FailoverDriver } from './controller/failover-driver.js';
 import { defaultNoRoomGraceMs, noRoomReason, provisionLacksRoom } from './controller/no-room.js';
 import { type RestoreContext, restoreStep } from './controller/restore.js';
@@ -39,6 +39,11 @@ export interface ControllerOptions {
   fencer?: Fencer;
   /** Asks for another pass (e.g. when fencing finishes). */
   wake?: () => void;
+  /**
+   * Registered nodes whose agents stopped answering (node-prober.ts): a primary on one is
+   * fenced without waiting for its lease to expire. @default none (the lease alone)
+   */
+  silentNodes?: () => ReadonlySet<string>;
 }
 
 /**
@@ -136,6 +141,7 @@ export class Controller {
 
   async pass(): Promise<void> {
     const liveNodes = new Set([...this.state.nodes.items.values()].map((n) => n.value.name));
+    const silentNodes = this.options.silentNodes?.() ?? new Set<string>();
     for (const instance of [...this.state.instances.items.values()]) {
       const id = instance.value.id;
       try {
@@ -151,7 +157,7 @@ export class Controller {
             this.state.routes.items.has(keys.route(id)) || this.state.primaries.items.has(keys.primary(id));
           await releaseReplicas(this.client, keys, id, this.state.placementsOf(id), hasRoute);
         } else if (!(await this.#failIfNoRoom(instance))) {
-          await this.#converge(instance, this.#view(instance.value, liveNodes));
+          await this.#converge(instance, this.#view(instance.value, liveNodes), silentNodes);
         }
       } catch (error) {
         this.log.warn({ err: error, instanceId: id }, 'controller step failed; will retry');
@@ -186,7 +192,11 @@ export class Controller {
     };
   }
 
-  async #converge(instance: Versioned<InstanceRecord>, view: InstanceView): Promise<void> {
+  async #converge(
+    instance: Versioned<InstanceRecord>,
+    view: InstanceView,
+    silentNodes: ReadonlySet<string>,
+  ): Promise<void> {
     const id = instance.value.id;
     const primary = view.primary;
     // A planned switchover (switchover.ts) steps first; the rest of the pass then follows
@@ -199,8 +209,10 @@ export class Controller {
         lastPrimaryPosition: this.#primaryPositions.get(id),
       });
     }
-    if (primary && !view.liveNodes.has(primary.value.node)) {
-      await this.#failovers.step(instance, view, this.#primaryPositions.get(id));
+    const policy = instance.value.failover ?? defaultFailoverPolicy;
+    const silent = primary !== undefined && silentNodes.has(primary.value.node) && policy.fencing !== 'off';
+    if (primary && (!view.liveNodes.has(primary.value.node) || silent)) {
+      await this.#failovers.step(instance, view, this.#primaryPositions.get(id), silent);
       return;
     }
     if (await this.#failovers.settle(instance, primary)) return;

@@ -17,6 +17,7 @@ import type { Fencer } from './controller/failover.js';
 import { Controller } from './controller.js';
 import { FenceDeviceChecks } from './fence-device-checks.js';
 import { meteredFencer, registerSchedulerMetrics } from './metrics.js';
+import { NodeProber, readProbeTls } from './node-prober.js';
 import { Scheduler } from './scheduler.js';
 
 export interface RunningScheduler {
@@ -50,11 +51,22 @@ export async function startScheduler(
     new CoalescingRunner('scheduler', async () => void (await scheduler.pass()), config.intervalMs, log),
   ];
   const fencing = new Fencing(client, keys, {}, { log, secrets });
+  const prober =
+    config.controller && config.nodeProbe.intervalMs > 0
+      ? new NodeProber({
+          ...config.nodeProbe,
+          tls: config.etcdTls ? await readProbeTls(config.etcdTls) : undefined,
+          nodes: () => state.nodes.items.values(),
+          onChange: () => controllerRunner.poke(),
+          log,
+        })
+      : undefined;
   const controller = new Controller(client, state, catalog, events, log, {
     provisionTimeoutMs: config.provisionTimeoutMs,
     // STONITH: the controller runs each node's fence levels before it moves a primary.
     fencer: options.fencer ?? meteredFencer(registry, fencing, config.name),
     wake: () => controllerRunner.poke(),
+    ...(prober ? { silentNodes: () => prober.silentNodes() } : {}),
   });
   // Only the leading scheduler's controller acts; the others keep their mirrors warm.
   const controllerRunner = new CoalescingRunner(
@@ -87,6 +99,7 @@ export async function startScheduler(
         })
       : undefined;
   await fenceChecks?.start();
+  prober?.start();
   const metrics = await maybeStartMetricsServer(registry, config.metrics);
   log.info({ name: config.name, keyspaceRoot: config.keyspaceRoot, controller: config.controller }, 'scheduler ready');
   return {
@@ -95,6 +108,7 @@ export async function startScheduler(
     stop: async () => {
       await metrics?.stop();
       await fenceChecks?.stop();
+      prober?.stop();
       await Promise.all(runners.map((r) => r.stop()));
       await state.close();
       await controller.close();

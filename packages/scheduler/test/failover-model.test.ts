@@ -283,6 +283,59 @@ describe('failover state machine: every transition', () => {
     const back = decideFailover(input({ lostTogether: true, view: view({ primary: primaryAt(0, '42') }) }));
     assert.deepEqual(back, { kind: 'none' }, 'its agent registered again: nothing to do');
   });
+  describe('silent: the node still holds its lease, but its agent stopped answering the probes', () => {
+    const registered = () => down({ liveNodes: new Set(['n0', 'n1', 'n2']) });
+    it('a registered node that is not silent → nothing to do, whatever the policy', () => {
+      assert.deepEqual(decideFailover(input({ view: registered() })), { kind: 'none' });
+    });
+    it('policy `off` → nothing on silence alone: only the lease proves the agent fenced itself', () => {
+      assert.deepEqual(decideFailover(input({ view: registered(), silent: true, policy: policy('off') })), {
+        kind: 'none',
+      });
+    });
+    it('not fenced → fence at once: no settle, no lost-together wait', () => {
+      assert.deepEqual(decideFailover(input({ view: registered(), silent: true, now: t0 + 1 })), {
+        kind: 'fence',
+        node: 'n0',
+      });
+      assert.deepEqual(decideFailover(input({ view: registered(), silent: true, lostTogether: true, now: t0 + 1 })), {
+        kind: 'fence',
+        node: 'n0',
+      });
+    });
+    it('fencing under way, or failed under `required` → wait / blocked, as for a lost lease', () => {
+      assert.equal(decideFailover(input({ view: registered(), silent: true, fencingStarted: true })).kind, 'wait');
+      assert.equal(
+        decideFailover(input({ view: registered(), silent: true, fence: fenced('failed') })).kind,
+        'blocked',
+      );
+    });
+    it('fenced → revoke its lease (never promote while the node key exists)', () => {
+      assert.deepEqual(decideFailover(input({ view: registered(), silent: true, fence: fenced('fenced') })), {
+        kind: 'revoke',
+        node: 'n0',
+        reason: 'node n0 is fenced; revoking its lease',
+      });
+    });
+    it('`best-effort` past its timeout, not fenced → wait for the lease, never promote over it', () => {
+      const waiting = decideFailover(
+        input({
+          view: registered(),
+          silent: true,
+          policy: policy('best-effort'),
+          fence: fenced('failed'),
+          now: t0 + 11_000,
+        }),
+      );
+      assert.equal(waiting.kind, 'wait');
+      assert.match(waiting.kind === 'wait' ? waiting.reason : '', /still holds its lease/);
+    });
+    it('lease revoked (or expired) after the fence → choose at once, positions read after the fence', () => {
+      const promoted = decideFailover(input({ silent: true, fence: fenced('fenced'), now: t0 + 200 }));
+      assert.equal(promoted.kind, 'promote');
+      assert.equal(promoted.kind === 'promote' ? promoted.ordinal : -1, 2);
+    });
+  });
   it('which losses count as together: two or more leases at once, not fewer than the nodes alive', () => {
     assert.equal(lostTogether({ together: 3, alive: 0 }), true, 'every lease expired at once');
     assert.equal(lostTogether({ together: 2, alive: 1 }), true, 'most nodes at once');

@@ -11,6 +11,8 @@ export interface TestPki {
   volumeTls(node: string): TlsFiles;
   /** The node's service certificate (what its containers serve). */
   serviceTls(node: string): TlsFiles;
+  /** A component's client identity (CN = the etcd user), made only with `clients: true`. */
+  clientTls(user: string): TlsFiles;
   remove(): Promise<void>;
 }
 
@@ -22,13 +24,20 @@ export interface TestPki {
  */
 export async function makeTestPki(
   nodes: readonly PkiNode[],
-  options: { routerHosts?: readonly string[]; t?: { after(fn: () => Promise<void>): void } } = {},
+  options: {
+    routerHosts?: readonly string[];
+    /** Also every component's client identity and etcd's certificate, as `sf up` makes them. @default false */
+    clients?: boolean;
+    t?: { after(fn: () => Promise<void>): void };
+  } = {},
 ): Promise<TestPki> {
   const dir = await makeTempDir('sf-test-pki');
   options.t?.after(() => dir.remove());
   const pki = new ClusterPki(dir.path);
   try {
-    await pki.ensureNodeCertificates(nodes, { routerHosts: options.routerHosts ?? ['127.0.0.1'] });
+    const routerHosts = options.routerHosts ?? ['127.0.0.1'];
+    if (options.clients) await pki.ensure(nodes, { routerHosts });
+    else await pki.ensureNodeCertificates(nodes, { routerHosts });
   } catch (error) {
     await dir.remove();
     throw error;
@@ -38,6 +47,7 @@ export async function makeTestPki(
     caFile: pki.caFile,
     volumeTls: (node) => pki.volumeTls(node),
     serviceTls: (node) => pki.serviceTls(node),
+    clientTls: (user) => pki.client(user),
     remove: () => dir.remove(),
   };
 }

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isAbsolute } from 'node:path';
+import { nodeAlivePath } from '@service-foundry/core';
 import { RequestVerifier } from './auth.js';
 import { compileTransferConfig, type TransferConfig, type TransferOptions } from './config.js';
 import { describe, sendJson, statusOf } from './http-answers.js';
@@ -73,6 +74,14 @@ export function createVolumeServer(options: VolumeServerOptions): VolumeServer {
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
+    if (path === nodeAlivePath && method === 'GET') {
+      // Liveness for the controller's node probes (docs/failover.md): an answer says only
+      // that this process's event loop runs. Any client the TLS handshake admitted (a
+      // certificate of the cluster CA) may ask; no secret, volume or name is involved.
+      res.writeHead(204, { 'cache-control': 'no-store' });
+      res.end();
+      return;
+    }
     if (clientNamePattern) {
       const name = clientCertificateOf(req.socket)?.subject?.CN;
       if (typeof name !== 'string' || !clientNamePattern.test(name)) {

@@ -19,7 +19,7 @@ const run = promisify(execFile);
  *
  * | kind | what happens | heal |
  * | --- | --- | --- |
- * | `power-loss` | every process of the node at once: its dockerd, containers and agent (isolated nodes); the agent killed -9 and its containers killed (shared engine) | power on; unfence if the controller fenced it |
+ * | `power-loss` | every process of the node at once: its dockerd, containers and agent, and its link down (isolated nodes); the agent killed -9 and its containers killed (shared engine) | link up, power on; unfence if the controller fenced it |
  * | `isolate` | the node's link to the switch down: nobody reaches it, it reaches nobody | link up |
  * | `etcd-partition` | the node cannot reach etcd; peers and clients still reach it | remove the rule |
  * | `peer-partition` | the node reaches etcd, nothing else (peers, router) | remove the rule |
@@ -196,12 +196,17 @@ export async function injectFault(ctx: FaultContext, kind: FaultKind, target: st
       };
     }
     case 'power-loss':
-      if (runtime) await runtime.powerOff(target);
-      else await killSharedNode(cluster, stateDir, target);
+      if (runtime) {
+        // A machine without power answers nothing, not even with a refusal: its link goes
+        // down with it, so peers and probes see timeouts, as they would from a real host.
+        await runtime.linkDown(target);
+        await runtime.powerOff(target);
+      } else await killSharedNode(cluster, stateDir, target);
       return {
         description: `power loss of ${target}`,
         node: target,
         heal: async () => {
+          if (runtime) await runtime.linkUp(target);
           // A fenced node is powered on by its fence device when unfenced.
           if (!(await unfenceIfFenced(ctx.broker, target)) && runtime) await runtime.powerOn(target);
           await startMissing(stateDir);

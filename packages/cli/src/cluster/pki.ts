@@ -4,8 +4,14 @@ import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { volumePeerPrefix } from '@service-foundry/agent';
-import { type EtcdTlsFiles, etcdUsers, InvalidInputError, ProcessError, SecretBox } from '@service-foundry/core';
+import {
+  type EtcdTlsFiles,
+  etcdUsers,
+  InvalidInputError,
+  ProcessError,
+  SecretBox,
+  volumePeerPrefix,
+} from '@service-foundry/core';
 
 const run = promisify(execFile);
 

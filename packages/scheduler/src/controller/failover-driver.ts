@@ -29,6 +29,10 @@ interface FailoverMemory {
   lastReason: string;
   /** Nodes lost their leases together with this primary's (latched: see failover.ts). */
   lostTogether: boolean;
+  /** The incident began with the node going silent while it held its lease (latched). */
+  silent: boolean;
+  /** The primary key's revision when the incident began: unchanged at the end, nothing moved. */
+  primaryRevision: string;
 }
 
 /** A node this controller has never seen alive is not taken for lost before this much time passed. */
@@ -61,8 +65,16 @@ export class FailoverDriver {
 
   constructor(private readonly deps: FailoverDriverDeps) {}
 
-  /** One step for an instance whose primary's node is not live. */
-  async step(instance: Versioned<InstanceRecord>, view: InstanceView, lastPrimaryPosition: bigint | undefined) {
+  /**
+   * One step for an instance whose primary's node is not live: its lease is gone, or
+   * (`silent`) it still holds it but its agent stopped answering the probes.
+   */
+  async step(
+    instance: Versioned<InstanceRecord>,
+    view: InstanceView,
+    lastPrimaryPosition: bigint | undefined,
+    silent = false,
+  ) {
     const { state, events, log, fences, transferOf } = this.deps;
     const id = instance.value.id;
     const primary = view.primary as Versioned<PrimaryRecord>;
@@ -82,14 +94,17 @@ export class FailoverDriver {
         fencingStarted: false,
         lastReason: '',
         lostTogether: false,
+        silent,
+        primaryRevision: primary.modRevision,
       };
       this.#incidents.set(id, memory);
-      log.warn({ instanceId: id, node }, 'primary node lost; failover starts');
-      await events.record('primary-lost', `primary node ${node} stopped renewing its lease`, { instanceId: id, node });
+      log.warn({ instanceId: id, node, silent }, 'primary node lost; failover starts');
+      const how = silent ? 'stopped answering (its lease has not expired yet)' : 'stopped renewing its lease';
+      await events.record('primary-lost', `primary node ${node} ${how}`, { instanceId: id, node });
     }
     // Latched: as the other nodes come back one by one, the count falls, and the primary's
     // node would then look lost alone just before it registers again too.
-    if (!memory.fencingStarted && !memory.lostTogether) {
+    if (!memory.silent && !memory.fencingStarted && !memory.lostTogether) {
       memory.lostTogether = lostTogether(state.lostTogether(node, lostTogetherWindowMs));
     }
     const decision = decideFailover({
@@ -102,6 +117,7 @@ export class FailoverDriver {
       lastPrimaryPosition,
       snapshotOf: (ordinal, node) => transferOf(id, ordinal, node),
       lostTogether: memory.lostTogether,
+      silent: memory.silent,
     });
     switch (decision.kind) {
       case 'none':
@@ -110,12 +126,17 @@ export class FailoverDriver {
         memory.fencingStarted = true;
         const settled = memory;
         // Not awaited: a fence call takes seconds; its end wakes the controller for the next step.
-        void this.#fence(node, `primary of ${instance.value.name} lost its lease`).finally(() => {
+        const why = memory.silent ? 'stopped answering' : 'lost its lease';
+        void this.#fence(node, `primary of ${instance.value.name} ${why}`).finally(() => {
           settled.fencingStarted = false;
         });
         await this.#say(instance, memory, `failover: fencing node ${node}`, 'warn');
         return;
       }
+      case 'revoke':
+        await this.#say(instance, memory, `failover: ${decision.reason}`, 'warn');
+        await this.#revoke(node);
+        return;
       case 'wait':
         await this.#say(instance, memory, `failover: ${decision.reason}`, 'info');
         return;
@@ -134,10 +155,20 @@ export class FailoverDriver {
   async settle(instance: Versioned<InstanceRecord>, primary: Versioned<PrimaryRecord> | undefined): Promise<boolean> {
     const { client, state, events } = this.deps;
     const id = instance.value.id;
-    if (!this.#incidents.delete(id) || !primary) return false;
-    await events.record('failover-complete', `primary is replica ${primary.value.ordinal} on ${primary.value.node}`, {
-      instanceId: id,
-    });
+    const memory = this.#incidents.get(id);
+    if (!memory || !primary) {
+      this.#incidents.delete(id);
+      return false;
+    }
+    this.#incidents.delete(id);
+    const unchanged = memory.primaryRevision === primary.modRevision;
+    await events.record(
+      unchanged ? 'failover-cancelled' : 'failover-complete',
+      unchanged
+        ? `node ${primary.value.node} is back before anything moved; primary unchanged`
+        : `primary is replica ${primary.value.ordinal} on ${primary.value.node}`,
+      { instanceId: id },
+    );
     const key = state.keys.instance(id);
     const message = `primary on ${primary.value.node}`;
     await client
@@ -145,6 +176,27 @@ export class FailoverDriver {
       .then(client.put(key).value(json({ ...instance.value, message })))
       .commit();
     return true;
+  }
+
+  /**
+   * Revokes a fenced node's lease: its node key and statuses go at once, as they would at
+   * the TTL. Agents then read positions promptly (the primary's node is unregistered), and
+   * the promotion's check that the node key is absent holds.
+   */
+  async #revoke(node: string): Promise<void> {
+    const { client, state, events, log } = this.deps;
+    const lease = state.nodes.items.get(state.keys.node(node))?.lease;
+    if (!lease || lease === '0') return;
+    try {
+      await client.leaseClient.leaseRevoke({ ID: lease });
+    } catch (error) {
+      // Already gone (expired meanwhile) is the same outcome; anything else retries next pass.
+      log.warn({ err: error, node, lease }, 'revoking the fenced node lease failed');
+      return;
+    }
+    log.warn({ node, lease }, 'fenced node lease revoked');
+    await events.record('node-lease-revoked', `lease of fenced node ${node} revoked (it stopped answering)`, { node });
+    this.deps.wake();
   }
 
   #fence(node: string, reason: string): Promise<void> {

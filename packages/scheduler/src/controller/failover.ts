@@ -51,6 +51,7 @@ export type FailoverDecision =
   | { kind: 'none' }
   | { kind: 'wait'; reason: string }
   | { kind: 'fence'; node: string }
+  | { kind: 'revoke'; node: string; reason: string }
   | { kind: 'blocked'; reason: string }
   | { kind: 'promote'; ordinal: number; node: string; status: ReplicaStatus | undefined; reason: string };
 
@@ -69,6 +70,12 @@ export interface FailoverInput {
   snapshotOf?: (ordinal: number, node: string) => TransferStatusRecord | undefined;
   /** Whether the primary's node was lost together with others (`lostTogether`), as latched at suspicion. */
   lostTogether?: boolean;
+  /**
+   * The incident began with the node's agent going silent (node-prober.ts), not with its
+   * lease: no settling, no lost-together wait, and while the lease lives nothing but
+   * fencing happens. Latched at suspicion. @default false
+   */
+  silent?: boolean;
 }
 
 /**
@@ -86,7 +93,11 @@ export function lostTogether(count: { together: number; alive: number }): boolea
  *
  * | state            | condition                                              | next / action                           |
  * |------------------|--------------------------------------------------------|-----------------------------------------|
- * | healthy          | primary's node alive                                   | none                                    |
+ * | healthy          | primary's node alive (and answering, when probed)      | none                                    |
+ * | silent           | node registered, its agent silent, policy not `off`    | → fencing at once (no settle, no        |
+ * |                  |                                                        | lost-together wait)                     |
+ * | silent, fenced   | node still registered                                  | revoke its lease → choose (next step)   |
+ * | silent, unfenced | policy `best-effort`, timeout passed, lease alive      | wait for the lease to expire            |
  * | settle           | node gone < 1 s, no fencing started                    | wait (other losses; the agent may be    |
  * |                  |                                                        | back at once)                           |
  * | lost together    | ≥ 2 nodes lost within 5 s, not fewer than alive ones,  | wait (etcd came back: every lease had   |
@@ -114,15 +125,19 @@ export function lostTogether(count: { together: number; alive: number }): boolea
 export function decideFailover(input: FailoverInput): FailoverDecision {
   const { view, policy, fence, now } = input;
   const primary = view.primary?.value;
-  if (!primary || view.liveNodes.has(primary.node)) return { kind: 'none' };
+  if (!primary) return { kind: 'none' };
   const node = primary.node;
-  if (!input.fencingStarted && now - input.suspectSince < failoverSettleMs) {
+  const silent = input.silent === true;
+  // A registered node is failed over only when it went silent, and only through a fence.
+  const registered = view.liveNodes.has(node);
+  if (registered && (!silent || policy.fencing === 'off')) return { kind: 'none' };
+  if (!silent && !input.fencingStarted && now - input.suspectSince < failoverSettleMs) {
     return {
       kind: 'wait',
       reason: `node ${node} lost its lease; watching it for ${failoverSettleMs} ms before acting`,
     };
   }
-  if (input.lostTogether && now - input.suspectSince < lostTogetherGraceMs) {
+  if (!silent && input.lostTogether && now - input.suspectSince < lostTogetherGraceMs) {
     return {
       kind: 'wait',
       reason: `node ${node} lost its lease together with other nodes (etcd outage?); waiting up to ${lostTogetherGraceMs / 1000} s for the agents to register again before failing over`,
@@ -142,6 +157,17 @@ export function decideFailover(input: FailoverInput): FailoverDecision {
       // Not fenced yet, a failure worth retrying, or another controller's attempt to join.
       return { kind: 'fence', node };
     }
+    if (registered) {
+      return {
+        kind: 'wait',
+        reason: `node ${node} is silent but still holds its lease and was not fenced; waiting for the lease to expire`,
+      };
+    }
+  }
+  if (registered) {
+    // Fenced: its agent is down with it. Its lease goes now rather than at its TTL, so the
+    // promotion compares the node key's absence as always (C1) and its statuses vanish.
+    return { kind: 'revoke', node, reason: `node ${node} is fenced; revoking its lease` };
   }
 
   if (view.shipping) return chooseStandby(input, node, primary.ordinal);
