@@ -65,6 +65,7 @@ describe('sf chaos on a remote-fsync Postgres (isolated nodes)', () => {
   for (const fault of ['power-loss', 'etcd-partition'] as const) {
     it(`${fault} of the primary's node: promise kept, a new primary, no write to the old one`, async () => {
       const before = await detail();
+      const startedAt = Date.now();
       const { code, round, stderr } = await chaos('--fault', fault, '--target', 'primary', '--duration', '10');
       assert.equal(round.verdict.promiseKept, true, round.verdict.broken.join('; '));
       assert.equal(code, 0, stderr);
@@ -78,6 +79,23 @@ describe('sf chaos on a remote-fsync Postgres (isolated nodes)', () => {
       console.log(
         `# ${fault}: promoted after ${((round.promotedAfterMs ?? 0) / 1000).toFixed(2)} s, longest write gap ${(round.verdict.longestGapMs / 1000).toFixed(2)} s`,
       );
+      if (fault === 'power-loss') {
+        // A node without power answers no probe: it is fenced without waiting for its lease.
+        const events = JSON.parse((await cluster.sf('events', '--json', '--limit', '200')).stdout) as Array<{
+          at: string;
+          kind: string;
+          message: string;
+          node?: string;
+        }>;
+        const lost = events.filter(
+          (e) => e.kind === 'primary-lost' && e.node === before.primary?.node && Date.parse(e.at) >= startedAt,
+        );
+        const story = lost.map((e) => `${e.at} ${e.message}`).join('\n');
+        assert.ok(
+          lost.length > 0 && lost.every((e) => /stopped answering/.test(e.message)),
+          `found by the probes, not by the lease's expiry:\n${story}`,
+        );
+      }
       const now = await detail();
       assert.equal(now.replicaDetails.filter((r) => r.state === 'running').length, 3);
       assert.notEqual(now.primary?.node, before.primary?.node);

@@ -10,6 +10,7 @@ import {
   type MetricsServer,
   maybeStartMetricsServer,
   nodeCodec,
+  nodeFenceCodec,
   PrefixMirror,
   SecretBox,
 } from '@service-foundry/core';
@@ -127,6 +128,8 @@ export async function startAgent(
   // TLS keep covered primaries alive through an etcd outage. No volume server, no failsafe.
   const failsafe = config.volumes && config.failsafe.enabled ? config.failsafe : undefined;
   const timing = { promiseMs: config.failsafe.promiseMs, marginMs: config.selfFenceMarginMs };
+  // G3: a promise ends with its primary's fence, which this copy of `fence/` shows.
+  const fences = failsafe ? new PrefixMirror(client, nodeFenceCodec, keys.fences(), log) : undefined;
   // R6 needs node addresses, which the coverage's copy of the node records holds.
   const promises = failsafe
     ? new FailsafePromises({
@@ -135,6 +138,10 @@ export async function startAgent(
         promiseMs: timing.promiseMs,
         log,
         addressOfNode: config.peerAddress === 'node' ? (node: string) => coverage?.addressOf(node) : undefined,
+        fencedAt: (node: string) => {
+          const record = fences?.items.get(keys.fence(node))?.value;
+          return record?.state === 'fenced' ? Date.parse(record.at) : undefined;
+        },
       })
     : undefined;
   // Read on the first call: the volume server reads (and checks) the same files at start.
@@ -328,6 +335,7 @@ export async function startAgent(
     await selfFence.stop();
     await coverage?.stop();
     await nodes.close();
+    await fences?.close();
     (await peerTls)?.agent.destroy();
     await rotation.stop();
     await watcher.stop();
@@ -352,6 +360,19 @@ export async function startAgent(
         throw new NodeRegistrationError(config.node, config.etcdEndpoints, error);
       });
     await nodes.start();
+    if (fences && promises) {
+      await fences.start();
+      // A claim held by a promise to a node just fenced is looked at again at once.
+      fences.on('change', (changes) => {
+        for (const change of changes) {
+          const record = change.current?.value;
+          if (record?.state !== 'fenced') continue;
+          for (const instanceId of promises.promisedTo(record.node)) {
+            for (const entry of applied.all()) if (entry.ref.instanceId === instanceId) retryLater(entry.ref, 0);
+          }
+        }
+      });
+    }
     await coverage?.start();
     // From the first confirmed lease on, independent of etcd events.
     selfFence.start();

@@ -29,6 +29,8 @@ interface GivenPromise {
   until: number;
   to: string;
   epoch: number;
+  /** When this run of extensions began (the first grant after none was in force). */
+  since: number;
 }
 
 export interface FailsafePromisesDeps {
@@ -42,6 +44,12 @@ export interface FailsafePromisesDeps {
    * @default undefined
    */
   addressOfNode?: ((node: string) => string | undefined) | undefined;
+  /**
+   * G3: when the node's current fence record says `fenced`, the time it was confirmed
+   * (ms); a promise to a primary on a node fenced since the promise began is over, since
+   * that primary is powered off. @default undefined (promises always run their course)
+   */
+  fencedAt?: ((node: string) => number | undefined) | undefined;
   /** @default Date.now */
   now?: () => number;
 }
@@ -101,7 +109,8 @@ export class FailsafePromises {
             'failsafe: promised the primary not to take over (it asks while its lease is late)',
           );
         }
-        this.#promises.set(request.instanceId, { until, to: call.peer, epoch: request.epoch });
+        const since = previous && previous.until >= now ? previous.since : now;
+        this.#promises.set(request.instanceId, { until, to: call.peer, epoch: request.epoch, since });
       }
       answer.granted.push(request.instanceId);
     }
@@ -118,13 +127,19 @@ export class FailsafePromises {
   hold(instanceId: string): { reason: string; remainingMs: number } | undefined {
     const now = this.#now();
     const promise = this.#promises.get(instanceId);
-    if (promise && promise.until > now) {
+    if (promise && promise.until > now && this.#askerFenced(promise) !== undefined) {
+      this.#promises.delete(instanceId);
+      this.deps.log.warn(
+        { instanceId, to: promise.to, epoch: promise.epoch },
+        'failsafe: promise over before its end, the primary it was given to is fenced (G3)',
+      );
+    } else if (promise && promise.until > now) {
       return {
         reason: `promised ${promise.to || 'the primary'} (epoch ${promise.epoch}) not to take over for another ${promise.until - now} ms`,
         remainingMs: promise.until - now,
       };
     }
-    if (promise) this.#promises.delete(instanceId);
+    if (promise && promise.until <= now) this.#promises.delete(instanceId);
     const startedUntil = this.#startedAt + this.deps.promiseMs;
     if (now < startedUntil) {
       return {
@@ -133,6 +148,23 @@ export class FailsafePromises {
       };
     }
     return undefined;
+  }
+
+  /**
+   * The instances promised to a primary on `node`, when that node is now fenced (G3): the
+   * agent looks at their claims again at once instead of when the promises would end.
+   */
+  promisedTo(node: string): string[] {
+    return [...this.#promises.entries()]
+      .filter(([, promise]) => promise.to === `${volumePeerPrefix}${node}` && promise.until > this.#now())
+      .map(([instanceId]) => instanceId);
+  }
+
+  /** When the node a promise was given to was fenced, if that happened since the promise began. */
+  #askerFenced(promise: GivenPromise): number | undefined {
+    if (!promise.to.startsWith(volumePeerPrefix)) return undefined;
+    const fencedAt = this.deps.fencedAt?.(promise.to.slice(volumePeerPrefix.length));
+    return fencedAt !== undefined && fencedAt >= promise.since ? fencedAt : undefined;
   }
 
   #localReplicas(instanceId: string): LocalReplicaView[] {

@@ -19,6 +19,8 @@ import type { FailsafePeers, ReplicaRole } from '@service-foundry/core';
  * | R5 | replica    | otherwise                                                      | promise until now + promiseMs (only extends) |
  * | G1 | replica    | claim (start or promote a primary, epoch > 0) while promised   | refused; retried when the promise ends       |
  * | G2 | replica    | claim within promiseMs of the agent's start                    | refused (a restarted agent forgot promises)  |
+ * | G3 | replica    | claim while promised, the promised primary's node fenced       | the promise is over: G1 no longer holds it   |
+ * |    |            | (record `fenced`, confirmed at or after the promise began)     | (that primary is powered off)                |
  * | P1 | primary    | lease age ≤ askAfterMs, lease never lost                       | nothing asked; fencing as without failsafe   |
  * | P2 | primary    | lease age > askAfterMs, or lost and not re-verified            | ask every other replica every askIntervalMs  |
  * | P3 | primary    | past the fence point; every peer granted a request sent at s,  | keep the primary while                       |

@@ -171,6 +171,33 @@ describe('failsafe: the replica side keeps its promises (R5, G1, G2) and checks 
     assert.equal(promises.hold('db'), undefined);
   });
 
+  it('G3: a promise ends when the primary it was given to is fenced since it began, not for an older fence', () => {
+    let now = 1_000_000;
+    const fences: Record<string, number> = {};
+    const promises = new FailsafePromises({
+      applied: followingAt40(),
+      assignmentOf: () => undefined,
+      promiseMs: 2000,
+      log: silentLogger(),
+      fencedAt: (node) => fences[node],
+      now: () => now,
+    });
+    now += 5000;
+    fences['node-1'] = now - 1; // fenced before this promise began: an earlier incident
+    promises.answer(call('db:40'));
+    now += 500;
+    promises.answer(call('db:40')); // an extension keeps the start of the run
+    assert.match(promises.hold('db')?.reason ?? '', /not to take over for another 2000 ms/);
+    assert.deepEqual(promises.promisedTo('node-1'), ['db']);
+    assert.deepEqual(promises.promisedTo('node-2'), []);
+    fences['node-2'] = now;
+    assert.ok(promises.hold('db'), 'another node fenced: the promise holds');
+    fences['node-1'] = now - 400; // fenced after the promise began, before its extension
+    assert.equal(promises.hold('db'), undefined, 'the primary it was given to is powered off');
+    assert.deepEqual(promises.promisedTo('node-1'), [], 'and the promise is gone');
+    assert.equal(promises.hold('db'), undefined);
+  });
+
   it('R6 through the call: the asker is named by its certificate, its address by its volume server URL', () => {
     let now = 1_000_000;
     const applied = followingAt40({ host: '10.0.0.1', port: 32768 });

@@ -57,9 +57,11 @@ interface Probed {
  * and then got no answer to `failuresToSilence` probes in a row: its host is off, its link
  * is down, or its agent is stopped. A refused or reset connection is not silence: the
  * host's kernel answered, so the host and its containers run and only the agent process
- * is gone (restarting, say); the lease decides then, as before. The controller fences a silent primary's node at once instead of waiting for its
- * lease to expire (docs/failover.md). Silence is a hint, never a proof: nothing is promoted
- * on it before the fence is confirmed.
+ * is gone (restarting, say); the lease decides then, as before.
+ *
+ * The controller fences a silent primary's node at once instead of waiting for its lease
+ * to expire (docs/failover.md). Silence is a hint, never a proof: nothing is promoted on it
+ * before the fence is confirmed.
  *
  * Why two failures and not one: a probe times out on a timer, and after this process was
  * itself paused the timer may fire before the answer already waiting is read; the next
@@ -102,7 +104,7 @@ export class NodeProber {
     return silent.size > 0 && answering > silent.size ? silent : new Set();
   }
 
-  /** What `sf`'s status and the tests read: each probed node's state. */
+  /** One probed node's state, for tests and diagnostics. */
   describe(
     node: string,
   ): { answeredOnce: boolean; failures: number; probes: number; silent: boolean; lastError: string } | undefined {
@@ -170,19 +172,17 @@ export class NodeProber {
       this.#record(probed, ok, error);
     };
     // The node's kernel answered for a process that is gone (restarting, killed): the host
-    // and its containers are up, so this is no silence; its lease says the rest.
+    // and its containers are up, so this is no silence; its lease says the rest. A node
+    // already silent stays so (a fence device that stops only the agent's process leaves
+    // exactly this): only an answer ends silence.
     const refused = (error: string) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       probed.inFlight = false;
       probed.probes++;
-      probed.failures = 0;
       probed.lastError = error;
-      if (probed.silent) {
-        probed.silent = false;
-        this.#options.onChange();
-      }
+      if (!probed.silent) probed.failures = 0;
     };
     const req = send(probed.url, {
       method: 'GET',

@@ -152,4 +152,17 @@ describe('node prober: agents that stop answering (real volume servers, paused w
     assert.equal(prober.describe('n3')?.silent, false);
     assert.deepEqual([...prober.silentNodes()], []);
   });
+
+  it('a silent node stays silent when its process is then killed (refused): only an answer ends silence', async () => {
+    pause('n1');
+    await waitFor(() => prober.silentNodes().has('n1'), { description: 'n1 silent', timeoutMs: 5000 });
+    const before = prober.describe('n1')?.probes ?? 0;
+    servers.get('n1')?.child.kill('SIGKILL');
+    await waitFor(() => (prober.describe('n1')?.probes ?? 0) >= before + 3, {
+      description: 'three probes of n1 after its kill',
+      timeoutMs: 5000,
+    });
+    assert.match(prober.describe('n1')?.lastError ?? '', /ECONNREFUSED/);
+    assert.deepEqual([...prober.silentNodes()], ['n1']);
+  });
 });
