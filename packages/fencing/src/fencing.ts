@@ -43,6 +43,9 @@ export interface FencingDeps {
 /** Enough rounds for any real contention; more means something rewrites the record in a loop. */
 const maxRounds = 50;
 
+/** Pause between tries of writing a fencing outcome etcd did not take. */
+const outcomeRetryMs = 250;
+
 /**
  * Fences and unfences nodes: runs their fence levels and keeps `fence/<node>` and the
  * fence history in etcd. The controller's failover and the operator API (manual fencing)
@@ -226,7 +229,7 @@ export class Fencing {
     history.id = attemptId;
     if (run.level !== undefined) history.level = run.level;
     const claimVersion = { key: '', value: claim, modRevision: claimed.revision, createRevision: '', lease: '0' };
-    const final = await this.store.compareAndPut(node, claimVersion, record, history);
+    const final = await this.#writeOutcome(node, claimVersion, record, history, Date.parse(claim.deadline ?? ''));
     if (!final.written) {
       // Our claim was taken over as stale: the record is the other attempt's now.
       this.#log.warn({ node, attemptId }, 'fencing attempt finished after being taken over; record left alone');
@@ -327,6 +330,34 @@ export class Fencing {
       retryDelayMs: this.options.retryDelayMs,
       log: this.#log,
     };
+  }
+
+  /**
+   * Writes an attempt's outcome over its claim. The devices have already run, so a write
+   * etcd could not take (no leader while a member's node was just powered off, a dropped
+   * connection) is tried again until the claim's deadline: lost, the node would look
+   * `fencing` until then, and every other fence request would wait for it.
+   */
+  async #writeOutcome(
+    node: string,
+    claim: Versioned<StoredFenceRecord>,
+    record: StoredFenceRecord,
+    history: FenceHistoryEntry,
+    deadlineMs: number,
+  ): Promise<{ written: boolean }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.store.compareAndPut(node, claim, record, history);
+        if (result.written || attempt === 1) return result;
+        // A retry lost its compare: an earlier try may have committed without an answer.
+        const now = await this.store.record(node);
+        return { written: now?.value.attemptId === record.attemptId && now?.value.state === record.state };
+      } catch (error) {
+        if (!(Date.now() + outcomeRetryMs < deadlineMs)) throw error;
+        this.#log.warn({ err: error, node, attempt }, 'writing the fencing outcome failed; trying again');
+        await delay(outcomeRetryMs);
+      }
+    }
   }
 
   async #event(kind: string, message: string, node: string): Promise<void> {

@@ -35,6 +35,9 @@ interface FailoverMemory {
   primaryRevision: string;
 }
 
+/** After a fence call that did not confirm the fence, the next one waits this long. */
+const fenceAgainAfterMs = 1000;
+
 /** A node this controller has never seen alive is not taken for lost before this much time passed. */
 const startupGraceMs = 10_000;
 
@@ -127,8 +130,15 @@ export class FailoverDriver {
         const settled = memory;
         // Not awaited: a fence call takes seconds; its end wakes the controller for the next step.
         const why = memory.silent ? 'stopped answering' : 'lost its lease';
-        void this.#fence(node, `primary of ${instance.value.name} ${why}`).finally(() => {
-          settled.fencingStarted = false;
+        void this.#fence(node, `primary of ${instance.value.name} ${why}`).then((fenced) => {
+          const next = () => {
+            settled.fencingStarted = false;
+            this.deps.wake();
+          };
+          // A fence that did not confirm (etcd without a leader just after a member's node
+          // went dark, the devices failing) is not asked for again in a tight loop.
+          if (fenced) next();
+          else setTimeout(next, fenceAgainAfterMs).unref();
         });
         await this.#say(instance, memory, `failover: fencing node ${node}`, 'warn');
         return;
@@ -199,17 +209,22 @@ export class FailoverDriver {
     this.deps.wake();
   }
 
-  #fence(node: string, reason: string): Promise<void> {
+  /** Runs the node's fence levels; true once the node is confirmed fenced. */
+  #fence(node: string, reason: string): Promise<boolean> {
     const { fencer, log } = this.deps;
     const run = fencer
       ? fencer.fence(node, reason)
       : Promise.resolve({ fenced: false, detail: 'no fencer configured' });
-    return run
-      .then(
-        (result) => log[result.fenced ? 'info' : 'error']({ node, detail: result.detail }, 'fencing finished'),
-        (error: unknown) => log.error({ err: error, node }, 'fencing threw'),
-      )
-      .finally(() => this.deps.wake());
+    return run.then(
+      (result) => {
+        log[result.fenced ? 'info' : 'error']({ node, detail: result.detail }, 'fencing finished');
+        return result.fenced;
+      },
+      (error: unknown) => {
+        log.error({ err: error, node }, 'fencing threw');
+        return false;
+      },
+    );
   }
 
   async #promote(
