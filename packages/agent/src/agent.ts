@@ -361,7 +361,11 @@ export async function startAgent(
       });
     await nodes.start();
     if (fences && promises) {
-      await fences.start();
+      // Without read access to fence/ (roles not yet updated after an upgrade), promises
+      // simply run their course, as before G3.
+      await fences.start().catch((error: unknown) => {
+        log.warn({ err: error }, 'cannot read fence/: failsafe promises run their full length (run `sf etcd-roles`)');
+      });
       // A claim held by a promise to a node just fenced is looked at again at once.
       fences.on('change', (changes) => {
         for (const change of changes) {

@@ -108,6 +108,7 @@ export class Controller {
       fencer: options.fencer,
       wake: () => options.wake?.(),
       transferOf: (id, ordinal, node) => this.#relocator.transferOf(id, ordinal, node),
+      ...(options.silentNodes ? { silentNodes: options.silentNodes } : {}),
     });
     this.#updates = new UpdateDriver({ client, keys: state.keys, events, log, switchovers: this.#switchovers });
     this.#restoreContext = {

@@ -12,6 +12,7 @@ import {
   type Versioned,
 } from '@service-foundry/core';
 import type { ClusterState } from '../cluster-state.js';
+import { type EtcdMemberHosts, quorumAfterFencing, urlHost } from './etcd-quorum.js';
 import {
   decideFailover,
   defaultFailoverPolicy,
@@ -53,6 +54,8 @@ export interface FailoverDriverDeps {
   wake: () => void;
   /** A volume-shipping standby's last complete copy (relocator's transfers). */
   transferOf: (instanceId: string, ordinal: number, node: string) => TransferStatusRecord | undefined;
+  /** Registered nodes whose agents stopped answering (node-prober.ts). @default none */
+  silentNodes?: () => ReadonlySet<string>;
 }
 
 /**
@@ -126,6 +129,11 @@ export class FailoverDriver {
       case 'none':
         return;
       case 'fence': {
+        const quorum = await this.#etcdQuorumAfterFencing(node);
+        if (!quorum.ok) {
+          await this.#say(instance, memory, `failover blocked: ${quorum.reason}`, 'error');
+          return;
+        }
         memory.fencingStarted = true;
         const settled = memory;
         // Not awaited: a fence call takes seconds; its end wakes the controller for the next step.
@@ -207,6 +215,30 @@ export class FailoverDriver {
     log.warn({ node, lease }, 'fenced node lease revoked');
     await events.record('node-lease-revoked', `lease of fenced node ${node} revoked (it stopped answering)`, { node });
     this.deps.wake();
+  }
+
+  /** Whether etcd keeps its quorum once `node` is off (etcd-quorum.ts); the member list read now. */
+  async #etcdQuorumAfterFencing(node: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const { client, state, fences } = this.deps;
+    let members: EtcdMemberHosts[];
+    try {
+      const listed = await client.cluster.memberList({});
+      members = (listed.members ?? []).map((m) => ({
+        name: m.name || m.ID,
+        hosts: [...(m.peerURLs ?? []), ...(m.clientURLs ?? [])].flatMap((url) => urlHost(url) ?? []),
+      }));
+    } catch (error) {
+      return { ok: false, reason: `the etcd member list could not be read (${(error as Error).message})` };
+    }
+    const silent = this.deps.silentNodes?.() ?? new Set<string>();
+    const upNodes = new Set<string>();
+    for (const item of state.nodes.items.values()) {
+      const name = item.value.name;
+      if (silent.has(name) || fences.items.get(state.keys.fence(name))?.value.state === 'fenced') continue;
+      upNodes.add(name);
+    }
+    const nodeAddresses = new Map([...state.lastKnownNodes].map(([name, record]) => [name, record.address]));
+    return quorumAfterFencing({ members, nodeAddresses, upNodes, fencing: node });
   }
 
   /** Runs the node's fence levels; true once the node is confirmed fenced. */
