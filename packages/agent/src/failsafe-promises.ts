@@ -127,19 +127,19 @@ export class FailsafePromises {
   hold(instanceId: string): { reason: string; remainingMs: number } | undefined {
     const now = this.#now();
     const promise = this.#promises.get(instanceId);
-    if (promise && promise.until > now && this.#askerFenced(promise) !== undefined) {
-      this.#promises.delete(instanceId);
+    if (promise && promise.until > now) {
+      if (!this.#askerFenced(promise)) {
+        return {
+          reason: `promised ${promise.to || 'the primary'} (epoch ${promise.epoch}) not to take over for another ${promise.until - now} ms`,
+          remainingMs: promise.until - now,
+        };
+      }
       this.deps.log.warn(
         { instanceId, to: promise.to, epoch: promise.epoch },
         'failsafe: promise over before its end, the primary it was given to is fenced (G3)',
       );
-    } else if (promise && promise.until > now) {
-      return {
-        reason: `promised ${promise.to || 'the primary'} (epoch ${promise.epoch}) not to take over for another ${promise.until - now} ms`,
-        remainingMs: promise.until - now,
-      };
     }
-    if (promise && promise.until <= now) this.#promises.delete(instanceId);
+    if (promise) this.#promises.delete(instanceId);
     const startedUntil = this.#startedAt + this.deps.promiseMs;
     if (now < startedUntil) {
       return {
@@ -160,11 +160,11 @@ export class FailsafePromises {
       .map(([instanceId]) => instanceId);
   }
 
-  /** When the node a promise was given to was fenced, if that happened since the promise began. */
-  #askerFenced(promise: GivenPromise): number | undefined {
-    if (!promise.to.startsWith(volumePeerPrefix)) return undefined;
+  /** Whether the node a promise was given to was fenced since the promise began (G3). */
+  #askerFenced(promise: GivenPromise): boolean {
+    if (!promise.to.startsWith(volumePeerPrefix)) return false;
     const fencedAt = this.deps.fencedAt?.(promise.to.slice(volumePeerPrefix.length));
-    return fencedAt !== undefined && fencedAt >= promise.since ? fencedAt : undefined;
+    return fencedAt !== undefined && fencedAt >= promise.since;
   }
 
   #localReplicas(instanceId: string): LocalReplicaView[] {

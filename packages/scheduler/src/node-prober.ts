@@ -1,22 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { request as httpsRequest } from 'node:https';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import {
-  type EtcdTlsFiles,
-  type Logger,
-  type NodeRecord,
-  nodeAlivePath,
-  type Versioned,
-  volumePeerPrefix,
-} from '@service-foundry/core';
-
-/** PEM material the probes present and trust: the scheduler's identity and the cluster CA. */
-export interface ProbeTls {
-  ca: Buffer;
-  cert: Buffer;
-  key: Buffer;
-}
+import { type Logger, type NodeRecord, nodeAlivePath, type Versioned, volumePeerPrefix } from '@service-foundry/core';
+import { pooledClientTlsOptions, type VolumeTlsMaterial } from '@service-foundry/volumes';
 
 export interface NodeProberOptions {
   /** A probe of each node this often (one in flight per node at most). */
@@ -25,8 +11,11 @@ export interface NodeProberOptions {
   timeoutMs: number;
   /** Consecutive failed probes after which a node that answered before is silent. */
   failuresToSilence: number;
-  /** Client certificate and CA for `https://` volume servers; absent, only `http://` ones are probed. */
-  tls: ProbeTls | undefined;
+  /**
+   * The scheduler's identity and the cluster CA (`readVolumeTls` of its etcd TLS files), for
+   * `https://` volume servers; absent, only `http://` ones are probed.
+   */
+  tls: VolumeTlsMaterial | undefined;
   /** The registered nodes, read at every round. */
   nodes: () => Iterable<Versioned<NodeRecord>>;
   /** Told when a node turns silent or answers again: the controller looks at once. */
@@ -150,9 +139,7 @@ export class NodeProber {
   /** Kept-alive connections: a probe is one small request, not a TLS handshake. */
   #newAgent(url: URL): HttpAgent {
     const { tls } = this.#options;
-    if (url.protocol === 'https:' && tls) {
-      return new HttpsAgent({ ca: tls.ca, cert: tls.cert, key: tls.key, keepAlive: true, maxSockets: 1 });
-    }
+    if (url.protocol === 'https:' && tls) return pooledClientTlsOptions(tls).agent;
     return new HttpAgent({ keepAlive: true, maxSockets: 1 });
   }
 
@@ -162,27 +149,13 @@ export class NodeProber {
     const expected = `${volumePeerPrefix}${probed.name}`;
     const send = probed.url.protocol === 'https:' ? httpsRequest : httpRequest;
     let settled = false;
-    const finish = (ok: boolean, error: string) => {
+    const settle = (outcome: ProbeOutcome, detail: string) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       probed.inFlight = false;
       probed.probes++;
-      if (this.#probed.get(probed.name) !== probed) return;
-      this.#record(probed, ok, error);
-    };
-    // The node's kernel answered for a process that is gone (restarting, killed): the host
-    // and its containers are up, so this is no silence; its lease says the rest. A node
-    // already silent stays so (a fence device that stops only the agent's process leaves
-    // exactly this): only an answer ends silence.
-    const refused = (error: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      probed.inFlight = false;
-      probed.probes++;
-      probed.lastError = error;
-      if (!probed.silent) probed.failures = 0;
+      if (this.#probed.get(probed.name) === probed) this.#record(probed, outcome, detail);
     };
     const req = send(probed.url, {
       method: 'GET',
@@ -198,23 +171,31 @@ export class NodeProber {
         : {}),
     });
     const timer = setTimeout(() => {
-      finish(false, `no answer within ${timeoutMs} ms`);
+      settle('unanswered', `no answer within ${timeoutMs} ms`);
       req.destroy();
     }, timeoutMs);
     req.on('response', (res) => {
       res.resume();
-      finish(res.statusCode === 204, `answered ${res.statusCode}`);
+      settle(res.statusCode === 204 ? 'answered' : 'unanswered', `answered ${res.statusCode}`);
     });
     req.on('error', (error: NodeJS.ErrnoException) => {
-      if (hostAnswered.has(error.code ?? '')) refused(error.message);
-      else finish(false, error.message);
+      settle(hostAnswered.has(error.code ?? '') ? 'refused' : 'unanswered', error.message);
     });
     req.end();
   }
 
-  #record(probed: Probed, ok: boolean, error: string): void {
+  #record(probed: Probed, outcome: ProbeOutcome, error: string): void {
     const { failuresToSilence, log, onChange } = this.#options;
-    if (ok) {
+    if (outcome === 'refused') {
+      // The node's kernel answered for a process that is gone (restarting, killed): the
+      // host and its containers are up, so this is no silence; its lease says the rest. A
+      // node already silent stays so (a fence device that stops only the agent's process
+      // leaves exactly this): only an answer ends silence.
+      probed.lastError = error;
+      if (!probed.silent) probed.failures = 0;
+      return;
+    }
+    if (outcome === 'answered') {
       const wasSilent = probed.silent;
       probed.answeredOnce = true;
       probed.failures = 0;
@@ -245,15 +226,11 @@ export class NodeProber {
   }
 }
 
-/** The scheduler's etcd identity and CA, read once: what the probes present and trust. */
-export async function readProbeTls(files: EtcdTlsFiles): Promise<ProbeTls> {
-  const [ca, cert, key] = await Promise.all([
-    readFile(files.caFile),
-    readFile(files.certFile),
-    readFile(files.keyFile),
-  ]);
-  return { ca, cert, key };
-}
+/**
+ * How a probe ended: `answered` (204), `refused` (the host's kernel refused or reset the
+ * connection), `unanswered` (a timeout, an unreachable host, any other answer).
+ */
+type ProbeOutcome = 'answered' | 'refused' | 'unanswered';
 
 /** Errors that only a live host's kernel sends: a refused connection, a reset. */
 const hostAnswered = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE']);

@@ -10,6 +10,7 @@ import {
   SecretBox,
 } from '@service-foundry/core';
 import { Fencing } from '@service-foundry/fencing';
+import { readVolumeTls } from '@service-foundry/volumes';
 import { ClusterState } from './cluster-state.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import { compileSchedulerConfig, schedulerOptionsFrom } from './config.js';
@@ -17,7 +18,7 @@ import type { Fencer } from './controller/failover.js';
 import { Controller } from './controller.js';
 import { FenceDeviceChecks } from './fence-device-checks.js';
 import { meteredFencer, registerSchedulerMetrics } from './metrics.js';
-import { NodeProber, readProbeTls } from './node-prober.js';
+import { NodeProber } from './node-prober.js';
 import { Scheduler } from './scheduler.js';
 
 export interface RunningScheduler {
@@ -55,7 +56,7 @@ export async function startScheduler(
     config.controller && config.nodeProbe.intervalMs > 0
       ? new NodeProber({
           ...config.nodeProbe,
-          tls: config.etcdTls ? await readProbeTls(config.etcdTls) : undefined,
+          tls: config.etcdTls ? await readVolumeTls(config.etcdTls) : undefined,
           nodes: () => state.nodes.items.values(),
           onChange: () => controllerRunner.poke(),
           log,

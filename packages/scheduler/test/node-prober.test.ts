@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { etcdUsers, type NodeRecord, type Versioned, waitFor } from '@service-foundry/core';
 import { silentLogger } from '@service-foundry/test-support/logger';
 import { makeTestPki, type TestPki } from '@service-foundry/test-support/test-pki';
-import { NodeProber, readProbeTls } from '../src/node-prober.js';
+import { readVolumeTls } from '@service-foundry/volumes';
+import { NodeProber } from '../src/node-prober.js';
 
 const childScript = resolve(import.meta.dirname, 'alive-server-child.ts');
 const nodeNames = ['n1', 'n2', 'n3'] as const;
@@ -61,7 +62,7 @@ describe('node prober: agents that stop answering (real volume servers, paused w
       intervalMs: 100,
       timeoutMs: 300,
       failuresToSilence: 2,
-      tls: await readProbeTls(pki.clientTls(etcdUsers.scheduler)),
+      tls: await readVolumeTls(pki.clientTls(etcdUsers.scheduler)),
       nodes: () => nodes,
       onChange: () => changes++,
       log: silentLogger(),

@@ -174,11 +174,8 @@ export class FailoverDriver {
     const { client, state, events } = this.deps;
     const id = instance.value.id;
     const memory = this.#incidents.get(id);
-    if (!memory || !primary) {
-      this.#incidents.delete(id);
-      return false;
-    }
     this.#incidents.delete(id);
+    if (!memory || !primary) return false;
     const unchanged = memory.primaryRevision === primary.modRevision;
     await events.record(
       unchanged ? 'failover-cancelled' : 'failover-complete',
