@@ -1,7 +1,11 @@
 import { spawn } from 'node:child_process';
 import { mkdir, open, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { configCompiler, ProcessError, waitFor } from '@service-foundry/core';
+// Sub-paths, not the package's index: fence_sf_sim is a process per fence action, and
+// the index loads etcd3, gRPC and pino (~0.3 s of start-up on every fence).
+import { configCompiler } from '@service-foundry/core/config';
+import { ProcessError } from '@service-foundry/core/errors';
+import { waitFor } from '@service-foundry/core/wait';
 import { untrustedDataFile } from '../trusted-file.js';
 import { dockerReachable } from './docker-socket.js';
 import { unmountUnder } from './mounts.js';
