@@ -1,5 +1,6 @@
-import { CircuitState } from 'cockatiel';
+import type { Interceptor } from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
+import type { MemberHealth, MemberStanding } from './etcd-member-health.js';
 
 /**
  * Which etcd member a request goes to first.
@@ -11,15 +12,24 @@ import type { Etcd3 } from 'etcd3';
  * lasts. The control plane slowed down that way for over a minute in an `sf chaos
  * etcd-partition` of a node holding a member.
  *
- * Each member has a circuit breaker (etcd.ts): it opens on a failed request and lets one
- * request through again a second later. Here members are ordered by their breaker: closed
- * (answering) first, then half-open (on trial), then open, at random within each group so
- * load still spreads. A member that failed is tried only when no answering member took the
- * request, so a dead one costs one deadline, not one in three.
+ * Members are ordered by their standing (etcd-member-health.ts): answering ones first, at
+ * random so load spreads; then one due a trial; then those that refused lately, the one
+ * heard from last first; silent ones last, at random. When the raft leader goes dark, the
+ * followers hold the renewals they forward to it until they notice (0.5-1 s), so for a
+ * moment every member is silent: at random, the followers are asked again and answer
+ * ("no leader", then the new leader's answers), which puts them ahead of the dark one.
+ * Ordered by when each was last heard instead, a leader heard last before it went dark
+ * took every call for 2.5 s (measured on three local members).
+
+ * Streams (a lease renewal, a watch) are not retried on another member by etcd3: the first
+ * member in this order is the only one they get. A request is, and goes to every member in
+ * turn when the ones before it fail: the order is a preference, never an exclusion.
  */
 
 interface PoolHost {
-  faultHandling: { readonly state?: CircuitState };
+  faultHandling: unknown;
+  channelOptions?: Record<string, unknown>;
+  cachedServices?: Record<string, unknown>;
 }
 
 interface PoolInternals {
@@ -27,32 +37,47 @@ interface PoolInternals {
   shuffledHosts: () => Generator<PoolHost, never>;
 }
 
-function rank(host: PoolHost): number {
-  switch (host.faultHandling.state) {
-    case CircuitState.Closed:
-      return 0;
-    case CircuitState.HalfOpen:
-      return 1;
-    default:
-      return 2;
-  }
+const rankOf: Record<MemberStanding, number> = { answering: 0, trial: 1, refused: 2, silent: 3 };
+
+/** At random (load spreads, and silent ones all get asked), but refused ones the last heard first. */
+function tiebreak(health: MemberHealth, standing: MemberStanding): number {
+  return standing === 'refused' ? -health.heardAt : Math.random();
 }
 
 /**
  * Replaces the member order of `client`'s connection pool (etcd3 1.x keeps it in
- * `pool.shuffledHosts`, a generator each request walks). Throws when etcd3's internals no
- * longer look like that, so an upgrade that changed them fails loudly at start-up.
+ * `pool.shuffledHosts`, a generator each request walks) and puts each member's health
+ * interceptor on its channel. `healths` are the members' records, whose `policy` etcd3 was
+ * given as each member's fault handling. Throws when etcd3's internals no longer look like
+ * that, so an upgrade that changed them fails loudly at start-up.
  */
-export function preferAnsweringMembers(client: Etcd3): void {
+export function preferAnsweringMembers(client: Etcd3, healths: readonly MemberHealth[]): void {
   const pool = (client as unknown as { pool?: Partial<PoolInternals> }).pool;
   if (!pool || !Array.isArray(pool.hosts) || typeof pool.shuffledHosts !== 'function') {
     throw new Error('etcd3 connection pool internals changed: cannot order members (etcd-member-order.ts)');
   }
   const hosts = pool.hosts;
+  const healthOf = new Map<PoolHost, MemberHealth>();
+  for (const host of hosts) {
+    const health = healths.find((h) => h.policy === host.faultHandling);
+    // Set before any service client of the member exists: each is made from these options.
+    if (!health || !('channelOptions' in host) || !host.cachedServices || Object.keys(host.cachedServices).length > 0) {
+      throw new Error('etcd3 host internals changed: cannot watch members (etcd-member-order.ts)');
+    }
+    const options = host.channelOptions ?? {};
+    const interceptors = Array.isArray(options.interceptors) ? (options.interceptors as Interceptor[]) : [];
+    host.channelOptions = { ...options, interceptors: [...interceptors, health.interceptor] };
+    healthOf.set(host, health);
+  }
   pool.shuffledHosts = function* orderedHosts(): Generator<PoolHost, never> {
     while (true) {
+      const now = Date.now();
       const order = hosts
-        .map((host) => ({ host, rank: rank(host), tiebreak: Math.random() }))
+        .map((host) => {
+          const health = healthOf.get(host) as MemberHealth;
+          const standing = health.standing(now);
+          return { host, rank: rankOf[standing], tiebreak: tiebreak(health, standing) };
+        })
         .sort((a, b) => a.rank - b.rank || a.tiebreak - b.tiebreak);
       for (const { host } of order) yield host;
     }

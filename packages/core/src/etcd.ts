@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
-import { ConsecutiveBreaker, circuitBreaker, handleWhen, noop, retry } from 'cockatiel';
-import { Etcd3, GRPCCancelledError, type IOptions, isRecoverableError } from 'etcd3';
+import { handleWhen, retry } from 'cockatiel';
+import { Etcd3, type IOptions, isRecoverableError } from 'etcd3';
 import type { EtcdTlsFiles } from './component-config.js';
 import { InvalidConfigError } from './errors.js';
+import { MemberHealth } from './etcd-member-health.js';
 import { preferAnsweringMembers } from './etcd-member-order.js';
 
 export { Etcd3, EtcdPermissionDeniedError, type Watcher } from 'etcd3';
@@ -50,9 +51,6 @@ const requireLeader: Interceptor = (options, nextCall) =>
     },
   });
 
-/** A failure that says something about the member: not one of the client's own cancellations. */
-const memberFault = (error: Error) => isRecoverableError(error) && !(error instanceof GRPCCancelledError);
-
 function readPem(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
@@ -90,6 +88,7 @@ export function connectEtcd(options: EtcdConnectOptions): Etcd3 {
     throw new InvalidConfigError('etcd connection', ['with etcdTls every endpoint must be https://']);
   }
   const requestTimeoutMs = options.requestTimeoutMs ?? 5000;
+  const healths: MemberHealth[] = [];
   const client = new Etcd3({
     hosts: [...options.endpoints],
     ...(options.tls ? { credentials: credentials(options.tls) } : {}),
@@ -99,19 +98,16 @@ export function connectEtcd(options: EtcdConnectOptions): Etcd3 {
       // A request that fails to reach etcd is tried on the next member, three tries in all;
       // then the failure reaches our own loops, which decide what a failed write means.
       global: retry(handleWhen(isRecoverableError), { maxAttempts: 3 }),
-      // With several members, one that failed a request is tried after the answering ones
-      // until one request of its own succeeds (etcd-member-order.ts), and refuses none after
-      // a second. etcd3's own breaker opened after three failures for 5 s: a dead member cost
-      // three deadlines, and after an election ("no leader" answers count as failures) every
-      // member could be refusing at once for that long. A call this client cancelled is no
-      // fault of the member; a single member is never refused (there is no other to try).
-      host: () =>
-        options.endpoints.length > 1
-          ? circuitBreaker(handleWhen(memberFault), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(1) })
-          : noop,
+      // No circuit breaker: a member that failed or went silent is tried after the others
+      // (etcd-member-health.ts says why a breaker's refusals hurt after an election).
+      host: () => {
+        const health = new MemberHealth();
+        healths.push(health);
+        return health.policy;
+      },
     },
   });
-  preferAnsweringMembers(client);
+  preferAnsweringMembers(client, healths);
   return client;
 }
 

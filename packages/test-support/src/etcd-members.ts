@@ -22,6 +22,10 @@ export interface TestEtcdMembers {
   leader(): Promise<number>;
   /** `kill -9` of one member; it stays down until `restart`. */
   kill(index: number): void;
+  /** SIGSTOP of one member: its connections stay open and nothing answers, as from a host gone dark. */
+  pause(index: number): void;
+  /** SIGCONT of a paused member. */
+  resume(index: number): void;
   /** Starts a killed member again on its data dir and waits until it answers `/health`. */
   restart(index: number): Promise<void>;
   /** Kills every member and removes their data; calling it again does nothing. */
@@ -85,6 +89,12 @@ export async function startTestEtcdMembers(count = 3): Promise<TestEtcdMembers> 
     },
     kill: (index) => {
       children[index]?.kill('SIGKILL');
+    },
+    pause: (index) => {
+      children[index]?.kill('SIGSTOP');
+    },
+    resume: (index) => {
+      children[index]?.kill('SIGCONT');
     },
     restart: async (index) => {
       const child = children[index];
