@@ -235,7 +235,17 @@ export async function startAgent(
     peerAddress: config.peerAddress,
     retryLater,
   });
-  const teardown = new ReplicaTeardown({ client, keys, docker, statuses, identity, events, log, applied });
+  const teardown = new ReplicaTeardown({
+    client,
+    keys,
+    docker,
+    statuses,
+    identity,
+    events,
+    log,
+    applied,
+    assignmentDeleted: (ref, modRevision) => watcher.deletedHere(ref, modRevision),
+  });
   const seeder = new Seeder({
     client,
     keys,

@@ -85,6 +85,12 @@ export class AssignmentWatcher {
   readonly #queue: ReplicaQueue;
   /** What each replica was last assigned to follow (replicationTarget), by replica id. */
   readonly #targets = new Map<string, string>();
+  /**
+   * Assignments this agent deleted itself, by key, with the version deleted: until the
+   * watch reports the delete, a pass must not act on the mirror's stale copy (a second
+   * removal would take a superseded volume for the one in use).
+   */
+  readonly #deletedHere = new Map<string, string>();
   #reconcile: ReconcileReplica | undefined;
   #timer: NodeJS.Timeout | undefined;
   #pass: Promise<void> | undefined;
@@ -102,7 +108,22 @@ export class AssignmentWatcher {
 
   /** The assignment at the replica's key as last seen, malformed ones included. */
   assignmentOf(ref: ReplicaRef): Versioned<AssignmentRead> | undefined {
-    return this.#mirror.items.get(this.#deps.keys.assignment(this.#deps.identity.node, ref.instanceId, ref.ordinal));
+    const key = this.#deps.keys.assignment(this.#deps.identity.node, ref.instanceId, ref.ordinal);
+    const read = this.#mirror.items.get(key);
+    const deleted = this.#deletedHere.get(key);
+    if (deleted === undefined) return read;
+    if (read?.modRevision === deleted) return undefined;
+    // The watch caught up: the delete arrived, or a newer assignment replaced it.
+    this.#deletedHere.delete(key);
+    return read;
+  }
+
+  /** This agent deleted the replica's assignment at version `modRevision` (a removal's end). */
+  deletedHere(ref: ReplicaRef, modRevision: string): void {
+    this.#deletedHere.set(
+      this.#deps.keys.assignment(this.#deps.identity.node, ref.instanceId, ref.ordinal),
+      modRevision,
+    );
   }
 
   retryLater(ref: ReplicaRef, ms: number): void {

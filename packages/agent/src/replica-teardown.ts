@@ -1,4 +1,12 @@
-import type { AssignmentRecord, Etcd3, EventLog, Keyspace, Logger, Versioned } from '@service-foundry/core';
+import {
+  type AssignmentRecord,
+  type Etcd3,
+  type EventLog,
+  type Keyspace,
+  type Logger,
+  replicaId,
+  type Versioned,
+} from '@service-foundry/core';
 import type { AppliedReplicas } from './applied-replicas.js';
 import { type NodeIdentity, type ReplicaRef, replicaResourceName } from './container-spec.js';
 import type { ContainerState, DockerRuntime } from './docker-runtime.js';
@@ -19,6 +27,8 @@ export interface ReplicaTeardownDeps {
   events: EventLog;
   log: Logger;
   applied: AppliedReplicas;
+  /** Told of an assignment this agent deleted, so no pass acts on a stale copy of it. */
+  assignmentDeleted?: (ref: ReplicaRef, modRevision: string) => void;
 }
 
 /**
@@ -27,6 +37,14 @@ export interface ReplicaTeardownDeps {
  * assignment says `removed`, never by accident.
  */
 export class ReplicaTeardown {
+  /**
+   * The volume a removal deleted, by replica, with the assignment version it removed. The
+   * same removal run again (it failed afterwards on etcd, or a pass read a stale copy of the
+   * deleted assignment) finds no container and no volume in use: it must not take the
+   * newest superseded volume for the one in use.
+   */
+  readonly #volumeRemoved = new Map<string, { volume: string; modRevision: string }>();
+
   constructor(private readonly deps: ReplicaTeardownDeps) {}
 
   /**
@@ -108,6 +126,7 @@ export class ReplicaTeardown {
         ...(container ? { containerId: container.id } : {}),
       });
     }
+    const removal = replicaId(ref.instanceId, ref.ordinal);
     try {
       let volume = replicaResourceName(identity.node, ref);
       if (replicated) {
@@ -120,7 +139,11 @@ export class ReplicaTeardown {
         await docker.removeContainer(container.id);
       }
       applied.delete(ref);
-      if (assignment.value.keepVolume) {
+      const removedBefore = this.#volumeRemoved.get(removal);
+      if (removedBefore?.modRevision === assignment.modRevision && !container) {
+        const { volume: removedVolume } = removedBefore;
+        log.info({ instanceId: ref.instanceId, ordinal: ref.ordinal, volume: removedVolume }, 'volume already removed');
+      } else if (assignment.value.keepVolume) {
         await this.deps.events.record(
           'replica-volume-kept',
           `replica ${ref.ordinal} removed from ${identity.node}; its volume ${volume} is kept as a standby copy`,
@@ -128,6 +151,7 @@ export class ReplicaTeardown {
         );
       } else {
         await docker.removeVolume(volume);
+        this.#volumeRemoved.set(removal, { volume, modRevision: assignment.modRevision });
       }
     } catch (error) {
       if (moved) throw error;
@@ -142,8 +166,10 @@ export class ReplicaTeardown {
     await statuses.remove(ref);
     const key = keys.assignment(identity.node, ref.instanceId, ref.ordinal);
     const res = await client.if(key, 'Mod', '==', assignment.modRevision).then(client.delete().key(key)).commit();
-    if (res.succeeded) log.info({ instanceId: ref.instanceId, ordinal: ref.ordinal }, 'replica removed');
-    else log.info({ key }, 'assignment changed during removal; reconciling its new version');
+    if (res.succeeded) {
+      this.deps.assignmentDeleted?.(ref, assignment.modRevision);
+      log.info({ instanceId: ref.instanceId, ordinal: ref.ordinal }, 'replica removed');
+    } else log.info({ key }, 'assignment changed during removal; reconciling its new version');
   }
 
   /** No assignment: stop a running container but keep its volume — data is never lost by accident. */
@@ -157,6 +183,7 @@ export class ReplicaTeardown {
     }
     // A stopped container stays known (a primary stays one until it is rebuilt).
     if (!container) applied.delete(ref);
+    this.#volumeRemoved.delete(replicaId(ref.instanceId, ref.ordinal));
     if (statuses.current(ref)) await statuses.remove(ref);
   }
 }
