@@ -24,7 +24,7 @@ export interface LeaseRenewerTiming {
  * node with an etcd member lost power, nothing else was sent, and the agents of the
  * *other* nodes fenced themselves (measured with `sf chaos`: 2.0-2.3 s unconfirmed).
  * Given up after a third, a renewal frees its slot, its failure steers the next ones away
- * from that member (etcd.ts: a member that failed is tried last), and those sent after the
+ * from that member (core's etcd-member-order.ts: a member that failed is tried later), and those sent after the
  * election are confirmed.
  */
 export function renewerTiming(ttlSeconds: number): LeaseRenewerTiming {

@@ -48,14 +48,14 @@ export type MemberStanding = 'answering' | 'trial' | 'refused' | 'silent';
  * failed call empty metadata and a null message just as an answer would carry: those
  * prove nothing.
  *
- * `policy` is the member's fault-handling policy in etcd3's pool. It never refuses a call:
+ * It is also the member's fault-handling policy in etcd3's pool (a no-op policy), so the
+ * pool's own host record leads to it. It never refuses a call:
  * etcd3's circuit breaker did, and after an election every live member had just answered
  * "no leader", so for a second every request failed at once without being sent, or went to
  * the one member whose breaker was still closed because it had answered nothing: the dark
  * one. Ranking does what the breaker was for, without ever leaving no member to try.
  */
-export class MemberHealth {
-  readonly policy = new NoopPolicy();
+export class MemberHealth extends NoopPolicy {
   #failedAt = Number.NEGATIVE_INFINITY;
   #heardAt = 0;
   #lastCallAt = Number.NEGATIVE_INFINITY;

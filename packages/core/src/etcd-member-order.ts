@@ -1,6 +1,6 @@
 import type { Interceptor } from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
-import type { MemberHealth, MemberStanding } from './etcd-member-health.js';
+import { MemberHealth, type MemberStanding } from './etcd-member-health.js';
 
 /**
  * Which etcd member a request goes to first.
@@ -20,9 +20,9 @@ import type { MemberHealth, MemberStanding } from './etcd-member-health.js';
  * ("no leader", then the new leader's answers), which puts them ahead of the dark one.
  * Ordered by when each was last heard instead, a leader heard last before it went dark
  * took every call for 2.5 s (measured on three local members).
-
+ *
  * Streams (a lease renewal, a watch) are not retried on another member by etcd3: the first
- * member in this order is the only one they get. A request is, and goes to every member in
+ * member in this order is the only one they get. A request is retried, on every member in
  * turn when the ones before it fail: the order is a preference, never an exclusion.
  */
 
@@ -47,34 +47,37 @@ function tiebreak(health: MemberHealth, standing: MemberStanding): number {
 /**
  * Replaces the member order of `client`'s connection pool (etcd3 1.x keeps it in
  * `pool.shuffledHosts`, a generator each request walks) and puts each member's health
- * interceptor on its channel. `healths` are the members' records, whose `policy` etcd3 was
- * given as each member's fault handling. Throws when etcd3's internals no longer look like
- * that, so an upgrade that changed them fails loudly at start-up.
+ * interceptor on its channel (each member's fault handling is its `MemberHealth`, see
+ * etcd.ts). Throws when etcd3's internals no longer look like that, so an upgrade that
+ * changed them fails loudly at start-up.
  */
-export function preferAnsweringMembers(client: Etcd3, healths: readonly MemberHealth[]): void {
+export function preferAnsweringMembers(client: Etcd3): void {
   const pool = (client as unknown as { pool?: Partial<PoolInternals> }).pool;
   if (!pool || !Array.isArray(pool.hosts) || typeof pool.shuffledHosts !== 'function') {
     throw new Error('etcd3 connection pool internals changed: cannot order members (etcd-member-order.ts)');
   }
   const hosts = pool.hosts;
-  const healthOf = new Map<PoolHost, MemberHealth>();
   for (const host of hosts) {
-    const health = healths.find((h) => h.policy === host.faultHandling);
+    const health = host.faultHandling;
     // Set before any service client of the member exists: each is made from these options.
-    if (!health || !('channelOptions' in host) || !host.cachedServices || Object.keys(host.cachedServices).length > 0) {
+    if (
+      !(health instanceof MemberHealth) ||
+      !('channelOptions' in host) ||
+      !host.cachedServices ||
+      Object.keys(host.cachedServices).length > 0
+    ) {
       throw new Error('etcd3 host internals changed: cannot watch members (etcd-member-order.ts)');
     }
     const options = host.channelOptions ?? {};
     const interceptors = Array.isArray(options.interceptors) ? (options.interceptors as Interceptor[]) : [];
     host.channelOptions = { ...options, interceptors: [...interceptors, health.interceptor] };
-    healthOf.set(host, health);
   }
   pool.shuffledHosts = function* orderedHosts(): Generator<PoolHost, never> {
     while (true) {
       const now = Date.now();
       const order = hosts
         .map((host) => {
-          const health = healthOf.get(host) as MemberHealth;
+          const health = host.faultHandling as MemberHealth;
           const standing = health.standing(now);
           return { host, rank: rankOf[standing], tiebreak: tiebreak(health, standing) };
         })

@@ -88,7 +88,6 @@ export function connectEtcd(options: EtcdConnectOptions): Etcd3 {
     throw new InvalidConfigError('etcd connection', ['with etcdTls every endpoint must be https://']);
   }
   const requestTimeoutMs = options.requestTimeoutMs ?? 5000;
-  const healths: MemberHealth[] = [];
   const client = new Etcd3({
     hosts: [...options.endpoints],
     ...(options.tls ? { credentials: credentials(options.tls) } : {}),
@@ -100,14 +99,10 @@ export function connectEtcd(options: EtcdConnectOptions): Etcd3 {
       global: retry(handleWhen(isRecoverableError), { maxAttempts: 3 }),
       // No circuit breaker: a member that failed or went silent is tried after the others
       // (etcd-member-health.ts says why a breaker's refusals hurt after an election).
-      host: () => {
-        const health = new MemberHealth();
-        healths.push(health);
-        return health.policy;
-      },
+      host: () => new MemberHealth(),
     },
   });
-  preferAnsweringMembers(client, healths);
+  preferAnsweringMembers(client);
   return client;
 }
 
