@@ -14,7 +14,8 @@ import { MemberHealth, type MemberStanding } from './etcd-member-health.js';
  *
  * Members are ordered by their standing (etcd-member-health.ts): answering ones first, at
  * random so load spreads; then one due a trial; then those that refused lately, the one
- * heard from last first; silent ones last, at random. When the raft leader goes dark, the
+ * heard from last first; then unreachable ones, in the same order; silent ones last, at
+ * random. When the raft leader goes dark, the
  * followers hold the renewals they forward to it until they notice (0.5-1 s), so for a
  * moment every member is silent: at random, the followers are asked again and answer
  * ("no leader", then the new leader's answers), which puts them ahead of the dark one.
@@ -37,11 +38,11 @@ interface PoolInternals {
   shuffledHosts: () => Generator<PoolHost, never>;
 }
 
-const rankOf: Record<MemberStanding, number> = { answering: 0, trial: 1, refused: 2, silent: 3 };
+const rankOf: Record<MemberStanding, number> = { answering: 0, trial: 1, refused: 2, unreachable: 3, silent: 4 };
 
-/** At random (load spreads, and silent ones all get asked), but refused ones the last heard first. */
+/** At random (load spreads, and silent ones all get asked), but failed ones the last heard first. */
 function tiebreak(health: MemberHealth, standing: MemberStanding): number {
-  return standing === 'refused' ? -health.heardAt : Math.random();
+  return standing === 'refused' || standing === 'unreachable' ? -health.heardAt : Math.random();
 }
 
 /**
