@@ -1,7 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { InvalidInputError, isSfError } from '@service-foundry/core';
 import { extract, type Header } from 'tar-stream';
-import { BodyChecksum, type BodyProof, sha256Hex } from './body-check.js';
+import { type BodyProof, sha256Hex } from './body-check.js';
 import type { TransferResult } from './client.js';
 import type { TransferConfig } from './config.js';
 import { EntryApplier } from './entry-applier.js';
@@ -25,9 +25,10 @@ export interface ReceiveOptions {
   progress?: ProgressMeter;
   /**
    * Called once the whole body was read and the staged copy verified, before the swap,
-   * with what the body signature covers: throws when the body's trailers do not match.
+   * with what the body signature covers of the stream (the sender's checksum trailer is
+   * the caller's to add): throws when the body's signature does not match.
    */
-  verifyBody?: (proof: BodyProof & { bytes: number }) => void | Promise<void>;
+  verifyBody?: (proof: Omit<BodyProof, 'crc32'> & { bytes: number }) => void | Promise<void>;
 }
 
 export interface ReceiveResult {
@@ -124,11 +125,11 @@ async function feed(
   body: AsyncIterable<Buffer>,
   sink: ReturnType<typeof extract>,
   guard: TarFrameGuard,
-  checksum: BodyChecksum,
+  counted: { bytes: number },
 ): Promise<void> {
   try {
     for await (const chunk of body) {
-      checksum.update(chunk);
+      counted.bytes += chunk.length;
       guard.push(chunk);
       if (sink.destroyed) return;
       if (!sink.write(chunk)) {
@@ -162,7 +163,7 @@ interface FeedState {
  * checked out: every entry (EntryApplier), the trailer's manifest (parseManifest, symlink
  * chains), the stream against the manifest (each entry sent matches it; each entry not
  * sent is unchanged from the base), the staged tree against the manifest (verifyTree),
- * and the body's checksum and signature (verifyBody). Any failure leaves the current copy
+ * and the body's signature (verifyBody). Any failure leaves the current copy
  * untouched and removes the staging copy. The work folder must have been prepared
  * (prepareWorkDir) under the volume's lock.
  */
@@ -170,11 +171,12 @@ export async function receiveSnapshot(body: AsyncIterable<Buffer>, options: Rece
   const { work, config } = options;
   const { limits } = config;
   const guard = new TarFrameGuard(limits);
-  const checksum = new BodyChecksum();
+  // No CRC of the body: every byte applied is checked against the signed manifest.
+  const counted = { bytes: 0 };
   // A larger buffer than streamx's 16 KiB default: fewer back-pressure round trips per MB.
   const extractor = extract({ highWaterMark: 4 * 1024 * 1024 });
   const fed: FeedState = { failure: undefined };
-  const feeding = feed(body, extractor, guard, checksum).catch((error: unknown) => {
+  const feeding = feed(body, extractor, guard, counted).catch((error: unknown) => {
     fed.failure = error;
     extractor.destroy(error as Error);
     throw error;
@@ -246,7 +248,7 @@ export async function receiveSnapshot(body: AsyncIterable<Buffer>, options: Rece
       received: applier.received,
       implicitDirectories: applier.implicitDirectories,
     });
-    await options.verifyBody?.({ crc32: checksum.hex(), bytes: checksum.bytes, ...control });
+    await options.verifyBody?.({ bytes: counted.bytes, ...control });
     await swapIn(work, config.fsync);
     await saveCache(work, result.cache);
     await storeManifest(work, result.manifest);
@@ -258,7 +260,7 @@ export async function receiveSnapshot(body: AsyncIterable<Buffer>, options: Rece
       files: [...applier.received.values()].filter((e) => e.type === 'file').length,
       bytes: [...applier.received.values()].reduce((sum, e) => sum + e.size, 0),
       deleted: result.deleted,
-      wireBytes: checksum.bytes,
+      wireBytes: counted.bytes,
     };
   } catch (error) {
     await applier.settle().catch(() => undefined);

@@ -300,7 +300,8 @@ test('content or metadata that differ from the signed manifest are refused', asy
   const impostorUrl = `http://127.0.0.1:${(impostor.address() as AddressInfo).port}`;
   await assert.rejects(
     pullSnapshot({ url: impostorUrl, secret, name: 'vol', into: target, fsync: false }),
-    (error: unknown) => error instanceof VolumeTransferError && /checksum does not match/.test(error.message),
+    (error: unknown) =>
+      error instanceof VolumeTransferError && /not signed with the cluster secret/.test(error.message),
   );
   assert.equal(await fingerprint(target), before);
 
