@@ -154,6 +154,8 @@ export class AssignmentWatcher {
 
   #onChanges(changes: MirrorChange<AssignmentRead>[]): void {
     for (const change of changes) {
+      // The watch caught up with the key: whatever it says now is newer than our delete.
+      this.#deletedHere.delete(change.key);
       const ref = replicaFromKeyTail(Keyspace.tail(this.#mirror.prefix, change.key));
       if (!ref) {
         this.#deps.log.warn({ key: change.key }, 'ignoring an assignment key that names no replica');

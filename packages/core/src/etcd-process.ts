@@ -170,6 +170,12 @@ export function etcdArguments(
   const clusterArgs = options.peers
     ? [
         ['--initial-cluster-token', options.peers.token, '--initial-cluster-state', 'new'],
+        // A member back from a power loss or a partition first asks the others whether it
+        // could win before it raises the term (etcd 3.5's default; 3.4 campaigns at once,
+        // and fast-forwards its election ticks on boot). Seen in `sf chaos`: a powered-on
+        // member rejoined with a stale log, then 2 s without a leader; every node's lease
+        // renewals failed and two agents fenced themselves.
+        ['--pre-vote=true'],
         timing
           ? [
               ['--heartbeat-interval', String(timing.heartbeatMs)],
