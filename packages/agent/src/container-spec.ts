@@ -159,6 +159,19 @@ export function containerSecrets(
 }
 
 /**
+ * TCP keepalive of the replica's own network namespace: a connection whose peer forgot it
+ * (a node powered off and back, its NAT state gone) is found dead after 10 s idle and three
+ * unanswered probes 3 s apart, instead of Linux's 2 h 11 min. libpq and Postgres turn
+ * keepalive on for every TCP connection; a replica's `pg_basebackup` from a new primary
+ * waited 15 minutes on such a connection in `sf chaos`, until it was killed by hand.
+ */
+export const tcpKeepaliveSysctls: Readonly<Record<string, string>> = Object.freeze({
+  'net.ipv4.tcp_keepalive_time': '10',
+  'net.ipv4.tcp_keepalive_intvl': '3',
+  'net.ipv4.tcp_keepalive_probes': '3',
+});
+
+/**
  * Docker's create options for a replica. Restart policy `no`: the agent, not Docker,
  * decides when a failed replica comes back, so a crash is always reported first.
  * Passwords go into `secretFiles`, never into the environment (see secret-files.ts).
@@ -211,6 +224,7 @@ export function containerCreateOptions(
       Memory: assignment.resources.memoryMb * 1024 * 1024,
       NanoCpus: assignment.resources.cpuMillis * 1_000_000,
       PidsLimit: pidsLimit(plan.connections),
+      Sysctls: { ...tcpKeepaliveSysctls },
     },
   };
   if (runtime.stopSignal) options.StopSignal = runtime.stopSignal;

@@ -105,6 +105,7 @@ test('a replicated Postgres container: passwords as files only, the plan limits 
     assert.ok(spec.options.Env?.includes(expected), expected);
   }
   assert.equal(spec.options.HostConfig?.PidsLimit, 64 * 2 + 64);
+  assert.equal(spec.options.HostConfig?.Sysctls?.['net.ipv4.tcp_keepalive_time'], '10');
   assert.equal(pidsLimit({ service: 512, router: 400 }), 1088);
 
   const entries = await entriesOf(await secretFilesArchive(spec.secretFiles));

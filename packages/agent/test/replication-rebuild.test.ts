@@ -23,6 +23,12 @@ describe('replicated services: rebuilds and adoption', () => {
     const oldVolume = h.container(0);
     assert.equal(await mountedVolume(h.container(0)), oldVolume, 'generation 0 keeps the name it always had');
     await shellIn(h.container(0), 'echo old data > /data/marker');
+    // A connection whose peer forgot it (a node powered off and back) is found dead in ~19 s.
+    const keepalive = await shellIn(
+      h.container(0),
+      'cat /proc/sys/net/ipv4/tcp_keepalive_time /proc/sys/net/ipv4/tcp_keepalive_intvl /proc/sys/net/ipv4/tcp_keepalive_probes',
+    );
+    assert.deepEqual(keepalive.trim().split('\n'), ['10', '3', '3'], 'TCP keepalive of the replica’s namespace');
 
     await h.assign(0, { role: 'replica', epoch: 4, upstream: { host: '10.1.1.2', port: 5432 }, generation: 1 });
     const rebuilt = await h.status(
