@@ -108,7 +108,7 @@ export class AssignmentWatcher {
 
   /** The assignment at the replica's key as last seen, malformed ones included. */
   assignmentOf(ref: ReplicaRef): Versioned<AssignmentRead> | undefined {
-    const key = this.#deps.keys.assignment(this.#deps.identity.node, ref.instanceId, ref.ordinal);
+    const key = this.#keyOf(ref);
     const read = this.#mirror.items.get(key);
     const deleted = this.#deletedHere.get(key);
     if (deleted === undefined) return read;
@@ -120,10 +120,11 @@ export class AssignmentWatcher {
 
   /** This agent deleted the replica's assignment at version `modRevision` (a removal's end). */
   deletedHere(ref: ReplicaRef, modRevision: string): void {
-    this.#deletedHere.set(
-      this.#deps.keys.assignment(this.#deps.identity.node, ref.instanceId, ref.ordinal),
-      modRevision,
-    );
+    this.#deletedHere.set(this.#keyOf(ref), modRevision);
+  }
+
+  #keyOf(ref: ReplicaRef): string {
+    return this.#deps.keys.assignment(this.#deps.identity.node, ref.instanceId, ref.ordinal);
   }
 
   retryLater(ref: ReplicaRef, ms: number): void {

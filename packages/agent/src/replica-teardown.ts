@@ -141,8 +141,10 @@ export class ReplicaTeardown {
       applied.delete(ref);
       const removedBefore = this.#volumeRemoved.get(removal);
       if (removedBefore?.modRevision === assignment.modRevision && !container) {
-        const { volume: removedVolume } = removedBefore;
-        log.info({ instanceId: ref.instanceId, ordinal: ref.ordinal, volume: removedVolume }, 'volume already removed');
+        log.info(
+          { instanceId: ref.instanceId, ordinal: ref.ordinal, volume: removedBefore.volume },
+          'volume already removed',
+        );
       } else if (assignment.value.keepVolume) {
         await this.deps.events.record(
           'replica-volume-kept',

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { get, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { waitFor } from '@service-foundry/core';
 import { tempDirFor } from '@service-foundry/test-support';
@@ -62,12 +62,18 @@ async function controlHashes(tar: Buffer): Promise<{ header: string; trailer: st
   return hashes;
 }
 
-test('check=manifest: no CRC of the body; a receiver that asks nothing still gets one; another value is refused', async (t) => {
+/** A volume `vol` of two files, served by a volume server of its own. */
+async function servedVolume(t: TestContext) {
   const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   await writeFiles(source, { 'a.bin': randomContent(200_000), 'd/b.txt': 'hello' });
   const secret = testSecret();
   const server = await startTestServer(t, secret, { vol: source });
+  return { root, source, secret, server };
+}
+
+test('check=manifest: no CRC of the body; a receiver that asks nothing still gets one; another value is refused', async (t) => {
+  const { secret, server } = await servedVolume(t);
 
   const current = await signedGet(server.url, secret, '/volumes/vol/snapshot?since=none&check=manifest');
   assert.equal(current.status, 200);
@@ -85,11 +91,7 @@ test('check=manifest: no CRC of the body; a receiver that asks nothing still get
 });
 
 test('a sender before check=manifest (a CRC in its signed trailer) is still pulled from', async (t) => {
-  const root = await tempDirFor(t, 'sf-volumes');
-  const source = join(root, 'source');
-  await writeFiles(source, { 'a.bin': randomContent(100_000), 'd/b.txt': 'hello' });
-  const secret = testSecret();
-  const server = await startTestServer(t, secret, { vol: source });
+  const { root, source, secret, server } = await servedVolume(t);
   // What an older sender answers: the same stream, its CRC trailer signed (startHostilePeer).
   const { body } = await signedGet(server.url, secret, '/volumes/vol/snapshot?since=none');
   const older = await startHostilePeer(t, secret, body, await controlHashes(body));
