@@ -80,17 +80,18 @@ describe("backups and restores, with the services' own consistent copies", () =>
 
     // In place: the same instance goes back to the backup (the 100 later rows and the
     // row written on the copy are not there), under a new epoch, through the same route.
-    const epochBefore = JSON.parse((await cluster.sf('service', 'books', '--json')).stdout).primary.epoch as number;
+    const epochBefore = (await cluster.sfJson<{ primary: { epoch: number } }>('service', 'books', '--json')).primary
+      .epoch;
     const inPlace = await cluster.sf('restore', 'books', taken.id);
     assert.equal(inPlace.code, 0, inPlace.stdout + inPlace.stderr);
     assert.match(inPlace.stdout, new RegExp(`restored backup ${taken.id} of books in place`));
     const back = await psql(uri, 'SELECT count(*), max(id) FROM pages');
     assert.ok(back.ok, back.err);
     assert.equal(back.out, '5000\t5000', 'the instance holds the rows of the backup again');
-    const after = JSON.parse((await cluster.sf('service', 'books', '--json')).stdout) as {
+    const after = await cluster.sfJson<{
       primary: { epoch: number };
       operation: { state: string };
-    };
+    }>('service', 'books', '--json');
     assert.ok(after.primary.epoch > epochBefore, 'a new epoch');
     assert.equal(after.operation.state, 'succeeded');
   });
@@ -116,9 +117,9 @@ describe("backups and restores, with the services' own consistent copies", () =>
     assert.equal((await psql(uri, 'SELECT count(*) FROM entries')).out, '1000');
     // The restore ends once the rebuilt replicas run again: remote-fsync commits, which wait
     // for a replica to have them, go through at once.
-    const detail = JSON.parse((await cluster.sf('service', 'ledger', '--json')).stdout) as {
+    const detail = await cluster.sfJson<{
       replicaDetails: Array<{ state: string; role: string | null }>;
-    };
+    }>('service', 'ledger', '--json');
     assert.equal(detail.replicaDetails.filter((r) => r.state === 'running' && r.role === 'replica').length, 2);
     const write = await psql(uri, 'INSERT INTO entries VALUES (5000)');
     assert.ok(write.ok, write.err);

@@ -37,8 +37,7 @@ interface Detail {
  */
 describe('sf chaos on a remote-fsync Postgres (isolated nodes)', () => {
   let cluster: TestCluster;
-  const detail = async (): Promise<Detail> =>
-    JSON.parse((await cluster.sf('service', 'chaos-db', '--json')).stdout) as Detail;
+  const detail = async (): Promise<Detail> => cluster.sfJson<Detail>('service', 'chaos-db', '--json');
   const chaos = async (...args: string[]): Promise<{ code: number; round: Round; stderr: string }> => {
     const result = await cluster.sf('chaos', 'chaos-db', ...args, '--json');
     const rounds = JSON.parse(result.stdout || '[]') as Round[];

@@ -138,9 +138,8 @@ describe('etcd members inside isolated nodes', () => {
 
   for (const fault of ['power-loss', 'etcd-partition'] as const) {
     it(`${fault} of the primary's node, which holds a member: promise kept, a new primary, the member back`, async () => {
-      const primaryNode = (
-        JSON.parse((await cluster.sf('service', 'en-db', '--json')).stdout) as { primary: { node: string } | null }
-      ).primary?.node;
+      const primaryNode = (await cluster.sfJson<{ primary: { node: string } | null }>('service', 'en-db', '--json'))
+        .primary?.node;
       assert.ok(primaryNode, 'the instance has a primary');
       const member = `etcd-${primaryNode.slice('node-'.length)}`;
       const pidBefore = await memberPid(member);

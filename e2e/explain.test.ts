@@ -56,8 +56,7 @@ describe('sf explain and metrics on a running platform', () => {
     assert.equal(res.code, 0, res.stderr);
     return JSON.parse(res.stdout) as InstanceExplanation;
   };
-  const detail = async (name: string): Promise<Detail> =>
-    JSON.parse((await cluster.sf('service', name, '--json')).stdout) as Detail;
+  const detail = async (name: string): Promise<Detail> => cluster.sfJson<Detail>('service', name, '--json');
 
   before(async () => {
     cluster = await startCluster(3);

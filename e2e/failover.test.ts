@@ -18,8 +18,7 @@ interface Detail {
 describe('failover of a three-replica Postgres with remote-fsync and required fencing', () => {
   let cluster: TestCluster;
   let uri = '';
-  const detail = async (): Promise<Detail> =>
-    JSON.parse((await cluster.sf('service', 'ha-db', '--json')).stdout) as Detail;
+  const detail = async (): Promise<Detail> => cluster.sfJson<Detail>('service', 'ha-db', '--json');
 
   before(async () => {
     cluster = await startCluster(3);

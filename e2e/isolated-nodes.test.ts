@@ -63,8 +63,7 @@ describe('isolated nodes: each node a host in miniature', () => {
   let cluster: TestCluster;
   let uri = '';
   let tmp: TempDir;
-  const detail = async (): Promise<Detail> =>
-    JSON.parse((await cluster.sf('service', 'iso-db', '--json')).stdout) as Detail;
+  const detail = async (): Promise<Detail> => cluster.sfJson<Detail>('service', 'iso-db', '--json');
 
   before(async () => {
     tmp = await makeTempDir('sf-e2e-isolated');

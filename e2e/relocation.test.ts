@@ -32,8 +32,7 @@ async function addFiller(instanceId: string, node: string, megabytes: number): P
 describe('planned relocation of a Postgres instance between nodes', () => {
   let cluster: TestCluster;
   let uri = '';
-  const detail = async (): Promise<Detail> =>
-    JSON.parse((await cluster.sf('service', 'moving', '--json')).stdout) as Detail;
+  const detail = async (): Promise<Detail> => cluster.sfJson<Detail>('service', 'moving', '--json');
 
   before(async () => {
     cluster = await startCluster(3, { oneSchedulerOneBroker: true });

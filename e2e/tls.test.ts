@@ -49,8 +49,7 @@ async function execIn(id: string, cmd: string[]): Promise<string> {
 describe('TLS between nodes and end to end through the router', () => {
   let cluster: TestCluster;
   let ca: string;
-  const detail = async (name: string): Promise<Detail> =>
-    JSON.parse((await cluster.sf('service', name, '--json')).stdout) as Detail;
+  const detail = async (name: string): Promise<Detail> => cluster.sfJson<Detail>('service', name, '--json');
   const keyOf = async (name: string): Promise<Key> => {
     const key = await cluster.sf('create-service-key', name, 'k1', '--json');
     assert.equal(key.code, 0, key.stderr);

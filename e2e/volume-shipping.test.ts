@@ -16,8 +16,7 @@ interface Detail {
 describe('volume shipping: a Redis without native replication keeps a standby copy and fails over to it', () => {
   let cluster: TestCluster;
   let credentials: Credentials;
-  const detail = async (): Promise<Detail> =>
-    JSON.parse((await cluster.sf('service', 'shipped', '--json')).stdout) as Detail;
+  const detail = async (): Promise<Detail> => cluster.sfJson<Detail>('service', 'shipped', '--json');
 
   before(async () => {
     cluster = await startCluster(3, { sharedEngine: true, oneSchedulerOneBroker: true });

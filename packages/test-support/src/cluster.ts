@@ -40,6 +40,8 @@ export interface TestCluster {
   /** The nodes' runtime when they are isolated (namespaces, own dockerds): faults go through it. */
   nodes: NodeRuntime | undefined;
   sf(...args: string[]): Promise<SfResult>;
+  /** `sf ARGS` whose stdout is JSON (`--json` among the args), parsed; a failed command throws with its stderr. */
+  sfJson<T>(...args: string[]): Promise<T>;
   /**
    * The error and the platform's last warnings and errors (pino level ≥ 40, every
    * component's log), as TAP comment lines: printed by a setup step that failed, so a CI
@@ -169,6 +171,11 @@ export async function startCluster(
     routerPorts,
     nodes: runtime,
     sf,
+    sfJson: async <T>(...args: string[]): Promise<T> => {
+      const result = await sf(...args);
+      if (result.code !== 0) throw new Error(`sf ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
+      return JSON.parse(result.stdout) as T;
+    },
     explain: (error, lines = 15) => explainFailure(home, error, lines),
     destroy,
   };

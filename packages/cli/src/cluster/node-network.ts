@@ -97,11 +97,29 @@ export async function ensureNetwork(layout: NetworkLayout): Promise<void> {
  * processes would live on unseen, so callers stop the nodes first.
  */
 export async function removeNetwork(layout: NetworkLayout): Promise<void> {
-  if (await succeeds('ip', ['link', 'show', layout.hostLink])) {
-    await hostCommand('ip', ['link', 'del', layout.hostLink]);
-  }
+  await removeIfPresent(
+    () => succeeds('ip', ['link', 'show', layout.hostLink]),
+    () => hostCommand('ip', ['link', 'del', layout.hostLink]),
+  );
   for (const name of [...layout.nodes.map((n) => n.netns), layout.switchNetns]) {
-    if (await netnsExists(name)) await hostCommand('ip', ['netns', 'del', name]);
+    await removeIfPresent(
+      () => netnsExists(name),
+      () => hostCommand('ip', ['netns', 'del', name]),
+    );
+  }
+}
+
+/**
+ * Removal that another removal may overtake: a veth goes with its peer's namespace, and
+ * two `sf down`s may run at once. A failed removal of what is gone by then is done; a
+ * failed removal of what is still there is the error.
+ */
+async function removeIfPresent(present: () => Promise<boolean>, remove: () => Promise<unknown>): Promise<void> {
+  if (!(await present())) return;
+  try {
+    await remove();
+  } catch (error) {
+    if (await present()) throw error;
   }
 }
 
