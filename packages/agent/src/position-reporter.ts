@@ -147,6 +147,9 @@ export class PositionReporter {
     }
     // The reconciler may have started a command or replaced the container meanwhile; an
     // overlapping reading that began later may have been written already.
+    const tookMs = Date.now() - readAt;
+    if (tookMs >= 1000)
+      log.warn({ instanceId: entry.ref.instanceId, ordinal: entry.ref.ordinal, tookMs }, 'slow position reading');
     if (entry.busy > 0 || applied.of(entry.ref, entry.containerId) !== entry) return;
     if (entry.positionAt !== undefined && Date.parse(entry.positionAt) >= readAt) return;
     const changed = role !== entry.role || position !== entry.position;

@@ -43,6 +43,9 @@ export interface StatusUpdate {
   peers?: FailsafePeers;
 }
 
+/** A status write at least this long is logged: it delayed what queued behind it. */
+const slowWriteMs = 1000;
+
 const updateFields = [
   'state',
   'message',
@@ -237,6 +240,7 @@ export class StatusWriter {
     const entry = this.#latest.get(id);
     if (!entry) return true;
     const key = this.keys.status(entry.ref.instanceId, entry.ref.ordinal);
+    const startedAt = Date.now();
     try {
       if (entry.status === null) {
         await this.#deleteOwn(key);
@@ -249,6 +253,10 @@ export class StatusWriter {
           .exec();
       }
       this.#dirty.delete(id);
+      const tookMs = Date.now() - startedAt;
+      // A write normally takes milliseconds; a slow one held every later status of the
+      // replica (they queue behind it) and what the controller waits on.
+      if (tookMs >= slowWriteMs) this.log.warn({ key, tookMs }, 'slow status write');
       return true;
     } catch (error) {
       this.#dirty.add(id);

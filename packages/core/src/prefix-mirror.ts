@@ -125,6 +125,12 @@ export class PrefixMirror<T> extends EventEmitter<{
       this.#revision = data.header.revision;
       this.#emit(batch, rejectedNow);
     });
+    // etcd3 re-opens a lost watch stream by itself (on another member, after a backoff);
+    // the time between these two is the time this copy was blind.
+    watcher.on('disconnected', (error: unknown) => {
+      this.log.debug({ err: error, prefix: this.prefix }, 'watch stream lost; etcd3 reconnects');
+    });
+    watcher.on('connected', () => this.log.debug({ prefix: this.prefix }, 'watch stream open'));
     watcher.on('error', (error) => {
       this.log.warn({ err: error, prefix: this.prefix }, 'watch failed; re-listing');
       this.#resyncSoon();

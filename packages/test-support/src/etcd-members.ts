@@ -45,6 +45,8 @@ export async function startTestEtcdMembers(count = 3): Promise<TestEtcdMembers> 
       clientPort: p.clientPort,
       peerPort: p.peerPort,
       peers: { name: `m${i + 1}`, members, token, timing: localEtcdMemberTiming },
+      // As `sf up`'s members: clients find a member gone dark by their 1 s keepalive pings.
+      keepaliveMinTimeMs: 500,
     }),
   );
   const children: Array<ChildProcess | undefined> = [];

@@ -10,6 +10,7 @@ import { untrustedDataFile } from '../trusted-file.js';
 import { dockerReachable } from './docker-socket.js';
 import { unmountUnder } from './mounts.js';
 import { killNamespaceProcesses, namespaceProcesses, netnsInode, netnsPath } from './namespace-processes.js';
+import { removeStaleContainerLinks } from './stale-links.js';
 
 /** One process a simulated node starts when it is powered on, in order. */
 export interface BootProcess {
@@ -180,6 +181,7 @@ export async function bootNode(boot: Readonly<NodeBootFile>, timeoutMs = 60_000)
     const dirs = boot.processes.flatMap((p) => p.volatileDirs);
     await unmountUnder(dirs);
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+    await removeStaleContainerLinks(netnsPath(boot.netns));
   }
   for (const p of boot.processes) {
     if ((await bootProcessPid(boot.netns, p.pidFile)) !== undefined) {
