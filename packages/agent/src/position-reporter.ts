@@ -36,6 +36,9 @@ export interface PositionReporterDeps {
 /** Readings of one urgent replica that may overlap: a new one starts every urgent interval. */
 const urgentReadingsInFlight = 2;
 
+/** A reading at least this long is logged: a failover may be waiting for it. */
+const slowReadingMs = 1000;
+
 /**
  * Rule 5: every `intervalMs`, asks each running replicated container for its replication
  * position (its role every `refreshMs`), and writes them to its status when either
@@ -145,11 +148,12 @@ export class PositionReporter {
       log.debug({ err: error, instanceId: entry.ref.instanceId, ordinal: entry.ref.ordinal }, 'position probe failed');
       return;
     }
+    const tookMs = Date.now() - readAt;
+    if (tookMs >= slowReadingMs) {
+      log.warn({ instanceId: entry.ref.instanceId, ordinal: entry.ref.ordinal, tookMs }, 'slow position reading');
+    }
     // The reconciler may have started a command or replaced the container meanwhile; an
     // overlapping reading that began later may have been written already.
-    const tookMs = Date.now() - readAt;
-    if (tookMs >= 1000)
-      log.warn({ instanceId: entry.ref.instanceId, ordinal: entry.ref.ordinal, tookMs }, 'slow position reading');
     if (entry.busy > 0 || applied.of(entry.ref, entry.containerId) !== entry) return;
     if (entry.positionAt !== undefined && Date.parse(entry.positionAt) >= readAt) return;
     const changed = role !== entry.role || position !== entry.position;

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { makeTempDir, type TempDir, uniqueId } from '@service-foundry/test-support';
-import { nodeAddressing, releaseBlock, reserveBlock } from '../src/cluster/node-addresses.js';
+import { releaseBlock, reserveBlock } from '../src/cluster/node-addresses.js';
 import { ensureNetwork, type NetworkLayout, networkLeftovers, removeNetwork } from '../src/cluster/node-network.js';
+import { NodeRuntime } from '../src/cluster/node-runtime.js';
 
 /**
  * The segment of isolated nodes (namespaces, veths, the switch's bridge) as `sf up` makes
@@ -17,18 +18,14 @@ describe('isolated nodes’ network: made and removed', () => {
     dir = await makeTempDir('sf-node-network');
     const clusterId = uniqueId('sfnet');
     block = await reserveBlock(dir.path, `${clusterId}-`);
-    const addressing = nodeAddressing(block);
-    layout = {
-      addressing,
-      switchNetns: `${clusterId}-sw`,
-      hostLink: `sfseg${block}`,
-      nodes: [1, 2].map((index) => ({
-        name: `node-${index}`,
-        index,
-        netns: `${clusterId}-node-${index}`,
-        address: addressing.nodeAddress(index),
-      })),
-    };
+    // The layout `sf up` gives these nodes; nothing of them is started.
+    layout = new NodeRuntime({
+      clusterId,
+      stateDir: dir.path,
+      block,
+      nodes: [{ name: 'node-1' }, { name: 'node-2' }],
+      etcd: [],
+    }).layout;
   });
   after(async () => {
     await removeNetwork(layout);
