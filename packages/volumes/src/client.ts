@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import { isAbsolute, resolve } from 'node:path';
 import { InvalidInputError } from '@service-foundry/core';
 import { verifyBodySignature } from './auth.js';
@@ -5,15 +7,17 @@ import { readBodyTrailers } from './body-check.js';
 import { compileTransferConfig, type TransferConfig, type TransferOptions } from './config.js';
 import { VolumeTransferError } from './errors.js';
 import { errorFromResponse, readJsonBody, responseOf, startSignedRequest } from './http-client.js';
+import { linkCopy } from './link-copy.js';
 import type { Manifest } from './manifest.js';
 import { parseManifest } from './manifest-check.js';
+import { manifestHint } from './manifest-hint.js';
 import { type ProgressListener, ProgressMeter } from './progress.js';
 import { headerNames, isVolumeName, manifestCheck } from './protocol.js';
 import { receivedResult, receiveSnapshot } from './receiver.js';
 import { lstatOrUndefined } from './safe-fs.js';
 import { clientTlsOptions, readVolumeTls, type VolumeTlsFiles } from './tls.js';
 import { withVolumeLock } from './volume-lock.js';
-import { currentManifest, prepareWorkDir, workDirFor } from './work-dir.js';
+import { currentManifest, prepareWorkDir, type WorkDir, workDirFor } from './work-dir.js';
 
 /** What one pull moved. */
 export interface TransferResult {
@@ -115,6 +119,15 @@ export async function fetchManifest(options: PeerOptions): Promise<Manifest | un
   );
 }
 
+/** A request sent, and the local copy's manifest (and its hard-link staging) prepared meanwhile. */
+interface OpenedPull {
+  response: IncomingMessage;
+  nonce: string;
+  local: Manifest | undefined;
+  /** `staging` holds the link copy of `local`. */
+  staged: boolean;
+}
+
 /**
  * Copies the peer's volume into `into`: a delta against what `into` holds when the peer
  * still knows that state, a full copy otherwise. `into` changes only if everything
@@ -131,20 +144,37 @@ export async function pullSnapshot(options: PullOptions): Promise<TransferResult
     // Nothing is created on this side before the peer has said yes.
     const existed = (await lstatOrUndefined(into)) !== undefined || (await lstatOrUndefined(work.root)) !== undefined;
     if (existed) await prepareWorkDir(work);
-    const local = options.since === 'none' || !existed ? undefined : await currentManifest(work);
-    const path = `/volumes/${options.name}/snapshot?since=${local?.id ?? 'none'}&check=${manifestCheck}`;
-    const { request, nonce } = startSignedRequest(config, options.url, 'GET', path, { signal: options.signal, tls });
-    const pending = responseOf(request);
-    request.end();
-    const response = await pending;
-    if (response.statusCode !== 200) throw await errorFromResponse(response, `snapshot of ${options.name}`);
+    const request = (since: string | undefined) => {
+      const path = `/volumes/${options.name}/snapshot?since=${since ?? 'none'}&check=${manifestCheck}`;
+      const started = startSignedRequest(config, options.url, 'GET', path, { signal: options.signal, tls });
+      const pending = responseOf(started.request);
+      started.request.end();
+      return { pending, nonce: started.nonce };
+    };
+    const incremental = options.since !== 'none' && existed;
+    const hint = incremental ? manifestHint(into) : undefined;
+    let opened = hint === undefined ? undefined : await openWithHint(work, hint, request, config.preserveOwnership);
+    if (!opened) {
+      const local = incremental ? await currentManifest(work) : undefined;
+      const { pending, nonce } = request(local?.id);
+      opened = { response: await pending, nonce, local, staged: false };
+    }
+    const { response, nonce, local } = opened;
+    if (response.statusCode !== 200) {
+      if (opened.staged) await rm(work.staging, { recursive: true, force: true });
+      throw await errorFromResponse(response, `snapshot of ${options.name}`);
+    }
     if (!existed) await prepareWorkDir(work);
     const progress = new ProgressMeter(options.onProgress);
     try {
+      const offeredBase = response.headers[headerNames.base] === local?.id ? local : undefined;
+      // A full copy after all: the link copy made meanwhile is of no use.
+      if (opened.staged && !offeredBase) await rm(work.staging, { recursive: true, force: true });
       const result = await receiveSnapshot(response as AsyncIterable<Buffer>, {
         volume: options.name,
         work,
-        offeredBase: response.headers[headerNames.base] === local?.id ? local : undefined,
+        offeredBase,
+        baseStaged: opened.staged && offeredBase !== undefined,
         config,
         progress,
         verifyBody: (proof) => {
@@ -163,4 +193,42 @@ export async function pullSnapshot(options: PullOptions): Promise<TransferResult
       response.destroy();
     }
   });
+}
+
+/**
+ * Asks for a delta against `hint` at once and, while the peer scans its side, scans the
+ * copy here and builds the staging copy of it (hard links), both of which used to come
+ * first. Undefined when the copy here is no longer `hint` and the peer answered with a
+ * delta against it: that answer is dropped, and the caller asks again.
+ */
+async function openWithHint(
+  work: WorkDir,
+  hint: string,
+  request: (since: string) => { pending: Promise<IncomingMessage>; nonce: string },
+  preserveOwnership: boolean,
+): Promise<OpenedPull | undefined> {
+  const { pending, nonce } = request(hint);
+  const staging = (async () => {
+    const local = await currentManifest(work);
+    if (local?.id !== hint) return { local, staged: false };
+    await linkCopy(work.volumeDir, work.staging, local, preserveOwnership);
+    return { local, staged: true };
+  })();
+  const [answered, prepared] = await Promise.allSettled([pending, staging]);
+  if (prepared.status === 'rejected') {
+    if (answered.status === 'fulfilled') answered.value.destroy();
+    await rm(work.staging, { recursive: true, force: true });
+    throw prepared.reason;
+  }
+  if (answered.status === 'rejected') {
+    await rm(work.staging, { recursive: true, force: true });
+    throw answered.reason;
+  }
+  const response = answered.value;
+  const { local, staged } = prepared.value;
+  if (response.statusCode === 200 && response.headers[headerNames.base] === hint && local?.id !== hint) {
+    response.destroy();
+    return undefined;
+  }
+  return { response, nonce, local, staged };
 }

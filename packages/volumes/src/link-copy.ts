@@ -1,6 +1,6 @@
-import { lchown, link, lutimes, mkdir, symlink } from 'node:fs/promises';
+import { lchownSync, linkSync, lutimesSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsConcurrency, mapLimit } from './concurrency.js';
+import { EventLoopSlices } from './concurrency.js';
 import type { Manifest } from './manifest.js';
 
 /**
@@ -9,6 +9,8 @@ import type { Manifest } from './manifest.js';
  * recreated, files hardlinked. Received files later replace links by new files (unlink,
  * then create), so the current copy's inodes are never written: copy-on-write at file
  * granularity, on any file system. `from` must have been checked against the manifest.
+ * Synchronous calls in slices (EventLoopSlices): this runs while a relocation's service is
+ * down, once per entry of the volume.
  */
 export async function linkCopy(
   from: string,
@@ -16,20 +18,20 @@ export async function linkCopy(
   manifest: Manifest,
   preserveOwnership: boolean,
 ): Promise<void> {
-  await mkdir(staging, { mode: 0o700 });
-  // Directories first, in order (parents before children); then everything else at once.
+  const slices = new EventLoopSlices();
+  mkdirSync(staging, { mode: 0o700 });
+  // Manifest order puts every directory before what it holds.
   for (const entry of manifest.entries) {
-    if (entry.type === 'directory' && entry.path !== '.') await mkdir(join(staging, entry.path), { mode: 0o700 });
-  }
-  const leaves = manifest.entries.filter((entry) => entry.type !== 'directory');
-  await mapLimit(leaves, fsConcurrency, async (entry) => {
+    await slices.tick();
     const target = join(staging, entry.path);
-    if (entry.type === 'file') {
-      await link(join(from, entry.path), target);
+    if (entry.type === 'directory') {
+      if (entry.path !== '.') mkdirSync(target, { mode: 0o700 });
+    } else if (entry.type === 'file') {
+      linkSync(join(from, entry.path), target);
     } else if (entry.target !== undefined) {
-      await symlink(entry.target, target);
-      if (preserveOwnership) await lchown(target, entry.uid, entry.gid);
-      await lutimes(target, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
+      symlinkSync(entry.target, target);
+      if (preserveOwnership) lchownSync(target, entry.uid, entry.gid);
+      lutimesSync(target, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
     }
-  });
+  }
 }

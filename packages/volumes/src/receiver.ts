@@ -9,6 +9,7 @@ import { asStreamRefusal, type EntryContent, type EntrySource, entryContent } fr
 import { VolumeTransferError } from './errors.js';
 import { linkCopy } from './link-copy.js';
 import type { Manifest, ManifestEntry } from './manifest.js';
+import { rememberManifest } from './manifest-hint.js';
 import { megabytesPerSecond, type ProgressMeter } from './progress.js';
 import { controlPaxKey, isManifestId, snapshotFormat } from './protocol.js';
 import type { SnapshotHeader } from './sender.js';
@@ -21,6 +22,11 @@ export interface ReceiveOptions {
   work: WorkDir;
   /** The manifest of the current copy that was offered as a base (a delta may apply to it). */
   offeredBase: Manifest | undefined;
+  /**
+   * `staging` already holds the hard-link copy of `offeredBase` (pullSnapshot builds it
+   * while the peer prepares its stream). @default false
+   */
+  baseStaged?: boolean;
   config: Pick<TransferConfig, 'limits' | 'fsync' | 'preserveOwnership'>;
   progress?: ProgressMeter;
   /**
@@ -215,7 +221,7 @@ export async function receiveSnapshot(body: AsyncIterable<Buffer>, options: Rece
           if (header.base !== null && options.offeredBase) {
             base = options.offeredBase;
             for (const e of base.entries) baseEntries.set(e.path, e);
-            await linkCopy(work.volumeDir, work.staging, base, config.preserveOwnership);
+            if (!options.baseStaged) await linkCopy(work.volumeDir, work.staging, base, config.preserveOwnership);
           } else {
             await mkdir(work.staging, { mode: 0o700 });
           }
@@ -252,6 +258,7 @@ export async function receiveSnapshot(body: AsyncIterable<Buffer>, options: Rece
     await swapIn(work, config.fsync);
     await saveCache(work, result.cache);
     await storeManifest(work, result.manifest);
+    rememberManifest(work.volumeDir, result.manifest.id);
     return {
       manifest: result.manifest,
       mode: base ? 'delta' : 'full',

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { type BigIntStats, constants } from 'node:fs';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { type BigIntStats, constants, lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidInputError } from '@service-foundry/core';
-import { fsConcurrency, mapLimit } from './concurrency.js';
+import { EventLoopSlices } from './concurrency.js';
 import type { ManifestEntry, SkippedEntry } from './manifest.js';
 
 /** Read size when hashing or sending a file: large reads keep syscalls and stream chunks few. */
@@ -57,14 +57,15 @@ export async function scanTree(root: string): Promise<ScanResult> {
   if (!rootStats.isDirectory()) throw new InvalidInputError(`volume ${root} is not a directory`);
   const result: ScanResult = { entries: [], skipped: [] };
   result.entries.push({ ...entryFromStats('.', rootStats), type: 'directory', stats: rootStats });
-  await walk(root, '.', result);
+  await walk(root, '.', result, new EventLoopSlices());
   return result;
 }
 
-async function walk(root: string, dir: string, result: ScanResult): Promise<void> {
+/** Synchronous calls in slices (EventLoopSlices): a walk is thousands of metadata calls. */
+async function walk(root: string, dir: string, result: ScanResult, slices: EventLoopSlices): Promise<void> {
   let raw: Buffer[];
   try {
-    raw = await readdir(join(root, dir), { encoding: 'buffer' });
+    raw = readdirSync(join(root, dir), { encoding: 'buffer' });
   } catch (error) {
     if (isEnoent(error)) return;
     throw error;
@@ -80,25 +81,22 @@ async function walk(root: string, dir: string, result: ScanResult): Promise<void
     }
   }
   names.sort();
-  // Stat (and read links of) all children at once, then walk them in order.
-  const found = await mapLimit(names, fsConcurrency, async (name) => {
+  for (const name of names) {
+    await slices.tick();
     const path = dir === '.' ? name : `${dir}/${name}`;
+    let stats: BigIntStats;
+    let target: string | undefined;
     try {
-      const stats = await lstat(join(root, path), { bigint: true });
-      const target = stats.isSymbolicLink() ? await readlink(join(root, path)) : undefined;
-      return { path, stats, target };
+      stats = lstatSync(join(root, path), { bigint: true });
+      target = stats.isSymbolicLink() ? readlinkSync(join(root, path)) : undefined;
     } catch (error) {
-      if (isEnoent(error)) return undefined;
+      if (isEnoent(error)) continue;
       throw error;
     }
-  });
-  for (const item of found) {
-    if (!item) continue;
-    const { path, stats, target } = item;
     const base = entryFromStats(path, stats);
     if (stats.isDirectory()) {
       result.entries.push({ ...base, type: 'directory', stats });
-      await walk(root, path, result);
+      await walk(root, path, result, slices);
     } else if (stats.isFile()) {
       result.entries.push({ ...base, type: 'file', size: Number(stats.size), stats });
     } else if (stats.isSymbolicLink() && target !== undefined) {

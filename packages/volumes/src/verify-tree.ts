@@ -1,7 +1,7 @@
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidInputError } from '@service-foundry/core';
-import { fsConcurrency, mapLimit } from './concurrency.js';
+import { EventLoopSlices } from './concurrency.js';
 import type { Manifest, ManifestEntry } from './manifest.js';
 import { parentOf } from './paths.js';
 import { msFromNs } from './scan.js';
@@ -16,7 +16,8 @@ function refuse(problem: string): never {
  * directory (nothing extra, nothing missing), the same types, and for files and symlinks
  * the size, mode, mtime, owner (when preserved) and symlink target. Directory metadata is
  * set after this walk. File contents were hashed on receipt or come unchanged from the
- * previous copy. Returns a stat cache of the copy's files with their hashes.
+ * previous copy. Returns a stat cache of the copy's files with their hashes. Synchronous
+ * calls in slices (EventLoopSlices): the walk runs while a relocation's service is down.
  */
 export async function verifyTree(staging: string, manifest: Manifest, ownership: boolean): Promise<StatCache> {
   const children = new Map<string, Set<string>>();
@@ -30,18 +31,21 @@ export async function verifyTree(staging: string, manifest: Manifest, ownership:
     }
   }
   const cache = new StatCache();
+  const slices = new EventLoopSlices();
   for (const [dir, expected] of children) {
-    const names = await readdir(join(staging, dir));
+    await slices.tick();
+    const names = readdirSync(join(staging, dir));
     if (names.length !== expected.size || names.some((name) => !expected.has(name))) {
       const extra = names.filter((name) => !expected.has(name));
       const missing = [...expected].filter((name) => !names.includes(name));
       refuse(`directory ${JSON.stringify(dir)}: extra ${JSON.stringify(extra)}, missing ${JSON.stringify(missing)}`);
     }
-    await mapLimit(names, fsConcurrency, async (name) => {
+    for (const name of names) {
+      await slices.tick();
       const path = dir === '.' ? name : `${dir}/${name}`;
       const entry = byPath.get(path);
       if (!entry) refuse(`${path} is not in the manifest`);
-      const stats = await lstat(join(staging, path), { bigint: true });
+      const stats = lstatSync(join(staging, path), { bigint: true });
       const type = stats.isDirectory()
         ? 'directory'
         : stats.isFile()
@@ -50,19 +54,19 @@ export async function verifyTree(staging: string, manifest: Manifest, ownership:
             ? 'symlink'
             : 'other';
       if (type !== entry.type) refuse(`${path} is a ${type}, the manifest says ${entry.type}`);
-      if (entry.type === 'directory') return;
+      if (entry.type === 'directory') continue;
       if (ownership && (Number(stats.uid) !== entry.uid || Number(stats.gid) !== entry.gid)) {
         refuse(`${path}: owner differs`);
       }
       if (msFromNs(stats.mtimeNs) !== entry.mtimeMs) refuse(`${path}: mtime differs`);
       if (entry.type === 'symlink') {
-        if ((await readlink(join(staging, path))) !== entry.target) refuse(`${path}: symlink target differs`);
-        return;
+        if (readlinkSync(join(staging, path)) !== entry.target) refuse(`${path}: symlink target differs`);
+        continue;
       }
       if (Number(stats.size) !== entry.size) refuse(`${path}: size differs`);
       if ((Number(stats.mode) & 0o7777) !== entry.mode) refuse(`${path}: mode differs`);
       if (entry.sha256) cache.recordWritten(path, stats, entry.sha256);
-    });
+    }
   }
   return cache;
 }

@@ -6,6 +6,7 @@ import { buildManifest } from './build-manifest.js';
 import type { TransferLimits } from './config.js';
 import type { Manifest } from './manifest.js';
 import { parseManifest } from './manifest-check.js';
+import { rememberManifest } from './manifest-hint.js';
 import { isManifestId } from './protocol.js';
 import { lstatOrUndefined, syncDirectory } from './safe-fs.js';
 import { StatCache } from './stat-cache.js';
@@ -153,5 +154,6 @@ export async function currentManifest(work: WorkDir): Promise<Manifest | undefin
   const manifest = await buildManifest(work.volumeDir, { cache });
   await saveCache(work, cache);
   await storeManifest(work, manifest);
+  rememberManifest(work.volumeDir, manifest.id);
   return manifest;
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { appendFile, chmod, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { tempDirFor } from '@service-foundry/test-support';
 import { buildManifest, diffManifests, pullSnapshot } from '../src/index.js';
 import { fingerprint, outlastRacyWindow, randomContent, startTestServer, testSecret, writeFiles } from './helpers.js';
@@ -15,16 +15,21 @@ async function makeVolume(dir: string): Promise<void> {
   await writeFiles(dir, files);
 }
 
-/** Tar framing and control entries of a delta: a few KiB per entry plus the manifest. */
-const overheadAllowance = 64 * 1024;
-
-test('a pull after changes sends only the changed files and applies the deletions', async (t) => {
+/** A volume served as `data`, and where its copy goes. */
+async function servedVolume(t: TestContext) {
   const root = await tempDirFor(t, 'sf-volumes');
   const source = join(root, 'source');
   await makeVolume(source);
   const secret = testSecret();
   const server = await startTestServer(t, secret, { data: source });
-  const into = join(root, 'copy');
+  return { root, source, secret, server, into: join(root, 'copy') };
+}
+
+/** Tar framing and control entries of a delta: a few KiB per entry plus the manifest. */
+const overheadAllowance = 64 * 1024;
+
+test('a pull after changes sends only the changed files and applies the deletions', async (t) => {
+  const { root, source, secret, server, into } = await servedVolume(t);
   await outlastRacyWindow();
   const full = await pullSnapshot({ url: server.url, secret, name: 'data', into, fsync: false });
   assert.equal(full.mode, 'full');
@@ -81,12 +86,7 @@ test('a pull after changes sends only the changed files and applies the deletion
 });
 
 test("a copy changed behind the receiver's back is replaced by a full copy, not patched", async (t) => {
-  const root = await tempDirFor(t, 'sf-volumes');
-  const source = join(root, 'source');
-  await makeVolume(source);
-  const secret = testSecret();
-  const server = await startTestServer(t, secret, { data: source });
-  const into = join(root, 'copy');
+  const { source, secret, server, into } = await servedVolume(t);
   await pullSnapshot({ url: server.url, secret, name: 'data', into, fsync: false });
 
   await writeFile(join(into, 'dir0/file0'), 'tampered');
@@ -94,4 +94,24 @@ test("a copy changed behind the receiver's back is replaced by a full copy, not 
   const again = await pullSnapshot({ url: server.url, secret, name: 'data', into, fsync: false });
   assert.equal(again.mode, 'full', 'the peer does not know the drifted copy');
   assert.equal(await fingerprint(into, { dirMtimes: true }), await fingerprint(source, { dirMtimes: true }));
+});
+
+test('a sender that no longer knows the copy sends it whole, and the staging made for a delta is dropped', async (t) => {
+  const { source, secret, server, into } = await servedVolume(t);
+  await outlastRacyWindow();
+  const first = await pullSnapshot({ url: server.url, secret, name: 'data', into, fsync: false });
+  // The sender forgets every manifest it kept (as after the four-manifest window moved on).
+  await rm(join(`${source}.sf-transfer`, 'manifests'), { recursive: true });
+  await writeFile(join(source, 'dir2/file12'), randomContent(64 * 1024));
+  await outlastRacyWindow();
+
+  const again = await pullSnapshot({ url: server.url, secret, name: 'data', into, fsync: false });
+  assert.equal(again.mode, 'full');
+  assert.notEqual(again.manifestId, first.manifestId);
+  assert.equal(await fingerprint(into, { dirMtimes: true }), await fingerprint(source, { dirMtimes: true }));
+  assert.deepEqual(await readdir(`${into}.sf-transfer`).then((names) => names.filter((n) => n === 'staging')), []);
+  // And the next pull is a delta again.
+  const idle = await pullSnapshot({ url: server.url, secret, name: 'data', into, fsync: false });
+  assert.equal(idle.mode, 'delta');
+  assert.equal(idle.files, 0);
 });
