@@ -11,13 +11,14 @@ import { verifyTree } from '../src/verify-tree.js';
 const folders = 40;
 const filesPerFolder = 500;
 
-/** The longest time between two turns of the event loop while `work` runs, in ms. */
-async function longestStall(work: () => Promise<unknown>): Promise<number> {
-  let last = performance.now();
-  let longest = 0;
+/** How the event loop fared while `work` ran: its longest stall and how long the work took, in ms. */
+async function loopDuring(work: () => Promise<unknown>): Promise<{ stallMs: number; tookMs: number }> {
+  const started = performance.now();
+  let last = started;
+  let stallMs = 0;
   const timer = setInterval(() => {
     const now = performance.now();
-    longest = Math.max(longest, now - last);
+    stallMs = Math.max(stallMs, now - last);
     last = now;
   }, 1);
   try {
@@ -26,7 +27,8 @@ async function longestStall(work: () => Promise<unknown>): Promise<number> {
     clearInterval(timer);
   }
   // A walk that never let the timer run is one stall from start to end.
-  return Math.max(longest, performance.now() - last);
+  stallMs = Math.max(stallMs, performance.now() - last);
+  return { stallMs, tookMs: performance.now() - started };
 }
 
 test('walking a 20,000-entry volume leaves the event loop free: scan, link copy and verification', async (t) => {
@@ -39,24 +41,26 @@ test('walking a 20,000-entry volume leaves the event loop free: scan, link copy 
     );
   }
   let scanned = 0;
-  const started = performance.now();
-  const scanStall = await longestStall(async () => {
+  const scan = await loopDuring(async () => {
     scanned = (await scanTree(volume)).entries.length;
   });
-  const scanMs = performance.now() - started;
   assert.equal(scanned, 1 + folders + folders * filesPerFolder);
   const manifest = await buildManifest(volume);
   const staging = join(root, 'staging');
-  const linkStall = await longestStall(() => linkCopy(volume, staging, manifest, false));
+  const link = await loopDuring(() => linkCopy(volume, staging, manifest, false));
   let cacheSize = 0;
-  const verifyStall = await longestStall(async () => {
+  const verify = await loopDuring(async () => {
     const cache = await verifyTree(staging, manifest, false);
     cacheSize = cache.size;
   });
   assert.equal(cacheSize, folders * filesPerFolder, 'the verification checked every file');
-  // Each walk makes 20,000+ calls; a slice is 4 ms. 50 ms leaves room for a loaded machine,
-  // and is far below what one unbroken walk of this size holds the loop for.
-  for (const [what, stall] of Object.entries({ scan: scanStall, linkCopy: linkStall, verify: verifyStall })) {
-    assert.ok(stall < 50, `${what} held the event loop for ${stall.toFixed(1)} ms (scan took ${scanMs.toFixed(0)} ms)`);
+  // Each walk makes 20,000+ calls in 4 ms slices. A loaded machine may preempt the process
+  // for tens of ms whatever it runs, so the bound is relative: a walk in one piece (no
+  // slices) stalls the loop for its whole duration.
+  for (const [what, walk] of Object.entries({ scan, link, verify })) {
+    assert.ok(
+      walk.stallMs < Math.max(20, walk.tookMs / 4),
+      `${what} held the event loop for ${walk.stallMs.toFixed(1)} ms of its ${walk.tookMs.toFixed(0)} ms`,
+    );
   }
 });
