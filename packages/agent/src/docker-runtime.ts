@@ -204,8 +204,7 @@ export class DockerRuntime {
     return { mountpoint: info.Mountpoint, labels: info.Labels ?? {} };
   }
 
-  /** Creates the named volume unless it exists; an existing volume (and its data) is kept as is. */
-  /** Creates the volume unless it exists; true when this call created it (so it is empty). */
+  /** Creates the volume unless it exists (an existing one and its data are kept as they are); true when this call created it (so it is empty). */
   async ensureVolume(name: string, labels: Record<string, string>): Promise<boolean> {
     if (await this.volumeExists(name)) return false;
     await this.#call('create volume', name, () => this.#docker.createVolume({ Name: name, Labels: labels }));

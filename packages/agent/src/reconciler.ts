@@ -3,6 +3,7 @@ import type { AssignmentRead } from './assignment-watcher.js';
 import { labelKeys, type NodeIdentity, type ReplicaRef, replicaResourceName } from './container-spec.js';
 import type { DockerRuntime } from './docker-runtime.js';
 import type { PasswordRotation } from './password-rotation.js';
+import { decidePrepared } from './prepared-decisions.js';
 import { decideReplicated } from './replica-decisions.js';
 import type { ReplicaExecutor } from './replica-executor.js';
 import { isOwnContainer, type ReplicaObserver } from './replica-observer.js';
@@ -38,7 +39,7 @@ export interface ReconcilerDeps {
  * | none                           | teardown: stop a running container, keep its volume               |
  * | invalid, or the name is taken  | status `failed` saying why                                        |
  * | `removed` / `stopped`          | teardown                                                          |
- * | `running` with a `seed`        | the seeder fills the volume from another node; nothing runs here  |
+ * | `running` with a `seed`        | the seeder fills the volume from another node; nothing runs here; in a relocation's final round (`seed.final`) the container is created meanwhile (prepared-decisions.ts) |
  * | `running`, native replication  | decideReplicated (replica-decisions.ts)                           |
  * | `running`, volume shipping     | decideShipped (standalone-decisions.ts)                           |
  * | `running`, otherwise           | decideStandalone (standalone-decisions.ts)                        |
@@ -90,13 +91,28 @@ export class Reconciler {
       }
       // Seeding: the volume is being filled from another node; nothing runs here yet, and the
       // replica's status belongs to whichever node runs it.
+      const mode = catalog.replicationMode(value.serviceName, value.planName);
+      const recipe = mode === 'native' ? entry.replication : undefined;
       if (value.seed) {
         // A standby of volume shipping may have reported a status as a primary before.
         if (statuses.current(ref)) await statuses.remove(ref);
-        return seeder.seed(ref, { ...value, seed: value.seed }, entry, container, signal);
+        const seeding = seeder.seed(ref, { ...value, seed: value.seed }, entry, container, signal);
+        if (!value.seed.final || container) return seeding;
+        // The final round of a relocation: the container is made while the delta arrives.
+        const pass = newPass({ ref, assignment: value, entry, recipe, signal });
+        const { observer, executor, log } = this.deps;
+        const preparing = runPass(
+          pass,
+          decidePrepared(recipe !== undefined, value.seed.final),
+          { observe: (p) => observer.observe(p), execute: (p, s) => executor.execute(p, s) },
+          log,
+        ).catch((error: unknown) => {
+          // Not fatal: the pass after the switch creates what is missing.
+          log.warn({ instanceId: ref.instanceId, ordinal: ref.ordinal, err: error }, 'container not prepared');
+        });
+        await Promise.all([seeding, preparing]);
+        return;
       }
-      const mode = catalog.replicationMode(value.serviceName, value.planName);
-      const recipe = mode === 'native' ? entry.replication : undefined;
       const decide: ReplicaDecide = recipe
         ? decideReplicated
         : mode === 'volume-shipping'

@@ -120,10 +120,13 @@ export class Seeder {
         ...extra,
         updatedAt: now(),
       });
+    let announced: Promise<void> = Promise.resolve();
     try {
       const url = await this.#prepare(ref, container, seed.from.node);
       const into = await this.#targetDirectory(ref, assignment, entry);
-      await say('copying', `round ${seed.round}: copying from ${seed.from.node}`);
+      // Written while the pull starts, not before: in a relocation's final round this is downtime.
+      announced = say('copying', `round ${seed.round}: copying from ${seed.from.node}`);
+      announced.catch(() => undefined);
       let lastWrite = 0;
       const result = await pullSnapshot({
         url,
@@ -146,6 +149,7 @@ export class Seeder {
           });
         },
       });
+      await announced;
       const figures = transferFigures(result);
       this.#deps.onReceived?.(result.bytes, result.wireBytes);
       const summary =
@@ -169,6 +173,8 @@ export class Seeder {
       }
     } catch (error) {
       if (signal.aborted) return;
+      // The `copying` record lands first, so `failed` is the one that stays.
+      await announced.catch(() => undefined);
       const message = `round ${seed.round}, attempt ${memory.attempts} of ${attemptsPerRound}: ${(error as Error).message}`;
       this.#deps.log.warn({ instanceId: ref.instanceId, ordinal: ref.ordinal, err: error }, 'seeding failed');
       // Volume shipping never gives up: the next snapshot is simply tried again.
@@ -210,6 +216,8 @@ export class Seeder {
     const name = native
       ? await currentReplicaVolume(docker, identity, ref, generation)
       : replicaResourceName(identity.node, ref);
+    const found = await docker.inspectVolume(name);
+    if (found) return found.mountpoint;
     await docker.ensureVolume(name, {
       ...replicaLabels(identity, assignment),
       ...(native ? { [labelKeys.generation]: String(generation) } : {}),

@@ -361,6 +361,13 @@ describe('record codecs', () => {
     assert.throws(() => assignmentCodec.parse(assignment.key, noEpoch), /\/epoch is required for a primary/);
     const badSeed = { ...assignment.valid, seed: { from: { node: 'n2', volume: 'etc.passwd' }, round: 1 } };
     assert.throws(() => assignmentCodec.parse(assignment.key, badSeed), /\/seed\/from\/volume/);
+    const finalSeed = { from: { node: 'n2', volume: 'replica.i1.0' }, round: 3, final: 'primary' };
+    assert.equal(
+      assignmentCodec.parse(assignment.key, { ...assignment.valid, seed: finalSeed }).seed?.final,
+      'primary',
+    );
+    const badFinal = { ...assignment.valid, seed: { ...finalSeed, final: true } };
+    assert.throws(() => assignmentCodec.parse(assignment.key, badFinal), /\/seed\/final/);
     const route = families.find((f) => f.codec === routeCodec) as Family;
     assert.throws(() => routeCodec.parse('/sf/routes/i2', route.valid), /stored under i2 names instance i1/);
     const tombstone = families.find((f) => f.codec === tombstoneCodec) as Family;

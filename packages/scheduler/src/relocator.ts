@@ -10,6 +10,7 @@ import {
   PrefixMirror,
   type PrimaryRecord,
   type RelocationRecord,
+  type ReplicaRole,
   relocationCodec,
   replicaId,
   replicaVolumeSource,
@@ -121,7 +122,12 @@ export class Relocator {
       case 'stop-source':
         return this.#stopSource(view, step.catchUp);
       case 'final-round':
-        return this.#nextRound(view, { phase: 'final' }, `copying the final delta to ${view.relocation.value.to}`);
+        return this.#nextRound(
+          view,
+          { phase: 'final' },
+          `copying the final delta to ${view.relocation.value.to}`,
+          view.primary?.value.ordinal === view.relocation.value.ordinal ? 'primary' : 'replica',
+        );
       case 'switch':
         return this.#switch(view, step.final);
       case 'done':
@@ -249,7 +255,13 @@ export class Relocator {
   }
 
   /** Asks the target for one more pull (a delta against what it holds). */
-  async #nextRound(view: RelocationView, patch: Partial<RelocationRecord>, message: string): Promise<void> {
+  async #nextRound(
+    view: RelocationView,
+    patch: Partial<RelocationRecord>,
+    message: string,
+    /** The final round: the role the copy takes at the switch (the agent prepares its container). */
+    final?: ReplicaRole,
+  ): Promise<void> {
     const target = view.target as Versioned<AssignmentRecord>;
     const seed = target.value.seed;
     if (!seed) return this.#abort(view, 'the target assignment lost its seed');
@@ -258,7 +270,9 @@ export class Relocator {
       .if(view.relocation.key, 'Mod', '==', view.relocation.modRevision)
       .and(target.key, 'Mod', '==', target.modRevision)
       .then(
-        this.client.put(target.key).value(json({ ...target.value, seed: { ...seed, round: seed.round + 1 } })),
+        this.client
+          .put(target.key)
+          .value(json({ ...target.value, seed: { ...seed, round: seed.round + 1, ...(final ? { final } : {}) } })),
         this.client.put(record.key).value(record.value),
       )
       .commit();

@@ -60,6 +60,12 @@ export interface SeedRecord {
    * seed stays (a standby kept within this many seconds of its primary: the RPO).
    */
   everySeconds?: number;
+  /**
+   * The last round of a relocation (the source is stopped), and the role the copy takes at
+   * the switch: the agent also creates the replica's container meanwhile, without starting
+   * it, so the switch only has to start it.
+   */
+  final?: ReplicaRole;
 }
 
 /** What a node's agent must run (`assignments/<node>/<id>/<ordinal>`); the agent watches its own prefix. */
@@ -138,7 +144,12 @@ const seedSchema: JSONSchemaType<SeedRecord> = {
   type: 'object',
   required: ['from', 'round'],
   additionalProperties: true,
-  properties: { from: seedSourceSchema, round: positive, everySeconds: optional({ type: 'number', minimum: 0 }) },
+  properties: {
+    from: seedSourceSchema,
+    round: positive,
+    everySeconds: optional({ type: 'number', minimum: 0 }),
+    final: optional({ type: 'string', enum: replicaRoles }),
+  },
 };
 
 // An agent builds containers from these: stricter than the type (what it can run safely).
