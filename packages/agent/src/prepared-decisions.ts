@@ -1,5 +1,6 @@
 import type { AssignmentRecord, ReplicaRole } from '@service-foundry/core';
 import { again, endPass, type ReplicaStep } from './replica-actions.js';
+import { createReplicated } from './replica-decisions.js';
 import type { ReplicaDecide } from './replica-pass.js';
 
 /**
@@ -33,16 +34,6 @@ export function decidePrepared(replicated: boolean, role: ReplicaRole): ReplicaD
     if (prerequisites.kind !== 'ready') return endPass();
     const { volume } = prerequisites;
     if (!replicated) return endPass({ kind: 'ensure-volume', name: volume }, { kind: 'create-container', volume });
-    return endPass(
-      { kind: 'ensure-volume', name: volume, generation },
-      {
-        kind: 'create-container',
-        volume,
-        replicated: {
-          role,
-          generation,
-        },
-      },
-    );
+    return endPass(...createReplicated(volume, { role, generation }));
   };
 }

@@ -10,6 +10,7 @@ import {
   limitsProblem,
   type ReplicaAction,
   type ReplicaStep,
+  type ReplicatedCreate,
   replaceForImage,
   replaceStopTimeoutSeconds,
   restartBackoff,
@@ -142,18 +143,21 @@ function create(assignment: AssignmentRecord, observed: ReplicaObservation): Rep
   const { volume } = prerequisites;
   return again(
     writeStatus({ state: 'creating', message: `creating volume ${volume} and a container as ${role}` }),
-    { kind: 'ensure-volume', name: volume, generation },
-    {
-      kind: 'create-container',
-      volume,
-      replicated: {
-        role,
-        generation,
-        ...(assignment.epoch !== undefined ? { epoch: assignment.epoch } : {}),
-        ...(role === 'replica' && assignment.upstream ? { upstream: { ...assignment.upstream } } : {}),
-      },
-    },
+    ...createReplicated(volume, {
+      role,
+      generation,
+      ...(assignment.epoch !== undefined ? { epoch: assignment.epoch } : {}),
+      ...(role === 'replica' && assignment.upstream ? { upstream: { ...assignment.upstream } } : {}),
+    }),
   );
+}
+
+/** Rule c3's volume and container (prepared-decisions.ts makes them the same way). */
+export function createReplicated(volume: string, replicated: ReplicatedCreate): ReplicaAction[] {
+  return [
+    { kind: 'ensure-volume', name: volume, generation: replicated.generation },
+    { kind: 'create-container', volume, replicated },
+  ];
 }
 
 /** Rule 4e: never reuses or deletes the old volume; a new one is made first, so a crash half way is harmless. */
