@@ -9,7 +9,7 @@ const rounds = 3;
 const smallFolders = 5;
 const smallPerFolder = 250;
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }

@@ -24,7 +24,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pullSnapshot } from '../../packages/volumes/src/index.js';
-import { measureFinalRound } from './final-round.js';
+import { measureFinalRound, median } from './final-round.js';
 import { measurePlatformRelocation } from './platform-downtime.js';
 import { startServerProcess } from './server-process.js';
 import { run } from './shell.js';
@@ -32,11 +32,6 @@ import { tarNc } from './tar-nc-baseline.js';
 import { gib, makeGibVolume, mib, outlastRacyWindow, writeRandomFile } from './volume-data.js';
 
 const rounds = 3;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
 
 function mbps(bytes: number, seconds: number): number {
   return bytes / 1e6 / seconds;

@@ -7,7 +7,7 @@ import { decidePrepared } from './prepared-decisions.js';
 import { decideReplicated } from './replica-decisions.js';
 import type { ReplicaExecutor } from './replica-executor.js';
 import { isOwnContainer, type ReplicaObserver } from './replica-observer.js';
-import { newPass, type ReplicaDecide, runPass } from './replica-pass.js';
+import { newPass, type PassRunner, type ReplicaDecide, runPass } from './replica-pass.js';
 import type { ReplicaTeardown } from './replica-teardown.js';
 import type { Seeder } from './seeder.js';
 import { decideShipped, decideStandalone } from './standalone-decisions.js';
@@ -49,7 +49,11 @@ export interface ReconcilerDeps {
  * running then takes on a password rotation in progress (password-rotation.ts).
  */
 export class Reconciler {
-  constructor(private readonly deps: ReconcilerDeps) {}
+  readonly #runner: PassRunner;
+
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.#runner = { observe: (p) => deps.observer.observe(p), execute: (p, s) => deps.executor.execute(p, s) };
+  }
 
   async reconcile(ref: ReplicaRef, signal: AbortSignal): Promise<void> {
     const { docker, identity, statuses, catalog, teardown, seeder } = this.deps;
@@ -100,11 +104,11 @@ export class Reconciler {
         if (!value.seed.final || container) return seeding;
         // The final round of a relocation: the container is made while the delta arrives.
         const pass = newPass({ ref, assignment: value, entry, recipe, signal });
-        const { observer, executor, log } = this.deps;
+        const { log } = this.deps;
         const preparing = runPass(
           pass,
           decidePrepared(recipe !== undefined, value.seed.final),
-          { observe: (p) => observer.observe(p), execute: (p, s) => executor.execute(p, s) },
+          this.#runner,
           log,
         ).catch((error: unknown) => {
           // Not fatal: the pass after the switch creates what is missing.
@@ -119,13 +123,7 @@ export class Reconciler {
           ? decideShipped
           : decideStandalone;
       const pass = newPass({ ref, assignment: value, entry, recipe, container, signal });
-      const { observer, executor, log } = this.deps;
-      await runPass(
-        pass,
-        decide,
-        { observe: (p) => observer.observe(p), execute: (p, s) => executor.execute(p, s) },
-        log,
-      );
+      await runPass(pass, decide, this.#runner, this.deps.log);
       const status = statuses.current(ref);
       if (this.deps.rotation && status?.state === 'running' && status.containerId) {
         await this.deps.rotation.converge(ref, value, entry, status.containerId, mode === 'native');

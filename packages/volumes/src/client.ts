@@ -160,16 +160,14 @@ export async function pullSnapshot(options: PullOptions): Promise<TransferResult
       opened = { response: await pending, nonce, local, staged: false };
     }
     const { response, nonce, local } = opened;
-    if (response.statusCode !== 200) {
-      if (opened.staged) await rm(work.staging, { recursive: true, force: true });
-      throw await errorFromResponse(response, `snapshot of ${options.name}`);
-    }
+    const offeredBase =
+      response.statusCode === 200 && response.headers[headerNames.base] === local?.id ? local : undefined;
+    // A link copy made meanwhile serves only a delta against it.
+    if (opened.staged && !offeredBase) await rm(work.staging, { recursive: true, force: true });
+    if (response.statusCode !== 200) throw await errorFromResponse(response, `snapshot of ${options.name}`);
     if (!existed) await prepareWorkDir(work);
     const progress = new ProgressMeter(options.onProgress);
     try {
-      const offeredBase = response.headers[headerNames.base] === local?.id ? local : undefined;
-      // A full copy after all: the link copy made meanwhile is of no use.
-      if (opened.staged && !offeredBase) await rm(work.staging, { recursive: true, force: true });
       const result = await receiveSnapshot(response as AsyncIterable<Buffer>, {
         volume: options.name,
         work,
@@ -215,14 +213,10 @@ async function openWithHint(
     return { local, staged: true };
   })();
   const [answered, prepared] = await Promise.allSettled([pending, staging]);
-  if (prepared.status === 'rejected') {
+  if (prepared.status === 'rejected' || answered.status === 'rejected') {
     if (answered.status === 'fulfilled') answered.value.destroy();
     await rm(work.staging, { recursive: true, force: true });
-    throw prepared.reason;
-  }
-  if (answered.status === 'rejected') {
-    await rm(work.staging, { recursive: true, force: true });
-    throw answered.reason;
+    throw prepared.status === 'rejected' ? prepared.reason : (answered as PromiseRejectedResult).reason;
   }
   const response = answered.value;
   const { local, staged } = prepared.value;
