@@ -10,7 +10,7 @@ import { errorFromResponse, readJsonBody, responseOf, startSignedRequest } from 
 import { linkCopy } from './link-copy.js';
 import type { Manifest } from './manifest.js';
 import { parseManifest } from './manifest-check.js';
-import { manifestHint } from './manifest-hint.js';
+import { receivedManifest } from './manifest-hint.js';
 import { type ProgressListener, ProgressMeter } from './progress.js';
 import { headerNames, isVolumeName, manifestCheck } from './protocol.js';
 import { receivedResult, receiveSnapshot } from './receiver.js';
@@ -126,7 +126,17 @@ interface OpenedPull {
   local: Manifest | undefined;
   /** `staging` holds the link copy of `local`. */
   staged: boolean;
+  /**
+   * Settles once the scan proving `local` is what the copy here holds is done; rejects with
+   * {@link StaleHint} when it is not. Awaited before the swap (and before the lock is left).
+   */
+  proven?: Promise<void>;
 }
+
+/** The copy here is no longer the manifest it had when this process received it. */
+class StaleHint extends Error {}
+
+type Requester = (since: string | undefined) => { pending: Promise<IncomingMessage>; nonce: string };
 
 /**
  * Copies the peer's volume into `into`: a delta against what `into` holds when the peer
@@ -144,22 +154,41 @@ export async function pullSnapshot(options: PullOptions): Promise<TransferResult
     // Nothing is created on this side before the peer has said yes.
     const existed = (await lstatOrUndefined(into)) !== undefined || (await lstatOrUndefined(work.root)) !== undefined;
     if (existed) await prepareWorkDir(work);
-    const request = (since: string | undefined) => {
+    const request: Requester = (since) => {
       const path = `/volumes/${options.name}/snapshot?since=${since ?? 'none'}&check=${manifestCheck}`;
       const started = startSignedRequest(config, options.url, 'GET', path, { signal: options.signal, tls });
       const pending = responseOf(started.request);
       started.request.end();
       return { pending, nonce: started.nonce };
     };
+    const receive = (opened: OpenedPull) => receiveAnswer(options, config, work, existed, opened, startedAt);
     const incremental = options.since !== 'none' && existed;
-    const hint = incremental ? manifestHint(into) : undefined;
-    let opened = hint === undefined ? undefined : await openWithHint(work, hint, request, config.preserveOwnership);
-    if (!opened) {
-      const local = incremental ? await currentManifest(work) : undefined;
-      const { pending, nonce } = request(local?.id);
-      opened = { response: await pending, nonce, local, staged: false };
+    const received = incremental ? receivedManifest(into) : undefined;
+    if (received) {
+      try {
+        return await receive(await openOverReceived(work, received, request, config.preserveOwnership));
+      } catch (error) {
+        // The copy here changed since it was received: ask again with what a scan finds.
+        if (!(error instanceof StaleHint)) throw error;
+      }
     }
-    const { response, nonce, local } = opened;
+    const local = incremental ? await currentManifest(work) : undefined;
+    const { pending, nonce } = request(local?.id);
+    return receive({ response: await pending, nonce, local, staged: false });
+  });
+}
+
+/** Receives the answer of an opened pull into `work` (under the volume's lock). */
+async function receiveAnswer(
+  options: PullOptions,
+  config: Readonly<TransferConfig>,
+  work: WorkDir,
+  existed: boolean,
+  opened: OpenedPull,
+  startedAt: number,
+): Promise<TransferResult> {
+  const { response, nonce, local, proven } = opened;
+  try {
     const offeredBase =
       response.statusCode === 200 && response.headers[headerNames.base] === local?.id ? local : undefined;
     // A link copy made meanwhile serves only a delta against it.
@@ -167,62 +196,65 @@ export async function pullSnapshot(options: PullOptions): Promise<TransferResult
     if (response.statusCode !== 200) throw await errorFromResponse(response, `snapshot of ${options.name}`);
     if (!existed) await prepareWorkDir(work);
     const progress = new ProgressMeter(options.onProgress);
-    try {
-      const result = await receiveSnapshot(response as AsyncIterable<Buffer>, {
-        volume: options.name,
-        work,
-        offeredBase,
-        baseStaged: opened.staged && offeredBase !== undefined,
-        config,
-        progress,
-        verifyBody: (proof) => {
-          // The checksum trailer is signed as sent: `none`, or a CRC from a sender before
-          // check=manifest (nothing here depends on it; the manifest is what is checked).
-          const trailers = readBodyTrailers(response.trailers);
-          const signed = trailers.crc32 !== undefined && { ...proof, crc32: trailers.crc32 };
-          if (!signed || !verifyBodySignature(config.secret, nonce, signed, trailers.signature)) {
-            throw new VolumeTransferError('snapshot body is not signed with the cluster secret');
-          }
-        },
-      });
-      progress.finish();
-      return receivedResult(options.name, result, startedAt);
-    } finally {
-      response.destroy();
-    }
-  });
+    const result = await receiveSnapshot(response as AsyncIterable<Buffer>, {
+      volume: options.name,
+      work,
+      offeredBase,
+      baseStaged: opened.staged && offeredBase !== undefined,
+      config,
+      progress,
+      verifyBody: async (proof) => {
+        // The checksum trailer is signed as sent: `none`, or a CRC from a sender before
+        // check=manifest (nothing here depends on it; the manifest is what is checked).
+        const trailers = readBodyTrailers(response.trailers);
+        const signed = trailers.crc32 !== undefined && { ...proof, crc32: trailers.crc32 };
+        if (!signed || !verifyBodySignature(config.secret, nonce, signed, trailers.signature)) {
+          throw new VolumeTransferError('snapshot body is not signed with the cluster secret');
+        }
+        await proven;
+      },
+    });
+    progress.finish();
+    return receivedResult(options.name, result, startedAt);
+  } catch (error) {
+    // The scan must not outlive the lock; when it found the copy changed, that is the cause.
+    const stale = await proven?.then(
+      () => undefined,
+      (reason: unknown) => reason,
+    );
+    throw stale instanceof StaleHint ? stale : error;
+  } finally {
+    response.destroy();
+  }
 }
 
 /**
- * Asks for a delta against `hint` at once and, while the peer scans its side, scans the
- * copy here and builds the staging copy of it (hard links), both of which used to come
- * first. Undefined when the copy here is no longer `hint` and the peer answered with a
- * delta against it: that answer is dropped, and the caller asks again.
+ * The fast start of a delta against the copy this process last received here (a
+ * relocation's rounds): the request goes at once, and the staging copy (hard links) is
+ * built from the received manifest while the peer scans its side. The scan proving the
+ * copy here is still that manifest runs while the delta arrives, and must pass before
+ * the swap; when it fails, the delta is dropped ({@link StaleHint}) and the caller asks
+ * again. Scanning first would put a walk of the whole volume before the transfer.
  */
-async function openWithHint(
+async function openOverReceived(
   work: WorkDir,
-  hint: string,
-  request: (since: string) => { pending: Promise<IncomingMessage>; nonce: string },
+  received: Manifest,
+  request: Requester,
   preserveOwnership: boolean,
-): Promise<OpenedPull | undefined> {
-  const { pending, nonce } = request(hint);
-  const staging = (async () => {
-    const local = await currentManifest(work);
-    if (local?.id !== hint) return { local, staged: false };
-    await linkCopy(work.volumeDir, work.staging, local, preserveOwnership);
-    return { local, staged: true };
-  })();
-  const [answered, prepared] = await Promise.allSettled([pending, staging]);
-  if (prepared.status === 'rejected' || answered.status === 'rejected') {
+): Promise<OpenedPull> {
+  const { pending, nonce } = request(received.id);
+  const staging = linkCopy(work.volumeDir, work.staging, received, preserveOwnership);
+  const [answered, linked] = await Promise.allSettled([pending, staging]);
+  if (answered.status === 'rejected' || linked.status === 'rejected') {
     if (answered.status === 'fulfilled') answered.value.destroy();
     await rm(work.staging, { recursive: true, force: true });
-    throw prepared.status === 'rejected' ? prepared.reason : (answered as PromiseRejectedResult).reason;
+    // A file of the manifest is gone or replaced: the copy here is not what was received.
+    if (answered.status === 'fulfilled') throw new StaleHint();
+    throw answered.reason;
   }
-  const response = answered.value;
-  const { local, staged } = prepared.value;
-  if (response.statusCode === 200 && response.headers[headerNames.base] === hint && local?.id !== hint) {
-    response.destroy();
-    return undefined;
-  }
-  return { response, nonce, local, staged };
+  const proven = currentManifest(work).then((found) => {
+    if (found?.id !== received.id) throw new StaleHint();
+  });
+  proven.catch(() => undefined);
+  return { response: answered.value, nonce, local: received, staged: true, proven };
 }

@@ -256,9 +256,9 @@ export async function receiveSnapshot(body: AsyncIterable<Buffer>, options: Rece
     });
     await options.verifyBody?.({ bytes: counted.bytes, ...control });
     await swapIn(work, config.fsync);
-    await saveCache(work, result.cache);
-    await storeManifest(work, result.manifest);
-    rememberManifest(work.volumeDir, result.manifest.id);
+    // Independent files: written at once, they cost one fsync's wait instead of two.
+    await Promise.all([saveCache(work, result.cache), storeManifest(work, result.manifest)]);
+    rememberManifest(work.volumeDir, result.manifest, true);
     return {
       manifest: result.manifest,
       mode: base ? 'delta' : 'full',

@@ -5,6 +5,7 @@ import { BodyChecksum, type BodyProof, trailerAnnouncement } from './body-check.
 import type { TransferConfig } from './config.js';
 import { VolumeTransferError } from './errors.js';
 import { sendJson, waitWritable } from './http-answers.js';
+import { rememberManifest } from './manifest-hint.js';
 import { megabytesPerSecond, ProgressMeter } from './progress.js';
 import { headerNames, isManifestId, manifestCheck } from './protocol.js';
 import { lstatOrUndefined } from './safe-fs.js';
@@ -121,8 +122,10 @@ export async function serveSnapshot(
         [headerNames.bodySignature]: signBody(config.secret, nonce, proof),
       });
       res.end();
-      await saveCache(work, cache);
-      await storeManifest(work, result.manifest);
+      await Promise.all([saveCache(work, cache), storeManifest(work, result.manifest)]);
+      // The next request from this receiver (a relocation's final round) asks for a delta
+      // against this manifest: kept in memory, it is not read and validated again.
+      rememberManifest(dir, result.manifest);
       const durationMs = Date.now() - startedAt;
       report({
         volume: name,

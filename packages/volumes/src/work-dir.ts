@@ -6,7 +6,7 @@ import { buildManifest } from './build-manifest.js';
 import type { TransferLimits } from './config.js';
 import type { Manifest } from './manifest.js';
 import { parseManifest } from './manifest-check.js';
-import { rememberManifest } from './manifest-hint.js';
+import { rememberedManifest, rememberManifest } from './manifest-hint.js';
 import { isManifestId } from './protocol.js';
 import { lstatOrUndefined, syncDirectory } from './safe-fs.js';
 import { StatCache } from './stat-cache.js';
@@ -129,9 +129,14 @@ export async function storeManifest(work: WorkDir, manifest: Manifest): Promise<
 /** A kept manifest by id, validated; undefined when it is not (or no longer) kept. */
 export async function loadManifest(work: WorkDir, id: string, limits: TransferLimits): Promise<Manifest | undefined> {
   if (!isManifestId(id)) return undefined;
+  const file = join(work.manifests, `${id}.json`);
+  // Still kept (the window of kept manifests decides what a delta may be against), and
+  // already parsed and validated in memory: no need to do it again.
+  const remembered = rememberedManifest(work.volumeDir, id);
+  if (remembered && (await lstatOrUndefined(file))) return remembered;
   let text: string;
   try {
-    text = await readFile(join(work.manifests, `${id}.json`), 'utf8');
+    text = await readFile(file, 'utf8');
   } catch {
     return undefined;
   }
@@ -152,8 +157,7 @@ export async function currentManifest(work: WorkDir): Promise<Manifest | undefin
   if (!(await lstatOrUndefined(work.volumeDir))) return undefined;
   const cache = await loadCache(work);
   const manifest = await buildManifest(work.volumeDir, { cache });
-  await saveCache(work, cache);
-  await storeManifest(work, manifest);
-  rememberManifest(work.volumeDir, manifest.id);
+  await Promise.all([saveCache(work, cache), storeManifest(work, manifest)]);
+  rememberManifest(work.volumeDir, manifest);
   return manifest;
 }
