@@ -14,8 +14,9 @@ import {
 import { type NodeIdentity, portSpec, type ReplicaRef } from './container-spec.js';
 import type { ContainerState, DockerRuntime } from './docker-runtime.js';
 import { lastLines } from './docker-streams.js';
-import { awaitReadiness } from './readiness.js';
+import { awaitReadiness, type WireCheck } from './readiness.js';
 import type { StatusUpdate, StatusWriter } from './status-writer.js';
+import { probeWire } from './wire-probe.js';
 
 const logLinesInMessages = 10;
 
@@ -70,9 +71,12 @@ export class ContainerLifecycle {
     runtime: ServiceRuntime,
     signal: AbortSignal,
     extra: () => Partial<StatusUpdate> = () => ({}),
+    /** The container as this pass just inspected it: not asked again (a start's downtime). */
+    observed?: ContainerState,
   ): Promise<{ container: ContainerState; port: number } | undefined> {
     const { docker, statuses } = this.deps;
-    const state = await docker.inspectContainer(containerId);
+    const fresh = observed?.id === containerId && observed.running ? observed : undefined;
+    const state = fresh ?? (await docker.inspectContainer(containerId));
     if (!state?.running) {
       await this.reportExit(ref, state ?? undefined, containerId);
       return undefined;
@@ -82,8 +86,18 @@ export class ContainerLifecycle {
       await statuses.set(ref, { state: 'failed', containerId, message: `port ${portSpec(runtime)} is not published` });
       return undefined;
     }
-    await statuses.set(ref, { ...extra(), state: 'starting', containerId, message: 'waiting for the readiness check' });
-    const outcome = await awaitReadiness(docker, containerId, runtime.readiness, signal);
+    // Written while the check runs: a relocated or restarted service is often ready before
+    // an etcd write under load is acknowledged, and each ms here is downtime.
+    const announced = statuses.set(ref, {
+      ...extra(),
+      state: 'starting',
+      containerId,
+      message: 'waiting for the readiness check',
+    });
+    const spec = runtime.readiness.wire;
+    const wire: WireCheck | undefined =
+      spec && ((timeoutMs) => probeWire(spec.protocol, { ...spec, host: this.deps.identity.address, port }, timeoutMs));
+    const outcome = await awaitReadiness(docker, containerId, runtime.readiness, signal, wire).finally(() => announced);
     if (outcome.kind === 'ready') return { container: state, port };
     if (outcome.kind === 'exited') {
       await this.reportExit(ref, await docker.inspectContainer(containerId), containerId);
@@ -95,9 +109,10 @@ export class ContainerLifecycle {
       ...extra(),
       state: 'failed',
       containerId,
-      message:
-        `not ready after ${runtime.readiness.timeoutSeconds} s: readiness command exited with code ` +
-        `${outcome.lastExitCode ?? 'none (still running)'}${output ? ` (${output})` : ''}; ${describeLogs(logs)}`,
+      message: spec
+        ? `not ready after ${runtime.readiness.timeoutSeconds} s: ${spec.protocol} on port ${port}: ${output}; ${describeLogs(logs)}`
+        : `not ready after ${runtime.readiness.timeoutSeconds} s: readiness command exited with code ` +
+          `${outcome.lastExitCode ?? 'none (still running)'}${output ? ` (${output})` : ''}; ${describeLogs(logs)}`,
     });
     return undefined;
   }

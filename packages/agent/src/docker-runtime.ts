@@ -36,6 +36,8 @@ export interface ContainerSummary {
   name: string;
   labels: Record<string, string>;
   running: boolean;
+  /** Volume names by mount point inside the container. */
+  volumeMounts: Record<string, string>;
 }
 
 export interface ExecResult {
@@ -158,7 +160,11 @@ export class DockerRuntime {
     };
   }
 
-  /** Containers (running or not) carrying every one of `labels`. */
+  /**
+   * Containers (running or not) carrying every one of `labels`. Docker answers a list from
+   * its in-memory view, without the per-container lock an inspect waits on (held for the
+   * hundred-odd ms a stopped container's clean-up takes).
+   */
   async listContainers(labels: Record<string, string>): Promise<ContainerSummary[]> {
     const filters = { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
     const list = await this.#call('list containers', JSON.stringify(labels), () =>
@@ -169,6 +175,9 @@ export class DockerRuntime {
       name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
       labels: c.Labels ?? {},
       running: c.State === 'running',
+      volumeMounts: Object.fromEntries(
+        (c.Mounts ?? []).filter((m) => m.Type === 'volume' && m.Name).map((m) => [m.Destination, m.Name as string]),
+      ),
     }));
   }
 

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: it must run before the first asynchronous file call (thread-pool.ts).
+import './thread-pool.js';
 import { runComponent } from '@service-foundry/core';
 import { startAgent } from './agent.js';
 import { compileAgentConfig } from './config.js';

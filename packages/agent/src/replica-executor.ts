@@ -259,7 +259,14 @@ export class ReplicaExecutor {
     const { lifecycle, applied } = this.deps;
     const known = pass.recipe ? applied.of(pass.ref, containerId) : undefined;
     const extra = known ? () => appliedStatusFields(known) : undefined;
-    const ready = await lifecycle.awaitReady(pass.ref, containerId, pass.entry.runtime, pass.signal, extra);
+    const ready = await lifecycle.awaitReady(
+      pass.ref,
+      containerId,
+      pass.entry.runtime,
+      pass.signal,
+      extra,
+      pass.containerChanged ? undefined : pass.container,
+    );
     if (!ready) {
       pass.facts.readiness = { ready: false };
       return;

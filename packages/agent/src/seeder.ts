@@ -122,8 +122,12 @@ export class Seeder {
       });
     let announced: Promise<void> = Promise.resolve();
     try {
-      const url = await this.#prepare(ref, container, seed.from.node);
-      const into = await this.#targetDirectory(ref, assignment, entry);
+      this.#checkCanReceive(ref, container);
+      // Both wait on a peer (etcd, Docker): asked at once, a final round waits for one.
+      const [url, into] = await Promise.all([
+        volumeUrlOf(this.#deps.client, this.#deps.keys, seed.from.node),
+        this.#targetDirectory(ref, assignment, entry),
+      ]);
       // Written while the pull starts, not before: in a relocation's final round this is downtime.
       announced = say('copying', `round ${seed.round}: copying from ${seed.from.node}`);
       announced.catch(() => undefined);
@@ -195,16 +199,10 @@ export class Seeder {
       .key(this.#deps.keys.transfer(ref.instanceId, ref.ordinal, this.#deps.identity.node));
   }
 
-  /** The source's volume server URL; refuses to copy over a replica that runs here. */
-  async #prepare(ref: ReplicaRef, container: ContainerState | undefined, sourceNode: string): Promise<string> {
-    const { volumes, client, keys } = this.#deps;
-    if (!volumes) {
-      throw new NoVolumeServerError(this.#deps.identity.node);
-    }
-    if (container?.running) {
-      throw new SeedOverRunningReplicaError(ref.ordinal);
-    }
-    return volumeUrlOf(client, keys, sourceNode);
+  /** Refuses to copy without a volume server, or over a replica that runs here. */
+  #checkCanReceive(ref: ReplicaRef, container: ContainerState | undefined): void {
+    if (!this.#deps.volumes) throw new NoVolumeServerError(this.#deps.identity.node);
+    if (container?.running) throw new SeedOverRunningReplicaError(ref.ordinal);
   }
 
   /** The volume the replica's container will mount here, created (with its labels) when missing. */

@@ -1,3 +1,4 @@
+import { lstat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type EventLog, type Logger, ProcessError, parseServedVolume, type Versioned } from '@service-foundry/core';
@@ -12,7 +13,7 @@ import {
 import type { AssignmentRead } from './assignment-watcher.js';
 import type { AgentVolumeConfig } from './config.js';
 import { labelKeys, type NodeIdentity, type ReplicaRef, replicaResourceName } from './container-spec.js';
-import type { DockerRuntime } from './docker-runtime.js';
+import type { ContainerSummary, DockerRuntime } from './docker-runtime.js';
 import { currentReplicaVolume } from './replica-volumes.js';
 import { formatBytes } from './transfer-figures.js';
 
@@ -60,6 +61,8 @@ export interface VolumeServiceDeps {
 export class VolumeService {
   readonly #deps: VolumeServiceDeps;
   readonly #lastEventAt = new Map<string, number>();
+  /** Mountpoints of volumes whose labels say this agent owns them (#ownedMountpoint). */
+  readonly #ownedVolumes = new Map<string, string>();
   #server: Server | undefined;
 
   constructor(deps: VolumeServiceDeps) {
@@ -109,24 +112,45 @@ export class VolumeService {
     if (!served) return undefined;
     if (served.kind === 'backup') return this.#deps.backupDir(served.instanceId, served.backupId);
     const ref = { instanceId: served.instanceId, ordinal: served.ordinal };
-    const volume = await this.replicaVolume(ref);
+    const { docker, identity } = this.#deps;
+    // One list answers both questions: which volume, and whether a flush is due. A list, not
+    // an inspect: a relocation's final round asks right after the container stopped, when
+    // an inspect waits for Docker's clean-up of it (~100 ms), and the round waits on this.
+    const containerName = replicaResourceName(identity.node, ref);
+    const listed = await docker.listContainers({
+      [labelKeys.cluster]: identity.clusterId,
+      [labelKeys.instance]: ref.instanceId,
+    });
+    const container = listed.find((c) => c.name === containerName);
+    const volume = await this.#replicaVolume(ref, container);
     if (!volume) return undefined;
-    await this.#flush(ref);
-    const info = await this.#deps.docker.inspectVolume(volume);
-    // Only volumes this agent owns: a name that merely looks right is not enough.
-    if (!info || info.labels[labelKeys.cluster] !== this.#deps.identity.clusterId) return undefined;
-    if (info.labels[labelKeys.node] !== this.#deps.identity.node) return undefined;
+    const [mountpoint] = await Promise.all([this.#ownedMountpoint(volume), this.#flush(ref, container)]);
+    return mountpoint;
+  }
+
+  /**
+   * The directory of a volume this agent owns (its cluster and node labels): a name that
+   * merely looks right is not enough. Labels never change, so a volume checked once is
+   * known while its directory exists: an inspect right after its container stopped waits
+   * for Docker to release the volume (~100 ms of a relocation's final round).
+   */
+  async #ownedMountpoint(volume: string): Promise<string | undefined> {
+    const known = this.#ownedVolumes.get(volume);
+    if (known !== undefined && (await lstat(known).catch(() => undefined))?.isDirectory()) return known;
+    this.#ownedVolumes.delete(volume);
+    const { docker, identity } = this.#deps;
+    const info = await docker.inspectVolume(volume);
+    if (!info || info.labels[labelKeys.cluster] !== identity.clusterId) return undefined;
+    if (info.labels[labelKeys.node] !== identity.node) return undefined;
+    this.#ownedVolumes.set(volume, info.mountpoint);
     return info.mountpoint;
   }
 
   /** The volume a replica's container uses (or would use), when it exists on this node. */
-  async replicaVolume(ref: ReplicaRef): Promise<string | undefined> {
+  async #replicaVolume(ref: ReplicaRef, container: ContainerSummary | undefined): Promise<string | undefined> {
     const { docker, identity } = this.#deps;
-    const container = await docker.inspectContainer(replicaResourceName(identity.node, ref));
-    if (container && container.labels[labelKeys.cluster] === identity.clusterId) {
-      const mounted = Object.values(container.volumeMounts)[0];
-      if (mounted) return mounted;
-    }
+    const mounted = container && Object.values(container.volumeMounts)[0];
+    if (mounted) return mounted;
     const read = this.#deps.assignmentOf(ref)?.value;
     const generation = read?.ok ? (read.record.generation ?? 0) : 0;
     const name = await currentReplicaVolume(docker, identity, ref, generation);
@@ -138,10 +162,13 @@ export class VolumeService {
    * read (catalog `flush`), so the pre-copy is close to what a stop would leave. A failed
    * flush only costs a larger final delta: it is logged, the copy goes ahead.
    */
-  async #flush(ref: ReplicaRef): Promise<void> {
-    const { docker, identity, log } = this.#deps;
-    const container = await docker.inspectContainer(replicaResourceName(identity.node, ref));
-    if (!container?.running || container.labels[labelKeys.cluster] !== identity.clusterId) return;
+  async #flush(ref: ReplicaRef, container: ContainerSummary | undefined): Promise<void> {
+    const { docker, log } = this.#deps;
+    if (!container?.running) return;
+    // Being stopped (a relocation's final round): its stop flushes, and Docker may still
+    // list it as running after its process exited, where an exec would wait (~100 ms).
+    const read = this.#deps.assignmentOf(ref)?.value;
+    if (read?.ok && read.record.desired !== 'running') return;
     const command = this.#deps.flushCommand(container.labels[labelKeys.service] ?? '');
     if (!command) return;
     const started = Date.now();

@@ -4,7 +4,6 @@ import {
   type AssignmentRecord,
   Catalog,
   type Etcd3,
-  type InstanceSecret,
   type PrimaryRecord,
   type ReplicaStatus,
   waitFor,
@@ -14,7 +13,7 @@ import { containerState, removeClusterResources } from '@service-foundry/test-su
 import { makeTestPki, type TestPki } from '@service-foundry/test-support/test-pki';
 import { type RunningAgent, replicaResourceName } from '../src/index.js';
 import { putSecret, startTestAgent } from './helpers.js';
-import { runtime, shellIn, statusWhere } from './replication-helpers.js';
+import { postgresSecret, runtime, shellIn, statusWhere } from './replication-helpers.js';
 
 /**
  * The agent's rules with the real catalog entry (service-foundry/postgres, helper `sf-pg`):
@@ -62,13 +61,7 @@ describe('replicated Postgres driven by two agents', () => {
       };
       agents.push(await startTestAgent(etcd.endpoint, keys, options));
     }
-    const secret: InstanceSecret = {
-      adminUser: 'postgres',
-      adminPassword: 'pg-admin-pw',
-      replicationUser: 'replicator',
-      replicationPassword: 'pg-replication-pw',
-    };
-    await putSecret(client, keys, instanceId, secret);
+    await putSecret(client, keys, instanceId, postgresSecret);
     const assign = async (ordinal: 0 | 1, fields: Partial<AssignmentRecord>) => {
       const record: AssignmentRecord = {
         instanceId,

@@ -1,6 +1,7 @@
 import {
   type AssignmentRecord,
   type Etcd3,
+  type InstanceSecret,
   type Keyspace,
   type ReplicaStatus,
   readRecord,
@@ -12,6 +13,14 @@ import { DockerRuntime } from '../src/docker-runtime.js';
 import { writeCatalog } from './helpers.js';
 
 export const runtime = new DockerRuntime('/var/run/docker.sock');
+
+/** The instance secret of the catalog Postgres instances these tests run. */
+export const postgresSecret: InstanceSecret = {
+  adminUser: 'postgres',
+  adminPassword: 'pg-admin-pw',
+  replicationUser: 'replicator',
+  replicationPassword: 'pg-replication-pw',
+};
 
 /**
  * A replicated service in a few lines of shell, so the agent's rules can be tested fast

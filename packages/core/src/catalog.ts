@@ -158,11 +158,22 @@ export interface ServiceRuntime {
    * service's user, so no password is in the container's environment or command line.
    */
   secretFiles: SecretFilesSpec;
-  /** A command run inside the container; exit 0 means ready. */
-  readiness: { exec: string[]; timeoutSeconds: number };
+  /**
+   * A command run inside the container; exit 0 means ready. With `wire`, the agent instead
+   * speaks the service's protocol to its published port, with `exec`'s meaning (Postgres:
+   * `pg_isready`'s rule), every few ms rather than every ~100 ms an exec takes.
+   */
+  readiness: { exec: string[]; timeoutSeconds: number; wire?: ReadinessWireSpec };
   stopSignal?: string;
   /** Absent: the image has no TLS; its plans cannot name a `tls` mode. */
   tls?: ServiceTlsSpec;
+}
+
+/** A readiness check over the service's protocol: no password, the answer to a startup alone. */
+export interface ReadinessWireSpec {
+  protocol: 'postgres';
+  user: string;
+  database: string;
 }
 
 /** Where and for whom the agent writes a container's secret files. */
@@ -454,6 +465,16 @@ const entrySchema = {
           properties: {
             exec: { type: 'array', minItems: 1, items: { type: 'string' } },
             timeoutSeconds: { type: 'integer', minimum: 1 },
+            wire: {
+              type: 'object',
+              required: ['protocol', 'user', 'database'],
+              additionalProperties: false,
+              properties: {
+                protocol: { enum: ['postgres'] },
+                user: { type: 'string', minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9_.-]+$' },
+                database: { type: 'string', minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9_.-]+$' },
+              },
+            },
           },
         },
         stopSignal: { type: 'string' },
