@@ -1,8 +1,17 @@
 import assert from 'node:assert/strict';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type AssignmentRecord, Catalog, type Etcd3, waitFor } from '@service-foundry/core';
-import { startTestEtcd, type TestEtcd, uniqueId, uniqueKeyspace } from '@service-foundry/test-support';
+import {
+  type AssignmentRecord,
+  Catalog,
+  CatalogError,
+  defaultCatalogDir,
+  type Etcd3,
+  waitFor,
+} from '@service-foundry/core';
+import { startTestEtcd, type TestEtcd, tempDirFor, uniqueId, uniqueKeyspace } from '@service-foundry/test-support';
 import { removeClusterResources } from '@service-foundry/test-support/docker';
 import { makeTestPki, type TestPki } from '@service-foundry/test-support/test-pki';
 import { type RunningAgent, replicaResourceName } from '../src/index.js';
@@ -65,6 +74,29 @@ describe('the Postgres wire check reads a first answer as pg_isready does', () =
     const refused = await probeWire('postgres', target, 1000);
     assert.deepEqual(refused, { ready: false, detail: 'ECONNREFUSED' });
   });
+});
+
+test('a catalog whose wire check names an unknown protocol, or a user or database unfit for a startup message, is refused at load', async (t) => {
+  const variant = async (wire: unknown): Promise<unknown> => {
+    const dir = await tempDirFor(t, 'sf-catalog-wire');
+    await cp(defaultCatalogDir(), dir, { recursive: true });
+    const file = join(dir, 'postgres', 'service.json');
+    const entry = JSON.parse(await readFile(file, 'utf8')) as { runtime: { readiness: { wire?: unknown } } };
+    entry.runtime.readiness.wire = wire;
+    await writeFile(file, JSON.stringify(entry));
+    return Catalog.load(dir);
+  };
+  const good = { protocol: 'postgres', user: 'postgres', database: 'sf' };
+  assert.ok(await variant(good));
+  for (const bad of [
+    { ...good, protocol: 'mysql' },
+    { ...good, user: 'postgres\u0000database\u0000template1' },
+    { ...good, database: '' },
+    { ...good, password: 'x' },
+    { protocol: 'postgres', user: 'postgres' },
+  ]) {
+    await assert.rejects(variant(bad), CatalogError, JSON.stringify(bad));
+  }
 });
 
 describe('the wire check against the catalog Postgres run by an agent', () => {
