@@ -160,19 +160,22 @@ describe('the wire check against the catalog Postgres run by an agent', () => {
     assert.equal(ready.ready, true, ready.detail);
     assert.equal(await pgIsReady(), 0);
 
-    // A smart shutdown waits for open sessions and refuses new ones with 57P03.
-    const session = runtime.exec(
-      container,
-      ['psql', '-X', '-U', 'postgres', '-d', 'sf', '-c', 'SELECT pg_sleep(30)'],
-      60_000,
-    );
-    session.catch(() => undefined);
+    // A smart shutdown waits for open sessions and refuses new ones with 57P03. The session:
+    // a psql reading its stdin, open until the test closes that stream.
+    const held = await runtime.attachExec(container, [
+      'psql',
+      '-X',
+      '-q',
+      '-d',
+      'dbname=sf user=postgres application_name=sf-held-session',
+    ]);
+    t.after(() => held.close());
     await waitFor(
       async () =>
         (
           await shellIn(
             container,
-            `psql -X -A -t -U postgres -d sf -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"`,
+            `psql -X -A -t -U postgres -d sf -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sf-held-session'"`,
           )
         ).trim() === '1',
       { description: 'the open session', timeoutMs: 10_000, intervalMs: 50 },
