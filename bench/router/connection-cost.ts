@@ -74,7 +74,8 @@ const echo = { host: '127.0.0.1', port: address.port };
 const dir = await mkdtemp(join(tmpdir(), 'sf-bench-connections-'));
 const proxies: BenchProxy[] = [];
 try {
-  proxies.push(await startRouterProxy(dir, { pg: echo, iperf: echo }));
+  proxies.push(await startRouterProxy(join(dir, 'router'), { pg: echo, iperf: echo }, 'node'));
+  proxies.push(await startRouterProxy(join(dir, 'router-haproxy'), { pg: echo, iperf: echo }, 'haproxy'));
   proxies.push(await startHaproxy(dir, { pg: echo, iperf: echo }, 1));
   const results = new Map<string, Array<{ perSecond: number; cpuUsPerSession: number }>>();
   for (const proxy of proxies) {
@@ -100,16 +101,17 @@ try {
       },
     ]),
   );
-  const router = summary.router;
   const haproxy = summary['haproxy-1t'];
+  const cpuRatio = (router: { cpu_us_per_session: number } | undefined) =>
+    router && haproxy ? Number((router.cpu_us_per_session / haproxy.cpu_us_per_session).toFixed(2)) : null;
   console.log(
     JSON.stringify({
       sessions,
       round_trips: roundTrips,
       rounds,
       ...summary,
-      cpu_ratio_vs_haproxy:
-        router && haproxy ? Number((router.cpu_us_per_session / haproxy.cpu_us_per_session).toFixed(2)) : null,
+      cpu_ratio_vs_haproxy: cpuRatio(summary.router),
+      cpu_ratio_vs_haproxy_haproxy_data_plane: cpuRatio(summary['router-haproxy']),
     }),
   );
 } finally {

@@ -2,8 +2,9 @@
  * `npm run bench:router`: the router's TCP data path against HAProxy 2.6 (issue 13).
  *
  * Every workload of {@link workloads} runs through direct, the router (`dist/main.js`, its
- * routes from etcd records with limits), HAProxy with 1 thread and HAProxy with its default
- * threads: interleaved (each round runs every workload through every proxy, the proxy order
+ * routes from etcd records with limits) with each TCP data plane (`router`: its own bridge,
+ * the default; `router-haproxy`: `dataPlane: "haproxy"`), HAProxy with 1 thread and HAProxy
+ * with its default threads: interleaved (each round runs every workload through every proxy, the proxy order
  * rotating from round to round), ROUNDS rounds (default 3) of DURATION_S seconds (default
  * 10), medians. Per run: throughput, p99 latency (pgbench) and the proxy's CPU per unit of
  * work (utime + stime of its processes and threads, from /proc/<pid>/stat). WORKLOADS
@@ -12,7 +13,8 @@
  * Needs `pgbench`, `iperf3`, `haproxy` (scripts/setup.sh installs them), the catalog's
  * Postgres image (`sf images build`) and a built router (`npx tsc -b`). Removes the
  * container, stops every process and deletes its temp dir at the end. The last line is one
- * JSON object: min/max ratios over the workloads and the per-workload figures.
+ * JSON object: min/max ratios over the workloads for the default data plane, the same for
+ * each data plane under `dataPlanes`, and the per-workload figures.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -109,6 +111,15 @@ async function startIperfServer(): Promise<{ port: number; stop(): Promise<void>
   return { port, stop };
 }
 
+/** The issue's three figures for one data plane: min/max over the workloads of the ratios to haproxy-1t. */
+function headline(ratios: { throughput: number[]; p99: number[]; cpu: number[] }) {
+  return {
+    throughput_ratio_vs_haproxy_min: round3(ratios.throughput.length ? Math.min(...ratios.throughput) : null),
+    p99_ratio_vs_haproxy_max: round3(ratios.p99.length ? Math.max(...ratios.p99) : null),
+    cpu_ratio_vs_haproxy_max: round3(ratios.cpu.length ? Math.max(...ratios.cpu) : null),
+  };
+}
+
 function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
   return a === null || a === undefined || b === null || b === undefined || b === 0 ? null : a / b;
 }
@@ -127,7 +138,8 @@ async function main(): Promise<void> {
     };
     const proxies: BenchProxy[] = [direct(backends)];
     for (const start of [
-      () => startRouterProxy(join(dir, 'router'), backends),
+      () => startRouterProxy(join(dir, 'router'), backends, 'node'),
+      () => startRouterProxy(join(dir, 'router-haproxy'), backends, 'haproxy'),
       () => startHaproxy(dir, backends, 1),
       () => startHaproxy(dir, backends, null),
     ]) {
@@ -165,9 +177,13 @@ async function main(): Promise<void> {
     }
 
     const perWorkload: Record<string, unknown> = {};
-    const throughputRatios: number[] = [];
-    const p99Ratios: number[] = [];
-    const cpuRatios: number[] = [];
+    const routerNames = { node: 'router', haproxy: 'router-haproxy' } as const;
+    const extremes = Object.fromEntries(
+      Object.keys(routerNames).map((plane) => [
+        plane,
+        { throughput: [] as number[], p99: [] as number[], cpu: [] as number[] },
+      ]),
+    ) as Record<keyof typeof routerNames, { throughput: number[]; p99: number[]; cpu: number[] }>;
     console.log('\nmedians (throughput; p99 ms; proxy CPU per unit; proxy CPU in cores)');
     for (const workload of selected) {
       const figures: Record<string, Figures> = {};
@@ -180,17 +196,26 @@ async function main(): Promise<void> {
           cpuCores: medianOrNull(runs.map((s) => s.cpuCores)),
         };
       }
-      const router = figures.router;
-      const vs = (base: Figures | undefined) => ({
-        throughput: round3(ratio(router?.throughput, base?.throughput)),
-        p99: round3(ratio(router?.p99Ms, base?.p99Ms)),
-        cpu: round3(ratio(router?.cpuPerUnit, base?.cpuPerUnit)),
+      const vs = (routerName: string, base: Figures | undefined) => ({
+        throughput: round3(ratio(figures[routerName]?.throughput, base?.throughput)),
+        p99: round3(ratio(figures[routerName]?.p99Ms, base?.p99Ms)),
+        cpu: round3(ratio(figures[routerName]?.cpuPerUnit, base?.cpuPerUnit)),
       });
-      const vsOne = vs(figures['haproxy-1t']);
-      const vsDefault = vs(figures['haproxy-default']);
-      if (vsOne.throughput !== null) throughputRatios.push(vsOne.throughput);
-      if (vsOne.p99 !== null) p99Ratios.push(vsOne.p99);
-      if (vsOne.cpu !== null) cpuRatios.push(vsOne.cpu);
+      const comparisons = Object.fromEntries(
+        Object.entries(routerNames).map(([plane, name]) => [
+          plane,
+          { vsHaproxy1t: vs(name, figures['haproxy-1t']), vsHaproxyDefault: vs(name, figures['haproxy-default']) },
+        ]),
+      ) as Record<
+        keyof typeof routerNames,
+        { vsHaproxy1t: ReturnType<typeof vs>; vsHaproxyDefault: ReturnType<typeof vs> }
+      >;
+      for (const plane of Object.keys(routerNames) as Array<keyof typeof routerNames>) {
+        const one = comparisons[plane].vsHaproxy1t;
+        if (one.throughput !== null) extremes[plane].throughput.push(one.throughput);
+        if (one.p99 !== null) extremes[plane].p99.push(one.p99);
+        if (one.cpu !== null) extremes[plane].cpu.push(one.cpu);
+      }
       // HAProxy needing most of its one core, or losing a tenth of the direct throughput,
       // means the proxy limits this workload; otherwise the database or client does.
       const one = figures['haproxy-1t'];
@@ -202,11 +227,14 @@ async function main(): Promise<void> {
           `  ${name.padEnd(16)} ${f.throughput.toFixed(1).padStart(9)}  p99 ${f.p99Ms?.toFixed(2) ?? '-'}  cpu/unit ${f.cpuPerUnit?.toFixed(1) ?? '-'}  cores ${f.cpuCores?.toFixed(2) ?? '-'}`,
         );
       }
-      console.log(
-        `  router ÷ haproxy-1t: throughput ${vsOne.throughput}  p99 ${vsOne.p99}  cpu ${vsOne.cpu};` +
-          ` ÷ haproxy-default: throughput ${vsDefault.throughput}  p99 ${vsDefault.p99}  cpu ${vsDefault.cpu};` +
-          ` ${proxyBound ? 'proxy-bound' : 'database/client-bound'}`,
-      );
+      for (const [plane, name] of Object.entries(routerNames)) {
+        const { vsHaproxy1t: one, vsHaproxyDefault: all } = comparisons[plane as keyof typeof routerNames];
+        console.log(
+          `  ${name} ÷ haproxy-1t: throughput ${one.throughput}  p99 ${one.p99}  cpu ${one.cpu};` +
+            ` ÷ haproxy-default: throughput ${all.throughput}  p99 ${all.p99}  cpu ${all.cpu}`,
+        );
+      }
+      console.log(`  ${proxyBound ? 'proxy-bound' : 'database/client-bound'}`);
       perWorkload[workload.name] = {
         unit: workload.unit,
         bound: proxyBound ? 'proxy' : 'database/client',
@@ -221,15 +249,15 @@ async function main(): Promise<void> {
             },
           ]),
         ),
-        vsHaproxy1t: vsOne,
-        vsHaproxyDefault: vsDefault,
+        vsHaproxy1t: comparisons.node.vsHaproxy1t,
+        vsHaproxyDefault: comparisons.node.vsHaproxyDefault,
+        dataPlanes: comparisons,
       };
     }
     console.log(
       JSON.stringify({
-        throughput_ratio_vs_haproxy_min: round3(throughputRatios.length ? Math.min(...throughputRatios) : null),
-        p99_ratio_vs_haproxy_max: round3(p99Ratios.length ? Math.max(...p99Ratios) : null),
-        cpu_ratio_vs_haproxy_max: round3(cpuRatios.length ? Math.max(...cpuRatios) : null),
+        ...headline(extremes.node),
+        dataPlanes: { node: headline(extremes.node), haproxy: headline(extremes.haproxy) },
         rounds,
         durationS,
         cpuUnits: { tx: 'µs per transaction', GiB: 'ms per GiB' },

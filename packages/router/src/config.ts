@@ -69,6 +69,13 @@ export interface RouterOptions {
   limitLogIntervalMs?: number;
   /** Where `/metrics` is served (docs/metrics.md); absent: not served. @default undefined */
   metrics?: MetricsListen;
+  /**
+   * What carries TCP routes: `node`, the router's own bridge; `haproxy`, one Debian HAProxy
+   * process per TCP route driven through its runtime API (docs/router.md says what each
+   * does and does not do). HTTP routes are always the router's own.
+   * @default 'node'
+   */
+  dataPlane?: 'node' | 'haproxy';
 }
 
 export type RouterConfig = Readonly<
@@ -100,6 +107,7 @@ const compile = configCompiler<SchemaShape>('router config', {
     maxOpenSessions: { type: 'integer', nullable: true, default: null, minimum: 1, maximum: 1_000_000 },
     limitLogIntervalMs: { type: 'integer', default: 10_000, minimum: 100, maximum: 3_600_000 },
     metrics: metricsListenSchema,
+    dataPlane: { type: 'string', enum: ['node', 'haproxy'], default: 'node' },
   },
 });
 

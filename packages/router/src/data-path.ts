@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   type BadRecordError,
   isKeySegment,
@@ -9,6 +12,7 @@ import {
 import { Admission } from './admission.js';
 import type { RouterConfig } from './config.js';
 import { sessionBudget } from './fd-budget.js';
+import { HaproxyRoute } from './haproxy-route.js';
 import { HttpLimits } from './http-limits.js';
 import { type HttpRouter, startHttpRouter } from './http-router.js';
 import { httpPortScope, LimitTally } from './limit-tally.js';
@@ -17,12 +21,19 @@ import { RouteTable } from './route-table.js';
 import { SessionRegistry } from './sessions.js';
 import type { RouterStatus, RouteStatus } from './status.js';
 import { TcpListener } from './tcp-listener.js';
+import type { TcpTarget } from './tcp-session.js';
+
+/** What serves one TCP route: the router's own listener, or an HAProxy process (`dataPlane`). */
+type TcpRouteServer = TcpListener | HaproxyRoute;
 
 /** The listeners and sessions that make the route table real. */
 export class DataPath {
   readonly table = new RouteTable();
   readonly #sessions = new SessionRegistry();
-  readonly #listeners = new Map<string, TcpListener>();
+  readonly #listeners = new Map<string, TcpRouteServer>();
+  /** The 0700 directory of the HAProxy processes' configs and sockets (`dataPlane: haproxy`). */
+  #runDir: string | undefined;
+  #routeFiles = 0;
   readonly #closing = new Set<Promise<void>>();
   /** The last refused write per instance, until a good one arrives. */
   readonly #refused = new Map<string, string>();
@@ -137,21 +148,7 @@ export class DataPath {
     } else {
       if (listener) this.#closeListener(instanceId);
       if (route.protocol === 'tcp') {
-        const created = new TcpListener({
-          instanceId,
-          listenHost: this.config.listenHost,
-          port: route.port,
-          target,
-          maxSessions,
-          connectTimeoutMs: this.config.connectTimeoutMs,
-          holdWhileRefusedMs: this.config.holdWhileRefusedMs,
-          idleTimeoutMs: this.config.idleTimeoutMs,
-          sessions: this.#sessions,
-          admission: this.#admission,
-          tally: this.#tally,
-          log: this.log,
-          ...(this.meter ? { meter: this.meter } : {}),
-        });
+        const created = this.#createTcpServer(instanceId, route.port, target, maxSessions);
         this.#listeners.set(instanceId, created);
         created.start();
       }
@@ -172,6 +169,47 @@ export class DataPath {
       },
       previous ? 'route changed' : 'route added',
     );
+  }
+
+  #createTcpServer(instanceId: string, port: number, target: TcpTarget, maxSessions: number): TcpRouteServer {
+    const { config, log } = this;
+    if (config.dataPlane === 'haproxy') {
+      this.#routeFiles += 1;
+      return new HaproxyRoute({
+        instanceId,
+        listenHost: config.listenHost,
+        port,
+        target,
+        maxSessions,
+        perClient: (max) => this.#admission.perClient(max),
+        connectTimeoutMs: config.connectTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
+        runDir: this.#haproxyRunDir(),
+        fileStem: `route-${this.#routeFiles}`,
+        tally: this.#tally,
+        log,
+      });
+    }
+    return new TcpListener({
+      instanceId,
+      listenHost: config.listenHost,
+      port,
+      target,
+      maxSessions,
+      connectTimeoutMs: config.connectTimeoutMs,
+      holdWhileRefusedMs: config.holdWhileRefusedMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      sessions: this.#sessions,
+      admission: this.#admission,
+      tally: this.#tally,
+      log,
+      ...(this.meter ? { meter: this.meter } : {}),
+    });
+  }
+
+  #haproxyRunDir(): string {
+    this.#runDir ??= mkdtempSync(join(tmpdir(), 'sf-router-'));
+    return this.#runDir;
   }
 
   #closeListener(instanceId: string): void {
@@ -196,8 +234,9 @@ export class DataPath {
         hostname: http ? (route.hostname ?? null) : null,
         target: { ...route.target },
         epoch: route.epoch,
-        activeSessions: this.#sessions.count(route.instanceId),
-        heldClients: listener?.heldClients ?? 0,
+        activeSessions:
+          listener instanceof HaproxyRoute ? listener.activeSessions : this.#sessions.count(route.instanceId),
+        heldClients: listener instanceof TcpListener ? listener.heldClients : 0,
         limits: {
           maxSessions: this.#maxSessions(route),
           maxSessionsPerClient: this.#admission.perClient(this.#maxSessions(route)),
@@ -215,7 +254,7 @@ export class DataPath {
     return {
       httpPort: this.httpPort,
       sessions: {
-        open: this.#admission.open,
+        open: this.#admission.open + this.#haproxySessions(),
         maxOpenSessions,
         maxSessionsPerClient,
         idleTimeoutMs: this.config.idleTimeoutMs,
@@ -224,6 +263,13 @@ export class DataPath {
       routes,
       rejected,
     };
+  }
+
+  #haproxySessions(): number {
+    let open = 0;
+    for (const listener of this.#listeners.values())
+      if (listener instanceof HaproxyRoute) open += listener.activeSessions;
+    return open;
   }
 
   #httpProblem(conflict: string | undefined): string | undefined {
@@ -236,6 +282,7 @@ export class DataPath {
     for (const route of this.table.all()) this.#sessions.cutAll(route.instanceId);
     await this.#http?.close();
     await Promise.all([...this.#closing]);
+    if (this.#runDir) rmSync(this.#runDir, { recursive: true, force: true });
     this.#tally.close();
   }
 }

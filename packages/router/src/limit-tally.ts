@@ -35,20 +35,21 @@ export class LimitTally {
     private readonly onCount?: (scope: string, reason: LimitReason) => void,
   ) {}
 
-  count(scope: string, reason: LimitReason): void {
-    this.onCount?.(scope, reason);
+  /** Counts `times` sessions refused or closed for `reason` (an HAProxy route reports them in batches). */
+  count(scope: string, reason: LimitReason, times = 1): void {
+    for (let counted = 0; counted < times; counted += 1) this.onCount?.(scope, reason);
     let totals = this.#totals.get(scope);
     if (!totals) {
       totals = zero();
       this.#totals.set(scope, totals);
     }
-    totals[reason] += 1;
+    totals[reason] += times;
     let pending = this.#pending.get(scope);
     if (!pending) {
       pending = new Map();
       this.#pending.set(scope, pending);
     }
-    pending.set(reason, (pending.get(reason) ?? 0) + 1);
+    pending.set(reason, (pending.get(reason) ?? 0) + times);
     if (!this.#timer) {
       // One timer for the whole router, running only while there is something to report.
       this.#timer = setInterval(() => this.flush(), this.intervalMs);

@@ -4,6 +4,7 @@ import type { Admission } from './admission.js';
 import { clientKey } from './client-key.js';
 import type { LimitTally } from './limit-tally.js';
 import type { RouterMeter } from './metrics.js';
+import { logThisFailure, retryDelayMs } from './retry-backoff.js';
 import type { SessionRegistry } from './sessions.js';
 import { type Bridge, bridgeToTarget, type TcpTarget } from './tcp-session.js';
 
@@ -25,9 +26,6 @@ export interface TcpListenerOptions {
   /** @default undefined (no metrics) */
   meter?: RouterMeter;
 }
-
-const firstRetryMs = 200;
-const maxRetryMs = 5000;
 
 interface HeldClient {
   release: () => void;
@@ -141,9 +139,8 @@ export class TcpListener {
       }
       this.#failures += 1;
       this.#lastError = `cannot listen on ${listenHost}:${port}: ${error.code ?? error.message}`;
-      const delayMs = Math.min(maxRetryMs, firstRetryMs * 2 ** (this.#failures - 1));
-      // Error on the first failure, then now and then: the status shows it all along.
-      if (this.#failures === 1 || this.#failures % 10 === 0) {
+      const delayMs = retryDelayMs(this.#failures);
+      if (logThisFailure(this.#failures)) {
         log.error(
           { instanceId, port, err: error, attempts: this.#failures, retryInMs: delayMs },
           'route port unavailable',

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +15,31 @@ import {
 import { type EchoServer, putRoute, startEchoServer, TestClient, tcpRoute, tryConnect } from './helpers.js';
 
 const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+/** Pids whose parent is `pid`. */
+function childPids(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** Running (a zombie, killed but not reaped yet by whoever adopted it, is not). */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 function runMain(args: string[]): WatchedProcess {
   return spawnWatched(process.execPath, [mainJs, ...args], { env: { ...process.env, SF_LOG_LEVEL: 'info' } });
@@ -122,6 +147,39 @@ describe('router main process', () => {
       const { code, signal } = await withDeadline(run.exited, 10_000, 'exit after SIGTERM');
       assert.equal(signal, null);
       assert.equal(code, 0, `stderr: ${run.stderr()}`);
+      await client.waitForClose(2000);
+      assert.equal(await tryConnect(port), 'ECONNREFUSED');
+    });
+
+    it('takes its HAProxy processes down with it when killed (dataPlane haproxy): no route outlives its control plane', async () => {
+      const port = await freePort();
+      await putRoute(env, tcpRoute('main-2', port, primary.port, { epoch: 3 }));
+      const file = join(dir.path, 'haproxy.json');
+      await writeFile(
+        file,
+        JSON.stringify({ etcdEndpoints: [env.endpoint], keyspaceRoot: env.keys.root, dataPlane: 'haproxy' }),
+      );
+      const run = runMain(['--config', file]);
+      running.push(run);
+      await waitFor(async () => (await tryConnect(port)) === 'connected', {
+        description: 'route port open',
+        timeoutMs: 10_000,
+        intervalMs: 20,
+      });
+      const client = await TestClient.connect(port);
+      await client.waitForText('main-primary\n');
+      const pid = run.child.pid;
+      assert.ok(pid);
+      const children = childPids(pid);
+      assert.ok(children.length >= 1, 'HAProxy runs as a child of the router');
+
+      run.child.kill('SIGKILL');
+      await withDeadline(run.exited, 10_000, 'exit after SIGKILL');
+      await waitFor(() => !children.some(isRunning), {
+        description: 'HAProxy gone with the router',
+        timeoutMs: 5000,
+        intervalMs: 20,
+      });
       await client.waitForClose(2000);
       assert.equal(await tryConnect(port), 'ECONNREFUSED');
     });

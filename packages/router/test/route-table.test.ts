@@ -107,6 +107,7 @@ describe('router config', () => {
       idleTimeoutMs: 300_000,
       maxOpenSessions: null,
       limitLogIntervalMs: 10_000,
+      dataPlane: 'node',
     });
     assert.ok(Object.isFrozen(config));
     assert.throws(() => compileRouterConfig({}), /etcdEndpoints/);
@@ -122,6 +123,8 @@ describe('router config', () => {
       ['maxOpenSessions', 0],
       ['maxOpenSessions', '100'],
       ['limitLogIntervalMs', 0],
+      ['dataPlane', 'nginx'],
+      ['dataPlane', null],
     ];
     for (const [field, value] of bad) {
       assert.throws(

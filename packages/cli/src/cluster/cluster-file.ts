@@ -58,6 +58,8 @@ export interface ClusterFile {
    * own address, and bindings name them all. @default [routerHost] (older clusters)
    */
   routerHosts?: string[];
+  /** What carries the routers' TCP routes (router config `dataPlane`). @default undefined (node) */
+  routerDataPlane?: 'node' | 'haproxy';
   routerHttpPort: number;
   routerPortMin: number;
   routerPortMax: number;
@@ -152,6 +154,7 @@ const compileClusterFile = configCompiler<ClusterFile>('cluster file', {
       items: { type: 'string', pattern: '^127\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}$' },
       nullable: true,
     },
+    routerDataPlane: { type: 'string', enum: ['node', 'haproxy'], nullable: true },
     routerHttpPort: { type: 'integer', minimum: 1, maximum: 65535 },
     routerPortMin: { type: 'integer', minimum: 1024, maximum: 65535 },
     routerPortMax: { type: 'integer', minimum: 1024, maximum: 65535 },

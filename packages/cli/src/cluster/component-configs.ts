@@ -77,6 +77,7 @@ export class ComponentConfigs {
       ...this.#common(etcdUsers.router),
       listenHost: router.host,
       httpPort: this.cluster.routerHttpPort,
+      dataPlane: this.cluster.routerDataPlane ?? 'node',
       ...this.#metrics(router.name),
     };
   }

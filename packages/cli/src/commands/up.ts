@@ -85,6 +85,9 @@ async function firstCluster(
   const max = Number(match?.[2]);
   if (!match || min < 1024 || max > 65535 || min > max)
     throw new UsageError('--router-ports must look like 30000-30999');
+  const dataPlane = options['router-data-plane'] ?? 'node';
+  if (dataPlane !== 'node' && dataPlane !== 'haproxy')
+    throw new UsageError('--router-data-plane is node (the router carries TCP routes itself) or haproxy');
   const external = typeof options.etcd === 'string' ? options.etcd.split(',') : [];
   const etcdMemberCount = intOption(options, 'etcd-members', 1, 1, 5);
   if (etcdMemberCount % 2 === 0)
@@ -154,6 +157,7 @@ async function firstCluster(
     volumeSecret: newPassword(),
     routerHost: routerHosts[0] as string,
     routerHosts,
+    ...(dataPlane === 'haproxy' ? { routerDataPlane: dataPlane } : {}),
     routerHttpPort: await port(8480),
     routerPortMin: min,
     routerPortMax: max,
@@ -232,6 +236,7 @@ export const up: Command = {
     'etcd-members': { type: 'string' },
     'shared-engine': { type: 'boolean' },
     routers: { type: 'string' },
+    'router-data-plane': { type: 'string' },
     schedulers: { type: 'string' },
     brokers: { type: 'string' },
   },
@@ -260,6 +265,7 @@ export const up: Command = {
       options['router-ports'] ||
       options['shared-engine'] ||
       options.routers ||
+      options['router-data-plane'] ||
       options.schedulers ||
       options.brokers ||
       options['etcd-members']

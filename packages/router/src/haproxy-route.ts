@@ -1,0 +1,311 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Logger } from '@service-foundry/core';
+import { commandFailures, frontendSessions, haproxyCommand, tableCounters } from './haproxy-cli.js';
+import {
+  limitCommands,
+  refusedKeys,
+  renderHaproxyRouteConfig,
+  type ServerSlot,
+  sessionLogPrefix,
+  switchCommands,
+} from './haproxy-config.js';
+import type { LimitTally } from './limit-tally.js';
+import { logThisFailure, retryDelayMs } from './retry-backoff.js';
+import type { TcpTarget } from './tcp-session.js';
+
+export interface HaproxyRouteOptions {
+  instanceId: string;
+  listenHost: string;
+  port: number;
+  target: TcpTarget;
+  maxSessions: number;
+  /** What one client address may hold of `maxSessions` sessions. */
+  perClient: (maxSessions: number) => number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** A directory only the router can enter (0700): the config and the runtime API socket. */
+  runDir: string;
+  /** A name unique in `runDir`. */
+  fileStem: string;
+  tally: LimitTally;
+  log: Logger;
+  /** @default 'haproxy' (from PATH) */
+  haproxyBinary?: string;
+}
+
+const startTimeoutMs = 10_000;
+const statsIntervalMs = 250;
+/** Sessions a process is sized for beyond its route limit: the limit can rise that far without a restart. */
+const maxconnFloor = 1024;
+
+/**
+ * One TCP route served by its own HAProxy process (`dataPlane: "haproxy"`). The process
+ * never reloads: a new epoch goes to the spare server slot through the runtime API, and
+ * the old slot's sessions are shut in the same command line; a changed limit is a
+ * variable; removing the route stops the process, which cuts its sessions. The process
+ * dies with the router (`setpriv --pdeathsig KILL`): no HAProxy outlives the control
+ * plane that cuts its old epochs. A runtime API command that fails is never left half
+ * done: the process is killed and started again on the current target.
+ */
+export class HaproxyRoute {
+  readonly instanceId: string;
+  readonly port: number;
+  #target: TcpTarget;
+  #maxSessions: number;
+  #active: ServerSlot = 's1';
+  #child: ChildProcess | undefined;
+  /** Bumped on every start: commands queued for an earlier process are dropped. */
+  #generation = 0;
+  #ready: Promise<boolean> = Promise.resolve(false);
+  #queue: Promise<void> = Promise.resolve();
+  #listening = false;
+  #lastError: string | null = null;
+  #activeSessions = 0;
+  readonly #refusedSeen = { routeLimit: 0, clientLimit: 0 };
+  #failures = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #statsTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+  /** The current target cannot be put in a config: no process runs until one that can arrives. */
+  #unservable = false;
+  #readingStats = false;
+
+  constructor(private readonly options: HaproxyRouteOptions) {
+    this.instanceId = options.instanceId;
+    this.port = options.port;
+    this.#target = options.target;
+    this.#maxSessions = options.maxSessions;
+  }
+
+  get listening(): boolean {
+    return this.#listening;
+  }
+
+  get lastError(): string | null {
+    return this.#lastError;
+  }
+
+  /** Open sessions as the process last reported them (every 250 ms). */
+  get activeSessions(): number {
+    return this.#activeSessions;
+  }
+
+  get #socketPath(): string {
+    return join(this.options.runDir, `${this.options.fileStem}.sock`);
+  }
+
+  get #configPath(): string {
+    return join(this.options.runDir, `${this.options.fileStem}.cfg`);
+  }
+
+  start(): void {
+    this.#start();
+  }
+
+  /** New sessions go to `target` under `maxSessions`; a new epoch also cuts the sessions of the old one. */
+  retarget(target: TcpTarget, maxSessions: number): void {
+    const previous = this.#target;
+    const moved = target.epoch !== previous.epoch || target.host !== previous.host || target.port !== previous.port;
+    const limitChanged = maxSessions !== this.#maxSessions;
+    this.#target = target;
+    this.#maxSessions = maxSessions;
+    if (this.#unservable) {
+      // No process runs for a target HAProxy could not name: start one for this one.
+      this.#start();
+      return;
+    }
+    const commands: string[] = [];
+    try {
+      if (moved) {
+        const from = this.#active;
+        const to: ServerSlot = from === 's1' ? 's2' : 's1';
+        commands.push(switchCommands(target, from, to));
+        this.#active = to;
+      }
+      if (limitChanged) commands.push(limitCommands(maxSessions, this.options.perClient(maxSessions)));
+    } catch (error) {
+      // The new target cannot be named to HAProxy: the old epoch's sessions must end all the same.
+      this.#lastError = (error as Error).message;
+      this.options.log.error(
+        { instanceId: this.instanceId, reason: this.#lastError },
+        'route cannot be served by haproxy',
+      );
+      this.#child?.kill('SIGKILL');
+      return;
+    }
+    if (commands.length > 0) this.#enqueue(commands.join('; '));
+  }
+
+  #enqueue(command: string): void {
+    const generation = this.#generation;
+    const ready = this.#ready;
+    this.#queue = this.#queue.then(async () => {
+      if (!(await ready) || generation !== this.#generation || this.#closed) return;
+      try {
+        const failures = commandFailures(await haproxyCommand(this.#socketPath, command));
+        if (failures.length > 0) throw new Error(failures.join(' / '));
+      } catch (error) {
+        // Safety first: a switch that may not have cut the old epoch's sessions ends them all.
+        this.options.log.error(
+          { instanceId: this.instanceId, err: error, command },
+          'haproxy runtime command failed: restarting the route process',
+        );
+        this.#lastError = `runtime command failed: ${(error as Error).message}`;
+        this.#child?.kill('SIGKILL');
+      }
+    });
+  }
+
+  #start(): void {
+    if (this.#closed) return;
+    const { log, instanceId } = this.options;
+    clearTimeout(this.#retryTimer);
+    this.#generation += 1;
+    this.#unservable = false;
+    // The process starts on the current target in slot s1; later epochs alternate slots.
+    this.#active = 's1';
+    this.#refusedSeen.routeLimit = 0;
+    this.#refusedSeen.clientLimit = 0;
+    let config: string;
+    try {
+      config = renderHaproxyRouteConfig(
+        {
+          listenHost: this.options.listenHost,
+          port: this.port,
+          target: this.#target,
+          maxSessions: this.#maxSessions,
+          maxSessionsPerClient: this.options.perClient(this.#maxSessions),
+          processMaxconn: Math.max(maxconnFloor, this.#maxSessions * 2),
+          connectTimeoutMs: this.options.connectTimeoutMs,
+          idleTimeoutMs: this.options.idleTimeoutMs,
+          socketPath: this.#socketPath,
+        },
+        this.#active,
+      );
+    } catch (error) {
+      // A target HAProxy cannot name (not an IP address): nothing is served until one it can arrives.
+      this.#lastError = (error as Error).message;
+      log.error({ instanceId, reason: this.#lastError }, 'route cannot be served by haproxy');
+      this.#unservable = true;
+      this.#ready = Promise.resolve(false);
+      return;
+    }
+    this.#ready = this.#spawn(config);
+  }
+
+  async #spawn(config: string): Promise<boolean> {
+    const { log, instanceId } = this.options;
+    await writeFile(this.#configPath, config, { mode: 0o600 });
+    await rm(this.#socketPath, { force: true });
+    if (this.#closed) return false;
+    const child = spawn(
+      'setpriv',
+      ['--pdeathsig', 'KILL', '--', this.options.haproxyBinary ?? 'haproxy', '-db', '-f', this.#configPath],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    this.#child = child;
+    // What the process said last that explains an exit: its last alert, else its last line.
+    let alert = '';
+    let lastLine = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (text: string) => {
+      for (const line of text.split('\n').map((l) => l.trim())) {
+        if (line.includes('[ALERT]')) alert = line.replace(/^\[ALERT\]\s*\(\d+\)\s*:\s*/, '');
+        else if (line) lastLine = line;
+      }
+    });
+    if (child.stdout) createInterface({ input: child.stdout }).on('line', (line) => this.#onLogLine(line));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.once('exit', (code, signal) => {
+      if (this.#child !== child) return;
+      this.#child = undefined;
+      this.#listening = false;
+      this.#activeSessions = 0;
+      clearInterval(this.#statsTimer);
+      if (this.#closed) return;
+      this.#failures += 1;
+      const said = alert || lastLine;
+      this.#lastError = `haproxy exited (${signal ?? `code ${code}`})${said ? `: ${said}` : ''}`;
+      const retryInMs = retryDelayMs(this.#failures);
+      if (logThisFailure(this.#failures)) {
+        log.error(
+          { instanceId, port: this.port, reason: this.#lastError, attempts: this.#failures, retryInMs },
+          'route process down',
+        );
+      }
+      this.#retryTimer = setTimeout(() => this.#start(), retryInMs);
+      this.#retryTimer.unref();
+    });
+    child.once('error', (error) => {
+      this.#lastError = `cannot run haproxy: ${error.message}`;
+    });
+    const deadline = Date.now() + startTimeoutMs;
+    while (Date.now() < deadline && this.#child === child) {
+      try {
+        await haproxyCommand(this.#socketPath, 'show info');
+        this.#listening = true;
+        this.#lastError = null;
+        this.#failures = 0;
+        this.#statsTimer = setInterval(() => void this.#readStats(child), statsIntervalMs);
+        this.#statsTimer.unref();
+        log.info({ instanceId, port: this.port, pid: child.pid }, 'route listening (haproxy)');
+        return true;
+      } catch {
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 20))]);
+      }
+    }
+    if (this.#child === child) child.kill('SIGKILL');
+    return false;
+  }
+
+  #onLogLine(line: string): void {
+    if (!line.startsWith(sessionLogPrefix)) return;
+    const state = line.slice(sessionLogPrefix.length, sessionLogPrefix.length + 2);
+    // `cD` / `sD`: the client or server side timed out during data, the idle timeout.
+    if (state === 'cD' || state === 'sD') this.options.tally.count(this.instanceId, 'idleTimeout');
+  }
+
+  async #readStats(child: ChildProcess): Promise<void> {
+    if (this.#child !== child || this.#readingStats) return;
+    this.#readingStats = true;
+    try {
+      const answer = await haproxyCommand(this.#socketPath, 'show stat -1 1 -1 typed; show table refused');
+      if (this.#child !== child) return;
+      this.#activeSessions = frontendSessions(answer) ?? this.#activeSessions;
+      const counters = tableCounters(answer);
+      for (const reason of ['routeLimit', 'clientLimit'] as const) {
+        const total = counters.get(refusedKeys[reason]) ?? 0;
+        const added = total - this.#refusedSeen[reason];
+        if (added > 0) this.options.tally.count(this.instanceId, reason, added);
+        this.#refusedSeen[reason] = total;
+      }
+    } catch {
+      // The next read tries again; a process that died is restarted by its exit handler.
+    } finally {
+      this.#readingStats = false;
+    }
+  }
+
+  /** Stops the process, which cuts every session of the route. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    clearInterval(this.#statsTimer);
+    this.#listening = false;
+    const child = this.#child;
+    this.#child = undefined;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      // SIGTERM is HAProxy's hard stop: listeners and sessions close at once.
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await rm(this.#configPath, { force: true });
+    await rm(this.#socketPath, { force: true });
+  }
+}

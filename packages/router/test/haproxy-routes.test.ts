@@ -1,0 +1,250 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { freePort, json, Keyspace, type RouteRecord, waitFor } from '@service-foundry/core';
+import { captureLog, type LogLine, startTestEtcd, type TestEtcd } from '@service-foundry/test-support';
+import { type RouteStatus, type RunningRouter, startRouter } from '../src/index.js';
+import {
+  type EchoServer,
+  putRoute,
+  startEchoServer,
+  stopRouterTest,
+  TestClient,
+  tcpRoute,
+  tryConnect,
+} from './helpers.js';
+
+/** Pids of the HAProxy processes whose command line names `configPrefix` (the router's run directory). */
+function haproxyPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv[0]?.endsWith('haproxy') && argv.some((arg) => arg.includes('/sf-router-'))) pids.push(Number(entry));
+    } catch {
+      // Gone since the listing.
+    }
+  }
+  return pids;
+}
+
+describe('TCP routes on the haproxy data plane', () => {
+  let env: TestEtcd;
+  let router: RunningRouter;
+  let primaryA: EchoServer;
+  let primaryB: EchoServer;
+  let lines: LogLine[];
+  const clients: TestClient[] = [];
+  const ports = { main: 0, limits: 0, idle: 0, bad: 0 };
+  const pidsBefore = new Set<number>();
+
+  const status = (id: string): RouteStatus | undefined =>
+    router.status().routes.find((route) => route.instanceId === id);
+  const serving = (id: string) =>
+    waitFor(() => status(id)?.listening, { description: `${id} served by haproxy`, timeoutMs: 10_000, intervalMs: 20 });
+  const open = async (port: number, from?: string): Promise<TestClient> => {
+    const client = await TestClient.connect(port, from);
+    clients.push(client);
+    return client;
+  };
+  const ours = () => haproxyPids().filter((pid) => !pidsBefore.has(pid));
+
+  before(async () => {
+    for (const pid of haproxyPids()) pidsBefore.add(pid);
+    env = await startTestEtcd();
+    primaryA = await startEchoServer('primary-A');
+    primaryB = await startEchoServer('primary-B');
+    for (const key of Object.keys(ports) as Array<keyof typeof ports>) ports[key] = await freePort();
+    const capture = captureLog();
+    lines = capture.lines;
+    router = await startRouter(
+      {
+        etcdEndpoints: [env.endpoint],
+        keyspaceRoot: env.keys.root,
+        dataPlane: 'haproxy',
+        idleTimeoutMs: 0,
+        defaultMaxSessions: 4,
+      },
+      { log: capture.log },
+    );
+  });
+
+  after(() => stopRouterTest({ connections: clients, router, backends: [primaryA, primaryB], env }));
+
+  it('forwards bytes both ways through HAProxy, half-close included, and reports the open sessions', async () => {
+    await putRoute(env, tcpRoute('pg-main', ports.main, primaryA.port, { epoch: 10, limits: { maxSessions: 20 } }));
+    await serving('pg-main');
+    const client = await open(ports.main);
+    await client.waitForText('primary-A\n');
+    client.socket.write('ping 123\n');
+    await client.waitForText('ping 123\n');
+    await waitFor(() => status('pg-main')?.activeSessions === 1, {
+      description: 'one session reported',
+      timeoutMs: 2000,
+    });
+    client.socket.end();
+    await client.waitForText('primary-A bye\n');
+    await client.waitForClose();
+    await waitFor(() => status('pg-main')?.activeSessions === 0, { description: 'session gone', timeoutMs: 2000 });
+  });
+
+  it('sends new sessions to a new epoch at once and cuts the old epoch within a second', async () => {
+    const old = await open(ports.main);
+    await old.waitForText('primary-A\n');
+    const switchedAt = Date.now();
+    await putRoute(env, tcpRoute('pg-main', ports.main, primaryB.port, { epoch: 11, limits: { maxSessions: 20 } }));
+    await old.waitForClose(1000);
+    assert.ok(Date.now() - switchedAt < 1000, 'old session closed within 1 s');
+    await waitFor(() => primaryA.sockets.size === 0, {
+      description: 'upstream to the old primary closed',
+      timeoutMs: 1000,
+    });
+    const fresh = await open(ports.main);
+    await fresh.waitForText('primary-B\n');
+    // A later epoch that goes back to A uses the other server slot again, and cuts B's sessions.
+    await putRoute(env, tcpRoute('pg-main', ports.main, primaryA.port, { epoch: 12, limits: { maxSessions: 20 } }));
+    await fresh.waitForClose(1000);
+    const again = await open(ports.main);
+    await again.waitForText('primary-A\n');
+    assert.equal(status('pg-main')?.epoch, 12);
+  });
+
+  it("refuses over the route limit and over one address's share with a reset, counted per reason; a raised limit applies to new sessions", async () => {
+    const route = (maxSessions: number): RouteRecord =>
+      tcpRoute('pg-limits', ports.limits, primaryA.port, { limits: { maxSessions }, epoch: 1 });
+    await putRoute(env, route(4));
+    await serving('pg-limits');
+    const seen = primaryA.accepted();
+    const admitted = [await open(ports.limits, '127.0.0.2'), await open(ports.limits, '127.0.0.2')];
+    for (const client of admitted) await client.waitForText('primary-A\n');
+    const overShare = TestClient.start(ports.limits, '127.0.0.2');
+    clients.push(overShare);
+    await overShare.waitForClose(1000);
+    assert.equal(overShare.error?.code, 'ECONNRESET');
+    for (const from of ['127.0.0.3', '127.0.0.3']) await (await open(ports.limits, from)).waitForText('primary-A\n');
+    await waitFor(() => primaryA.accepted() === seen + 4, {
+      description: 'four sessions reached the database',
+      timeoutMs: 2000,
+    });
+    const overRoute = TestClient.start(ports.limits, '127.0.0.4');
+    clients.push(overRoute);
+    await overRoute.waitForClose(1000);
+    assert.equal(overRoute.error?.code, 'ECONNRESET');
+    assert.equal(primaryA.accepted(), seen + 4, 'the database never saw a refused connection');
+    await waitFor(
+      () => {
+        const limited = status('pg-limits')?.limited;
+        return limited?.routeLimit === 1 && limited.clientLimit === 1;
+      },
+      { description: `refusals counted per reason (${JSON.stringify(status('pg-limits')?.limited)})`, timeoutMs: 2000 },
+    );
+
+    await putRoute(env, route(6));
+    await waitFor(() => status('pg-limits')?.limits.maxSessions === 6, {
+      description: 'limit raised',
+      timeoutMs: 2000,
+    });
+    await waitFor(
+      async () => {
+        const client = TestClient.start(ports.limits, '127.0.0.4');
+        clients.push(client);
+        await waitFor(() => client.closed || client.received.length > 0, { description: 'an answer', timeoutMs: 1000 });
+        return client.received === 'primary-A\n';
+      },
+      { description: 'a new session admitted under the raised limit', timeoutMs: 2000, intervalMs: 50 },
+    );
+    for (const client of admitted) assert.equal(client.closed, false, 'sessions already open stay open');
+  });
+
+  it('closes a session idle in both directions after idleTimeoutMs and counts it', async () => {
+    // The idle timeout is the router's: a second router, with its own keyspace root, sets one.
+    const capture = captureLog();
+    const idleRoot = `${env.keys.root}/idle`;
+    const idleRouter = await startRouter(
+      { etcdEndpoints: [env.endpoint], keyspaceRoot: idleRoot, dataPlane: 'haproxy', idleTimeoutMs: 400 },
+      { log: capture.log },
+    );
+    try {
+      const idleRoute = tcpRoute('pg-idle', ports.idle, primaryA.port, { limits: { maxSessions: 5 } });
+      await env.client.put(new Keyspace(idleRoot).route('pg-idle')).value(json(idleRoute));
+      await waitFor(() => idleRouter.status().routes.find((r) => r.instanceId === 'pg-idle')?.listening, {
+        description: 'idle route served',
+        timeoutMs: 10_000,
+      });
+      const idle = await open(ports.idle);
+      await idle.waitForText('primary-A\n');
+      const quietSince = Date.now();
+      await idle.waitForClose(4000);
+      assert.ok(Date.now() - quietSince >= 350, 'not closed before the timeout');
+      await waitFor(
+        () => idleRouter.status().routes.find((r) => r.instanceId === 'pg-idle')?.limited.idleTimeout === 1,
+        {
+          description: 'idle closure counted',
+          timeoutMs: 2000,
+        },
+      );
+    } finally {
+      await idleRouter.stop();
+    }
+  });
+
+  it('serves nothing for a target that is not an IP address, says why, and serves the next target that is one', async () => {
+    const notAnAddress = { host: '127.0.0.1\n  bind :1', port: primaryA.port };
+    await putRoute(env, tcpRoute('pg-bad', ports.bad, 1, { target: notAnAddress }));
+    const unnamed = () =>
+      waitFor(() => /must be an IP address/.test(status('pg-bad')?.lastError ?? ''), {
+        description: 'the reason in the status',
+        timeoutMs: 2000,
+      });
+    await unnamed();
+    assert.equal(status('pg-bad')?.listening, false);
+    assert.equal(await tryConnect(ports.bad), 'ECONNREFUSED');
+    assert.ok(lines.some((line) => line.msg === 'route cannot be served by haproxy'));
+
+    await putRoute(env, tcpRoute('pg-bad', ports.bad, primaryA.port, { epoch: 2 }));
+    await serving('pg-bad');
+    const client = await open(ports.bad);
+    await client.waitForText('primary-A\n');
+    // A new epoch whose target cannot be named still ends the old epoch's sessions.
+    await putRoute(env, tcpRoute('pg-bad', ports.bad, 1, { target: notAnAddress, epoch: 3 }));
+    await client.waitForClose(1000);
+    await unnamed();
+    assert.equal(status('pg-bad')?.listening, false);
+  });
+
+  it('starts a killed HAProxy process again on the current target', async () => {
+    const [pid] = ours().filter((candidate) =>
+      readFileSync(`/proc/${candidate}/cmdline`, 'utf8').includes('route-1.cfg'),
+    );
+    assert.ok(pid, 'the process of pg-main');
+    process.kill(pid, 'SIGKILL');
+    await waitFor(() => status('pg-main')?.lastError?.startsWith('haproxy exited (SIGKILL)'), {
+      description: 'the exit in the status',
+      timeoutMs: 2000,
+    });
+    await serving('pg-main');
+    const client = await open(ports.main);
+    await client.waitForText('primary-A\n');
+    assert.equal(status('pg-main')?.lastError, null);
+  });
+
+  it("stops a removed route's process, cutting its sessions and freeing its port", async () => {
+    const client = await open(ports.main);
+    await client.waitForText('primary-A\n');
+    const before = ours().length;
+    await env.client.delete().key(env.keys.route('pg-main'));
+    await client.waitForClose(2000);
+    await waitFor(async () => (await tryConnect(ports.main)) === 'ECONNREFUSED', {
+      description: 'port freed',
+      timeoutMs: 2000,
+    });
+    await waitFor(() => ours().length === before - 1, { description: 'its process gone', timeoutMs: 2000 });
+  });
+
+  it('stops every HAProxy process with the router', async () => {
+    assert.ok(ours().length > 0);
+    await router.stop();
+    assert.deepEqual(ours(), []);
+  });
+});
