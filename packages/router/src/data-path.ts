@@ -183,6 +183,7 @@ export class DataPath {
         maxSessions,
         perClient: (max) => this.#admission.perClient(max),
         connectTimeoutMs: config.connectTimeoutMs,
+        holdWhileRefusedMs: config.holdWhileRefusedMs,
         idleTimeoutMs: config.idleTimeoutMs,
         runDir: this.#haproxyRunDir(),
         fileStem: `route-${this.#routeFiles}`,

@@ -11,6 +11,8 @@ export interface HaproxyRouteSettings {
   /** Sessions the process can hold at all (its global `maxconn`); fixed for the process's life. */
   processMaxconn: number;
   connectTimeoutMs: number;
+  /** How long new sessions wait for a target that refuses (RouterOptions.holdWhileRefusedMs); `0`: not at all. */
+  holdWhileRefusedMs: number;
   /** `0`: no idle timeout. */
   idleTimeoutMs: number;
   /** The runtime API socket (level admin), in a directory only the router can enter. */
@@ -22,6 +24,13 @@ export type ServerSlot = 's1' | 's2';
 
 /** The prefix of the log lines the process writes for sessions that ended abnormally. */
 export const sessionLogPrefix = 'sf-session ';
+
+/**
+ * While holding, each connection attempt gets this long, and a failed one is tried again
+ * this much later (HAProxy's turn-around delay is `min(timeout connect, 1 s)`): a client
+ * held while the primary moves reaches the new one at most this long after the switch.
+ */
+export const holdAttemptMs = 100;
 
 /** Keys of the `refused` stick table: one counter per limit. */
 export const refusedKeys = { routeLimit: 1, clientLimit: 2 } as const;
@@ -76,7 +85,7 @@ export function renderHaproxyRouteConfig(settings: HaproxyRouteSettings, active:
     '  log global',
     '  option dontlog-normal',
     `  log-format "${sessionLogPrefix}%ts"`,
-    `  timeout connect ${settings.connectTimeoutMs}ms`,
+    ...connectRules(settings),
     ...(idle > 0 ? [`  timeout client ${idle}ms`, `  timeout server ${idle}ms`, `  timeout tunnel ${idle}ms`] : []),
     'backend refused',
     '  stick-table type integer size 4 store gpc0',
@@ -101,6 +110,23 @@ export function renderHaproxyRouteConfig(settings: HaproxyRouteSettings, active:
     `  server ${spare} ${target} disabled`,
     '',
   ].join('\n');
+}
+
+/**
+ * The hold, in HAProxy's terms: a failed attempt is retried every {@link holdAttemptMs}
+ * for `holdWhileRefusedMs`, and each retry is dispatched again (`option redispatch 1`) to
+ * whichever server slot is in service then, so a client held while the old primary
+ * refuses goes to the new one as soon as the route switches. Without a hold, one attempt
+ * of `connectTimeoutMs`.
+ */
+function connectRules(settings: HaproxyRouteSettings): string[] {
+  const hold = settings.holdWhileRefusedMs;
+  if (hold === 0) return [`  timeout connect ${settings.connectTimeoutMs}ms`, '  retries 0'];
+  return [
+    `  timeout connect ${Math.min(holdAttemptMs, settings.connectTimeoutMs)}ms`,
+    `  retries ${Math.max(1, Math.ceil(hold / holdAttemptMs))}`,
+    '  option redispatch 1',
+  ];
 }
 
 /** The runtime API commands that move new sessions to `target` and cut those of the old slot. */

@@ -25,6 +25,7 @@ export interface HaproxyRouteOptions {
   /** What one client address may hold of `maxSessions` sessions. */
   perClient: (maxSessions: number) => number;
   connectTimeoutMs: number;
+  holdWhileRefusedMs: number;
   idleTimeoutMs: number;
   /** A directory only the router can enter (0700): the config and the runtime API socket. */
   runDir: string;
@@ -133,6 +134,8 @@ export class HaproxyRoute {
         { instanceId: this.instanceId, reason: this.#lastError },
         'route cannot be served by haproxy',
       );
+      this.#unservable = true;
+      this.#listening = false;
       this.#child?.kill('SIGKILL');
       return;
     }
@@ -180,6 +183,7 @@ export class HaproxyRoute {
           maxSessionsPerClient: this.options.perClient(this.#maxSessions),
           processMaxconn: Math.max(maxconnFloor, this.#maxSessions * 2),
           connectTimeoutMs: this.options.connectTimeoutMs,
+          holdWhileRefusedMs: this.options.holdWhileRefusedMs,
           idleTimeoutMs: this.options.idleTimeoutMs,
           socketPath: this.#socketPath,
         },
@@ -227,7 +231,8 @@ export class HaproxyRoute {
       this.#listening = false;
       this.#activeSessions = 0;
       clearInterval(this.#statsTimer);
-      if (this.#closed) return;
+      // Closed, or killed for a target it cannot serve: nothing to start again (retarget does).
+      if (this.#closed || this.#unservable) return;
       this.#failures += 1;
       const said = alert || lastLine;
       this.#lastError = `haproxy exited (${signal ?? `code ${code}`})${said ? `: ${said}` : ''}`;

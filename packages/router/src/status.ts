@@ -17,7 +17,8 @@ export interface RouteStatus {
   activeSessions: number;
   /**
    * TCP: clients accepted and waiting, since the target refused a connection, for the route
-   * to move to a new primary (RouterOptions.holdWhileRefusedMs); 0 for HTTP routes.
+   * to move to a new primary (RouterOptions.holdWhileRefusedMs); 0 for HTTP routes, and on
+   * the haproxy data plane, which holds clients without reporting how many.
    */
   heldClients: number;
   /** The limits in force for new sessions. */

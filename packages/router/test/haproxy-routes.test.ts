@@ -14,14 +14,16 @@ import {
   tryConnect,
 } from './helpers.js';
 
-/** Pids of the HAProxy processes whose command line names `configPrefix` (the router's run directory). */
+/** Pids of the HAProxy processes this test process started (the router runs in it, and they are its children). */
 function haproxyPids(): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const [state, parent] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (argv[0]?.endsWith('haproxy') && argv.some((arg) => arg.includes('/sf-router-'))) pids.push(Number(entry));
+      if (Number(parent) === process.pid && state !== 'Z' && argv[0]?.endsWith('haproxy')) pids.push(Number(entry));
     } catch {
       // Gone since the listing.
     }
@@ -36,8 +38,7 @@ describe('TCP routes on the haproxy data plane', () => {
   let primaryB: EchoServer;
   let lines: LogLine[];
   const clients: TestClient[] = [];
-  const ports = { main: 0, limits: 0, idle: 0, bad: 0 };
-  const pidsBefore = new Set<number>();
+  const ports = { main: 0, limits: 0, idle: 0, bad: 0, hold: 0, refusing: 0 };
 
   const status = (id: string): RouteStatus | undefined =>
     router.status().routes.find((route) => route.instanceId === id);
@@ -48,10 +49,9 @@ describe('TCP routes on the haproxy data plane', () => {
     clients.push(client);
     return client;
   };
-  const ours = () => haproxyPids().filter((pid) => !pidsBefore.has(pid));
+  const ours = haproxyPids;
 
   before(async () => {
-    for (const pid of haproxyPids()) pidsBefore.add(pid);
     env = await startTestEtcd();
     primaryA = await startEchoServer('primary-A');
     primaryB = await startEchoServer('primary-B');
@@ -108,6 +108,30 @@ describe('TCP routes on the haproxy data plane', () => {
     const again = await open(ports.main);
     await again.waitForText('primary-A\n');
     assert.equal(status('pg-main')?.epoch, 12);
+  });
+
+  it('holds new clients while the target refuses: to the new primary once the route switches, else closed after holdWhileRefusedMs', async () => {
+    // Nothing listens on ports.refusing: the old primary is down.
+    await putRoute(env, tcpRoute('pg-hold', ports.hold, ports.refusing, { epoch: 1 }));
+    await serving('pg-hold');
+    const unswitched = TestClient.start(ports.hold);
+    clients.push(unswitched);
+    const startedAt = Date.now();
+    await unswitched.waitForClose(3000);
+    const heldFor = Date.now() - startedAt;
+    assert.ok(heldFor >= 900 && heldFor < 2000, `held about holdWhileRefusedMs (1000 ms), not ${heldFor} ms`);
+    assert.equal(unswitched.received, '');
+
+    const held = TestClient.start(ports.hold);
+    clients.push(held);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(held.closed, false, 'still held');
+    const switchedAt = Date.now();
+    await putRoute(env, tcpRoute('pg-hold', ports.hold, primaryB.port, { epoch: 2 }));
+    await held.waitForText('primary-B\n', 1000);
+    assert.ok(Date.now() - switchedAt < 500, 'released to the new primary right after the switch');
+    held.socket.write('held, then through\n');
+    await held.waitForText('held, then through\n');
   });
 
   it("refuses over the route limit and over one address's share with a reset, counted per reason; a raised limit applies to new sessions", async () => {
