@@ -189,6 +189,7 @@ export class DataPath {
         fileStem: `route-${this.#routeFiles}`,
         tally: this.#tally,
         log,
+        ...(this.meter ? { meter: this.meter } : {}),
       });
     }
     return new TcpListener({

@@ -42,10 +42,16 @@ export function commandFailures(answer: string): string[] {
     .filter((line) => line.length > 0 && failure.test(line));
 }
 
-/** The frontend's current sessions (`scur`) from a `show stat -1 1 -1 typed` answer. */
-export function frontendSessions(answer: string): number | undefined {
-  const match = /^F\.\d+\.0\.\d+\.scur\.\d+:\w+:u32:(\d+)$/m.exec(answer);
-  return match ? Number(match[1]) : undefined;
+/**
+ * The counters of one proxy in a `show stat <proxy> <type> -1 typed` answer, by field name
+ * (`scur`, `stot`, `bin`, `bout`, `econ`, …): `kind` `F` for its frontend, `B` its backend.
+ */
+export function statFields(answer: string, kind: 'F' | 'B'): Map<string, number> {
+  const fields = new Map<string, number>();
+  for (const match of answer.matchAll(/^([FB])\.\d+\.0\.\d+\.(\w+)\.\d+:\w+:[us]\d+:(\d+)$/gm)) {
+    if (match[1] === kind) fields.set(match[2] as string, Number(match[3]));
+  }
+  return fields;
 }
 
 /** `key → gpc0` of a `show table <name>` answer. */

@@ -3,7 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '@service-foundry/core';
-import { commandFailures, frontendSessions, haproxyCommand, tableCounters } from './haproxy-cli.js';
+import { commandFailures, haproxyCommand, statFields, tableCounters } from './haproxy-cli.js';
 import {
   limitCommands,
   refusedKeys,
@@ -13,6 +13,7 @@ import {
   switchCommands,
 } from './haproxy-config.js';
 import type { LimitTally } from './limit-tally.js';
+import type { RouterMeter } from './metrics.js';
 import { logThisFailure, retryDelayMs } from './retry-backoff.js';
 import type { TcpTarget } from './tcp-session.js';
 
@@ -35,7 +36,12 @@ export interface HaproxyRouteOptions {
   log: Logger;
   /** @default 'haproxy' (from PATH) */
   haproxyBinary?: string;
+  /** @default undefined (no metrics) */
+  meter?: RouterMeter;
 }
+
+/** The target backend's counters the metrics follow (see #readStats). */
+const meteredCounters = ['stot', 'bin', 'bout', 'econ'] as const;
 
 const startTimeoutMs = 10_000;
 const statsIntervalMs = 250;
@@ -66,6 +72,8 @@ export class HaproxyRoute {
   #lastError: string | null = null;
   #activeSessions = 0;
   readonly #refusedSeen = { routeLimit: 0, clientLimit: 0 };
+  /** The backend counters as last read: the metrics get what grew since. */
+  readonly #countersSeen = { stot: 0, bin: 0, bout: 0, econ: 0 };
   #failures = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #statsTimer: NodeJS.Timeout | undefined;
@@ -172,6 +180,7 @@ export class HaproxyRoute {
     this.#active = 's1';
     this.#refusedSeen.routeLimit = 0;
     this.#refusedSeen.clientLimit = 0;
+    for (const counter of meteredCounters) this.#countersSeen[counter] = 0;
     let config: string;
     try {
       config = renderHaproxyRouteConfig(
@@ -279,9 +288,13 @@ export class HaproxyRoute {
     if (this.#child !== child || this.#readingStats) return;
     this.#readingStats = true;
     try {
-      const answer = await haproxyCommand(this.#socketPath, 'show stat -1 1 -1 typed; show table refused');
+      const answer = await haproxyCommand(
+        this.#socketPath,
+        'show stat route 1 -1 typed; show stat target 2 -1 typed; show table refused',
+      );
       if (this.#child !== child) return;
-      this.#activeSessions = frontendSessions(answer) ?? this.#activeSessions;
+      this.#activeSessions = statFields(answer, 'F').get('scur') ?? this.#activeSessions;
+      this.#meterGrowth(statFields(answer, 'B'));
       const counters = tableCounters(answer);
       for (const reason of ['routeLimit', 'clientLimit'] as const) {
         const total = counters.get(refusedKeys[reason]) ?? 0;
@@ -294,6 +307,25 @@ export class HaproxyRoute {
     } finally {
       this.#readingStats = false;
     }
+  }
+
+  /**
+   * Sessions let through, bytes each way and failed connections, as the metrics of the
+   * Node bridge count them; HAProxy counts bytes as they flow, not when a session closes.
+   */
+  #meterGrowth(backend: Map<string, number>): void {
+    const grown = { stot: 0, bin: 0, bout: 0, econ: 0 };
+    for (const counter of meteredCounters) {
+      const now = backend.get(counter);
+      if (now === undefined) continue;
+      grown[counter] = Math.max(0, now - this.#countersSeen[counter]);
+      this.#countersSeen[counter] = now;
+    }
+    const { meter } = this.options;
+    if (!meter) return;
+    if (grown.stot > 0) meter.opened(this.instanceId, this.port, grown.stot);
+    if (grown.bin > 0 || grown.bout > 0) meter.closed(this.instanceId, this.port, grown.bin, grown.bout);
+    if (grown.econ > 0) meter.connectError(this.instanceId, this.port, grown.econ);
   }
 
   /** Stops the process, which cuts every session of the route. */

@@ -72,8 +72,8 @@ export class RouterMeter {
     });
   }
 
-  opened(instance: string, port: number): void {
-    this.#sessions.inc({ instance, port: String(port) });
+  opened(instance: string, port: number, sessions = 1): void {
+    this.#sessions.inc({ instance, port: String(port) }, sessions);
   }
 
   closed(instance: string, port: number, bytesIn: number, bytesOut: number): void {
@@ -81,8 +81,8 @@ export class RouterMeter {
     this.#bytes.inc({ instance, port: String(port), direction: 'out' }, bytesOut);
   }
 
-  connectError(instance: string, port: number): void {
-    this.#connectErrors.inc({ instance, port: String(port) });
+  connectError(instance: string, port: number, errors = 1): void {
+    this.#connectErrors.inc({ instance, port: String(port) }, errors);
   }
 
   refused(instance: string, reason: string): void {

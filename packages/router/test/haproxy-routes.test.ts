@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { freePort, json, Keyspace, type RouteRecord, waitFor } from '@service-foundry/core';
+import { freePort, json, Keyspace, type RouteRecord, sampleValue, scrapeMetrics, waitFor } from '@service-foundry/core';
 import { captureLog, type LogLine, startTestEtcd, type TestEtcd } from '@service-foundry/test-support';
 import { type RouteStatus, type RunningRouter, startRouter } from '../src/index.js';
 import {
@@ -65,6 +65,7 @@ describe('TCP routes on the haproxy data plane', () => {
         dataPlane: 'haproxy',
         idleTimeoutMs: 0,
         defaultMaxSessions: 4,
+        metrics: { port: 0 },
       },
       { log: capture.log },
     );
@@ -87,6 +88,20 @@ describe('TCP routes on the haproxy data plane', () => {
     await client.waitForText('primary-A bye\n');
     await client.waitForClose();
     await waitFor(() => status('pg-main')?.activeSessions === 0, { description: 'session gone', timeoutMs: 2000 });
+    // The metrics count what HAProxy carried: one session, its bytes each way.
+    const labels = { instance: 'pg-main', port: String(ports.main) };
+    const metric = async (name: string, more: Record<string, string> = {}) =>
+      sampleValue((await scrapeMetrics(router.metricsUrl as string)).samples, name, { ...labels, ...more });
+    await waitFor(async () => (await metric('sf_router_sessions_total')) === 1, {
+      description: 'the session in sf_router_sessions_total',
+      timeoutMs: 2000,
+    });
+    // In: "ping 123\n"; out: the greeting, the echo and the goodbye.
+    assert.equal(await metric('sf_router_bytes_total', { direction: 'in' }), 'ping 123\n'.length);
+    assert.equal(
+      await metric('sf_router_bytes_total', { direction: 'out' }),
+      'primary-A\nping 123\nprimary-A bye\n'.length,
+    );
   });
 
   it('sends new sessions to a new epoch at once and cuts the old epoch within a second', async () => {
