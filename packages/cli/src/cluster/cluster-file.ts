@@ -58,7 +58,11 @@ export interface ClusterFile {
    * own address, and bindings name them all. @default [routerHost] (older clusters)
    */
   routerHosts?: string[];
-  /** What carries the routers' TCP routes (router config `dataPlane`). @default undefined (node) */
+  /**
+   * What carries the routers' TCP routes (router config `dataPlane`): new clusters write
+   * `haproxy` unless `sf up --router-data-plane node`.
+   * @default undefined: `node` (clusters set up before the HAProxy data plane)
+   */
   routerDataPlane?: 'node' | 'haproxy';
   routerHttpPort: number;
   routerPortMin: number;

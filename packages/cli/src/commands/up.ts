@@ -85,7 +85,8 @@ async function firstCluster(
   const max = Number(match?.[2]);
   if (!match || min < 1024 || max > 65535 || min > max)
     throw new UsageError('--router-ports must look like 30000-30999');
-  const dataPlane = options['router-data-plane'] ?? 'node';
+  // New clusters carry TCP routes through HAProxy (docs/router.md); `node` keeps the router's own bridge.
+  const dataPlane = options['router-data-plane'] ?? 'haproxy';
   if (dataPlane !== 'node' && dataPlane !== 'haproxy')
     throw new UsageError('--router-data-plane is node (the router carries TCP routes itself) or haproxy');
   const external = typeof options.etcd === 'string' ? options.etcd.split(',') : [];
@@ -157,7 +158,7 @@ async function firstCluster(
     volumeSecret: newPassword(),
     routerHost: routerHosts[0] as string,
     routerHosts,
-    ...(dataPlane === 'haproxy' ? { routerDataPlane: dataPlane } : {}),
+    routerDataPlane: dataPlane,
     routerHttpPort: await port(8480),
     routerPortMin: min,
     routerPortMax: max,
