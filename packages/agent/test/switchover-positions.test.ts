@@ -192,12 +192,16 @@ describe('positions a switchover or a failover waits for', () => {
     await waitFor(() => pokes === 1, { description: 'the poke for stopping', timeoutMs: 5000, intervalMs: 20 });
     // The watch of the status is set up after the phase is seen: a `stopped` written a
     // little later must still be noticed (the controller's stop takes longer than that).
+    // Look before writing again, and write seldom: each `stopped` the watch sees pokes, so a
+    // second write made while the first one's poke was still on its way would poke once more
+    // after the count below (seen in CI under load, with a write every 100 ms).
     await waitFor(
       async () => {
+        if (pokes >= 2) return true;
         await putOldPrimary('stopped');
-        return pokes >= 2;
+        return false;
       },
-      { description: 'a poke for the stopped old primary', timeoutMs: 5000, intervalMs: 100 },
+      { description: 'a poke for the stopped old primary', timeoutMs: 5000, intervalMs: 500 },
     );
     const afterStopped = pokes;
     await putOldPrimary('running');

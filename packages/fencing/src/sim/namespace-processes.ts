@@ -79,6 +79,17 @@ export async function namespaceProcesses(name: string): Promise<number[]> {
   return [...found].sort((a, b) => a - b);
 }
 
+/** Gone, or a zombie: nothing of it runs any more. */
+function exited(pid: number): boolean {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return true;
+  }
+}
+
 function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
@@ -91,7 +102,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
  * A power loss: every process of the node dies at once. All of them are stopped first
  * (SIGSTOP, repeated until no new one appears), so none can notice its peers dying and
  * react — no dockerd shutting containers down cleanly, no agent writing a last status —
- * then all are killed. Resolves when none is left; rejects after `timeoutMs`.
+ * then all are killed. Resolves when none of them runs any more; rejects after `timeoutMs`.
  */
 export async function killNamespaceProcesses(name: string, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
@@ -111,7 +122,9 @@ export async function killNamespaceProcesses(name: string, timeoutMs: number): P
       const left = await namespaceProcesses(name);
       // A process that was forking while the others were stopped: kill it too.
       for (const pid of left) signal(pid, 'SIGKILL');
-      return left.length === 0;
+      // A process in the middle of its exit has left its namespace already (its
+      // /proc/<pid>/ns/net no longer resolves) but still runs for a few ms: wait for it.
+      return left.length === 0 && [...stopped].every(exited);
     },
     {
       description: `every process of namespace ${name} to die`,
