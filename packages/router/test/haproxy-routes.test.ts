@@ -31,6 +31,9 @@ function haproxyPids(): number[] {
   return pids;
 }
 
+/** A port nothing listens on, on any machine these tests run on (tcpmux, long unused). */
+const refusingPort = 1;
+
 describe('TCP routes on the haproxy data plane', () => {
   let env: TestEtcd;
   let router: RunningRouter;
@@ -38,7 +41,7 @@ describe('TCP routes on the haproxy data plane', () => {
   let primaryB: EchoServer;
   let lines: LogLine[];
   const clients: TestClient[] = [];
-  const ports = { main: 0, limits: 0, idle: 0, bad: 0, hold: 0, refusing: 0 };
+  const ports = { main: 0, limits: 0, idle: 0, bad: 0, hold: 0 };
 
   const status = (id: string): RouteStatus | undefined =>
     router.status().routes.find((route) => route.instanceId === id);
@@ -129,8 +132,10 @@ describe('TCP routes on the haproxy data plane', () => {
   });
 
   it('holds new clients while the target refuses: to the new primary once the route switches, else closed after holdWhileRefusedMs', async () => {
-    // Nothing listens on ports.refusing: the old primary is down.
-    await putRoute(env, tcpRoute('pg-hold', ports.hold, ports.refusing, { epoch: 1 }));
+    // The old primary is down: nothing listens on port 1. (A port from freePort() would
+    // not do: a test running beside this one may listen on it by the time the client
+    // connects, and the "held" client would be talking to that server.)
+    await putRoute(env, tcpRoute('pg-hold', ports.hold, refusingPort, { epoch: 1 }));
     await serving('pg-hold');
     const unswitched = TestClient.start(ports.hold);
     clients.push(unswitched);
