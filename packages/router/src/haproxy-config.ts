@@ -40,7 +40,7 @@ export const refusedKeys = { routeLimit: 1, clientLimit: 2 } as const;
  * an IP address (which cannot hold a space, a newline or a `;`) is refused here, before a
  * record could inject a directive.
  */
-export function haproxyAddress(host: string, what: string): string {
+function haproxyAddress(host: string, what: string): string {
   if (isIP(host) === 0)
     throw new InvalidInputError(
       `${what} must be an IP address for the haproxy data plane, got ${JSON.stringify(host)}`,

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { freePort, json, Keyspace, type RouteRecord, sampleValue, scrapeMetrics, waitFor } from '@service-foundry/core';
 import { captureLog, type LogLine, startTestEtcd, type TestEtcd } from '@service-foundry/test-support';
@@ -7,6 +6,7 @@ import { type RouteStatus, type RunningRouter, startRouter } from '../src/index.
 import {
   type EchoServer,
   putRoute,
+  runningChildren,
   startEchoServer,
   stopRouterTest,
   TestClient,
@@ -16,19 +16,9 @@ import {
 
 /** Pids of the HAProxy processes this test process started (the router runs in it, and they are its children). */
 function haproxyPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const [state, parent] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (Number(parent) === process.pid && state !== 'Z' && argv[0]?.endsWith('haproxy')) pids.push(Number(entry));
-    } catch {
-      // Gone since the listing.
-    }
-  }
-  return pids;
+  return runningChildren(process.pid)
+    .filter((child) => child.argv[0]?.endsWith('haproxy'))
+    .map((child) => child.pid);
 }
 
 /** A port nothing listens on, on any machine these tests run on (tcpmux, long unused). */
@@ -262,9 +252,9 @@ describe('TCP routes on the haproxy data plane', () => {
   });
 
   it('starts a killed HAProxy process again on the current target', async () => {
-    const [pid] = ours().filter((candidate) =>
-      readFileSync(`/proc/${candidate}/cmdline`, 'utf8').includes('route-1.cfg'),
-    );
+    const pid = runningChildren(process.pid).find((child) =>
+      child.argv.some((arg) => arg.endsWith('/route-1.cfg')),
+    )?.pid;
     assert.ok(pid, 'the process of pg-main');
     process.kill(pid, 'SIGKILL');
     await waitFor(() => status('pg-main')?.lastError?.startsWith('haproxy exited (SIGKILL)'), {

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { json, type RouteRecord, waitFor } from '@service-foundry/core';
 import type { TestEtcd } from '@service-foundry/test-support';
@@ -142,4 +143,38 @@ export async function tryConnect(port: number): Promise<string> {
     });
     socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
   });
+}
+
+/** State and parent pid of a process from `/proc/<pid>/stat`; undefined once it is gone. */
+function procStat(pid: number): { state: string; parent: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces and parentheses): state, ppid, …
+    const [state = '', parent] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state, parent: Number(parent) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Running: neither gone nor a zombie (killed, not reaped yet by whoever adopted it). */
+export function isRunning(pid: number): boolean {
+  const stat = procStat(pid);
+  return stat !== undefined && stat.state !== 'Z';
+}
+
+/** The running children of `parent`, with their command lines. */
+export function runningChildren(parent: number): Array<{ pid: number; argv: string[] }> {
+  const children: Array<{ pid: number; argv: string[] }> = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (procStat(pid)?.parent !== parent || !isRunning(pid)) continue;
+    try {
+      children.push({ pid, argv: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0') });
+    } catch {
+      // Gone since the listing.
+    }
+  }
+  return children;
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,34 +12,18 @@ import {
   type TestEtcd,
   type WatchedProcess,
 } from '@service-foundry/test-support';
-import { type EchoServer, putRoute, startEchoServer, TestClient, tcpRoute, tryConnect } from './helpers.js';
+import {
+  type EchoServer,
+  isRunning,
+  putRoute,
+  runningChildren,
+  startEchoServer,
+  TestClient,
+  tcpRoute,
+  tryConnect,
+} from './helpers.js';
 
 const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-
-/** Pids whose parent is `pid`. */
-function childPids(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((entry) => {
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
-/** Running (a zombie, killed but not reaped yet by whoever adopted it, is not). */
-function isRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 function runMain(args: string[]): WatchedProcess {
   return spawnWatched(process.execPath, [mainJs, ...args], { env: { ...process.env, SF_LOG_LEVEL: 'info' } });
@@ -170,7 +154,7 @@ describe('router main process', () => {
       await client.waitForText('main-primary\n');
       const pid = run.child.pid;
       assert.ok(pid);
-      const children = childPids(pid);
+      const children = runningChildren(pid).map((child) => child.pid);
       assert.ok(children.length >= 1, 'HAProxy runs as a child of the router');
 
       run.child.kill('SIGKILL');
