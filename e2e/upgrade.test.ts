@@ -204,8 +204,9 @@ describe('upgrades: rolling a replicated instance onto its plan’s image', () =
       await pinOlderVersion(etcd, keys, redisId, redisOlder.image, '0.0.1');
       await rolledOnto(etcd, keys, redisId, redisOlder.image, 3);
       const done = acked.length;
-      // A loaded machine once saw SETs refused for over a minute after the roll (cause not
-      // found yet); the pause is printed with the replies, the deadline is generous.
+      // CI once saw WRONGPASS for three minutes after the roll: a replica was ready, so a
+      // candidate, before it had copied the binding users (readiness now waits for them,
+      // image r8). The pause is printed with the replies; the deadline stays generous.
       await waitFor(() => acked.length >= done + 10, { description: 'SETs after the roll', timeoutMs: 180_000 }).catch(
         (error: Error) => {
           throw new Error(`${error.message}; last replies: ${JSON.stringify(refusals.slice(-5))}`);

@@ -70,15 +70,19 @@ describe('a paused etcd', () => {
   test('renewals in flight stay bounded; resumed within the TTL, the same lease is confirmed by a renewal sent during the pause', async (t) => {
     const etcd = await startTestEtcd();
     t.after(() => etcd.stop());
-    const timing = renewerTiming(3);
-    const lease = etcd.client.lease(3, { autoKeepAlive: false });
+    // A 6 s lease: each renewal waits up to TTL/3 = 2 s for its answer, so those sent late in
+    // the 1.8 s pause are still waiting when etcd resumes, even if a loaded machine takes
+    // most of a second to let it answer (with 3 s, 1 s deadlines were seen to expire first).
+    const ttlSeconds = 6;
+    const timing = renewerTiming(ttlSeconds);
+    const lease = etcd.client.lease(ttlSeconds, { autoKeepAlive: false });
     const grantedAt = Date.now();
     const id = await lease.grant();
     const confirmed: number[] = [];
     const renewer = new LeaseRenewer(lease, timing, silentLogger(), grantedAt, (sentAt) => confirmed.push(sentAt));
     t.after(() => renewer.stop());
     renewer.start();
-    await waitFor(() => confirmed.length >= 2, { description: 'two confirmed renewals', timeoutMs: 5000 });
+    await waitFor(() => confirmed.length >= 2, { description: 'two confirmed renewals', timeoutMs: 10_000 });
 
     process.kill(etcd.pid, 'SIGSTOP');
     const pausedAt = Date.now();
@@ -96,9 +100,10 @@ describe('a paused etcd', () => {
     } finally {
       process.kill(etcd.pid, 'SIGCONT');
     }
+    const resumedAt = Date.now();
     assert.ok(mostInFlight >= 2, `renewals kept going out while paused (${mostInFlight} in flight at most)`);
     assert.ok(mostInFlight <= timing.maxInFlight, `${mostInFlight} in flight at most`);
-    const during = await waitFor(() => confirmed.find((sentAt) => sentAt > pausedAt && sentAt < pausedAt + 1800), {
+    const during = await waitFor(() => confirmed.find((sentAt) => sentAt > pausedAt && sentAt < resumedAt), {
       description: 'a renewal sent during the pause confirmed',
       timeoutMs: 5000,
     });

@@ -193,6 +193,15 @@ test('redis image: offline build, ACL users, replication and the sf-redis recipe
     intervalMs: 100,
   });
   assert.match(await redisCli(replica.port, bound, 'SET', 'k', 'w'), /READONLY/);
+  // A replica started after the bind is ready only once it holds the binding user too:
+  // promoted the moment it is ready, it must let the bound clients in.
+  const late = await startNode('r2', 'replica', primary.name);
+  assert.equal(
+    await redisCli(late.port, bound, 'GET', 'k'),
+    'v',
+    'the bound user logs in to a replica once it is ready',
+  );
+  await late.container.remove({ force: true, v: true });
   await waitFor(async () => (await sfRedisOk(primary, 'position')) === (await sfRedisOk(replica, 'position')), {
     description: 'the replica at the primary position',
     timeoutMs: 10_000,

@@ -128,7 +128,10 @@ admin_login() {
 }
 
 # A replica is ready once it has completed its first sync from the primary (a fresh one
-# holds nothing yet, and a primary with min-replicas-to-write refuses writes until then).
+# holds nothing yet, and a primary with min-replicas-to-write refuses writes until then)
+# and copied the primary's binding users: Redis replicates no ACLs, and a replica promoted
+# without them would lock every bound client out, then pass that loss on to the others
+# (sync-users copies the primary's users, removals included).
 # Later its link may go down, as when the primary is lost: it stays ready, a candidate.
 SYNCED_MARKER=/data/.sf-synced
 
@@ -137,6 +140,7 @@ cmd_ping() {
   [ "$reply" = PONG ] || fail "PING answered '$reply'"
   if ! is_primary && [ ! -e "$SYNCED_MARKER" ]; then
     [ "$(info_field master_link_status)" = up ] || fail "the replica has not completed its first sync yet"
+    copied=$(cmd_sync_users 2>&1) || fail "the replica has not copied the primary's binding users yet: $copied"
     touch "$SYNCED_MARKER"
   fi
   echo PONG
