@@ -74,8 +74,7 @@ const echo = { host: '127.0.0.1', port: address.port };
 const dir = await mkdtemp(join(tmpdir(), 'sf-bench-connections-'));
 const proxies: BenchProxy[] = [];
 try {
-  proxies.push(await startRouterProxy(join(dir, 'router'), { pg: echo, iperf: echo }, 'node'));
-  proxies.push(await startRouterProxy(join(dir, 'router-haproxy'), { pg: echo, iperf: echo }, 'haproxy'));
+  proxies.push(await startRouterProxy(join(dir, 'router'), { pg: echo, iperf: echo }));
   proxies.push(await startHaproxy(dir, { pg: echo, iperf: echo }, 1));
   const results = new Map<string, Array<{ perSecond: number; cpuUsPerSession: number }>>();
   for (const proxy of proxies) {
@@ -111,7 +110,6 @@ try {
       rounds,
       ...summary,
       cpu_ratio_vs_haproxy: cpuRatio(summary.router),
-      cpu_ratio_vs_haproxy_haproxy_data_plane: cpuRatio(summary['router-haproxy']),
     }),
   );
 } finally {

@@ -24,7 +24,7 @@ export interface Backends {
 export type BackendName = keyof Backends;
 
 export interface BenchProxy {
-  /** `direct`, `router`, `router-haproxy`, `haproxy-1t`, `haproxy-default`. */
+  /** `direct`, `router`, `haproxy-1t`, `haproxy-default`. */
   name: string;
   /** Where clients connect to reach `backend`. */
   endpoint(backend: BackendName): Endpoint;
@@ -73,21 +73,13 @@ export function direct(backends: Backends): BenchProxy {
 
 /**
  * The router as users run it: its own process, following route records in a real etcd,
- * with the TCP data plane `dataPlane` (`router` is the default, `node`; `router-haproxy`
- * runs one HAProxy process per route, counted with the router's CPU as its children).
+ * one HAProxy process per route (counted with the router's CPU as its children).
  */
-export async function startRouterProxy(
-  dir: string,
-  backends: Backends,
-  dataPlane: 'node' | 'haproxy',
-): Promise<BenchProxy> {
+export async function startRouterProxy(dir: string, backends: Backends): Promise<BenchProxy> {
   const etcd = await startEtcd({ dataDir: join(dir, 'etcd') });
   const root = '/bench';
   const ports = { pg: await freePort(), iperf: await freePort() };
-  await writeFile(
-    join(dir, 'router.json'),
-    JSON.stringify({ etcdEndpoints: [etcd.endpoint], keyspaceRoot: root, dataPlane }),
-  );
+  await writeFile(join(dir, 'router.json'), JSON.stringify({ etcdEndpoints: [etcd.endpoint], keyspaceRoot: root }));
   const child = spawn(process.execPath, [routerMain, '--config', join(dir, 'router.json')], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, SF_LOG_LEVEL: 'warn' },
@@ -128,7 +120,7 @@ export async function startRouterProxy(
     throw error;
   }
   return {
-    name: dataPlane === 'node' ? 'router' : 'router-haproxy',
+    name: 'router',
     endpoint: (backend) => ({ host: '127.0.0.1', port: ports[backend] }),
     pid: child.pid ?? null,
     stop,

@@ -2,9 +2,8 @@
  * `npm run bench:router`: the router's TCP data path against HAProxy 2.6 (issue 13).
  *
  * Every workload of {@link workloads} runs through direct, the router (`dist/main.js`, its
- * routes from etcd records with limits) with each TCP data plane (`router`: its own bridge,
- * the default; `router-haproxy`: `dataPlane: "haproxy"`), HAProxy with 1 thread and HAProxy
- * with its default threads: interleaved (each round runs every workload through every proxy, the proxy order
+ * routes from etcd records with limits, each TCP route served by its own HAProxy process),
+ * HAProxy with 1 thread and HAProxy with its default threads: interleaved (each round runs every workload through every proxy, the proxy order
  * rotating from round to round), ROUNDS rounds (default 3) of DURATION_S seconds (default
  * 10), medians. Per run: throughput, p99 latency (pgbench) and the proxy's CPU per unit of
  * work (utime + stime of its processes and threads, from /proc/<pid>/stat). WORKLOADS
@@ -13,8 +12,8 @@
  * Needs `pgbench`, `iperf3`, `haproxy` (scripts/setup.sh installs them), the catalog's
  * Postgres image (`sf images build`) and a built router (`npx tsc -b`). Removes the
  * container, stops every process and deletes its temp dir at the end. The last line is one
- * JSON object: min/max ratios over the workloads for the default data plane, the same for
- * each data plane under `dataPlanes`, and the per-workload figures.
+ * JSON object: min/max ratios of the router to HAProxy with 1 thread over the workloads,
+ * and the per-workload figures.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -111,7 +110,7 @@ async function startIperfServer(): Promise<{ port: number; stop(): Promise<void>
   return { port, stop };
 }
 
-/** The issue's three figures for one data plane: min/max over the workloads of the ratios to haproxy-1t. */
+/** The issue's three figures: min/max over the workloads of the ratios to haproxy-1t. */
 function headline(ratios: { throughput: number[]; p99: number[]; cpu: number[] }) {
   return {
     throughput_ratio_vs_haproxy_min: round3(ratios.throughput.length ? Math.min(...ratios.throughput) : null),
@@ -138,8 +137,7 @@ async function main(): Promise<void> {
     };
     const proxies: BenchProxy[] = [direct(backends)];
     for (const start of [
-      () => startRouterProxy(join(dir, 'router'), backends, 'node'),
-      () => startRouterProxy(join(dir, 'router-haproxy'), backends, 'haproxy'),
+      () => startRouterProxy(join(dir, 'router'), backends),
       () => startHaproxy(dir, backends, 1),
       () => startHaproxy(dir, backends, null),
     ]) {
@@ -177,13 +175,7 @@ async function main(): Promise<void> {
     }
 
     const perWorkload: Record<string, unknown> = {};
-    const routerNames = { node: 'router', haproxy: 'router-haproxy' } as const;
-    const extremes = Object.fromEntries(
-      Object.keys(routerNames).map((plane) => [
-        plane,
-        { throughput: [] as number[], p99: [] as number[], cpu: [] as number[] },
-      ]),
-    ) as Record<keyof typeof routerNames, { throughput: number[]; p99: number[]; cpu: number[] }>;
+    const extremes = { throughput: [] as number[], p99: [] as number[], cpu: [] as number[] };
     console.log('\nmedians (throughput; p99 ms; proxy CPU per unit; proxy CPU in cores)');
     for (const workload of selected) {
       const figures: Record<string, Figures> = {};
@@ -201,21 +193,11 @@ async function main(): Promise<void> {
         p99: round3(ratio(figures[routerName]?.p99Ms, base?.p99Ms)),
         cpu: round3(ratio(figures[routerName]?.cpuPerUnit, base?.cpuPerUnit)),
       });
-      const comparisons = Object.fromEntries(
-        Object.entries(routerNames).map(([plane, name]) => [
-          plane,
-          { vsHaproxy1t: vs(name, figures['haproxy-1t']), vsHaproxyDefault: vs(name, figures['haproxy-default']) },
-        ]),
-      ) as Record<
-        keyof typeof routerNames,
-        { vsHaproxy1t: ReturnType<typeof vs>; vsHaproxyDefault: ReturnType<typeof vs> }
-      >;
-      for (const plane of Object.keys(routerNames) as Array<keyof typeof routerNames>) {
-        const one = comparisons[plane].vsHaproxy1t;
-        if (one.throughput !== null) extremes[plane].throughput.push(one.throughput);
-        if (one.p99 !== null) extremes[plane].p99.push(one.p99);
-        if (one.cpu !== null) extremes[plane].cpu.push(one.cpu);
-      }
+      const vsHaproxy1t = vs('router', figures['haproxy-1t']);
+      const vsHaproxyDefault = vs('router', figures['haproxy-default']);
+      if (vsHaproxy1t.throughput !== null) extremes.throughput.push(vsHaproxy1t.throughput);
+      if (vsHaproxy1t.p99 !== null) extremes.p99.push(vsHaproxy1t.p99);
+      if (vsHaproxy1t.cpu !== null) extremes.cpu.push(vsHaproxy1t.cpu);
       // HAProxy needing most of its one core, or losing a tenth of the direct throughput,
       // means the proxy limits this workload; otherwise the database or client does.
       const one = figures['haproxy-1t'];
@@ -227,13 +209,10 @@ async function main(): Promise<void> {
           `  ${name.padEnd(16)} ${f.throughput.toFixed(1).padStart(9)}  p99 ${f.p99Ms?.toFixed(2) ?? '-'}  cpu/unit ${f.cpuPerUnit?.toFixed(1) ?? '-'}  cores ${f.cpuCores?.toFixed(2) ?? '-'}`,
         );
       }
-      for (const [plane, name] of Object.entries(routerNames)) {
-        const { vsHaproxy1t: one, vsHaproxyDefault: all } = comparisons[plane as keyof typeof routerNames];
-        console.log(
-          `  ${name} ÷ haproxy-1t: throughput ${one.throughput}  p99 ${one.p99}  cpu ${one.cpu};` +
-            ` ÷ haproxy-default: throughput ${all.throughput}  p99 ${all.p99}  cpu ${all.cpu}`,
-        );
-      }
+      console.log(
+        `  router ÷ haproxy-1t: throughput ${vsHaproxy1t.throughput}  p99 ${vsHaproxy1t.p99}  cpu ${vsHaproxy1t.cpu};` +
+          ` ÷ haproxy-default: throughput ${vsHaproxyDefault.throughput}  p99 ${vsHaproxyDefault.p99}  cpu ${vsHaproxyDefault.cpu}`,
+      );
       console.log(`  ${proxyBound ? 'proxy-bound' : 'database/client-bound'}`);
       perWorkload[workload.name] = {
         unit: workload.unit,
@@ -249,15 +228,13 @@ async function main(): Promise<void> {
             },
           ]),
         ),
-        vsHaproxy1t: comparisons.node.vsHaproxy1t,
-        vsHaproxyDefault: comparisons.node.vsHaproxyDefault,
-        dataPlanes: comparisons,
+        vsHaproxy1t,
+        vsHaproxyDefault,
       };
     }
     console.log(
       JSON.stringify({
-        ...headline(extremes.node),
-        dataPlanes: { node: headline(extremes.node), haproxy: headline(extremes.haproxy) },
+        ...headline(extremes),
         rounds,
         durationS,
         cpuUnits: { tx: 'µs per transaction', GiB: 'ms per GiB' },

@@ -29,11 +29,12 @@ function slot(release: () => void): Release {
 }
 
 /**
- * Counts of what is open behind every limit, so that admitting or releasing a session is a
- * few Map operations whatever the number of sessions. Two levels, because HTTP needs them
- * apart: a *connection* (TCP session or HTTP client connection) takes a slot of the fd
- * budget and of its client's total; a *route session* (TCP session, HTTP request in flight
- * or WebSocket) takes a slot of the route and of its client's share of the route.
+ * Counts of what is open behind every limit of the HTTP port, so that admitting or
+ * releasing a session is a few Map operations whatever the number of sessions. Two
+ * levels: a *connection* takes a slot of the fd budget and of its client's total; a
+ * *route session* (a request in flight or a WebSocket) takes a slot of the route and of
+ * its client's share of the route. TCP routes apply the same route and share limits
+ * inside their HAProxy process (haproxy-config.ts), with `perClient` giving the share.
  */
 export class Admission {
   #open = 0;
@@ -85,20 +86,5 @@ export class Admission {
       decrement(this.#byRoute, instanceId);
       decrement(this.#byRouteClient, key);
     });
-  }
-
-  /** Both slots a TCP session needs; nothing is held when either is refused. */
-  enterTcp(instanceId: string, client: string, maxSessions: number): Release | LimitReason {
-    const connection = this.enterConnection(client);
-    if (typeof connection === 'string') return connection;
-    const session = this.enterRoute(instanceId, client, maxSessions);
-    if (typeof session === 'string') {
-      connection();
-      return session;
-    }
-    return () => {
-      session();
-      connection();
-    };
   }
 }

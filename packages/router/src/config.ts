@@ -35,10 +35,11 @@ export interface RouterOptions {
   /** How long a connection to a route's target may take before the client is dropped. @default 5000 */
   connectTimeoutMs?: number;
   /**
-   * Once a TCP route's target failed to accept a connection, new clients of that route wait
-   * up to this long for the route to move to a new primary (a switchover, a failover)
-   * instead of failing at once; `0` never holds one. A held client has exchanged nothing
-   * with any server yet, so it goes to the new primary as a fresh connection.
+   * A TCP client whose connection the route's target refuses is held this long: the
+   * connection is tried again every 100 ms, each time to the route's target then, so the
+   * client reaches the new primary as soon as the route moves (a switchover, a failover)
+   * instead of failing at once; `0` makes one attempt of `connectTimeoutMs`. A held client
+   * has exchanged nothing with any server yet.
    * @default 1000
    */
   holdWhileRefusedMs?: number;
@@ -53,15 +54,17 @@ export interface RouterOptions {
    */
   clientRouteShare?: number;
   /**
-   * Sessions one client address may hold across all routes (TCP sessions and HTTP
-   * connections): caps how much of the fd budget one address can take. @default 1000
+   * HTTP connections one client address may hold across all HTTP routes: caps how much of
+   * the router's fd budget one address can take. (Each TCP route has its own HAProxy
+   * process and descriptors, bounded by its route limit.) @default 1000
    */
   maxSessionsPerClient?: number;
   /** A session with no bytes either way for this long is closed; `0` never closes one. @default 300000 */
   idleTimeoutMs?: number;
   /**
-   * Sessions open at once across all routes (each costs two file descriptors); `null`
-   * derives it from `RLIMIT_NOFILE`, keeping a tenth (at least 128) for everything else.
+   * HTTP connections open at once in the router (each costs it two file descriptors);
+   * `null` derives it from `RLIMIT_NOFILE`, keeping a tenth (at least 128) for everything
+   * else. TCP routes are not counted: each has its own HAProxy process.
    * @default null
    */
   maxOpenSessions?: number | null;
@@ -69,13 +72,6 @@ export interface RouterOptions {
   limitLogIntervalMs?: number;
   /** Where `/metrics` is served (docs/metrics.md); absent: not served. @default undefined */
   metrics?: MetricsListen;
-  /**
-   * What carries TCP routes: `node`, the router's own bridge; `haproxy`, one Debian HAProxy
-   * process per TCP route driven through its runtime API (docs/router.md says what each
-   * does and does not do). HTTP routes are always the router's own.
-   * @default 'node'
-   */
-  dataPlane?: 'node' | 'haproxy';
 }
 
 export type RouterConfig = Readonly<
@@ -107,7 +103,6 @@ const compile = configCompiler<SchemaShape>('router config', {
     maxOpenSessions: { type: 'integer', nullable: true, default: null, minimum: 1, maximum: 1_000_000 },
     limitLogIntervalMs: { type: 'integer', default: 10_000, minimum: 100, maximum: 3_600_000 },
     metrics: metricsListenSchema,
-    dataPlane: { type: 'string', enum: ['node', 'haproxy'], default: 'node' },
   },
 });
 

@@ -12,7 +12,7 @@ import {
 import { Admission } from './admission.js';
 import type { RouterConfig } from './config.js';
 import { sessionBudget } from './fd-budget.js';
-import { HaproxyRoute } from './haproxy-route.js';
+import { HaproxyRoute, type TcpTarget } from './haproxy-route.js';
 import { HttpLimits } from './http-limits.js';
 import { type HttpRouter, startHttpRouter } from './http-router.js';
 import { httpPortScope, LimitTally } from './limit-tally.js';
@@ -20,18 +20,16 @@ import type { RouterMeter } from './metrics.js';
 import { RouteTable } from './route-table.js';
 import { SessionRegistry } from './sessions.js';
 import type { RouterStatus, RouteStatus } from './status.js';
-import { TcpListener } from './tcp-listener.js';
-import type { TcpTarget } from './tcp-session.js';
 
-/** What serves one TCP route: the router's own listener, or an HAProxy process (`dataPlane`). */
-type TcpRouteServer = TcpListener | HaproxyRoute;
-
-/** The listeners and sessions that make the route table real. */
+/**
+ * What makes the route table real: an HAProxy process per TCP route (haproxy-route.ts),
+ * and the router's own HTTP port, whose sessions and limits it keeps here.
+ */
 export class DataPath {
   readonly table = new RouteTable();
   readonly #sessions = new SessionRegistry();
-  readonly #listeners = new Map<string, TcpRouteServer>();
-  /** The 0700 directory of the HAProxy processes' configs and sockets (`dataPlane: haproxy`). */
+  readonly #listeners = new Map<string, HaproxyRoute>();
+  /** The 0700 directory of the HAProxy processes' configs and sockets. */
   #runDir: string | undefined;
   #routeFiles = 0;
   readonly #closing = new Set<Promise<void>>();
@@ -171,38 +169,21 @@ export class DataPath {
     );
   }
 
-  #createTcpServer(instanceId: string, port: number, target: TcpTarget, maxSessions: number): TcpRouteServer {
+  #createTcpServer(instanceId: string, port: number, target: TcpTarget, maxSessions: number): HaproxyRoute {
     const { config, log } = this;
-    if (config.dataPlane === 'haproxy') {
-      this.#routeFiles += 1;
-      return new HaproxyRoute({
-        instanceId,
-        listenHost: config.listenHost,
-        port,
-        target,
-        maxSessions,
-        perClient: (max) => this.#admission.perClient(max),
-        connectTimeoutMs: config.connectTimeoutMs,
-        holdWhileRefusedMs: config.holdWhileRefusedMs,
-        idleTimeoutMs: config.idleTimeoutMs,
-        runDir: this.#haproxyRunDir(),
-        fileStem: `route-${this.#routeFiles}`,
-        tally: this.#tally,
-        log,
-        ...(this.meter ? { meter: this.meter } : {}),
-      });
-    }
-    return new TcpListener({
+    this.#routeFiles += 1;
+    return new HaproxyRoute({
       instanceId,
       listenHost: config.listenHost,
       port,
       target,
       maxSessions,
+      perClient: (max) => this.#admission.perClient(max),
       connectTimeoutMs: config.connectTimeoutMs,
       holdWhileRefusedMs: config.holdWhileRefusedMs,
       idleTimeoutMs: config.idleTimeoutMs,
-      sessions: this.#sessions,
-      admission: this.#admission,
+      runDir: this.#haproxyRunDir(),
+      fileStem: `route-${this.#routeFiles}`,
       tally: this.#tally,
       log,
       ...(this.meter ? { meter: this.meter } : {}),
@@ -236,9 +217,7 @@ export class DataPath {
         hostname: http ? (route.hostname ?? null) : null,
         target: { ...route.target },
         epoch: route.epoch,
-        activeSessions:
-          listener instanceof HaproxyRoute ? listener.activeSessions : this.#sessions.count(route.instanceId),
-        heldClients: listener instanceof TcpListener ? listener.heldClients : 0,
+        activeSessions: http ? this.#sessions.count(route.instanceId) : (listener?.activeSessions ?? 0),
         limits: {
           maxSessions: this.#maxSessions(route),
           maxSessionsPerClient: this.#admission.perClient(this.#maxSessions(route)),
@@ -269,8 +248,7 @@ export class DataPath {
 
   #haproxySessions(): number {
     let open = 0;
-    for (const listener of this.#listeners.values())
-      if (listener instanceof HaproxyRoute) open += listener.activeSessions;
+    for (const listener of this.#listeners.values()) open += listener.activeSessions;
     return open;
   }
 

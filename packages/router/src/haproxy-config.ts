@@ -43,7 +43,7 @@ export const refusedKeys = { routeLimit: 1, clientLimit: 2 } as const;
 function haproxyAddress(host: string, what: string): string {
   if (isIP(host) === 0)
     throw new InvalidInputError(
-      `${what} must be an IP address for the haproxy data plane, got ${JSON.stringify(host)}`,
+      `${what} must be an IP address (HAProxy serves TCP routes), got ${JSON.stringify(host)}`,
     );
   return host;
 }

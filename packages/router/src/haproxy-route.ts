@@ -15,7 +15,13 @@ import {
 import type { LimitTally } from './limit-tally.js';
 import type { RouterMeter } from './metrics.js';
 import { logThisFailure, retryDelayMs } from './retry-backoff.js';
-import type { TcpTarget } from './tcp-session.js';
+
+/** Where a TCP route sends new sessions, and under which epoch. */
+export interface TcpTarget {
+  host: string;
+  port: number;
+  epoch: number;
+}
 
 export interface HaproxyRouteOptions {
   instanceId: string;
@@ -49,7 +55,7 @@ const statsIntervalMs = 250;
 const maxconnFloor = 1024;
 
 /**
- * One TCP route served by its own HAProxy process (`dataPlane: "haproxy"`). The process
+ * One TCP route served by its own HAProxy process. The process
  * never reloads: a new epoch goes to the spare server slot through the runtime API, and
  * the old slot's sessions are shut in the same command line; a changed limit is a
  * variable; removing the route stops the process, which cuts its sessions. The process
@@ -222,13 +228,14 @@ export class HaproxyRoute {
       },
     );
     this.#child = child;
-    // What the process said last that explains an exit: its last alert, else its last line.
+    // What explains an exit: the first alert (the cause, e.g. "cannot bind socket (Address
+    // already in use)"; later ones say what followed), else the last line.
     let alert = '';
     let lastLine = '';
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (text: string) => {
       for (const line of text.split('\n').map((l) => l.trim())) {
-        if (line.includes('[ALERT]')) alert = line.replace(/^\[ALERT\]\s*\(\d+\)\s*:\s*/, '');
+        if (line.includes('[ALERT]')) alert ||= line.replace(/^\[ALERT\]\s*\(\d+\)\s*:\s*/, '');
         else if (line) lastLine = line;
       }
     });
@@ -309,10 +316,7 @@ export class HaproxyRoute {
     }
   }
 
-  /**
-   * Sessions let through, bytes each way and failed connections, as the metrics of the
-   * Node bridge count them; HAProxy counts bytes as they flow, not when a session closes.
-   */
+  /** Sessions let through, bytes each way (as they flow) and failed connections, as counted by HAProxy. */
   #meterGrowth(backend: Map<string, number>): void {
     const grown = { stot: 0, bin: 0, bout: 0, econ: 0 };
     for (const counter of meteredCounters) {
@@ -324,7 +328,7 @@ export class HaproxyRoute {
     const { meter } = this.options;
     if (!meter) return;
     if (grown.stot > 0) meter.opened(this.instanceId, this.port, grown.stot);
-    if (grown.bin > 0 || grown.bout > 0) meter.closed(this.instanceId, this.port, grown.bin, grown.bout);
+    if (grown.bin > 0 || grown.bout > 0) meter.carried(this.instanceId, this.port, grown.bin, grown.bout);
     if (grown.econ > 0) meter.connectError(this.instanceId, this.port, grown.econ);
   }
 

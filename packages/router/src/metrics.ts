@@ -26,7 +26,7 @@ export class RouterMeter {
     });
     this.#bytes = new Counter({
       name: 'sf_router_bytes_total',
-      help: 'Bytes carried by closed TCP sessions; direction "in" is client to service, "out" service to client.',
+      help: 'Bytes carried by TCP sessions (read from HAProxy every 250 ms); direction "in" is client to service, "out" service to client.',
       labelNames: ['instance', 'port', 'direction'],
       registers,
     });
@@ -76,7 +76,7 @@ export class RouterMeter {
     this.#sessions.inc({ instance, port: String(port) }, sessions);
   }
 
-  closed(instance: string, port: number, bytesIn: number, bytesOut: number): void {
+  carried(instance: string, port: number, bytesIn: number, bytesOut: number): void {
     this.#bytes.inc({ instance, port: String(port), direction: 'in' }, bytesIn);
     this.#bytes.inc({ instance, port: String(port), direction: 'out' }, bytesOut);
   }

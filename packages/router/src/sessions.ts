@@ -1,4 +1,4 @@
-/** A client connection (TCP session, HTTP request or WebSocket) bound to one route epoch. */
+/** An HTTP request in flight or a WebSocket, bound to one route epoch (TCP routes: haproxy-route.ts). */
 export interface Session {
   readonly epoch: number;
   /** Cuts the client and its upstream at once. */

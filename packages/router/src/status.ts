@@ -15,12 +15,6 @@ export interface RouteStatus {
   epoch: number;
   /** Open client sessions (TCP connections, HTTP requests in flight, WebSockets). */
   activeSessions: number;
-  /**
-   * TCP: clients accepted and waiting, since the target refused a connection, for the route
-   * to move to a new primary (RouterOptions.holdWhileRefusedMs); 0 for HTTP routes, and on
-   * the haproxy data plane, which holds clients without reporting how many.
-   */
-  heldClients: number;
   /** The limits in force for new sessions. */
   limits: {
     /** Sessions let through at a time: the record's `limits.maxSessions`, else the router's default. */
@@ -48,11 +42,11 @@ export interface RouterStatus {
   /** The bound HTTP port, or `null` when HTTP routing is disabled. */
   httpPort: number | null;
   sessions: {
-    /** Open TCP sessions and HTTP client connections, across all routes. */
+    /** Open TCP sessions (as their HAProxy processes last reported them) and HTTP client connections. */
     open: number;
-    /** The budget they share (configured, or derived from `RLIMIT_NOFILE`). */
+    /** The budget of HTTP connections (configured, or derived from `RLIMIT_NOFILE`). */
     maxOpenSessions: number;
-    /** What one client address may hold across all routes. */
+    /** What one client address may hold of HTTP connections across all HTTP routes. */
     maxSessionsPerClient: number;
     /** `0`: sessions are never closed for idling. */
     idleTimeoutMs: number;

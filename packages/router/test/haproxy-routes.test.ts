@@ -24,7 +24,7 @@ function haproxyPids(): number[] {
 /** A port nothing listens on, on any machine these tests run on (tcpmux, long unused). */
 const refusingPort = 1;
 
-describe('TCP routes on the haproxy data plane', () => {
+describe('TCP routes: one HAProxy process each', () => {
   let env: TestEtcd;
   let router: RunningRouter;
   let primaryA: EchoServer;
@@ -55,7 +55,6 @@ describe('TCP routes on the haproxy data plane', () => {
       {
         etcdEndpoints: [env.endpoint],
         keyspaceRoot: env.keys.root,
-        dataPlane: 'haproxy',
         idleTimeoutMs: 0,
         defaultMaxSessions: 4,
         // Longer than the default 1 s: under CI load the route switch below took over 0.7 s
@@ -137,6 +136,8 @@ describe('TCP routes on the haproxy data plane', () => {
 
     const held = TestClient.start(ports.hold);
     clients.push(held);
+    // Bytes written while held wait in HAProxy, and reach the new primary after its greeting.
+    held.socket.write('written while held\n');
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(held.closed, false, 'still held');
     const switchedAt = Date.now();
@@ -144,6 +145,7 @@ describe('TCP routes on the haproxy data plane', () => {
     await held.waitForText('primary-B\n', 2000);
     // The etcd write, the router's watch, the runtime API line, then at most one 100 ms retry.
     assert.ok(Date.now() - switchedAt < 1500, 'released to the new primary right after the switch');
+    await held.waitForText('written while held\n');
     held.socket.write('held, then through\n');
     await held.waitForText('held, then through\n');
   });
@@ -200,7 +202,7 @@ describe('TCP routes on the haproxy data plane', () => {
     const capture = captureLog();
     const idleRoot = `${env.keys.root}/idle`;
     const idleRouter = await startRouter(
-      { etcdEndpoints: [env.endpoint], keyspaceRoot: idleRoot, dataPlane: 'haproxy', idleTimeoutMs: 400 },
+      { etcdEndpoints: [env.endpoint], keyspaceRoot: idleRoot, idleTimeoutMs: 400 },
       { log: capture.log },
     );
     try {

@@ -135,14 +135,11 @@ describe('router main process', () => {
       assert.equal(await tryConnect(port), 'ECONNREFUSED');
     });
 
-    it('takes its HAProxy processes down with it when killed (dataPlane haproxy): no route outlives its control plane', async () => {
+    it('takes its HAProxy processes down with it when killed: no route outlives its control plane', async () => {
       const port = await freePort();
       await putRoute(env, tcpRoute('main-2', port, primary.port, { epoch: 3 }));
       const file = join(dir.path, 'haproxy.json');
-      await writeFile(
-        file,
-        JSON.stringify({ etcdEndpoints: [env.endpoint], keyspaceRoot: env.keys.root, dataPlane: 'haproxy' }),
-      );
+      await writeFile(file, JSON.stringify({ etcdEndpoints: [env.endpoint], keyspaceRoot: env.keys.root }));
       const run = runMain(['--config', file]);
       running.push(run);
       await waitFor(async () => (await tryConnect(port)) === 'connected', {

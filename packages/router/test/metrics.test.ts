@@ -29,6 +29,21 @@ describe('router metrics', () => {
     );
   };
   const scrape = () => scrapeMetrics(router.metricsUrl as string);
+  /** Waits for a sample to read `expected`: the HAProxy processes' counters are read every 250 ms. */
+  const metricReaches = async (name: string, labels: Record<string, string>, expected: number) => {
+    let seen: number | undefined;
+    await waitFor(
+      async () => {
+        seen = sampleValue((await scrape()).samples, name, labels);
+        return seen === expected;
+      },
+      {
+        description: `${name} ${JSON.stringify(labels)} at ${expected} (last ${seen})`,
+        timeoutMs: 5000,
+        intervalMs: 20,
+      },
+    );
+  };
 
   before(async () => {
     env = await startTestEtcd();
@@ -61,53 +76,35 @@ describe('router metrics', () => {
     await first.waitForText('0123456789\n');
 
     // Open now: one session on the route's port.
-    let { samples } = await scrape();
     const route = { instance: instanceId, port: String(routerPort) };
-    assert.equal(sampleValue(samples, 'sf_router_sessions_open', route), 1);
-    assert.equal(sampleValue(samples, 'sf_router_sessions_total', route), 1);
+    await metricReaches('sf_router_sessions_open', route, 1);
+    await metricReaches('sf_router_sessions_total', route, 1);
+    let { samples } = await scrape();
     assert.equal(sampleValue(samples, 'sf_router_route_epoch', { instance: instanceId }), 5);
 
     // A second client is over the route's limit of one: refused, counted by reason.
     const refused = TestClient.start(routerPort);
     clients.push(refused);
     await refused.waitForClose();
-    ({ samples } = await scrape());
-    assert.equal(
-      sampleValue(samples, 'sf_router_sessions_refused_total', { instance: instanceId, reason: 'routeLimit' }),
-      1,
-    );
+    await metricReaches('sf_router_sessions_refused_total', { instance: instanceId, reason: 'routeLimit' }, 1);
 
     // A new epoch cuts the old session: a switch, and the closed session's bytes are counted.
     await serve(tcpRoute(instanceId, routerPort, primaryB.port, { epoch: 6, limits: { maxSessions: 1 } }));
     await first.waitForClose();
-    await waitFor(async () => sampleValue((await scrape()).samples, 'sf_router_sessions_open', route) === 0, {
-      description: 'the cut session is no longer open',
-      timeoutMs: 5000,
-      intervalMs: 20,
-    });
+    await metricReaches('sf_router_sessions_open', route, 0);
     ({ samples } = await scrape());
     assert.equal(sampleValue(samples, 'sf_router_epoch_switches_total', { instance: instanceId }), 1);
     // Client → service: the 11 bytes written; service → client: greeting and echo.
-    assert.equal(sampleValue(samples, 'sf_router_bytes_total', { ...route, direction: 'in' }), 11);
-    assert.equal(
-      sampleValue(samples, 'sf_router_bytes_total', { ...route, direction: 'out' }),
-      'primary-A\n0123456789\n'.length,
-    );
+    await metricReaches('sf_router_bytes_total', { ...route, direction: 'in' }, 11);
+    await metricReaches('sf_router_bytes_total', { ...route, direction: 'out' }, 'primary-A\n0123456789\n'.length);
 
-    // A route whose target does not listen: the session fails to connect, and says so.
-    const deadTarget = await freePort();
-    await serve(tcpRoute(deadId, deadPort, deadTarget, { epoch: 1 }));
+    // A route whose target does not listen (port 1, tcpmux: nothing here listens there):
+    // the session fails to connect once the hold is over, and says so.
+    await serve(tcpRoute(deadId, deadPort, 1, { epoch: 1 }));
     const doomed = await TestClient.connect(deadPort);
     clients.push(doomed);
     await doomed.waitForClose();
-    await waitFor(
-      async () =>
-        sampleValue((await scrape()).samples, 'sf_router_connect_errors_total', {
-          instance: deadId,
-          port: String(deadPort),
-        }) === 1,
-      { description: 'connect error counted', timeoutMs: 5000, intervalMs: 20 },
-    );
+    await metricReaches('sf_router_connect_errors_total', { instance: deadId, port: String(deadPort) }, 1);
   });
 
   it('labels nothing with a client address', async () => {

@@ -52,13 +52,31 @@ function tcpFixture(options: Partial<RouterOptions>) {
       );
     },
     stop: () => stopRouterTest({ connections: f.clients, router: f.router, backends: [f.backend], env: f.env }),
+    /** Waits for a route's status to show `expected`: HAProxy's counters are read every 250 ms. */
+    reports: async <T>(id: string, read: (route: RouteStatus) => T, expected: T): Promise<void> => {
+      let seen: T | undefined;
+      await waitFor(
+        () => {
+          const route = f.status(id);
+          seen = route ? read(route) : undefined;
+          return JSON.stringify(seen) === JSON.stringify(expected);
+        },
+        { description: `${id} reporting ${JSON.stringify(expected)} (last ${JSON.stringify(seen)})`, timeoutMs: 3000 },
+      );
+    },
   };
   return f;
 }
 
+/**
+ * The limits of TCP routes, applied inside each route's HAProxy process (accept rules on
+ * its session count and on a stick table of client addresses). The budget and per-address
+ * total across routes are the HTTP port's (http-limits.test.ts): each TCP route has its
+ * own process and descriptors.
+ */
 describe('TCP route limits', () => {
   const f = tcpFixture({ defaultMaxSessions: 3, limitLogIntervalMs: 300 });
-  const { status, admitted, refused } = f;
+  const { status, admitted, refused, reports } = f;
   const route = (instanceId: string, port: number, limits?: unknown, epoch = 1): RouteRecord =>
     tcpRoute(instanceId, port, f.backend.port, {
       epoch,
@@ -83,8 +101,8 @@ describe('TCP route limits', () => {
     for (let i = 0; i < 4; i += 1) sessions.push(await admitted(port, `127.0.0.${2 + i}`));
 
     await refused(port, '127.0.0.6');
-    assert.equal(status('pg-limit')?.limited.routeLimit, 1);
-    assert.equal(status('pg-limit')?.activeSessions, 4);
+    await reports('pg-limit', (r) => r.limited.routeLimit, 1);
+    await reports('pg-limit', (r) => r.activeSessions, 4);
     for (const [i, session] of sessions.entries()) {
       session.socket.write(`still usable ${i}\n`);
       await session.waitForText(`still usable ${i}\n`);
@@ -102,7 +120,7 @@ describe('TCP route limits', () => {
     await admitted(port, '127.0.0.2');
     await admitted(port, '127.0.0.2');
     await refused(port, '127.0.0.2');
-    assert.deepEqual(status('pg-client')?.limited, { routeLimit: 0, clientLimit: 1, fdBudget: 0, idleTimeout: 0 });
+    await reports('pg-client', (r) => r.limited, { routeLimit: 0, clientLimit: 1, fdBudget: 0, idleTimeout: 0 });
     await admitted(port, '127.0.0.3');
   });
 
@@ -112,7 +130,7 @@ describe('TCP route limits', () => {
     assert.deepEqual(status('pg-old')?.limits, { maxSessions: 3, maxSessionsPerClient: 1, fromRecord: false });
     for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) await admitted(port, from);
     await refused(port, '127.0.0.5');
-    assert.equal(status('pg-old')?.limited.routeLimit, 1);
+    await reports('pg-old', (r) => r.limited.routeLimit, 1);
   });
 
   it('applies a changed limit at the same epoch to new sessions without cutting open ones', async () => {
@@ -162,7 +180,7 @@ describe('TCP route limits', () => {
     const flood = Array.from({ length: 30 }, () => TestClient.start(port, '127.0.0.3'));
     f.clients.push(...flood);
     await waitFor(() => flood.every((c) => c.closed), { description: 'flood refused', timeoutMs: 5000 });
-    assert.equal(status('pg-flood')?.limited.routeLimit, 30);
+    await reports('pg-flood', (r) => r.limited.routeLimit, 30);
     const summary = () => f.lines.filter((l) => l.msg === 'sessions refused: limit reached' && l.scope === 'pg-flood');
     await waitFor(() => summary().reduce((sum, l) => sum + Number(l.count), 0) === 30, {
       description: 'refusals logged',
@@ -173,51 +191,11 @@ describe('TCP route limits', () => {
     assert.ok(summary().every((l) => l.reason === 'routeLimit'));
   });
 
-  it('derives the default session budget from RLIMIT_NOFILE, two descriptors a session', () => {
+  it("derives the HTTP port's default connection budget from RLIMIT_NOFILE, two descriptors a connection", () => {
     // A child shell inherits the limit Node raised at start-up: an independent reading.
     const nofile = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
     const reserve = Math.max(128, Math.ceil(nofile / 10));
     assert.equal(f.router.status().sessions.maxOpenSessions, Math.floor((nofile - reserve) / 2));
     assert.ok(f.router.status().sessions.maxOpenSessions * 2 < nofile);
-  });
-});
-
-describe('TCP session budget and per-client total', () => {
-  const f = tcpFixture({ maxOpenSessions: 4, maxSessionsPerClient: 3, clientRouteShare: 1 });
-  const { status, admitted, refused } = f;
-  before(() => f.start());
-  after(() => f.stop());
-
-  it('shares one budget across routes and caps one address across routes', async () => {
-    const ports = [await freePort(), await freePort()] as const;
-    for (const [i, port] of ports.entries()) {
-      await putRoute(f.env, tcpRoute(`pg-${i}`, port, f.backend.port, { limits: { maxSessions: 10 } }));
-      await waitFor(() => status(`pg-${i}`)?.listening, { description: `pg-${i} bound`, timeoutMs: 5000 });
-    }
-    await admitted(ports[0], '127.0.0.2');
-    await admitted(ports[0], '127.0.0.2');
-    const third = await admitted(ports[1], '127.0.0.2');
-    await refused(ports[1], '127.0.0.2');
-    assert.equal(status('pg-1')?.limited.clientLimit, 1, 'one address, three sessions over two routes');
-
-    await admitted(ports[0], '127.0.0.3');
-    assert.deepEqual(f.router.status().sessions, {
-      open: 4,
-      maxOpenSessions: 4,
-      maxSessionsPerClient: 3,
-      idleTimeoutMs: 0,
-    });
-    await refused(ports[1], '127.0.0.4');
-    await refused(ports[0], '127.0.0.4');
-    assert.equal(status('pg-1')?.limited.fdBudget, 1);
-    assert.equal(status('pg-0')?.limited.fdBudget, 1);
-    assert.equal(f.backend.sockets.size, 4, 'the budget bounds what reaches the databases');
-
-    third.destroy();
-    await waitFor(() => f.router.status().sessions.open === 3, {
-      description: 'budget slot released',
-      timeoutMs: 2000,
-    });
-    await admitted(ports[1], '127.0.0.4');
   });
 });

@@ -59,9 +59,9 @@ export interface ClusterFile {
    */
   routerHosts?: string[];
   /**
-   * What carries the routers' TCP routes (router config `dataPlane`): new clusters write
-   * `haproxy` unless `sf up --router-data-plane node`.
-   * @default undefined: `node` (clusters set up before the HAProxy data plane)
+   * Written by `sf up` while the router had two TCP data planes; read so those cluster
+   * files still load, and otherwise unused: every router serves TCP routes through HAProxy.
+   * @default undefined
    */
   routerDataPlane?: 'node' | 'haproxy';
   routerHttpPort: number;

@@ -77,7 +77,6 @@ export class ComponentConfigs {
       ...this.#common(etcdUsers.router),
       listenHost: router.host,
       httpPort: this.cluster.routerHttpPort,
-      dataPlane: this.cluster.routerDataPlane ?? 'node',
       ...this.#metrics(router.name),
     };
   }

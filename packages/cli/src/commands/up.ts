@@ -85,10 +85,6 @@ async function firstCluster(
   const max = Number(match?.[2]);
   if (!match || min < 1024 || max > 65535 || min > max)
     throw new UsageError('--router-ports must look like 30000-30999');
-  // New clusters carry TCP routes through HAProxy (docs/router.md); `node` keeps the router's own bridge.
-  const dataPlane = options['router-data-plane'] ?? 'haproxy';
-  if (dataPlane !== 'node' && dataPlane !== 'haproxy')
-    throw new UsageError('--router-data-plane is node (the router carries TCP routes itself) or haproxy');
   const external = typeof options.etcd === 'string' ? options.etcd.split(',') : [];
   const etcdMemberCount = intOption(options, 'etcd-members', 1, 1, 5);
   if (etcdMemberCount % 2 === 0)
@@ -158,7 +154,6 @@ async function firstCluster(
     volumeSecret: newPassword(),
     routerHost: routerHosts[0] as string,
     routerHosts,
-    routerDataPlane: dataPlane,
     routerHttpPort: await port(8480),
     routerPortMin: min,
     routerPortMax: max,
@@ -237,7 +232,6 @@ export const up: Command = {
     'etcd-members': { type: 'string' },
     'shared-engine': { type: 'boolean' },
     routers: { type: 'string' },
-    'router-data-plane': { type: 'string' },
     schedulers: { type: 'string' },
     brokers: { type: 'string' },
   },
@@ -266,7 +260,6 @@ export const up: Command = {
       options['router-ports'] ||
       options['shared-engine'] ||
       options.routers ||
-      options['router-data-plane'] ||
       options.schedulers ||
       options.brokers ||
       options['etcd-members']
@@ -278,6 +271,10 @@ export const up: Command = {
       say(
         `Nodes: ${cluster.nodeRuntime === 'isolated' ? 'isolated' : 'sharing this machine’s Docker Engine'}, as this cluster was set up (\`sf down --purge\` to choose again)`,
       );
+      if (cluster.routerDataPlane === 'node')
+        say(
+          "Routers: this cluster was set up on the router's own TCP bridge, which is gone; its TCP routes now go through HAProxy (docs/router.md)",
+        );
     }
     const completed = withMissingSecrets(cluster);
     if (completed) {

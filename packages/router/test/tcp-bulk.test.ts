@@ -77,7 +77,7 @@ function open(port: number): Promise<Socket> {
   });
 }
 
-describe('TCP bridge: bulk transfers and backpressure', () => {
+describe('TCP routes: bulk transfers and backpressure', () => {
   const payload = randomBytes(48 * mib);
   let env: TestEtcd;
   let router: RunningRouter;
