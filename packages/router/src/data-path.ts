@@ -28,7 +28,7 @@ import type { RouterStatus, RouteStatus } from './status.js';
 export class DataPath {
   readonly table = new RouteTable();
   readonly #sessions = new SessionRegistry();
-  readonly #listeners = new Map<string, HaproxyRoute>();
+  readonly #tcpRoutes = new Map<string, HaproxyRoute>();
   /** The 0700 directory of the HAProxy processes' configs and sockets. */
   #runDir: string | undefined;
   #routeFiles = 0;
@@ -124,8 +124,10 @@ export class DataPath {
         else this.log.error({ instanceId, reason: result.reason }, 'invalid route write ignored');
         return;
       case 'delete': {
-        this.#closeListener(instanceId);
-        const cut = this.#sessions.cutAll(instanceId);
+        // A TCP route's sessions end with its HAProxy process: as many as it last reported.
+        const tcpSessions = this.#tcpRoutes.get(instanceId)?.activeSessions ?? 0;
+        this.#stopTcpRoute(instanceId);
+        const cut = this.#sessions.cutAll(instanceId) + tcpSessions;
         this.#tally.forget(instanceId);
         this.log.info({ instanceId, cutSessions: cut }, 'route removed');
         return;
@@ -139,15 +141,15 @@ export class DataPath {
   #applyRoute(route: RouteRecord, previous: RouteRecord | undefined): void {
     const { instanceId } = route;
     const target = { host: route.target.host, port: route.target.port, epoch: route.epoch };
-    const listener = this.#listeners.get(instanceId);
+    const tcpRoute = this.#tcpRoutes.get(instanceId);
     const maxSessions = this.#maxSessions(route);
-    if (route.protocol === 'tcp' && listener?.port === route.port) {
-      listener.retarget(target, maxSessions);
+    if (route.protocol === 'tcp' && tcpRoute?.port === route.port) {
+      tcpRoute.retarget(target, maxSessions);
     } else {
-      if (listener) this.#closeListener(instanceId);
+      if (tcpRoute) this.#stopTcpRoute(instanceId);
       if (route.protocol === 'tcp') {
-        const created = this.#createTcpServer(instanceId, route.port, target, maxSessions);
-        this.#listeners.set(instanceId, created);
+        const created = this.#startTcpRoute(instanceId, route.port, target, maxSessions);
+        this.#tcpRoutes.set(instanceId, created);
         created.start();
       }
     }
@@ -163,13 +165,14 @@ export class DataPath {
         target: `${target.host}:${target.port}`,
         maxSessions,
         limitsFrom: route.limits ? 'route' : 'router default',
-        cutSessions: cut,
+        // A TCP route's HAProxy cuts its old sessions itself, without a count to report.
+        ...(route.protocol === 'http' ? { cutSessions: cut } : {}),
       },
       previous ? 'route changed' : 'route added',
     );
   }
 
-  #createTcpServer(instanceId: string, port: number, target: TcpTarget, maxSessions: number): HaproxyRoute {
+  #startTcpRoute(instanceId: string, port: number, target: TcpTarget, maxSessions: number): HaproxyRoute {
     const { config, log } = this;
     this.#routeFiles += 1;
     return new HaproxyRoute({
@@ -195,36 +198,39 @@ export class DataPath {
     return this.#runDir;
   }
 
-  #closeListener(instanceId: string): void {
-    const listener = this.#listeners.get(instanceId);
-    if (!listener) return;
-    this.#listeners.delete(instanceId);
-    const closing = listener.close().finally(() => this.#closing.delete(closing));
+  #stopTcpRoute(instanceId: string): void {
+    const tcpRoute = this.#tcpRoutes.get(instanceId);
+    if (!tcpRoute) return;
+    this.#tcpRoutes.delete(instanceId);
+    const closing = tcpRoute.close().finally(() => this.#closing.delete(closing));
     this.#closing.add(closing);
   }
 
   status(): RouterStatus {
     const routes: RouteStatus[] = [];
     for (const route of this.table.all()) {
-      const listener = this.#listeners.get(route.instanceId);
+      const tcpRoute = this.#tcpRoutes.get(route.instanceId);
       const http = route.protocol === 'http';
       const conflict = this.table.hostnameConflict(route.instanceId);
-      const problem = http ? this.#httpProblem(conflict) : listener?.lastError;
+      const problem = http ? this.#httpProblem(conflict) : tcpRoute?.lastError;
+      const inForce = http ? undefined : tcpRoute?.inForce;
+      const maxSessions = inForce?.maxSessions ?? this.#maxSessions(route);
       routes.push({
         instanceId: route.instanceId,
         protocol: route.protocol,
         port: http ? null : route.port,
         hostname: http ? (route.hostname ?? null) : null,
-        target: { ...route.target },
-        epoch: route.epoch,
-        activeSessions: http ? this.#sessions.count(route.instanceId) : (listener?.activeSessions ?? 0),
+        // A TCP route reports what its process applies, a runtime command behind the record.
+        target: inForce ? { host: inForce.target.host, port: inForce.target.port } : { ...route.target },
+        epoch: inForce?.target.epoch ?? route.epoch,
+        activeSessions: http ? this.#sessions.count(route.instanceId) : (tcpRoute?.activeSessions ?? 0),
         limits: {
-          maxSessions: this.#maxSessions(route),
-          maxSessionsPerClient: this.#admission.perClient(this.#maxSessions(route)),
+          maxSessions,
+          maxSessionsPerClient: this.#admission.perClient(maxSessions),
           fromRecord: route.limits !== undefined,
         },
         limited: this.#tally.counters(route.instanceId),
-        listening: http ? this.#http !== undefined && !conflict : (listener?.listening ?? false),
+        listening: http ? this.#http !== undefined && !conflict : (tcpRoute?.listening ?? false),
         lastError: problem ?? this.#refused.get(route.instanceId) ?? null,
       });
     }
@@ -248,7 +254,7 @@ export class DataPath {
 
   #haproxySessions(): number {
     let open = 0;
-    for (const listener of this.#listeners.values()) open += listener.activeSessions;
+    for (const tcpRoute of this.#tcpRoutes.values()) open += tcpRoute.activeSessions;
     return open;
   }
 
@@ -258,7 +264,7 @@ export class DataPath {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const instanceId of [...this.#listeners.keys()]) this.#closeListener(instanceId);
+    for (const instanceId of [...this.#tcpRoutes.keys()]) this.#stopTcpRoute(instanceId);
     for (const route of this.table.all()) this.#sessions.cutAll(route.instanceId);
     await this.#http?.close();
     await Promise.all([...this.#closing]);

@@ -129,15 +129,19 @@ function connectRules(settings: HaproxyRouteSettings): string[] {
   ];
 }
 
-/** The runtime API commands that move new sessions to `target` and cut those of the old slot. */
+/** The runtime API commands that move new sessions (and held ones, at their next attempt) to `target`. */
 export function switchCommands(target: { host: string; port: number }, from: ServerSlot, to: ServerSlot): string {
   const host = haproxyAddress(target.host, 'route target');
   return [
     `set server target/${to} addr ${host} port ${port(target.port, 'route target')}`,
     `set server target/${to} state ready`,
     `set server target/${from} state maint`,
-    `shutdown sessions server target/${from}`,
   ].join('; ');
+}
+
+/** The runtime API command that cuts every session of a server slot: those of an older epoch. */
+export function cutCommand(slot: ServerSlot): string {
+  return `shutdown sessions server target/${slot}`;
 }
 
 /** The runtime API commands that change the limits of new sessions. */

@@ -26,7 +26,7 @@ export class RouterMeter {
     });
     this.#bytes = new Counter({
       name: 'sf_router_bytes_total',
-      help: 'Bytes carried by TCP sessions (read from HAProxy every 250 ms); direction "in" is client to service, "out" service to client.',
+      help: 'Bytes carried by TCP sessions (read from HAProxy every second); direction "in" is client to service, "out" service to client.',
       labelNames: ['instance', 'port', 'direction'],
       registers,
     });

@@ -11,6 +11,11 @@ export interface RouteStatus {
   port: number | null;
   /** The Host header of an HTTP route; `null` for TCP routes. */
   hostname: string | null;
+  /**
+   * Where new sessions go, under which epoch. TCP: what the route's HAProxy process applies
+   * now, a few milliseconds of runtime command behind a new record (the record's own values
+   * while no process serves).
+   */
   target: { host: string; port: number };
   epoch: number;
   /** Open client sessions (TCP connections, HTTP requests in flight, WebSockets). */

@@ -77,19 +77,19 @@ describe('TCP routes: one HAProxy process each', () => {
     await client.waitForText('ping 123\n');
     await waitFor(() => status('pg-main')?.activeSessions === 1, {
       description: 'one session reported',
-      timeoutMs: 2000,
+      timeoutMs: 5000,
     });
     client.socket.end();
     await client.waitForText('primary-A bye\n');
     await client.waitForClose();
-    await waitFor(() => status('pg-main')?.activeSessions === 0, { description: 'session gone', timeoutMs: 2000 });
+    await waitFor(() => status('pg-main')?.activeSessions === 0, { description: 'session gone', timeoutMs: 5000 });
     // The metrics count what HAProxy carried: one session, its bytes each way.
     const labels = { instance: 'pg-main', port: String(ports.main) };
     const metric = async (name: string, more: Record<string, string> = {}) =>
       sampleValue((await scrapeMetrics(router.metricsUrl as string)).samples, name, { ...labels, ...more });
     await waitFor(async () => (await metric('sf_router_sessions_total')) === 1, {
       description: 'the session in sf_router_sessions_total',
-      timeoutMs: 2000,
+      timeoutMs: 5000,
     });
     // In: "ping 123\n"; out: the greeting, the echo and the goodbye.
     assert.equal(await metric('sf_router_bytes_total', { direction: 'in' }), 'ping 123\n'.length);
@@ -177,7 +177,7 @@ describe('TCP routes: one HAProxy process each', () => {
         const limited = status('pg-limits')?.limited;
         return limited?.routeLimit === 1 && limited.clientLimit === 1;
       },
-      { description: `refusals counted per reason (${JSON.stringify(status('pg-limits')?.limited)})`, timeoutMs: 2000 },
+      { description: `refusals counted per reason (${JSON.stringify(status('pg-limits')?.limited)})`, timeoutMs: 5000 },
     );
 
     await putRoute(env, route(6));
@@ -221,7 +221,7 @@ describe('TCP routes: one HAProxy process each', () => {
         () => idleRouter.status().routes.find((r) => r.instanceId === 'pg-idle')?.limited.idleTimeout === 1,
         {
           description: 'idle closure counted',
-          timeoutMs: 2000,
+          timeoutMs: 5000,
         },
       );
     } finally {

@@ -29,7 +29,7 @@ describe('router metrics', () => {
     );
   };
   const scrape = () => scrapeMetrics(router.metricsUrl as string);
-  /** Waits for a sample to read `expected`: the HAProxy processes' counters are read every 250 ms. */
+  /** Waits for a sample to read `expected`: the HAProxy processes' counters are read every second. */
   const metricReaches = async (name: string, labels: Record<string, string>, expected: number) => {
     let seen: number | undefined;
     await waitFor(

@@ -52,7 +52,7 @@ function tcpFixture(options: Partial<RouterOptions>) {
       );
     },
     stop: () => stopRouterTest({ connections: f.clients, router: f.router, backends: [f.backend], env: f.env }),
-    /** Waits for a route's status to show `expected`: HAProxy's counters are read every 250 ms. */
+    /** Waits for a route's status to show `expected`: HAProxy's counters are read every second. */
     reports: async <T>(id: string, read: (route: RouteStatus) => T, expected: T): Promise<void> => {
       let seen: T | undefined;
       await waitFor(
@@ -61,7 +61,7 @@ function tcpFixture(options: Partial<RouterOptions>) {
           seen = route ? read(route) : undefined;
           return JSON.stringify(seen) === JSON.stringify(expected);
         },
-        { description: `${id} reporting ${JSON.stringify(expected)} (last ${JSON.stringify(seen)})`, timeoutMs: 3000 },
+        { description: `${id} reporting ${JSON.stringify(expected)} (last ${JSON.stringify(seen)})`, timeoutMs: 5000 },
       );
     },
   };
@@ -109,7 +109,7 @@ describe('TCP route limits', () => {
     }
 
     sessions[0]?.destroy();
-    await waitFor(() => status('pg-limit')?.activeSessions === 3, { description: 'slot released', timeoutMs: 2000 });
+    await waitFor(() => status('pg-limit')?.activeSessions === 3, { description: 'slot released', timeoutMs: 5000 });
     await admitted(port, '127.0.0.6');
   });
 
