@@ -71,9 +71,9 @@ const statsIntervalMs = 1000;
 const maxconnFloor = 1024;
 
 /**
- * One TCP route served by its own HAProxy process. The process
- * never reloads: a new epoch goes to the spare server slot through the runtime API, and
- * the old slot's sessions are shut in the same command line; a changed limit is a
+ * One TCP route served by its own HAProxy process. The process never reloads: a new epoch
+ * goes to the spare server slot through the runtime API, and the old slot's sessions are
+ * shut once the clients held on it have moved (see #cutLater); a changed limit is a
  * variable; removing the route stops the process, which cuts its sessions. The process
  * dies with the router (`setpriv --pdeathsig KILL`): no HAProxy outlives the control
  * plane that cuts its old epochs. A runtime API command that fails is never left half

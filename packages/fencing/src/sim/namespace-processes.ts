@@ -34,18 +34,27 @@ function procEntries(): ProcEntry[] {
   for (const name of readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(name)) continue;
     const pid = Number(name);
-    try {
-      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      // Fields after the command name (which may hold spaces and parentheses): state, ppid, …
-      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      if (fields[0] === 'Z' || fields[0] === 'X') continue;
-      const inode = /^net:\[([0-9]+)\]$/.exec(netnsLink(pid))?.[1];
-      entries.push({ pid, ppid: Number(fields[1]), netns: inode ? Number(inode) : undefined });
-    } catch {
-      // Gone while we looked.
-    }
+    const fields = statFields(pid);
+    if (!fields || !runs(fields)) continue;
+    const inode = /^net:\[([0-9]+)\]$/.exec(netnsLink(pid))?.[1];
+    entries.push({ pid, ppid: Number(fields[1]), netns: inode ? Number(inode) : undefined });
   }
   return entries;
+}
+
+/** The fields of `/proc/<pid>/stat` after the command name (which may hold spaces and parentheses): state, ppid, …; undefined once gone. */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Neither a zombie nor dead: the process still runs. */
+function runs(fields: string[]): boolean {
+  return fields[0] !== 'Z' && fields[0] !== 'X';
 }
 
 function netnsLink(pid: number): string {
@@ -81,13 +90,8 @@ export async function namespaceProcesses(name: string): Promise<number[]> {
 
 /** Gone, or a zombie: nothing of it runs any more. */
 function exited(pid: number): boolean {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3);
-    return state === 'Z' || state === 'X';
-  } catch {
-    return true;
-  }
+  const fields = statFields(pid);
+  return !fields || !runs(fields);
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
