@@ -1,21 +1,22 @@
 import { rm } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
 import { isAbsolute, resolve } from 'node:path';
 import { InvalidInputError } from '@service-foundry/core';
 import { verifyBodySignature } from './auth.js';
 import { readBodyTrailers } from './body-check.js';
 import { compileTransferConfig, type TransferConfig, type TransferOptions } from './config.js';
 import { VolumeTransferError } from './errors.js';
-import { errorFromResponse, readJsonBody, responseOf, startSignedRequest } from './http-client.js';
+import { errorFromResponse, peerError, readJsonBody, responseOf, startSignedRequest } from './http-client.js';
 import { linkCopy } from './link-copy.js';
 import type { Manifest } from './manifest.js';
 import { parseManifest } from './manifest-check.js';
 import { receivedManifest } from './manifest-hint.js';
 import { type ProgressListener, ProgressMeter } from './progress.js';
 import { headerNames, isVolumeName, manifestCheck } from './protocol.js';
-import { receivedResult, receiveSnapshot } from './receiver.js';
+import { receivedResult } from './receiver.js';
 import { lstatOrUndefined } from './safe-fs.js';
-import { clientTlsOptions, readVolumeTls, type VolumeTlsFiles } from './tls.js';
+import { SnapshotIntake } from './snapshot-intake.js';
+import { requestSnapshot, type SnapshotAnswer } from './snapshot-request.js';
+import { clientTlsOptions, readVolumeTls, tlsDialOptions, type VolumeTlsFiles } from './tls.js';
 import { withVolumeLock } from './volume-lock.js';
 import { currentManifest, prepareWorkDir, type WorkDir, workDirFor } from './work-dir.js';
 
@@ -121,7 +122,7 @@ export async function fetchManifest(options: PeerOptions): Promise<Manifest | un
 
 /** A request sent, and the local copy's manifest (and its hard-link staging) prepared meanwhile. */
 interface OpenedPull {
-  response: IncomingMessage;
+  response: SnapshotAnswer;
   nonce: string;
   local: Manifest | undefined;
   /** `staging` holds the link copy of `local`. */
@@ -136,7 +137,7 @@ interface OpenedPull {
 /** The copy here is no longer the manifest it had when this process received it. */
 class StaleHint extends Error {}
 
-type Requester = (since: string | undefined) => { pending: Promise<IncomingMessage>; nonce: string };
+type Requester = (since: string | undefined) => { pending: Promise<SnapshotAnswer>; nonce: string };
 
 /**
  * Copies the peer's volume into `into`: a delta against what `into` holds when the peer
@@ -147,7 +148,7 @@ type Requester = (since: string | undefined) => { pending: Promise<IncomingMessa
 export async function pullSnapshot(options: PullOptions): Promise<TransferResult> {
   const config = transferConfig(options);
   const into = checkPeer(options, options.into, 'into');
-  const tls = options.tls ? clientTlsOptions(await readVolumeTls(options.tls)) : undefined;
+  const tls = options.tls ? tlsDialOptions(await readVolumeTls(options.tls)) : undefined;
   const startedAt = Date.now();
   return withVolumeLock(into, async () => {
     const work = workDirFor(into);
@@ -156,10 +157,10 @@ export async function pullSnapshot(options: PullOptions): Promise<TransferResult
     if (existed) await prepareWorkDir(work);
     const request: Requester = (since) => {
       const path = `/volumes/${options.name}/snapshot?since=${since ?? 'none'}&check=${manifestCheck}`;
-      const started = startSignedRequest(config, options.url, 'GET', path, { signal: options.signal, tls });
-      const pending = responseOf(started.request);
-      started.request.end();
-      return { pending, nonce: started.nonce };
+      const { answer, nonce } = requestSnapshot(config, options.url, path, { signal: options.signal, tls });
+      // Observed here; the caller awaits it (or drops it when the staging failed first).
+      answer.catch(() => undefined);
+      return { pending: answer, nonce };
     };
     const receive = (opened: OpenedPull) => receiveAnswer(options, config, work, existed, opened, startedAt);
     const incremental = options.since !== 'none' && existed;
@@ -193,10 +194,11 @@ async function receiveAnswer(
       response.statusCode === 200 && response.headers[headerNames.base] === local?.id ? local : undefined;
     // A link copy made meanwhile serves only a delta against it.
     if (opened.staged && !offeredBase) await rm(work.staging, { recursive: true, force: true });
-    if (response.statusCode !== 200) throw await errorFromResponse(response, `snapshot of ${options.name}`);
+    if (response.statusCode !== 200) throw await answerError(response, `snapshot of ${options.name}`);
     if (!existed) await prepareWorkDir(work);
     const progress = new ProgressMeter(options.onProgress);
-    const result = await receiveSnapshot(response as AsyncIterable<Buffer>, {
+    let trailers: Record<string, string> = {};
+    const intake = new SnapshotIntake({
       volume: options.name,
       work,
       offeredBase,
@@ -206,14 +208,21 @@ async function receiveAnswer(
       verifyBody: async (proof) => {
         // The checksum trailer is signed as sent: `none`, or a CRC from a sender before
         // check=manifest (nothing here depends on it; the manifest is what is checked).
-        const trailers = readBodyTrailers(response.trailers);
-        const signed = trailers.crc32 !== undefined && { ...proof, crc32: trailers.crc32 };
-        if (!signed || !verifyBodySignature(config.secret, nonce, signed, trailers.signature)) {
+        const body = readBodyTrailers(trailers);
+        const signed = body.crc32 !== undefined && { ...proof, crc32: body.crc32 };
+        if (!signed || !verifyBodySignature(config.secret, nonce, signed, body.signature)) {
           throw new VolumeTransferError('snapshot body is not signed with the cluster secret');
         }
         await proven;
       },
     });
+    try {
+      trailers = await response.receive(intake);
+    } catch (error) {
+      await intake.abort(error);
+      throw error;
+    }
+    const result = await intake.finish();
     progress.finish();
     return receivedResult(options.name, result, startedAt);
   } catch (error) {
@@ -226,6 +235,17 @@ async function receiveAnswer(
   } finally {
     response.destroy();
   }
+}
+
+/** The error of a non-200 snapshot answer, with the peer's JSON message when it sent one. */
+async function answerError(answer: SnapshotAnswer, what: string): Promise<VolumeTransferError> {
+  let body: unknown;
+  try {
+    body = JSON.parse((await answer.readAll(1024 * 1024)).toString('utf8'));
+  } catch {
+    // The status alone has to do.
+  }
+  return peerError(answer.statusCode, body, what);
 }
 
 /**

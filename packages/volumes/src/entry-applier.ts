@@ -1,27 +1,28 @@
-import { createHash } from 'node:crypto';
 import { type FileHandle, lchown, link, lstat, lutimes, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidInputError } from '@service-foundry/core';
-import type { Header } from 'tar-stream';
 import type { TransferLimits } from './config.js';
-import type { EntryContent } from './entry-content.js';
+import { FileSink, type WriteBacklog } from './file-sink.js';
 import type { ManifestEntry } from './manifest.js';
 import { checkVolumePath, symlinkTargetProblem, tarNameToVolumePath } from './paths.js';
 import type { ProgressMeter } from './progress.js';
 import { msFromPaxTime, paxKeys } from './protocol.js';
 import { clearPath, createExclusive, ensureParents, lstatOrUndefined, parentsAreDirectories } from './safe-fs.js';
 import { msFromNs } from './scan.js';
+import type { TarHeader } from './tar-reader.js';
 
-/** Received bytes are written in batches of about this size (fewer syscalls than per network chunk). */
-const writeBatchBytes = 1024 * 1024;
 /** Files being finished (metadata, fsync, close) in the background at most. */
 const maxFinishing = 16;
+/** Back-pressure: the stream waits while more than this many bytes wait to be written… */
+const maxQueuedBytes = 16 * 1024 * 1024;
+/** …or more than this many entries wait to be applied. */
+const maxPendingEntries = 256;
 
 function refuse(name: string, problem: string): never {
   throw new InvalidInputError(`snapshot entry ${JSON.stringify(name)} refused`, [problem]);
 }
 
-function paxNumber(header: Header, key: string, radix: 8 | 10): number | undefined {
+function paxNumber(header: TarHeader, key: string, radix: 8 | 10): number | undefined {
   const pax = header.pax as Record<string, string> | null | undefined;
   const text = pax?.[key];
   if (text === undefined) return undefined;
@@ -31,7 +32,7 @@ function paxNumber(header: Header, key: string, radix: 8 | 10): number | undefin
 }
 
 /** An entry's metadata: pax records when present (exact), else the ustar fields. */
-function metadataOf(header: Header): Pick<ManifestEntry, 'mode' | 'uid' | 'gid' | 'mtimeMs'> {
+function metadataOf(header: TarHeader): Pick<ManifestEntry, 'mode' | 'uid' | 'gid' | 'mtimeMs'> {
   const pax = header.pax as Record<string, string> | null | undefined;
   const paxTime = pax?.[paxKeys.mtime];
   const mtimeMs = paxTime === undefined ? header.mtime.getTime() : msFromPaxTime(paxTime);
@@ -55,20 +56,31 @@ export interface ApplierOptions {
 }
 
 /**
- * Applies the volume entries of a snapshot stream to the staging directory, one at a time,
- * after checking each: canonical path inside the volume (paths.ts), no duplicate, a type
- * the volume may hold (file, directory, symlink whose target stays inside, hardlink to a
- * file already in the copy), no setuid files unless allowed, the size and entry budgets.
- * Files are hashed as they are written. What was applied is kept for the trailer's check.
+ * Applies the volume entries of a snapshot stream to the staging directory, in stream
+ * order, after checking each: canonical path inside the volume (paths.ts), no duplicate, a
+ * type the volume may hold (file, directory, symlink whose target stays inside, hardlink
+ * to a file already in the copy), no setuid files unless allowed, the size and entry
+ * budgets. The checks run as an entry's header is read (`begin`); the file system work
+ * runs in order behind the stream, and a file's content is hashed and copied as it
+ * arrives (FileSink). What was applied is kept for the trailer's check.
  */
-export class EntryApplier {
+export class EntryApplier implements WriteBacklog {
   readonly received = new Map<string, ManifestEntry>();
   /** Parents created because the stream named a child before (or without) its directory. */
   readonly implicitDirectories = new Set<string>();
+  /** Bytes of file content copied but not yet written. */
+  queued = 0;
   /** Directories of the staging copy checked to be real directories (see ensureParents). */
   readonly #knownDirectories = new Set<string>();
+  /** Paths named by the stream so far (duplicates are refused at the header). */
+  readonly #seen = new Set<string>();
   /** Files whose metadata, fsync and close run while the next entries arrive. */
   readonly #finishing = new Set<Promise<void>>();
+  /** Files begun whose content is not on disk yet: a failure releases them. */
+  readonly #open = new Set<FileSink>();
+  #chain: Promise<void> = Promise.resolve();
+  #pending = 0;
+  #waiters: (() => void)[] = [];
   #failure: unknown;
   #bytes = 0;
   readonly #options: ApplierOptions;
@@ -77,42 +89,113 @@ export class EntryApplier {
     this.#options = options;
   }
 
-  async apply(header: Header, content: EntryContent): Promise<void> {
+  /** The first failure of the work behind the stream, if any. */
+  get failure(): unknown {
+    return this.#failure;
+  }
+
+  /** Whether the stream may go on without waiting ({@link room}). */
+  get hasRoom(): boolean {
+    return this.#failure !== undefined || (this.queued <= maxQueuedBytes && this.#pending <= maxPendingEntries);
+  }
+
+  /** Settles once there is room again, or a failure happened. */
+  room(): Promise<void> {
+    if (this.hasRoom) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  shrank(written: number): void {
+    if (written > 0) this.#options.progress?.add(written, 0);
+    this.#wake();
+  }
+
+  /** Runs `task` after every entry before it was applied (e.g. preparing the staging copy). */
+  enqueue(task: () => Promise<void>): void {
+    this.#pending++;
+    this.#chain = this.#chain.then(async () => {
+      try {
+        if (this.#failure === undefined) await task();
+      } catch (error) {
+        this.#fail(error);
+      } finally {
+        this.#pending--;
+        this.#wake();
+      }
+    });
+  }
+
+  /**
+   * Checks an entry's header and queues its application; for a file, returns the sink its
+   * content goes to (call `end()` on it when the content is complete). Throws on refusal.
+   */
+  begin(header: TarHeader): FileSink | undefined {
     const { limits } = this.#options;
     const isDirectory = header.type === 'directory';
     const path = tarNameToVolumePath(header.name, isDirectory, limits);
-    if (this.received.has(path)) refuse(path, 'duplicate entry');
-    if (this.received.size >= limits.maxEntries) refuse(path, `more than ${limits.maxEntries} entries`);
+    if (this.#seen.has(path)) refuse(path, 'duplicate entry');
+    if (this.#seen.size >= limits.maxEntries) refuse(path, `more than ${limits.maxEntries} entries`);
     if (path === '.' && !isDirectory) refuse(path, 'the root must be a directory');
     const meta = metadataOf(header);
+    this.#seen.add(path);
     switch (header.type) {
       case 'directory':
-        await this.#directory(path);
-        this.received.set(path, { path, type: 'directory', size: 0, ...meta });
-        return;
+        this.enqueue(async () => {
+          await this.#directory(path);
+          this.received.set(path, { path, type: 'directory', size: 0, ...meta });
+        });
+        return undefined;
       case 'file':
-        this.received.set(path, await this.#file(path, header, meta, content));
-        return;
-      case 'symlink':
-        this.received.set(path, await this.#symlink(path, header.linkname ?? '', meta));
-        return;
-      case 'link':
-        this.received.set(path, await this.#hardlink(path, header.linkname ?? ''));
-        return;
+        return this.#file(path, header.size, meta);
+      case 'symlink': {
+        const target = header.linkname ?? '';
+        this.enqueue(async () => {
+          this.received.set(path, await this.#symlink(path, target, meta));
+        });
+        return undefined;
+      }
+      case 'link': {
+        const linkname = header.linkname ?? '';
+        this.enqueue(async () => {
+          this.received.set(path, await this.#hardlink(path, linkname));
+        });
+        return undefined;
+      }
       default:
         refuse(path, `${header.type} entries are not accepted (only files, directories, symlinks and hardlinks)`);
     }
   }
 
-  /** Waits for every file still being finished; throws the first failure among them. */
+  /** Waits for every entry to be applied and every file finished; throws the first failure. */
   async settle(): Promise<void> {
+    await this.#chain;
     await Promise.all(this.#finishing);
     if (this.#failure !== undefined) throw this.#failure;
   }
 
+  /** Stops: files still receiving are dropped, and the work queued behind the stream ends. */
+  async abort(error: unknown): Promise<void> {
+    this.#fail(error);
+    await this.#chain;
+    await Promise.all(this.#finishing);
+  }
+
+  #fail(error: unknown): void {
+    this.#failure ??= error;
+    for (const sink of this.#open) sink.fail(this.#failure);
+    this.#wake();
+  }
+
+  #wake(): void {
+    if (!this.hasRoom) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+
   async #inBackground(task: Promise<void>): Promise<void> {
     const tracked = task.catch((error: unknown) => {
-      this.#failure ??= error;
+      this.#fail(error);
     });
     this.#finishing.add(tracked);
     void tracked.finally(() => this.#finishing.delete(tracked));
@@ -152,68 +235,48 @@ export class EntryApplier {
     await mkdir(join(staging, path), { mode: 0o700 });
   }
 
-  async #file(
-    path: string,
-    header: Header,
-    meta: Pick<ManifestEntry, 'mode' | 'uid' | 'gid' | 'mtimeMs'>,
-    content: EntryContent,
-  ): Promise<ManifestEntry> {
+  #file(path: string, size: number, meta: Pick<ManifestEntry, 'mode' | 'uid' | 'gid' | 'mtimeMs'>): FileSink {
     const { limits, preserveOwnership, fsync, progress } = this.#options;
     if (!limits.allowSetuidFiles && (meta.mode & 0o6000) !== 0) refuse(path, 'setuid or setgid file');
-    const size = header.size ?? 0;
     if (this.#bytes + size > limits.maxTotalBytes)
       refuse(path, `files add up to more than ${limits.maxTotalBytes} bytes`);
     this.#bytes += size;
-    await this.#parents(path);
-    const handle = await this.#create(path);
-    const hash = createHash('sha256');
-    let written = 0;
-    // One write in flight while the next batch arrives: disk and network overlap.
-    let inflight: Promise<void> = Promise.resolve();
-    try {
-      const flush = async (chunks: Buffer[], bytes: number) => {
-        await inflight;
-        inflight = handle.writev(chunks).then(() => progress?.add(bytes, 0));
-        inflight.catch(() => undefined);
-        written += bytes;
-      };
-      let batch: Buffer[] = [];
-      let batchBytes = 0;
-      await content.consume((chunk) => {
-        hash.update(chunk);
-        batch.push(chunk);
-        batchBytes += chunk.length;
-        if (batchBytes < writeBatchBytes) return;
-        const full = batch;
-        const bytes = batchBytes;
-        batch = [];
-        batchBytes = 0;
-        return flush(full, bytes);
-      });
-      if (batchBytes > 0) await flush(batch, batchBytes);
-      await inflight;
-      if (written !== size) refuse(path, `carried ${written} bytes, declared ${size}`);
-    } catch (error) {
-      await inflight.catch(() => undefined);
-      await handle.close();
-      throw error;
-    }
-    // The rest does not need the stream: it runs while the next entries arrive.
-    await this.#inBackground(
-      (async () => {
-        try {
-          // chown clears setuid bits, so it goes before chmod.
-          if (preserveOwnership) await handle.chown(meta.uid, meta.gid);
-          await handle.chmod(meta.mode);
-          await handle.utimes(meta.mtimeMs / 1000, meta.mtimeMs / 1000);
-          if (fsync) await handle.sync();
-        } finally {
-          await handle.close();
-        }
-        progress?.add(0, 1);
-      })(),
-    );
-    return { path, type: 'file', size, ...meta, sha256: hash.digest('hex') };
+    const sink = new FileSink(size, this);
+    this.#open.add(sink);
+    this.enqueue(async () => {
+      let handle: FileHandle | undefined;
+      try {
+        await this.#parents(path);
+        handle = await this.#create(path);
+        sink.attach(handle);
+        const content = await sink.written();
+        if (content.received !== size) refuse(path, `carried ${content.received} bytes, declared ${size}`);
+        this.received.set(path, { path, type: 'file', size, ...meta, sha256: content.sha256 });
+      } catch (error) {
+        sink.fail(error);
+        await handle?.close();
+        throw error;
+      } finally {
+        this.#open.delete(sink);
+      }
+      const file = handle;
+      // The rest does not need the stream: it runs while the next entries arrive.
+      await this.#inBackground(
+        (async () => {
+          try {
+            // chown clears setuid bits, so it goes before chmod.
+            if (preserveOwnership) await file.chown(meta.uid, meta.gid);
+            await file.chmod(meta.mode);
+            await file.utimes(meta.mtimeMs / 1000, meta.mtimeMs / 1000);
+            if (fsync) await file.sync();
+          } finally {
+            await file.close();
+          }
+          progress?.add(0, 1);
+        })(),
+      );
+    });
+    return sink;
   }
 
   async #symlink(
@@ -245,7 +308,8 @@ export class EntryApplier {
     const sha256 = this.received.get(source)?.sha256 ?? this.#options.baseHash(source);
     if (!sha256) refuse(path, `hardlink target ${JSON.stringify(source)} has no known content`);
     // The target's metadata may still be being set; the link shares it.
-    await this.settle();
+    await Promise.all(this.#finishing);
+    if (this.#failure !== undefined) throw this.#failure;
     await this.#parents(path);
     await this.#clear(path);
     await link(join(staging, source), join(staging, path));

@@ -75,15 +75,21 @@ export async function readJsonBody(response: IncomingMessage, maxBytes: number):
 
 /** The error a non-2xx answer stands for, with the peer's message. */
 export async function errorFromResponse(response: IncomingMessage, what: string): Promise<VolumeTransferError> {
-  const status = response.statusCode ?? 0;
-  let detail = '';
+  let body: unknown;
   try {
-    const body = (await readJsonBody(response, 1024 * 1024)) as { error?: unknown; problems?: unknown } | null;
-    if (typeof body?.error === 'string') detail = body.error;
-    if (Array.isArray(body?.problems) && body.problems.length > 0)
-      detail += `: ${body.problems.map(String).join('; ')}`;
+    body = await readJsonBody(response, 1024 * 1024);
   } catch {
     // The status alone has to do.
   }
+  return peerError(response.statusCode ?? 0, body, what);
+}
+
+/** The error of a non-2xx answer whose JSON body (if any) was `body`. */
+export function peerError(status: number, body: unknown, what: string): VolumeTransferError {
+  const answer = body as { error?: unknown; problems?: unknown } | null | undefined;
+  let detail = '';
+  if (typeof answer?.error === 'string') detail = answer.error;
+  if (Array.isArray(answer?.problems) && answer.problems.length > 0)
+    detail += `: ${answer.problems.map(String).join('; ')}`;
   return new VolumeTransferError(`${what}: peer answered ${status}${detail ? ` (${detail})` : ''}`, status);
 }

@@ -52,14 +52,30 @@ export async function readVolumeTls(files: VolumeTlsFiles): Promise<VolumeTlsMat
   return { ca, cert, key };
 }
 
-/** What node:https needs to dial a peer: only the cluster CA is trusted, not the system's. */
-export function clientTlsOptions(material: VolumeTlsMaterial): RequestOptions {
+/** What a TLS client of a peer presents and trusts: only the cluster CA, not the system's. */
+export interface TlsDialOptions {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+  minVersion: typeof minTlsVersion;
+  rejectUnauthorized: true;
+}
+
+/** TLS options to dial a peer on a connection of one's own (snapshot-request.ts). */
+export function tlsDialOptions(material: VolumeTlsMaterial): TlsDialOptions {
   return {
     ca: material.ca,
     cert: material.cert,
     key: material.key,
     minVersion: minTlsVersion,
     rejectUnauthorized: true,
+  };
+}
+
+/** What node:https needs to dial a peer: only the cluster CA is trusted, not the system's. */
+export function clientTlsOptions(material: VolumeTlsMaterial): RequestOptions {
+  return {
+    ...tlsDialOptions(material),
     // No connection reuse: each pull is one request, and a pooled socket would outlive the
     // certificate files it was made with.
     agent: false,
