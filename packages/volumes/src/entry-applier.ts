@@ -1,12 +1,11 @@
 import { type FileHandle, lchown, link, lstat, lutimes, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidInputError } from '@service-foundry/core';
 import type { TransferLimits } from './config.js';
+import { type EntryMetadata, metadataOf, refuseEntry } from './entry-metadata.js';
 import { FileSink, type WriteBacklog } from './file-sink.js';
 import type { ManifestEntry } from './manifest.js';
 import { checkVolumePath, symlinkTargetProblem, tarNameToVolumePath } from './paths.js';
 import type { ProgressMeter } from './progress.js';
-import { msFromPaxTime, paxKeys } from './protocol.js';
 import { clearPath, createExclusive, ensureParents, lstatOrUndefined, parentsAreDirectories } from './safe-fs.js';
 import { msFromNs } from './scan.js';
 import type { TarHeader } from './tar-reader.js';
@@ -17,33 +16,6 @@ const maxFinishing = 16;
 const maxQueuedBytes = 16 * 1024 * 1024;
 /** …or more than this many entries wait to be applied. */
 const maxPendingEntries = 256;
-
-function refuse(name: string, problem: string): never {
-  throw new InvalidInputError(`snapshot entry ${JSON.stringify(name)} refused`, [problem]);
-}
-
-function paxNumber(header: TarHeader, key: string, radix: 8 | 10): number | undefined {
-  const pax = header.pax as Record<string, string> | null | undefined;
-  const text = pax?.[key];
-  if (text === undefined) return undefined;
-  const pattern = radix === 8 ? /^[0-7]{1,7}$/ : /^[0-9]{1,10}$/;
-  if (!pattern.test(text)) refuse(header.name, `malformed pax ${key}`);
-  return Number.parseInt(text, radix);
-}
-
-/** An entry's metadata: pax records when present (exact), else the ustar fields. */
-function metadataOf(header: TarHeader): Pick<ManifestEntry, 'mode' | 'uid' | 'gid' | 'mtimeMs'> {
-  const pax = header.pax as Record<string, string> | null | undefined;
-  const paxTime = pax?.[paxKeys.mtime];
-  const mtimeMs = paxTime === undefined ? header.mtime.getTime() : msFromPaxTime(paxTime);
-  if (mtimeMs === undefined || !Number.isSafeInteger(mtimeMs)) refuse(header.name, 'malformed mtime');
-  return {
-    mode: (paxNumber(header, paxKeys.mode, 8) ?? header.mode) & 0o7777,
-    uid: paxNumber(header, paxKeys.uid, 10) ?? header.uid,
-    gid: paxNumber(header, paxKeys.gid, 10) ?? header.gid,
-    mtimeMs,
-  };
-}
 
 export interface ApplierOptions {
   staging: string;
@@ -133,9 +105,9 @@ export class EntryApplier implements WriteBacklog {
     const { limits } = this.#options;
     const isDirectory = header.type === 'directory';
     const path = tarNameToVolumePath(header.name, isDirectory, limits);
-    if (this.#seen.has(path)) refuse(path, 'duplicate entry');
-    if (this.#seen.size >= limits.maxEntries) refuse(path, `more than ${limits.maxEntries} entries`);
-    if (path === '.' && !isDirectory) refuse(path, 'the root must be a directory');
+    if (this.#seen.has(path)) refuseEntry(path, 'duplicate entry');
+    if (this.#seen.size >= limits.maxEntries) refuseEntry(path, `more than ${limits.maxEntries} entries`);
+    if (path === '.' && !isDirectory) refuseEntry(path, 'the root must be a directory');
     const meta = metadataOf(header);
     this.#seen.add(path);
     switch (header.type) {
@@ -162,7 +134,7 @@ export class EntryApplier implements WriteBacklog {
         return undefined;
       }
       default:
-        refuse(path, `${header.type} entries are not accepted (only files, directories, symlinks and hardlinks)`);
+        refuseEntry(path, `${header.type} entries are not accepted (only files, directories, symlinks and hardlinks)`);
     }
   }
 
@@ -235,11 +207,11 @@ export class EntryApplier implements WriteBacklog {
     await mkdir(join(staging, path), { mode: 0o700 });
   }
 
-  #file(path: string, size: number, meta: Pick<ManifestEntry, 'mode' | 'uid' | 'gid' | 'mtimeMs'>): FileSink {
+  #file(path: string, size: number, meta: EntryMetadata): FileSink {
     const { limits, preserveOwnership, fsync, progress } = this.#options;
-    if (!limits.allowSetuidFiles && (meta.mode & 0o6000) !== 0) refuse(path, 'setuid or setgid file');
+    if (!limits.allowSetuidFiles && (meta.mode & 0o6000) !== 0) refuseEntry(path, 'setuid or setgid file');
     if (this.#bytes + size > limits.maxTotalBytes)
-      refuse(path, `files add up to more than ${limits.maxTotalBytes} bytes`);
+      refuseEntry(path, `files add up to more than ${limits.maxTotalBytes} bytes`);
     this.#bytes += size;
     const sink = new FileSink(size, this);
     this.#open.add(sink);
@@ -250,7 +222,7 @@ export class EntryApplier implements WriteBacklog {
         handle = await this.#create(path);
         sink.attach(handle);
         const content = await sink.written();
-        if (content.received !== size) refuse(path, `carried ${content.received} bytes, declared ${size}`);
+        if (content.received !== size) refuseEntry(path, `carried ${content.received} bytes, declared ${size}`);
         this.received.set(path, { path, type: 'file', size, ...meta, sha256: content.sha256 });
       } catch (error) {
         sink.fail(error);
@@ -279,14 +251,10 @@ export class EntryApplier implements WriteBacklog {
     return sink;
   }
 
-  async #symlink(
-    path: string,
-    target: string,
-    meta: Pick<ManifestEntry, 'mode' | 'uid' | 'gid' | 'mtimeMs'>,
-  ): Promise<ManifestEntry> {
+  async #symlink(path: string, target: string, meta: EntryMetadata): Promise<ManifestEntry> {
     const { limits, staging, preserveOwnership } = this.#options;
     const problem = symlinkTargetProblem(path, target, limits);
-    if (problem) refuse(path, problem);
+    if (problem) refuseEntry(path, problem);
     await this.#parents(path);
     await this.#clear(path);
     const full = join(staging, path);
@@ -299,14 +267,15 @@ export class EntryApplier implements WriteBacklog {
 
   async #hardlink(path: string, linkname: string): Promise<ManifestEntry> {
     const { limits, staging } = this.#options;
-    if (path === '.') refuse(path, 'the root cannot be a hardlink');
+    if (path === '.') refuseEntry(path, 'the root cannot be a hardlink');
     const source = checkVolumePath(linkname, limits, `hardlink target of ${JSON.stringify(path)}:`);
-    if (source === '.' || source === path) refuse(path, 'hardlink to itself or to the root');
+    if (source === '.' || source === path) refuseEntry(path, 'hardlink to itself or to the root');
     const inside = await parentsAreDirectories(staging, source);
     const sourceStats = inside ? await lstatOrUndefined(join(staging, source)) : undefined;
-    if (!sourceStats?.isFile()) refuse(path, `hardlink target ${JSON.stringify(source)} is not a file of the copy`);
+    if (!sourceStats?.isFile())
+      refuseEntry(path, `hardlink target ${JSON.stringify(source)} is not a file of the copy`);
     const sha256 = this.received.get(source)?.sha256 ?? this.#options.baseHash(source);
-    if (!sha256) refuse(path, `hardlink target ${JSON.stringify(source)} has no known content`);
+    if (!sha256) refuseEntry(path, `hardlink target ${JSON.stringify(source)} has no known content`);
     // The target's metadata may still be being set; the link shares it.
     await Promise.all(this.#finishing);
     if (this.#failure !== undefined) throw this.#failure;
