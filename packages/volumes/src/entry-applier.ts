@@ -213,7 +213,7 @@ export class EntryApplier implements WriteBacklog {
     if (this.#bytes + size > limits.maxTotalBytes)
       refuseEntry(path, `files add up to more than ${limits.maxTotalBytes} bytes`);
     this.#bytes += size;
-    const sink = new FileSink(size, this);
+    const sink = new FileSink(this);
     this.#open.add(sink);
     this.enqueue(async () => {
       let handle: FileHandle | undefined;

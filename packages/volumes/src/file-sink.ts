@@ -23,7 +23,6 @@ export interface WriteBacklog {
 export class FileSink {
   readonly #hash = createHash('sha256');
   readonly #backlog: WriteBacklog;
-  readonly #size: number;
   #batch: Buffer | undefined;
   #fill = 0;
   #received = 0;
@@ -38,8 +37,7 @@ export class FileSink {
   readonly #endSeen: Promise<void>;
   readonly #handle: Promise<FileHandle>;
 
-  constructor(size: number, backlog: WriteBacklog) {
-    this.#size = size;
+  constructor(backlog: WriteBacklog) {
     this.#backlog = backlog;
     const opened = new Promise<FileHandle>((resolve, reject) => {
       this.#openHandle = resolve;
@@ -101,10 +99,6 @@ export class FileSink {
     await this.#endSeen;
     await this.#writes;
     return { bytes: this.#written, received: this.#received, sha256: this.#sha256 ?? '' };
-  }
-
-  get declaredSize(): number {
-    return this.#size;
   }
 
   #submit(): void {

@@ -71,6 +71,8 @@ export function requestSnapshot(
     settleBody?.reject(failure);
   };
   let ended: Record<string, string> | undefined;
+  /** A push said "no room": the read that is running ends by pausing the socket. */
+  let wantsRoom = false;
   const reader = new HttpResponseReader({
     head: (head) => settleHead?.resolve(head),
     body: (buf, start, end) => {
@@ -87,7 +89,6 @@ export function requestSnapshot(
       settleBody?.resolve(trailers);
     },
   });
-  let wantsRoom = false;
   const onread = {
     buffer,
     callback: (bytes: number, buf: Uint8Array): boolean => {
@@ -121,7 +122,11 @@ export function requestSnapshot(
     fail(new VolumeTransferError(`GET ${url.pathname}: no data for ${config.idleTimeoutMs} ms`)),
   );
   socket.on('error', (error) => fail(connectionError(error, 'volume transfer connection failed')));
+  const onAbort = () =>
+    fail(connectionError(options.signal?.reason ?? new Error('aborted'), 'volume transfer aborted'));
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   socket.on('close', () => {
+    options.signal?.removeEventListener('abort', onAbort);
     if (ended !== undefined || failure !== undefined) return;
     try {
       reader.close();
@@ -131,10 +136,6 @@ export function requestSnapshot(
     }
     if (!reader.complete) fail(new VolumeTransferError('the connection broke during the transfer: closed by the peer'));
   });
-  const onAbort = () =>
-    fail(connectionError(options.signal?.reason ?? new Error('aborted'), 'volume transfer aborted'));
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  socket.on('close', () => options.signal?.removeEventListener('abort', onAbort));
   if (options.signal?.aborted) onAbort();
   const headers = { host: url.host, ...signed, connection: 'close' };
   const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);

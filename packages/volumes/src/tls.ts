@@ -88,18 +88,7 @@ export function clientTlsOptions(material: VolumeTlsMaterial): RequestOptions {
  * the work. Destroy `agent` when done.
  */
 export function pooledClientTlsOptions(material: VolumeTlsMaterial): { agent: Agent } {
-  const { ca, cert, key } = material;
-  return {
-    agent: new Agent({
-      ca,
-      cert,
-      key,
-      minVersion: minTlsVersion,
-      rejectUnauthorized: true,
-      keepAlive: true,
-      maxSockets: 2,
-    }),
-  };
+  return { agent: new Agent({ ...tlsDialOptions(material), keepAlive: true, maxSockets: 2 }) };
 }
 
 /** What node:https needs to serve: clients must present a certificate of the same CA. */

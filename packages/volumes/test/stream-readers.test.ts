@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempDirFor } from '@service-foundry/test-support';
@@ -233,13 +234,19 @@ test('a snapshot request stops reading while its sink has no room, and the whole
   const { answer } = requestSnapshot(config, server.url, '/volumes/data/snapshot?since=none&check=manifest');
   const response = await answer;
   assert.equal(response.statusCode, 200);
+  // The sink is a slow consumer like the receiver's: what it took goes to a file with
+  // fsync while it has no room.
+  const spill = await open(join(root, 'spill'), 'w');
+  t.after(() => spill.close());
+  let pending: Buffer[] = [];
   let bytes = 0;
   let paused = false;
   let bytesWhilePaused = 0;
   let mostWhilePaused = 0;
   let pauses = 0;
   const trailers = await response.receive({
-    push: (_buf, start, end) => {
+    push: (buf, start, end) => {
+      pending.push(Buffer.from(buf.subarray(start, end)));
       bytes += end - start;
       if (paused) bytesWhilePaused += end - start;
       mostWhilePaused = Math.max(mostWhilePaused, bytesWhilePaused);
@@ -250,15 +257,15 @@ test('a snapshot request stops reading while its sink has no room, and the whole
       }
       return true;
     },
-    room: () =>
-      new Promise<void>((resolve) =>
-        setTimeout(() => {
-          pauses++;
-          paused = false;
-          bytesWhilePaused = 0;
-          resolve();
-        }, 5),
-      ),
+    room: async () => {
+      const batch = pending;
+      pending = [];
+      await spill.writev(batch);
+      await spill.sync();
+      pauses++;
+      paused = false;
+      bytesWhilePaused = 0;
+    },
   });
   assert.ok(bytes > 9 * 1024 * 1024, `the whole body arrived (${bytes} bytes)`);
   assert.ok(pauses >= 5, `the reader waited for room (${pauses} times)`);
