@@ -18,5 +18,10 @@ files=(packages/*/test/*.test.ts e2e/*.test.ts)
 # spin forever at 100% CPU in its exit-time handle cleanup (Environment::CleanupHandles)
 # after a file's tests have all passed; seen once with packages/router/test/tcp-routes.test.ts,
 # which would hold the whole run until CI's limit. process.exit skips that cleanup.
-node --import tsx --test --test-force-exit --test-concurrency=4 --test-timeout=900000 "${files[@]}"
+# The second reporter lists the failed tests (file, suites, error) after the TAP stream,
+# so the tail of a long log names them.
+node --import tsx --test --test-force-exit --test-concurrency=4 --test-timeout=900000 \
+  --test-reporter=tap --test-reporter-destination=stdout \
+  --test-reporter=./scripts/failed-tests-reporter.mjs --test-reporter-destination=stdout \
+  "${files[@]}"
 echo "test.sh: finished in $(($(date +%s) - start)) s"
