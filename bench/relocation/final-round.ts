@@ -8,6 +8,8 @@ import { mib, outlastRacyWindow, writeRandomFile } from './volume-data.js';
 const rounds = 3;
 const smallFolders = 5;
 const smallPerFolder = 250;
+/** The WAL segment size of the catalog's Postgres image (initdb --wal-segsize=1). */
+export const walSegmentBytes = 1 * mib;
 
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -16,7 +18,7 @@ export function median(values: number[]): number {
 
 export interface FinalRoundFigures {
   entries: number;
-  /** A pull after one 16 MiB file (a WAL segment) and three 8 KiB files changed, ms (median). */
+  /** A pull after one WAL segment and three 8 KiB files changed, ms (median). */
   deltaMs: number;
   /** A pull with nothing changed: the fixed cost of a round, ms (median). */
   idleMs: number;
@@ -25,7 +27,7 @@ export interface FinalRoundFigures {
 /**
  * The shape of a relocation's final round: a volume of ~1,850 entries (the 1 GiB of step 1
  * plus 1,250 files of 8 KiB, like a database's catalog), where the shutdown changed one
- * 16 MiB WAL segment and a few small files. Pulls with fsync, as the agent does; the fixed
+ * WAL segment and a few small files. Pulls with fsync, as the agent does; the fixed
  * cost (scans, staging, verification) is what a round costs when nothing changed.
  */
 export async function measureFinalRound(
@@ -41,13 +43,13 @@ export async function measureFinalRound(
     }
   }
   await mkdir(join(source, 'wal'), { recursive: true });
-  await writeRandomFile(join(source, 'wal', 'segment'), 16 * mib);
+  await writeRandomFile(join(source, 'wal', 'segment'), walSegmentBytes);
   await outlastRacyWindow();
   await pullSnapshot({ url: server.url, secret, name: 'bench', into: target });
   const delta: number[] = [];
   const idle: number[] = [];
   for (let round = 0; round < rounds; round++) {
-    await writeRandomFile(join(source, 'wal', 'segment'), 16 * mib);
+    await writeRandomFile(join(source, 'wal', 'segment'), walSegmentBytes);
     for (let i = 0; i < 3; i++) await writeFile(join(source, 'catalog', 'd0', `f${i}`), randomBytes(8192));
     await outlastRacyWindow();
     delta.push((await pullSnapshot({ url: server.url, secret, name: 'bench', into: target })).durationMs);

@@ -63,13 +63,15 @@ class Prober {
     await this.#loop;
   }
 
-  /** The longest gap between two successful queries, in seconds. */
-  longestGapSeconds(): number {
-    let longest = 0;
+  /** The longest gap between two successful queries: the last success before, the first after. */
+  longestGap(): { from: number; to: number } {
+    let gap = { from: 0, to: 0 };
     for (let i = 1; i < this.successes.length; i++) {
-      longest = Math.max(longest, (this.successes[i] as number) - (this.successes[i - 1] as number));
+      const from = this.successes[i - 1] as number;
+      const to = this.successes[i] as number;
+      if (to - from > gap.to - gap.from) gap = { from, to };
     }
-    return longest / 1000;
+    return gap;
   }
 }
 
@@ -80,14 +82,27 @@ interface EventView {
   instanceId?: string;
 }
 
-/** Where the downtime went: the relocation's events from the stop on, in ms after it. */
-async function printTimeline(log: (line: string) => void, events: EventView[], instanceId: string): Promise<void> {
-  const mine = events.filter((e) => e.instanceId === instanceId).sort((a, b) => a.at.localeCompare(b.at));
+/**
+ * Where the downtime went: the relocation's events from the stop on, and the client's
+ * longest gap (its last success before, its first after), in ms after the stop.
+ */
+function printTimeline(
+  log: (line: string) => void,
+  events: EventView[],
+  instanceId: string,
+  gap: { from: number; to: number },
+): void {
+  const mine = events.filter((e) => e.instanceId === instanceId);
   const stop = mine.find((e) => e.kind === 'relocation-stopping');
   if (!stop) return;
   const t0 = Date.parse(stop.at);
-  for (const e of mine.filter((e) => Date.parse(e.at) >= t0)) {
-    log(`  +${String(Date.parse(e.at) - t0).padStart(5)} ms  ${e.kind}: ${e.message.slice(0, 110)}`);
+  const lines = mine
+    .filter((e) => Date.parse(e.at) >= t0)
+    .map((e) => ({ at: Date.parse(e.at), text: `${e.kind}: ${e.message.slice(0, 110)}` }));
+  lines.push({ at: gap.from, text: 'client: the last successful query before the longest gap' });
+  lines.push({ at: gap.to, text: 'client: the first successful query after it' });
+  for (const line of lines.sort((a, b) => a.at - b.at)) {
+    log(`  +${String(line.at - t0).padStart(5)} ms  ${line.text}`);
   }
 }
 
@@ -150,11 +165,12 @@ export async function measurePlatformRelocation(log: (line: string) => void): Pr
       timeoutMs: 30_000,
     });
     await prober.stop();
-    await printTimeline(log, JSON.parse((await cluster.sf('events', '--json', '--limit', '200')).stdout), detail.id);
+    const gap = prober.longestGap();
+    printTimeline(log, JSON.parse((await cluster.sf('events', '--json', '--limit', '200')).stdout), detail.id, gap);
     if (done.phase !== 'done') throw new Error(done.message);
     const rows = await psql(uri, 'SELECT count(*) FROM items');
     return {
-      clientDowntimeSeconds: prober.longestGapSeconds(),
+      clientDowntimeSeconds: (gap.to - gap.from) / 1000,
       controllerDowntimeSeconds: (done.downtimeMs ?? Number.NaN) / 1000,
       message: done.message,
       rows: rows.out,

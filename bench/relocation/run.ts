@@ -6,8 +6,8 @@
  *    alternating rounds, medians compared; the receiver does not fsync (tar does not
  *    either). One more round with fsync (the library's default) for information.
  * 2. Delta: 10 MiB rewritten after a full copy; time and bytes of the incremental pull. Then
- *    the shape of a relocation's final round (final-round.ts): ~1,850 entries, one 16 MiB
- *    file changed; and a pull with nothing changed, the fixed cost of a round.
+ *    the shape of a relocation's final round (final-round.ts): ~1,850 entries, one WAL
+ *    segment (1 MiB) changed; and a pull with nothing changed, the fixed cost of a round.
  * 3. Planned relocation on the platform (`sf up`, three simulated nodes): a Postgres
  *    instance with 1 GiB in its volume, ~10 MB of rows written during the pre-copy, then
  *    `sf relocate`; downtime is what a client querying through the router sees (the
@@ -24,7 +24,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pullSnapshot } from '../../packages/volumes/src/index.js';
-import { measureFinalRound, median } from './final-round.js';
+import { measureFinalRound, median, walSegmentBytes } from './final-round.js';
 import { measurePlatformRelocation } from './platform-downtime.js';
 import { startServerProcess } from './server-process.js';
 import { run } from './shell.js';
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
       );
       const final = await measureFinalRound(source, target, server, secret);
       log(
-        `final-round shape (${final.entries} entries, one 16 MiB file and three 8 KiB files changed, fsync): ` +
+        `final-round shape (${final.entries} entries, one ${walSegmentBytes / mib} MiB file and three 8 KiB files changed, fsync): ` +
           `delta ${final.deltaMs} ms, nothing changed ${final.idleMs} ms (medians of 3)`,
       );
       const ratio = median(ours) / median(baseline);

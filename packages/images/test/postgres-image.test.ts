@@ -153,6 +153,8 @@ test('postgres image: offline build, cached by tag, serves the binding recipe', 
 
   const admin = entry.runtime.adminUser;
   assert.equal(await psqlOk(port, admin, adminPassword, ['SELECT current_user, current_database()']), 'postgres|sf');
+  // A relocation's final copy carries the WAL segment in use whole: the image keeps it small.
+  assert.equal(await psqlOk(port, admin, adminPassword, ['SHOW wal_segment_size']), '1MB');
   const wrong = await psql(port, admin, `${adminPassword}x`, ['SELECT 1']);
   assert.notEqual(wrong.code, 0);
   assert.match(wrong.stderr, /password authentication failed for user "postgres"/);
