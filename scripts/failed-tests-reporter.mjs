@@ -1,7 +1,7 @@
 // A node:test reporter that prints nothing until the run ends, then one block per failed
 // test: its file, the names of the suites around it, and the first lines of its error.
-// The TAP stream before it can be long enough that a CI log's tail would not show a
-// failure printed hours earlier; this summary is always the last thing before the exit.
+// The TAP stream of a whole run is long enough that a CI log's tail may not reach a
+// failure printed minutes earlier; this summary is always the last thing before the exit.
 import { relative } from 'node:path';
 
 const errorLines = 12;
